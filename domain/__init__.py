@@ -1,0 +1,1 @@
+"""Domain model of the customs ledger: aggregates, events, rules, reference data, errors."""

@@ -1,0 +1,1 @@
+"""Write side: the eventsourcing application, commands, persistence wiring, mapper, chain."""

@@ -1,0 +1,81 @@
+"""The ledger's eventsourcing application: one per process, saving commands atomically."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper
+
+from domain.errors import ConcurrencyConflict
+from domain.events import Pending, project
+from ledger.database import Database, eventsourcing_env
+from ledger.mapper import MsgspecMapper
+from ledger.store import ChainedLog
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+
+
+class LedgerApplication(Application[UUID]):
+    """Event store, repository and the command loop with bounded retries."""
+
+    name = "ledger"
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        # On SQLite one process is the only writer of its file: serialising commands here
+        # means they never lose a race. On PostgreSQL the version check decides, and a lost
+        # race is retried.
+        self._command_lock: AbstractContextManager[Any] = (
+            threading.RLock() if database.kind == "sqlite" else nullcontext()
+        )
+        super().__init__(env=eventsourcing_env(database))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MsgspecMapper(transcoder=self.factory.transcoder())
+
+    @property
+    def log(self) -> ChainedLog:
+        return self.recorder  # type: ignore[return-value]
+
+    def load(self, stream: UUID) -> Any | None:
+        """The current state of an aggregate, or None when it has no events."""
+        try:
+            return self.repository.get(stream, projector_func=project)
+        except AggregateNotFoundError:
+            return None
+
+    def pending(self, stream: UUID) -> Pending[Any]:
+        return Pending(self.load(stream), stream)
+
+    def run(self, command: Callable[[], tuple[list[Pending[Any]], T]]) -> tuple[T, int | None]:
+        """Run a command: decide on fresh state, save atomically, retry a lost race.
+
+        `command` loads what it needs, returns the aggregates with new events and its result.
+        Returns the result and the log position of the last event written.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            with self._command_lock:
+                pendings, result = command()
+                try:
+                    recordings = self.save(*pendings)
+                except IntegrityError:
+                    pass
+                else:
+                    position = recordings[-1].notification.id if recordings else None
+                    return result, position
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise ConcurrencyConflict(
+            "other writers changed the same records; retry the request",
+        )
+
+    def close(self) -> None:
+        self.factory.close()

@@ -1,0 +1,49 @@
+"""The tamper-evidence chain: one SHA-256 link per stored event, in log order.
+
+link(n) = SHA-256( link(n-1) || F(stream_id) || F(version) || F(topic) || F(recorded_at) || F(state) )
+where link(0) is 32 zero bytes and F(x) is the 8-byte big-endian length of x's UTF-8 (or raw)
+bytes followed by those bytes; stream_id is the canonical hyphenated UUID, version its decimal
+digits, recorded_at the stored UTC text (YYYY-MM-DDTHH:MM:SS.ffffffZ), state the stored event
+bytes (they carry the actor and the payload). Positions are excluded, so an exported and
+re-imported log keeps its hashes. docs/audit.md publishes the same definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from uuid import UUID
+
+GENESIS = bytes(32)
+
+
+def _field(data: bytes) -> bytes:
+    return len(data).to_bytes(8, "big") + data
+
+
+def link_hash(
+    previous: bytes, stream_id: UUID | str, version: int, topic: str, recorded_at: str, state: bytes
+) -> bytes:
+    """The chain link of one event, given the link of the event before it."""
+    h = hashlib.sha256(previous)
+    h.update(_field(str(stream_id).encode()))
+    h.update(_field(str(version).encode()))
+    h.update(_field(topic.encode()))
+    h.update(_field(recorded_at.encode()))
+    h.update(_field(bytes(state)))
+    return h.digest()
+
+
+def format_recorded_at(moment: datetime) -> str:
+    """Record time as stored: UTC, microseconds, `Z` (fixed width, so text order is time order)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_recorded_at(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def next_recorded_at(last: str | None) -> str:
+    """Now, but never before the last record time: `recorded_at` never decreases along the log."""
+    now = format_recorded_at(datetime.now(UTC))
+    return now if last is None or now > last else last

@@ -1,0 +1,88 @@
+"""Turn a LEDGER_DATABASE_URL into the eventsourcing environment for our event stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL is not one this ledger understands."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """A parsed database URL."""
+
+    url: str
+    kind: str  # "sqlite" or "postgresql"
+    path: str = ""
+    host: str = ""
+    port: str = "5432"
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, for logs."""
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def parse_database_url(url: str) -> Database:
+    """Parse `sqlite:///path` or `postgresql://user[:pw]@host[:port]/db[?schema=name]`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise DatabaseUrlError(f"expected sqlite:///<path>, got {url!r}")
+        return Database(url=url, kind="sqlite", path=path)
+    if parts.scheme in ("postgresql", "postgres"):
+        dbname = parts.path.lstrip("/")
+        if not parts.hostname or not dbname:
+            raise DatabaseUrlError(f"expected postgresql://user@host/db, got {url!r}")
+        schema = "public"
+        for pair in parts.query.split("&") if parts.query else []:
+            key, _, value = pair.partition("=")
+            if key == "schema" and value:
+                schema = value
+        return Database(
+            url=url,
+            kind="postgresql",
+            host=parts.hostname,
+            port=str(parts.port or 5432),
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            schema=schema,
+        )
+    raise DatabaseUrlError(f"unsupported database URL scheme {parts.scheme!r} in {url!r}")
+
+
+def eventsourcing_env(db: Database) -> dict[str, str]:
+    """The environment that points the library at our chained recorders for this database."""
+    if db.kind == "sqlite":
+        if not db.path.startswith(":memory:") and "mode=memory" not in db.path:
+            Path(db.path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "ledger.store.sqlite:LedgerSQLiteFactory",
+            "SQLITE_DBNAME": db.path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    return {
+        "PERSISTENCE_MODULE": "ledger.store.postgres:LedgerPostgresFactory",
+        "POSTGRES_DBNAME": db.dbname,
+        "POSTGRES_HOST": db.host,
+        "POSTGRES_PORT": db.port,
+        "POSTGRES_USER": db.user,
+        "POSTGRES_PASSWORD": db.password,
+        "POSTGRES_SCHEMA": db.schema,
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+    }

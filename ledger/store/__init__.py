@@ -1,0 +1,71 @@
+"""Event stores: the library's SQLite and PostgreSQL recorders, extended with the chain columns.
+
+Both recorders append `sequence` (1, 2, 3 ... with no gaps), `recorded_at` (UTC text, never
+decreasing) and `hash` (the chain link, see ledger.chain) to every stored event, computed where
+the log order is decided: inside the writer's lock, in the same transaction as the insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from ledger.chain import link_hash, next_recorded_at
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One stored event with its place in the log and its chain link."""
+
+    position: int
+    sequence: int
+    stream_id: UUID | str
+    version: int
+    topic: str
+    state: bytes
+    recorded_at: str
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last link of the chain: what an auditor writes down."""
+
+    sequence: int
+    position: int
+    recorded_at: str
+    hash: bytes
+
+
+class ChainedLog(Protocol):
+    """What the ledger needs from a recorder beyond the library's interface."""
+
+    def select_log(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> Sequence[LogRecord]: ...
+
+    def select_stream(self, stream_id: UUID | str) -> Sequence[LogRecord]: ...
+
+    def head(self) -> Head | None: ...
+
+    def count(self) -> int: ...
+
+
+def chain_rows(
+    head: tuple[int, str, bytes] | None, stored_events: Sequence[StoredEvent]
+) -> list[tuple[int, str, bytes]]:
+    """(sequence, recorded_at, hash) for each new event, continuing from the head."""
+    sequence, last_time, previous = head if head else (0, None, bytes(32))
+    recorded_at = next_recorded_at(last_time)
+    rows = []
+    for s in stored_events:
+        sequence += 1
+        previous = link_hash(
+            previous, s.originator_id, s.originator_version, s.topic, recorded_at, s.state
+        )
+        rows.append((sequence, recorded_at, previous))
+    return rows

@@ -1,0 +1,147 @@
+"""PostgreSQL event store: the library's table lock, plus chain columns computed under it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg.sql import SQL, Identifier
+
+from ledger.store import Head, LogRecord, chain_rows
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """The library's application recorder plus `sequence`, `recorded_at` and `hash`.
+
+    The library's insert takes `LOCK TABLE ... IN EXCLUSIVE MODE` so positions commit in
+    order; the head is read and the new links computed after that lock, in the same
+    transaction. The database insert function (POSTGRES_ENABLE_DB_FUNCTIONS) skips that
+    lock, so this recorder refuses to run with it.
+    """
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        if self.datastore.enable_db_functions:
+            msg = "POSTGRES_ENABLE_DB_FUNCTIONS skips the table lock; the chain needs it"
+            raise ValueError(msg)
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        self.sql_create_statements[self.create_table_statement_index] = SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "topic text, state bytea, notification_id bigserial, "
+            "sequence bigint NOT NULL, recorded_at text NOT NULL, hash bytea NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        ).format(schema=schema, table=table)
+        self.sql_create_statements.append(
+            SQL("CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {schema}.{table} (sequence)").format(
+                index=Identifier(f"{self.events_table_name}_sequence_idx"),
+                schema=schema,
+                table=table,
+            )
+        )
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (recorded_at)").format(
+                index=Identifier(f"{self.events_table_name}_recorded_at_idx"),
+                schema=schema,
+                table=table,
+            )
+        )
+        self.chained_insert_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state, "
+            "sequence, recorded_at, hash) SELECT * FROM unnest("
+            "%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], "
+            "%s::bytea[]) RETURNING notification_id"
+        ).format(schema=schema, table=table)
+        self.select_head_statement = SQL(
+            "SELECT notification_id, sequence, recorded_at, hash FROM {schema}.{table} "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).format(schema=schema, table=table)
+        self.select_log_columns = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state, "
+            "sequence, recorded_at, hash FROM {schema}.{table} "
+        ).format(schema=schema, table=table)
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(self.select_head_statement)
+        row = curs.fetchone()
+        head = (row["sequence"], row["recorded_at"], bytes(row["hash"])) if row else None
+        links = chain_rows(head, stored_events)
+        curs.execute(
+            self.chained_insert_statement,
+            (
+                [s.originator_id for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+                [x[0] for x in links],
+                [x[1] for x in links],
+                [x[2] for x in links],
+            ),
+        )
+
+    @staticmethod
+    def _record(row: Any) -> LogRecord:
+        return LogRecord(
+            position=row["notification_id"],
+            sequence=row["sequence"],
+            stream_id=row["originator_id"],
+            version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+            recorded_at=row["recorded_at"],
+            hash=bytes(row["hash"]),
+        )
+
+    def select_log(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> list[LogRecord]:
+        statement = self.select_log_columns + SQL("WHERE notification_id > %s ")
+        params: list[Any] = [after or 0]
+        if until is not None:
+            statement += SQL("AND recorded_at <= %s ")
+            params.append(until)
+        statement += SQL("ORDER BY notification_id LIMIT %s")
+        params.append(limit)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return [self._record(r) for r in curs.fetchall()]
+
+    def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:
+        statement = self.select_log_columns + SQL(
+            "WHERE originator_id = %s ORDER BY originator_version"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (stream_id,))
+            return [self._record(r) for r in curs.fetchall()]
+
+    def head(self) -> Head | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_head_statement)
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return Head(row["sequence"], row["notification_id"], row["recorded_at"], bytes(row["hash"]))
+
+    def count(self) -> int:
+        statement = SQL("SELECT count(*) AS n FROM {schema}.{table}").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement)
+            return int(curs.fetchone()["n"])
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """PostgreSQL infrastructure with the chained recorder."""
+
+    application_recorder_class = ChainedPostgresRecorder
+
+
+Factory = LedgerPostgresFactory

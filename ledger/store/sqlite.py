@@ -1,0 +1,162 @@
+"""SQLite event store: WAL, synchronous=FULL, chain columns computed under the write lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
+
+from ledger.store import Head, LogRecord, chain_rows
+
+
+class DurableSQLitePool(SQLiteConnectionPool):
+    """Connections with synchronous=FULL: an acknowledged write survives a power cut."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        connection._sqlite_conn.execute("PRAGMA synchronous=FULL")
+        return connection
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's application recorder plus `sequence`, `recorded_at` and `hash`."""
+
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        t = self.events_table_name
+        self.insert_events_statement = (
+            f"INSERT INTO {t} (originator_id, originator_version, topic, state, "
+            "sequence, recorded_at, hash) VALUES (?,?,?,?,?,?,?)"
+        )
+        self.select_head_statement = (
+            f"SELECT rowid, sequence, recorded_at, hash FROM {t} ORDER BY rowid DESC LIMIT 1"
+        )
+        self.select_log_columns = (
+            f"SELECT rowid, originator_id, originator_version, topic, state, sequence, "
+            f"recorded_at, hash FROM {t} "
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        t = self.events_table_name
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} ("
+            "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "sequence INTEGER NOT NULL, recorded_at TEXT NOT NULL, hash BLOB NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_sequence_idx ON {t} (sequence)",
+            f"CREATE INDEX IF NOT EXISTS {t}_recorded_at_idx ON {t} (recorded_at)",
+        ]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # BEGIN IMMEDIATE takes the write lock before reading the head, so two processes
+        # sharing the file can never chain onto the same link.
+        with self.datastore.get_connection(commit=True) as connection:
+            conn: sqlite3.Connection = connection._sqlite_conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    ids = self._insert_events(SQLiteCursor(conn.cursor()), stored_events)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+            except sqlite3.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            return ids
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> Sequence[int] | None:
+        c.execute(self.select_head_statement)
+        row = c.fetchone()
+        head = (row["sequence"], row["recorded_at"], row["hash"]) if row else None
+        returning = []
+        for s, (sequence, recorded_at, link) in zip(
+            stored_events, chain_rows(head, stored_events), strict=True
+        ):
+            oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
+            c.execute(
+                self.insert_events_statement,
+                (oid, s.originator_version, s.topic, s.state, sequence, recorded_at, link),
+            )
+            returning.append(c.lastrowid)
+        return returning
+
+    def _record(self, row: Any) -> LogRecord:
+        return LogRecord(
+            position=row["rowid"],
+            sequence=row["sequence"],
+            stream_id=self.convert_originator_id(row["originator_id"]),
+            version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+            recorded_at=row["recorded_at"],
+            hash=bytes(row["hash"]),
+        )
+
+    def select_log(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> list[LogRecord]:
+        statement = self.select_log_columns + "WHERE rowid > ? "
+        params: list[Any] = [after or 0]
+        if until is not None:
+            statement += "AND recorded_at <= ? "
+            params.append(until)
+        statement += "ORDER BY rowid LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            return [self._record(r) for r in c.fetchall()]
+
+    def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:
+        oid = stream_id.hex if isinstance(stream_id, UUID) else stream_id
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                self.select_log_columns + "WHERE originator_id = ? ORDER BY originator_version",
+                (oid,),
+            )
+            return [self._record(r) for r in c.fetchall()]
+
+    def head(self) -> Head | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self.select_head_statement)
+            row = c.fetchone()
+        if row is None:
+            return None
+        return Head(row["sequence"], row["rowid"], row["recorded_at"], bytes(row["hash"]))
+
+    def count(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT count(*) FROM {self.events_table_name}")
+            return int(c.fetchone()[0])
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """SQLite infrastructure with durable connections and the chained recorder."""
+
+    application_recorder_class = ChainedSQLiteRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        old = self.datastore.pool
+        self.datastore.pool = DurableSQLitePool(
+            db_name=old.db_name, lock_timeout=old.lock_timeout
+        )
+        old.close()
+
+
+Factory = LedgerSQLiteFactory
