@@ -1,14 +1,14 @@
 """The one error hierarchy of the ledger; the API maps each class to an HTTP status.
 
-    LedgerError
-     +-- ValidationFailed        content invalid on its own (422), errors name field paths
-     +-- NotFound                unknown resource, or another tenant's (404)
-     +-- Forbidden               role may not do this, or acts as another party (403)
-     +-- Conflict                conflicts with the ledger's state (409), `rule` names it
-          +-- InvalidTransition        status does not allow the action
-          +-- AlreadyExists            a business key is taken
-          +-- IdempotencyKeyReused     same key, different request
-          +-- ConcurrencyConflict      lost a race more times than we retry
+LedgerError
+ +-- ValidationFailed        content invalid on its own (422), errors name field paths
+ +-- NotFound                unknown resource, or another tenant's (404)
+ +-- Forbidden               role may not do this, or acts as another party (403)
+ +-- Conflict                conflicts with the ledger's state (409), `rule` names it
+      +-- InvalidTransition        status does not allow the action
+      +-- AlreadyExists            a business key is taken
+      +-- IdempotencyKeyReused     same key, different request
+      +-- ConcurrencyConflict      lost a race more times than we retry
 """
 
 from __future__ import annotations

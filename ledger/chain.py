@@ -1,6 +1,7 @@
 """The tamper-evidence chain: one SHA-256 link per stored event, in log order.
 
-link(n) = SHA-256( link(n-1) || F(stream_id) || F(version) || F(topic) || F(recorded_at) || F(state) )
+link(n) = SHA-256(link(n-1) || F(stream_id) || F(version) || F(topic) || F(recorded_at)
+                  || F(state))
 where link(0) is 32 zero bytes and F(x) is the 8-byte big-endian length of x's UTF-8 (or raw)
 bytes followed by those bytes; stream_id is the canonical hyphenated UUID, version its decimal
 digits, recorded_at the stored UTC text (YYYY-MM-DDTHH:MM:SS.ffffffZ), state the stored event

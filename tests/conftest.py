@@ -27,9 +27,7 @@ def _postgres_reachable() -> str | None:
 
 
 def _conninfo(db: Database) -> str:
-    return (
-        f"host={db.host} port={db.port} user={db.user} password={db.password} dbname={db.dbname}"
-    )
+    return f"host={db.host} port={db.port} user={db.user} password={db.password} dbname={db.dbname}"
 
 
 @pytest.fixture(scope="session")

@@ -153,9 +153,7 @@ class LedgerSQLiteFactory(SQLiteFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         old = self.datastore.pool
-        self.datastore.pool = DurableSQLitePool(
-            db_name=old.db_name, lock_timeout=old.lock_timeout
-        )
+        self.datastore.pool = DurableSQLitePool(db_name=old.db_name, lock_timeout=old.lock_timeout)
         old.close()
 
 

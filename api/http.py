@@ -1,0 +1,183 @@
+"""Request bodies, responses, auth and OpenAPI wiring shared by every route module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+from fastapi import Request
+from fastapi.responses import Response
+
+from api.problems import PROBLEM_JSON, HttpProblem, Problem, field_error
+from domain.errors import ValidationFailed
+from domain.events import Actor
+from ledger.commands import Idempotency, Outcome
+
+T = TypeVar("T")
+MAX_BODY_BYTES = 1024 * 1024
+MAX_KEY_LENGTH = 255
+_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+# Every msgspec type that appears in a request or response, for /openapi.json.
+SCHEMA_TYPES: set[Any] = {Problem}
+
+
+@cache
+def _decoder(cls: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(cls)
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past 1 MiB (before it is all read, when announced)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise HttpProblem(413, "too-large", "Payload too large", "bodies are limited to 1 MiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HttpProblem(413, "too-large", "Payload too large", "bodies are limited to 1 MiB")
+    return bytes(body)
+
+
+def decode_body(body: bytes, cls: type[T]) -> T:
+    """Decode and validate with msgspec: 400 when it is not a JSON object, 422 naming the field."""
+    try:
+        return _decoder(cls).decode(body)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as e:
+        if " - at `" not in str(e) and str(e).startswith("Expected `object`"):
+            raise HttpProblem(
+                400, "not-an-object", "Bad request", "the body must be a JSON object"
+            ) from None
+        raise ValidationFailed(field_error(e)) from None
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
+        raise HttpProblem(
+            400, "malformed-json", "Bad request", "the body is not valid JSON"
+        ) from None
+
+
+def encode(body: Any) -> bytes:
+    return _ENCODER.encode(body)
+
+
+def json_response(
+    body: Any, status_code: int = 200, *, position: int | None = None, **headers: str
+) -> Response:
+    h = dict(headers)
+    if position is not None:
+        h["X-Ledger-Position"] = str(position)
+    return Response(encode(body), status_code=status_code, media_type="application/json", headers=h)
+
+
+def outcome_response(outcome: Outcome) -> Response:
+    headers = {"Idempotency-Replayed": "true"} if outcome.replayed else {}
+    return json_response(outcome.body, outcome.status_code, position=outcome.position, **headers)
+
+
+def idempotency(request: Request, actor: Actor, *, required: bool) -> Idempotency | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        if required:
+            raise HttpProblem(
+                400,
+                "idempotency-key-missing",
+                "Bad request",
+                "the Idempotency-Key header is required",
+            )
+        return None
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise HttpProblem(
+            400,
+            "idempotency-key-invalid",
+            "Bad request",
+            f"an Idempotency-Key has 1 to {MAX_KEY_LENGTH} printable characters",
+        )
+    return Idempotency(principal=actor.name, key=key, method=request.method, path=request.url.path)
+
+
+# -- OpenAPI --------------------------------------------------------------------------------
+
+ERROR_TEXT = {
+    400: "Unparseable JSON, a body that is not an object, or a missing Idempotency-Key",
+    401: "No token, or an unknown or revoked token",
+    403: "The caller's role may not use this route, or the body names another party",
+    404: "Unknown resource, or another tenant's",
+    409: "Conflicts with the ledger's state; `rule` names it",
+    413: "Body over 1 MiB",
+    422: "Invalid content; `errors[].loc` names each field",
+}
+
+
+def _ref(cls: Any) -> dict[str, Any]:
+    SCHEMA_TYPES.add(cls)
+    name = cls.__name__
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def doc(
+    *,
+    body: Any = None,
+    ok: tuple[int, Any] | None = None,
+    errors: Iterable[int] = (),
+    idempotency_required: bool | None = None,
+    list_of: Any = None,
+) -> dict[str, Any]:
+    """Route decorator keyword arguments describing msgspec bodies in the OpenAPI document."""
+    responses: dict[int | str, Any] = {}
+    if ok is not None:
+        status, cls = ok
+        schema = _ref(cls) if cls is not None else {"type": "object"}
+        responses[status] = {
+            "description": "OK" if status == 200 else "Created",
+            "content": {"application/json": {"schema": schema}},
+        }
+    for status in sorted(set(errors) | {422} if body is not None else set(errors)):
+        responses[status] = {
+            "description": ERROR_TEXT[status],
+            "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
+        }
+    extra: dict[str, Any] = {}
+    if body is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if idempotency_required is not None:
+        extra["parameters"] = [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": idempotency_required,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "description": "Retries with the same key and body get the first answer again",
+            }
+        ]
+    kwargs: dict[str, Any] = {"responses": responses}
+    if extra:
+        kwargs["openapi_extra"] = extra
+    if ok is not None:
+        kwargs["status_code"] = ok[0]
+    return kwargs
+
+
+def merge_components(schema: dict[str, Any], types: Iterable[Any]) -> dict[str, Any]:
+    """Add msgspec's JSON Schemas of our types under components/schemas."""
+    _, components = msgspec.json.schema_components(
+        sorted(types, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
+    )
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    return schema
+
+
+def list_type(item: Any, name: str) -> Any:
+    """A `{items: [...], next_cursor}` page type for the OpenAPI document and the encoder."""
+    cls = msgspec.defstruct(
+        name, [("items", list[item]), ("next_cursor", str | None)], kw_only=True
+    )
+    SCHEMA_TYPES.add(cls)
+    return cls
+
+
+Handler = Callable[..., Any]

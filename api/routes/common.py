@@ -1,0 +1,60 @@
+"""Pagination and read-your-writes helpers shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import HttpProblem
+from api.services import Services
+
+
+class Page:
+    """`?limit=` (1..1000, default 100) and an opaque `?cursor=`."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=1000, description="1 to 1000")] = 100,
+        cursor: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> None:
+        self.limit = limit
+        self.after = 0
+        if cursor is not None:
+            if not cursor.isdigit() or len(cursor) > 19:
+                raise HttpProblem(
+                    422,
+                    "validation",
+                    "Invalid content",
+                    "cursor is not one this API gave",
+                    errors=[{"loc": "query.cursor", "msg": "unknown cursor"}],
+                )
+            self.after = int(cursor)
+
+
+def page_body(rows: list[tuple[int, Any]], limit: int) -> dict[str, Any]:
+    items = [item for _, item in rows]
+    next_cursor = str(rows[-1][0]) if len(rows) == limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def views_caught_up(request: Request) -> int:
+    """Wait (bounded) until the views reflect the log as it was when the request arrived.
+
+    A client that just wrote reads its write; the answer says which position it reflects.
+    `X-Ledger-Min-Position` asks for a specific position instead of the current head.
+    """
+    svc = services(request)
+    wanted = request.headers.get("x-ledger-min-position")
+    if wanted is not None and wanted.isdigit():
+        target = int(wanted)
+    else:
+        head = await run_in_threadpool(svc.app.log.head)
+        target = head.position if head else 0
+    await run_in_threadpool(svc.runner.wait_for, target, svc.settings.read_wait_seconds)
+    return svc.runner.position

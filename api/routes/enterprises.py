@@ -1,0 +1,73 @@
+"""Enterprises: registration (admin) and reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Admin, Reader
+from api.http import (
+    decode_body,
+    doc,
+    idempotency,
+    json_response,
+    list_type,
+    outcome_response,
+    read_body,
+)
+from api.problems import HttpProblem
+from api.routes.common import Page, page_body, services, views_caught_up
+from domain.enterprise import RegisterEnterprise
+from domain.errors import NotFound
+from domain.views import EnterpriseView, enterprise_view
+
+router = APIRouter(tags=["enterprises"])
+EnterpriseList = list_type(EnterpriseView, "EnterpriseList")
+
+
+@router.post(
+    "/v1/enterprises",
+    **doc(
+        body=RegisterEnterprise,
+        ok=(201, EnterpriseView),
+        errors=(400, 401, 403, 409, 413),
+        idempotency_required=False,
+    ),
+)
+async def register_enterprise(request: Request, actor: Admin) -> Response:
+    cmd = decode_body(await read_body(request), RegisterEnterprise)
+    svc = services(request)
+    outcome = await run_in_threadpool(
+        svc.ledger.register_enterprise, cmd, actor, idempotency(request, actor, required=False)
+    )
+    svc.wrote(outcome.position)
+    return outcome_response(outcome)
+
+
+@router.get("/v1/enterprises", **doc(ok=(200, EnterpriseList), errors=(401, 403, 422)))
+async def list_enterprises(
+    request: Request, actor: Reader, page: Annotated[Page, Depends()]
+) -> Response:
+    if actor.role == "operator":
+        raise HttpProblem(403, "forbidden", "Forbidden", "operators do not list enterprises")
+    position = await views_caught_up(request)
+    only = actor.enterprise if actor.role == "enterprise" else None
+    rows = await run_in_threadpool(
+        services(request).enterprises.page, after=page.after, limit=page.limit, only=only
+    )
+    return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.get("/v1/enterprises/{uscc}", **doc(ok=(200, EnterpriseView), errors=(401, 403, 404)))
+def get_enterprise(request: Request, uscc: str, actor: Reader) -> Response:
+    if actor.role == "operator":
+        raise HttpProblem(403, "forbidden", "Forbidden", "operators do not read enterprises")
+    if actor.role == "enterprise" and actor.enterprise != uscc:
+        raise NotFound(f"no enterprise {uscc}")
+    state = services(request).ledger.enterprise(uscc)
+    if state is None:
+        raise NotFound(f"no enterprise {uscc}")
+    return json_response(enterprise_view(state))

@@ -1,0 +1,111 @@
+"""The composition root: builds the write side, the read side and the keys from settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from api.settings import Settings
+from domain.events import DomainEvent
+from domain.reference import DEFAULT_ZONES, Zone
+from ledger.application import LedgerApplication
+from ledger.commands import Ledger
+from ledger.database import Database, parse_database_url
+from ledger.keys import ApiKeys
+from ledger.mapper import decode_event
+from projections.declarations import DeclarationQueries, DeclarationsProjection
+from projections.enterprises import EnterpriseQueries, EnterprisesProjection
+from projections.runner import CatchUpRunner, LogEntry
+from projections.store import PostgresViews, SQLiteViews, ViewStore
+
+
+class ZonesFileError(ValueError):
+    """LEDGER_ZONES_FILE cannot be used."""
+
+
+def load_zones(path: str | None) -> dict[str, Zone]:
+    """The five Xi'an defaults, or the zones of a JSON file (a list of zones, dated permits)."""
+    if path is None:
+        return {z.code: z for z in DEFAULT_ZONES}
+    try:
+        zones = msgspec.json.decode(Path(path).read_bytes(), type=list[Zone])
+    except (OSError, msgspec.DecodeError) as e:
+        raise ZonesFileError(f"LEDGER_ZONES_FILE {path}: {e}") from e
+    for z in zones:
+        if not (len(z.customs_office) == 4 and z.customs_office.isdigit()):
+            raise ZonesFileError(f"zone {z.code}: customs_office must be 4 digits")
+    return {z.code: z for z in zones}
+
+
+def decode_entry(entry: LogEntry) -> DomainEvent:
+    return decode_event(entry.topic, entry.stream_id, entry.version, entry.state)
+
+
+def open_views(db: Database) -> ViewStore:
+    if db.kind == "sqlite":
+        path = db.path
+        stem = path[: -len(".sqlite3")] if path.endswith(".sqlite3") else path
+        return SQLiteViews(stem + ".views.sqlite3")
+    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}" + (
+        f" password={db.password}" if db.password else ""
+    )
+    return PostgresViews(conninfo, schema=db.schema)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    app: LedgerApplication
+    ledger: Ledger
+    keys: ApiKeys
+    views: ViewStore
+    runner: CatchUpRunner
+    declarations: DeclarationQueries
+    enterprises: EnterpriseQueries
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        database = parse_database_url(settings.database_url)
+        app = LedgerApplication(database)
+        zones = load_zones(settings.zones_file)
+        views = open_views(database)
+        runner = CatchUpRunner(
+            "read-models",
+            views,
+            [DeclarationsProjection(), EnterprisesProjection()],
+            source=lambda after, limit: app.log.select_log(after, limit),
+            decode=decode_entry,
+        )
+        return cls(
+            settings=settings,
+            database=database,
+            app=app,
+            ledger=Ledger(app, zones),
+            keys=ApiKeys(app),
+            views=views,
+            runner=runner,
+            declarations=DeclarationQueries(views),
+            enterprises=EnterpriseQueries(views),
+        )
+
+    def start(self) -> None:
+        if self.settings.projections == "inline":
+            self.runner.start()
+
+    def wrote(self, position: int | None) -> None:
+        """A write happened: wake the runner so the views follow within milliseconds."""
+        if position is not None:
+            self.runner.wake()
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.views.close()
+        self.app.close()
+
+    def describe(self) -> dict[str, Any]:
+        return json.loads(json.dumps({"database": self.database.display}))

@@ -1,0 +1,27 @@
+"""Settings, read from the environment in this module only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    zones_file: str | None = None
+    # "inline": the server runs the projection runner in a thread; "off": a separate
+    # `customs-ledger project --follow` process does (PostgreSQL deployments).
+    projections: str = "inline"
+    read_wait_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
+            zones_file=os.environ.get("LEDGER_ZONES_FILE") or None,
+            projections=os.environ.get("LEDGER_PROJECTIONS", "inline"),
+            read_wait_seconds=float(os.environ.get("LEDGER_READ_WAIT_SECONDS", "2")),
+        )

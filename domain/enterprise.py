@@ -1,0 +1,87 @@
+"""Enterprises: registered by an admin, identified by USCC, with a customs code and credit class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+
+from domain import values
+from domain.errors import AlreadyExists
+from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
+from domain.values import Problems
+
+CreditClass = Literal["advanced_certified", "regular", "dishonest"]
+
+
+class RegisterEnterprise(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /v1/enterprises."""
+
+    uscc: str
+    customs_code: str
+    name: str
+    credit_class: CreditClass
+
+
+class Enterprise(AggregateState, frozen=True, kw_only=True):
+    """An enterprise as the write side knows it."""
+
+    uscc: str
+    customs_code: str
+    name: str
+    credit_class: str
+    registered_at: datetime
+
+
+class EnterpriseRegistered(DomainEvent, frozen=True, kw_only=True):
+    """An admin registered an enterprise with the ledger."""
+
+    uscc: str
+    customs_code: str
+    name: str
+    credit_class: str
+
+    def apply(self, state: None) -> Enterprise:
+        return Enterprise(
+            id=self.originator_id,
+            version=self.originator_version,
+            uscc=self.uscc,
+            customs_code=self.customs_code,
+            name=self.name,
+            credit_class=self.credit_class,
+            registered_at=self.occurred_at,
+        )
+
+
+def enterprise_id(uscc: str) -> UUID:
+    return stream_id("enterprise", uscc)
+
+
+def validate_registration(cmd: RegisterEnterprise) -> RegisterEnterprise:
+    p = Problems()
+    p.check("$.uscc", values.uscc_code, cmd.uscc)
+    p.check("$.customs_code", values.customs_code, cmd.customs_code)
+    p.check("$.name", values.text, cmd.name)
+    p.raise_if_any()
+    return cmd
+
+
+def register(
+    pending: Pending[Enterprise], cmd: RegisterEnterprise, actor: Actor, now: datetime
+) -> Enterprise:
+    """Register an enterprise once: a USCC is never registered twice."""
+    if pending.state is not None:
+        raise AlreadyExists(f"enterprise {cmd.uscc} is already registered")
+    pending.record(
+        EnterpriseRegistered,
+        actor=actor,
+        occurred_at=now,
+        uscc=cmd.uscc,
+        customs_code=cmd.customs_code,
+        name=cmd.name,
+        credit_class=cmd.credit_class,
+    )
+    assert pending.state is not None
+    return pending.state

@@ -1,0 +1,177 @@
+"""Checks of single values: decimals, identifiers, codes. Each raises ValidationFailed at a path."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pycountry
+from stdnum import iso6346
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+from domain.errors import FieldError, ValidationFailed
+from domain.reference import UNITS, WHOLE_UNITS
+
+MAX_INTEGER_DIGITS = 15
+HS_CODE = re.compile(r"^\d{10}$")
+CUSTOMS_CODE = re.compile(r"^\d{4}[0-9A-Z]{6}$")
+BOOK_NO = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+BUSINESS_WINDOW_PAST = timedelta(days=90)
+BUSINESS_WINDOW_FUTURE = timedelta(minutes=5)
+
+
+class Problems:
+    """Collects field errors so one answer names every bad field, not just the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def add(self, loc: str, msg: str) -> None:
+        self.errors.append(FieldError(loc, msg))
+
+    def check(self, loc: str, fn, *args) -> object:  # type: ignore[no-untyped-def]
+        try:
+            return fn(loc, *args)
+        except ValidationFailed as e:
+            self.errors.extend(e.errors)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)
+
+
+def decimal_value(loc: str, value: Decimal, *, places: int, positive: bool = False) -> Decimal:
+    """A finite decimal with at most 15 integer digits and `places` decimals, in plain notation.
+
+    msgspec accepts "NaN" and "1E+999999999" as Decimals; arithmetic on those would raise
+    decimal.Overflow later, so magnitude is checked from the exponent before anything else.
+    """
+    if not value.is_finite():
+        raise ValidationFailed.at(loc, "must be a finite number")
+    if value.is_zero():
+        value = Decimal(0)  # also drops an absurd exponent such as 0E+999999
+    elif value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValidationFailed.at(loc, f"at most {MAX_INTEGER_DIGITS} integer digits")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        value = value.normalize()
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -places:
+            raise ValidationFailed.at(loc, f"at most {places} decimal places")
+    if positive and value <= 0:
+        raise ValidationFailed.at(loc, "must be greater than zero")
+    if not positive and value < 0:
+        raise ValidationFailed.at(loc, "must not be negative")
+    # Plain notation: 1E+3 becomes 1000, never an exponent in responses.
+    return Decimal(format(value, "f"))
+
+
+def quantity(loc: str, value: Decimal, unit: str) -> Decimal:
+    q = decimal_value(loc, value, places=5, positive=True)
+    if unit in WHOLE_UNITS and q != q.to_integral_value():
+        raise ValidationFailed.at(loc, f"unit {unit} counts whole pieces")
+    return q
+
+
+def unit_price(loc: str, value: Decimal) -> Decimal:
+    return decimal_value(loc, value, places=4)
+
+
+def amount(loc: str, value: Decimal, *, positive: bool = False) -> Decimal:
+    return decimal_value(loc, value, places=2, positive=positive)
+
+
+def hs_code(loc: str, code: str) -> str:
+    """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved."""
+    if not HS_CODE.match(code):
+        raise ValidationFailed.at(loc, "HS code must be 10 digits")
+    chapter = int(code[:2])
+    if not 1 <= chapter <= 97 or chapter == 77:
+        raise ValidationFailed.at(loc, f"HS chapter {code[:2]} does not exist")
+    return code
+
+
+def country(loc: str, code: str) -> str:
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise ValidationFailed.at(loc, f"{code!r} is not an ISO 3166 alpha-2 country code")
+    return code
+
+
+def currency(loc: str, code: str) -> str:
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise ValidationFailed.at(loc, f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def unit(loc: str, code: str) -> str:
+    if code not in UNITS:
+        raise ValidationFailed.at(loc, f"{code!r} is not a UN/ECE Rec 20 unit this ledger knows")
+    return code
+
+
+def uscc_code(loc: str, code: str) -> str:
+    """Unified Social Credit Code: 18 characters with a mod-31 check (python-stdnum)."""
+    try:
+        return str(uscc.validate(code))
+    except StdnumError as e:
+        raise ValidationFailed.at(loc, f"not a valid USCC: {e.message}") from None
+
+
+def customs_code(loc: str, code: str) -> str:
+    """10-character customs registration code: 4 region digits, zone type, ownership, serial."""
+    if not CUSTOMS_CODE.match(code):
+        raise ValidationFailed.at(loc, "customs code is 4 digits and 6 digits or capitals")
+    return code
+
+
+def container_no(loc: str, code: str) -> str:
+    """ISO 6346 container number with its check digit (python-stdnum)."""
+    try:
+        return str(iso6346.validate(code))
+    except StdnumError as e:
+        raise ValidationFailed.at(
+            loc, f"not a valid ISO 6346 container number: {e.message}"
+        ) from None
+
+
+def resident_id(loc: str, code: str) -> str:
+    """PRC resident identity number, 18 characters with its check digit (python-stdnum)."""
+    try:
+        return str(ric.validate(code))
+    except StdnumError as e:
+        raise ValidationFailed.at(
+            loc, f"not a valid resident identity number: {e.message}"
+        ) from None
+
+
+def book_no(loc: str, code: str) -> str:
+    if not BOOK_NO.match(code):
+        raise ValidationFailed.at(loc, "book number is 1-32 capitals, digits or '-'")
+    return code
+
+
+def text(loc: str, value: str, *, max_length: int = 255) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValidationFailed.at(loc, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationFailed.at(loc, f"at most {max_length} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValidationFailed.at(loc, "must not contain control characters")
+    return value
+
+
+def business_time(loc: str, occurred_at: datetime | None, now: datetime) -> datetime:
+    """Business time keeps the client's offset and lies in [now - 90 days, now + 5 minutes]."""
+    if occurred_at is None:
+        return now
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise ValidationFailed.at(loc, "needs a time zone offset or Z")
+    if occurred_at < now - BUSINESS_WINDOW_PAST or occurred_at > now + BUSINESS_WINDOW_FUTURE:
+        raise ValidationFailed.at(
+            loc, "must lie within the last 90 days and at most 5 minutes ahead"
+        )
+    return occurred_at

@@ -1,0 +1,163 @@
+"""What clients read: the response shapes of enterprises, account books and declarations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+
+from domain.account_book import AccountBook, BookItem
+from domain.declaration import Declaration, DeclaredLine, Duties, Ecommerce, Transport
+from domain.enterprise import Enterprise
+from domain.events import Actor
+from domain.reference import Zone
+
+
+class ZoneView(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    kind: str
+    customs_office: str
+    permits: list[str]
+
+
+class EnterpriseView(msgspec.Struct, frozen=True, kw_only=True):
+    uscc: str
+    customs_code: str
+    name: str
+    credit_class: str
+
+
+class BookItemView(msgspec.Struct, frozen=True, kw_only=True):
+    item_no: int
+    hs_code: str
+    name: str
+    unit: str
+    on_hand: Decimal
+    pending_out: Decimal
+    in_transit_out: Decimal
+    available: Decimal
+
+
+class AccountBookView(msgspec.Struct, frozen=True, kw_only=True):
+    book_no: str
+    enterprise: str
+    zone: str
+    items: list[BookItemView]
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    recorded_at: datetime
+    occurred_at: datetime
+    actor: Actor
+
+
+class DeclarationView(msgspec.Struct, frozen=True, kw_only=True):
+    """A declaration as POST and the action routes answer it."""
+
+    id: UUID
+    declaration_no: str
+    status: str
+    channel: str | None
+    risk_reasons: list[str]
+    duties: Duties | None
+    flow: str
+    trade_mode: str
+    declarant: str
+    zone: str
+    account_book: str
+    destination_zone: str | None
+    destination_account_book: str | None
+    transport: Transport
+    country: str
+    currency: str
+    incoterm: str | None
+    freight: Decimal | None
+    insurance: Decimal | None
+    lines: list[DeclaredLine]
+    ecommerce: Ecommerce | None
+    client_ref: str | None
+    occurred_at: datetime
+
+
+class DeclarationDetail(DeclarationView, frozen=True, kw_only=True):
+    """A declaration as GET answers it: with its history of events."""
+
+    history: list[HistoryEntry]
+
+
+def zone_view(zone: Zone, on: datetime) -> ZoneView:
+    return ZoneView(
+        code=zone.code,
+        name=zone.name,
+        kind=zone.kind,
+        customs_office=zone.customs_office,
+        permits=zone.permits_on(on.date()),
+    )
+
+
+def enterprise_view(e: Enterprise) -> EnterpriseView:
+    return EnterpriseView(
+        uscc=e.uscc, customs_code=e.customs_code, name=e.name, credit_class=e.credit_class
+    )
+
+
+def account_book_view(book: AccountBook) -> AccountBookView:
+    # Balances come from movements, which later issues add; until then every balance is zero.
+    zero = Decimal(0)
+    return AccountBookView(
+        book_no=book.book_no,
+        enterprise=book.enterprise,
+        zone=book.zone,
+        items=[_item_view(i, zero) for _, i in sorted(book.items.items())],
+    )
+
+
+def _item_view(item: BookItem, zero: Decimal) -> BookItemView:
+    return BookItemView(
+        item_no=item.item_no,
+        hs_code=item.hs_code,
+        name=item.name,
+        unit=item.unit,
+        on_hand=zero,
+        pending_out=zero,
+        in_transit_out=zero,
+        available=zero,
+    )
+
+
+def declaration_view(d: Declaration) -> DeclarationView:
+    f = d.facts
+    return DeclarationView(
+        id=d.id,
+        declaration_no=f.declaration_no,
+        status=d.status,
+        channel=d.channel,
+        risk_reasons=list(d.risk_reasons),
+        duties=d.duties,
+        flow=f.flow,
+        trade_mode=f.trade_mode,
+        declarant=f.declarant,
+        zone=f.zone,
+        account_book=f.account_book,
+        destination_zone=f.destination_zone,
+        destination_account_book=f.destination_account_book,
+        transport=f.transport,
+        country=f.country,
+        currency=f.currency,
+        incoterm=f.incoterm,
+        freight=f.freight,
+        insurance=f.insurance,
+        lines=list(f.lines),
+        ecommerce=f.ecommerce,
+        client_ref=f.client_ref,
+        occurred_at=d.submitted_at,
+    )
+
+
+def declaration_detail(d: Declaration, history: list[HistoryEntry]) -> DeclarationDetail:
+    view = declaration_view(d)
+    return DeclarationDetail(**msgspec.structs.asdict(view), history=history)

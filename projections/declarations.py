@@ -1,0 +1,143 @@
+"""Declarations view: one row per declaration with its current state, plus its history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from domain.declaration import Declaration, DeclarationSubmitted, DeclarationWithdrawn
+from domain.events import DomainEvent
+from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
+from projections.runner import LogEntry
+
+_STATE = msgspec.json.Decoder(Declaration)
+_HISTORY = msgspec.json.Decoder(list[HistoryEntry])
+_ENCODE = msgspec.json.Encoder(decimal_format="string")
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS view_declarations ("
+    " id TEXT PRIMARY KEY, declaration_no TEXT NOT NULL UNIQUE, status TEXT NOT NULL,"
+    " flow TEXT NOT NULL, trade_mode TEXT NOT NULL, declarant TEXT NOT NULL,"
+    " destination_enterprise TEXT, zone TEXT NOT NULL, destination_zone TEXT,"
+    " account_book TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+    " position BIGINT NOT NULL, first_position BIGINT NOT NULL,"
+    " state TEXT NOT NULL, history TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_declarations_declarant ON view_declarations (declarant)",
+    "CREATE INDEX IF NOT EXISTS view_declarations_first ON view_declarations (first_position)",
+)
+
+
+class DeclarationsProjection:
+    """Applies declaration events; GET /v1/declarations/{ref} reads from here."""
+
+    name = "declarations"
+
+    def create_tables(self, cur: Any) -> None:
+        for statement in DDL:
+            cur.execute(statement)
+
+    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
+        if isinstance(event, DeclarationSubmitted):
+            state = event.apply(None)
+            self._insert(cur, entry, event, state)
+        elif isinstance(event, DeclarationWithdrawn):
+            cur.execute(
+                "SELECT state, history FROM view_declarations WHERE id = ?",
+                (str(event.originator_id),),
+            )
+            row = cur.fetchone()
+            state = event.apply(_STATE.decode(row["state"]))
+            history = [*_HISTORY.decode(row["history"]), _entry(entry, event)]
+            cur.execute(
+                "UPDATE view_declarations SET status = ?, position = ?, state = ?, history = ?"
+                " WHERE id = ?",
+                (
+                    state.status,
+                    entry.position,
+                    _ENCODE.encode(state).decode(),
+                    _ENCODE.encode(history).decode(),
+                    str(event.originator_id),
+                ),
+            )
+
+    def _insert(
+        self, cur: Any, entry: LogEntry, event: DeclarationSubmitted, state: Declaration
+    ) -> None:
+        f = state.facts
+        cur.execute(
+            "INSERT INTO view_declarations (id, declaration_no, status, flow, trade_mode,"
+            " declarant, destination_enterprise, zone, destination_zone, account_book,"
+            " occurred_at, recorded_at, position, first_position, state, history)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                str(state.id),
+                f.declaration_no,
+                state.status,
+                f.flow,
+                f.trade_mode,
+                f.declarant,
+                f.destination_enterprise,
+                f.zone,
+                f.destination_zone,
+                f.account_book,
+                state.submitted_at.isoformat(),
+                entry.recorded_at,
+                entry.position,
+                entry.position,
+                _ENCODE.encode(state).decode(),
+                _ENCODE.encode([_entry(entry, event)]).decode(),
+            ),
+        )
+
+
+def _entry(entry: LogEntry, event: DomainEvent) -> HistoryEntry:
+    return HistoryEntry(
+        type=type(event).__name__,
+        recorded_at=datetime.fromisoformat(entry.recorded_at.replace("Z", "+00:00")),
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+    )
+
+
+def row_to_detail(row: Any) -> DeclarationDetail:
+    return declaration_detail(_STATE.decode(row["state"]), _HISTORY.decode(row["history"]))
+
+
+class DeclarationQueries:
+    """Reads of the declarations view, with the caller's tenancy applied in the query."""
+
+    def __init__(self, views: Any) -> None:
+        self.views = views
+
+    def get(self, ref: str) -> tuple[DeclarationDetail, dict[str, Any]] | None:
+        column = "declaration_no" if len(ref) == 18 and ref.isdigit() else "id"
+        with self.views.read() as cur:
+            cur.execute(f"SELECT * FROM view_declarations WHERE {column} = ?", (ref,))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return row_to_detail(row), dict(row)
+
+    def page(
+        self, *, after: int, limit: int, filters: dict[str, str | None], visible: dict[str, str]
+    ) -> list[tuple[int, DeclarationDetail]]:
+        """(cursor, declaration) by submission position; `visible` keeps one tenant's."""
+        sql = "SELECT * FROM view_declarations WHERE first_position > ?"
+        params: list[Any] = [after]
+        for column, value in filters.items():
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if "enterprise" in visible:
+            sql += " AND (declarant = ? OR destination_enterprise = ?)"
+            params += [visible["enterprise"], visible["enterprise"]]
+        if "zone" in visible:
+            sql += " AND (zone = ? OR destination_zone = ?)"
+            params += [visible["zone"], visible["zone"]]
+        sql += " ORDER BY first_position LIMIT ?"
+        params.append(limit)
+        with self.views.read() as cur:
+            cur.execute(sql, params)
+            return [(int(r["first_position"]), row_to_detail(r)) for r in cur.fetchall()]
