@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -114,10 +115,17 @@ def unit(loc: str, code: str) -> str:
 
 def uscc_code(loc: str, code: str) -> str:
     """Unified Social Credit Code: 18 characters with a mod-31 check (python-stdnum)."""
+    return _stdnum(loc, code, uscc.validate, "USCC")
+
+
+def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -> str:
     try:
-        return str(uscc.validate(code))
+        canonical = str(validate(code))
     except StdnumError as e:
-        raise ValidationFailed.at(loc, f"not a valid USCC: {e.message}") from None
+        raise ValidationFailed.at(loc, f"not a valid {what}: {e.message}") from None
+    if canonical != code:
+        raise ValidationFailed.at(loc, f"write the {what} as {canonical}, without separators")
+    return code
 
 
 def customs_code(loc: str, code: str) -> str:

@@ -18,7 +18,7 @@ from ledger.application import LedgerApplication
 ROLES = ("admin", "enterprise", "operator", "officer", "auditor")
 
 DDL = (
-    "CREATE TABLE IF NOT EXISTS api_keys ("
+    "CREATE TABLE IF NOT EXISTS {table} ("
     " name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,"
     " enterprise TEXT, zone TEXT, created_at TEXT NOT NULL, revoked_at TEXT)"
 )
@@ -52,13 +52,16 @@ class ApiKeys:
     def __init__(self, app: LedgerApplication) -> None:
         self.datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
         self.postgres = app.database.kind == "postgresql"
+        # On PostgreSQL the table lives in the event store's schema, like stored_events.
+        self.table = f'"{app.database.schema}".api_keys' if self.postgres else "api_keys"
         with self._transaction(commit=True) as cur:
-            cur.execute(DDL)
+            cur.execute(DDL.format(table=self.table))
 
     def _transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
 
     def _sql(self, sql: str) -> str:
+        sql = sql.replace("api_keys", self.table)
         return sql.replace("?", "%s") if self.postgres else sql
 
     def issue(
@@ -120,8 +123,10 @@ class ApiKeys:
     def list(self) -> list[ApiKey]:
         with self._transaction(commit=False) as cur:
             cur.execute(
-                "SELECT name, role, enterprise, zone, created_at, revoked_at FROM api_keys"
-                " ORDER BY name"
+                self._sql(
+                    "SELECT name, role, enterprise, zone, created_at, revoked_at FROM api_keys"
+                    " ORDER BY name"
+                )
             )
             return [
                 ApiKey(**{k: r[k] for k in ApiKey.__dataclass_fields__}) for r in cur.fetchall()
