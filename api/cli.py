@@ -115,6 +115,13 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
 
     services = Services.build(settings)
     runner = services.runner
+    if args.batch_size:
+        runner.batch_size = args.batch_size
+    crash_after = os.environ.get("LEDGER_TEST_CRASH_AFTER_EVENTS")
+    if crash_after:
+        # Test hook: die like a SIGKILL in the middle of a batch, before its commit.
+        runner.crash_after = int(crash_after)
+        runner.on_crash = lambda: os._exit(137)
     try:
         if not args.follow:
             n = runner.catch_up()
@@ -161,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     project = sub.add_parser("project", help="run the read-side projections")
     project.add_argument("--follow", action="store_true", help="keep following the log")
+    project.add_argument("--batch-size", type=int, default=0, help="events per transaction")
     return parser
 
 

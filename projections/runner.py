@@ -76,7 +76,8 @@ class CatchUpRunner:
         self.decode = decode
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.crash_after: int | None = None  # tests: raise after applying this many events
+        self.crash_after: int | None = None  # tests: crash after applying this many events
+        self.on_crash: Callable[[], None] | None = None
         self._wake = threading.Event()
         self._advanced = threading.Condition()
         self._stop = threading.Event()
@@ -118,8 +119,12 @@ class CatchUpRunner:
                 for projection in self.projections:
                     projection.apply(cur, entry, event)
                 applied += 1
-                if self.crash_after is not None and applied >= self.crash_after:
-                    raise CrashForTests(f"crash after {applied} events")
+                if self.crash_after is not None:
+                    self.crash_after -= 1
+                    if self.crash_after <= 0:
+                        if self.on_crash is not None:
+                            self.on_crash()
+                        raise CrashForTests(f"crash after {applied} events of a batch")
             cur.execute(
                 "UPDATE view_tracking SET position = ? WHERE name = ? AND position = ?",
                 (entries[-1].position, self.name, start),
@@ -146,18 +151,22 @@ class CatchUpRunner:
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the views reflect `position` (read-your-writes), at most `timeout` s."""
         deadline = time.monotonic() + timeout
+        if self._thread is None:
+            # The views are fed by another process (`project --follow`): poll its tracking row.
+            while (current := self.tracked_position()) < position:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+            self.position = max(self.position, current)
+            return current >= position
         with self._advanced:
             while self.position < position:
-                if self._thread is None:
-                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._wake.set()
                 self._advanced.wait(min(remaining, 0.05))
-        if self.position < position:
-            self.position = self.tracked_position()
-        return self.position >= position
+        return True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"runner-{self.name}", daemon=True)

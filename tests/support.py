@@ -72,7 +72,9 @@ def running_ledger(database_url: str) -> Iterator[Ledger]:
         yield ledger
 
 
-def enterprise_body(uscc_code: str, name: str = "Xi'an Silk Road Trading Co., Ltd.") -> dict[str, Any]:
+def enterprise_body(
+    uscc_code: str, name: str = "Xi'an Silk Road Trading Co., Ltd."
+) -> dict[str, Any]:
     return {
         "uscc": uscc_code,
         "customs_code": "6101340001",

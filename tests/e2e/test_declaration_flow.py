@@ -79,7 +79,10 @@ def test_withdrawal_is_final(ledger):
     assert problem["rule"] == "invalid_transition" and problem["current_status"] == "withdrawn"
     detail = ledger.get(f"/v1/declarations/{created['id']}", "officer").json()
     assert detail["status"] == "withdrawn"
-    assert [h["type"] for h in detail["history"]] == ["DeclarationSubmitted", "DeclarationWithdrawn"]
+    assert [h["type"] for h in detail["history"]] == [
+        "DeclarationSubmitted",
+        "DeclarationWithdrawn",
+    ]
 
 
 def test_another_tenant_sees_nothing(ledger):
@@ -109,7 +112,9 @@ def test_another_tenant_sees_nothing(ledger):
 def test_the_auditor_pages_and_verifies_the_log(ledger):
     tenant = onboard(ledger)
     ledger.post(
-        "/v1/declarations", tenant.token_name, declaration_body(tenant.uscc, tenant.book_no),
+        "/v1/declarations",
+        tenant.token_name,
+        declaration_body(tenant.uscc, tenant.book_no),
         key=new_key(),
     )
     events, cursor = [], None

@@ -46,7 +46,14 @@ def _cases(uscc: str, book: str):
         ("NaN quantity", line(quantity="NaN"), 422, "$.lines[0].quantity"),
         ("Infinity price", line(unit_price="Infinity"), 422, "$.lines[0].unit_price"),
         ("huge exponent", line(quantity="1E+999999999"), 422, "$.lines[0].quantity"),
-        ("huge exponent number", json.dumps(line(quantity=0)).replace('"quantity": 0', '"quantity": 1e999999999').encode(), 422, "$.lines[0].quantity"),
+        (
+            "huge exponent number",
+            json.dumps(line(quantity=0))
+            .replace('"quantity": 0', '"quantity": 1e999999999')
+            .encode(),
+            422,
+            "$.lines[0].quantity",
+        ),
         ("tiny exponent", line(quantity="1E-999999999"), 422, "$.lines[0].quantity"),
         ("zero with exponent", line(quantity="0E+999999999"), 422, "$.lines[0].quantity"),
         ("negative quantity", line(quantity="-5"), 422, "$.lines[0].quantity"),
@@ -58,12 +65,27 @@ def _cases(uscc: str, book: str):
         ("wrong type line_no", line(line_no="one"), 422, "$.lines[0].line_no"),
         ("huge integer", line(item_no=10**40), 422, "$.lines[0].item_no"),
         ("unknown field", with_(surprise=1), 422, "$.surprise"),
-        ("unknown nested field", with_(transport={"mode": "rail", "reference": "X", "speed": 3}), 422, "$.transport.speed"),
+        (
+            "unknown nested field",
+            with_(transport={"mode": "rail", "reference": "X", "speed": 3}),
+            422,
+            "$.transport.speed",
+        ),
         ("missing field", {k: v for k, v in base.items() if k != "flow"}, 422, "$.flow"),
         ("null required", with_(currency=None), 422, "$.currency"),
         ("bad flow", with_(flow="sideways"), 422, "$.flow"),
-        ("bad transport mode", with_(transport={"mode": "teleport", "reference": "X"}), 422, "$.transport.mode"),
-        ("bad container check digit", with_(transport={"mode": "rail", "reference": "X", "container": "TGHU1234568"}), 422, "$.transport.container"),
+        (
+            "bad transport mode",
+            with_(transport={"mode": "teleport", "reference": "X"}),
+            422,
+            "$.transport.mode",
+        ),
+        (
+            "bad container check digit",
+            with_(transport={"mode": "rail", "reference": "X", "container": "TGHU1234568"}),
+            422,
+            "$.transport.container",
+        ),
         ("bad country", with_(country="ZZ"), 422, "$.country"),
         ("bad currency", with_(currency="EUX"), 422, "$.currency"),
         ("bad origin", line(origin_country="XX"), 422, "$.lines[0].origin_country"),
@@ -84,12 +106,33 @@ def _cases(uscc: str, book: str):
         ("future time", with_(occurred_at="2099-01-01T00:00:00+08:00"), 422, "$.occurred_at"),
         ("destination on import", with_(destination_zone="XHTZ"), 422, "$.destination_zone"),
         ("transfer without destination", with_(flow="transfer"), 422, "$.destination_zone"),
-        ("ecommerce outside retail", with_(ecommerce={"order": {"order_no": "1", "buyer_id": "1", "buyer_name": "a", "amount": "1"}, "payment": {"payment_no": "1", "payer_id": "1", "amount": "1"}, "waybill": {"waybill_no": "1", "consignee_id": "1"}}), 422, "$.ecommerce"),
-        ("retail list without documents", with_(flow="second_line_out", trade_mode="1210"), 422, "$.ecommerce"),
+        (
+            "ecommerce outside retail",
+            with_(
+                ecommerce={
+                    "order": {"order_no": "1", "buyer_id": "1", "buyer_name": "a", "amount": "1"},
+                    "payment": {"payment_no": "1", "payer_id": "1", "amount": "1"},
+                    "waybill": {"waybill_no": "1", "consignee_id": "1"},
+                }
+            ),
+            422,
+            "$.ecommerce",
+        ),
+        (
+            "retail list without documents",
+            with_(flow="second_line_out", trade_mode="1210"),
+            422,
+            "$.ecommerce",
+        ),
         ("bad freight", with_(freight="12.345"), 422, "$.freight"),
         ("control characters", line(description="laptop\u0000"), 422, "$.lines[0].description"),
         ("long string", line(description="x" * 10_000), 422, "$.lines[0].description"),
-        ("bad declarant check digit", with_(declarant=uscc[:-1] + ("0" if uscc[-1] != "0" else "1")), 403, None),
+        (
+            "bad declarant check digit",
+            with_(declarant=uscc[:-1] + ("0" if uscc[-1] != "0" else "1")),
+            403,
+            None,
+        ),
     ]
 
 
@@ -101,7 +144,8 @@ def test_every_hostile_body_is_a_clean_4xx_and_changes_nothing(world):
         r = ledger.client.post(
             "/v1/declarations",
             content=raw,
-            headers=ledger.headers(tenant.token_name, new_key()) | {"Content-Type": "application/json"},
+            headers=ledger.headers(tenant.token_name, new_key())
+            | {"Content-Type": "application/json"},
         )
         assert r.status_code == status, (name, r.status_code, r.text[:300])
         assert r.headers["content-type"] == "application/problem+json", name
@@ -140,19 +184,41 @@ def test_wrong_roles_are_403(world):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     field=st.sampled_from(
-        ["flow", "trade_mode", "declarant", "zone", "account_book", "transport", "country",
-         "currency", "lines", "incoterm", "freight", "insurance", "ecommerce", "client_ref",
-         "occurred_at", "destination_zone"]
+        [
+            "flow",
+            "trade_mode",
+            "declarant",
+            "zone",
+            "account_book",
+            "transport",
+            "country",
+            "currency",
+            "lines",
+            "incoterm",
+            "freight",
+            "insurance",
+            "ecommerce",
+            "client_ref",
+            "occurred_at",
+            "destination_zone",
+        ]
     ),
     value=json_values,
 )

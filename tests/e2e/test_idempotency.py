@@ -19,7 +19,9 @@ def ledger(database_url):
 def test_the_key_is_required_on_declarations(ledger):
     tenant = onboard(ledger)
     before = ledger.log_state()
-    r = ledger.post("/v1/declarations", tenant.token_name, declaration_body(tenant.uscc, tenant.book_no))
+    r = ledger.post(
+        "/v1/declarations", tenant.token_name, declaration_body(tenant.uscc, tenant.book_no)
+    )
     assert r.status_code == 400
     assert r.headers["content-type"] == "application/problem+json"
     assert "Idempotency-Key" in r.json()["detail"]

@@ -34,10 +34,12 @@ def test_decimal_keeps_its_exponent_and_datetime_its_offset():
     from domain.declaration import DeclarationNumberIssued
 
     event = DeclarationNumberIssued(
-        originator_id=uuid4(), originator_version=1,
+        originator_id=uuid4(),
+        originator_version=1,
         actor=Actor(name="a", role="enterprise"),
         occurred_at=datetime.fromisoformat("2026-11-27T09:30:00+08:00"),
-        serial=1, declaration_id=uuid4(),
+        serial=1,
+        declaration_id=uuid4(),
     )
     back = mapper.to_domain_event(mapper.to_stored_event(event))
     assert back.occurred_at.isoformat() == "2026-11-27T09:30:00+08:00"
@@ -62,8 +64,11 @@ class ParcelWeighed(DomainEvent, frozen=True, kw_only=True):
 def test_a_v1_stored_event_is_read_as_v2():
     topic = f"{ParcelWeighed.__module__}:ParcelWeighed"
     v1_state = msgspec.json.encode(
-        {"actor": {"name": "gate-1", "role": "operator", "zone": "XCBZ"},
-         "occurred_at": "2026-11-27T09:30:00+08:00", "grams": 1250}
+        {
+            "actor": {"name": "gate-1", "role": "operator", "zone": "XCBZ"},
+            "occurred_at": "2026-11-27T09:30:00+08:00",
+            "grams": 1250,
+        }
     )
     oid = uuid4()
     event = decode_event(topic, oid, 3, v1_state)
@@ -78,8 +83,12 @@ def test_record_time_is_not_part_of_the_event():
     from domain.declaration import DeclarationNumberIssued
 
     event = DeclarationNumberIssued(
-        originator_id=uuid4(), originator_version=1, actor=Actor(name="a", role="admin"),
-        occurred_at=datetime.now(UTC), serial=7, declaration_id=uuid4(),
+        originator_id=uuid4(),
+        originator_version=1,
+        actor=Actor(name="a", role="admin"),
+        occurred_at=datetime.now(UTC),
+        serial=7,
+        declaration_id=uuid4(),
     )
     state = msgspec.json.decode(event_state(event))
     assert set(state) == {"actor", "occurred_at", "serial", "declaration_id"}
