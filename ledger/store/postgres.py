@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg.rows import args_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.store import Head, LogRecord, chain_rows
@@ -59,9 +60,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, sequence, recorded_at, hash FROM {schema}.{table} "
             "ORDER BY notification_id DESC LIMIT 1"
         ).format(schema=schema, table=table)
+        # Columns in LogRecord order, the id as canonical UUID text (what the chain hashes).
         self.select_log_columns = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state, "
-            "sequence, recorded_at, hash FROM {schema}.{table} "
+            "SELECT notification_id, sequence, originator_id::text, originator_version, "
+            "topic, state, recorded_at, hash FROM {schema}.{table} "
         ).format(schema=schema, table=table)
 
     def _insert_stored_events(
@@ -86,18 +88,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             ),
         )
 
-    @staticmethod
-    def _record(row: Any) -> LogRecord:
-        return LogRecord(
-            position=row["notification_id"],
-            sequence=row["sequence"],
-            stream_id=row["originator_id"],
-            version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
-            recorded_at=row["recorded_at"],
-            hash=bytes(row["hash"]),
-        )
+    def _select_records(self, statement: Any, params: Sequence[Any]) -> list[LogRecord]:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=args_row(LogRecord)) as curs,
+        ):
+            curs.execute(statement, params)
+            return curs.fetchall()
 
     def select_log(
         self, after: int | None, limit: int, *, until: str | None = None
@@ -109,17 +106,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             params.append(until)
         statement += SQL("ORDER BY notification_id LIMIT %s")
         params.append(limit)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, params)
-            return [self._record(r) for r in curs.fetchall()]
+        return self._select_records(statement, params)
 
     def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:
         statement = self.select_log_columns + SQL(
             "WHERE originator_id = %s ORDER BY originator_version"
         )
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (stream_id,))
-            return [self._record(r) for r in curs.fetchall()]
+        return self._select_records(statement, (stream_id,))
 
     def head(self) -> Head | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
