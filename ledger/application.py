@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from ledger.store import ChainedLog
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 
 
 class LedgerApplication(Application[UUID]):
@@ -31,12 +31,11 @@ class LedgerApplication(Application[UUID]):
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        # On SQLite one process is the only writer of its file: serialising commands here
-        # means they never lose a race. On PostgreSQL the version check decides, and a lost
-        # race is retried.
-        self._command_lock: AbstractContextManager[Any] = (
-            threading.RLock() if database.kind == "sqlite" else nullcontext()
-        )
+        # Commands of one process are serialised: the store serialises their inserts anyway
+        # (SQLite's single writer, PostgreSQL's table lock), and this way they never lose a
+        # race to each other on a hot stream such as a number series. Between processes
+        # (several servers on one PostgreSQL) the version check decides and a loser retries.
+        self._command_lock: AbstractContextManager[Any] = threading.RLock()
         super().__init__(env=eventsourcing_env(database))
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -72,7 +71,7 @@ class LedgerApplication(Application[UUID]):
                 else:
                     position = recordings[-1].notification.id if recordings else None
                     return result, position
-            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+            time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
         raise ConcurrencyConflict(
             "other writers changed the same records; retry the request",
         )
