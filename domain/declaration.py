@@ -214,7 +214,11 @@ class DeclarationWithdrawn(DomainEvent, frozen=True, kw_only=True):
 
 
 class DeclarationNumberIssued(DomainEvent, frozen=True, kw_only=True):
-    """The next serial of a (customs office, year, direction) series went to a declaration."""
+    """The next serial of a (customs office, year, direction) series went to a declaration.
+
+    The series' state is its last event alone (`apply` ignores the state before it), so the
+    ledger reads only the last event of the stream; serial n is version n of the stream.
+    """
 
     serial: int
     declaration_id: UUID

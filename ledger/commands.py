@@ -185,7 +185,7 @@ class Ledger:
             )
             lines = decl.validate_submission(cmd, ctx)
             office, year, direction = decl.series_of(self.zones[cmd.zone], cmd.flow, now)
-            series = self.app.pending(decl.number_series_id(office, year, direction))
+            series = self.app.pending_latest(decl.number_series_id(office, year, direction))
             declaration = self.app.pending(decl.declaration_id(idem.principal, idem.key))
             state = decl.submit(declaration, series, cmd, lines, ctx, actor)
             return [series, declaration], declaration_view(state)

@@ -15,8 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_wheel_holds_exactly_domain_ledger_projections_and_api(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = tmp_path.glob("customs_ledger-*.whl")

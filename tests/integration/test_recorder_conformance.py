@@ -42,6 +42,7 @@ from eventsourcing.tests.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from ledger import audit
 from ledger.database import Database, eventsourcing_env, parse_database_url
 from ledger.store.postgres import ChainedPostgresRecorder, LedgerPostgresFactory
 from ledger.store.sqlite import ChainedSQLiteRecorder, DurableSQLitePool, LedgerSQLiteFactory
@@ -143,12 +144,24 @@ class PostgresStore(Store):
 
 
 class ApplicationSuite:
+    """The application suite, and after each of its tests our own check of what it wrote:
+    the library's concurrent-writer tests then also prove sequence, time and links intact."""
+
     store: Callable[[], InfrastructureFactory[Any]]
 
     def create_recorder(self) -> ApplicationRecorder:
         recorder = self.store().application_recorder()
         assert isinstance(recorder, ChainedSQLiteRecorder | ChainedPostgresRecorder)
+        self._recorders = [*getattr(self, "_recorders", []), recorder]
         return recorder
+
+    def tearDown(self) -> None:
+        for recorder in getattr(self, "_recorders", []):
+            report = audit.verify(recorder)
+            assert report.ok, report.failures
+            assert report.events_checked == recorder.count()
+            assert report.head_sequence == (recorder.count() or None)
+        super().tearDown()  # type: ignore[misc]
 
 
 class AggregateSuite:
@@ -158,11 +171,8 @@ class AggregateSuite:
         return AsAggregateRecorder(self.store().application_recorder())
 
 
-class NonInterleavingSuite:
-    store: Callable[[], InfrastructureFactory[Any]]
-
-    def create_recorder(self) -> ApplicationRecorder:
-        return self.store().application_recorder()
+class NonInterleavingSuite(ApplicationSuite):
+    pass
 
 
 class TrackingSuite:
