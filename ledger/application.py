@@ -45,6 +45,12 @@ class LedgerApplication(Application[UUID]):
             "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         }
         super().__init__(env=env)
+        self._local = threading.local()
+        self._pending = PendingGroups()
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="ledger-group-commit", daemon=True
+        )
+        self._committer.start()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(transcoder=self.factory.transcoder())
@@ -53,12 +59,21 @@ class LedgerApplication(Application[UUID]):
     def log(self) -> ChainedLog:
         return self.recorder  # type: ignore[return-value]
 
+    # -- reading state ---------------------------------------------------------------------
+
     def load(self, stream: UUID) -> Any | None:
-        """The current state of an aggregate, or None when it has no events."""
+        """The state of an aggregate, or None when it has no events.
+
+        Inside a command it includes the events of earlier commands still waiting for their
+        group commit; anywhere else it is the committed state only (no dirty reads).
+        """
         try:
-            return self.repository.get(stream, projector_func=project)
+            state = self.repository.get(stream, projector_func=project)
         except AggregateNotFoundError:
-            return None
+            state = None
+        if self._in_command():
+            state = self._pending.fold(stream, state)
+        return state
 
     def pending(self, stream: UUID) -> Pending[Any]:
         return Pending(self.load(stream), stream)
@@ -70,33 +85,173 @@ class LedgerApplication(Application[UUID]):
         every submission slower than the one before. Its state is its last serial, so one
         indexed read of the last event is enough.
         """
-        for event in self.events.get(stream, desc=True, limit=1):
-            return event.apply(None)  # type: ignore[attr-defined]
-        return None
+        latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
+        if self._in_command():
+            latest = self._pending.latest(stream, latest)
+        return latest.apply(None) if latest is not None else None  # type: ignore[attr-defined]
 
     def pending_latest(self, stream: UUID) -> Pending[Any]:
         return Pending(self.load_latest(stream), stream)
+
+    # -- the command loop with group commit ------------------------------------------------
+
+    def _in_command(self) -> bool:
+        return getattr(self._local, "in_command", False)
 
     def run(self, command: Callable[[], tuple[list[Pending[Any]], T]]) -> tuple[T, int | None]:
         """Run a command: decide on fresh state, save atomically, retry a lost race.
 
         `command` loads what it needs, returns the aggregates with new events and its result.
-        Returns the result and the log position of the last event written.
+        Commands decide one at a time (on the committed state plus the events of commands
+        still waiting for their commit); their events are committed in groups - one
+        transaction and one fsync for all the commands that arrived together - and each
+        command answers only after its group is durable. If a group fails, every command in
+        it and every command decided on top of it runs again.
+        Returns the result and the log position of the command's last event.
         """
         for attempt in range(MAX_ATTEMPTS):
             with self._command_lock:
-                pendings, result = command()
+                self._local.in_command = True
                 try:
-                    recordings = self.save(*pendings)
-                except IntegrityError:
-                    pass
+                    pendings, result = command()
+                finally:
+                    self._local.in_command = False
+                events = [e for p in pendings for e in p.collect_events()]
+                if events:
+                    group, last = self._pending.add(events)
                 else:
-                    position = recordings[-1].notification.id if recordings else None
-                    return result, position
+                    group, last = self._pending.latest_group(), -1
+            if group is None:
+                return result, None
+            group.wait()
+            if group.failed is None:
+                return result, (group.positions[last] if last >= 0 else None)
+            if not isinstance(group.failed, (IntegrityError, _Abandoned)):
+                raise group.failed
+            # Lost a race with another process, or decided on top of a group that did: again.
             time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
         raise ConcurrencyConflict(
             "other writers changed the same records; retry the request",
         )
 
+    def _commit_loop(self) -> None:
+        while True:
+            group = self._pending.next_group()
+            if group is None:
+                return
+            try:
+                recordings = self.events.put(group.events)
+                group.positions = [r.notification.id for r in recordings]
+            except BaseException as e:  # the group's commands see it and decide again
+                group.failed = e
+            with self._command_lock:
+                self._pending.settle(group)
+            group.done.set()
+
     def close(self) -> None:
+        self._pending.shut()
+        self._committer.join(timeout=10)
         self.factory.close()
+
+
+class _Abandoned(Exception):  # noqa: N818 - a signal between threads, never raised to callers
+    """A group was decided on top of a group whose commit failed."""
+
+
+class Group:
+    """Events of commands that arrived together, committed in one transaction."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.positions: list[int] = []
+        self.failed: BaseException | None = None
+        self.done = threading.Event()
+
+    def wait(self) -> None:
+        self.done.wait()
+
+
+class PendingGroups:
+    """The open group, the one being committed, and their events by stream (the overlay).
+
+    Every method except `next_group` runs under the application's command lock.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self.open = Group()
+        self.committing: Group | None = None
+        self.by_stream: dict[UUID, dict[int, Any]] = {}
+        self._closed = False
+
+    def add(self, events: list[Any]) -> tuple[Group, int]:
+        with self._ready:
+            group = self.open
+            group.events.extend(events)
+            for e in events:
+                self.by_stream.setdefault(e.originator_id, {})[e.originator_version] = e
+            self._ready.notify()
+            return group, len(group.events) - 1
+
+    def latest_group(self) -> Group | None:
+        """The group a read-only command must wait for before its answer counts as durable."""
+        if self.open.events:
+            return self.open
+        return self.committing
+
+    def fold(self, stream: UUID, state: Any) -> Any:
+        pending = self.by_stream.get(stream)
+        if not pending:
+            return state
+        version = state.version if state is not None else 0
+        # Committed events may still be listed here for a moment: skip what the state has.
+        while (event := pending.get(version + 1)) is not None:
+            state = event.apply(state)
+            version += 1
+        return state
+
+    def latest(self, stream: UUID, committed: Any) -> Any:
+        pending = self.by_stream.get(stream)
+        if not pending:
+            return committed
+        newest = pending[max(pending)]
+        if committed is None or newest.originator_version > committed.originator_version:
+            return newest
+        return committed
+
+    def next_group(self) -> Group | None:
+        with self._ready:
+            while not self.open.events:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            group, self.open = self.open, Group()
+            self.committing = group
+            return group
+
+    def settle(self, group: Group) -> None:
+        with self._ready:
+            for e in group.events:
+                versions = self.by_stream.get(e.originator_id)
+                if versions is not None and versions.get(e.originator_version) is e:
+                    del versions[e.originator_version]
+                    if not versions:
+                        del self.by_stream[e.originator_id]
+            self.committing = None
+            if group.failed is not None and self.open.events:
+                # Commands in the open group may have decided on the failed events: drop
+                # them all, so nothing is committed on top of a version that never was.
+                abandoned, self.open = self.open, Group()
+                abandoned.failed = _Abandoned()
+                for e in abandoned.events:
+                    versions = self.by_stream.get(e.originator_id)
+                    if versions is not None:
+                        versions.pop(e.originator_version, None)
+                        if not versions:
+                            del self.by_stream[e.originator_id]
+                abandoned.done.set()
+
+    def shut(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()

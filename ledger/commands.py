@@ -186,7 +186,11 @@ class Ledger:
             lines = decl.validate_submission(cmd, ctx)
             office, year, direction = decl.series_of(self.zones[cmd.zone], cmd.flow, now)
             series = self.app.pending_latest(decl.number_series_id(office, year, direction))
-            declaration = self.app.pending(decl.declaration_id(idem.principal, idem.key))
+            # Its id comes from the same (principal, key) as the idempotency record, written
+            # in the same transaction: with no record there is no such declaration either.
+            declaration: Pending[decl.Declaration] = Pending(
+                None, decl.declaration_id(idem.principal, idem.key)
+            )
             state = decl.submit(declaration, series, cmd, lines, ctx, actor)
             return [series, declaration], declaration_view(state)
 

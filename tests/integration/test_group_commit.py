@@ -1,0 +1,113 @@
+"""Group commit: commands that arrive together share one transaction, and a failed group
+takes every command decided on top of it back to the start - no gaps, nothing lost."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+
+from api.services import load_zones
+from domain.declaration import SubmitDeclaration
+from domain.events import Actor
+from ledger.application import LedgerApplication
+from ledger.audit import verify
+from ledger.commands import Idempotency, Ledger
+from ledger.database import parse_database_url
+from tests.support import declaration_body, onboard, running_ledger
+
+
+def _world(url: str):
+    with running_ledger(url) as ledger:
+        t = onboard(ledger)
+    app = LedgerApplication(parse_database_url(url))
+    actor = Actor(name=t.token_name, role="enterprise", enterprise=t.uscc)
+    body = msgspec.convert(declaration_body(t.uscc, t.book_no), SubmitDeclaration)
+    return app, Ledger(app, load_zones(None)), actor, body
+
+
+def _streams_are_gapless(app: LedgerApplication) -> None:
+    versions = defaultdict(list)
+    for r in app.log.select_log(0, 100_000):
+        versions[r.stream_id].append(r.version)
+    for stream, seen in versions.items():
+        assert seen == list(range(1, len(seen) + 1)), stream
+
+
+def test_failed_groups_are_retried_with_everything_decided_on_them(database_url):
+    app, ledger, actor, body = _world(database_url)
+    real_put = app.events.put
+    failures = {"left": 3}
+    lock = threading.Lock()
+
+    def flaky_put(events, **kw):
+        with lock:
+            fail = failures["left"] > 0 and len(events) > 3
+            if fail:
+                failures["left"] -= 1
+        if fail:
+            raise IntegrityError("simulated: another process took these versions")
+        return real_put(events, **kw)
+
+    app.events.put = flaky_put  # type: ignore[method-assign]
+    numbers: list[str] = []
+    errors: list[Exception] = []
+
+    def submit(n: int) -> None:
+        for i in range(15):
+            try:
+                idem = Idempotency(actor.name, f"g{n}-{i}", "POST", "/v1/declarations")
+                out = ledger.submit_declaration(body, actor, idem)
+                with lock:
+                    numbers.append(out.body.declaration_no)
+            except Exception as e:  # collected and asserted below
+                errors.append(e)
+
+    try:
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert failures["left"] == 0, "the test did not exercise a failing group"
+        assert sorted(int(x[9:]) for x in numbers) == list(range(1, 91))
+        _streams_are_gapless(app)
+        assert verify(app.log).ok
+    finally:
+        app.close()
+
+
+def test_commands_that_arrive_together_share_a_transaction(sqlite_url):
+    app, ledger, actor, body = _world(sqlite_url)
+    sizes: list[int] = []
+    real_put = app.events.put
+
+    def counting_put(events, **kw):
+        sizes.append(len(events))
+        return real_put(events, **kw)
+
+    app.events.put = counting_put  # type: ignore[method-assign]
+    barrier = threading.Barrier(8)
+
+    def submit(n: int) -> None:
+        barrier.wait()
+        for i in range(10):
+            ledger.submit_declaration(
+                body, actor, Idempotency(actor.name, f"t{n}-{i}", "POST", "/v1/declarations")
+            )
+
+    try:
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # 80 declarations of 3 events each, in fewer transactions than declarations.
+        assert sum(sizes) == 240
+        assert len(sizes) < 80
+        _streams_are_gapless(app)
+    finally:
+        app.close()
