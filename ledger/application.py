@@ -154,7 +154,7 @@ class LedgerApplication(Application[UUID]):
         self.factory.close()
 
 
-class _Abandoned(Exception):  # noqa: N818 - a signal between threads, never raised to callers
+class _Abandoned(Exception):
     """A group was decided on top of a group whose commit failed."""
 
 
