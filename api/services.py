@@ -45,6 +45,20 @@ def decode_entry(entry: LogEntry) -> DomainEvent:
     return decode_event(entry.topic, entry.stream_id, entry.version, entry.state)
 
 
+def read_models_runner(
+    name: str, views: ViewStore, app: LedgerApplication, batch_size: int = 1000
+) -> CatchUpRunner:
+    """A runner feeding every read model from the application's log."""
+    return CatchUpRunner(
+        name,
+        views,
+        [DeclarationsProjection(), EnterprisesProjection()],
+        source=lambda after, limit: app.log.select_log(after, limit),
+        decode=decode_entry,
+        batch_size=batch_size,
+    )
+
+
 def open_views(db: Database) -> ViewStore:
     if db.kind == "sqlite":
         path = db.path
@@ -74,13 +88,7 @@ class Services:
         app = LedgerApplication(database)
         zones = load_zones(settings.zones_file)
         views = open_views(database)
-        runner = CatchUpRunner(
-            "read-models",
-            views,
-            [DeclarationsProjection(), EnterprisesProjection()],
-            source=lambda after, limit: app.log.select_log(after, limit),
-            decode=decode_entry,
-        )
+        runner = read_models_runner("read-models", views, app)
         return cls(
             settings=settings,
             database=database,

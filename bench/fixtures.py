@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
-from stdnum.cn import uscc
 
 from domain.account_book import OpenAccountBook
 from domain.declaration import SubmitDeclaration
@@ -22,45 +20,10 @@ from ledger.application import LedgerApplication
 from ledger.commands import Ledger
 from ledger.database import parse_database_url
 from ledger.keys import ApiKeys
+from tests.samples import declaration_body, make_uscc
 
 ZONE = "XCBZ"
 ADMIN = Actor(name="bench-admin", role="admin")
-
-
-def make_uscc(serial: int) -> str:
-    """A USCC with a correct check digit (python-stdnum computes it)."""
-    base = f"91610131MA{serial:07d}"
-    return base + uscc.calc_check_digit(base)
-
-
-def declaration_body(declarant: str, book_no: str) -> dict[str, Any]:
-    """The body tests/support.py submits: one line, first-line import by rail."""
-    return {
-        "flow": "first_line_in",
-        "trade_mode": "5034",
-        "declarant": declarant,
-        "zone": ZONE,
-        "account_book": book_no,
-        "transport": {"mode": "rail", "reference": "X8024-20261127", "container": "TGHU1234567"},
-        "country": "DE",
-        "currency": "EUR",
-        "incoterm": "FOB",
-        "freight": "1200.00",
-        "insurance": "80.00",
-        "lines": [
-            {
-                "line_no": 1,
-                "item_no": 1,
-                "hs_code": "8471300000",
-                "description": "Laptop computers",
-                "quantity": "1000",
-                "unit": "C62",
-                "unit_price": "420.00",
-                "origin_country": "DE",
-            }
-        ],
-        "client_ref": "PO-7781",
-    }
 
 
 def book_no_of(code: str) -> str:

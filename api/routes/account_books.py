@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import AdminOrEnterprise, Reader
-from api.http import decode_body, doc, idempotency, json_response, outcome_response, read_body
-from api.routes.common import services
+from api.http import doc, json_response
+from api.routes.common import execute, services
 from domain.account_book import OpenAccountBook, RegisterItems
 from domain.views import AccountBookView, account_book_view
 
 router = APIRouter(tags=["account books"])
+WRITE_ERRORS = (400, 401, 403, 409, 413)
 
 
 @router.post(
@@ -20,18 +20,17 @@ router = APIRouter(tags=["account books"])
     **doc(
         body=OpenAccountBook,
         ok=(201, AccountBookView),
-        errors=(400, 401, 403, 409, 413),
+        errors=WRITE_ERRORS,
         idempotency_required=False,
     ),
 )
 async def open_account_book(request: Request, actor: AdminOrEnterprise) -> Response:
-    cmd = decode_body(await read_body(request), OpenAccountBook)
-    svc = services(request)
-    outcome = await run_in_threadpool(
-        svc.ledger.open_account_book, cmd, actor, idempotency(request, actor, required=False)
+    return await execute(
+        request,
+        actor,
+        OpenAccountBook,
+        lambda ledger, cmd, idem: ledger.open_account_book(cmd, actor, idem),
     )
-    svc.wrote(outcome.position)
-    return outcome_response(outcome)
 
 
 @router.post(
@@ -39,18 +38,17 @@ async def open_account_book(request: Request, actor: AdminOrEnterprise) -> Respo
     **doc(
         body=RegisterItems,
         ok=(201, AccountBookView),
-        errors=(400, 401, 403, 404, 409, 413),
+        errors=(*WRITE_ERRORS, 404),
         idempotency_required=False,
     ),
 )
 async def register_items(request: Request, book_no: str, actor: AdminOrEnterprise) -> Response:
-    cmd = decode_body(await read_body(request), RegisterItems)
-    svc = services(request)
-    outcome = await run_in_threadpool(
-        svc.ledger.register_items, book_no, cmd, actor, idempotency(request, actor, required=False)
+    return await execute(
+        request,
+        actor,
+        RegisterItems,
+        lambda ledger, cmd, idem: ledger.register_items(book_no, cmd, actor, idem),
     )
-    svc.wrote(outcome.position)
-    return outcome_response(outcome)
 
 
 @router.get("/v1/account-books/{book_no}", **doc(ok=(200, AccountBookView), errors=(401, 404)))

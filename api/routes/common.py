@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.http import decode_body, idempotency, outcome_response, read_body
 from api.problems import HttpProblem
 from api.services import Services
+from domain.events import Actor
+from ledger.commands import Idempotency, Ledger, Outcome
+
+T = TypeVar("T")
 
 
 class Page:
@@ -58,3 +65,20 @@ async def views_caught_up(request: Request) -> int:
         target = head.position if head else 0
     await run_in_threadpool(svc.runner.wait_for, target, svc.settings.read_wait_seconds)
     return svc.runner.position
+
+
+async def execute(
+    request: Request,
+    actor: Actor,
+    body_type: type[T],
+    action: Callable[[Ledger, T, Idempotency | None], Outcome],
+    *,
+    key_required: bool = False,
+) -> Response:
+    """The one shape of every write route: key, body, command in the threadpool, answer."""
+    idem = idempotency(request, actor, required=key_required)
+    cmd = decode_body(await read_body(request), body_type)
+    svc = services(request)
+    outcome = await run_in_threadpool(action, svc.ledger, cmd, idem)
+    svc.wrote(outcome.position)
+    return outcome_response(outcome)

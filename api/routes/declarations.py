@@ -10,15 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import EnterpriseOnly, Reader
 from api.http import (
-    decode_body,
     doc,
-    idempotency,
     json_response,
     list_type,
-    outcome_response,
-    read_body,
 )
-from api.routes.common import Page, page_body, services, views_caught_up
+from api.routes.common import Page, execute, page_body, services, views_caught_up
 from domain.declaration import SubmitDeclaration, WithdrawDeclaration
 from domain.errors import NotFound
 from domain.events import Actor
@@ -38,12 +34,13 @@ DeclarationList = list_type(DeclarationDetail, "DeclarationList")
     ),
 )
 async def submit_declaration(request: Request, actor: EnterpriseOnly) -> Response:
-    idem = idempotency(request, actor, required=True)
-    cmd = decode_body(await read_body(request), SubmitDeclaration)
-    svc = services(request)
-    outcome = await run_in_threadpool(svc.ledger.submit_declaration, cmd, actor, idem)
-    svc.wrote(outcome.position)
-    return outcome_response(outcome)
+    return await execute(
+        request,
+        actor,
+        SubmitDeclaration,
+        lambda ledger, cmd, idem: ledger.submit_declaration(cmd, actor, idem),
+        key_required=True,
+    )
 
 
 def visible(actor: Actor) -> dict[str, str]:
@@ -107,14 +104,9 @@ async def get_declaration(request: Request, ref: str, actor: Reader) -> Response
     ),
 )
 async def withdraw_declaration(request: Request, ref: str, actor: EnterpriseOnly) -> Response:
-    cmd = decode_body(await read_body(request), WithdrawDeclaration)
-    svc = services(request)
-    outcome = await run_in_threadpool(
-        svc.ledger.withdraw_declaration,
-        ref,
-        cmd,
+    return await execute(
+        request,
         actor,
-        idempotency(request, actor, required=False),
+        WithdrawDeclaration,
+        lambda ledger, cmd, idem: ledger.withdraw_declaration(ref, cmd, actor, idem),
     )
-    svc.wrote(outcome.position)
-    return outcome_response(outcome)

@@ -10,16 +10,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin, Reader
 from api.http import (
-    decode_body,
     doc,
-    idempotency,
     json_response,
     list_type,
-    outcome_response,
-    read_body,
 )
 from api.problems import HttpProblem
-from api.routes.common import Page, page_body, services, views_caught_up
+from api.routes.common import Page, execute, page_body, services, views_caught_up
 from domain.enterprise import RegisterEnterprise
 from domain.errors import NotFound
 from domain.views import EnterpriseView, enterprise_view
@@ -38,13 +34,12 @@ EnterpriseList = list_type(EnterpriseView, "EnterpriseList")
     ),
 )
 async def register_enterprise(request: Request, actor: Admin) -> Response:
-    cmd = decode_body(await read_body(request), RegisterEnterprise)
-    svc = services(request)
-    outcome = await run_in_threadpool(
-        svc.ledger.register_enterprise, cmd, actor, idempotency(request, actor, required=False)
+    return await execute(
+        request,
+        actor,
+        RegisterEnterprise,
+        lambda ledger, cmd, idem: ledger.register_enterprise(cmd, actor, idem),
     )
-    svc.wrote(outcome.position)
-    return outcome_response(outcome)
 
 
 @router.get("/v1/enterprises", **doc(ok=(200, EnterpriseList), errors=(401, 403, 422)))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.services import decode_entry, load_zones, open_views
+from api.services import load_zones, open_views, read_models_runner
 from domain.account_book import BookItem, OpenAccountBook
 from domain.declaration import SubmitDeclaration, WithdrawDeclaration
 from domain.enterprise import RegisterEnterprise
@@ -17,10 +17,8 @@ from domain.events import Actor
 from ledger.application import LedgerApplication
 from ledger.commands import Idempotency, Ledger
 from ledger.database import parse_database_url
-from projections.declarations import DeclarationsProjection
 from projections.digest import views_digest
-from projections.enterprises import EnterprisesProjection
-from projections.runner import CatchUpRunner, CrashForTests
+from projections.runner import CrashForTests
 from projections.store import SQLiteViews
 from tests.support import declaration_body, make_uscc
 
@@ -60,13 +58,7 @@ def _populate(app: LedgerApplication, declarations: int) -> int:
 
 def _replay_digest(app: LedgerApplication, tmp_path) -> dict[str, str]:
     views = SQLiteViews(str(tmp_path / f"replay-{datetime.now(UTC).timestamp()}.sqlite3"))
-    runner = CatchUpRunner(
-        "replay",
-        views,
-        [DeclarationsProjection(), EnterprisesProjection()],
-        source=lambda after, limit: app.log.select_log(after, limit),
-        decode=decode_entry,
-    )
+    runner = read_models_runner("replay", views, app)
     runner.catch_up()
     try:
         return views_digest(views)
@@ -119,14 +111,7 @@ def test_a_failing_batch_rolls_back_and_the_next_run_completes_it(sqlite_url, tm
     try:
         _populate(app, declarations=5)
         views = SQLiteViews(str(tmp_path / "views.sqlite3"))
-        runner = CatchUpRunner(
-            "t",
-            views,
-            [DeclarationsProjection(), EnterprisesProjection()],
-            source=lambda after, limit: app.log.select_log(after, limit),
-            decode=decode_entry,
-            batch_size=4,
-        )
+        runner = read_models_runner("t", views, app, batch_size=4)
         runner.crash_after = 6
         with pytest.raises(CrashForTests):
             runner.catch_up()
