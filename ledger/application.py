@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -46,7 +47,13 @@ class LedgerApplication(Application[UUID]):
         }
         super().__init__(env=env)
         self._local = threading.local()
-        self._pending = PendingGroups()
+        # SQLite has one writer process: its committed states can be kept here and trusted.
+        # If another process did write, the (stream, version) key refuses our stale write,
+        # the group fails, its streams are forgotten, and the command decides again.
+        self._states: CommittedStates | None = (
+            CommittedStates(100_000) if database.kind == "sqlite" else None
+        )
+        self._pending = PendingGroups(self._states)
         self._committer = threading.Thread(
             target=self._commit_loop, name="ledger-group-commit", daemon=True
         )
@@ -67,11 +74,16 @@ class LedgerApplication(Application[UUID]):
         Inside a command it includes the events of earlier commands still waiting for their
         group commit; anywhere else it is the committed state only (no dirty reads).
         """
+        in_command = self._in_command()
+        if in_command and self._states is not None and stream in self._states:
+            return self._pending.fold(stream, self._states.get(stream))
         try:
             state = self.repository.get(stream, projector_func=project)
         except AggregateNotFoundError:
             state = None
-        if self._in_command():
+        if in_command:
+            if self._states is not None and state is not None:
+                self._states.put(stream, state)
             state = self._pending.fold(stream, state)
         return state
 
@@ -85,10 +97,15 @@ class LedgerApplication(Application[UUID]):
         every submission slower than the one before. Its state is its last serial, so one
         indexed read of the last event is enough.
         """
-        latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
-        if self._in_command():
-            latest = self._pending.latest(stream, latest)
-        return latest.apply(None) if latest is not None else None  # type: ignore[attr-defined]
+        in_command = self._in_command()
+        if in_command and self._states is not None and stream in self._states:
+            state = self._states.get(stream)
+        else:
+            latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
+            state = latest.apply(None) if latest is not None else None  # type: ignore[attr-defined]
+            if in_command and self._states is not None and state is not None:
+                self._states.put(stream, state)
+        return self._pending.latest(stream, state) if in_command else state
 
     def pending_latest(self, stream: UUID) -> Pending[Any]:
         return Pending(self.load_latest(stream), stream)
@@ -154,6 +171,42 @@ class LedgerApplication(Application[UUID]):
         self.factory.close()
 
 
+class CommittedStates:
+    """Committed aggregate states by stream, least recently used dropped first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._states: OrderedDict[UUID, Any] = OrderedDict()
+
+    def __contains__(self, stream: UUID) -> bool:
+        return stream in self._states
+
+    def get(self, stream: UUID) -> Any:
+        self._states.move_to_end(stream)
+        return self._states[stream]
+
+    def put(self, stream: UUID, state: Any) -> None:
+        self._states[stream] = state
+        self._states.move_to_end(stream)
+        while len(self._states) > self.maxsize:
+            self._states.popitem(last=False)
+
+    def advance(self, events: list[Any]) -> None:
+        """Apply committed events to the states they follow; forget any that do not fit."""
+        for e in events:
+            state = self._states.get(e.originator_id)
+            if state is not None and state.version == e.originator_version - 1:
+                self._states[e.originator_id] = e.apply(state)
+            elif state is None and e.originator_version == 1:
+                self.put(e.originator_id, e.apply(None))
+            else:
+                self._states.pop(e.originator_id, None)
+
+    def forget(self, events: list[Any]) -> None:
+        for e in events:
+            self._states.pop(e.originator_id, None)
+
+
 class _Abandoned(Exception):
     """A group was decided on top of a group whose commit failed."""
 
@@ -177,7 +230,8 @@ class PendingGroups:
     Every method except `next_group` runs under the application's command lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, states: CommittedStates | None = None) -> None:
+        self.states = states
         self._ready = threading.Condition()
         self.open = Group()
         self.committing: Group | None = None
@@ -211,12 +265,13 @@ class PendingGroups:
         return state
 
     def latest(self, stream: UUID, committed: Any) -> Any:
+        """The state of a counter stream: its newest pending event wins over the committed one."""
         pending = self.by_stream.get(stream)
         if not pending:
             return committed
         newest = pending[max(pending)]
-        if committed is None or newest.originator_version > committed.originator_version:
-            return newest
+        if committed is None or newest.originator_version > committed.version:
+            return newest.apply(None)
         return committed
 
     def next_group(self) -> Group | None:
@@ -231,6 +286,12 @@ class PendingGroups:
 
     def settle(self, group: Group) -> None:
         with self._ready:
+            if self.states is not None:
+                if group.failed is None:
+                    self.states.advance(group.events)
+                else:
+                    self.states.forget(group.events)
+                    self.states.forget(self.open.events)
             for e in group.events:
                 versions = self.by_stream.get(e.originator_id)
                 if versions is not None and versions.get(e.originator_version) is e:

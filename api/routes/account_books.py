@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.auth import AdminOrEnterprise, Reader
+from api.auth import ADMIN_OR_ENTERPRISE, Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
 from domain.account_book import OpenAccountBook, RegisterItems
@@ -24,12 +24,12 @@ WRITE_ERRORS = (400, 401, 403, 409, 413)
         idempotency_required=False,
     ),
 )
-async def open_account_book(request: Request, actor: AdminOrEnterprise) -> Response:
+async def open_account_book(request: Request) -> Response:
     return await execute(
         request,
-        actor,
+        ADMIN_OR_ENTERPRISE,
         OpenAccountBook,
-        lambda ledger, cmd, idem: ledger.open_account_book(cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.open_account_book(cmd, actor, idem),
     )
 
 
@@ -42,12 +42,12 @@ async def open_account_book(request: Request, actor: AdminOrEnterprise) -> Respo
         idempotency_required=False,
     ),
 )
-async def register_items(request: Request, book_no: str, actor: AdminOrEnterprise) -> Response:
+async def register_items(request: Request, book_no: str) -> Response:
     return await execute(
         request,
-        actor,
+        ADMIN_OR_ENTERPRISE,
         RegisterItems,
-        lambda ledger, cmd, idem: ledger.register_items(book_no, cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.register_items(book_no, cmd, actor, idem),
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import authenticate, bearer_token
 from api.http import decode_body, idempotency, outcome_response, read_body
 from api.problems import HttpProblem
 from api.services import Services
@@ -69,16 +70,23 @@ async def views_caught_up(request: Request) -> int:
 
 async def execute(
     request: Request,
-    actor: Actor,
+    roles: Collection[str],
     body_type: type[T],
-    action: Callable[[Ledger, T, Idempotency | None], Outcome],
+    action: Callable[[Ledger, T, Idempotency | None, Actor], Outcome],
     *,
     key_required: bool = False,
 ) -> Response:
-    """The one shape of every write route: key, body, command in the threadpool, answer."""
-    idem = idempotency(request, actor, required=key_required)
-    cmd = decode_body(await read_body(request), body_type)
+    """The one shape of every write route: token, body, then in one threadpool hop the key
+    lookup, the role check, the Idempotency-Key, decoding and the command."""
+    bearer_token(request)
+    raw = await read_body(request)
     svc = services(request)
-    outcome = await run_in_threadpool(action, svc.ledger, cmd, idem)
+
+    def work() -> Outcome:
+        actor = authenticate(request, roles)
+        idem = idempotency(request, actor, required=key_required)
+        return action(svc.ledger, decode_body(raw, body_type), idem, actor)
+
+    outcome = await run_in_threadpool(work)
     svc.wrote(outcome.position)
     return outcome_response(outcome)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import EnterpriseOnly, Reader
+from api.auth import ENTERPRISE, Reader
 from api.http import (
     doc,
     json_response,
@@ -33,12 +33,12 @@ DeclarationList = list_type(DeclarationDetail, "DeclarationList")
         idempotency_required=True,
     ),
 )
-async def submit_declaration(request: Request, actor: EnterpriseOnly) -> Response:
+async def submit_declaration(request: Request) -> Response:
     return await execute(
         request,
-        actor,
+        ENTERPRISE,
         SubmitDeclaration,
-        lambda ledger, cmd, idem: ledger.submit_declaration(cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, idem),
         key_required=True,
     )
 
@@ -103,10 +103,10 @@ async def get_declaration(request: Request, ref: str, actor: Reader) -> Response
         idempotency_required=False,
     ),
 )
-async def withdraw_declaration(request: Request, ref: str, actor: EnterpriseOnly) -> Response:
+async def withdraw_declaration(request: Request, ref: str) -> Response:
     return await execute(
         request,
-        actor,
+        ENTERPRISE,
         WithdrawDeclaration,
-        lambda ledger, cmd, idem: ledger.withdraw_declaration(ref, cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.withdraw_declaration(ref, cmd, actor, idem),
     )

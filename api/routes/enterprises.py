@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Admin, Reader
+from api.auth import ADMIN, Reader
 from api.http import (
     doc,
     json_response,
@@ -33,12 +33,12 @@ EnterpriseList = list_type(EnterpriseView, "EnterpriseList")
         idempotency_required=False,
     ),
 )
-async def register_enterprise(request: Request, actor: Admin) -> Response:
+async def register_enterprise(request: Request) -> Response:
     return await execute(
         request,
-        actor,
+        ADMIN,
         RegisterEnterprise,
-        lambda ledger, cmd, idem: ledger.register_enterprise(cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.register_enterprise(cmd, actor, idem),
     )
 
 
