@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export LEDGER_DATABASE_URL ?= sqlite:///./var/ledger.sqlite3
 
-.PHONY: run test lint unit bench venv clean token
+.PHONY: run test lint unit bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,6 @@ venv: $(STAMP)
 run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/customs-ledger serve --host $(HOST) --port $(PORT)
-
-token: $(STAMP)
-	@$(BIN)/customs-ledger keys issue --role admin --name admin-$$(date +%s)
 
 lint: $(STAMP)
 	$(BIN)/ruff check domain ledger projections api tests bench
