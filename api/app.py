@@ -26,6 +26,7 @@ from api.routes import account_books, audit, declarations, enterprises, referenc
 from api.services import Services
 from api.settings import Settings
 from domain.errors import LedgerError
+from ledger.declarations import ClearanceRules
 
 log = logging.getLogger("customs_ledger.api")
 
@@ -75,13 +76,17 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    rules: ClearanceRules | None = None,
+) -> FastAPI:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "services"):
-            app.state.services = Services.build(settings)
+            app.state.services = Services.build(settings, rules)
         app.state.services.start()
         try:
             yield

@@ -49,5 +49,6 @@ def allow(*roles: str):  # type: ignore[no-untyped-def]
 ADMIN = ("admin",)
 ADMIN_OR_ENTERPRISE = ("admin", "enterprise")
 ENTERPRISE = ("enterprise",)
+OFFICER = ("officer",)
 Reader = Annotated[Actor, allow("admin", "enterprise", "operator", "officer", "auditor")]
 AuditReader = Annotated[Actor, allow("auditor", "officer")]

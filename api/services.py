@@ -5,26 +5,32 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from api.settings import Settings
+from domain.duties import DutyTables
+from domain.duty_tables import DEFAULT_TABLES
 from domain.events import DomainEvent
 from domain.reference import DEFAULT_ZONES, Zone
+from domain.risk import RiskRules
+from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
 from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url
+from ledger.declarations import ClearanceRules
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
 from projections.declarations import DeclarationQueries, DeclarationsProjection
 from projections.enterprises import EnterpriseQueries, EnterprisesProjection
 from projections.runner import CatchUpRunner, LogEntry
+from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
 
 
 class ZonesFileError(ValueError):
-    """LEDGER_ZONES_FILE cannot be used."""
+    """A reference-data file (zones, risk rules, duty tables) cannot be used."""
 
 
 def load_zones(path: str | None) -> dict[str, Zone]:
@@ -39,6 +45,30 @@ def load_zones(path: str | None) -> dict[str, Zone]:
         if not (len(z.customs_office) == 4 and z.customs_office.isdigit()):
             raise ZonesFileError(f"zone {z.code}: customs_office must be 4 digits")
     return {z.code: z for z in zones}
+
+
+T = TypeVar("T")
+
+
+def load_data_file(variable: str, path: str | None, cls: type[T], default: T) -> T:
+    """Reference data from a JSON file named by an environment variable, or the default."""
+    if path is None:
+        return default
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=cls)
+    except (OSError, msgspec.DecodeError) as e:
+        raise ZonesFileError(f"{variable} {path}: {e}") from e
+
+
+def load_clearance_rules(settings: Settings) -> ClearanceRules:
+    return ClearanceRules(
+        risk=load_data_file(
+            "LEDGER_RISK_RULES_FILE", settings.risk_rules_file, RiskRules, DEFAULT_RULES
+        ),
+        duties=load_data_file(
+            "LEDGER_DUTY_TABLES_FILE", settings.duty_tables_file, DutyTables, DEFAULT_TABLES
+        ),
+    )
 
 
 def decode_entry(entry: LogEntry) -> DomainEvent:
@@ -81,9 +111,10 @@ class Services:
     runner: CatchUpRunner
     declarations: DeclarationQueries
     enterprises: EnterpriseQueries
+    stats: StatsQueries
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:
         database = parse_database_url(settings.database_url)
         app = LedgerApplication(database)
         zones = load_zones(settings.zones_file)
@@ -93,12 +124,13 @@ class Services:
             settings=settings,
             database=database,
             app=app,
-            ledger=Ledger(app, zones),
+            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings)),
             keys=ApiKeys(app),
             views=views,
             runner=runner,
             declarations=DeclarationQueries(views),
             enterprises=EnterpriseQueries(views),
+            stats=StatsQueries(views),
         )
 
     def start(self) -> None:

@@ -12,6 +12,8 @@ DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite3"
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     zones_file: str | None = None
+    risk_rules_file: str | None = None
+    duty_tables_file: str | None = None
     # "inline": the server runs the projection runner in a thread; "off": a separate
     # `customs-ledger project --follow` process does (PostgreSQL deployments).
     projections: str = "inline"
@@ -22,6 +24,8 @@ class Settings:
         return cls(
             database_url=os.environ.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
             zones_file=os.environ.get("LEDGER_ZONES_FILE") or None,
+            risk_rules_file=os.environ.get("LEDGER_RISK_RULES_FILE") or None,
+            duty_tables_file=os.environ.get("LEDGER_DUTY_TABLES_FILE") or None,
             projections=os.environ.get("LEDGER_PROJECTIONS", "inline"),
             read_wait_seconds=float(os.environ.get("LEDGER_READ_WAIT_SECONDS", "2")),
         )

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from domain import values
-from domain.errors import AlreadyExists
+from domain.errors import AlreadyExists, Conflict
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.values import Problems
 
@@ -23,6 +23,13 @@ class RegisterEnterprise(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     customs_code: str
     name: str
     credit_class: CreditClass
+
+
+class ChangeCreditClass(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /v1/enterprises/{uscc}/credit-class."""
+
+    credit_class: CreditClass
+    reason: str
 
 
 class Enterprise(AggregateState, frozen=True, kw_only=True):
@@ -53,6 +60,41 @@ class EnterpriseRegistered(DomainEvent, frozen=True, kw_only=True):
             credit_class=self.credit_class,
             registered_at=self.occurred_at,
         )
+
+
+class CreditClassChanged(DomainEvent, frozen=True, kw_only=True):
+    """Customs changed an enterprise's credit class (a dishonest class puts it on the
+    negative list); decisions from now on use the new class."""
+
+    credit_class: str
+    previous: str
+    reason: str
+
+    def apply(self, state: Enterprise) -> Enterprise:
+        return msgspec.structs.replace(
+            state, version=self.originator_version, credit_class=self.credit_class
+        )
+
+
+def change_credit_class(
+    pending: Pending[Enterprise], cmd: ChangeCreditClass, actor: Actor, now: datetime
+) -> Enterprise:
+    state = pending.state
+    assert state is not None
+    values.text("$.reason", cmd.reason, max_length=2000)
+    if cmd.credit_class == state.credit_class:
+        raise Conflict(
+            f"{state.uscc} is already {state.credit_class}", rule="credit_class_unchanged"
+        )
+    pending.record(
+        CreditClassChanged,
+        actor=actor,
+        occurred_at=now,
+        credit_class=cmd.credit_class,
+        previous=state.credit_class,
+        reason=cmd.reason,
+    )
+    return pending.state  # type: ignore[return-value]
 
 
 def enterprise_id(uscc: str) -> UUID:

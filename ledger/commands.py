@@ -7,59 +7,30 @@ on the same stream version and then finds it too.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
 from domain import account_book as books
-from domain import declaration as decl
 from domain import enterprise as ent
-from domain.errors import Forbidden, IdempotencyKeyReused, NotFound, ValidationFailed
+from domain.errors import IdempotencyKeyReused, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.idempotency import IdempotentRequest, RequestCompleted, idempotency_id
 from domain.reference import Zone
-from domain.views import account_book_view, declaration_view, enterprise_view
+from domain.views import account_book_view, enterprise_view
+from ledger.access import act_as, visible_book
 from ledger.application import LedgerApplication
-
-_CANONICAL = msgspec.json.Encoder(decimal_format="string", order="sorted")
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An Idempotency-Key as sent by one principal for one request."""
-
-    principal: str
-    key: str
-    method: str
-    path: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The answer to a command: HTTP status, body, log position, and whether it is a replay."""
-
-    status_code: int
-    body: Any
-    position: int | None
-    replayed: bool = False
-
-
-def request_hash(method: str, path: str, body: Any) -> str:
-    """Same method, path and decoded body give the same hash, whatever the key order."""
-    canonical = _CANONICAL.encode(msgspec.to_builtins(body, order="sorted"))
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+from ledger.declarations import ClearanceRules, DeclarationCommands
+from ledger.requests import Idempotency, Outcome, request_hash
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger:
+class Ledger(DeclarationCommands):
     """The write side's commands and the reads that must see the latest write."""
 
     def __init__(
@@ -67,10 +38,12 @@ class Ledger:
         app: LedgerApplication,
         zones: dict[str, Zone],
         clock: Callable[[], datetime] = utcnow,
+        rules: ClearanceRules | None = None,
     ) -> None:
         self.app = app
         self.zones = zones
         self.clock = clock
+        self.rules = rules or ClearanceRules()
 
     # -- the command loop ------------------------------------------------------------------
 
@@ -128,6 +101,24 @@ class Ledger:
 
         return self._execute(201, idem, cmd, decide)
 
+    def change_credit_class(
+        self,
+        uscc: str,
+        cmd: ent.ChangeCreditClass,
+        actor: Actor,
+        idem: Idempotency | None = None,
+    ) -> Outcome:
+        """Customs change a credit class; decisions from now on use the new one."""
+
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            pending = self.app.pending(ent.enterprise_id(uscc))
+            if pending.state is None:
+                raise NotFound(f"no enterprise {uscc}")
+            state = ent.change_credit_class(pending, cmd, actor, now)
+            return [pending], enterprise_view(state)
+
+        return self._execute(200, idem, cmd, decide)
+
     def enterprise(self, uscc: str) -> ent.Enterprise | None:
         return self.app.load(ent.enterprise_id(uscc))
 
@@ -136,7 +127,7 @@ class Ledger:
     def open_account_book(
         self, cmd: books.OpenAccountBook, actor: Actor, idem: Idempotency | None = None
     ) -> Outcome:
-        _act_as(actor, cmd.enterprise, "$.enterprise")
+        act_as(actor, cmd.enterprise, "$.enterprise")
         books.validate_opening(cmd, set(self.zones))
         if self.enterprise(cmd.enterprise) is None:
             raise ValidationFailed.at("$.enterprise", "enterprise is not registered")
@@ -165,88 +156,6 @@ class Ledger:
 
     def account_book(self, book_no: str, actor: Actor) -> books.AccountBook:
         return visible_book(self.app.load(books.account_book_id(book_no)), actor)
-
-    # -- declarations ----------------------------------------------------------------------
-
-    def submit_declaration(
-        self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
-    ) -> Outcome:
-        _act_as(actor, cmd.declarant, "$.declarant")
-
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            ctx = decl.SubmissionContext(
-                zones=self.zones,
-                book=self.app.load(books.account_book_id(cmd.account_book)),
-                destination_book=self.app.load(books.account_book_id(cmd.destination_account_book))
-                if cmd.destination_account_book
-                else None,
-                declarant_registered=self.enterprise(cmd.declarant) is not None,
-                now=now,
-            )
-            lines = decl.validate_submission(cmd, ctx)
-            office, year, direction = decl.series_of(self.zones[cmd.zone], cmd.flow, now)
-            series = self.app.pending_latest(decl.number_series_id(office, year, direction))
-            # Its id comes from the same (principal, key) as the idempotency record, written
-            # in the same transaction: with no record there is no such declaration either.
-            declaration: Pending[decl.Declaration] = Pending(
-                None, decl.declaration_id(idem.principal, idem.key)
-            )
-            state = decl.submit(declaration, series, cmd, lines, ctx, actor)
-            return [series, declaration], declaration_view(state)
-
-        return self._execute(201, idem, cmd, decide)
-
-    def withdraw_declaration(
-        self,
-        ref: str,
-        cmd: decl.WithdrawDeclaration,
-        actor: Actor,
-        idem: Idempotency | None = None,
-    ) -> Outcome:
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            stream = self.resolve_declaration(ref)
-            pending = self.app.pending(stream) if stream else None
-            if pending is None or pending.state is None:
-                raise NotFound(f"no declaration {ref}")
-            if pending.state.facts.declarant != actor.enterprise:
-                raise NotFound(f"no declaration {ref}")
-            state = decl.withdraw(pending, cmd, actor, now)
-            return [pending], declaration_view(state)
-
-        return self._execute(200, idem, cmd, decide)
-
-    def resolve_declaration(self, ref: str) -> UUID | None:
-        """A declaration's id from its id or its 18-digit number (from the number series)."""
-        if len(ref) == 18 and ref.isdigit():
-            series = decl.number_series_id(ref[:4], int(ref[4:8]), ref[8])
-            serial = int(ref[9:])
-            # Version n of a series stream issued serial n.
-            for event in self.app.events.get(series, gt=serial - 1, lte=serial):
-                return event.declaration_id  # type: ignore[attr-defined,no-any-return]
-            return None
-        try:
-            return UUID(ref)
-        except ValueError:
-            return None
-
-
-def _act_as(actor: Actor, party: str, loc: str) -> None:
-    """An enterprise may act only as itself (403 when the body names another party)."""
-    if actor.role == "enterprise" and actor.enterprise != party:
-        raise Forbidden(f"{loc} must be your own USCC ({actor.enterprise})")
-
-
-def visible_book(
-    book: books.AccountBook | None, actor: Actor, *, writing: bool = False
-) -> books.AccountBook:
-    """Another tenant's book does not exist for the caller: 404, never 403."""
-    if book is None:
-        raise NotFound("no such account book")
-    if actor.role == "enterprise" and book.enterprise != actor.enterprise:
-        raise NotFound("no such account book")
-    if actor.role == "operator" and (writing or book.zone != actor.zone):
-        raise NotFound("no such account book")
-    return book
 
 
 def _actor_of(pendings: list[Pending[Any]]) -> Actor:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from domain.declaration import Declaration, DeclarationSubmitted, DeclarationWithdrawn
+from domain.clearance import (
+    DeclarationAssessed,
+    DeclarationRejected,
+    DutiesPaid,
+    InspectionRecorded,
+    ReleaseGranted,
+)
+from domain.declaration import (
+    SHANGHAI,
+    Declaration,
+    DeclarationSubmitted,
+    DeclarationWithdrawn,
+)
 from domain.events import DomainEvent
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
 from projections.runner import LogEntry
@@ -22,10 +34,22 @@ DDL = (
     " flow TEXT NOT NULL, trade_mode TEXT NOT NULL, declarant TEXT NOT NULL,"
     " destination_enterprise TEXT, zone TEXT NOT NULL, destination_zone TEXT,"
     " account_book TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+    " occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL,"
+    " value_cny TEXT NOT NULL DEFAULT '0',"
     " position BIGINT NOT NULL, first_position BIGINT NOT NULL,"
     " state TEXT NOT NULL, history TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_declarations_declarant ON view_declarations (declarant)",
     "CREATE INDEX IF NOT EXISTS view_declarations_first ON view_declarations (first_position)",
+    "CREATE INDEX IF NOT EXISTS view_declarations_time ON view_declarations (occurred_at_utc)",
+)
+# Every event of a declaration after its submission: each moves the state and adds history.
+LATER_EVENTS = (
+    DeclarationAssessed,
+    InspectionRecorded,
+    ReleaseGranted,
+    DeclarationRejected,
+    DutiesPaid,
+    DeclarationWithdrawn,
 )
 
 
@@ -42,7 +66,7 @@ class DeclarationsProjection:
         if isinstance(event, DeclarationSubmitted):
             state = event.apply(None)
             self._insert(cur, entry, event, state)
-        elif isinstance(event, DeclarationWithdrawn):
+        elif isinstance(event, LATER_EVENTS):
             cur.execute(
                 "SELECT state, history FROM view_declarations WHERE id = ?",
                 (str(event.originator_id),),
@@ -50,6 +74,12 @@ class DeclarationsProjection:
             row = cur.fetchone()
             state = event.apply(_STATE.decode(row["state"]))
             history = [*_HISTORY.decode(row["history"]), _entry(entry, event)]
+            value = getattr(event, "value_cny", None)
+            if value is not None:
+                cur.execute(
+                    "UPDATE view_declarations SET value_cny = ? WHERE id = ?",
+                    (str(value), str(event.originator_id)),
+                )
             cur.execute(
                 "UPDATE view_declarations SET status = ?, position = ?, state = ?, history = ?"
                 " WHERE id = ?",
@@ -69,8 +99,8 @@ class DeclarationsProjection:
         cur.execute(
             "INSERT INTO view_declarations (id, declaration_no, status, flow, trade_mode,"
             " declarant, destination_enterprise, zone, destination_zone, account_book,"
-            " occurred_at, recorded_at, position, first_position, state, history)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " occurred_at, recorded_at, occurred_at_utc, business_day, position, first_position,"
+            " state, history) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 str(state.id),
                 f.declaration_no,
@@ -84,12 +114,19 @@ class DeclarationsProjection:
                 f.account_book,
                 state.submitted_at.isoformat(),
                 entry.recorded_at,
+                utc_text(state.submitted_at),
+                state.submitted_at.astimezone(SHANGHAI).date().isoformat(),
                 entry.position,
                 entry.position,
                 _ENCODE.encode(state).decode(),
                 _ENCODE.encode([_entry(entry, event)]).decode(),
             ),
         )
+
+
+def utc_text(moment: datetime) -> str:
+    """A business time as fixed-width UTC text, so text order is time order across offsets."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _entry(entry: LogEntry, event: DomainEvent) -> HistoryEntry:
@@ -121,7 +158,14 @@ class DeclarationQueries:
         return row_to_detail(row), dict(row)
 
     def page(
-        self, *, after: int, limit: int, filters: dict[str, str | None], visible: dict[str, str]
+        self,
+        *,
+        after: int,
+        limit: int,
+        filters: dict[str, str | None],
+        visible: dict[str, str],
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[tuple[int, DeclarationDetail]]:
         """(cursor, declaration) by submission position; `visible` keeps one tenant's."""
         sql = "SELECT * FROM view_declarations WHERE first_position > ?"
@@ -130,6 +174,12 @@ class DeclarationQueries:
             if value is not None:
                 sql += f" AND {column} = ?"
                 params.append(value)
+        if since is not None:
+            sql += " AND occurred_at_utc >= ?"
+            params.append(utc_text(since))
+        if until is not None:
+            sql += " AND occurred_at_utc < ?"
+            params.append(utc_text(until))
         if "enterprise" in visible:
             sql += " AND (declarant = ? OR destination_enterprise = ?)"
             params += [visible["enterprise"], visible["enterprise"]]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import msgspec
 from stdnum.cn import ric, uscc
 
 
@@ -37,6 +39,10 @@ def book_body(book_no: str, enterprise: str, zone: str = "XCBZ") -> dict[str, An
         "items": [
             {"item_no": 1, "hs_code": "8471300000", "name": "Laptop computers", "unit": "C62"},
             {"item_no": 2, "hs_code": "0901210000", "name": "Roasted coffee", "unit": "KGM"},
+            # Watched goods under TEST_RULES: medicaments go to document review (yellow),
+            # sporting shotguns to inspection (red).
+            {"item_no": 3, "hs_code": "3004900000", "name": "Medicaments", "unit": "C62"},
+            {"item_no": 4, "hs_code": "9303200000", "name": "Sporting shotguns", "unit": "C62"},
         ],
     }
 
@@ -67,6 +73,46 @@ def declaration_body(declarant: str, book_no: str, **overrides: Any) -> dict[str
             }
         ],
         "client_ref": "PO-7781",
+    }
+    body.update(overrides)
+    return body
+
+
+def _no_draws() -> Any:
+    from domain.risk_rules import DEFAULT_RULES
+
+    classes = {
+        name: msgspec.structs.replace(policy, selection_rate=Decimal(0))
+        for name, policy in DEFAULT_RULES.classes.items()
+    }
+    return msgspec.structs.replace(DEFAULT_RULES, seed="tests", classes=classes)
+
+
+def rules_without_draws() -> Any:
+    """The default risk rules without random selection, so a test knows each channel."""
+    from ledger.declarations import ClearanceRules
+
+    return ClearanceRules(risk=_no_draws())
+
+
+def line(item_no: int, **overrides: Any) -> dict[str, Any]:
+    """A declaration line for one of book_body's items."""
+    items = {
+        1: ("8471300000", "Laptop computers", "C62", "420.00"),
+        2: ("0901210000", "Roasted coffee", "KGM", "8.50"),
+        3: ("3004900000", "Medicaments", "C62", "12.00"),
+        4: ("9303200000", "Sporting shotguns", "C62", "900.00"),
+    }
+    hs, name, unit, price = items[item_no]
+    body: dict[str, Any] = {
+        "line_no": 1,
+        "item_no": item_no,
+        "hs_code": hs,
+        "description": name,
+        "quantity": "10",
+        "unit": unit,
+        "unit_price": price,
+        "origin_country": "DE",
     }
     body.update(overrides)
     return body

@@ -69,8 +69,11 @@ class Ledger:
 
 
 @contextmanager
-def running_ledger(database_url: str) -> Iterator[Ledger]:
-    app = create_app(Settings(database_url=database_url))
+def running_ledger(database_url: str, rules: Any = None) -> Iterator[Ledger]:
+    """The app on a store, with the test risk rules (no random selection) unless given."""
+    app = create_app(
+        Settings(database_url=database_url), rules=rules or samples.rules_without_draws()
+    )
     with TestClient(app) as client:
         services = app.state.services
         ledger = Ledger(client=client, services=services, tokens={})

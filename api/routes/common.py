@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
@@ -90,3 +91,26 @@ async def execute(
     outcome = await run_in_threadpool(work)
     svc.wrote(outcome.position)
     return outcome_response(outcome)
+
+
+def time_param(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 query parameter; a `+` that arrived as a space is read as `+`; naive is 422."""
+    if value is None:
+        return None
+    text = value.strip().replace(" ", "+")
+    if len(text) > 10 and text[10] == "+":
+        # RFC 3339 allows a space between date and time; it just became a "+": restore a "T".
+        text = text[:10] + "T" + text[11:]
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise HttpProblem(
+            422,
+            "validation",
+            "Invalid content",
+            f"{name} must be RFC 3339 with an offset",
+            errors=[{"loc": f"query.{name}", "msg": "RFC 3339 time with Z or an offset"}],
+        )
+    return moment

@@ -8,17 +8,32 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ENTERPRISE, Reader
+from api.auth import ENTERPRISE, OFFICER, Reader
 from api.http import (
     doc,
     json_response,
     list_type,
 )
-from api.routes.common import Page, execute, page_body, services, views_caught_up
-from domain.declaration import SubmitDeclaration, WithdrawDeclaration
+from api.routes.common import (
+    Page,
+    execute,
+    page_body,
+    services,
+    time_param,
+    views_caught_up,
+)
+from domain.declaration import (
+    PayDuties,
+    RecordInspection,
+    RejectDeclaration,
+    ReleaseDeclaration,
+    SubmitDeclaration,
+    WithdrawDeclaration,
+)
 from domain.errors import NotFound
 from domain.events import Actor
 from domain.views import DeclarationDetail, DeclarationView
+from projections.stats import StatsRow
 
 router = APIRouter(tags=["declarations"])
 DeclarationList = list_type(DeclarationDetail, "DeclarationList")
@@ -73,14 +88,20 @@ async def list_declarations(
     ] = None,
     zone: Annotated[str | None, Query(max_length=16)] = None,
     declarant: Annotated[str | None, Query(max_length=18)] = None,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
 ) -> Response:
+    """Declarations in submission order; `from`/`to` select on business time, half-open."""
     position = await views_caught_up(request)
     rows = await run_in_threadpool(
-        services(request).declarations.page,
-        after=page.after,
-        limit=page.limit,
-        filters={"status": status, "flow": flow, "zone": zone, "declarant": declarant},
-        visible=visible(actor),
+        lambda: services(request).declarations.page(
+            after=page.after,
+            limit=page.limit,
+            filters={"status": status, "flow": flow, "zone": zone, "declarant": declarant},
+            visible=visible(actor),
+            since=time_param("from", since),
+            until=time_param("to", until),
+        )
     )
     return json_response(page_body(rows, page.limit), position=position)
 
@@ -110,3 +131,92 @@ async def withdraw_declaration(request: Request, ref: str) -> Response:
         WithdrawDeclaration,
         lambda ledger, cmd, idem, actor: ledger.withdraw_declaration(ref, cmd, actor, idem),
     )
+
+
+def _officer_action(path: str, body: type, method_name: str, summary: str) -> None:
+    """Register one officer decision route (inspection result, release, rejection)."""
+
+    async def action(request: Request, ref: str) -> Response:
+        return await execute(
+            request,
+            OFFICER,
+            body,
+            lambda ledger, cmd, idem, actor: getattr(ledger, method_name)(ref, cmd, actor, idem),
+        )
+
+    action.__name__ = method_name
+    router.post(
+        path,
+        summary=summary,
+        **doc(
+            body=body,
+            ok=(200, DeclarationView),
+            errors=(*ACTION_ERRORS, 404),
+            idempotency_required=False,
+        ),
+    )(action)
+
+
+ACTION_ERRORS = (400, 401, 403, 409, 413)
+_officer_action(
+    "/v1/declarations/{ref}/inspection-results",
+    RecordInspection,
+    "record_inspection",
+    "Record an inspection result (officer)",
+)
+_officer_action(
+    "/v1/declarations/{ref}/release",
+    ReleaseDeclaration,
+    "release_declaration",
+    "Release after document review (officer)",
+)
+_officer_action(
+    "/v1/declarations/{ref}/rejection",
+    RejectDeclaration,
+    "reject_declaration",
+    "Reject a declaration (officer)",
+)
+
+
+@router.post(
+    "/v1/declarations/{ref}/payments",
+    **doc(
+        body=PayDuties,
+        ok=(200, DeclarationView),
+        errors=(*ACTION_ERRORS, 404),
+        idempotency_required=False,
+    ),
+)
+async def pay_duties(request: Request, ref: str) -> Response:
+    return await execute(
+        request,
+        ENTERPRISE,
+        PayDuties,
+        lambda ledger, cmd, idem, actor: ledger.pay_duties(ref, cmd, actor, idem),
+    )
+
+
+StatsList = list_type(StatsRow, "StatsList")
+
+
+@router.get("/v1/stats", tags=["statistics"], **doc(ok=(200, StatsList), errors=(401, 422)))
+async def stats(
+    request: Request,
+    actor: Reader,
+    group_by: Annotated[Literal["day", "month", "trade_mode", "flow"], Query()] = "month",
+    zone: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+) -> Response:
+    """Declarations (not withdrawn or rejected) and their CNY value, grouped."""
+    position = await views_caught_up(request)
+    rows = await run_in_threadpool(
+        lambda: services(request).stats.stats(
+            group_by=group_by,
+            zone=zone,
+            since=time_param("from", since),
+            until=time_param("to", until),
+            visible=visible(actor),
+        )
+    )
+    return json_response({"items": rows, "next_cursor": None}, position=position)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN, Reader
+from api.auth import ADMIN, OFFICER, Reader
 from api.http import (
     doc,
     json_response,
@@ -16,7 +16,7 @@ from api.http import (
 )
 from api.problems import HttpProblem
 from api.routes.common import Page, execute, page_body, services, views_caught_up
-from domain.enterprise import RegisterEnterprise
+from domain.enterprise import ChangeCreditClass, RegisterEnterprise
 from domain.errors import NotFound
 from domain.views import EnterpriseView, enterprise_view
 
@@ -44,14 +44,24 @@ async def register_enterprise(request: Request) -> Response:
 
 @router.get("/v1/enterprises", **doc(ok=(200, EnterpriseList), errors=(401, 403, 422)))
 async def list_enterprises(
-    request: Request, actor: Reader, page: Annotated[Page, Depends()]
+    request: Request,
+    actor: Reader,
+    page: Annotated[Page, Depends()],
+    credit_class: Annotated[
+        Literal["advanced_certified", "regular", "dishonest"] | None, Query()
+    ] = None,
 ) -> Response:
+    """Registered enterprises; `credit_class=dishonest` is the negative list."""
     if actor.role == "operator":
         raise HttpProblem(403, "forbidden", "Forbidden", "operators do not list enterprises")
     position = await views_caught_up(request)
     only = actor.enterprise if actor.role == "enterprise" else None
     rows = await run_in_threadpool(
-        services(request).enterprises.page, after=page.after, limit=page.limit, only=only
+        services(request).enterprises.page,
+        after=page.after,
+        limit=page.limit,
+        only=only,
+        credit_class=credit_class,
     )
     return json_response(page_body(rows, page.limit), position=position)
 
@@ -66,3 +76,21 @@ def get_enterprise(request: Request, uscc: str, actor: Reader) -> Response:
     if state is None:
         raise NotFound(f"no enterprise {uscc}")
     return json_response(enterprise_view(state))
+
+
+@router.post(
+    "/v1/enterprises/{uscc}/credit-class",
+    **doc(
+        body=ChangeCreditClass,
+        ok=(200, EnterpriseView),
+        errors=(400, 401, 403, 404, 409, 413),
+        idempotency_required=False,
+    ),
+)
+async def change_credit_class(request: Request, uscc: str) -> Response:
+    return await execute(
+        request,
+        OFFICER,
+        ChangeCreditClass,
+        lambda ledger, cmd, idem, actor: ledger.change_credit_class(uscc, cmd, actor, idem),
+    )

@@ -51,12 +51,13 @@ def test_two_writers_on_one_store_never_share_a_number(database_url):
     from ledger.application import LedgerApplication
     from ledger.commands import Idempotency, Ledger
     from ledger.database import parse_database_url
+    from tests.samples import rules_without_draws
 
     with running_ledger(database_url) as ledger:
         t = onboard(ledger)
     apps = [LedgerApplication(parse_database_url(database_url)) for _ in range(2)]
     try:
-        ledgers = [Ledger(app, load_zones(None)) for app in apps]
+        ledgers = [Ledger(app, load_zones(None), rules=rules_without_draws()) for app in apps]
         actor = Actor(name=t.token_name, role="enterprise", enterprise=t.uscc)
         body = msgspec.convert(declaration_body(t.uscc, t.book_no), SubmitDeclaration)
         numbers: list[str] = []

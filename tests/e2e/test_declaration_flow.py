@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.samples import line
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
 
@@ -23,8 +24,9 @@ def test_an_enterprise_declares_goods_and_reads_them_back(ledger):
     )
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["status"] == "submitted"
-    assert created["channel"] is None and created["duties"] is None
+    # A regular enterprise's laptops from Germany into a bonded zone: green, nothing to pay.
+    assert created["status"] == "released" and created["channel"] == "green"
+    assert created["duties"]["total"] == "0.00" and created["duties"]["outstanding"] == "0.00"
     number = created["declaration_no"]
     assert len(number) == 18 and number.isdigit()
     assert number[:4] == "9007" and number[8] == "1" and number.endswith("000000001")
@@ -37,7 +39,10 @@ def test_an_enterprise_declares_goods_and_reads_them_back(ledger):
         assert r.status_code == 200, r.text
         detail = r.json()
         assert detail["declaration_no"] == number
-        assert [h["type"] for h in detail["history"]] == ["DeclarationSubmitted"]
+        assert [h["type"] for h in detail["history"]] == [
+            "DeclarationSubmitted",
+            "DeclarationAssessed",
+        ]
         assert detail["history"][0]["actor"] == {
             "name": tenant.token_name,
             "role": "enterprise",
@@ -62,7 +67,8 @@ def test_declaration_numbers_follow_their_series(ledger):
 
 def test_withdrawal_is_final(ledger):
     tenant = onboard(ledger)
-    body = declaration_body(tenant.uscc, tenant.book_no)
+    # Medicaments are watched goods: the declaration waits in document review.
+    body = declaration_body(tenant.uscc, tenant.book_no, lines=[line(3)])
     created = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key()).json()
     r = ledger.post(
         f"/v1/declarations/{created['declaration_no']}/withdrawal",
@@ -81,6 +87,7 @@ def test_withdrawal_is_final(ledger):
     assert detail["status"] == "withdrawn"
     assert [h["type"] for h in detail["history"]] == [
         "DeclarationSubmitted",
+        "DeclarationAssessed",
         "DeclarationWithdrawn",
     ]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from api.services import load_zones, open_views, read_models_runner
@@ -20,13 +21,14 @@ from ledger.database import parse_database_url
 from projections.digest import views_digest
 from projections.runner import CrashForTests
 from projections.store import SQLiteViews
+from tests.samples import line, rules_without_draws
 from tests.support import declaration_body, make_uscc
 
 ADMIN = Actor(name="admin", role="admin")
 
 
 def _populate(app: LedgerApplication, declarations: int) -> int:
-    ledger = Ledger(app, load_zones(None))
+    ledger = Ledger(app, load_zones(None), rules=rules_without_draws())
     code = make_uscc()
     ledger.register_enterprise(
         RegisterEnterprise(uscc=code, customs_code="6101340001", name="Co", credit_class="regular"),
@@ -38,14 +40,13 @@ def _populate(app: LedgerApplication, declarations: int) -> int:
             book_no=book,
             enterprise=code,
             zone="XCBZ",
-            items=[BookItem(item_no=1, hs_code="8471300000", name="Laptop", unit="C62")],
+            items=[BookItem(item_no=3, hs_code="3004900000", name="Medicaments", unit="C62")],
         ),
         ADMIN,
     )
     actor = Actor(name="ent", role="enterprise", enterprise=code)
-    import msgspec
-
-    body = msgspec.convert(declaration_body(code, book), SubmitDeclaration)
+    # Medicaments are watched: each declaration waits in document review, so it can be withdrawn.
+    body = msgspec.convert(declaration_body(code, book, lines=[line(3)]), SubmitDeclaration)
     for n in range(declarations):
         idem = Idempotency("ent", f"k{n}", "POST", "/v1/declarations")
         out = ledger.submit_declaration(body, actor, idem)

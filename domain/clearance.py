@@ -1,0 +1,224 @@
+"""The clearance workflow: assessment, inspection, release, rejection, payment, withdrawal.
+
+Every decision is an event that says who decided, when and why, and carries its outcome, so
+a replay rebuilds the same status and figures even after the rules and tables change. The
+transition table is API.md's; anything else is 409 `invalid_transition` with the status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from domain import values
+from domain.declaration import (
+    FINAL_STATUSES,
+    Declaration,
+    DeclarationWithdrawn,
+    Duties,
+    PayDuties,
+    RecordInspection,
+    RejectDeclaration,
+    Status,
+    WithdrawDeclaration,
+)
+from domain.duties import Assessment
+from domain.errors import Conflict, InvalidTransition, ValidationFailed
+from domain.events import Actor, DomainEvent, Pending
+from domain.risk import RiskOutcome
+
+ZERO = Decimal("0.00")
+
+
+def cleared(outstanding: Decimal) -> Status:
+    """Released when nothing is outstanding, else waiting for the payment."""
+    return "released" if outstanding <= 0 else "awaiting_payment"
+
+
+def status_after_channel(channel: str, outstanding: Decimal) -> Status:
+    """Green is released (or awaits payment); yellow goes to document review; red to inspection."""
+    if channel == "green":
+        return cleared(outstanding)
+    return "document_review" if channel == "yellow" else "inspection"
+
+
+class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
+    """The ledger assessed a new declaration: its risk channel and its duties, with the rule
+    and table versions that produced them."""
+
+    credit_class: str
+    risk: RiskOutcome
+    duties: Assessment
+    status: Status
+    quota_year: int | None = None
+    # The goods' value in CNY at the month's customs rate (what statistics add up).
+    value_cny: Decimal = ZERO
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            status=self.status,
+            channel=self.risk.channel,
+            risk_reasons=list(self.risk.reasons),
+            duties=Duties(
+                tariff=self.duties.tariff,
+                vat=self.duties.vat,
+                consumption_tax=self.duties.consumption_tax,
+                total=self.duties.total,
+                paid=ZERO,
+                outstanding=self.duties.total,
+            ),
+            quota_year=self.quota_year,
+        )
+
+
+class InspectionRecorded(DomainEvent, frozen=True, kw_only=True):
+    """An officer recorded the result of a physical inspection, with the findings."""
+
+    result: Literal["conform", "nonconform"]
+    findings: str
+    status: Status
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+
+
+class ReleaseGranted(DomainEvent, frozen=True, kw_only=True):
+    """An officer released a declaration after document review (it may still await payment)."""
+
+    status: Status
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+
+
+class DeclarationRejected(DomainEvent, frozen=True, kw_only=True):
+    """An officer rejected a declaration, saying why."""
+
+    reason: str
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, status="rejected")
+
+
+class DutiesPaid(DomainEvent, frozen=True, kw_only=True):
+    """The declarant paid duties (in CNY); the amount is exact and never more than is due."""
+
+    amount: Decimal
+    currency: str
+    reference: str
+    status: Status
+
+    def apply(self, state: Declaration) -> Declaration:
+        assert state.duties is not None
+        paid = state.duties.paid + self.amount
+        duties = msgspec.structs.replace(
+            state.duties, paid=paid, outstanding=state.duties.total - paid
+        )
+        return msgspec.structs.replace(
+            state, version=self.originator_version, status=self.status, duties=duties
+        )
+
+
+def _require(state: Declaration, allowed: tuple[str, ...], action: str) -> None:
+    if state.status not in allowed:
+        raise InvalidTransition(
+            f"a declaration in {state.status} cannot be {action}", current_status=state.status
+        )
+
+
+def _outstanding(state: Declaration) -> Decimal:
+    return state.duties.outstanding if state.duties is not None else ZERO
+
+
+def record_inspection(
+    d: Pending[Declaration], cmd: RecordInspection, actor: Actor, now: datetime
+) -> Declaration:
+    state = d.state
+    assert state is not None
+    _require(state, ("inspection",), "given an inspection result")
+    findings = cmd.findings.strip()
+    if cmd.result == "nonconform" and not findings:
+        raise ValidationFailed.at("$.findings", "a nonconforming result needs its findings")
+    status = cleared(_outstanding(state)) if cmd.result == "conform" else "document_review"
+    d.record(
+        InspectionRecorded,
+        actor=actor,
+        occurred_at=now,
+        result=cmd.result,
+        findings=findings,
+        status=status,
+    )
+    return d.state  # type: ignore[return-value]
+
+
+def grant_release(d: Pending[Declaration], actor: Actor, now: datetime) -> Declaration:
+    state = d.state
+    assert state is not None
+    _require(state, ("document_review",), "released")
+    d.record(ReleaseGranted, actor=actor, occurred_at=now, status=cleared(_outstanding(state)))
+    return d.state  # type: ignore[return-value]
+
+
+def reject(
+    d: Pending[Declaration], cmd: RejectDeclaration, actor: Actor, now: datetime
+) -> Declaration:
+    state = d.state
+    assert state is not None
+    _require(state, ("document_review", "inspection"), "rejected")
+    values.text("$.reason", cmd.reason)
+    d.record(DeclarationRejected, actor=actor, occurred_at=now, reason=cmd.reason)
+    return d.state  # type: ignore[return-value]
+
+
+def withdraw(
+    d: Pending[Declaration], cmd: WithdrawDeclaration, actor: Actor, now: datetime
+) -> Declaration:
+    """The declarant withdraws a declaration that has no final decision yet."""
+    state = d.state
+    assert state is not None
+    if state.status in FINAL_STATUSES:
+        raise InvalidTransition(
+            f"a {state.status} declaration cannot be withdrawn", current_status=state.status
+        )
+    values.text("$.reason", cmd.reason)
+    d.record(DeclarationWithdrawn, actor=actor, occurred_at=now, reason=cmd.reason)
+    return d.state  # type: ignore[return-value]
+
+
+def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) -> Declaration:
+    """Payments count in any status before a final one (prepayment included), in CNY, exact."""
+    state = d.state
+    assert state is not None
+    if state.status in FINAL_STATUSES:
+        raise InvalidTransition(
+            f"a {state.status} declaration takes no payment", current_status=state.status
+        )
+    if cmd.currency != "CNY":
+        raise ValidationFailed.at("$.currency", "duties are paid in CNY")
+    amount = values.amount("$.amount", cmd.amount, positive=True)
+    values.text("$.reference", cmd.reference)
+    outstanding = _outstanding(state)
+    if amount > outstanding:
+        raise Conflict(
+            f"the payment of {amount} CNY exceeds the {outstanding} CNY outstanding",
+            rule="payment_exceeds_outstanding",
+            current_status=state.status,
+        )
+    status: Status = state.status
+    if state.status == "awaiting_payment" and amount == outstanding:
+        status = "released"
+    d.record(
+        DutiesPaid,
+        actor=actor,
+        occurred_at=now,
+        amount=amount,
+        currency="CNY",
+        reference=cmd.reference,
+        status=status,
+    )
+    return d.state  # type: ignore[return-value]

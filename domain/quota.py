@@ -1,0 +1,79 @@
+"""A buyer's yearly cross-border e-commerce quota: CNY 26,000 per calendar year.
+
+The total is a write-side fact, checked and updated in the same atomic write as the retail list
+that uses it: two concurrent lists of one buyer can never both squeeze under the limit,
+because both record an event on this stream and only one can take its next version.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+
+from domain.errors import Conflict
+from domain.events import AggregateState, DomainEvent, Pending, stream_id
+
+ANNUAL_LIMIT_CNY = Decimal("26000")
+TRANSACTION_LIMIT_CNY = Decimal("5000")
+
+
+class BuyerQuota(AggregateState, frozen=True, kw_only=True):
+    """What one buyer has used of one calendar year's quota, per retail list."""
+
+    used: Decimal
+    by_declaration: dict[UUID, Decimal]
+
+
+class QuotaUsed(DomainEvent, frozen=True, kw_only=True):
+    """A retail list counted its order amount against the buyer's yearly quota."""
+
+    declaration_id: UUID
+    amount: Decimal
+
+    def apply(self, state: BuyerQuota | None) -> BuyerQuota:
+        used = (state.used if state else Decimal(0)) + self.amount
+        by = dict(state.by_declaration) if state else {}
+        by[self.declaration_id] = self.amount
+        return BuyerQuota(
+            id=self.originator_id, version=self.originator_version, used=used, by_declaration=by
+        )
+
+
+class QuotaReturned(DomainEvent, frozen=True, kw_only=True):
+    """A withdrawn or rejected retail list gave its amount back to the buyer's quota."""
+
+    declaration_id: UUID
+    amount: Decimal
+
+    def apply(self, state: BuyerQuota) -> BuyerQuota:
+        by = dict(state.by_declaration)
+        by.pop(self.declaration_id, None)
+        return msgspec.structs.replace(
+            state, version=self.originator_version, used=state.used - self.amount, by_declaration=by
+        )
+
+
+def quota_id(buyer_id: str, year: int) -> UUID:
+    return stream_id("buyer-quota", f"{buyer_id}:{year}")
+
+
+def use(quota: Pending[BuyerQuota], declaration_id: UUID, amount: Decimal, **event: object) -> None:
+    """Count an order against the year's quota, or refuse it (409 `quota_exceeded`)."""
+    used = quota.state.used if quota.state else Decimal(0)
+    if used + amount > ANNUAL_LIMIT_CNY:
+        raise Conflict(
+            f"the buyer has used CNY {used} of CNY {ANNUAL_LIMIT_CNY} this year; "
+            f"an order of CNY {amount} goes over the limit (general trade applies)",
+            rule="quota_exceeded",
+        )
+    quota.record(QuotaUsed, declaration_id=declaration_id, amount=amount, **event)
+
+
+def give_back(quota: Pending[BuyerQuota], declaration_id: UUID, **event: object) -> None:
+    """Return what a retail list used, once (nothing if it never counted)."""
+    if quota.state is None or declaration_id not in quota.state.by_declaration:
+        return
+    amount = quota.state.by_declaration[declaration_id]
+    quota.record(QuotaReturned, declaration_id=declaration_id, amount=amount, **event)

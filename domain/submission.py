@@ -1,0 +1,244 @@
+"""Submitting a declaration: every check of its content, then its number and its facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain import values
+from domain.account_book import AccountBook
+from domain.declaration import (
+    Declaration,
+    DeclarationFacts,
+    DeclarationLine,
+    DeclarationNumberIssued,
+    DeclarationSubmitted,
+    DeclaredLine,
+    NumberSeries,
+    SubmitDeclaration,
+    format_number,
+    series_of,
+)
+from domain.events import Actor, Pending
+from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, RETAIL_TRADE_MODES, TRADE_MODES, Zone
+from domain.values import Problems
+
+
+@dataclass(frozen=True)
+class SubmissionContext:
+    """What a submission is checked against, loaded by the ledger before deciding."""
+
+    zones: dict[str, Zone]
+    book: AccountBook | None
+    destination_book: AccountBook | None
+    declarant_registered: bool
+    now: datetime
+
+
+def validate_submission(cmd: SubmitDeclaration, ctx: SubmissionContext) -> list[DeclaredLine]:
+    """Every check that depends on the request and reference data; names each bad field."""
+    p = Problems()
+    p.check("$.declarant", values.uscc_code, cmd.declarant)
+    if not ctx.declarant_registered:
+        p.add("$.declarant", "enterprise is not registered")
+    if cmd.trade_mode not in TRADE_MODES:
+        p.add("$.trade_mode", f"unknown trade mode {cmd.trade_mode!r}")
+    zone = ctx.zones.get(cmd.zone)
+    if zone is None:
+        p.add("$.zone", f"unknown zone {cmd.zone!r}")
+    book = ctx.book
+    if book is None or book.enterprise != cmd.declarant or book.zone != cmd.zone:
+        p.add("$.account_book", "no such account book of the declarant in this zone")
+        book = None
+    p.check("$.transport.reference", values.text, cmd.transport.reference)
+    if cmd.transport.container is not None:
+        p.check("$.transport.container", values.container_no, cmd.transport.container)
+    p.check("$.country", values.country, cmd.country)
+    p.check("$.currency", values.currency, cmd.currency)
+    for name in ("freight", "insurance"):
+        value = getattr(cmd, name)
+        if value is not None:
+            p.check(f"$.{name}", values.amount, value)
+    if cmd.client_ref is not None:
+        p.check("$.client_ref", values.text, cmd.client_ref)
+    p.check("$.occurred_at", values.business_time, cmd.occurred_at, ctx.now)
+    destination = _check_transfer(cmd, ctx, p)
+    lines = _check_lines(cmd, book, destination, p)
+    _check_ecommerce(cmd, p)
+    p.raise_if_any()
+    return lines
+
+
+def _check_transfer(
+    cmd: SubmitDeclaration, ctx: SubmissionContext, p: Problems
+) -> AccountBook | None:
+    if cmd.flow != "transfer":
+        for name in ("destination_zone", "destination_account_book"):
+            if getattr(cmd, name) is not None:
+                p.add(f"$.{name}", "only a transfer names a destination")
+        return None
+    if cmd.destination_zone is None:
+        p.add("$.destination_zone", "a transfer must name its destination zone")
+    elif cmd.destination_zone not in ctx.zones:
+        p.add("$.destination_zone", f"unknown zone {cmd.destination_zone!r}")
+    elif cmd.destination_zone == cmd.zone:
+        p.add("$.destination_zone", "a transfer goes to another zone")
+    if cmd.destination_account_book is None:
+        p.add("$.destination_account_book", "a transfer must name the destination book")
+        return None
+    dest = ctx.destination_book
+    if dest is None or dest.zone != cmd.destination_zone:
+        p.add("$.destination_account_book", "no such account book in the destination zone")
+        return None
+    return dest
+
+
+def _check_lines(
+    cmd: SubmitDeclaration, book: AccountBook | None, dest: AccountBook | None, p: Problems
+) -> list[DeclaredLine]:
+    if not 1 <= len(cmd.lines) <= 999:
+        p.add("$.lines", "a declaration has 1 to 999 lines")
+    inbound = cmd.flow in INBOUND_FLOWS
+    seen: set[int] = set()
+    lines = []
+    for n, line in enumerate(cmd.lines[:999]):
+        at = f"$.lines[{n}]"
+        if not 1 <= line.line_no <= 999:
+            p.add(f"{at}.line_no", "line numbers run from 1 to 999")
+        elif line.line_no in seen:
+            p.add(f"{at}.line_no", f"line {line.line_no} appears twice")
+        seen.add(line.line_no)
+        p.check(f"{at}.hs_code", values.hs_code, line.hs_code)
+        p.check(f"{at}.description", values.text, line.description)
+        unit = p.check(f"{at}.unit", values.unit, line.unit)
+        quantity = p.check(f"{at}.quantity", values.quantity, line.quantity, line.unit)
+        price = p.check(f"{at}.unit_price", values.unit_price, line.unit_price)
+        if book is not None:
+            item = book.items.get(line.item_no)
+            if item is None:
+                p.add(f"{at}.item_no", f"item {line.item_no} is not registered in the book")
+            else:
+                if item.hs_code != line.hs_code:
+                    p.add(f"{at}.hs_code", f"item {line.item_no} is registered as {item.hs_code}")
+                if unit is not None and item.unit != line.unit:
+                    p.add(f"{at}.unit", f"item {line.item_no} is kept in {item.unit}")
+        if inbound:
+            if line.origin_country is None:
+                p.add(f"{at}.origin_country", "inbound lines need an origin country")
+            else:
+                p.check(f"{at}.origin_country", values.country, line.origin_country)
+        elif line.origin_country is not None:
+            p.check(f"{at}.origin_country", values.country, line.origin_country)
+        if line.goods_status is not None and cmd.flow not in OUTBOUND_FLOWS:
+            p.add(f"{at}.goods_status", "only outbound lines choose a goods status")
+        destination_item = _destination_item(cmd, line, dest, at, p)
+        if quantity is not None and price is not None:
+            lines.append(
+                DeclaredLine(
+                    line_no=line.line_no,
+                    item_no=line.item_no,
+                    hs_code=line.hs_code,
+                    description=line.description,
+                    quantity=quantity,  # type: ignore[arg-type]
+                    unit=line.unit,
+                    unit_price=price,  # type: ignore[arg-type]
+                    origin_country=line.origin_country,
+                    destination_item_no=destination_item,
+                    goods_status=(line.goods_status or "bonded")
+                    if cmd.flow in OUTBOUND_FLOWS
+                    else None,
+                )
+            )
+    return lines
+
+
+def _destination_item(
+    cmd: SubmitDeclaration, line: DeclarationLine, dest: AccountBook | None, at: str, p: Problems
+) -> int | None:
+    if cmd.flow != "transfer":
+        if line.destination_item_no is not None:
+            p.add(f"{at}.destination_item_no", "only transfer lines name a destination item")
+        return None
+    number = line.destination_item_no if line.destination_item_no is not None else line.item_no
+    if dest is not None:
+        item = dest.items.get(number)
+        if item is None:
+            p.add(f"{at}.destination_item_no", f"item {number} is not in the destination book")
+        elif item.unit != line.unit:
+            p.add(f"{at}.destination_item_no", f"item {number} is kept in {item.unit}")
+    return number
+
+
+def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
+    retail = cmd.trade_mode in RETAIL_TRADE_MODES and cmd.flow == "second_line_out"
+    e = cmd.ecommerce
+    if not retail:
+        if e is not None:
+            p.add("$.ecommerce", "only retail lists (9610/1210/1239, second_line_out) carry it")
+        return
+    if e is None:
+        p.add("$.ecommerce", "a retail list needs its order, payment and waybill")
+        return
+    p.check("$.ecommerce.order.buyer_id", values.resident_id, e.order.buyer_id)
+    p.check("$.ecommerce.order.buyer_name", values.text, e.order.buyer_name)
+    order_amount = p.check("$.ecommerce.order.amount", values.amount, e.order.amount, True)
+    payment_amount = p.check("$.ecommerce.payment.amount", values.amount, e.payment.amount, True)
+    # Three-document match: the payer is the buyer and pays exactly the order amount.
+    if e.payment.payer_id != e.order.buyer_id:
+        p.add("$.ecommerce.payment.payer_id", "the payer must be the buyer")
+    if order_amount is not None and payment_amount is not None and order_amount != payment_amount:
+        p.add("$.ecommerce.payment.amount", "must equal the order amount")
+    single_item = len(cmd.lines) == 1 and cmd.lines[0].quantity == 1
+    if order_amount is not None and order_amount > 5000 and not single_item:  # type: ignore[operator]
+        p.add("$.ecommerce.order.amount", "over CNY 5,000 per transaction")
+
+
+def submit(
+    declaration: Pending[Declaration],
+    series: Pending[NumberSeries],
+    cmd: SubmitDeclaration,
+    lines: list[DeclaredLine],
+    ctx: SubmissionContext,
+    actor: Actor,
+) -> Declaration:
+    """Number the declaration from its series and record its submission, in one write."""
+    zone = ctx.zones[cmd.zone]
+    office, year, direction = series_of(zone, cmd.flow, ctx.now)
+    serial = (series.state.last_serial if series.state else 0) + 1
+    number = format_number(office, year, direction, serial)
+    occurred_at = cmd.occurred_at or ctx.now
+    series.record(
+        DeclarationNumberIssued,
+        actor=actor,
+        occurred_at=occurred_at,
+        serial=serial,
+        declaration_id=declaration.id,
+    )
+    facts = DeclarationFacts(
+        declaration_no=number,
+        flow=cmd.flow,
+        trade_mode=cmd.trade_mode,
+        declarant=cmd.declarant,
+        zone=cmd.zone,
+        account_book=cmd.account_book,
+        destination_zone=cmd.destination_zone,
+        destination_account_book=cmd.destination_account_book,
+        destination_enterprise=ctx.destination_book.enterprise if ctx.destination_book else None,
+        transport=cmd.transport,
+        country=cmd.country,
+        currency=cmd.currency,
+        incoterm=cmd.incoterm,
+        freight=values.amount("$.freight", cmd.freight) if cmd.freight is not None else None,
+        insurance=values.amount("$.insurance", cmd.insurance)
+        if cmd.insurance is not None
+        else None,
+        lines=lines,
+        ecommerce=cmd.ecommerce,
+        client_ref=cmd.client_ref,
+    )
+    # Until the clearance rules exist the declaration waits, unassessed, in `submitted`.
+    declaration.record(
+        DeclarationSubmitted, actor=actor, occurred_at=occurred_at, facts=facts, status="submitted"
+    )
+    assert declaration.state is not None
+    return declaration.state
