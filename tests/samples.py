@@ -88,11 +88,28 @@ def _no_draws() -> Any:
     return msgspec.structs.replace(DEFAULT_RULES, seed="tests", classes=classes)
 
 
+def _rates_for_this_month() -> Any:
+    """The default duty tables, with November 2026's customs rates copied to the current
+    month when the table has none for it, so that tests keep passing after the table ends."""
+    from datetime import UTC, datetime
+
+    from domain.duty_tables import DEFAULT_TABLES
+
+    month = datetime.now(UTC).strftime("%Y-%m")
+    if any(r.month == month for r in DEFAULT_TABLES.exchange_rates):
+        return DEFAULT_TABLES
+    november = next(r for r in DEFAULT_TABLES.exchange_rates if r.month == "2026-11")
+    copy = msgspec.structs.replace(november, month=month, source="tests: copy of 2026-11")
+    return msgspec.structs.replace(
+        DEFAULT_TABLES, exchange_rates=[*DEFAULT_TABLES.exchange_rates, copy]
+    )
+
+
 def rules_without_draws() -> Any:
     """The default risk rules without random selection, so a test knows each channel."""
     from ledger.declarations import ClearanceRules
 
-    return ClearanceRules(risk=_no_draws())
+    return ClearanceRules(risk=_no_draws(), duties=_rates_for_this_month())
 
 
 def line(item_no: int, **overrides: Any) -> dict[str, Any]:

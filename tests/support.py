@@ -78,7 +78,9 @@ def running_ledger(database_url: str, rules: Any = None) -> Iterator[Ledger]:
         services = app.state.services
         ledger = Ledger(client=client, services=services, tokens={})
         for role in ("admin", "officer", "auditor"):
-            ledger.issue(role, role)
+            # Unique names, so a test may start the ledger again on the same store.
+            name = f"{role}-{uuid.uuid4().hex[:8]}"
+            ledger.tokens[role] = services.keys.issue(name=name, role=role)
         yield ledger
 
 
