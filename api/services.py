@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,9 @@ from projections.enterprises import EnterpriseQueries, EnterprisesProjection
 from projections.runner import CatchUpRunner, LogEntry
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
+
+
+log = logging.getLogger("customs_ledger")
 
 
 class ZonesFileError(ValueError):
@@ -61,6 +65,13 @@ def load_data_file(variable: str, path: str | None, cls: type[T], default: T) ->
 
 
 def load_clearance_rules(settings: Settings) -> ClearanceRules:
+    if settings.risk_rules_file is None:
+        # The default seed is public: with it a declarant could search Idempotency-Keys
+        # whose draw escapes random selection. Deployments set a secret one.
+        log.warning(
+            "risk rules: the built-in defaults with a public selection seed are in use; "
+            "set LEDGER_RISK_RULES_FILE with a secret seed before real use"
+        )
     return ClearanceRules(
         risk=load_data_file(
             "LEDGER_RISK_RULES_FILE", settings.risk_rules_file, RiskRules, DEFAULT_RULES
