@@ -29,7 +29,6 @@ from projections.runner import CatchUpRunner, LogEntry
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
 
-
 log = logging.getLogger("customs_ledger")
 
 
