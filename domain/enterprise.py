@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Literal
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
 from domain import values
-from domain.errors import AlreadyExists, Conflict
+from domain.errors import AlreadyExists, Conflict, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.values import Problems
 
-CreditClass = Literal["advanced_certified", "regular", "dishonest"]
+# The set of credit classes changes by decree, so it is data (the risk rules' classes), not a
+# type: a class the rules do not know is refused with 422 at `$.credit_class`.
+CreditClass = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class RegisterEnterprise(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,10 +80,15 @@ class CreditClassChanged(DomainEvent, frozen=True, kw_only=True):
 
 
 def change_credit_class(
-    pending: Pending[Enterprise], cmd: ChangeCreditClass, actor: Actor, now: datetime
+    pending: Pending[Enterprise],
+    cmd: ChangeCreditClass,
+    actor: Actor,
+    now: datetime,
+    classes: Collection[str],
 ) -> Enterprise:
     state = pending.state
     assert state is not None
+    check_credit_class("$.credit_class", cmd.credit_class, classes)
     values.text("$.reason", cmd.reason, max_length=2000)
     if cmd.credit_class == state.credit_class:
         raise Conflict(
@@ -101,8 +109,15 @@ def enterprise_id(uscc: str) -> UUID:
     return stream_id("enterprise", uscc)
 
 
-def validate_registration(cmd: RegisterEnterprise) -> RegisterEnterprise:
+def check_credit_class(loc: str, credit_class: str, known: Collection[str]) -> str:
+    if credit_class not in known:
+        raise ValidationFailed.at(loc, f"unknown credit class; known: {', '.join(sorted(known))}")
+    return credit_class
+
+
+def validate_registration(cmd: RegisterEnterprise, classes: Collection[str]) -> RegisterEnterprise:
     p = Problems()
+    p.check("$.credit_class", check_credit_class, cmd.credit_class, classes)
     p.check("$.uscc", values.uscc_code, cmd.uscc)
     p.check("$.customs_code", values.customs_code, cmd.customs_code)
     p.check("$.name", values.text, cmd.name)

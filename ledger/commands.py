@@ -92,7 +92,7 @@ class Ledger(DeclarationCommands):
     def register_enterprise(
         self, cmd: ent.RegisterEnterprise, actor: Actor, idem: Idempotency | None = None
     ) -> Outcome:
-        ent.validate_registration(cmd)
+        ent.validate_registration(cmd, self.rules.risk.classes)
 
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             pending = self.app.pending(ent.enterprise_id(cmd.uscc))
@@ -114,7 +114,7 @@ class Ledger(DeclarationCommands):
             pending = self.app.pending(ent.enterprise_id(uscc))
             if pending.state is None:
                 raise NotFound(f"no enterprise {uscc}")
-            state = ent.change_credit_class(pending, cmd, actor, now)
+            state = ent.change_credit_class(pending, cmd, actor, now, self.rules.risk.classes)
             return [pending], enterprise_view(state)
 
         return self._execute(200, idem, cmd, decide)
