@@ -107,15 +107,18 @@ class ApiKeys:
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The active key for a token, or None (unknown and revoked look the same)."""
-        with self._transaction(commit=False) as cur:
-            cur.execute(
-                self._sql(
-                    "SELECT name, role, enterprise, zone, created_at, revoked_at FROM api_keys"
-                    " WHERE token_hash = ?"
-                ),
-                (token_hash(token),),
-            )
-            row = cur.fetchone()
+        sql = self._sql(
+            "SELECT name, role, enterprise, zone, created_at, revoked_at FROM api_keys"
+            " WHERE token_hash = ?"
+        )
+        if self.postgres:
+            with self._transaction(commit=False) as cur:
+                cur.execute(sql, (token_hash(token),))
+                row = cur.fetchone()
+        else:
+            # Every request does this: one autocommit SELECT, no BEGIN/ROLLBACK around it.
+            with self.datastore.get_connection(commit=False) as connection:
+                row = connection._sqlite_conn.execute(sql, (token_hash(token),)).fetchone()
         if row is None or row["revoked_at"] is not None:
             return None
         return ApiKey(**{k: row[k] for k in ApiKey.__dataclass_fields__})

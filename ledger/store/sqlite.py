@@ -97,6 +97,44 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             returning.append(c.lastrowid)
         return returning
 
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        # One SELECT is consistent on its own: in autocommit mode it skips the BEGIN and
+        # ROLLBACK round trips the library wraps around every read (a command reads several
+        # streams, so this is most of the cost of deciding).
+        statement = self.select_events_statement
+        params: list[Any] = [
+            originator_id.hex if isinstance(originator_id, UUID) else originator_id
+        ]
+        if gt is not None:
+            statement += "AND originator_version>? "
+            params.append(gt)
+        if lte is not None:
+            statement += "AND originator_version<=? "
+            params.append(lte)
+        statement += "ORDER BY originator_version " + ("DESC " if desc else "ASC ")
+        if limit is not None:
+            statement += "LIMIT ? "
+            params.append(limit)
+        with self.datastore.get_connection(commit=False) as connection:
+            rows = connection._sqlite_conn.execute(statement, params).fetchall()
+        return [
+            StoredEvent(
+                originator_id=self.convert_originator_id(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
+
     def _select_records(self, statement: str, params: Sequence[Any]) -> list[LogRecord]:
         with self.datastore.transaction(commit=False) as c:
             cursor: sqlite3.Cursor = c.sqlite_cursor  # plain tuples, not sqlite3.Row
