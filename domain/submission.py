@@ -181,8 +181,8 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
         return
     p.check("$.ecommerce.order.buyer_id", values.resident_id, e.order.buyer_id)
     p.check("$.ecommerce.order.buyer_name", values.text, e.order.buyer_name)
-    order_amount = p.check("$.ecommerce.order.amount", values.amount, e.order.amount, True)
-    payment_amount = p.check("$.ecommerce.payment.amount", values.amount, e.payment.amount, True)
+    order_amount = p.check("$.ecommerce.order.amount", values.positive_amount, e.order.amount)
+    payment_amount = p.check("$.ecommerce.payment.amount", values.positive_amount, e.payment.amount)
     # Three-document match: the payer is the buyer and pays exactly the order amount.
     if e.payment.payer_id != e.order.buyer_id:
         p.add("$.ecommerce.payment.payer_id", "the payer must be the buyer")

@@ -85,6 +85,10 @@ def amount(loc: str, value: Decimal, *, positive: bool = False) -> Decimal:
     return decimal_value(loc, value, places=2, positive=positive)
 
 
+def positive_amount(loc: str, value: Decimal) -> Decimal:
+    return amount(loc, value, positive=True)
+
+
 def hs_code(loc: str, code: str) -> str:
     """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved."""
     if not HS_CODE.match(code):

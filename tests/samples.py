@@ -17,7 +17,8 @@ def make_uscc(serial: int) -> str:
 
 def make_resident_id(serial: int = 1) -> str:
     base = f"61010219900101{serial % 1000:03d}"
-    return base + ric.calc_check_digit(base)
+    # python-stdnum computes the check digit of a full 18-character number (it ignores the last).
+    return base + ric.calc_check_digit(base + "0")
 
 
 def enterprise_body(

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.samples import make_resident_id
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
 
@@ -22,6 +23,25 @@ def _line(**overrides):
     line = declaration_body("x", "y")["lines"][0]
     line.update(overrides)
     return line
+
+
+def _retail(amount="100.00", buyer=None, payer=None):
+    buyer = buyer or make_resident_id(1)
+    return {
+        "flow": "second_line_out",
+        "trade_mode": "1210",
+        "currency": "CNY",
+        "ecommerce": {
+            "order": {
+                "order_no": "O-1",
+                "buyer_id": buyer,
+                "buyer_name": "Li Na",
+                "amount": amount,
+            },
+            "payment": {"payment_no": "P-1", "payer_id": payer or buyer, "amount": amount},
+            "waybill": {"waybill_no": "W-1", "consignee_id": buyer},
+        },
+    }
 
 
 def _cases(uscc: str, book: str):
@@ -125,6 +145,24 @@ def _cases(uscc: str, book: str):
             "$.ecommerce",
         ),
         ("bad freight", with_(freight="12.345"), 422, "$.freight"),
+        (
+            "retail list with a NaN order",
+            with_(**_retail(amount="NaN")),
+            422,
+            "$.ecommerce.order.amount",
+        ),
+        (
+            "retail list with a bad buyer id",
+            with_(**_retail(buyer="610102199001010011")),
+            422,
+            "$.ecommerce.order.buyer_id",
+        ),
+        (
+            "retail list paid by another",
+            with_(**_retail(payer=make_resident_id(7))),
+            422,
+            "$.ecommerce.payment.payer_id",
+        ),
         ("control characters", line(description="laptop\u0000"), 422, "$.lines[0].description"),
         ("long string", line(description="x" * 10_000), 422, "$.lines[0].description"),
         (
