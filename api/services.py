@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from domain.risk import RiskRules
 from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
 from ledger.commands import Ledger
-from ledger.database import Database, parse_database_url
+from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.declarations import ClearanceRules
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
@@ -129,7 +130,14 @@ class Services:
         app = LedgerApplication(database)
         zones = load_zones(settings.zones_file)
         views = open_views(database)
-        runner = read_models_runner("read-models", views, app)
+        # The runner creates the view tables; on PostgreSQL one process at a time does.
+        creating = (
+            schema_creation_lock(database, "views")
+            if database.kind == "postgresql"
+            else nullcontext()
+        )
+        with creating:
+            runner = read_models_runner("read-models", views, app)
         return cls(
             settings=settings,
             database=database,

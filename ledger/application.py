@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
 from domain.errors import ConcurrencyConflict
 from domain.events import Pending, project
-from ledger.database import Database, eventsourcing_env
+from ledger.database import Database, eventsourcing_env, schema_creation_lock
 from ledger.mapper import MsgspecMapper
 from ledger.store import ChainedLog
 
@@ -58,6 +58,19 @@ class LedgerApplication(Application[UUID]):
             target=self._commit_loop, name="ledger-group-commit", daemon=True
         )
         self._committer.start()
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The recorder, its tables created under a PostgreSQL advisory lock.
+
+        The library creates its table, type and insert function with statements that race
+        when several processes start at once (two servers, a server and a projection worker):
+        `CREATE TYPE` fails with a duplicate key and `CREATE OR REPLACE FUNCTION` with "tuple
+        concurrently updated". One process at a time creates them; the others then find them.
+        """
+        if self.database.kind != "postgresql":
+            return super().construct_recorder()
+        with schema_creation_lock(self.database, "event store"):
+            return super().construct_recorder()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(transcoder=self.factory.transcoder())

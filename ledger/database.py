@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -86,3 +89,27 @@ def eventsourcing_env(db: Database) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "10",
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
+
+
+@contextmanager
+def schema_creation_lock(db: Database, purpose: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock (per schema and purpose) while tables are created.
+
+    `CREATE ... IF NOT EXISTS` is not safe against itself in PostgreSQL: two sessions creating
+    the same table or type at once can fail on the catalogue's unique index. Session-level
+    locks do not nest across connections, hence one key per purpose, taken one after another.
+    """
+    import psycopg
+
+    name = f"customs-ledger:{db.schema}:{purpose}"
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    key -= 1 << 63  # advisory lock keys are signed 64-bit integers
+    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}"
+    if db.password:
+        conninfo += f" password={db.password}"
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import Actor
 from ledger.application import LedgerApplication
+from ledger.database import schema_creation_lock
 
 ROLES = ("admin", "enterprise", "operator", "officer", "auditor")
 
@@ -54,7 +56,8 @@ class ApiKeys:
         self.postgres = app.database.kind == "postgresql"
         # On PostgreSQL the table lives in the event store's schema, like stored_events.
         self.table = f'"{app.database.schema}".api_keys' if self.postgres else "api_keys"
-        with self._transaction(commit=True) as cur:
+        lock = schema_creation_lock(app.database, "keys") if self.postgres else nullcontext()
+        with lock, self._transaction(commit=True) as cur:
             cur.execute(DDL.format(table=self.table))
 
     def _transaction(self, *, commit: bool) -> Any:
