@@ -22,6 +22,7 @@ from domain.declaration import (
     PayDuties,
     RecordInspection,
     RejectDeclaration,
+    ReleaseDeclaration,
     Status,
     WithdrawDeclaration,
 )
@@ -156,7 +157,9 @@ def record_inspection(
     return d.state  # type: ignore[return-value]
 
 
-def grant_release(d: Pending[Declaration], actor: Actor, now: datetime) -> Declaration:
+def grant_release(
+    d: Pending[Declaration], cmd: ReleaseDeclaration, actor: Actor, now: datetime
+) -> Declaration:
     state = d.state
     assert state is not None
     _require(state, ("document_review",), "released")

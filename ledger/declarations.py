@@ -14,9 +14,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.risk import LineRisk, RiskRules, assess_risk
-from domain.risk_rules import DEFAULT_RULES
-
 from domain import account_book as books
 from domain import clearance, quota
 from domain import declaration as decl
@@ -27,6 +24,8 @@ from domain.enterprise import enterprise_id
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.reference import RETAIL_TRADE_MODES, Zone
+from domain.risk import LineRisk, RiskRules, assess_risk
+from domain.risk_rules import DEFAULT_RULES
 from domain.unit_values import UnitValueObserved, unit_values_id
 from domain.views import declaration_view
 from ledger.access import act_as
@@ -44,6 +43,16 @@ class ClearanceRules:
 
     risk: RiskRules = field(default_factory=lambda: DEFAULT_RULES)
     duties: DutyTables = field(default_factory=lambda: DEFAULT_TABLES)
+
+
+# action -> (transition, only the declarant may do it, gives a retail list's quota back)
+TRANSITIONS: dict[str, tuple[Callable[..., decl.Declaration], bool, bool]] = {
+    "withdrawal": (clearance.withdraw, True, True),
+    "payment": (clearance.pay, True, False),
+    "inspection": (clearance.record_inspection, False, False),
+    "release": (clearance.grant_release, False, False),
+    "rejection": (clearance.reject, False, True),
+}
 
 
 def is_retail(cmd: decl.SubmitDeclaration) -> bool:
@@ -175,18 +184,21 @@ class DeclarationCommands:
         goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
         return (goods * rate).quantize(CENT, ROUND_HALF_UP) if rate is not None else Decimal(0)
 
-    def _act_on(
+    def decide_on(
         self,
+        action: str,
         ref: str,
+        cmd: Any,
         actor: Actor,
-        body: Any,
-        idem: Idempotency | None,
-        transition: Callable[[Pending[decl.Declaration], datetime], decl.Declaration],
-        *,
-        declarant_only: bool,
-        gives_quota_back: bool = False,
+        idem: Idempotency | None = None,
     ) -> Outcome:
-        """One decision on an existing declaration: load, check tenancy, transition, save."""
+        """One decision on an existing declaration: `withdrawal` and `payment` (its declarant),
+        `inspection`, `release` and `rejection` (an officer; roles are checked by the API).
+
+        Loads it, checks tenancy, makes the transition and, for a withdrawn or rejected retail
+        list, gives its amount back to the buyer's quota in the same write.
+        """
+        transition, declarant_only, gives_quota_back = TRANSITIONS[action]
 
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             stream = self.resolve_declaration(ref)
@@ -196,7 +208,7 @@ class DeclarationCommands:
             if declarant_only and pending.state.facts.declarant != actor.enterprise:
                 raise NotFound(f"no declaration {ref}")
             before = pending.state
-            state = transition(pending, now)
+            state = transition(pending, cmd, actor, now)
             pendings: list[Pending[Any]] = [pending]
             e = before.facts.ecommerce
             if gives_quota_back and before.quota_year is not None and e is not None:
@@ -205,69 +217,12 @@ class DeclarationCommands:
                 pendings.append(buyer)
             return pendings, declaration_view(state)
 
-        return self._execute(200, idem, body, decide)
+        return self._execute(200, idem, cmd, decide)
 
     def withdraw_declaration(
         self, ref: str, cmd: decl.WithdrawDeclaration, actor: Actor, idem: Idempotency | None = None
     ) -> Outcome:
-        return self._act_on(
-            ref,
-            actor,
-            cmd,
-            idem,
-            lambda d, now: clearance.withdraw(d, cmd, actor, now),
-            declarant_only=True,
-            gives_quota_back=True,
-        )
-
-    def pay_duties(
-        self, ref: str, cmd: decl.PayDuties, actor: Actor, idem: Idempotency | None = None
-    ) -> Outcome:
-        return self._act_on(
-            ref,
-            actor,
-            cmd,
-            idem,
-            lambda d, now: clearance.pay(d, cmd, actor, now),
-            declarant_only=True,
-        )
-
-    def record_inspection(
-        self, ref: str, cmd: decl.RecordInspection, actor: Actor, idem: Idempotency | None = None
-    ) -> Outcome:
-        return self._act_on(
-            ref,
-            actor,
-            cmd,
-            idem,
-            lambda d, now: clearance.record_inspection(d, cmd, actor, now),
-            declarant_only=False,
-        )
-
-    def release_declaration(
-        self, ref: str, cmd: decl.ReleaseDeclaration, actor: Actor, idem: Idempotency | None = None
-    ) -> Outcome:
-        return self._act_on(
-            ref,
-            actor,
-            cmd,
-            idem,
-            lambda d, now: clearance.grant_release(d, actor, now),
-            declarant_only=False,
-        )
-
-    def reject_declaration(
-        self, ref: str, cmd: decl.RejectDeclaration, actor: Actor, idem: Idempotency | None = None
-    ) -> Outcome:
-        return self._act_on(
-            ref,
-            actor,
-            cmd,
-            idem,
-            lambda d, now: clearance.reject(d, cmd, actor, now),
-            declarant_only=False,
-            gives_quota_back=True,
-        )
+        return self.decide_on("withdrawal", ref, cmd, actor, idem)
 
     def resolve_declaration(self, ref: str) -> UUID | None:
         """A declaration's id from its id or its 18-digit number (from the number series)."""

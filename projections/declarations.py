@@ -129,6 +129,32 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def scope(
+    params: list[Any],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    visible: dict[str, str],
+) -> str:
+    """SQL conditions (and their parameters) for a business-time range `[since, until)` and
+    the caller's tenancy: an enterprise sees its own and its incoming transfers, an operator
+    its zone's and the transfers into it."""
+    sql = ""
+    if since is not None:
+        sql += " AND occurred_at_utc >= ?"
+        params.append(utc_text(since))
+    if until is not None:
+        sql += " AND occurred_at_utc < ?"
+        params.append(utc_text(until))
+    if "enterprise" in visible:
+        sql += " AND (declarant = ? OR destination_enterprise = ?)"
+        params += [visible["enterprise"], visible["enterprise"]]
+    if "zone" in visible:
+        sql += " AND (zone = ? OR destination_zone = ?)"
+        params += [visible["zone"], visible["zone"]]
+    return sql
+
+
 def _entry(entry: LogEntry, event: DomainEvent) -> HistoryEntry:
     return HistoryEntry(
         type=type(event).__name__,
@@ -174,18 +200,7 @@ class DeclarationQueries:
             if value is not None:
                 sql += f" AND {column} = ?"
                 params.append(value)
-        if since is not None:
-            sql += " AND occurred_at_utc >= ?"
-            params.append(utc_text(since))
-        if until is not None:
-            sql += " AND occurred_at_utc < ?"
-            params.append(utc_text(until))
-        if "enterprise" in visible:
-            sql += " AND (declarant = ? OR destination_enterprise = ?)"
-            params += [visible["enterprise"], visible["enterprise"]]
-        if "zone" in visible:
-            sql += " AND (zone = ? OR destination_zone = ?)"
-            params += [visible["zone"], visible["zone"]]
+        sql += scope(params, since=since, until=until, visible=visible)
         sql += " ORDER BY first_position LIMIT ?"
         params.append(limit)
         with self.views.read() as cur:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from projections.declarations import utc_text
+from projections.declarations import scope
 
 
 class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,18 +50,7 @@ class StatsQueries:
         if zone is not None:
             sql += " AND zone = ?"
             params.append(zone)
-        if since is not None:
-            sql += " AND occurred_at_utc >= ?"
-            params.append(utc_text(since))
-        if until is not None:
-            sql += " AND occurred_at_utc < ?"
-            params.append(utc_text(until))
-        if "enterprise" in visible:
-            sql += " AND (declarant = ? OR destination_enterprise = ?)"
-            params += [visible["enterprise"], visible["enterprise"]]
-        if "zone" in visible:
-            sql += " AND (zone = ? OR destination_zone = ?)"
-            params += [visible["zone"], visible["zone"]]
+        sql += scope(params, since=since, until=until, visible=visible)
         key_of = GROUPS[group_by]
         counts: dict[str, int] = defaultdict(int)
         values: dict[str, Decimal] = defaultdict(Decimal)

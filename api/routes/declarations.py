@@ -129,11 +129,11 @@ async def withdraw_declaration(request: Request, ref: str) -> Response:
         request,
         ENTERPRISE,
         WithdrawDeclaration,
-        lambda ledger, cmd, idem, actor: ledger.withdraw_declaration(ref, cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.decide_on("withdrawal", ref, cmd, actor, idem),
     )
 
 
-def _officer_action(path: str, body: type, method_name: str, summary: str) -> None:
+def _officer_action(path: str, body: type, action_name: str, summary: str) -> None:
     """Register one officer decision route (inspection result, release, rejection)."""
 
     async def action(request: Request, ref: str) -> Response:
@@ -141,10 +141,10 @@ def _officer_action(path: str, body: type, method_name: str, summary: str) -> No
             request,
             OFFICER,
             body,
-            lambda ledger, cmd, idem, actor: getattr(ledger, method_name)(ref, cmd, actor, idem),
+            lambda ledger, cmd, idem, actor: ledger.decide_on(action_name, ref, cmd, actor, idem),
         )
 
-    action.__name__ = method_name
+    action.__name__ = f"{action_name}_of_declaration"
     router.post(
         path,
         summary=summary,
@@ -161,19 +161,19 @@ ACTION_ERRORS = (400, 401, 403, 409, 413)
 _officer_action(
     "/v1/declarations/{ref}/inspection-results",
     RecordInspection,
-    "record_inspection",
+    "inspection",
     "Record an inspection result (officer)",
 )
 _officer_action(
     "/v1/declarations/{ref}/release",
     ReleaseDeclaration,
-    "release_declaration",
+    "release",
     "Release after document review (officer)",
 )
 _officer_action(
     "/v1/declarations/{ref}/rejection",
     RejectDeclaration,
-    "reject_declaration",
+    "rejection",
     "Reject a declaration (officer)",
 )
 
@@ -192,7 +192,7 @@ async def pay_duties(request: Request, ref: str) -> Response:
         request,
         ENTERPRISE,
         PayDuties,
-        lambda ledger, cmd, idem, actor: ledger.pay_duties(ref, cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.decide_on("payment", ref, cmd, actor, idem),
     )
 
 
