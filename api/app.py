@@ -76,6 +76,39 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+PUBLIC_PATHS = ("/v1/zones", "/v1/reference/", "/healthz")
+
+
+def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Bearer auth on every route but the public ones, and every 422 as problem+json.
+
+    FastAPI documents query-parameter errors with its own `HTTPValidationError`; ours answer
+    with the same Problem as every other error, so the document says so.
+    """
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token from `customs-ledger keys issue`",
+    }
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        public = path.startswith(PUBLIC_PATHS)
+        for operation in operations.values():
+            operation["security"] = [] if public else [{"bearer": []}]
+            if not public:
+                operation["responses"].setdefault(
+                    "401",
+                    {"description": "No token, or an unknown or revoked token", "content": problem},
+                )
+            invalid = operation["responses"].get("422")
+            if invalid is not None:
+                invalid["content"] = problem
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    return schema
+
+
 def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
@@ -137,7 +170,7 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            app.openapi_schema = merge_components(schema, SCHEMA_TYPES)
+            app.openapi_schema = finish_openapi(merge_components(schema, SCHEMA_TYPES))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

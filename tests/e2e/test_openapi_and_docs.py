@@ -64,3 +64,20 @@ def test_every_event_says_who_did_it_and_when(ledger):
         assert payload["occurred_at"] and e["recorded_at"].endswith("Z"), e
     later = ledger.get("/v1/events", "auditor", params={"after": events[1]["position"]}).json()
     assert [e["position"] for e in later["items"]] == [e["position"] for e in events[2:]]
+
+
+def test_every_error_is_documented_as_problem_json_and_auth_as_bearer(ledger):
+    doc = ledger.client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        path,
+                        method,
+                        status,
+                    )
+            public = path.startswith(("/v1/zones", "/v1/reference/", "/healthz"))
+            assert op["security"] == ([] if public else [{"bearer": []}]), path
