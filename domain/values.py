@@ -126,7 +126,7 @@ def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -
     try:
         canonical = str(validate(code))
     except StdnumError as e:
-        raise ValidationFailed.at(loc, f"not a valid {what}: {e.message}") from None
+        raise ValidationFailed.at(loc, f"not a valid {what}: {e}") from None
     if canonical != code:
         raise ValidationFailed.at(loc, f"write the {what} as {canonical}, without separators")
     return code
@@ -144,9 +144,7 @@ def container_no(loc: str, code: str) -> str:
     try:
         return str(iso6346.validate(code))
     except StdnumError as e:
-        raise ValidationFailed.at(
-            loc, f"not a valid ISO 6346 container number: {e.message}"
-        ) from None
+        raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {e}") from None
 
 
 def resident_id(loc: str, code: str) -> str:
@@ -154,9 +152,7 @@ def resident_id(loc: str, code: str) -> str:
     try:
         return str(ric.validate(code))
     except StdnumError as e:
-        raise ValidationFailed.at(
-            loc, f"not a valid resident identity number: {e.message}"
-        ) from None
+        raise ValidationFailed.at(loc, f"not a valid resident identity number: {e}") from None
 
 
 def book_no(loc: str, code: str) -> str:

@@ -76,7 +76,7 @@ class LedgerApplication(Application[UUID]):
         return MsgspecMapper(transcoder=self.factory.transcoder())
 
     @property
-    def log(self) -> ChainedLog:
+    def log(self) -> ChainedLog:  # type: ignore[override]
         return self.recorder  # type: ignore[return-value]
 
     # -- reading state ---------------------------------------------------------------------
@@ -147,6 +147,7 @@ class LedgerApplication(Application[UUID]):
                 finally:
                     self._local.in_command = False
                 events = [e for p in pendings for e in p.collect_events()]
+                group: Group | None
                 if events:
                     group, last = self._pending.add(events)
                 else:

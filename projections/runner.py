@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
-from uuid import UUID
 
 from domain.events import DomainEvent
 from projections.store import ViewStore
@@ -23,15 +22,22 @@ log = logging.getLogger("customs_ledger.projections")
 
 
 class LogEntry(Protocol):
-    """One stored event as the log source gives it."""
+    """One stored event as the log source gives it (read-only, like the store's records)."""
 
-    position: int
-    sequence: int
-    stream_id: UUID | str
-    version: int
-    topic: str
-    state: bytes
-    recorded_at: str
+    @property
+    def position(self) -> int: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def state(self) -> bytes: ...
+    @property
+    def recorded_at(self) -> str: ...
 
 
 LogSource = Callable[[int, int], Sequence[LogEntry]]

@@ -33,6 +33,7 @@ from domain.declaration import (
 from domain.errors import NotFound
 from domain.events import Actor
 from domain.views import DeclarationDetail, DeclarationView
+from ledger.requests import Idempotency
 from projections.stats import StatsRow
 
 router = APIRouter(tags=["declarations"])
@@ -53,9 +54,14 @@ async def submit_declaration(request: Request) -> Response:
         request,
         ENTERPRISE,
         SubmitDeclaration,
-        lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, idem),
+        lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, required(idem)),
         key_required=True,
     )
+
+
+def required(idem: Idempotency | None) -> Idempotency:
+    assert idem is not None  # execute(key_required=True) answered 400 without one
+    return idem
 
 
 def visible(actor: Actor) -> dict[str, str]:

@@ -128,7 +128,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement)
-            return int(curs.fetchone()["n"])
+            row = curs.fetchone()
+            assert row is not None  # count(*) always answers one row
+            return int(row["n"])
 
 
 class LedgerPostgresFactory(PostgresFactory):
