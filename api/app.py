@@ -22,7 +22,7 @@ from api.problems import (
     ledger_error_handler,
     problem_response,
 )
-from api.routes import account_books, audit, declarations, enterprises, reference
+from api.routes import account_books, audit, declarations, enterprises, movements, reference
 from api.services import Services
 from api.settings import Settings
 from domain.errors import LedgerError
@@ -139,6 +139,7 @@ def create_app(
         enterprises.router,
         account_books.router,
         declarations.router,
+        movements.router,
         audit.router,
     ):
         app.include_router(router)

@@ -23,6 +23,7 @@ from domain.views import account_book_view, enterprise_view
 from ledger.access import act_as, visible_book
 from ledger.application import LedgerApplication
 from ledger.declarations import ClearanceRules, DeclarationCommands
+from ledger.movements import MovementCommands
 from ledger.requests import Idempotency, Outcome, request_hash
 
 
@@ -30,7 +31,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(DeclarationCommands):
+class Ledger(DeclarationCommands, MovementCommands):
     """The write side's commands and the reads that must see the latest write."""
 
     def __init__(

@@ -21,6 +21,7 @@ from domain.declaration import (
     DeclarationWithdrawn,
 )
 from domain.events import DomainEvent
+from domain.movements import GoodsMoved
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
 from projections.runner import LogEntry
 
@@ -50,6 +51,7 @@ LATER_EVENTS = (
     DeclarationRejected,
     DutiesPaid,
     DeclarationWithdrawn,
+    GoodsMoved,
 )
 
 

@@ -9,7 +9,7 @@ from api.auth import ADMIN_OR_ENTERPRISE, Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
 from domain.account_book import OpenAccountBook, RegisterItems
-from domain.views import AccountBookView, account_book_view
+from domain.views import AccountBookView
 
 router = APIRouter(tags=["account books"])
 WRITE_ERRORS = (400, 401, 403, 409, 413)
@@ -53,5 +53,5 @@ async def register_items(request: Request, book_no: str) -> Response:
 
 @router.get("/v1/account-books/{book_no}", **doc(ok=(200, AccountBookView), errors=(401, 404)))
 def get_account_book(request: Request, book_no: str, actor: Reader) -> Response:
-    book = services(request).ledger.account_book(book_no, actor)
-    return json_response(account_book_view(book))
+    ledger = services(request).ledger
+    return json_response(ledger.balances(ledger.account_book(book_no, actor)))

@@ -1,0 +1,50 @@
+"""Movements through the gates (this part: gate_in) and lots."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.auth import Reader
+from api.http import doc, json_response
+from api.routes.common import execute, services
+from domain.movements import GateIn, LotDetail, MovementView, lot_detail
+
+router = APIRouter(tags=["movements"])
+OPERATOR = ("operator",)
+
+
+@router.post(
+    "/v1/movements",
+    **doc(
+        body=GateIn,
+        ok=(201, MovementView),
+        errors=(400, 401, 403, 409, 413),
+        idempotency_required=True,
+    ),
+)
+async def record_movement(request: Request) -> Response:
+    """Goods pass a gate. This version records `gate_in` (an operator of the zone); the other
+    kinds of API.md arrive with the rest of the movements issue."""
+    return await execute(
+        request,
+        OPERATOR,
+        GateIn,
+        lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, _key(idem)),
+        key_required=True,
+    )
+
+
+def _key(idem):  # type: ignore[no-untyped-def]
+    assert idem is not None  # execute(key_required=True) answered 400 without one
+    return idem
+
+
+@router.get("/v1/movements/{movement_id}", **doc(ok=(200, MovementView), errors=(401, 404)))
+def get_movement(request: Request, movement_id: str, actor: Reader) -> Response:
+    return json_response(services(request).ledger.movement(movement_id, actor))
+
+
+@router.get("/v1/lots/{lot_id}", **doc(ok=(200, LotDetail), errors=(401, 404)))
+def get_lot(request: Request, lot_id: str, actor: Reader) -> Response:
+    return json_response(lot_detail(services(request).ledger.lot(lot_id, actor)))

@@ -1,0 +1,347 @@
+"""Movements of goods through the zones' gates. This first part: admission (`gate_in`).
+
+Goods of a released inbound declaration (`first_line_in` from abroad, `second_line_in` from
+China's market) pass the zone's gate; each line becomes a lot, the unit of traceability, and
+the book item's stock grows. One atomic write records every fact the decision depends on:
+the declaration's moved quantity (never beyond what its line covers), the book item's stock,
+the new lots and the movement itself. See docs/decisions/0007-stock-and-lots-proposed.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from domain import values
+from domain.declaration import AwareDatetime, Declaration, DeclaredLine, GoodsStatus, Str64
+from domain.errors import Conflict, ValidationFailed
+from domain.events import AggregateState, DomainEvent, Pending, stream_id
+from domain.values import Problems
+
+INBOUND = ("first_line_in", "second_line_in")
+
+
+class MovementLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    line_no: int
+    quantity: Decimal
+
+
+class GateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone)."""
+
+    kind: Literal["gate_in"]
+    declaration: Str64
+    lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
+    occurred_at: AwareDatetime | None = None
+    gate_note: Str64 | None = None
+    vehicle: Str64 | None = None
+    container: Str64 | None = None
+
+
+class LotView(msgspec.Struct, frozen=True, kw_only=True):
+    lot_id: UUID
+    item_no: int
+    quantity: Decimal
+
+
+class MovementView(msgspec.Struct, frozen=True, kw_only=True):
+    """What POST /v1/movements and GET /v1/movements/{id} answer."""
+
+    movement_id: UUID
+    kind: str
+    declaration: UUID | None
+    declaration_no: str | None
+    zone: str
+    account_book: str
+    occurred_at: datetime
+    gate_note: str | None
+    vehicle: str | None
+    container: str | None
+    lots: list[LotView]
+
+
+# -- declarations: what has moved under each line -------------------------------------------
+
+
+class GoodsMoved(DomainEvent, frozen=True, kw_only=True):
+    """Goods passed the gate under a declaration: how much, per line, by which movement."""
+
+    movement_id: UUID
+    quantities: dict[int, Decimal]
+
+    def apply(self, state: Declaration) -> Declaration:
+        lines = [
+            msgspec.structs.replace(
+                line, quantity_moved=line.quantity_moved + self.quantities.get(line.line_no, 0)
+            )
+            for line in state.facts.lines
+        ]
+        facts = msgspec.structs.replace(state.facts, lines=lines)
+        return msgspec.structs.replace(state, version=self.originator_version, facts=facts)
+
+
+# -- book items: stock ------------------------------------------------------------------------
+
+
+class ItemStock(AggregateState, frozen=True, kw_only=True):
+    """One account-book item's stock: on hand, and its open lots in FIFO order."""
+
+    book_no: str
+    item_no: int
+    on_hand: Decimal
+    lots: dict[UUID, Decimal]
+
+
+class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
+    """Goods entered the zone into this book item, as a new lot."""
+
+    book_no: str
+    item_no: int
+    lot_id: UUID
+    quantity: Decimal
+    movement_id: UUID
+
+    def apply(self, state: ItemStock | None) -> ItemStock:
+        lots = dict(state.lots) if state else {}
+        lots[self.lot_id] = self.quantity
+        return ItemStock(
+            id=self.originator_id,
+            version=self.originator_version,
+            book_no=self.book_no,
+            item_no=self.item_no,
+            on_hand=(state.on_hand if state else Decimal(0)) + self.quantity,
+            lots=lots,
+        )
+
+
+def item_stock_id(book_no: str, item_no: int) -> UUID:
+    return stream_id("item-stock", f"{book_no}:{item_no}")
+
+
+# -- lots ---------------------------------------------------------------------------------------
+
+
+class Lot(AggregateState, frozen=True, kw_only=True):
+    zone: str
+    account_book: str
+    item_no: int
+    goods_status: GoodsStatus
+    quantity_in: Decimal
+    on_hand: Decimal
+    parents: list[UUID]
+    documents: list[dict[str, str]]
+
+
+class LotCreated(DomainEvent, frozen=True, kw_only=True):
+    """A lot came into being: where, what, how much, from which parents, under which papers."""
+
+    zone: str
+    account_book: str
+    item_no: int
+    goods_status: GoodsStatus
+    quantity: Decimal
+    parents: list[UUID]
+    documents: list[dict[str, str]]
+
+    def apply(self, state: None) -> Lot:
+        return Lot(
+            id=self.originator_id,
+            version=self.originator_version,
+            zone=self.zone,
+            account_book=self.account_book,
+            item_no=self.item_no,
+            goods_status=self.goods_status,
+            quantity_in=self.quantity,
+            on_hand=self.quantity,
+            parents=list(self.parents),
+            documents=list(self.documents),
+        )
+
+
+def lot_id(movement_id: UUID, line_no: int) -> UUID:
+    """A retried movement creates the same lots, so it collides instead of duplicating them."""
+    return stream_id("lot", f"{movement_id}:{line_no}")
+
+
+# -- movements ------------------------------------------------------------------------------
+
+
+class MovementRecorded(DomainEvent, frozen=True, kw_only=True):
+    """A movement as the gate recorded it (its own stream, for GET /v1/movements/{id})."""
+
+    view: MovementView
+
+    def apply(self, state: None) -> MovementState:
+        return MovementState(id=self.originator_id, version=self.originator_version, view=self.view)
+
+
+class MovementState(AggregateState, frozen=True, kw_only=True):
+    view: MovementView
+
+
+def movement_id(principal: str, idempotency_key: str) -> UUID:
+    return stream_id("movement", f"{principal}\x00{idempotency_key}")
+
+
+def check_gate_in(
+    cmd: GateIn, declaration: Declaration, operator_zone: str | None
+) -> dict[int, Decimal]:
+    """The rules of admission; returns the quantity per line."""
+    f = declaration.facts
+    if f.flow not in INBOUND:
+        raise Conflict(
+            f"a {f.flow} declaration does not admit goods through a gate",
+            rule="wrong_flow",
+        )
+    if declaration.status != "released":
+        raise Conflict(
+            "goods pass the gate only under a released declaration",
+            rule="declaration_not_released",
+            current_status=declaration.status,
+        )
+    if operator_zone is not None and operator_zone != f.zone:
+        raise Conflict(
+            f"the gate of {operator_zone} cannot admit goods declared for {f.zone}",
+            rule="zone_mismatch",
+        )
+    p = Problems()
+    if not cmd.lines:
+        p.add("$.lines", "name at least one line")
+    by_no: dict[int, DeclaredLine] = {line.line_no: line for line in f.lines}
+    quantities: dict[int, Decimal] = {}
+    for n, line in enumerate(cmd.lines):
+        at = f"$.lines[{n}]"
+        declared = by_no.get(line.line_no)
+        if declared is None:
+            p.add(f"{at}.line_no", f"the declaration has no line {line.line_no}")
+            continue
+        if line.line_no in quantities:
+            p.add(f"{at}.line_no", f"line {line.line_no} is listed twice")
+            continue
+        q = p.check(f"{at}.quantity", values.quantity, line.quantity, declared.unit)
+        if q is not None:
+            quantities[line.line_no] = q  # type: ignore[assignment]
+    for name in ("gate_note", "vehicle"):
+        if getattr(cmd, name) is not None:
+            p.check(f"$.{name}", values.text, getattr(cmd, name))
+    if cmd.container is not None:
+        p.check("$.container", values.container_no, cmd.container)
+    p.raise_if_any()
+    for line_no, q in quantities.items():
+        declared = by_no[line_no]
+        remaining = declared.quantity - declared.quantity_moved
+        if q > remaining:
+            raise Conflict(
+                f"line {line_no} covers {declared.quantity}, {declared.quantity_moved} already "
+                f"moved: {q} is more than the {remaining} it still covers",
+                rule="exceeds_declared_quantity",
+            )
+    return quantities
+
+
+def admit(
+    *,
+    declaration: Pending[Declaration],
+    stocks: dict[int, Pending[ItemStock]],
+    lots: dict[int, Pending[Lot]],
+    movement: Pending[MovementState],
+    cmd: GateIn,
+    quantities: dict[int, Decimal],
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    """Record the admission: moved quantities, stock, lots and the movement, one write."""
+    state = declaration.state
+    assert state is not None
+    f = state.facts
+    goods_status: GoodsStatus = "bonded" if f.flow == "first_line_in" else "domestic"
+    documents = [{"kind": "declaration", "id": str(state.id), "number": f.declaration_no}]
+    if cmd.gate_note:
+        documents.append({"kind": "gate_note", "id": cmd.gate_note, "number": cmd.gate_note})
+    if f.transport.reference:
+        documents.append(
+            {"kind": "transport", "id": f.transport.reference, "number": f.transport.reference}
+        )
+    container = cmd.container or f.transport.container
+    if container:
+        documents.append({"kind": "container", "id": container, "number": container})
+    common = {"actor": actor, "occurred_at": occurred_at}
+    declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
+    by_no = {line.line_no: line for line in f.lines}
+    created = []
+    for line_no, q in quantities.items():
+        item_no = by_no[line_no].item_no
+        lot = lots[line_no]
+        lot.record(
+            LotCreated,
+            zone=f.zone,
+            account_book=f.account_book,
+            item_no=item_no,
+            goods_status=goods_status,
+            quantity=q,
+            parents=[],
+            documents=documents,
+            **common,
+        )
+        stocks[item_no].record(
+            GoodsAdmitted,
+            book_no=f.account_book,
+            item_no=item_no,
+            lot_id=lot.id,
+            quantity=q,
+            movement_id=movement.id,
+            **common,
+        )
+        created.append(LotView(lot_id=lot.id, item_no=item_no, quantity=q))
+    view = MovementView(
+        movement_id=movement.id,
+        kind="gate_in",
+        declaration=state.id,
+        declaration_no=f.declaration_no,
+        zone=f.zone,
+        account_book=f.account_book,
+        occurred_at=occurred_at,
+        gate_note=cmd.gate_note,
+        vehicle=cmd.vehicle,
+        container=container,
+        lots=created,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    if not quantities:
+        raise ValidationFailed.at("$.lines", "name at least one line")
+    return view
+
+
+class LotDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /v1/lots/{lot_id}: where a lot is, what it holds, where it came from and went."""
+
+    lot_id: UUID
+    zone: str
+    account_book: str
+    item_no: int
+    goods_status: str
+    quantity_in: Decimal
+    on_hand: Decimal
+    parents: list[UUID]
+    children: list[UUID]
+    documents: list[dict[str, str]]
+
+
+def lot_detail(lot: Lot) -> LotDetail:
+    # Children appear when lots are split, transferred or processed (later movement kinds).
+    return LotDetail(
+        lot_id=lot.id,
+        zone=lot.zone,
+        account_book=lot.account_book,
+        item_no=lot.item_no,
+        goods_status=lot.goods_status,
+        quantity_in=lot.quantity_in,
+        on_hand=lot.on_hand,
+        parents=list(lot.parents),
+        children=[],
+        documents=list(lot.documents),
+    )

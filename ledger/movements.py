@@ -1,0 +1,114 @@
+"""Movement commands (this part: gate-in admission) and the write-side reads of stock and lots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain import movements as mv
+from domain import values
+from domain.account_book import AccountBook
+from domain.errors import NotFound, ValidationFailed
+from domain.events import Actor, Pending
+from domain.views import AccountBookView, BookItemView
+from ledger.application import LedgerApplication
+from ledger.requests import Idempotency, Outcome
+
+Decide = Callable[[datetime], tuple[list[Pending[Any]], Any]]
+
+
+class MovementCommands:
+    """Mixed into `Ledger`, which provides the application, `_execute` and declarations."""
+
+    app: LedgerApplication
+    _execute: Callable[[int, Idempotency | None, Any, Decide], Outcome]
+    resolve_declaration: Callable[[str], UUID | None]
+
+    def record_movement(self, cmd: mv.GateIn, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            stream = self.resolve_declaration(cmd.declaration)
+            declaration = self.app.pending(stream) if stream else None
+            if declaration is None or declaration.state is None:
+                # Unknown, or not visible to this caller: the same answer (API.md).
+                raise ValidationFailed.at("$.declaration", "no such declaration")
+            quantities = mv.check_gate_in(cmd, declaration.state, actor.zone)
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            book = declaration.state.facts.account_book
+            by_no = {line.line_no: line for line in declaration.state.facts.lines}
+            stocks = {
+                by_no[n].item_no: self.app.pending(mv.item_stock_id(book, by_no[n].item_no))
+                for n in quantities
+            }
+            lots = {n: Pending(None, mv.lot_id(movement.id, n)) for n in quantities}
+            view = mv.admit(
+                declaration=declaration,
+                stocks=stocks,
+                lots=lots,
+                movement=movement,
+                cmd=cmd,
+                quantities=quantities,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            return [declaration, *stocks.values(), *lots.values(), movement], view
+
+        return self._execute(201, idem, cmd, decide)
+
+    def movement(self, movement_id: str, actor: Actor) -> mv.MovementView:
+        try:
+            state = self.app.load(UUID(movement_id))
+        except ValueError:
+            state = None
+        if not isinstance(state, mv.MovementState) or not _sees_zone(actor, state.view.zone):
+            raise NotFound(f"no movement {movement_id}")
+        if actor.role == "enterprise" and not self._owns_book(actor, state.view.account_book):
+            raise NotFound(f"no movement {movement_id}")
+        return state.view
+
+    def lot(self, lot_id: str, actor: Actor) -> mv.Lot:
+        try:
+            state = self.app.load(UUID(lot_id))
+        except ValueError:
+            state = None
+        if not isinstance(state, mv.Lot) or not _sees_zone(actor, state.zone):
+            raise NotFound(f"no lot {lot_id}")
+        if actor.role == "enterprise" and not self._owns_book(actor, state.account_book):
+            raise NotFound(f"no lot {lot_id}")
+        return state
+
+    def _owns_book(self, actor: Actor, book_no: str) -> bool:
+        from domain.account_book import account_book_id
+
+        book = self.app.load(account_book_id(book_no))
+        return book is not None and book.enterprise == actor.enterprise
+
+    def balances(self, book: AccountBook) -> AccountBookView:
+        """The book with each item's stock (reservations and transit come with exits)."""
+        zero = Decimal(0)
+        items = []
+        for item_no, item in sorted(book.items.items()):
+            stock = self.app.load(mv.item_stock_id(book.book_no, item_no))
+            on_hand = stock.on_hand if stock is not None else zero
+            items.append(
+                BookItemView(
+                    item_no=item_no,
+                    hs_code=item.hs_code,
+                    name=item.name,
+                    unit=item.unit,
+                    on_hand=on_hand,
+                    pending_out=zero,
+                    in_transit_out=zero,
+                    available=on_hand,
+                )
+            )
+        return AccountBookView(
+            book_no=book.book_no, enterprise=book.enterprise, zone=book.zone, items=items
+        )
+
+
+def _sees_zone(actor: Actor, zone: str) -> bool:
+    return actor.role != "operator" or actor.zone == zone
