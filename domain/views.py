@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -105,27 +106,34 @@ def enterprise_view(e: Enterprise) -> EnterpriseView:
     )
 
 
-def account_book_view(book: AccountBook) -> AccountBookView:
-    # Balances come from movements, which later issues add; until then every balance is zero.
-    zero = Decimal(0)
+def account_book_view(
+    book: AccountBook, on_hand: Mapping[int, Decimal] | None = None
+) -> AccountBookView:
+    """A book with each item's balances; without stock figures every balance is zero.
+
+    Reservations (`pending_out`) and goods in transit arrive with exits and transfers; until
+    then `available` equals `on_hand`.
+    """
+    stock = on_hand or {}
     return AccountBookView(
         book_no=book.book_no,
         enterprise=book.enterprise,
         zone=book.zone,
-        items=[_item_view(i, zero) for _, i in sorted(book.items.items())],
+        items=[_item_view(i, stock.get(n, Decimal(0))) for n, i in sorted(book.items.items())],
     )
 
 
-def _item_view(item: BookItem, zero: Decimal) -> BookItemView:
+def _item_view(item: BookItem, on_hand: Decimal) -> BookItemView:
+    zero = Decimal(0)
     return BookItemView(
         item_no=item.item_no,
         hs_code=item.hs_code,
         name=item.name,
         unit=item.unit,
-        on_hand=zero,
+        on_hand=on_hand,
         pending_out=zero,
         in_transit_out=zero,
-        available=zero,
+        available=on_hand,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from domain import values
 from domain.account_book import AccountBook
 from domain.errors import NotFound, ValidationFailed
 from domain.events import Actor, Pending
-from domain.views import AccountBookView, BookItemView
+from domain.views import AccountBookView, account_book_view
 from ledger.application import LedgerApplication
 from ledger.requests import Idempotency, Outcome
 
@@ -87,27 +86,13 @@ class MovementCommands:
         return book is not None and book.enterprise == actor.enterprise
 
     def balances(self, book: AccountBook) -> AccountBookView:
-        """The book with each item's stock (reservations and transit come with exits)."""
-        zero = Decimal(0)
-        items = []
-        for item_no, item in sorted(book.items.items()):
+        """The book with each item's stock, read from its book-item stream."""
+        on_hand = {}
+        for item_no in book.items:
             stock = self.app.load(mv.item_stock_id(book.book_no, item_no))
-            on_hand = stock.on_hand if stock is not None else zero
-            items.append(
-                BookItemView(
-                    item_no=item_no,
-                    hs_code=item.hs_code,
-                    name=item.name,
-                    unit=item.unit,
-                    on_hand=on_hand,
-                    pending_out=zero,
-                    in_transit_out=zero,
-                    available=on_hand,
-                )
-            )
-        return AccountBookView(
-            book_no=book.book_no, enterprise=book.enterprise, zone=book.zone, items=items
-        )
+            if stock is not None:
+                on_hand[item_no] = stock.on_hand
+        return account_book_view(book, on_hand)
 
 
 def _sees_zone(actor: Actor, zone: str) -> bool:
