@@ -270,6 +270,13 @@ def http(cfg: Config) -> Result:
     ref_errors = sum(x.errors for x in ref)
     result.notes.append(f"Load generator: {description}.")
     result.notes.append(
+        "Clearance is on: every declaration is assessed by the risk engine (the built-in rules,"
+        " random selection included) and the duties engine; the body is a first-line import"
+        " (5034), so the duties engine finds it not assessable and the declaration is released"
+        " green unless selected. Events per request include the assessment and the item's"
+        " unit-value history."
+    )
+    result.notes.append(
         f"Each phase: a new database and server process, {cfg.warmup_seconds:g} s warm-up, "
         f"then {cfg.load_seconds:g} s measured; the reference and the ledger alternate order "
         "from one repeat to the next. Both servers run uvicorn with --log-level warning."
