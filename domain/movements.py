@@ -87,13 +87,25 @@ class GoodsMoved(DomainEvent, frozen=True, kw_only=True):
 # -- book items: stock ------------------------------------------------------------------------
 
 
+class LotBalance(msgspec.Struct, frozen=True, kw_only=True):
+    """What is left of one lot in its book item, and its customs status (FIFO never mixes)."""
+
+    quantity: Decimal
+    goods_status: GoodsStatus
+
+
 class ItemStock(AggregateState, frozen=True, kw_only=True):
-    """One account-book item's stock: on hand, and its open lots in FIFO order."""
+    """One account-book item's stock: on hand, and its open lots in FIFO (admission) order."""
 
     book_no: str
     item_no: int
     on_hand: Decimal
-    lots: dict[UUID, Decimal]
+    lots: dict[UUID, LotBalance]
+
+    def on_hand_of(self, goods_status: GoodsStatus) -> Decimal:
+        return sum(
+            (b.quantity for b in self.lots.values() if b.goods_status == goods_status), Decimal(0)
+        )
 
 
 class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
@@ -103,11 +115,12 @@ class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
     item_no: int
     lot_id: UUID
     quantity: Decimal
+    goods_status: GoodsStatus
     movement_id: UUID
 
     def apply(self, state: ItemStock | None) -> ItemStock:
         lots = dict(state.lots) if state else {}
-        lots[self.lot_id] = self.quantity
+        lots[self.lot_id] = LotBalance(quantity=self.quantity, goods_status=self.goods_status)
         return ItemStock(
             id=self.originator_id,
             version=self.originator_version,
@@ -293,6 +306,7 @@ def admit(
             item_no=item_no,
             lot_id=lot.id,
             quantity=q,
+            goods_status=goods_status,
             movement_id=movement.id,
             **common,
         )

@@ -19,7 +19,8 @@ def ledger(database_url):
 
 
 def _released_import(ledger, t, quantity="100", **overrides):
-    body = declaration_body(t.uscc, t.book_no, lines=[line(1, quantity=quantity)], **overrides)
+    overrides.setdefault("lines", [line(1, quantity=quantity)])
+    body = declaration_body(t.uscc, t.book_no, **overrides)
     r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
     assert r.status_code == 201 and r.json()["status"] == "released", r.text
     return r.json()
@@ -154,3 +155,25 @@ def test_other_tenants_and_zones_do_not_see_lots_or_movements(ledger):
     assert ledger.get(f"/v1/lots/{lot}", "gate-xcbz").status_code == 200
     assert ledger.get(f"/v1/movements/{moved['movement_id']}", b.token_name).status_code == 404
     assert ledger.get("/v1/lots/not-a-uuid", a.token_name).status_code == 404
+
+
+def test_lots_keep_their_customs_status_in_the_book_item(ledger):
+    from domain.movements import item_stock_id
+
+    t = onboard(ledger)
+    abroad = _released_import(ledger, t, quantity="5")
+    domestic = _released_import(
+        ledger,
+        t,
+        quantity="3",
+        flow="second_line_in",
+        country="CN",
+        lines=[line(1, quantity="3", origin_country="CN")],
+    )
+    assert _gate_in(ledger, "gate-xcbz", abroad["id"], "5").status_code == 201
+    assert _gate_in(ledger, "gate-xcbz", domestic["id"], "3").status_code == 201
+    stock = ledger.services.app.load(item_stock_id(t.book_no, 1))
+    assert stock.on_hand == 8
+    assert stock.on_hand_of("bonded") == 5 and stock.on_hand_of("domestic") == 3
+    # Admission order is FIFO order.
+    assert [b.goods_status for b in stock.lots.values()] == ["bonded", "domestic"]
