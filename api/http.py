@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 from fastapi import Request
@@ -111,6 +111,11 @@ ERROR_TEXT = {
 
 
 def _ref(cls: Any) -> dict[str, Any]:
+    members = get_args(cls)
+    if members:
+        # A tagged union of bodies: one of the members, told apart by their tag field.
+        tag_field = msgspec.inspect.type_info(members[0]).tag_field
+        return {"oneOf": [_ref(m) for m in members], "discriminator": {"propertyName": tag_field}}
     SCHEMA_TYPES.add(cls)
     name = cls.__name__
     return {"$ref": f"#/components/schemas/{name}"}

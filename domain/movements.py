@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -30,10 +30,16 @@ class MovementLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     quantity: Decimal
 
 
-class GateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class GateIn(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag="gate_in",
+):
     """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone)."""
 
-    kind: Literal["gate_in"]
     declaration: Str64
     lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
     occurred_at: AwareDatetime | None = None
@@ -62,6 +68,9 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
     vehicle: str | None
     container: str | None
     lots: list[LotView]
+    # Stocktake adjustments: why, and whether a decrease is flagged for an officer.
+    reason: str | None = None
+    flagged: bool = False
 
 
 # -- declarations: what has moved under each line -------------------------------------------

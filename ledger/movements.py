@@ -9,9 +9,10 @@ from uuid import UUID
 
 from domain import movements as mv
 from domain import values
-from domain.account_book import AccountBook
-from domain.errors import NotFound, ValidationFailed
+from domain.account_book import AccountBook, account_book_id
+from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, Pending
+from domain.stocktake import Adjustment, adjust
 from domain.views import AccountBookView, account_book_view
 from ledger.application import LedgerApplication
 from ledger.requests import Idempotency, Outcome
@@ -26,7 +27,17 @@ class MovementCommands:
     _execute: Callable[[int, Idempotency | None, Any, Decide], Outcome]
     resolve_declaration: Callable[[str], UUID | None]
 
-    def record_movement(self, cmd: mv.GateIn, actor: Actor, idem: Idempotency) -> Outcome:
+    def record_movement(
+        self, cmd: mv.GateIn | Adjustment, actor: Actor, idem: Idempotency
+    ) -> Outcome:
+        """Gate kinds are an operator's of the zone; stocktake adjustments the book's owner's."""
+        if isinstance(cmd, Adjustment):
+            if actor.role != "enterprise":
+                raise Forbidden("adjustments are recorded by the book's enterprise")
+            return self._adjust(cmd, actor, idem)
+        if actor.role != "operator":
+            raise Forbidden("gate movements are recorded by an operator of the zone")
+
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
             stream = self.resolve_declaration(cmd.declaration)
@@ -57,6 +68,32 @@ class MovementCommands:
 
         return self._execute(201, idem, cmd, decide)
 
+    def _adjust(self, cmd: Adjustment, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            book = self.app.load(account_book_id(cmd.account_book))
+            if book is None or book.enterprise != actor.enterprise:
+                raise ValidationFailed.at("$.account_book", "no such account book of yours")
+            stock = self.app.pending(mv.item_stock_id(book.book_no, cmd.item_no))
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            touched = stock.state.lots if stock.state else {}
+            lots = {lot: self.app.pending(lot) for lot in touched}
+            new_lot = Pending(None, mv.lot_id(movement.id, 0))
+            view = adjust(
+                cmd=cmd,
+                book=book,
+                stock=stock,
+                lots=lots,
+                new_lot=new_lot,
+                movement=movement,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            changed = [p for p in (*lots.values(), new_lot) if p.events]
+            return [stock, *changed, movement], view
+
+        return self._execute(201, idem, cmd, decide)
+
     def movement(self, movement_id: str, actor: Actor) -> mv.MovementView:
         try:
             state = self.app.load(UUID(movement_id))
@@ -80,8 +117,6 @@ class MovementCommands:
         return state
 
     def _owns_book(self, actor: Actor, book_no: str) -> bool:
-        from domain.account_book import account_book_id
-
         book = self.app.load(account_book_id(book_no))
         return book is not None and book.enterprise == actor.enterprise
 

@@ -1,4 +1,4 @@
-"""Movements through the gates (this part: gate_in) and lots."""
+"""Movements (this part: gate_in and stocktake adjustments) and lots."""
 
 from __future__ import annotations
 
@@ -9,27 +9,31 @@ from api.auth import Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
 from domain.movements import GateIn, LotDetail, MovementView, lot_detail
+from domain.stocktake import Adjustment
 
 router = APIRouter(tags=["movements"])
-OPERATOR = ("operator",)
+
+
+MovementBody = GateIn | Adjustment
 
 
 @router.post(
     "/v1/movements",
     **doc(
-        body=GateIn,
+        body=MovementBody,
         ok=(201, MovementView),
         errors=(400, 401, 403, 409, 413),
         idempotency_required=True,
     ),
 )
 async def record_movement(request: Request) -> Response:
-    """Goods pass a gate. This version records `gate_in` (an operator of the zone); the other
-    kinds of API.md arrive with the rest of the movements issue."""
+    """Goods move. This version records `gate_in` (an operator of the zone) and `adjustment`
+    (the book's enterprise); the other kinds of API.md arrive with the rest of the movements
+    issue and are refused with 422 at `$.kind` until then."""
     return await execute(
         request,
-        OPERATOR,
-        GateIn,
+        ("operator", "enterprise"),
+        MovementBody,  # type: ignore[arg-type]
         lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, _key(idem)),
         key_required=True,
     )

@@ -1,0 +1,210 @@
+"""Stocktake adjustments: counted against booked, the difference becomes events, never edits.
+
+A shortage draws on lots (the one named, or first-in first-out among lots of one customs status,
+never mixing bonded and domestic); a surplus without a lot creates a new bonded lot whose origin
+is the adjustment. Stock never goes negative. A decrease of at least 1% of what the item held is
+flagged for an officer (the US foreign-trade-zone rule reports shortages of 1% or more; the
+threshold is a constant here until reference data carries it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+
+from domain import values
+from domain.account_book import AccountBook
+from domain.declaration import AwareDatetime, Str64, Str255
+from domain.errors import Conflict, ValidationFailed
+from domain.events import DomainEvent, Pending
+from domain.movements import (
+    ItemStock,
+    Lot,
+    LotBalance,
+    LotCreated,
+    LotView,
+    MovementRecorded,
+    MovementState,
+    MovementView,
+)
+
+FLAG_RATIO = Decimal("0.01")
+
+
+class Adjustment(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag="adjustment",
+):
+    """Body of POST /v1/movements with `kind: adjustment` (the book's enterprise)."""
+
+    account_book: Str64
+    item_no: int
+    quantity_delta: Decimal
+    reason: Str255
+    lot_id: UUID | None = None
+    explains: Str64 | None = None
+    occurred_at: AwareDatetime | None = None
+
+
+class StockAdjusted(DomainEvent, frozen=True, kw_only=True):
+    """A stocktake changed a book item's stock by `delta`, lot by lot, for a reason."""
+
+    book_no: str
+    item_no: int
+    movement_id: UUID
+    delta: Decimal
+    by_lot: dict[UUID, Decimal]
+    goods_status: str
+    reason: str
+    flagged: bool
+
+    def apply(self, state: ItemStock | None) -> ItemStock:
+        assert state is not None or self.delta > 0
+        lots = dict(state.lots) if state else {}
+        for lot, change in self.by_lot.items():
+            before = lots[lot].quantity if lot in lots else Decimal(0)
+            after = before + change
+            if after == 0:
+                lots.pop(lot, None)
+            else:
+                lots[lot] = LotBalance(quantity=after, goods_status=self.goods_status)  # type: ignore[arg-type]
+        return ItemStock(
+            id=self.originator_id,
+            version=self.originator_version,
+            book_no=self.book_no,
+            item_no=self.item_no,
+            on_hand=(state.on_hand if state else Decimal(0)) + self.delta,
+            lots=lots,
+        )
+
+
+class LotAdjusted(DomainEvent, frozen=True, kw_only=True):
+    """A stocktake found this lot holding more or less than booked."""
+
+    movement_id: UUID
+    delta: Decimal
+    reason: str
+
+    def apply(self, state: Lot) -> Lot:
+        return msgspec.structs.replace(
+            state, version=self.originator_version, on_hand=state.on_hand + self.delta
+        )
+
+
+def plan(
+    cmd: Adjustment, book: AccountBook, stock: ItemStock | None
+) -> tuple[Decimal, dict[UUID, Decimal], str]:
+    """Check the adjustment and decide which lots change: (delta, by lot, customs status)."""
+    item = book.items.get(cmd.item_no)
+    if item is None:
+        raise ValidationFailed.at("$.item_no", f"item {cmd.item_no} is not in book {book.book_no}")
+    values.text("$.reason", cmd.reason)
+    if cmd.explains is not None:
+        # Transfers (and their shortfalls in transit) arrive with the rest of the movements.
+        raise ValidationFailed.at("$.explains", "no transfer of this book has goods in transit")
+    magnitude = values.quantity("$.quantity_delta", abs(cmd.quantity_delta), item.unit)
+    delta = magnitude if cmd.quantity_delta > 0 else -magnitude
+    lots = stock.lots if stock else {}
+    if cmd.lot_id is not None:
+        balance = lots.get(cmd.lot_id)
+        if balance is None:
+            raise ValidationFailed.at("$.lot_id", "no open lot of this item with that id")
+        if balance.quantity + delta < 0:
+            raise Conflict(
+                f"lot {cmd.lot_id} holds {balance.quantity}; it cannot lose {magnitude}",
+                rule="insufficient_stock",
+            )
+        return delta, {cmd.lot_id: delta}, balance.goods_status
+    if delta > 0:
+        return delta, {}, "bonded"
+    if not lots:
+        raise Conflict("the item has no stock to adjust down", rule="insufficient_stock")
+    # First in, first out, among lots of the oldest lot's status only.
+    status = next(iter(lots.values())).goods_status
+    left, by_lot = magnitude, {}
+    for lot, balance in lots.items():
+        if balance.goods_status != status or left == 0:
+            continue
+        take = min(left, balance.quantity)
+        by_lot[lot] = -take
+        left -= take
+    if left > 0:
+        raise Conflict(
+            f"the item's {status} lots hold less than {magnitude}", rule="insufficient_stock"
+        )
+    return delta, by_lot, status
+
+
+def adjust(
+    *,
+    cmd: Adjustment,
+    book: AccountBook,
+    stock: Pending[ItemStock],
+    lots: dict[UUID, Pending[Lot]],
+    new_lot: Pending[Lot],
+    movement: Pending[MovementState],
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    """Record the adjustment on the item's stock, the lots and the movement, in one write."""
+    delta, by_lot, status = plan(cmd, book, stock.state)
+    common = {"actor": actor, "occurred_at": occurred_at}
+    created: list[LotView] = []
+    if delta > 0 and not by_lot:
+        new_lot.record(
+            LotCreated,
+            zone=book.zone,
+            account_book=book.book_no,
+            item_no=cmd.item_no,
+            goods_status="bonded",
+            quantity=delta,
+            parents=[],
+            documents=[{"kind": "adjustment", "id": str(movement.id), "number": cmd.reason}],
+            **common,
+        )
+        by_lot = {new_lot.id: delta}
+        created.append(LotView(lot_id=new_lot.id, item_no=cmd.item_no, quantity=delta))
+    else:
+        for lot_id, change in by_lot.items():
+            lots[lot_id].record(
+                LotAdjusted, movement_id=movement.id, delta=change, reason=cmd.reason, **common
+            )
+            created.append(LotView(lot_id=lot_id, item_no=cmd.item_no, quantity=change))
+    held = stock.state.on_hand if stock.state else Decimal(0)
+    flagged = delta < 0 and held > 0 and -delta >= held * FLAG_RATIO
+    stock.record(
+        StockAdjusted,
+        book_no=book.book_no,
+        item_no=cmd.item_no,
+        movement_id=movement.id,
+        delta=delta,
+        by_lot=by_lot,
+        goods_status=status,
+        reason=cmd.reason,
+        flagged=flagged,
+        **common,
+    )
+    view = MovementView(
+        movement_id=movement.id,
+        kind="adjustment",
+        declaration=None,
+        declaration_no=None,
+        zone=book.zone,
+        account_book=book.book_no,
+        occurred_at=occurred_at,
+        gate_note=None,
+        vehicle=None,
+        container=None,
+        lots=created,
+        flagged=flagged,
+        reason=cmd.reason,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
