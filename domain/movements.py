@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -103,18 +103,57 @@ class LotBalance(msgspec.Struct, frozen=True, kw_only=True):
     goods_status: GoodsStatus
 
 
+class Reservation(msgspec.Struct, frozen=True, kw_only=True):
+    """What a released outbound declaration holds back of this item until it leaves."""
+
+    quantity: Decimal
+    goods_status: GoodsStatus
+
+
 class ItemStock(AggregateState, frozen=True, kw_only=True):
-    """One account-book item's stock: on hand, and its open lots in FIFO (admission) order."""
+    """One account-book item's stock: on hand, its open lots in FIFO (admission) order, and
+    what released outbound declarations have reserved (`pending_out`)."""
 
     book_no: str
     item_no: int
     on_hand: Decimal
     lots: dict[UUID, LotBalance]
+    reserved: dict[UUID, Reservation] = {}
 
     def on_hand_of(self, goods_status: GoodsStatus) -> Decimal:
         return sum(
             (b.quantity for b in self.lots.values() if b.goods_status == goods_status), Decimal(0)
         )
+
+    def reserved_of(self, goods_status: GoodsStatus) -> Decimal:
+        return sum(
+            (r.quantity for r in self.reserved.values() if r.goods_status == goods_status),
+            Decimal(0),
+        )
+
+    @property
+    def pending_out(self) -> Decimal:
+        return sum((r.quantity for r in self.reserved.values()), Decimal(0))
+
+    def available_of(self, goods_status: GoodsStatus) -> Decimal:
+        return self.on_hand_of(goods_status) - self.reserved_of(goods_status)
+
+
+def fifo(
+    lots: dict[UUID, LotBalance], goods_status: GoodsStatus, quantity: Decimal
+) -> dict[UUID, Decimal] | None:
+    """How much to take from each lot, oldest first, among lots of one customs status only;
+    None when they do not hold enough."""
+    left, taken = quantity, {}
+    for lot, balance in lots.items():
+        if left == 0:
+            break
+        if balance.goods_status != goods_status:
+            continue
+        take = min(left, balance.quantity)
+        taken[lot] = take
+        left -= take
+    return taken if left == 0 else None
 
 
 class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
@@ -137,6 +176,7 @@ class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
             item_no=self.item_no,
             on_hand=(state.on_hand if state else Decimal(0)) + self.quantity,
             lots=lots,
+            reserved=dict(state.reserved) if state else {},
         )
 
 
@@ -230,6 +270,13 @@ def check_gate_in(
             f"the gate of {operator_zone} cannot admit goods declared for {f.zone}",
             rule="zone_mismatch",
         )
+    return check_lines(cmd, declaration)
+
+
+def check_lines(cmd: GateIn | Any, declaration: Declaration) -> dict[int, Decimal]:
+    """A gate movement's lines against its declaration: each quantity valid and within what
+    the line still covers; returns the quantity per line."""
+    f = declaration.facts
     p = Problems()
     if not cmd.lines:
         p.add("$.lines", "name at least one line")

@@ -29,6 +29,7 @@ from domain.movements import (
     MovementRecorded,
     MovementState,
     MovementView,
+    fifo,
 )
 
 FLAG_RATIO = Decimal("0.01")
@@ -82,6 +83,7 @@ class StockAdjusted(DomainEvent, frozen=True, kw_only=True):
             item_no=self.item_no,
             on_hand=(state.on_hand if state else Decimal(0)) + self.delta,
             lots=lots,
+            reserved=dict(state.reserved) if state else {},
         )
 
 
@@ -126,19 +128,16 @@ def plan(
         return delta, {}, "bonded"
     if not lots:
         raise Conflict("the item has no stock to adjust down", rule="insufficient_stock")
-    # First in, first out, among lots of the oldest lot's status only.
+    # First in, first out, among lots of the oldest lot's status only; never below what
+    # released declarations have reserved of that status.
     status = next(iter(lots.values())).goods_status
-    left, by_lot = magnitude, {}
-    for lot, balance in lots.items():
-        if balance.goods_status != status or left == 0:
-            continue
-        take = min(left, balance.quantity)
-        by_lot[lot] = -take
-        left -= take
-    if left > 0:
+    taken = fifo(lots, status, magnitude) if stock is not None else None
+    if taken is None or stock is None or stock.available_of(status) < magnitude:
         raise Conflict(
-            f"the item's {status} lots hold less than {magnitude}", rule="insufficient_stock"
+            f"the item's {status} lots hold less than {magnitude} that is not reserved",
+            rule="insufficient_stock",
         )
+    by_lot = {lot: -q for lot, q in taken.items()}
     return delta, by_lot, status
 
 

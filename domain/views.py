@@ -107,33 +107,32 @@ def enterprise_view(e: Enterprise) -> EnterpriseView:
 
 
 def account_book_view(
-    book: AccountBook, on_hand: Mapping[int, Decimal] | None = None
+    book: AccountBook, stock: Mapping[int, tuple[Decimal, Decimal]] | None = None
 ) -> AccountBookView:
-    """A book with each item's balances; without stock figures every balance is zero.
+    """A book with each item's balances from (on hand, pending out); zero without figures.
 
-    Reservations (`pending_out`) and goods in transit arrive with exits and transfers; until
-    then `available` equals `on_hand`.
+    Goods in transit arrive with transfers; `available = on_hand - pending_out`.
     """
-    stock = on_hand or {}
+    figures = stock or {}
+    zero = (Decimal(0), Decimal(0))
     return AccountBookView(
         book_no=book.book_no,
         enterprise=book.enterprise,
         zone=book.zone,
-        items=[_item_view(i, stock.get(n, Decimal(0))) for n, i in sorted(book.items.items())],
+        items=[_item_view(i, *figures.get(n, zero)) for n, i in sorted(book.items.items())],
     )
 
 
-def _item_view(item: BookItem, on_hand: Decimal) -> BookItemView:
-    zero = Decimal(0)
+def _item_view(item: BookItem, on_hand: Decimal, pending_out: Decimal) -> BookItemView:
     return BookItemView(
         item_no=item.item_no,
         hs_code=item.hs_code,
         name=item.name,
         unit=item.unit,
         on_hand=on_hand,
-        pending_out=zero,
-        in_transit_out=zero,
-        available=on_hand,
+        pending_out=pending_out,
+        in_transit_out=Decimal(0),
+        available=on_hand - pending_out,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from domain import account_book as books
-from domain import clearance, quota
+from domain import clearance, exits, quota
 from domain import declaration as decl
 from domain import submission as sub
 from domain.duties import DutyTables, assess
@@ -23,6 +23,7 @@ from domain.duty_tables import DEFAULT_TABLES
 from domain.enterprise import enterprise_id
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor, Pending
+from domain.movements import item_stock_id
 from domain.reference import RETAIL_TRADE_MODES, Zone
 from domain.risk import LineRisk, RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
@@ -167,9 +168,33 @@ class DeclarationCommands:
                 quota_year=quota_year,
                 value_cny=value_cny,
             )
+            self._reserve_if_released(None, declaration, pendings, actor, occurred)
             return list(pendings.values()), declaration_view(declaration.state)  # type: ignore[arg-type]
 
         return self._execute(201, idem, cmd, decide)
+
+    def _reserve_if_released(
+        self,
+        before: str | None,
+        declaration: Pending[decl.Declaration],
+        pendings: dict[UUID, Pending[Any]],
+        actor: Actor,
+        now: datetime,
+    ) -> None:
+        """An outbound declaration entering `released` reserves its stock in the same write
+        (409 `insufficient_stock` refuses the whole decision otherwise)."""
+        state = declaration.state
+        assert state is not None
+        if state.status != "released" or before == "released":
+            return
+        if state.facts.flow not in exits.OUTBOUND:
+            return
+        stocks = {}
+        for item_no, _status in exits.needs(state):
+            key = item_stock_id(state.facts.account_book, item_no)
+            stocks[item_no] = pendings.get(key) or self.app.pending(key)
+            pendings[key] = stocks[item_no]
+        exits.reserve(state, stocks, actor, now, before)
 
     def _value_cny(self, lines: list[decl.DeclaredLine], currency: str, day: date) -> Decimal:
         """The goods' declared value in CNY at the month's customs rate, for statistics.
@@ -209,7 +234,9 @@ class DeclarationCommands:
                 raise NotFound(f"no declaration {ref}")
             before = pending.state
             state = transition(pending, cmd, actor, now)
-            pendings: list[Pending[Any]] = [pending]
+            touched: dict[UUID, Pending[Any]] = {pending.id: pending}
+            self._reserve_if_released(before.status, pending, touched, actor, now)
+            pendings: list[Pending[Any]] = list(touched.values())
             e = before.facts.ecommerce
             if gives_quota_back and before.quota_year is not None and e is not None:
                 buyer = self.app.pending(quota.quota_id(e.order.buyer_id, before.quota_year))

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain import exits, values
 from domain import movements as mv
-from domain import values
 from domain.account_book import AccountBook, account_book_id
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, Pending
+from domain.exits import GateOut
 from domain.stocktake import Adjustment, adjust
 from domain.views import AccountBookView, account_book_view
 from ledger.application import LedgerApplication
@@ -28,7 +29,7 @@ class MovementCommands:
     resolve_declaration: Callable[[str], UUID | None]
 
     def record_movement(
-        self, cmd: mv.GateIn | Adjustment, actor: Actor, idem: Idempotency
+        self, cmd: mv.GateIn | GateOut | Adjustment, actor: Actor, idem: Idempotency
     ) -> Outcome:
         """Gate kinds are an operator's of the zone; stocktake adjustments the book's owner's."""
         if isinstance(cmd, Adjustment):
@@ -37,14 +38,12 @@ class MovementCommands:
             return self._adjust(cmd, actor, idem)
         if actor.role != "operator":
             raise Forbidden("gate movements are recorded by an operator of the zone")
+        if isinstance(cmd, GateOut):
+            return self._gate_out(cmd, actor, idem)
 
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            stream = self.resolve_declaration(cmd.declaration)
-            declaration = self.app.pending(stream) if stream else None
-            if declaration is None or declaration.state is None:
-                # Unknown, or not visible to this caller: the same answer (API.md).
-                raise ValidationFailed.at("$.declaration", "no such declaration")
+            declaration = self._declaration_for(cmd.declaration)
             quantities = mv.check_gate_in(cmd, declaration.state, actor.zone)
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
             book = declaration.state.facts.account_book
@@ -61,6 +60,42 @@ class MovementCommands:
                 movement=movement,
                 cmd=cmd,
                 quantities=quantities,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            return [declaration, *stocks.values(), *lots.values(), movement], view
+
+        return self._execute(201, idem, cmd, decide)
+
+    def _declaration_for(self, ref: str) -> Pending[Any]:
+        stream = self.resolve_declaration(ref)
+        declaration = self.app.pending(stream) if stream else None
+        if declaration is None or declaration.state is None:
+            # Unknown, or not visible to this caller: the same answer (API.md).
+            raise ValidationFailed.at("$.declaration", "no such declaration")
+        return declaration
+
+    def _gate_out(self, cmd: GateOut, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            declaration = self._declaration_for(cmd.declaration)
+            exits.check_gate_out(declaration.state, actor.zone)
+            quantities = mv.check_lines(cmd, declaration.state)
+            book = declaration.state.facts.account_book
+            by_no = {line.line_no: line for line in declaration.state.facts.lines}
+            stocks = {
+                by_no[n].item_no: self.app.pending(mv.item_stock_id(book, by_no[n].item_no))
+                for n in quantities
+            }
+            lots = LazyPendings(self.app)
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            view = exits.exit_goods(
+                declaration=declaration,
+                quantities=quantities,
+                stocks=stocks,
+                lots=lots,
+                movement=movement,
+                cmd=cmd,
                 actor=actor,
                 occurred_at=occurred,
             )
@@ -122,12 +157,24 @@ class MovementCommands:
 
     def balances(self, book: AccountBook) -> AccountBookView:
         """The book with each item's stock, read from its book-item stream."""
-        on_hand = {}
+        stock = {}
         for item_no in book.items:
-            stock = self.app.load(mv.item_stock_id(book.book_no, item_no))
-            if stock is not None:
-                on_hand[item_no] = stock.on_hand
-        return account_book_view(book, on_hand)
+            state = self.app.load(mv.item_stock_id(book.book_no, item_no))
+            if state is not None:
+                stock[item_no] = (state.on_hand, state.pending_out)
+        return account_book_view(book, stock)
+
+
+class LazyPendings(dict[UUID, Pending[Any]]):
+    """Lots loaded only when a movement draws on them (FIFO decides which)."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        super().__init__()
+        self.app = app
+
+    def __missing__(self, lot_id: UUID) -> Pending[Any]:
+        self[lot_id] = self.app.pending(lot_id)
+        return self[lot_id]
 
 
 def _sees_zone(actor: Actor, zone: str) -> bool:

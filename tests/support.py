@@ -19,6 +19,7 @@ from tests.samples import book_body, declaration_body, enterprise_body, make_res
 __all__ = [
     "Ledger",
     "Tenant",
+    "admit",
     "book_body",
     "declaration_body",
     "enterprise_body",
@@ -106,3 +107,27 @@ def onboard(ledger: Ledger, zone: str = "XCBZ") -> Tenant:
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+def admit(ledger: Ledger, tenant: Tenant, item_no: int, quantity: str, zone: str = "XCBZ") -> None:
+    """Put bonded goods in a tenant's book: a released first-line import, then gate_in."""
+    from tests.samples import line
+
+    gate = f"gate-{zone.lower()}-{uuid.uuid4().hex[:6]}"
+    ledger.issue(gate, "operator", zone=zone)
+    body = declaration_body(
+        tenant.uscc, tenant.book_no, zone=zone, lines=[line(item_no, quantity=quantity)]
+    )
+    d = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key())
+    assert d.status_code == 201 and d.json()["status"] == "released", d.text
+    moved = ledger.post(
+        "/v1/movements",
+        gate,
+        {
+            "kind": "gate_in",
+            "declaration": d.json()["id"],
+            "lines": [{"line_no": 1, "quantity": quantity}],
+        },
+        key=new_key(),
+    )
+    assert moved.status_code == 201, moved.text

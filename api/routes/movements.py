@@ -8,13 +8,14 @@ from fastapi.responses import Response
 from api.auth import Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
+from domain.exits import GateOut
 from domain.movements import GateIn, LotDetail, MovementView, lot_detail
 from domain.stocktake import Adjustment
 
 router = APIRouter(tags=["movements"])
 
 
-MovementBody = GateIn | Adjustment
+MovementBody = GateIn | GateOut | Adjustment
 
 
 @router.post(
@@ -27,9 +28,9 @@ MovementBody = GateIn | Adjustment
     ),
 )
 async def record_movement(request: Request) -> Response:
-    """Goods move. This version records `gate_in` (an operator of the zone) and `adjustment`
-    (the book's enterprise); the other kinds of API.md arrive with the rest of the movements
-    issue and are refused with 422 at `$.kind` until then."""
+    """Goods move. This version records `gate_in` and `gate_out` (an operator of the zone) and
+    `adjustment` (the book's enterprise); the other kinds of API.md (transfers, processing)
+    arrive with the rest of the movements issue and are refused with 422 at `$.kind`."""
     return await execute(
         request,
         ("operator", "enterprise"),

@@ -25,7 +25,7 @@ import pytest
 from domain import quota
 from domain.declaration import SHANGHAI
 from tests.samples import line, make_resident_id
-from tests.support import Ledger, Tenant, declaration_body, new_key, onboard, running_ledger
+from tests.support import Ledger, Tenant, admit, declaration_body, new_key, onboard, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,6 +117,8 @@ def ledger(database_url):
 
 def test_a_4000_cny_retail_laptop_pays_70_percent_of_the_vat_and_is_released_when_paid(ledger):
     tenant = onboard(ledger)
+    # Bonded stock in the zone: the release reserves the laptop.
+    admit(ledger, tenant, 1, "5")
     r = submit(ledger, tenant, retail_body(tenant, "4000.00"))
     assert r.status_code == 201, r.text
     created = r.json()
