@@ -156,6 +156,8 @@ class DeclaredLine(msgspec.Struct, frozen=True, kw_only=True):
     destination_item_no: int | None
     goods_status: GoodsStatus | None
     quantity_moved: Decimal = Decimal(0)
+    # Transfers: what the destination zone has received of what was dispatched.
+    quantity_received: Decimal = Decimal(0)
 
 
 class Duties(msgspec.Struct, frozen=True, kw_only=True):

@@ -119,6 +119,12 @@ class ItemStock(AggregateState, frozen=True, kw_only=True):
     on_hand: Decimal
     lots: dict[UUID, LotBalance]
     reserved: dict[UUID, Reservation] = {}
+    # Dispatched by transfer declarations and not yet received (or explained): per lot.
+    in_transit: dict[UUID, dict[UUID, Decimal]] = {}
+
+    @property
+    def in_transit_out(self) -> Decimal:
+        return sum((q for lots in self.in_transit.values() for q in lots.values()), Decimal(0))
 
     def on_hand_of(self, goods_status: GoodsStatus) -> Decimal:
         return sum(
@@ -177,6 +183,7 @@ class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
             on_hand=(state.on_hand if state else Decimal(0)) + self.quantity,
             lots=lots,
             reserved=dict(state.reserved) if state else {},
+            in_transit=dict(state.in_transit) if state else {},
         )
 
 
@@ -273,7 +280,9 @@ def check_gate_in(
     return check_lines(cmd, declaration)
 
 
-def check_lines(cmd: GateIn | Any, declaration: Declaration) -> dict[int, Decimal]:
+def check_lines(
+    cmd: GateIn | Any, declaration: Declaration, *, within_declared: bool = True
+) -> dict[int, Decimal]:
     """A gate movement's lines against its declaration: each quantity valid and within what
     the line still covers; returns the quantity per line."""
     f = declaration.facts
@@ -300,7 +309,7 @@ def check_lines(cmd: GateIn | Any, declaration: Declaration) -> dict[int, Decima
     if cmd.container is not None:
         p.check("$.container", values.container_no, cmd.container)
     p.raise_if_any()
-    for line_no, q in quantities.items():
+    for line_no, q in quantities.items() if within_declared else ():
         declared = by_no[line_no]
         remaining = declared.quantity - declared.quantity_moved
         if q > remaining:

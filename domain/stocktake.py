@@ -84,6 +84,7 @@ class StockAdjusted(DomainEvent, frozen=True, kw_only=True):
             on_hand=(state.on_hand if state else Decimal(0)) + self.delta,
             lots=lots,
             reserved=dict(state.reserved) if state else {},
+            in_transit=dict(state.in_transit) if state else {},
         )
 
 
@@ -108,9 +109,6 @@ def plan(
     if item is None:
         raise ValidationFailed.at("$.item_no", f"item {cmd.item_no} is not in book {book.book_no}")
     values.text("$.reason", cmd.reason)
-    if cmd.explains is not None:
-        # Transfers (and their shortfalls in transit) arrive with the rest of the movements.
-        raise ValidationFailed.at("$.explains", "no transfer of this book has goods in transit")
     magnitude = values.quantity("$.quantity_delta", abs(cmd.quantity_delta), item.unit)
     delta = magnitude if cmd.quantity_delta > 0 else -magnitude
     lots = stock.lots if stock else {}

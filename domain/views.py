@@ -107,14 +107,12 @@ def enterprise_view(e: Enterprise) -> EnterpriseView:
 
 
 def account_book_view(
-    book: AccountBook, stock: Mapping[int, tuple[Decimal, Decimal]] | None = None
+    book: AccountBook, stock: Mapping[int, tuple[Decimal, Decimal, Decimal]] | None = None
 ) -> AccountBookView:
-    """A book with each item's balances from (on hand, pending out); zero without figures.
-
-    Goods in transit arrive with transfers; `available = on_hand - pending_out`.
-    """
+    """A book with each item's balances from (on hand, pending out, in transit out); zero
+    without figures. `available = on_hand - pending_out`."""
     figures = stock or {}
-    zero = (Decimal(0), Decimal(0))
+    zero = (Decimal(0), Decimal(0), Decimal(0))
     return AccountBookView(
         book_no=book.book_no,
         enterprise=book.enterprise,
@@ -123,7 +121,9 @@ def account_book_view(
     )
 
 
-def _item_view(item: BookItem, on_hand: Decimal, pending_out: Decimal) -> BookItemView:
+def _item_view(
+    item: BookItem, on_hand: Decimal, pending_out: Decimal, in_transit_out: Decimal
+) -> BookItemView:
     return BookItemView(
         item_no=item.item_no,
         hs_code=item.hs_code,
@@ -131,7 +131,7 @@ def _item_view(item: BookItem, on_hand: Decimal, pending_out: Decimal) -> BookIt
         unit=item.unit,
         on_hand=on_hand,
         pending_out=pending_out,
-        in_transit_out=Decimal(0),
+        in_transit_out=in_transit_out,
         available=on_hand - pending_out,
     )
 

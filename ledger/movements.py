@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain import exits, values
+from domain import exits, transfers, values
 from domain import movements as mv
 from domain.account_book import AccountBook, account_book_id
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.exits import GateOut
 from domain.stocktake import Adjustment, adjust
+from domain.transfers import TransferDispatch, TransferReceipt
 from domain.views import AccountBookView, account_book_view
 from ledger.application import LedgerApplication
 from ledger.requests import Idempotency, Outcome
@@ -29,7 +30,10 @@ class MovementCommands:
     resolve_declaration: Callable[[str], UUID | None]
 
     def record_movement(
-        self, cmd: mv.GateIn | GateOut | Adjustment, actor: Actor, idem: Idempotency
+        self,
+        cmd: mv.GateIn | GateOut | TransferDispatch | TransferReceipt | Adjustment,
+        actor: Actor,
+        idem: Idempotency,
     ) -> Outcome:
         """Gate kinds are an operator's of the zone; stocktake adjustments the book's owner's."""
         if isinstance(cmd, Adjustment):
@@ -40,6 +44,10 @@ class MovementCommands:
             raise Forbidden("gate movements are recorded by an operator of the zone")
         if isinstance(cmd, GateOut):
             return self._gate_out(cmd, actor, idem)
+        if isinstance(cmd, TransferDispatch):
+            return self._dispatch(cmd, actor, idem)
+        if isinstance(cmd, TransferReceipt):
+            return self._receive(cmd, actor, idem)
 
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
@@ -103,6 +111,78 @@ class MovementCommands:
 
         return self._execute(201, idem, cmd, decide)
 
+    def _dispatch(self, cmd: TransferDispatch, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            declaration = self._declaration_for(cmd.declaration)
+            transfers.check_transfer(declaration.state, True, actor.zone, "source")
+            quantities = mv.check_lines(cmd, declaration.state)
+            book = declaration.state.facts.account_book
+            by_no = {line.line_no: line for line in declaration.state.facts.lines}
+            stocks = {
+                by_no[n].item_no: self.app.pending(mv.item_stock_id(book, by_no[n].item_no))
+                for n in quantities
+            }
+            lots = LazyPendings(self.app)
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            view = transfers.dispatch(
+                declaration=declaration,
+                quantities=quantities,
+                stocks=stocks,
+                lots=lots,
+                movement=movement,
+                cmd=cmd,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            return [declaration, *stocks.values(), *lots.values(), movement], view
+
+        return self._execute(201, idem, cmd, decide)
+
+    def _receive(self, cmd: TransferReceipt, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            declaration = self._declaration_for(cmd.declaration)
+            d = declaration.state
+            transfers.check_transfer(d, False, actor.zone, "destination")
+            quantities = mv.check_lines(cmd, d, within_declared=False)
+            by_no = {line.line_no: line for line in d.facts.lines}
+            sources = {
+                by_no[n].item_no: self.app.pending(
+                    mv.item_stock_id(d.facts.account_book, by_no[n].item_no)
+                )
+                for n in quantities
+            }
+            destination_items = {
+                by_no[n].destination_item_no or by_no[n].item_no for n in quantities
+            }
+            destinations = {
+                item: self.app.pending(mv.item_stock_id(d.facts.destination_account_book, item))
+                for item in destination_items
+            }
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            new_lots = {n: Pending(None, mv.lot_id(movement.id, n)) for n in quantities}
+            view = transfers.receive(
+                declaration=declaration,
+                quantities=quantities,
+                sources=sources,
+                destinations=destinations,
+                new_lots=new_lots,
+                movement=movement,
+                cmd=cmd,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            return [
+                declaration,
+                *sources.values(),
+                *destinations.values(),
+                *new_lots.values(),
+                movement,
+            ], view
+
+        return self._execute(201, idem, cmd, decide)
+
     def _adjust(self, cmd: Adjustment, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
@@ -111,6 +191,23 @@ class MovementCommands:
                 raise ValidationFailed.at("$.account_book", "no such account book of yours")
             stock = self.app.pending(mv.item_stock_id(book.book_no, cmd.item_no))
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            if cmd.explains is not None:
+                stream = self.resolve_declaration(cmd.explains)
+                transfer = self.app.load(stream) if stream else None
+                if transfer is None or cmd.item_no not in book.items:
+                    raise ValidationFailed.at("$.explains", "no such transfer declaration")
+                values.text("$.reason", cmd.reason)
+                view = transfers.explain_shortfall(
+                    stock=stock,
+                    declaration=transfer,
+                    item_no=cmd.item_no,
+                    quantity_delta=cmd.quantity_delta,
+                    reason=cmd.reason,
+                    movement=movement,
+                    actor=actor,
+                    occurred_at=occurred,
+                )
+                return [stock, movement], view
             touched = stock.state.lots if stock.state else {}
             lots = {lot: self.app.pending(lot) for lot in touched}
             new_lot = Pending(None, mv.lot_id(movement.id, 0))
@@ -161,7 +258,7 @@ class MovementCommands:
         for item_no in book.items:
             state = self.app.load(mv.item_stock_id(book.book_no, item_no))
             if state is not None:
-                stock[item_no] = (state.on_hand, state.pending_out)
+                stock[item_no] = (state.on_hand, state.pending_out, state.in_transit_out)
         return account_book_view(book, stock)
 
 

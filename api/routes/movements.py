@@ -11,11 +11,12 @@ from api.routes.common import execute, services
 from domain.exits import GateOut
 from domain.movements import GateIn, LotDetail, MovementView, lot_detail
 from domain.stocktake import Adjustment
+from domain.transfers import TransferDispatch, TransferReceipt
 
 router = APIRouter(tags=["movements"])
 
 
-MovementBody = GateIn | GateOut | Adjustment
+MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Adjustment
 
 
 @router.post(

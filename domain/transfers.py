@@ -1,0 +1,338 @@
+"""Transfers between zones: two-sided, with the goods in transit in between.
+
+The source zone's gate dispatches under a released transfer declaration (the release reserved
+the stock); the goods leave the source book item's stock and stay `in_transit_out` there. The
+destination zone's gate receives them into the destination book (each line's
+`destination_item_no`) as child lots whose parents are the dispatched lots, keeping their
+customs status. What is received never exceeds what was dispatched; a shortfall stays in
+transit until a stocktake adjustment `explains` it (lost in transit).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from domain.declaration import AwareDatetime, Declaration, Str64
+from domain.errors import Conflict, ValidationFailed
+from domain.events import DomainEvent, Pending
+from domain.exits import LotDrawn
+from domain.movements import (
+    GoodsAdmitted,
+    ItemStock,
+    Lot,
+    LotCreated,
+    LotView,
+    MovementLine,
+    MovementRecorded,
+    MovementState,
+    MovementView,
+    fifo,
+)
+
+
+class _Gate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    declaration: Str64
+    lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
+    occurred_at: AwareDatetime | None = None
+    gate_note: Str64 | None = None
+    vehicle: Str64 | None = None
+    container: Str64 | None = None
+
+
+class TransferDispatch(_Gate, frozen=True, kw_only=True, tag_field="kind", tag="transfer_dispatch"):
+    """Body of POST /v1/movements with `kind: transfer_dispatch` (an operator of the source)."""
+
+
+class TransferReceipt(_Gate, frozen=True, kw_only=True, tag_field="kind", tag="transfer_receipt"):
+    """Body of POST /v1/movements with `kind: transfer_receipt` (an operator of the destination)."""
+
+
+class TransferDispatched(DomainEvent, frozen=True, kw_only=True):
+    """Goods left the source zone under a transfer: out of stock, into transit."""
+
+    declaration_id: UUID
+    movement_id: UUID
+    quantity: Decimal
+    by_lot: dict[UUID, Decimal]
+
+    def apply(self, state: ItemStock) -> ItemStock:
+        lots = dict(state.lots)
+        for lot, taken in self.by_lot.items():
+            left = lots[lot].quantity - taken
+            if left == 0:
+                del lots[lot]
+            else:
+                lots[lot] = msgspec.structs.replace(lots[lot], quantity=left)
+        reserved = dict(state.reserved)
+        held = reserved.pop(self.declaration_id)
+        if held.quantity > self.quantity:
+            reserved[self.declaration_id] = msgspec.structs.replace(
+                held, quantity=held.quantity - self.quantity
+            )
+        transit = dict(state.in_transit)
+        moving = dict(transit.get(self.declaration_id, {}))
+        for lot, taken in self.by_lot.items():
+            moving[lot] = moving.get(lot, Decimal(0)) + taken
+        transit[self.declaration_id] = moving
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            on_hand=state.on_hand - self.quantity,
+            lots=lots,
+            reserved=reserved,
+            in_transit=transit,
+        )
+
+
+class TransitSettled(DomainEvent, frozen=True, kw_only=True):
+    """Goods in transit under a transfer arrived (`received`) or were lost (`lost`)."""
+
+    declaration_id: UUID
+    quantity: Decimal
+    outcome: str
+
+    def apply(self, state: ItemStock) -> ItemStock:
+        transit = dict(state.in_transit)
+        moving = dict(transit.pop(self.declaration_id))
+        left = self.quantity
+        for lot in list(moving):
+            take = min(left, moving[lot])
+            moving[lot] -= take
+            left -= take
+            if moving[lot] == 0:
+                del moving[lot]
+        if moving:
+            transit[self.declaration_id] = moving
+        return msgspec.structs.replace(state, version=self.originator_version, in_transit=transit)
+
+
+class GoodsReceived(DomainEvent, frozen=True, kw_only=True):
+    """The destination zone received goods of a transfer, per line."""
+
+    movement_id: UUID
+    quantities: dict[int, Decimal]
+
+    def apply(self, state: Declaration) -> Declaration:
+        lines = [
+            msgspec.structs.replace(
+                line,
+                quantity_received=line.quantity_received + self.quantities.get(line.line_no, 0),
+            )
+            for line in state.facts.lines
+        ]
+        facts = msgspec.structs.replace(state.facts, lines=lines)
+        return msgspec.structs.replace(state, version=self.originator_version, facts=facts)
+
+
+def check_transfer(d: Declaration, released: bool, gate_zone: str | None, side: str) -> None:
+    f = d.facts
+    if f.flow != "transfer":
+        raise Conflict(f"a {f.flow} declaration is not a transfer", rule="wrong_flow")
+    if released and d.status != "released":
+        raise Conflict(
+            "goods are dispatched only under a released transfer declaration",
+            rule="declaration_not_released",
+            current_status=d.status,
+        )
+    zone = f.zone if side == "source" else f.destination_zone
+    if gate_zone is not None and gate_zone != zone:
+        raise Conflict(f"this is the {side} gate of {zone}, not {gate_zone}", rule="zone_mismatch")
+
+
+def receivable(d: Declaration, quantities: dict[int, Decimal]) -> None:
+    """What is received never exceeds what was dispatched (and not yet received)."""
+    by_no = {line.line_no: line for line in d.facts.lines}
+    for line_no, q in quantities.items():
+        line = by_no[line_no]
+        waiting = line.quantity_moved - line.quantity_received
+        if q > waiting:
+            raise Conflict(
+                f"line {line_no}: {line.quantity_moved} dispatched, {line.quantity_received} "
+                f"received; {q} is more than the {waiting} in transit",
+                rule="exceeds_dispatched_quantity",
+            )
+
+
+def dispatch(
+    *,
+    declaration: Pending[Declaration],
+    quantities: dict[int, Decimal],
+    stocks: dict[int, Pending[ItemStock]],
+    lots: dict[UUID, Pending[Lot]],
+    movement: Pending[MovementState],
+    cmd: TransferDispatch,
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    from domain.movements import GoodsMoved
+
+    d = declaration.state
+    assert d is not None
+    common = {"actor": actor, "occurred_at": occurred_at}
+    by_no = {line.line_no: line for line in d.facts.lines}
+    declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
+    drawn = []
+    for line_no, quantity in quantities.items():
+        line = by_no[line_no]
+        stock = stocks[line.item_no]
+        assert stock.state is not None  # the release reserved it
+        taken = fifo(stock.state.lots, line.goods_status or "bonded", quantity)
+        if taken is None:
+            raise Conflict(
+                f"the lots of item {line.item_no} do not hold {quantity}", rule="insufficient_stock"
+            )
+        stock.record(
+            TransferDispatched,
+            declaration_id=d.id,
+            movement_id=movement.id,
+            quantity=quantity,
+            by_lot=taken,
+            **common,
+        )
+        for lot_id, q in taken.items():
+            lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
+            drawn.append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
+    view = MovementView(
+        movement_id=movement.id,
+        kind="transfer_dispatch",
+        declaration=d.id,
+        declaration_no=d.facts.declaration_no,
+        zone=d.facts.zone,
+        account_book=d.facts.account_book,
+        occurred_at=occurred_at,
+        gate_note=cmd.gate_note,
+        vehicle=cmd.vehicle,
+        container=cmd.container,
+        lots=drawn,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
+
+
+def receive(
+    *,
+    declaration: Pending[Declaration],
+    quantities: dict[int, Decimal],
+    sources: dict[int, Pending[ItemStock]],
+    destinations: dict[int, Pending[ItemStock]],
+    new_lots: dict[int, Pending[Lot]],
+    movement: Pending[MovementState],
+    cmd: TransferReceipt,
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    d = declaration.state
+    assert d is not None
+    f = d.facts
+    if f.destination_zone is None or f.destination_account_book is None:
+        raise ValidationFailed.at("$.declaration", "the transfer names no destination")
+    receivable(d, quantities)
+    common = {"actor": actor, "occurred_at": occurred_at}
+    by_no = {line.line_no: line for line in f.lines}
+    declaration.record(GoodsReceived, movement_id=movement.id, quantities=quantities, **common)
+    documents = [{"kind": "declaration", "id": str(d.id), "number": f.declaration_no}]
+    if cmd.gate_note:
+        documents.append({"kind": "gate_note", "id": cmd.gate_note, "number": cmd.gate_note})
+    created = []
+    for line_no, quantity in quantities.items():
+        line = by_no[line_no]
+        source = sources[line.item_no]
+        assert source.state is not None
+        parents = list(source.state.in_transit.get(d.id, {}))
+        source.record(
+            TransitSettled, declaration_id=d.id, quantity=quantity, outcome="received", **common
+        )
+        item = line.destination_item_no or line.item_no
+        lot = new_lots[line_no]
+        status = line.goods_status or "bonded"
+        lot.record(
+            LotCreated,
+            zone=f.destination_zone,
+            account_book=f.destination_account_book,
+            item_no=item,
+            goods_status=status,
+            quantity=quantity,
+            parents=parents,
+            documents=documents,
+            **common,
+        )
+        destinations[item].record(
+            GoodsAdmitted,
+            book_no=f.destination_account_book,
+            item_no=item,
+            lot_id=lot.id,
+            quantity=quantity,
+            goods_status=status,
+            movement_id=movement.id,
+            **common,
+        )
+        created.append(LotView(lot_id=lot.id, item_no=item, quantity=quantity))
+    view = MovementView(
+        movement_id=movement.id,
+        kind="transfer_receipt",
+        declaration=d.id,
+        declaration_no=f.declaration_no,
+        zone=f.destination_zone,
+        account_book=f.destination_account_book,
+        occurred_at=occurred_at,
+        gate_note=cmd.gate_note,
+        vehicle=cmd.vehicle,
+        container=cmd.container,
+        lots=created,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
+
+
+def explain_shortfall(
+    *,
+    stock: Pending[ItemStock],
+    declaration: Declaration,
+    item_no: int,
+    quantity_delta: Decimal,
+    reason: str,
+    movement: Pending[MovementState],
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    """A stocktake explains a transfer's shortfall: that much was lost in transit."""
+    f = declaration.facts
+    if f.flow != "transfer" or f.account_book != (stock.state.book_no if stock.state else None):
+        raise ValidationFailed.at("$.explains", "not a transfer out of this book")
+    if quantity_delta >= 0:
+        raise ValidationFailed.at("$.quantity_delta", "a shortfall is a negative quantity")
+    waiting = sum(stock.state.in_transit.get(declaration.id, {}).values(), Decimal(0))
+    if -quantity_delta > waiting:
+        raise Conflict(
+            f"only {waiting} of item {item_no} is in transit under this transfer",
+            rule="exceeds_dispatched_quantity",
+        )
+    common = {"actor": actor, "occurred_at": occurred_at}
+    stock.record(
+        TransitSettled,
+        declaration_id=declaration.id,
+        quantity=-quantity_delta,
+        outcome="lost",
+        **common,
+    )
+    view = MovementView(
+        movement_id=movement.id,
+        kind="adjustment",
+        declaration=declaration.id,
+        declaration_no=f.declaration_no,
+        zone=f.zone,
+        account_book=f.account_book,
+        occurred_at=occurred_at,
+        gate_note=None,
+        vehicle=None,
+        container=None,
+        lots=[],
+        reason=reason,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
