@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain import exits, transfers, values
+from domain import exits, processing, transfers, values
 from domain import movements as mv
 from domain.account_book import AccountBook, account_book_id
+from domain.declaration import SHANGHAI
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.exits import GateOut
+from domain.processing import Processing
 from domain.stocktake import Adjustment, adjust
 from domain.transfers import TransferDispatch, TransferReceipt
 from domain.views import AccountBookView, account_book_view
@@ -26,19 +28,22 @@ class MovementCommands:
     """Mixed into `Ledger`, which provides the application, `_execute` and declarations."""
 
     app: LedgerApplication
+    zones: dict[str, Any]
     _execute: Callable[[int, Idempotency | None, Any, Decide], Outcome]
     resolve_declaration: Callable[[str], UUID | None]
 
     def record_movement(
         self,
-        cmd: mv.GateIn | GateOut | TransferDispatch | TransferReceipt | Adjustment,
+        cmd: mv.GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment,
         actor: Actor,
         idem: Idempotency,
     ) -> Outcome:
         """Gate kinds are an operator's of the zone; stocktake adjustments the book's owner's."""
-        if isinstance(cmd, Adjustment):
+        if isinstance(cmd, Adjustment | Processing):
             if actor.role != "enterprise":
-                raise Forbidden("adjustments are recorded by the book's enterprise")
+                raise Forbidden("processing and adjustments are the book's enterprise's")
+            if isinstance(cmd, Processing):
+                return self._process(cmd, actor, idem)
             return self._adjust(cmd, actor, idem)
         if actor.role != "operator":
             raise Forbidden("gate movements are recorded by an operator of the zone")
@@ -180,6 +185,35 @@ class MovementCommands:
                 *new_lots.values(),
                 movement,
             ], view
+
+        return self._execute(201, idem, cmd, decide)
+
+    def _process(self, cmd: Processing, actor: Actor, idem: Idempotency) -> Outcome:
+        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
+            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+            book = self.app.load(account_book_id(cmd.account_book))
+            if book is None or book.enterprise != actor.enterprise:
+                raise ValidationFailed.at("$.account_book", "no such account book of yours")
+            day = now.astimezone(SHANGHAI).date()
+            processing.check(cmd, book, self.zones.get(cmd.zone), day)
+            items = {e.item_no for e in cmd.inputs} | {o.item_no for o in cmd.outputs}
+            stocks = {i: self.app.pending(mv.item_stock_id(book.book_no, i)) for i in items}
+            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
+            lots = LazyPendings(self.app)
+            new_lots = {
+                n: Pending(None, mv.lot_id(movement.id, n)) for n in range(len(cmd.outputs))
+            }
+            view = processing.process(
+                cmd=cmd,
+                book=book,
+                stocks=stocks,
+                lots=lots,
+                new_lots=new_lots,
+                movement=movement,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            return [*stocks.values(), *lots.values(), *new_lots.values(), movement], view
 
         return self._execute(201, idem, cmd, decide)
 

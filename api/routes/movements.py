@@ -10,13 +10,14 @@ from api.http import doc, json_response
 from api.routes.common import execute, services
 from domain.exits import GateOut
 from domain.movements import GateIn, LotDetail, MovementView, lot_detail
+from domain.processing import Processing
 from domain.stocktake import Adjustment
 from domain.transfers import TransferDispatch, TransferReceipt
 
 router = APIRouter(tags=["movements"])
 
 
-MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Adjustment
+MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment
 
 
 @router.post(

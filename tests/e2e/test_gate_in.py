@@ -141,7 +141,7 @@ def test_the_gate_refuses_what_it_may_not_admit(ledger):
     )
     assert r.status_code == 400
     # Kinds of later work are refused, not half-done.
-    r = ledger.post("/v1/movements", "gate-xcbz", {"kind": "processing"}, key=new_key())
+    r = ledger.post("/v1/movements", "gate-xcbz", {"kind": "bom_registration"}, key=new_key())
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.kind"
 
 

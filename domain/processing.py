@@ -1,0 +1,193 @@
+"""Processing in a zone: inputs consumed, outputs produced with the consumed lots as parents.
+
+Only in zones whose permits include it on the day: `processing` (manufacturing) in the bonded
+and export-processing zones, `simple_processing` (repack, label, sort) also in the logistics
+centre, which may not manufacture. Outputs are bonded when any input is bonded. Registered
+bills of materials (consumption ratios) are not checked yet.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from domain import values
+from domain.account_book import AccountBook
+from domain.declaration import AwareDatetime, GoodsStatus, Str64
+from domain.errors import Conflict, ValidationFailed
+from domain.events import DomainEvent, Pending
+from domain.exits import LotDrawn
+from domain.movements import (
+    GoodsAdmitted,
+    ItemStock,
+    Lot,
+    LotCreated,
+    LotView,
+    MovementRecorded,
+    MovementState,
+    MovementView,
+    fifo,
+)
+from domain.reference import Zone
+from domain.values import Problems
+
+
+class Input(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    item_no: int
+    quantity: Decimal
+    goods_status: GoodsStatus = "bonded"
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    item_no: int
+    quantity: Decimal
+
+
+class Processing(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag="processing",
+):
+    """Body of POST /v1/movements with `kind: processing` (the book's enterprise)."""
+
+    zone: Str64
+    account_book: Str64
+    inputs: Annotated[list[Input], msgspec.Meta(max_length=99)]
+    outputs: Annotated[list[Output], msgspec.Meta(max_length=99)]
+    operation: Literal["processing", "simple_processing"] = "processing"
+    occurred_at: AwareDatetime | None = None
+
+
+class InputsConsumed(DomainEvent, frozen=True, kw_only=True):
+    """Processing consumed this much of the item, lot by lot."""
+
+    movement_id: UUID
+    quantity: Decimal
+    by_lot: dict[UUID, Decimal]
+
+    def apply(self, state: ItemStock) -> ItemStock:
+        lots = dict(state.lots)
+        for lot, taken in self.by_lot.items():
+            left = lots[lot].quantity - taken
+            if left == 0:
+                del lots[lot]
+            else:
+                lots[lot] = msgspec.structs.replace(lots[lot], quantity=left)
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            on_hand=state.on_hand - self.quantity,
+            lots=lots,
+        )
+
+
+def check(cmd: Processing, book: AccountBook, zone: Zone | None, day: date) -> None:
+    if zone is None or book.zone != cmd.zone:
+        raise ValidationFailed.at("$.zone", "the book is not kept in this zone")
+    if cmd.operation not in zone.permits_on(day):
+        raise Conflict(
+            f"zone {zone.code} does not permit {cmd.operation} on {day}",
+            rule="zone_not_permitted",
+        )
+    p = Problems()
+    if not cmd.inputs:
+        p.add("$.inputs", "processing consumes at least one input")
+    if not cmd.outputs:
+        p.add("$.outputs", "processing produces at least one output")
+    for side, entries in (("inputs", cmd.inputs), ("outputs", cmd.outputs)):
+        for n, entry in enumerate(entries):
+            item = book.items.get(entry.item_no)
+            if item is None:
+                p.add(f"$.{side}[{n}].item_no", f"item {entry.item_no} is not in the book")
+                continue
+            p.check(f"$.{side}[{n}].quantity", values.quantity, entry.quantity, item.unit)
+    p.raise_if_any()
+
+
+def process(
+    *,
+    cmd: Processing,
+    book: AccountBook,
+    stocks: dict[int, Pending[ItemStock]],
+    lots: dict[UUID, Pending[Lot]],
+    new_lots: dict[int, Pending[Lot]],
+    movement: Pending[MovementState],
+    actor: object,
+    occurred_at: datetime,
+) -> MovementView:
+    common = {"actor": actor, "occurred_at": occurred_at}
+    consumed: list[UUID] = []
+    view_lots: list[LotView] = []
+    statuses: set[str] = set()
+    for entry in cmd.inputs:
+        stock = stocks[entry.item_no]
+        held = stock.state
+        available = held.available_of(entry.goods_status) if held else Decimal(0)
+        taken = fifo(held.lots, entry.goods_status, entry.quantity) if held else None
+        if taken is None or entry.quantity > available:
+            raise Conflict(
+                f"item {entry.item_no} has {available} {entry.goods_status} available; "
+                f"processing needs {entry.quantity}",
+                rule="insufficient_stock",
+            )
+        stock.record(
+            InputsConsumed,
+            movement_id=movement.id,
+            quantity=entry.quantity,
+            by_lot=taken,
+            **common,
+        )
+        for lot_id, q in taken.items():
+            lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
+            view_lots.append(LotView(lot_id=lot_id, item_no=entry.item_no, quantity=-q))
+            consumed.append(lot_id)
+        statuses.add(entry.goods_status)
+    # Outputs made from any bonded input are bonded (duties stay suspended).
+    status: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
+    documents = [{"kind": "processing", "id": str(movement.id), "number": cmd.operation}]
+    for n, out in enumerate(cmd.outputs):
+        lot = new_lots[n]
+        lot.record(
+            LotCreated,
+            zone=cmd.zone,
+            account_book=book.book_no,
+            item_no=out.item_no,
+            goods_status=status,
+            quantity=out.quantity,
+            parents=list(dict.fromkeys(consumed)),
+            documents=documents,
+            **common,
+        )
+        stocks[out.item_no].record(
+            GoodsAdmitted,
+            book_no=book.book_no,
+            item_no=out.item_no,
+            lot_id=lot.id,
+            quantity=out.quantity,
+            goods_status=status,
+            movement_id=movement.id,
+            **common,
+        )
+        view_lots.append(LotView(lot_id=lot.id, item_no=out.item_no, quantity=out.quantity))
+    view = MovementView(
+        movement_id=movement.id,
+        kind="processing",
+        declaration=None,
+        declaration_no=None,
+        zone=cmd.zone,
+        account_book=book.book_no,
+        occurred_at=occurred_at,
+        gate_note=None,
+        vehicle=None,
+        container=None,
+        lots=view_lots,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
