@@ -13,47 +13,34 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
-from domain.declaration import AwareDatetime, Declaration, GoodsStatus, Str64
+from domain.declaration import Declaration, GoodsStatus
 from domain.errors import Conflict
 from domain.events import DomainEvent, Pending
 from domain.movements import (
+    GateBody,
     GoodsMoved,
     ItemStock,
     Lot,
     LotView,
-    MovementLine,
     MovementRecorded,
     MovementState,
     MovementView,
     Reservation,
     fifo,
+    release_reservation,
+    without,
 )
 
 OUTBOUND = ("first_line_out", "second_line_out", "transfer")
 GATE_EXITS = ("first_line_out", "second_line_out")
 
 
-class GateOut(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag_field="kind",
-    tag="gate_out",
-):
+class GateOut(GateBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_out"):
     """Body of POST /v1/movements with `kind: gate_out` (an operator of the zone)."""
-
-    declaration: Str64
-    lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
-    occurred_at: AwareDatetime | None = None
-    gate_note: Str64 | None = None
-    vehicle: Str64 | None = None
-    container: Str64 | None = None
 
 
 class StockReserved(DomainEvent, frozen=True, kw_only=True):
@@ -81,19 +68,8 @@ class GoodsExited(DomainEvent, frozen=True, kw_only=True):
     by_lot: dict[UUID, Decimal]
 
     def apply(self, state: ItemStock) -> ItemStock:
-        lots = dict(state.lots)
-        for lot, taken in self.by_lot.items():
-            left = lots[lot].quantity - taken
-            if left == 0:
-                del lots[lot]
-            else:
-                lots[lot] = msgspec.structs.replace(lots[lot], quantity=left)
-        reserved = dict(state.reserved)
-        held = reserved.pop(self.declaration_id)
-        if held.quantity > self.quantity:
-            reserved[self.declaration_id] = msgspec.structs.replace(
-                held, quantity=held.quantity - self.quantity
-            )
+        lots = without(state.lots, self.by_lot)
+        reserved = release_reservation(state.reserved, self.declaration_id, self.quantity)
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
@@ -168,18 +144,22 @@ def check_gate_out(d: Declaration, operator_zone: str | None) -> None:
         )
 
 
-def exit_goods(
+def leave(
     *,
+    kind: str,
+    stock_event: type[DomainEvent],
     declaration: Pending[Declaration],
     quantities: dict[int, Decimal],
     stocks: dict[int, Pending[ItemStock]],
     lots: dict[UUID, Pending[Lot]],
     movement: Pending[MovementState],
-    cmd: GateOut,
+    cmd: GateBody,
     actor: object,
     occurred_at: datetime,
 ) -> MovementView:
-    """Record the exit: moved quantities, stock and lots drawn FIFO, the movement; one write."""
+    """Goods leave a book under a released declaration (`gate_out`, or `transfer_dispatch`
+    with `TransferDispatched`): moved quantities, the item's stock event, lots drawn FIFO
+    within each line's status, and the movement - one write."""
     d = declaration.state
     assert d is not None
     common = {"actor": actor, "occurred_at": occurred_at}
@@ -196,7 +176,7 @@ def exit_goods(
                 f"the lots of item {line.item_no} do not hold {quantity}", rule="insufficient_stock"
             )
         stock.record(
-            GoodsExited,
+            stock_event,
             declaration_id=d.id,
             movement_id=movement.id,
             quantity=quantity,
@@ -208,7 +188,7 @@ def exit_goods(
             drawn.append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
     view = MovementView(
         movement_id=movement.id,
-        kind="gate_out",
+        kind=kind,
         declaration=d.id,
         declaration_no=d.facts.declaration_no,
         zone=d.facts.zone,

@@ -30,15 +30,9 @@ class MovementLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     quantity: Decimal
 
 
-class GateIn(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag_field="kind",
-    tag="gate_in",
-):
-    """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone)."""
+class GateBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What every gate movement says: under which declaration, how much per line, and the
+    gate's own papers."""
 
     declaration: Str64
     lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
@@ -46,6 +40,10 @@ class GateIn(
     gate_note: Str64 | None = None
     vehicle: Str64 | None = None
     container: Str64 | None = None
+
+
+class GateIn(GateBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_in"):
+    """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone)."""
 
 
 class LotView(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,6 +141,29 @@ class ItemStock(AggregateState, frozen=True, kw_only=True):
 
     def available_of(self, goods_status: GoodsStatus) -> Decimal:
         return self.on_hand_of(goods_status) - self.reserved_of(goods_status)
+
+
+def without(lots: dict[UUID, LotBalance], by_lot: dict[UUID, Decimal]) -> dict[UUID, LotBalance]:
+    """The open lots after taking `by_lot` from them (emptied lots close)."""
+    left = dict(lots)
+    for lot, taken in by_lot.items():
+        rest = left[lot].quantity - taken
+        if rest == 0:
+            del left[lot]
+        else:
+            left[lot] = msgspec.structs.replace(left[lot], quantity=rest)
+    return left
+
+
+def release_reservation(
+    reserved: dict[UUID, Reservation], declaration_id: UUID, quantity: Decimal
+) -> dict[UUID, Reservation]:
+    """A declaration's reservation after `quantity` of it left (or went into transit)."""
+    left = dict(reserved)
+    held = left.pop(declaration_id)
+    if held.quantity > quantity:
+        left[declaration_id] = msgspec.structs.replace(held, quantity=held.quantity - quantity)
+    return left
 
 
 def fifo(

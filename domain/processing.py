@@ -31,6 +31,7 @@ from domain.movements import (
     MovementState,
     MovementView,
     fifo,
+    without,
 )
 from domain.reference import Zone
 from domain.values import Problems
@@ -73,13 +74,7 @@ class InputsConsumed(DomainEvent, frozen=True, kw_only=True):
     by_lot: dict[UUID, Decimal]
 
     def apply(self, state: ItemStock) -> ItemStock:
-        lots = dict(state.lots)
-        for lot, taken in self.by_lot.items():
-            left = lots[lot].quantity - taken
-            if left == 0:
-                del lots[lot]
-            else:
-                lots[lot] = msgspec.structs.replace(lots[lot], quantity=left)
+        lots = without(state.lots, self.by_lot)
         return msgspec.structs.replace(
             state,
             version=self.originator_version,

@@ -12,43 +12,37 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
-from domain.declaration import AwareDatetime, Declaration, Str64
+from domain.declaration import Declaration
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
-from domain.exits import LotDrawn
 from domain.movements import (
+    GateBody,
     GoodsAdmitted,
     ItemStock,
     Lot,
     LotCreated,
     LotView,
-    MovementLine,
     MovementRecorded,
     MovementState,
     MovementView,
-    fifo,
+    release_reservation,
+    without,
 )
 
 
-class _Gate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    declaration: Str64
-    lines: Annotated[list[MovementLine], msgspec.Meta(max_length=999)]
-    occurred_at: AwareDatetime | None = None
-    gate_note: Str64 | None = None
-    vehicle: Str64 | None = None
-    container: Str64 | None = None
-
-
-class TransferDispatch(_Gate, frozen=True, kw_only=True, tag_field="kind", tag="transfer_dispatch"):
+class TransferDispatch(
+    GateBody, frozen=True, kw_only=True, tag_field="kind", tag="transfer_dispatch"
+):
     """Body of POST /v1/movements with `kind: transfer_dispatch` (an operator of the source)."""
 
 
-class TransferReceipt(_Gate, frozen=True, kw_only=True, tag_field="kind", tag="transfer_receipt"):
+class TransferReceipt(
+    GateBody, frozen=True, kw_only=True, tag_field="kind", tag="transfer_receipt"
+):
     """Body of POST /v1/movements with `kind: transfer_receipt` (an operator of the destination)."""
 
 
@@ -61,19 +55,8 @@ class TransferDispatched(DomainEvent, frozen=True, kw_only=True):
     by_lot: dict[UUID, Decimal]
 
     def apply(self, state: ItemStock) -> ItemStock:
-        lots = dict(state.lots)
-        for lot, taken in self.by_lot.items():
-            left = lots[lot].quantity - taken
-            if left == 0:
-                del lots[lot]
-            else:
-                lots[lot] = msgspec.structs.replace(lots[lot], quantity=left)
-        reserved = dict(state.reserved)
-        held = reserved.pop(self.declaration_id)
-        if held.quantity > self.quantity:
-            reserved[self.declaration_id] = msgspec.structs.replace(
-                held, quantity=held.quantity - self.quantity
-            )
+        lots = without(state.lots, self.by_lot)
+        reserved = release_reservation(state.reserved, self.declaration_id, self.quantity)
         transit = dict(state.in_transit)
         moving = dict(transit.get(self.declaration_id, {}))
         for lot, taken in self.by_lot.items():
@@ -156,62 +139,6 @@ def receivable(d: Declaration, quantities: dict[int, Decimal]) -> None:
                 f"received; {q} is more than the {waiting} in transit",
                 rule="exceeds_dispatched_quantity",
             )
-
-
-def dispatch(
-    *,
-    declaration: Pending[Declaration],
-    quantities: dict[int, Decimal],
-    stocks: dict[int, Pending[ItemStock]],
-    lots: dict[UUID, Pending[Lot]],
-    movement: Pending[MovementState],
-    cmd: TransferDispatch,
-    actor: object,
-    occurred_at: datetime,
-) -> MovementView:
-    from domain.movements import GoodsMoved
-
-    d = declaration.state
-    assert d is not None
-    common = {"actor": actor, "occurred_at": occurred_at}
-    by_no = {line.line_no: line for line in d.facts.lines}
-    declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
-    drawn = []
-    for line_no, quantity in quantities.items():
-        line = by_no[line_no]
-        stock = stocks[line.item_no]
-        assert stock.state is not None  # the release reserved it
-        taken = fifo(stock.state.lots, line.goods_status or "bonded", quantity)
-        if taken is None:
-            raise Conflict(
-                f"the lots of item {line.item_no} do not hold {quantity}", rule="insufficient_stock"
-            )
-        stock.record(
-            TransferDispatched,
-            declaration_id=d.id,
-            movement_id=movement.id,
-            quantity=quantity,
-            by_lot=taken,
-            **common,
-        )
-        for lot_id, q in taken.items():
-            lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
-            drawn.append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
-    view = MovementView(
-        movement_id=movement.id,
-        kind="transfer_dispatch",
-        declaration=d.id,
-        declaration_no=d.facts.declaration_no,
-        zone=d.facts.zone,
-        account_book=d.facts.account_book,
-        occurred_at=occurred_at,
-        gate_note=cmd.gate_note,
-        vehicle=cmd.vehicle,
-        container=cmd.container,
-        lots=drawn,
-    )
-    movement.record(MovementRecorded, view=view, **common)
-    return view
 
 
 def receive(

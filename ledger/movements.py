@@ -89,38 +89,38 @@ class MovementCommands:
         return declaration
 
     def _gate_out(self, cmd: GateOut, actor: Actor, idem: Idempotency) -> Outcome:
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            declaration = self._declaration_for(cmd.declaration)
-            exits.check_gate_out(declaration.state, actor.zone)
-            quantities = mv.check_lines(cmd, declaration.state)
-            book = declaration.state.facts.account_book
-            by_no = {line.line_no: line for line in declaration.state.facts.lines}
-            stocks = {
-                by_no[n].item_no: self.app.pending(mv.item_stock_id(book, by_no[n].item_no))
-                for n in quantities
-            }
-            lots = LazyPendings(self.app)
-            movement = Pending(None, mv.movement_id(idem.principal, idem.key))
-            view = exits.exit_goods(
-                declaration=declaration,
-                quantities=quantities,
-                stocks=stocks,
-                lots=lots,
-                movement=movement,
-                cmd=cmd,
-                actor=actor,
-                occurred_at=occurred,
-            )
-            return [declaration, *stocks.values(), *lots.values(), movement], view
-
-        return self._execute(201, idem, cmd, decide)
+        return self._leave(
+            cmd,
+            actor,
+            idem,
+            "gate_out",
+            exits.GoodsExited,
+            lambda d: exits.check_gate_out(d, actor.zone),
+        )
 
     def _dispatch(self, cmd: TransferDispatch, actor: Actor, idem: Idempotency) -> Outcome:
+        return self._leave(
+            cmd,
+            actor,
+            idem,
+            "transfer_dispatch",
+            transfers.TransferDispatched,
+            lambda d: transfers.check_transfer(d, True, actor.zone, "source"),
+        )
+
+    def _leave(
+        self,
+        cmd: GateOut | TransferDispatch,
+        actor: Actor,
+        idem: Idempotency,
+        kind: str,
+        stock_event: type[Any],
+        check: Callable[[Any], None],
+    ) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
             declaration = self._declaration_for(cmd.declaration)
-            transfers.check_transfer(declaration.state, True, actor.zone, "source")
+            check(declaration.state)
             quantities = mv.check_lines(cmd, declaration.state)
             book = declaration.state.facts.account_book
             by_no = {line.line_no: line for line in declaration.state.facts.lines}
@@ -130,7 +130,9 @@ class MovementCommands:
             }
             lots = LazyPendings(self.app)
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
-            view = transfers.dispatch(
+            view = exits.leave(
+                kind=kind,
+                stock_event=stock_event,
                 declaration=declaration,
                 quantities=quantities,
                 stocks=stocks,
