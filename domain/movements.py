@@ -224,6 +224,19 @@ class Lot(AggregateState, frozen=True, kw_only=True):
     on_hand: Decimal
     parents: list[UUID]
     documents: list[dict[str, str]]
+    children: list[UUID] = []
+
+
+class ChildLotCreated(DomainEvent, frozen=True, kw_only=True):
+    """A lot made from this one (received after a transfer, or produced by processing)."""
+
+    child: UUID
+    movement_id: UUID
+
+    def apply(self, state: Lot) -> Lot:
+        return msgspec.structs.replace(
+            state, version=self.originator_version, children=[*state.children, self.child]
+        )
 
 
 class LotCreated(DomainEvent, frozen=True, kw_only=True):
@@ -432,7 +445,6 @@ class LotDetail(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def lot_detail(lot: Lot) -> LotDetail:
-    # Children appear when lots are split, transferred or processed (later movement kinds).
     return LotDetail(
         lot_id=lot.id,
         zone=lot.zone,
@@ -442,6 +454,6 @@ def lot_detail(lot: Lot) -> LotDetail:
         quantity_in=lot.quantity_in,
         on_hand=lot.on_hand,
         parents=list(lot.parents),
-        children=[],
+        children=list(lot.children),
         documents=list(lot.documents),
     )

@@ -22,6 +22,7 @@ from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import LotDrawn
 from domain.movements import (
+    ChildLotCreated,
     GoodsAdmitted,
     ItemStock,
     Lot,
@@ -160,6 +161,8 @@ def process(
             documents=documents,
             **common,
         )
+        for parent in dict.fromkeys(consumed):
+            lots[parent].record(ChildLotCreated, child=lot.id, movement_id=movement.id, **common)
         stocks[out.item_no].record(
             GoodsAdmitted,
             book_no=book.book_no,

@@ -20,6 +20,7 @@ from domain.declaration import Declaration
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.movements import (
+    ChildLotCreated,
     GateBody,
     GoodsAdmitted,
     ItemStock,
@@ -148,6 +149,7 @@ def receive(
     sources: dict[int, Pending[ItemStock]],
     destinations: dict[int, Pending[ItemStock]],
     new_lots: dict[int, Pending[Lot]],
+    parent_lots: dict[UUID, Pending[Lot]],
     movement: Pending[MovementState],
     cmd: TransferReceipt,
     actor: object,
@@ -188,6 +190,10 @@ def receive(
             documents=documents,
             **common,
         )
+        for parent in parents:
+            parent_lots[parent].record(
+                ChildLotCreated, child=lot.id, movement_id=movement.id, **common
+            )
         destinations[item].record(
             GoodsAdmitted,
             book_no=f.destination_account_book,

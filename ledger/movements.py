@@ -169,12 +169,14 @@ class MovementCommands:
             }
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
             new_lots = {n: Pending(None, mv.lot_id(movement.id, n)) for n in quantities}
+            parent_lots = LazyPendings(self.app)
             view = transfers.receive(
                 declaration=declaration,
                 quantities=quantities,
                 sources=sources,
                 destinations=destinations,
                 new_lots=new_lots,
+                parent_lots=parent_lots,
                 movement=movement,
                 cmd=cmd,
                 actor=actor,
@@ -185,6 +187,7 @@ class MovementCommands:
                 *sources.values(),
                 *destinations.values(),
                 *new_lots.values(),
+                *parent_lots.values(),
                 movement,
             ], view
 

@@ -38,6 +38,8 @@ def test_an_export_processing_zone_turns_inputs_into_bonded_outputs(ledger):
     ]
     child = ledger.get(f"/v1/lots/{produced[0]['lot_id']}", "officer").json()
     assert child["parents"] == [consumed[0]["lot_id"]] and child["goods_status"] == "bonded"
+    parent = ledger.get(f"/v1/lots/{consumed[0]['lot_id']}", "officer").json()
+    assert parent["children"] == [child["lot_id"]] and parent["on_hand"] == "2"
     book = {
         i["item_no"]: i
         for i in ledger.get(f"/v1/account-books/{t.book_no}", "officer").json()["items"]

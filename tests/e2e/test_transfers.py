@@ -66,6 +66,7 @@ def test_dispatched_goods_are_in_transit_until_received_as_child_lots(ledger, tr
     # The chain of custody survives the transfer: the child lot names its parent and keeps
     # its customs status.
     assert child["zone"] == "XEPZ" and child["parents"] == [parent]
+    assert ledger.get(f"/v1/lots/{parent}", "officer").json()["children"] == [child["lot_id"]]
     assert child["goods_status"] == "bonded"
     # Never more received than dispatched.
     r = _move(ledger, "gate-xepz", "transfer_receipt", d["id"], "4")
