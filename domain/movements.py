@@ -57,15 +57,15 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
 
     movement_id: UUID
     kind: str
-    declaration: UUID | None
-    declaration_no: str | None
     zone: str
     account_book: str
     occurred_at: datetime
-    gate_note: str | None
-    vehicle: str | None
-    container: str | None
     lots: list[LotView]
+    declaration: UUID | None = None
+    declaration_no: str | None = None
+    gate_note: str | None = None
+    vehicle: str | None = None
+    container: str | None = None
     # Stocktake adjustments: why, and whether a decrease is flagged for an officer.
     reason: str | None = None
     flagged: bool = False
@@ -265,6 +265,45 @@ class LotCreated(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+def new_lot_in_stock(
+    lot: Pending[Lot],
+    stock: Pending[ItemStock],
+    *,
+    zone: str,
+    book_no: str,
+    item_no: int,
+    goods_status: GoodsStatus,
+    quantity: Decimal,
+    parents: list[UUID],
+    documents: list[dict[str, str]],
+    movement_id: UUID,
+    **common: object,
+) -> LotView:
+    """A new lot and the book item's stock it joins (admission, receipt, processing output)."""
+    lot.record(
+        LotCreated,
+        zone=zone,
+        account_book=book_no,
+        item_no=item_no,
+        goods_status=goods_status,
+        quantity=quantity,
+        parents=parents,
+        documents=documents,
+        **common,
+    )
+    stock.record(
+        GoodsAdmitted,
+        book_no=book_no,
+        item_no=item_no,
+        lot_id=lot.id,
+        quantity=quantity,
+        goods_status=goods_status,
+        movement_id=movement_id,
+        **common,
+    )
+    return LotView(lot_id=lot.id, item_no=item_no, quantity=quantity)
+
+
 def lot_id(movement_id: UUID, line_no: int) -> UUID:
     """A retried movement creates the same lots, so it collides instead of duplicating them."""
     return stream_id("lot", f"{movement_id}:{line_no}")
@@ -387,29 +426,21 @@ def admit(
     created = []
     for line_no, q in quantities.items():
         item_no = by_no[line_no].item_no
-        lot = lots[line_no]
-        lot.record(
-            LotCreated,
-            zone=f.zone,
-            account_book=f.account_book,
-            item_no=item_no,
-            goods_status=goods_status,
-            quantity=q,
-            parents=[],
-            documents=documents,
-            **common,
+        created.append(
+            new_lot_in_stock(
+                lots[line_no],
+                stocks[item_no],
+                zone=f.zone,
+                book_no=f.account_book,
+                item_no=item_no,
+                goods_status=goods_status,
+                quantity=q,
+                parents=[],
+                documents=documents,
+                movement_id=movement.id,
+                **common,
+            )
         )
-        stocks[item_no].record(
-            GoodsAdmitted,
-            book_no=f.account_book,
-            item_no=item_no,
-            lot_id=lot.id,
-            quantity=q,
-            goods_status=goods_status,
-            movement_id=movement.id,
-            **common,
-        )
-        created.append(LotView(lot_id=lot.id, item_no=item_no, quantity=q))
     view = MovementView(
         movement_id=movement.id,
         kind="gate_in",

@@ -23,15 +23,14 @@ from domain.events import DomainEvent, Pending
 from domain.exits import LotDrawn
 from domain.movements import (
     ChildLotCreated,
-    GoodsAdmitted,
     ItemStock,
     Lot,
-    LotCreated,
     LotView,
     MovementRecorded,
     MovementState,
     MovementView,
     fifo,
+    new_lot_in_stock,
     without,
 )
 from domain.reference import Zone
@@ -150,41 +149,29 @@ def process(
     documents = [{"kind": "processing", "id": str(movement.id), "number": cmd.operation}]
     for n, out in enumerate(cmd.outputs):
         lot = new_lots[n]
-        lot.record(
-            LotCreated,
-            zone=cmd.zone,
-            account_book=book.book_no,
-            item_no=out.item_no,
-            goods_status=status,
-            quantity=out.quantity,
-            parents=list(dict.fromkeys(consumed)),
-            documents=documents,
-            **common,
+        view_lots.append(
+            new_lot_in_stock(
+                lot,
+                stocks[out.item_no],
+                zone=cmd.zone,
+                book_no=book.book_no,
+                item_no=out.item_no,
+                goods_status=status,
+                quantity=out.quantity,
+                parents=list(dict.fromkeys(consumed)),
+                documents=documents,
+                movement_id=movement.id,
+                **common,
+            )
         )
         for parent in dict.fromkeys(consumed):
             lots[parent].record(ChildLotCreated, child=lot.id, movement_id=movement.id, **common)
-        stocks[out.item_no].record(
-            GoodsAdmitted,
-            book_no=book.book_no,
-            item_no=out.item_no,
-            lot_id=lot.id,
-            quantity=out.quantity,
-            goods_status=status,
-            movement_id=movement.id,
-            **common,
-        )
-        view_lots.append(LotView(lot_id=lot.id, item_no=out.item_no, quantity=out.quantity))
     view = MovementView(
         movement_id=movement.id,
         kind="processing",
-        declaration=None,
-        declaration_no=None,
         zone=cmd.zone,
         account_book=book.book_no,
         occurred_at=occurred_at,
-        gate_note=None,
-        vehicle=None,
-        container=None,
         lots=view_lots,
     )
     movement.record(MovementRecorded, view=view, **common)

@@ -22,14 +22,12 @@ from domain.events import DomainEvent, Pending
 from domain.movements import (
     ChildLotCreated,
     GateBody,
-    GoodsAdmitted,
     ItemStock,
     Lot,
-    LotCreated,
-    LotView,
     MovementRecorded,
     MovementState,
     MovementView,
+    new_lot_in_stock,
     release_reservation,
     without,
 )
@@ -179,32 +177,25 @@ def receive(
         item = line.destination_item_no or line.item_no
         lot = new_lots[line_no]
         status = line.goods_status or "bonded"
-        lot.record(
-            LotCreated,
-            zone=f.destination_zone,
-            account_book=f.destination_account_book,
-            item_no=item,
-            goods_status=status,
-            quantity=quantity,
-            parents=parents,
-            documents=documents,
-            **common,
+        created.append(
+            new_lot_in_stock(
+                lot,
+                destinations[item],
+                zone=f.destination_zone,
+                book_no=f.destination_account_book,
+                item_no=item,
+                goods_status=status,
+                quantity=quantity,
+                parents=parents,
+                documents=documents,
+                movement_id=movement.id,
+                **common,
+            )
         )
         for parent in parents:
             parent_lots[parent].record(
                 ChildLotCreated, child=lot.id, movement_id=movement.id, **common
             )
-        destinations[item].record(
-            GoodsAdmitted,
-            book_no=f.destination_account_book,
-            item_no=item,
-            lot_id=lot.id,
-            quantity=quantity,
-            goods_status=status,
-            movement_id=movement.id,
-            **common,
-        )
-        created.append(LotView(lot_id=lot.id, item_no=item, quantity=quantity))
     view = MovementView(
         movement_id=movement.id,
         kind="transfer_receipt",
@@ -261,9 +252,6 @@ def explain_shortfall(
         zone=f.zone,
         account_book=f.account_book,
         occurred_at=occurred_at,
-        gate_note=None,
-        vehicle=None,
-        container=None,
         lots=[],
         reason=reason,
     )

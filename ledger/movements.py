@@ -196,9 +196,7 @@ class MovementCommands:
     def _process(self, cmd: Processing, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            book = self.app.load(account_book_id(cmd.account_book))
-            if book is None or book.enterprise != actor.enterprise:
-                raise ValidationFailed.at("$.account_book", "no such account book of yours")
+            book = self._own_book(cmd.account_book, actor)
             day = now.astimezone(SHANGHAI).date()
             processing.check(cmd, book, self.zones.get(cmd.zone), day)
             items = {e.item_no for e in cmd.inputs} | {o.item_no for o in cmd.outputs}
@@ -225,9 +223,7 @@ class MovementCommands:
     def _adjust(self, cmd: Adjustment, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            book = self.app.load(account_book_id(cmd.account_book))
-            if book is None or book.enterprise != actor.enterprise:
-                raise ValidationFailed.at("$.account_book", "no such account book of yours")
+            book = self._own_book(cmd.account_book, actor)
             stock = self.app.pending(mv.item_stock_id(book.book_no, cmd.item_no))
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
             if cmd.explains is not None:
@@ -286,6 +282,13 @@ class MovementCommands:
         if actor.role == "enterprise" and not self._owns_book(actor, state.account_book):
             raise NotFound(f"no lot {lot_id}")
         return state
+
+    def _own_book(self, book_no: str, actor: Actor) -> AccountBook:
+        """The caller's own book named in a body; anyone else's is the same 422 as unknown."""
+        book = self.app.load(account_book_id(book_no))
+        if book is None or book.enterprise != actor.enterprise:
+            raise ValidationFailed.at("$.account_book", "no such account book of yours")
+        return book  # type: ignore[no-any-return]
 
     def _owns_book(self, actor: Actor, book_no: str) -> bool:
         book = self.app.load(account_book_id(book_no))
