@@ -54,6 +54,7 @@ class Ledger(DeclarationCommands, MovementCommands):
         idem: Idempotency | None,
         body: Any,
         decide: Callable[[datetime], tuple[list[Pending[Any]], Any]],
+        actor: Actor,
     ) -> Outcome:
         digest = request_hash(idem.method, idem.path, body) if idem else ""
 
@@ -72,7 +73,7 @@ class Ledger(DeclarationCommands, MovementCommands):
             if record is not None:
                 record.record(
                     RequestCompleted,
-                    actor=_actor_of(pendings),
+                    actor=actor,
                     occurred_at=now,
                     method=idem.method,  # type: ignore[union-attr]
                     path=idem.path,  # type: ignore[union-attr]
@@ -100,7 +101,7 @@ class Ledger(DeclarationCommands, MovementCommands):
             state = ent.register(pending, cmd, actor, now)
             return [pending], enterprise_view(state)
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def change_credit_class(
         self,
@@ -118,7 +119,7 @@ class Ledger(DeclarationCommands, MovementCommands):
             state = ent.change_credit_class(pending, cmd, actor, now, self.rules.risk.classes)
             return [pending], enterprise_view(state)
 
-        return self._execute(200, idem, cmd, decide)
+        return self._execute(200, idem, cmd, decide, actor)
 
     def enterprise(self, uscc: str) -> ent.Enterprise | None:
         return self.app.load(ent.enterprise_id(uscc))
@@ -138,7 +139,7 @@ class Ledger(DeclarationCommands, MovementCommands):
             state = books.open_book(pending, cmd, actor, now)
             return [pending], account_book_view(state)
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def register_items(
         self,
@@ -153,11 +154,7 @@ class Ledger(DeclarationCommands, MovementCommands):
             state = books.register_items(pending, cmd, actor, now)
             return [pending], account_book_view(state)
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def account_book(self, book_no: str, actor: Actor) -> books.AccountBook:
         return visible_book(self.app.load(books.account_book_id(book_no)), actor)
-
-
-def _actor_of(pendings: list[Pending[Any]]) -> Actor:
-    return pendings[0].events[-1].actor  # type: ignore[attr-defined,no-any-return]

@@ -66,7 +66,7 @@ class DeclarationCommands:
     app: LedgerApplication
     zones: dict[str, Zone]
     rules: ClearanceRules
-    _execute: Callable[[int, Idempotency | None, Any, Decide], Outcome]
+    _execute: Callable[[int, Idempotency | None, Any, Decide, Actor], Outcome]
 
     def submit_declaration(
         self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
@@ -171,7 +171,7 @@ class DeclarationCommands:
             self._reserve_if_released(None, declaration, pendings, actor, occurred)
             return list(pendings.values()), declaration_view(declaration.state)  # type: ignore[arg-type]
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def _reserve_if_released(
         self,
@@ -244,7 +244,7 @@ class DeclarationCommands:
                 pendings.append(buyer)
             return pendings, declaration_view(state)
 
-        return self._execute(200, idem, cmd, decide)
+        return self._execute(200, idem, cmd, decide, actor)
 
     def withdraw_declaration(
         self, ref: str, cmd: decl.WithdrawDeclaration, actor: Actor, idem: Idempotency | None = None

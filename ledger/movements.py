@@ -29,7 +29,7 @@ class MovementCommands:
 
     app: LedgerApplication
     zones: dict[str, Any]
-    _execute: Callable[[int, Idempotency | None, Any, Decide], Outcome]
+    _execute: Callable[[int, Idempotency | None, Any, Decide, Actor], Outcome]
     resolve_declaration: Callable[[str], UUID | None]
 
     def record_movement(
@@ -78,7 +78,7 @@ class MovementCommands:
             )
             return [declaration, *stocks.values(), *lots.values(), movement], view
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def _declaration_for(self, ref: str) -> Pending[Any]:
         stream = self.resolve_declaration(ref)
@@ -144,7 +144,7 @@ class MovementCommands:
             )
             return [declaration, *stocks.values(), *lots.values(), movement], view
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def _receive(self, cmd: TransferReceipt, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
@@ -191,7 +191,7 @@ class MovementCommands:
                 movement,
             ], view
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def _process(self, cmd: Processing, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
@@ -218,7 +218,7 @@ class MovementCommands:
             )
             return [*stocks.values(), *lots.values(), *new_lots.values(), movement], view
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def _adjust(self, cmd: Adjustment, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
@@ -259,7 +259,7 @@ class MovementCommands:
             changed = [p for p in (*lots.values(), new_lot) if p.events]
             return [stock, *changed, movement], view
 
-        return self._execute(201, idem, cmd, decide)
+        return self._execute(201, idem, cmd, decide, actor)
 
     def movement(self, movement_id: str, actor: Actor) -> mv.MovementView:
         try:
