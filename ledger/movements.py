@@ -76,7 +76,7 @@ class MovementCommands:
                 actor=actor,
                 occurred_at=occurred,
             )
-            return [declaration, *stocks.values(), *lots.values(), movement], view
+            return [movement, declaration, *stocks.values(), *lots.values()], view
 
         return self._execute(201, idem, cmd, decide, actor)
 
@@ -142,7 +142,7 @@ class MovementCommands:
                 actor=actor,
                 occurred_at=occurred,
             )
-            return [declaration, *stocks.values(), *lots.values(), movement], view
+            return [movement, declaration, *stocks.values(), *lots.values()], view
 
         return self._execute(201, idem, cmd, decide, actor)
 
@@ -183,12 +183,12 @@ class MovementCommands:
                 occurred_at=occurred,
             )
             return [
+                movement,
                 declaration,
                 *sources.values(),
                 *destinations.values(),
                 *new_lots.values(),
                 *parent_lots.values(),
-                movement,
             ], view
 
         return self._execute(201, idem, cmd, decide, actor)
@@ -216,7 +216,7 @@ class MovementCommands:
                 actor=actor,
                 occurred_at=occurred,
             )
-            return [*stocks.values(), *lots.values(), *new_lots.values(), movement], view
+            return [movement, *stocks.values(), *lots.values(), *new_lots.values()], view
 
         return self._execute(201, idem, cmd, decide, actor)
 
@@ -242,7 +242,7 @@ class MovementCommands:
                     actor=actor,
                     occurred_at=occurred,
                 )
-                return [stock, movement], view
+                return [movement, stock], view
             touched = stock.state.lots if stock.state else {}
             lots = {lot: self.app.pending(lot) for lot in touched}
             new_lot = Pending(None, mv.lot_id(movement.id, 0))
@@ -257,7 +257,7 @@ class MovementCommands:
                 occurred_at=occurred,
             )
             changed = [p for p in (*lots.values(), new_lot) if p.events]
-            return [stock, *changed, movement], view
+            return [movement, stock, *changed], view
 
         return self._execute(201, idem, cmd, decide, actor)
 
