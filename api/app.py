@@ -22,7 +22,15 @@ from api.problems import (
     ledger_error_handler,
     problem_response,
 )
-from api.routes import account_books, audit, declarations, enterprises, movements, reference
+from api.routes import (
+    account_books,
+    audit,
+    declarations,
+    enterprises,
+    inventory,
+    movements,
+    reference,
+)
 from api.services import Services
 from api.settings import Settings
 from domain.errors import LedgerError
@@ -140,6 +148,7 @@ def create_app(
         account_books.router,
         declarations.router,
         movements.router,
+        inventory.router,
         audit.router,
     ):
         app.include_router(router)

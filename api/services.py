@@ -26,6 +26,7 @@ from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
 from projections.declarations import DeclarationQueries, DeclarationsProjection
 from projections.enterprises import EnterpriseQueries, EnterprisesProjection
+from projections.inventory import InventoryProjection, InventoryQueries
 from projections.runner import CatchUpRunner, LogEntry
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
@@ -93,7 +94,7 @@ def read_models_runner(
     return CatchUpRunner(
         name,
         views,
-        [DeclarationsProjection(), EnterprisesProjection()],
+        [DeclarationsProjection(), EnterprisesProjection(), InventoryProjection()],
         source=lambda after, limit: app.log.select_log(after, limit),
         decode=decode_entry,
         batch_size=batch_size,
@@ -123,6 +124,7 @@ class Services:
     declarations: DeclarationQueries
     enterprises: EnterpriseQueries
     stats: StatsQueries
+    inventory: InventoryQueries
 
     @classmethod
     def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:
@@ -149,6 +151,7 @@ class Services:
             declarations=DeclarationQueries(views),
             enterprises=EnterpriseQueries(views),
             stats=StatsQueries(views),
+            inventory=InventoryQueries(views),
         )
 
     def start(self) -> None:

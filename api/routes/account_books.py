@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_OR_ENTERPRISE, Reader
-from api.http import doc, json_response
-from api.routes.common import execute, services
+from api.http import doc, json_response, list_type
+from api.problems import HttpProblem
+from api.routes.common import Page, execute, page_body, services, time_param, views_caught_up
 from domain.account_book import OpenAccountBook, RegisterItems
-from domain.views import AccountBookView
+from domain.errors import NotFound
+from domain.views import AccountBookView, BookItemView
+from projections.inventory import BookEntry, StatementLine
 
 router = APIRouter(tags=["account books"])
 WRITE_ERRORS = (400, 401, 403, 409, 413)
+EntryList = list_type(BookEntry, "BookEntryList")
+StatementList = list_type(StatementLine, "StatementList")
 
 
 @router.post(
@@ -51,7 +59,97 @@ async def register_items(request: Request, book_no: str) -> Response:
     )
 
 
-@router.get("/v1/account-books/{book_no}", **doc(ok=(200, AccountBookView), errors=(401, 404)))
-def get_account_book(request: Request, book_no: str, actor: Reader) -> Response:
+@router.get("/v1/account-books/{book_no}", **doc(ok=(200, AccountBookView), errors=(401, 404, 422)))
+async def get_account_book(
+    request: Request,
+    book_no: str,
+    actor: Reader,
+    as_of: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The book with each item's balances: now from the write side (always current), or
+    `as_of` an instant from the stored history (the log up to the last event recorded then)."""
     ledger = services(request).ledger
-    return json_response(ledger.balances(ledger.account_book(book_no, actor)))
+    book = await run_in_threadpool(ledger.account_book, book_no, actor)
+    moment = time_param("as_of", as_of)
+    if moment is None:
+        return json_response(await run_in_threadpool(ledger.balances, book))
+    position = await views_caught_up(request)
+    found = await run_in_threadpool(services(request).inventory.book_as_of, book_no, moment)
+    if found is None:
+        raise NotFound(f"account book {book_no} was not open at {as_of}")
+    head, rows = found
+    items = [
+        BookItemView(
+            item_no=r.item_no,
+            hs_code=r.hs_code,
+            name=name,
+            unit=r.unit,
+            on_hand=r.on_hand,
+            pending_out=r.pending_out,
+            in_transit_out=r.in_transit_out,
+            available=r.available,
+        )
+        for r, name in rows
+    ]
+    view = AccountBookView(
+        book_no=head["book_no"], enterprise=head["enterprise"], zone=head["zone"], items=items
+    )
+    return json_response(view, position=position)
+
+
+@router.get(
+    "/v1/account-books/{book_no}/entries", **doc(ok=(200, EntryList), errors=(401, 404, 422))
+)
+async def book_entries(
+    request: Request,
+    book_no: str,
+    actor: Reader,
+    page: Annotated[Page, Depends()],
+    item_no: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+) -> Response:
+    """The book's entries in log order, one per lot an event moved, with the item's running
+    balance after each; `from`/`to` select on business time, half-open."""
+    await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
+    position = await views_caught_up(request)
+    start, end = time_param("from", since), time_param("to", until)
+    rows = await run_in_threadpool(
+        lambda: services(request).inventory.entries(
+            book_no, after=page.after, limit=page.limit, item_no=item_no, since=start, until=end
+        )
+    )
+    return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.get(
+    "/v1/account-books/{book_no}/statement",
+    **doc(ok=(200, StatementList), errors=(401, 404, 422)),
+)
+async def book_statement(
+    request: Request,
+    book_no: str,
+    actor: Reader,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    as_of: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """Per item: opening, receipts (receipt + transfer_in + production), issues (issue +
+    transfer_out + consumption), signed adjustments and closing for the business-time period
+    `[from, to)`; `as_of` answers as the log stood then (record time)."""
+    await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
+    position = await views_caught_up(request)
+    start, end = time_param("from", since), time_param("to", until)
+    moment = time_param("as_of", as_of)
+    if start is not None and end is not None and end < start:
+        raise HttpProblem(
+            422,
+            "validation",
+            "Invalid content",
+            "to must not be before from",
+            errors=[{"loc": "query.to", "msg": "must not be before from"}],
+        )
+    lines = await run_in_threadpool(
+        lambda: services(request).inventory.statement(book_no, since=start, until=end, as_of=moment)
+    )
+    return json_response({"items": lines, "next_cursor": None}, position=position)

@@ -21,6 +21,7 @@ from api.routes.common import (
     services,
     time_param,
     views_caught_up,
+    visible,
 )
 from domain.declaration import (
     PayDuties,
@@ -62,14 +63,6 @@ async def submit_declaration(request: Request) -> Response:
 def required(idem: Idempotency | None) -> Idempotency:
     assert idem is not None  # execute(key_required=True) answered 400 without one
     return idem
-
-
-def visible(actor: Actor) -> dict[str, str]:
-    if actor.role == "enterprise" and actor.enterprise:
-        return {"enterprise": actor.enterprise}
-    if actor.role == "operator" and actor.zone:
-        return {"zone": actor.zone}
-    return {}
 
 
 def can_see(actor: Actor, row: dict[str, object]) -> bool:

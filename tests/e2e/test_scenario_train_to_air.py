@@ -8,6 +8,10 @@ duties; a stocktake finds two damaged.
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
 from tests.samples import book_body, line
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
@@ -47,11 +51,22 @@ def test_from_the_train_to_the_plane(sqlite_url):
             assert r.status_code == 201, r.text
             return r.json()
 
+        snapshots = []  # (instant, zone, book as the write side answered then)
+
         def stock(zone):
-            items = ledger.get(f"/v1/account-books/{books[zone]}", "officer").json()["items"]
+            book = ledger.get(f"/v1/account-books/{books[zone]}", "officer").json()
+            # The inventory view (fed by the catch-up runner) says the same as the write side.
+            listed = ledger.get(
+                "/v1/inventory", "officer", params={"account_book": books[zone]}
+            ).json()["items"]
+            assert [
+                {k: v for k, v in i.items() if k not in ("zone", "account_book")} for i in listed
+            ] == [{k: v for k, v in i.items() if k != "name"} for i in book["items"]]
+            snapshots.append((datetime.now(UTC).isoformat(), zone, book))
+            time.sleep(0.002)  # the next write is recorded strictly after the instant noted
             return {
                 i["item_no"]: (i["on_hand"], i["pending_out"], i["in_transit_out"])
-                for i in items
+                for i in book["items"]
                 if i["on_hand"] != "0" or i["in_transit_out"] != "0"
             }
 
@@ -201,3 +216,59 @@ def test_from_the_train_to_the_plane(sqlite_url):
         # Conservation: 100 laptops = 48 here + 40 in kits that left by air + 10 sold + 2 lost.
         assert ledger.get("/v1/audit/verify", "auditor").json()["ok"] is True
         assert train["lots"][0]["quantity"] == "100"
+
+        # 7. The books as of every moment noted above equal what the ledger answered then.
+        for instant, zone, book in snapshots:
+            then = ledger.get(
+                f"/v1/account-books/{books[zone]}", "auditor", params={"as_of": instant}
+            )
+            assert then.status_code == 200, then.text
+            assert then.json() == book, (instant, zone)
+
+        # 8. The XCBZ laptop entries tell the story in log order, with a running balance.
+        r = ledger.get(
+            f"/v1/account-books/{books['XCBZ']}/entries", t.token_name, params={"item_no": 1}
+        )
+        entries = r.json()["items"]
+        assert [(e["entry_kind"], e["quantity"], e["balance_after"]) for e in entries] == [
+            ("receipt", "100", "100"),
+            ("transfer_out", "-40", "60"),
+            ("issue", "-10", "50"),
+            ("adjustment", "-2", "48"),
+        ]
+        assert entries[0]["lot_id"] == train["lots"][0]["lot_id"]
+        assert {
+            "kind": "declaration",
+            "id": arrival["id"],
+            "number": arrival["declaration_no"],
+        } in (entries[0]["documents"])
+        # The kits' book in XEPZ: received, consumed, produced, dispatched.
+        r = ledger.get(f"/v1/account-books/{books['XEPZ']}/entries", "officer")
+        kinds = [(e["item_no"], e["entry_kind"], e["quantity"]) for e in r.json()["items"]]
+        assert kinds == [
+            (1, "transfer_in", "40"),
+            (5, "transfer_in", "40"),
+            (1, "consumption", "-40"),
+            (5, "consumption", "-40"),
+            (6, "production", "40"),
+            (6, "transfer_out", "-40"),
+        ]
+
+        # 9. The period's statement reconciles: closing = opening + receipts - issues + adjustments.
+        r = ledger.get(f"/v1/account-books/{books['XCBZ']}/statement", "auditor")
+        lines = {x["item_no"]: x for x in r.json()["items"]}
+        assert lines[1] == {
+            "item_no": 1,
+            "opening": "0",
+            "receipts": "100",
+            "issues": "50",
+            "adjustments": "-2",
+            "closing": "48",
+        }
+        for x in lines.values():
+            assert Decimal(x["closing"]) == (
+                Decimal(x["opening"])
+                + Decimal(x["receipts"])
+                - Decimal(x["issues"])
+                + Decimal(x["adjustments"])
+            )
