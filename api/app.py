@@ -25,6 +25,7 @@ from api.problems import (
 from api.routes import (
     account_books,
     audit,
+    boms,
     declarations,
     enterprises,
     inventory,
@@ -148,6 +149,7 @@ def create_app(
         account_books.router,
         declarations.router,
         movements.router,
+        boms.router,
         inventory.router,
         audit.router,
     ):

@@ -3,7 +3,8 @@
 API.md: an outbound declaration (`first_line_out`, `second_line_out`, `transfer`) reserves its
 quantities (`pending_out`) when it enters `released`, in the same write, and a release beyond
 the book's available stock is refused (409 `insufficient_stock`). The gate movement turns the
-reservation into a decrease, drawing lots first-in first-out within the line's customs status.
+reservation into a decrease, drawing lots first-in first-out within the line's customs status,
+or the lots a line names (`lots: [{lot_id, quantity}]`, adding up to the line's quantity).
 Second-line exit to China's market needs the duties settled: a declaration is `released` only
 once nothing is outstanding.
 """
@@ -17,11 +18,12 @@ from uuid import UUID
 
 import msgspec
 
+from domain import values
 from domain.declaration import Declaration, GoodsStatus
 from domain.errors import Conflict
 from domain.events import DomainEvent, Pending
 from domain.movements import (
-    GateBody,
+    ExitBody,
     GoodsMoved,
     ItemStock,
     Lot,
@@ -34,12 +36,13 @@ from domain.movements import (
     release_reservation,
     without,
 )
+from domain.values import Problems
 
 OUTBOUND = ("first_line_out", "second_line_out", "transfer")
 GATE_EXITS = ("first_line_out", "second_line_out")
 
 
-class GateOut(GateBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_out"):
+class GateOut(ExitBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_out"):
     """Body of POST /v1/movements with `kind: gate_out` (an operator of the zone)."""
 
 
@@ -144,6 +147,54 @@ def check_gate_out(d: Declaration, operator_zone: str | None) -> None:
         )
 
 
+def named_lots(
+    cmd: ExitBody, d: Declaration, stocks: dict[int, Pending[ItemStock]]
+) -> dict[int, dict[UUID, Decimal]]:
+    """The lots each line names, per line number (lines without `lots` draw FIFO).
+
+    422 at `$.lines[i].lots` when the named quantities do not add up to the line's, and at
+    `$.lines[i].lots[j].lot_id` for a lot named twice, or one that is not an open lot of the
+    line's item in this book with the line's customs status (an unknown lot and another
+    tenant's get the same answer). Checked against the stock before the movement; whether the
+    lots still hold enough after earlier lines is `leave`'s 409."""
+    by_no = {line.line_no: line for line in d.facts.lines}
+    p = Problems()
+    named: dict[int, dict[UUID, Decimal]] = {}
+    for n, line in enumerate(cmd.lines):
+        if line.lots is None:
+            continue
+        at = f"$.lines[{n}].lots"
+        declared = by_no[line.line_no]
+        status = declared.goods_status or "bonded"
+        held = stocks[declared.item_no].state
+        open_lots = held.lots if held is not None else {}
+        picks: dict[UUID, Decimal] = {}
+        total, complete = Decimal(0), True
+        for j, pick in enumerate(line.lots):
+            q = p.check(f"{at}[{j}].quantity", values.quantity, pick.quantity, declared.unit)
+            balance = open_lots.get(pick.lot_id)
+            if pick.lot_id in picks:
+                p.add(f"{at}[{j}].lot_id", f"lot {pick.lot_id} is named twice in this line")
+            elif balance is None or balance.goods_status != status:
+                p.add(
+                    f"{at}[{j}].lot_id",
+                    f"no open {status} lot {pick.lot_id} of item {declared.item_no} in book "
+                    f"{d.facts.account_book}",
+                )
+            if q is None:
+                complete = False
+                continue
+            picks[pick.lot_id] = picks.get(pick.lot_id, Decimal(0)) + q  # type: ignore[operator]
+            total += q  # type: ignore[operator]
+        if not line.lots:
+            p.add(at, "name at least one lot, or leave `lots` out to draw first-in first-out")
+        elif complete and total != line.quantity:
+            p.add(at, f"the named lots add up to {total}; the line moves {line.quantity}")
+        named[line.line_no] = picks
+    p.raise_if_any()
+    return named
+
+
 def leave(
     *,
     kind: str,
@@ -153,28 +204,48 @@ def leave(
     stocks: dict[int, Pending[ItemStock]],
     lots: dict[UUID, Pending[Lot]],
     movement: Pending[MovementState],
-    cmd: GateBody,
+    cmd: ExitBody,
     actor: object,
     occurred_at: datetime,
 ) -> MovementView:
     """Goods leave a book under a released declaration (`gate_out`, or `transfer_dispatch`
-    with `TransferDispatched`): moved quantities, the item's stock event, lots drawn FIFO
-    within each line's status, and the movement - one write."""
+    with `TransferDispatched`): moved quantities, the item's stock event, lots drawn (the named
+    ones, or FIFO within each line's status), and the movement - one write.
+
+    Lines naming lots draw first, so a FIFO line of the same item sees what they took and never
+    draws a named lot twice; the answer lists the lots in the order of the lines."""
     d = declaration.state
     assert d is not None
+    named = named_lots(cmd, d, stocks)
     common = {"actor": actor, "occurred_at": occurred_at}
     by_no = {line.line_no: line for line in d.facts.lines}
     declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
-    drawn: list[LotView] = []
-    for line_no, quantity in quantities.items():
+    drawn: dict[int, list[LotView]] = {}
+    order = [n for n in quantities if n in named] + [n for n in quantities if n not in named]
+    for line_no in order:
+        quantity = quantities[line_no]
         line = by_no[line_no]
         stock = stocks[line.item_no]
         assert stock.state is not None  # the release reserved it
-        taken = fifo(stock.state.lots, line.goods_status or "bonded", quantity)
-        if taken is None:  # only if stock was changed behind the ledger's back
-            raise Conflict(
-                f"the lots of item {line.item_no} do not hold {quantity}", rule="insufficient_stock"
-            )
+        if line_no in named:
+            taken = named[line_no]
+            for lot_id, q in taken.items():
+                balance = stock.state.lots.get(lot_id)
+                left = balance.quantity if balance is not None else Decimal(0)
+                if q > left:
+                    raise Conflict(
+                        f"lot {lot_id} of item {line.item_no} holds {left}; line {line_no} "
+                        f"takes {q} from it",
+                        rule="insufficient_stock",
+                    )
+        else:
+            fifo_taken = fifo(stock.state.lots, line.goods_status or "bonded", quantity)
+            if fifo_taken is None:  # only if stock was changed behind the ledger's back
+                raise Conflict(
+                    f"the lots of item {line.item_no} do not hold {quantity}",
+                    rule="insufficient_stock",
+                )
+            taken = fifo_taken
         stock.record(
             stock_event,
             declaration_id=d.id,
@@ -183,9 +254,10 @@ def leave(
             by_lot=taken,
             **common,
         )
+        drawn[line_no] = []
         for lot_id, q in taken.items():
             lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
-            drawn.append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
+            drawn[line_no].append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
     view = MovementView(
         movement_id=movement.id,
         kind=kind,
@@ -197,7 +269,7 @@ def leave(
         gate_note=cmd.gate_note,
         vehicle=cmd.vehicle,
         container=cmd.container or d.facts.transport.container,
-        lots=drawn,
+        lots=[v for line_no in quantities for v in drawn[line_no]],
     )
     movement.record(MovementRecorded, view=view, **common)
     return view

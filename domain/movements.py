@@ -26,8 +26,25 @@ INBOUND = ("first_line_in", "second_line_in")
 
 
 class MovementLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A line of `gate_in` and `transfer_receipt`: they create lots, so they name none
+    (`lots` there is an unknown field, 422 at `$.lines[n].lots`)."""
+
     line_no: int
     quantity: Decimal
+
+
+class LotPick(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How much to draw from one named lot."""
+
+    lot_id: UUID
+    quantity: Decimal
+
+
+class ExitLine(MovementLine, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A line of `gate_out` and `transfer_dispatch`: without `lots` the line draws first-in
+    first-out; with them, exactly those lots, their quantities adding up to the line's."""
+
+    lots: Annotated[list[LotPick], msgspec.Meta(max_length=99)] | None = None
 
 
 class GateBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -40,6 +57,13 @@ class GateBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     gate_note: Str64 | None = None
     vehicle: Str64 | None = None
     container: Str64 | None = None
+
+
+class ExitBody(GateBody, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A gate movement that takes goods out of a book (`gate_out`, `transfer_dispatch`): its
+    lines may name the lots to draw."""
+
+    lines: Annotated[list[ExitLine], msgspec.Meta(max_length=999)]  # type: ignore[assignment]
 
 
 class GateIn(GateBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_in"):
@@ -69,6 +93,8 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
     # Stocktake adjustments: why, and whether a decrease is flagged for an officer.
     reason: str | None = None
     flagged: bool = False
+    # Processing under a registered bill of materials.
+    bom_ref: str | None = None
 
 
 # -- declarations: what has moved under each line -------------------------------------------

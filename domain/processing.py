@@ -2,8 +2,9 @@
 
 Only in zones whose permits include it on the day: `processing` (manufacturing) in the bonded
 and export-processing zones, `simple_processing` (repack, label, sort) also in the logistics
-centre, which may not manufacture. Outputs are bonded when any input is bonded. Registered
-bills of materials (consumption ratios) are not checked yet.
+centre, which may not manufacture. Outputs are bonded when any input is bonded. With `bom_ref`
+the movement is checked against that registered bill of materials of the book (domain/bom.py):
+its one output item, its input items, and each input's consumption within the BOM's tolerance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgspec
 
 from domain import values
 from domain.account_book import AccountBook
+from domain.bom import Bom, check_consumption, valid_ref
 from domain.declaration import AwareDatetime, GoodsStatus, Str64
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
@@ -64,6 +66,8 @@ class Processing(
     outputs: Annotated[list[Output], msgspec.Meta(max_length=99)]
     operation: Literal["processing", "simple_processing"] = "processing"
     occurred_at: AwareDatetime | None = None
+    # A bill of materials registered in the book (POST /v1/account-books/{book_no}/boms).
+    bom_ref: Str64 | None = None
 
 
 class InputsConsumed(DomainEvent, frozen=True, kw_only=True):
@@ -103,7 +107,24 @@ def check(cmd: Processing, book: AccountBook, zone: Zone | None, day: date) -> N
                 p.add(f"$.{side}[{n}].item_no", f"item {entry.item_no} is not in the book")
                 continue
             p.check(f"$.{side}[{n}].quantity", values.quantity, entry.quantity, item.unit)
+    if cmd.bom_ref is not None:
+        p.check("$.bom_ref", valid_ref, cmd.bom_ref)
     p.raise_if_any()
+
+
+def check_bom(cmd: Processing, bom: object) -> None:
+    """The movement against the BOM it names: `bom` is the state of the stream
+    `domain.bom.bom_id(book, bom_ref)`, None when the book has no such BOM (another book's BOM
+    is simply not in this one: 422 at `$.bom_ref` as for an unknown one)."""
+    if not isinstance(bom, Bom):
+        raise ValidationFailed.at("$.bom_ref", "no such bill of materials in this account book")
+    consumed: dict[int, Decimal] = {}
+    for entry in cmd.inputs:
+        consumed[entry.item_no] = consumed.get(entry.item_no, Decimal(0)) + entry.quantity
+    produced: dict[int, Decimal] = {}
+    for out in cmd.outputs:
+        produced[out.item_no] = produced.get(out.item_no, Decimal(0)) + out.quantity
+    check_consumption(bom, consumed, produced)
 
 
 def process(
@@ -173,6 +194,7 @@ def process(
         account_book=book.book_no,
         occurred_at=occurred_at,
         lots=view_lots,
+        bom_ref=cmd.bom_ref,
     )
     movement.record(MovementRecorded, view=view, **common)
     return view

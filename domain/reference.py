@@ -51,6 +51,7 @@ _BONDED_ZONE = (
     "storage",
     "distribution",
     "processing",
+    "simple_processing",
     "bonded_ecommerce",
     "display",
     "repair",
@@ -99,7 +100,7 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
         name="Xi'an Export Processing Zone",
         kind="export_processing_zone",
         customs_office="9005",
-        permits=_permits("processing", "storage"),
+        permits=_permits("processing", "simple_processing", "storage"),
     ),
 )
 

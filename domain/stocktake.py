@@ -121,6 +121,13 @@ def plan(
                 f"lot {cmd.lot_id} holds {balance.quantity}; it cannot lose {magnitude}",
                 rule="insufficient_stock",
             )
+        if delta < 0 and stock is not None and stock.available_of(balance.goods_status) < magnitude:
+            # Released declarations have reserved the item's goods: a shortage named on a lot
+            # may not take what they hold (available never goes below zero, invariant 1).
+            raise Conflict(
+                f"the item's {balance.goods_status} stock not reserved is less than {magnitude}",
+                rule="insufficient_stock",
+            )
         return delta, {cmd.lot_id: delta}, balance.goods_status
     if delta > 0:
         return delta, {}, "bonded"

@@ -16,11 +16,13 @@ from uuid import UUID
 
 import msgspec
 
+from domain import values
 from domain.declaration import Declaration
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.movements import (
     ChildLotCreated,
+    ExitBody,
     GateBody,
     ItemStock,
     Lot,
@@ -34,7 +36,7 @@ from domain.movements import (
 
 
 class TransferDispatch(
-    GateBody, frozen=True, kw_only=True, tag_field="kind", tag="transfer_dispatch"
+    ExitBody, frozen=True, kw_only=True, tag_field="kind", tag="transfer_dispatch"
 ):
     """Body of POST /v1/movements with `kind: transfer_dispatch` (an operator of the source)."""
 
@@ -81,16 +83,26 @@ class TransitSettled(DomainEvent, frozen=True, kw_only=True):
     def apply(self, state: ItemStock) -> ItemStock:
         transit = dict(state.in_transit)
         moving = dict(transit.pop(self.declaration_id))
-        left = self.quantity
-        for lot in list(moving):
-            take = min(left, moving[lot])
+        for lot, take in settled(moving, self.quantity).items():
             moving[lot] -= take
-            left -= take
             if moving[lot] == 0:
                 del moving[lot]
         if moving:
             transit[self.declaration_id] = moving
         return msgspec.structs.replace(state, version=self.originator_version, in_transit=transit)
+
+
+def settled(moving: dict[UUID, Decimal], quantity: Decimal) -> dict[UUID, Decimal]:
+    """Which in-transit lots `quantity` settles, and how much of each: in dispatch order."""
+    left, taken = quantity, {}
+    for lot, held in moving.items():
+        if left <= 0:
+            break
+        take = min(left, held)
+        if take > 0:
+            taken[lot] = take
+            left -= take
+    return taken
 
 
 class GoodsReceived(DomainEvent, frozen=True, kw_only=True):
@@ -170,7 +182,8 @@ def receive(
         line = by_no[line_no]
         source = sources[line.item_no]
         assert source.state is not None
-        parents = list(source.state.in_transit.get(d.id, {}))
+        # The lots this quantity came from: in transit, settled in dispatch order.
+        parents = list(settled(source.state.in_transit.get(d.id, {}), quantity))
         source.record(
             TransitSettled, declaration_id=d.id, quantity=quantity, outcome="received", **common
         )
@@ -218,6 +231,7 @@ def explain_shortfall(
     stock: Pending[ItemStock],
     declaration: Declaration,
     item_no: int,
+    unit: str,
     quantity_delta: Decimal,
     reason: str,
     movement: Pending[MovementState],
@@ -230,6 +244,7 @@ def explain_shortfall(
         raise ValidationFailed.at("$.explains", "not a transfer out of this book")
     if quantity_delta >= 0:
         raise ValidationFailed.at("$.quantity_delta", "a shortfall is a negative quantity")
+    values.quantity("$.quantity_delta", -quantity_delta, unit)
     waiting = sum(stock.state.in_transit.get(declaration.id, {}).values(), Decimal(0))
     if -quantity_delta > waiting:
         raise Conflict(

@@ -22,6 +22,7 @@ from domain.reference import Zone
 from domain.views import account_book_view, enterprise_view
 from ledger.access import act_as, visible_book
 from ledger.application import LedgerApplication
+from ledger.boms import BomCommands
 from ledger.declarations import ClearanceRules, DeclarationCommands
 from ledger.movements import MovementCommands
 from ledger.requests import Idempotency, Outcome, request_hash
@@ -31,7 +32,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(DeclarationCommands, MovementCommands):
+class Ledger(DeclarationCommands, MovementCommands, BomCommands):
     """The write side's commands and the reads that must see the latest write."""
 
     def __init__(

@@ -10,6 +10,7 @@ from uuid import UUID
 from domain import exits, processing, transfers, values
 from domain import movements as mv
 from domain.account_book import AccountBook, account_book_id
+from domain.bom import bom_id
 from domain.declaration import SHANGHAI
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, Pending
@@ -56,7 +57,7 @@ class MovementCommands:
 
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            declaration = self._declaration_for(cmd.declaration)
+            declaration = self._declaration_for(cmd.declaration, actor)
             quantities = mv.check_gate_in(cmd, declaration.state, actor.zone)
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
             book = declaration.state.facts.account_book
@@ -80,13 +81,16 @@ class MovementCommands:
 
         return self._execute(201, idem, cmd, decide, actor)
 
-    def _declaration_for(self, ref: str) -> Pending[Any]:
+    def _declaration_for(self, ref: str, actor: Actor) -> Pending[Any]:
         stream = self.resolve_declaration(ref)
         declaration = self.app.pending(stream) if stream else None
-        if declaration is None or declaration.state is None:
-            # Unknown, or not visible to this caller: the same answer (API.md).
+        state = declaration.state if declaration is not None else None
+        zones = (state.facts.zone, state.facts.destination_zone) if state is not None else ()
+        if state is None or not _sees_zone(actor, *zones):
+            # Unknown, or not visible to this caller (another zone's operator): the same
+            # answer, which never reveals that it exists (API.md).
             raise ValidationFailed.at("$.declaration", "no such declaration")
-        return declaration
+        return declaration  # type: ignore[return-value]
 
     def _gate_out(self, cmd: GateOut, actor: Actor, idem: Idempotency) -> Outcome:
         return self._leave(
@@ -119,7 +123,7 @@ class MovementCommands:
     ) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            declaration = self._declaration_for(cmd.declaration)
+            declaration = self._declaration_for(cmd.declaration, actor)
             check(declaration.state)
             quantities = mv.check_lines(cmd, declaration.state)
             book = declaration.state.facts.account_book
@@ -149,7 +153,7 @@ class MovementCommands:
     def _receive(self, cmd: TransferReceipt, actor: Actor, idem: Idempotency) -> Outcome:
         def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
             occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
-            declaration = self._declaration_for(cmd.declaration)
+            declaration = self._declaration_for(cmd.declaration, actor)
             d = declaration.state
             transfers.check_transfer(d, False, actor.zone, "destination")
             quantities = mv.check_lines(cmd, d, within_declared=False)
@@ -199,6 +203,11 @@ class MovementCommands:
             book = self._own_book(cmd.account_book, actor)
             day = now.astimezone(SHANGHAI).date()
             processing.check(cmd, book, self.zones.get(cmd.zone), day)
+            if cmd.bom_ref is not None:
+                # The BOM records no event here: it is immutable once registered, so the state
+                # read now is still the state at commit (see domain/bom.py check_consumption).
+                bom = self.app.load(bom_id(book.book_no, cmd.bom_ref))
+                processing.check_bom(cmd, bom)
             items = {e.item_no for e in cmd.inputs} | {o.item_no for o in cmd.outputs}
             stocks = {i: self.app.pending(mv.item_stock_id(book.book_no, i)) for i in items}
             movement = Pending(None, mv.movement_id(idem.principal, idem.key))
@@ -236,6 +245,7 @@ class MovementCommands:
                     stock=stock,
                     declaration=transfer,
                     item_no=cmd.item_no,
+                    unit=book.items[cmd.item_no].unit,
                     quantity_delta=cmd.quantity_delta,
                     reason=cmd.reason,
                     movement=movement,
@@ -316,5 +326,6 @@ class LazyPendings(dict[UUID, Pending[Any]]):
         return self[lot_id]
 
 
-def _sees_zone(actor: Actor, zone: str) -> bool:
-    return actor.role != "operator" or actor.zone == zone
+def _sees_zone(actor: Actor, *zones: str | None) -> bool:
+    """An operator sees its own zone's goods and papers (a transfer's: either end's)."""
+    return actor.role != "operator" or actor.zone in zones

@@ -147,3 +147,30 @@ def test_a_retried_adjustment_counts_once(ledger):
     again = _adjust(ledger, t, "-1", key=key)
     assert again.status_code == 201 and again.headers["Idempotency-Replayed"] == "true"
     assert _on_hand(ledger, t) == "4"
+
+
+def test_a_shortage_named_on_a_lot_cannot_take_what_a_release_reserved(ledger):
+    t = onboard(ledger)
+    lot = _admit(ledger, t, "10")
+    export = ledger.post(
+        "/v1/declarations",
+        t.token_name,
+        declaration_body(
+            t.uscc,
+            t.book_no,
+            flow="first_line_out",
+            trade_mode="0110",
+            country="NL",
+            lines=[{**line(1, quantity="8"), "origin_country": None}],
+        ),
+        key=new_key(),
+    ).json()
+    assert export["status"] == "released"
+    before = ledger.log_state()
+    r = _adjust(ledger, t, "-3", lot_id=lot)
+    assert r.status_code == 409 and r.json()["rule"] == "insufficient_stock"
+    assert ledger.log_state() == before
+    assert _adjust(ledger, t, "-2", lot_id=lot).status_code == 201
+    book = ledger.get(f"/v1/account-books/{t.book_no}", t.token_name).json()
+    laptops = next(i for i in book["items"] if i["item_no"] == 1)
+    assert (laptops["on_hand"], laptops["pending_out"], laptops["available"]) == ("8", "8", "0")

@@ -112,3 +112,63 @@ def test_a_stocktake_explains_a_shortfall_as_lost_in_transit(ledger, transfer):
     assert _item(ledger, t.token_name, t.book_no) == ("2", "0", "0", "2")
     # Conservation: 10 admitted = 2 left + 6 received + 2 lost in transit.
     assert _item(ledger, t.token_name, xepz_book) == ("6", "0", "0", "6")
+
+
+def test_a_received_lot_names_only_the_dispatched_lots_its_goods_came_from(ledger):
+    """Two lots dispatched (3 then 5); a receipt of 2 came from the first only, the next
+    receipt of 4 from the rest of the first and from the second."""
+    t = onboard(ledger)
+    xepz_book = f"{t.book_no}-EPZ"
+    r = ledger.post("/v1/account-books", "admin", book_body(xepz_book, t.uscc, zone="XEPZ"))
+    assert r.status_code == 201, r.text
+    admit(ledger, t, 1, "3")
+    admit(ledger, t, 1, "5")
+    body = declaration_body(
+        t.uscc,
+        t.book_no,
+        flow="transfer",
+        trade_mode="5034",
+        country="CN",
+        destination_zone="XEPZ",
+        destination_account_book=xepz_book,
+        lines=[line(1, quantity="8", origin_country=None)],
+    )
+    d = ledger.post("/v1/declarations", t.token_name, body, key=new_key()).json()
+    out = _move(ledger, "gate-xcbz", "transfer_dispatch", d["id"], "8").json()
+    first, second = (x["lot_id"] for x in out["lots"])
+
+    def parents(receipt):
+        lot = receipt.json()["lots"][0]["lot_id"]
+        return ledger.get(f"/v1/lots/{lot}", "officer").json()["parents"]
+
+    assert parents(_move(ledger, "gate-xepz", "transfer_receipt", d["id"], "2")) == [first]
+    assert parents(_move(ledger, "gate-xepz", "transfer_receipt", d["id"], "4")) == [
+        first,
+        second,
+    ]
+    assert ledger.get(f"/v1/lots/{second}", "officer").json()["children"] != []
+
+
+def test_a_lost_in_transit_quantity_obeys_the_unit(ledger, transfer):
+    t, _, d = transfer
+    assert _move(ledger, "gate-xcbz", "transfer_dispatch", d["id"], "8").status_code == 201
+    before = ledger.log_state()
+    body = {
+        "kind": "adjustment",
+        "account_book": t.book_no,
+        "item_no": 1,
+        "quantity_delta": "-1.5",  # laptops are counted in pieces (C62)
+        "reason": "lost in transit",
+        "explains": d["id"],
+    }
+    r = ledger.post("/v1/movements", t.token_name, body, key=new_key())
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.quantity_delta"
+    assert ledger.log_state() == before
+    assert _item(ledger, t.token_name, t.book_no)[2] == "8"
+
+
+def test_another_zones_gate_cannot_see_the_transfer(ledger, transfer):
+    _, _, d = transfer
+    ledger.issue("gate-xhtz", "operator", zone="XHTZ")
+    r = _move(ledger, "gate-xhtz", "transfer_dispatch", d["id"], "1")
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.declaration"

@@ -17,6 +17,10 @@ def test_the_defaults_are_the_five_xian_zones_with_their_offices():
     # The logistics centre may repack, label and sort, but not manufacture.
     permits = zones["XXLC"].permits_on(date(2026, 11, 27))
     assert "simple_processing" in permits and "processing" not in permits
+    # Zones that may manufacture may also repack, label and sort.
+    for code in ("XCBZ", "XHTZ", "XABZ", "XEPZ"):
+        permits = zones[code].permits_on(date(2026, 11, 27))
+        assert {"processing", "simple_processing"} <= set(permits), code
 
 
 def test_a_zones_file_replaces_the_defaults_and_permits_are_dated(tmp_path):
