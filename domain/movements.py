@@ -97,6 +97,16 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
     bom_ref: str | None = None
 
 
+class MovementAnswer(MovementView, frozen=True, kw_only=True):
+    """A movement as the API answers it: the recorded view and its position in the log."""
+
+    position: int | None = None
+
+
+def answer(view: MovementView, position: int | None) -> MovementAnswer:
+    return MovementAnswer(**msgspec.structs.asdict(view), position=position)
+
+
 # -- declarations: what has moved under each line -------------------------------------------
 
 

@@ -40,9 +40,13 @@ from domain.values import Problems
 
 
 class Input(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An input: FIFO over the item's lots of `goods_status` (default bonded), or the lot
+    named by `lot_id` (then its own status applies)."""
+
     item_no: int
     quantity: Decimal
-    goods_status: GoodsStatus = "bonded"
+    goods_status: GoodsStatus | None = None
+    lot_id: UUID | None = None
 
 
 class Output(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -127,6 +131,26 @@ def check_bom(cmd: Processing, bom: object) -> None:
     check_consumption(bom, consumed, produced)
 
 
+def _draw(
+    n: int, entry: Input, held: ItemStock | None
+) -> tuple[GoodsStatus, dict[UUID, Decimal] | None]:
+    """(customs status, quantity per lot) an input takes: the named lot, or FIFO among the
+    lots of its status; None when they do not hold enough."""
+    if entry.lot_id is None:
+        status: GoodsStatus = entry.goods_status or "bonded"
+        return status, fifo(held.lots, status, entry.quantity) if held else None
+    balance = held.lots.get(entry.lot_id) if held else None
+    if balance is None or entry.goods_status not in (None, balance.goods_status):
+        raise ValidationFailed.at(
+            f"$.inputs[{n}].lot_id",
+            f"no open lot {entry.lot_id} of item {entry.item_no}"
+            + (f" with status {entry.goods_status}" if entry.goods_status else "")
+            + " in this book",
+        )
+    enough = balance.quantity >= entry.quantity
+    return balance.goods_status, {entry.lot_id: entry.quantity} if enough else None
+
+
 def process(
     *,
     cmd: Processing,
@@ -142,15 +166,16 @@ def process(
     consumed: list[UUID] = []
     view_lots: list[LotView] = []
     statuses: set[str] = set()
-    for entry in cmd.inputs:
+    for n, entry in enumerate(cmd.inputs):
         stock = stocks[entry.item_no]
         held = stock.state
-        available = held.available_of(entry.goods_status) if held else Decimal(0)
-        taken = fifo(held.lots, entry.goods_status, entry.quantity) if held else None
+        status, taken = _draw(n, entry, held)
+        available = held.available_of(status) if held else Decimal(0)
         if taken is None or entry.quantity > available:
             raise Conflict(
-                f"item {entry.item_no} has {available} {entry.goods_status} available; "
-                f"processing needs {entry.quantity}",
+                f"item {entry.item_no} has {available} {status} available"
+                + (f" (lot {entry.lot_id} too little)" if entry.lot_id else "")
+                + f"; processing needs {entry.quantity}",
                 rule="insufficient_stock",
             )
         stock.record(
@@ -164,7 +189,7 @@ def process(
             lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
             view_lots.append(LotView(lot_id=lot_id, item_no=entry.item_no, quantity=-q))
             consumed.append(lot_id)
-        statuses.add(entry.goods_status)
+        statuses.add(status)
     # Outputs made from any bonded input are bonded (duties stay suspended).
     status: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
     documents = [{"kind": "processing", "id": str(movement.id), "number": cmd.operation}]

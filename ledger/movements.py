@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,26 @@ class MovementCommands:
     resolve_declaration: Callable[[str], UUID | None]
 
     def record_movement(
+        self,
+        cmd: mv.GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment,
+        actor: Actor,
+        idem: Idempotency,
+    ) -> Outcome:
+        """Record a movement; the answer (first or replayed) says where it stands in the log."""
+        outcome = self._record(cmd, actor, idem)
+        body = outcome.body
+        if isinstance(body, mv.MovementView):
+            body = mv.answer(body, self._position(body.movement_id))
+        elif isinstance(body, dict):  # a replay answers the stored response
+            body = {**body, "position": self._position(UUID(body["movement_id"]))}
+        return dataclasses.replace(outcome, body=body)
+
+    def _position(self, movement_id: UUID) -> int | None:
+        """The log position of the movement's record (its first and only event)."""
+        records = self.app.log.select_stream(movement_id)
+        return records[0].position if records else None
+
+    def _record(
         self,
         cmd: mv.GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment,
         actor: Actor,
@@ -271,7 +292,7 @@ class MovementCommands:
 
         return self._execute(201, idem, cmd, decide, actor)
 
-    def movement(self, movement_id: str, actor: Actor) -> mv.MovementView:
+    def movement(self, movement_id: str, actor: Actor) -> mv.MovementAnswer:
         try:
             state = self.app.load(UUID(movement_id))
         except ValueError:
@@ -280,7 +301,7 @@ class MovementCommands:
             raise NotFound(f"no movement {movement_id}")
         if actor.role == "enterprise" and not self._owns_book(actor, state.view.account_book):
             raise NotFound(f"no movement {movement_id}")
-        return state.view
+        return mv.answer(state.view, self._position(state.id))
 
     def lot(self, lot_id: str, actor: Actor) -> mv.Lot:
         try:

@@ -1,4 +1,4 @@
-"""Movements (this part: gate_in and stocktake adjustments) and lots."""
+"""Movements (every kind of API.md) and lots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from api.auth import Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
 from domain.exits import GateOut
-from domain.movements import GateIn, LotDetail, MovementView, lot_detail
+from domain.movements import GateIn, LotDetail, MovementAnswer, lot_detail
 from domain.processing import Processing
 from domain.stocktake import Adjustment
 from domain.transfers import TransferDispatch, TransferReceipt
@@ -24,15 +24,15 @@ MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processin
     "/v1/movements",
     **doc(
         body=MovementBody,
-        ok=(201, MovementView),
+        ok=(201, MovementAnswer),
         errors=(400, 401, 403, 409, 413),
         idempotency_required=True,
     ),
 )
 async def record_movement(request: Request) -> Response:
-    """Goods move. This version records `gate_in` and `gate_out` (an operator of the zone) and
-    `adjustment` (the book's enterprise); the other kinds of API.md (transfers, processing)
-    arrive with the rest of the movements issue and are refused with 422 at `$.kind`."""
+    """Goods move: `gate_in`, `gate_out`, `transfer_dispatch`, `transfer_receipt` (an operator
+    of the zone), `processing` and `adjustment` (the book's enterprise). The answer is the
+    recorded movement with its log `position` (the same on a replay)."""
     return await execute(
         request,
         ("operator", "enterprise"),
@@ -47,7 +47,7 @@ def _key(idem):  # type: ignore[no-untyped-def]
     return idem
 
 
-@router.get("/v1/movements/{movement_id}", **doc(ok=(200, MovementView), errors=(401, 404)))
+@router.get("/v1/movements/{movement_id}", **doc(ok=(200, MovementAnswer), errors=(401, 404)))
 def get_movement(request: Request, movement_id: str, actor: Reader) -> Response:
     return json_response(services(request).ledger.movement(movement_id, actor))
 

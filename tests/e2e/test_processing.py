@@ -64,3 +64,54 @@ def test_processing_cannot_consume_what_is_not_there(ledger):
     assert r.status_code == 409 and r.json()["rule"] == "insufficient_stock"
     r = _process(ledger, t, "XCBZ")
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.zone"
+
+
+def test_an_input_may_name_its_lot(ledger):
+    t = onboard(ledger, zone="XEPZ")
+    admit(ledger, t, 1, "5", zone="XEPZ")
+    admit(ledger, t, 1, "5", zone="XEPZ")
+    lots = ledger.get(f"/v1/account-books/{t.book_no}/entries", "officer").json()["items"]
+    first, second = (e["lot_id"] for e in lots)
+    body = {
+        "kind": "processing",
+        "zone": "XEPZ",
+        "account_book": t.book_no,
+        "inputs": [{"item_no": 1, "quantity": "3", "lot_id": second}],
+        "outputs": [{"item_no": 3, "quantity": "1"}],
+    }
+    r = ledger.post("/v1/movements", t.token_name, body, key=new_key())
+    assert r.status_code == 201, r.text
+    assert ledger.get(f"/v1/lots/{second}", "officer").json()["on_hand"] == "2"
+    assert ledger.get(f"/v1/lots/{first}", "officer").json()["on_hand"] == "5"
+    before = ledger.log_state()
+    too_much = {**body, "inputs": [{"item_no": 1, "quantity": "3", "lot_id": second}]}
+    r = ledger.post("/v1/movements", t.token_name, too_much, key=new_key())
+    assert r.status_code == 409 and r.json()["rule"] == "insufficient_stock"
+    for lot, extra in ((first, {"goods_status": "domestic"}), (t.book_no, {})):
+        wrong = {**body, "inputs": [{"item_no": 1, "quantity": "1", "lot_id": lot, **extra}]}
+        r = ledger.post("/v1/movements", t.token_name, wrong, key=new_key())
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.inputs[0].lot_id"
+    assert ledger.log_state() == before
+
+
+def test_the_answer_says_where_the_movement_stands_in_the_log(ledger):
+    t = onboard(ledger, zone="XEPZ")
+    admit(ledger, t, 1, "6", zone="XEPZ")
+    key = new_key()
+    body = {
+        "kind": "processing",
+        "zone": "XEPZ",
+        "account_book": t.book_no,
+        "inputs": [{"item_no": 1, "quantity": "2"}],
+        "outputs": [{"item_no": 3, "quantity": "1"}],
+    }
+    first = ledger.post("/v1/movements", t.token_name, body, key=key)
+    again = ledger.post("/v1/movements", t.token_name, body, key=key)
+    assert first.status_code == again.status_code == 201
+    position = first.json()["position"]
+    assert isinstance(position, int) and position <= int(first.headers["X-Ledger-Position"])
+    assert again.json() == first.json()
+    got = ledger.get(f"/v1/movements/{first.json()['movement_id']}", t.token_name).json()
+    assert got["position"] == position
+    events = ledger.get("/v1/events", "auditor", params={"after": position - 1, "limit": 1})
+    assert events.json()["items"][0]["type"] == "MovementRecorded"
