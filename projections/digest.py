@@ -11,6 +11,13 @@ import msgspec
 VIEW_TABLES: dict[str, str] = {
     "view_declarations": "id",
     "view_enterprises": "uscc",
+    "view_books": "book_no",
+    "view_book_items": "item_key",
+    "view_reservations": "stream, declaration",
+    "view_transit": "stream, declaration",
+    "view_stock_history": "book_no, item_no, position",
+    "view_book_entries": "entry_key",
+    "view_movements": "movement_id",
 }
 
 

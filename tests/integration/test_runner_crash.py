@@ -15,6 +15,8 @@ from domain.account_book import BookItem, OpenAccountBook
 from domain.declaration import SubmitDeclaration, WithdrawDeclaration
 from domain.enterprise import RegisterEnterprise
 from domain.events import Actor
+from domain.movements import GateIn
+from domain.stocktake import Adjustment
 from ledger.application import LedgerApplication
 from ledger.commands import Idempotency, Ledger
 from ledger.database import parse_database_url
@@ -40,11 +42,39 @@ def _populate(app: LedgerApplication, declarations: int) -> int:
             book_no=book,
             enterprise=code,
             zone="XCBZ",
-            items=[BookItem(item_no=3, hs_code="3004900000", name="Medicaments", unit="C62")],
+            items=[
+                BookItem(item_no=3, hs_code="3004900000", name="Medicaments", unit="C62"),
+                BookItem(item_no=1, hs_code="8471300000", name="Laptops", unit="C62"),
+            ],
         ),
         ADMIN,
     )
     actor = Actor(name="ent", role="enterprise", enterprise=code)
+    gate = Actor(name="gate", role="operator", zone="XCBZ")
+    # Laptops are released at once: admitted, then adjusted, so the inventory views have rows.
+    laptops = msgspec.convert(
+        declaration_body(code, book, lines=[line(1, quantity="9")]), SubmitDeclaration
+    )
+    imported = ledger.submit_declaration(laptops, actor, Idempotency("ent", "imp", "POST", "/d"))
+    for n in range(3):
+        admission = {
+            "kind": "gate_in",
+            "declaration": str(imported.body.id),
+            "lines": [{"line_no": 1, "quantity": "3"}],
+        }
+        ledger.record_movement(
+            msgspec.convert(admission, GateIn), gate, Idempotency("gate", f"g{n}", "POST", "/m")
+        )
+        change = {
+            "kind": "adjustment",
+            "account_book": book,
+            "item_no": 1,
+            "quantity_delta": "-1" if n % 2 else "2",
+            "reason": "stocktake",
+        }
+        ledger.record_movement(
+            msgspec.convert(change, Adjustment), actor, Idempotency("ent", f"a{n}", "POST", "/m")
+        )
     # Medicaments are watched: each declaration waits in document review, so it can be withdrawn.
     body = msgspec.convert(declaration_body(code, book, lines=[line(3)]), SubmitDeclaration)
     for n in range(declarations):
@@ -95,12 +125,15 @@ def test_a_runner_killed_mid_batch_resumes_without_double_counting(database_url,
             assert _project(database_url) == 0
             with views.read() as cur:
                 cur.execute("SELECT count(*) AS n FROM view_declarations")
-                assert cur.fetchone()["n"] == 12
+                assert cur.fetchone()["n"] == 13  # 12 medicaments and the laptops
                 cur.execute(
                     "SELECT count(*) AS n FROM view_declarations WHERE status = 'withdrawn'"
                 )
                 assert cur.fetchone()["n"] == 4
             assert views_digest(views) == _replay_digest(app, tmp_path)
+            with views.read() as cur:
+                cur.execute("SELECT on_hand FROM view_book_items WHERE item_no = 1")
+                assert cur.fetchone()["on_hand"] == "12"  # 3 x 3 admitted, +2 -1 +2
         finally:
             views.close()
     finally:
