@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
-from domain.errors import ConcurrencyConflict
+from domain.errors import ConcurrencyConflict, LedgerError
 from domain.events import Pending, project
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
 from ledger.mapper import MsgspecMapper
@@ -95,6 +95,7 @@ class LedgerApplication(Application[UUID]):
         except AggregateNotFoundError:
             state = None
         if in_command:
+            self._local.reads[stream] = state.version if state is not None else 0
             if self._states is not None and state is not None:
                 self._states.put(stream, state)
             state = self._pending.fold(stream, state)
@@ -140,18 +141,37 @@ class LedgerApplication(Application[UUID]):
         Returns the result and the log position of the command's last event.
         """
         for attempt in range(MAX_ATTEMPTS):
+            lost: Group | bool = False  # a lost race: True, or the group to wait for first
             with self._command_lock:
                 self._local.in_command = True
+                self._local.reads = {}
                 try:
                     pendings, result = command()
+                except LedgerError:
+                    raise
+                except Exception:
+                    # Reads of several streams are not one snapshot, and this process's own
+                    # uncommitted groups may yet fail: a decision on such a mix can fail in
+                    # ways a consistent state never would. If this process has groups still
+                    # committing, or a stream read has moved on since, it is a lost race:
+                    # decide again (after them). Otherwise it is a bug: raise it.
+                    lost = self._pending.latest_group() or self._read_moved_on()
+                    if lost is False:
+                        raise
                 finally:
                     self._local.in_command = False
-                events = [e for p in pendings for e in p.collect_events()]
-                group: Group | None
-                if events:
-                    group, last = self._pending.add(events)
-                else:
-                    group, last = self._pending.latest_group(), -1
+                if lost is False:
+                    events = [e for p in pendings for e in p.collect_events()]
+                    group: Group | None
+                    if events:
+                        group, last = self._pending.add(events)
+                    else:
+                        group, last = self._pending.latest_group(), -1
+            if lost is not False:
+                if isinstance(lost, Group):
+                    lost.wait()
+                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+                continue
             if group is None:
                 return result, None
             group.wait()
@@ -164,6 +184,14 @@ class LedgerApplication(Application[UUID]):
         raise ConcurrencyConflict(
             "other writers changed the same records; retry the request",
         )
+
+    def _read_moved_on(self) -> bool:
+        """Whether a stream the failed command read has a newer committed version now."""
+        for stream, version in self._local.reads.items():
+            latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
+            if (latest.originator_version if latest is not None else 0) != version:
+                return True
+        return False
 
     def _commit_loop(self) -> None:
         while True:
