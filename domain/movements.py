@@ -285,6 +285,8 @@ class LotCreated(DomainEvent, frozen=True, kw_only=True):
     quantity: Decimal
     parents: list[UUID]
     documents: list[dict[str, str]]
+    # How much of each parent went into this lot (the trace's edge quantities).
+    parent_quantities: dict[UUID, Decimal] = {}
 
     def apply(self, state: None) -> Lot:
         return Lot(
@@ -310,12 +312,13 @@ def new_lot_in_stock(
     item_no: int,
     goods_status: GoodsStatus,
     quantity: Decimal,
-    parents: list[UUID],
+    parents: dict[UUID, Decimal],
     documents: list[dict[str, str]],
     movement_id: UUID,
     **common: object,
 ) -> LotView:
-    """A new lot and the book item's stock it joins (admission, receipt, processing output)."""
+    """A new lot and the book item's stock it joins (admission, receipt, processing output);
+    `parents` says how much of each parent lot went into it."""
     lot.record(
         LotCreated,
         zone=zone,
@@ -323,7 +326,8 @@ def new_lot_in_stock(
         item_no=item_no,
         goods_status=goods_status,
         quantity=quantity,
-        parents=parents,
+        parents=list(parents),
+        parent_quantities=dict(parents),
         documents=documents,
         **common,
     )
@@ -471,7 +475,7 @@ def admit(
                 item_no=item_no,
                 goods_status=goods_status,
                 quantity=q,
-                parents=[],
+                parents={},
                 documents=documents,
                 movement_id=movement.id,
                 **common,

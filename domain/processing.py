@@ -163,7 +163,7 @@ def process(
     occurred_at: datetime,
 ) -> MovementView:
     common = {"actor": actor, "occurred_at": occurred_at}
-    consumed: list[UUID] = []
+    consumed: dict[UUID, Decimal] = {}  # lot -> how much of it went in
     view_lots: list[LotView] = []
     statuses: set[str] = set()
     for n, entry in enumerate(cmd.inputs):
@@ -188,7 +188,7 @@ def process(
         for lot_id, q in taken.items():
             lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
             view_lots.append(LotView(lot_id=lot_id, item_no=entry.item_no, quantity=-q))
-            consumed.append(lot_id)
+            consumed[lot_id] = consumed.get(lot_id, Decimal(0)) + q
         statuses.add(status)
     # Outputs made from any bonded input are bonded (duties stay suspended).
     status: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
@@ -204,13 +204,13 @@ def process(
                 item_no=out.item_no,
                 goods_status=status,
                 quantity=out.quantity,
-                parents=list(dict.fromkeys(consumed)),
+                parents=consumed,
                 documents=documents,
                 movement_id=movement.id,
                 **common,
             )
         )
-        for parent in dict.fromkeys(consumed):
+        for parent in consumed:
             lots[parent].record(ChildLotCreated, child=lot.id, movement_id=movement.id, **common)
     view = MovementView(
         movement_id=movement.id,

@@ -183,7 +183,7 @@ def receive(
         source = sources[line.item_no]
         assert source.state is not None
         # The lots this quantity came from: in transit, settled in dispatch order.
-        parents = list(settled(source.state.in_transit.get(d.id, {}), quantity))
+        parents = settled(source.state.in_transit.get(d.id, {}), quantity)
         source.record(
             TransitSettled, declaration_id=d.id, quantity=quantity, outcome="received", **common
         )
