@@ -31,6 +31,7 @@ from api.routes import (
     inventory,
     movements,
     reference,
+    trace,
 )
 from api.services import Services
 from api.settings import Settings
@@ -151,6 +152,7 @@ def create_app(
         movements.router,
         boms.router,
         inventory.router,
+        trace.router,
         audit.router,
     ):
         app.include_router(router)

@@ -30,6 +30,7 @@ from projections.inventory import InventoryProjection, InventoryQueries
 from projections.runner import CatchUpRunner, LogEntry
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
+from projections.trace import TraceProjection, TraceQueries
 
 log = logging.getLogger("customs_ledger")
 
@@ -94,7 +95,12 @@ def read_models_runner(
     return CatchUpRunner(
         name,
         views,
-        [DeclarationsProjection(), EnterprisesProjection(), InventoryProjection()],
+        [
+            DeclarationsProjection(),
+            EnterprisesProjection(),
+            InventoryProjection(),
+            TraceProjection(),  # after the inventory: it reads view_books, view_movements
+        ],
         source=lambda after, limit: app.log.select_log(after, limit),
         decode=decode_entry,
         batch_size=batch_size,
@@ -125,6 +131,7 @@ class Services:
     enterprises: EnterpriseQueries
     stats: StatsQueries
     inventory: InventoryQueries
+    trace: TraceQueries
 
     @classmethod
     def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:
@@ -152,6 +159,7 @@ class Services:
             enterprises=EnterpriseQueries(views),
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
+            trace=TraceQueries(views),
         )
 
     def start(self) -> None:

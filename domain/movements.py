@@ -287,6 +287,8 @@ class LotCreated(DomainEvent, frozen=True, kw_only=True):
     documents: list[dict[str, str]]
     # How much of each parent went into this lot (the trace's edge quantities).
     parent_quantities: dict[UUID, Decimal] = {}
+    # The movement that made it.
+    movement_id: UUID | None = None
 
     def apply(self, state: None) -> Lot:
         return Lot(
@@ -329,6 +331,7 @@ def new_lot_in_stock(
         parents=list(parents),
         parent_quantities=dict(parents),
         documents=documents,
+        movement_id=movement_id,
         **common,
     )
     stock.record(

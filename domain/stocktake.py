@@ -171,6 +171,7 @@ def adjust(
             quantity=delta,
             parents=[],
             documents=[{"kind": "adjustment", "id": str(movement.id), "number": cmd.reason}],
+            movement_id=movement.id,
             **common,
         )
         by_lot = {new_lot.id: delta}

@@ -18,6 +18,11 @@ VIEW_TABLES: dict[str, str] = {
     "view_stock_history": "book_no, item_no, position",
     "view_book_entries": "entry_key",
     "view_movements": "movement_id",
+    "view_trace_declarations": "id",
+    "view_trace_lots": "lot_id",
+    "view_trace_edges": "parent, child",
+    "view_trace_events": "event_key",
+    "view_trace_refs": "ref, kind, lot_id",
 }
 
 

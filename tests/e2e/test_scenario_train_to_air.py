@@ -272,3 +272,53 @@ def test_from_the_train_to_the_plane(sqlite_url):
                 - Decimal(x["issues"])
                 + Decimal(x["adjustments"])
             )
+
+        # 10. The trace: upstream from the air export reaches the train, through the transfer
+        # to XEPZ, the processing into kits and the transfer to XABZ.
+        up = ledger.get(
+            "/v1/trace",
+            "officer",
+            params={"ref": export["declaration_no"], "direction": "upstream"},
+        )
+        assert up.status_code == 200, up.text
+        chain = up.json()
+        assert {"kind": "declaration", "id": export["id"]} in chain["matched"]
+        assert chain["zones"] == ["XCBZ", "XEPZ", "XABZ"]
+        kinds = sorted({(e["kind"]) for e in chain["edges"]})
+        assert kinds == ["processing", "transfer"]
+        assert {lot["lot_id"] for lot in chain["lots"]} >= {train["lots"][0]["lot_id"], kit_lot}
+        arrival_lot = next(x for x in chain["lots"] if x["lot_id"] == train["lots"][0]["lot_id"])
+        assert (arrival_lot["zone"], arrival_lot["origin"], arrival_lot["quantity_in"]) == (
+            "XCBZ",
+            "gate_in",
+            "100",
+        )
+        # The chain is in log order: the arrival first; the kits' exit by air is in it.
+        assert chain["events"][0]["type"] == "admitted"
+        assert chain["events"][0]["lot_id"] == train["lots"][0]["lot_id"]
+        assert ("exited", "XABZ", "-40") in {
+            (e["type"], e["zone"], e["quantity"]) for e in chain["events"]
+        }
+        positions = [e["position"] for e in chain["events"]]
+        assert positions == sorted(positions)
+        assert not chain["truncated"]
+        # Downstream from the train's reference reaches every exit: the kits by air, the
+        # laptops sold into China, and the stocktake's write-off.
+        down = ledger.get(
+            "/v1/trace", "officer", params={"ref": "X8024-20261127", "direction": "downstream"}
+        ).json()
+        exits = {
+            (e["type"], e["zone"], e["quantity"])
+            for e in down["events"]
+            if e["type"] in ("exited", "adjusted")
+        }
+        assert exits == {
+            ("exited", "XABZ", "-40"),
+            ("exited", "XCBZ", "-10"),
+            ("adjusted", "XCBZ", "-2"),
+        }
+        # Another enterprise sees nothing of it; an unknown reference is 404.
+        other = onboard(ledger)
+        r = ledger.get("/v1/trace", other.token_name, params={"ref": "X8024-20261127"})
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem")
+        assert ledger.get("/v1/trace", "officer", params={"ref": "nothing-here"}).status_code == 404

@@ -1,0 +1,42 @@
+"""Traceability: where goods came from and where they went, from any reference an officer holds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Reader
+from api.http import doc, json_response
+from api.routes.common import services, views_caught_up, visible
+from domain.errors import NotFound
+from projections.trace import Trace
+
+router = APIRouter(tags=["traceability"])
+Direction = Literal["both", "upstream", "downstream"]
+
+
+@router.get("/v1/trace", **doc(ok=(200, Trace), errors=(401, 404, 422)))
+async def trace(
+    request: Request,
+    actor: Reader,
+    ref: Annotated[str, Query(min_length=1, max_length=64)],
+    direction: Annotated[Direction, Query()] = "both",
+    limit: Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")] = 500,
+) -> Response:
+    """The lots a reference touched (a declaration id or number, a train or flight reference,
+    a container, a gate note, a lot id, an e-commerce order number), the lots upstream and/or
+    downstream of them through transfers and processing, the edges between them and the
+    time-ordered chain of what happened to each. An enterprise sees only lots of its own
+    books, an operator its zone's; `truncated` says the answer stopped at `limit` lots."""
+    position = await views_caught_up(request)
+    found = await run_in_threadpool(
+        lambda: services(request).trace.trace(
+            ref, direction=direction, visible=visible(actor), limit=limit
+        )
+    )
+    if found is None:
+        raise NotFound(f"no goods found for {ref!r}")
+    return json_response(found, position=position)
