@@ -1,4 +1,4 @@
-"""The `customs-ledger` command: serve, keys, verify, project."""
+"""The `customs-ledger` command: serve, keys, verify, project, trace."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from api.settings import Settings
 
@@ -141,6 +142,103 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
         services.close()
 
 
+TRACE_DESCRIPTION = """\
+The lots a reference touched (a declaration id or number, a transport reference, a container,
+a gate note, a lot id, an e-commerce order number), the lots upstream and/or downstream of them
+and the chain of what happened to each, as GET /v1/trace answers it, but for every tenant (the
+command runs with the database's credentials). --epcis prints it as GS1 EPCIS 2.0 JSON-LD."""
+TRACE_EPILOG = """exit codes: 0 the trace was printed; 1 no goods found for REF; 2 bad arguments.
+It reads the read models (views) of LEDGER_DATABASE_URL as they are and never feeds them: when
+they are behind the log, a warning on stderr says both positions."""
+# How each paper of an event reads in the chain.
+PAPER_LABELS = {
+    "gate_note": "gate note",
+    "processing": "operation",
+    "adjustment": "reason",
+}
+
+
+def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
+    import msgspec
+
+    from api.services import Services
+    from domain.duty_tables import DEFAULT_TABLES
+    from domain.risk_rules import DEFAULT_RULES
+    from ledger.declarations import ClearanceRules
+    from projections.epcis import declaration_facts, encode, epcis_document
+
+    # A read-only command decides nothing: the built-in clearance rules are never used.
+    services = Services.build(settings, ClearanceRules(risk=DEFAULT_RULES, duties=DEFAULT_TABLES))
+    try:
+        head = services.app.log.head()
+        log_position = head.position if head else 0
+        views_position = services.runner.tracked_position()
+        if views_position < log_position:
+            _err(
+                f"warning: the views reflect the log up to position {views_position}, the log"
+                f" is at {log_position}: later events are missing from this trace (the server"
+                " or `customs-ledger project` brings the views up to date)"
+            )
+        trace = services.trace.trace(args.ref, direction=args.direction, limit=args.limit)
+        if trace is None:
+            _err(f"no goods found for {args.ref!r}")
+            return 1
+        if args.epcis:
+            document = epcis_document(
+                trace, declarations=declaration_facts(services.declarations, trace)
+            )
+            print(msgspec.json.format(encode(document), indent=2).decode())
+        else:
+            print("\n".join(_trace_lines(trace, args.limit)))
+        return 0
+    finally:
+        services.close()
+
+
+def _trace_lines(trace: Any, limit: int) -> list[str]:
+    """The chain as a person reads it: what matched, the zones, one line per event, the edges."""
+    numbers = {d["id"]: d["number"] for e in trace.events for d in e.documents if d.get("number")}
+    units = {lot.lot_id: lot.unit for lot in trace.lots}
+    matched = ", ".join(f"{m.kind} {numbers.get(m.id, m.id)}" for m in trace.matched)
+    lines = [
+        f"trace of {trace.ref} ({trace.direction})",
+        f"matched: {matched}",
+        f"zones: {', '.join(trace.zones)}",
+        f"{len(trace.lots)} lots, {len(trace.events)} events, {len(trace.edges)} edges",
+        "",
+    ]
+    for e in trace.events:
+        papers = "; ".join(
+            f"{PAPER_LABELS.get(d['kind'], d['kind'])} {d.get('number') or d['id']}"
+            for d in e.documents
+        )
+        when = e.occurred_at.isoformat(sep=" ", timespec="seconds")
+        parts = [
+            f"{when}  {e.zone:<5} {e.type:<10} lot {e.lot_id[:8]}",
+            f"{e.quantity:+f} {units.get(e.lot_id, '')}".rstrip(),
+            papers,
+            f"by {e.actor.name} ({e.actor.role})",
+        ]
+        lines.append("  ".join(p for p in parts if p))
+    lines += ["", "edges:" if trace.edges else "edges: none"]
+    for edge in trace.edges:
+        quantity = (
+            "" if edge.quantity is None else f" {edge.quantity:f} {units.get(edge.from_, '')}"
+        )
+        lines.append(f"  lot {edge.from_[:8]} -> lot {edge.to[:8]}  {edge.kind}{quantity}")
+    if trace.truncated:
+        lines.append(f"truncated: the answer stopped at {limit} lots (--limit raises it)")
+    else:
+        lines.append("truncated: no")
+    return lines
+
+
+def _lot_limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 5000:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 5000")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customs-ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,13 +267,38 @@ def build_parser() -> argparse.ArgumentParser:
     project = sub.add_parser("project", help="run the read-side projections")
     project.add_argument("--follow", action="store_true", help="keep following the log")
     project.add_argument("--batch-size", type=int, default=0, help="events per transaction")
+
+    trace = sub.add_parser(
+        "trace",
+        help="where goods came from and went, from any reference",
+        description=TRACE_DESCRIPTION,
+        epilog=TRACE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trace.add_argument("ref", help="the reference to start from")
+    trace.add_argument(
+        "--direction",
+        choices=["both", "upstream", "downstream"],
+        default="both",
+        help="which way to walk from the matched lots (default: both)",
+    )
+    trace.add_argument("--epcis", action="store_true", help="print a GS1 EPCIS 2.0 document")
+    trace.add_argument(
+        "--limit", type=_lot_limit, default=500, help="most lots in the answer (1-5000)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
-    handlers = {"serve": cmd_serve, "keys": cmd_keys, "verify": cmd_verify, "project": cmd_project}
+    handlers = {
+        "serve": cmd_serve,
+        "keys": cmd_keys,
+        "verify": cmd_verify,
+        "project": cmd_project,
+        "trace": cmd_trace,
+    }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return handlers[args.command](args, settings)
 

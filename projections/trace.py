@@ -194,6 +194,11 @@ class TraceProjection:
         movement = _movement_of(cur, event)
         kind = movement["kind"] if movement else "adjustment"
         documents = _documents(movement) if movement else []
+        if isinstance(event, LotAdjusted):
+            # The stocktake's reason, as a surplus lot carries it (its only paper).
+            documents.append(
+                {"kind": "adjustment", "id": str(event.movement_id), "number": event.reason}
+            )
         self._event(cur, entry, lot_id, DRAWN.get(kind, kind), event, change, documents)
 
     @staticmethod

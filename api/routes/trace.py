@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -12,6 +12,7 @@ from api.auth import Reader
 from api.http import doc, json_response
 from api.routes.common import services, views_caught_up, visible
 from domain.errors import NotFound
+from projections.epcis import MEDIA_TYPE, declaration_facts, encode, epcis_document
 from projections.trace import Trace
 
 router = APIRouter(tags=["traceability"])
@@ -40,3 +41,41 @@ async def trace(
     if found is None:
         raise NotFound(f"no goods found for {ref!r}")
     return json_response(found, position=position)
+
+
+def _epcis_doc() -> dict[str, Any]:
+    kwargs = doc(errors=(401, 404, 422))
+    kwargs["responses"][200] = {
+        "description": "An EPCIS 2.0 `EPCISDocument` (JSON-LD), valid against GS1's JSON Schema",
+        "content": {MEDIA_TYPE: {"schema": {"type": "object"}}},
+    }
+    return kwargs
+
+
+@router.get("/v1/trace/epcis", response_class=Response, **_epcis_doc())
+async def trace_epcis(
+    request: Request,
+    actor: Reader,
+    ref: Annotated[str, Query(min_length=1, max_length=64)],
+    direction: Annotated[Direction, Query()] = "both",
+    limit: Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")] = 500,
+) -> Response:
+    """The same trace as `GET /v1/trace` (same roles, tenancy, 404 and `limit`) as a GS1
+    EPCIS 2.0 document: one event per movement in the chain's order (gate passages and
+    transfers as ObjectEvents, processing as a TransformationEvent), lots as class-level
+    identifiers with quantities, the customs papers as business transactions.
+    See docs/traceability.md for the mapping."""
+    position = await views_caught_up(request)
+    svc = services(request)
+
+    def export() -> bytes | None:
+        found = svc.trace.trace(ref, direction=direction, visible=visible(actor), limit=limit)
+        if found is None:
+            return None
+        facts = declaration_facts(svc.declarations, found)
+        return encode(epcis_document(found, declarations=facts))
+
+    body = await run_in_threadpool(export)
+    if body is None:
+        raise NotFound(f"no goods found for {ref!r}")
+    return Response(body, media_type=MEDIA_TYPE, headers={"X-Ledger-Position": str(position)})
