@@ -32,6 +32,7 @@ from api.routes import (
     movements,
     reference,
     trace,
+    ui,
 )
 from api.services import Services
 from api.settings import Settings
@@ -154,6 +155,7 @@ def create_app(
         inventory.router,
         trace.router,
         audit.router,
+        ui.router,
     ):
         app.include_router(router)
 

@@ -36,6 +36,9 @@ def test_the_wheel_holds_exactly_domain_ledger_projections_and_api(tmp_path):
     top = {n.split("/")[0] for n in names if not n.startswith("customs_ledger-")}
     assert top == {"domain", "ledger", "projections", "api"}
     assert "ledger/store/sqlite.py" in names
+    # The trace viewer's page, scripts and style sheet ship with `api` (package data).
+    static = {f"api/static/{p.name}" for p in (ROOT / "api" / "static").iterdir()}
+    assert "api/static/trace.html" in static and static <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "customs-ledger = api.cli:main" in text

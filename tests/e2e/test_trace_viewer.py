@@ -1,0 +1,362 @@
+"""The trace viewer in a real browser: the train-to-air story drawn lane by lane, lot by lot.
+
+The ledger serves HTTP for real (uvicorn in a thread, on a SQLite file) and Debian's Chromium,
+driven by Playwright, opens `/ui/trace`. Without Chromium or Playwright the browser tests are
+skipped locally and fail in CI, which must run them (`.ci/run` installs Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.settings import Settings
+from tests import samples
+from tests.samples import book_body, line
+from tests.support import Ledger, declaration_body, new_key, onboard, running_ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TRAIN = "X8024-20261127"
+TOKEN_KEY = "customs-ledger.trace-viewer.token"
+ADAPTER = {"item_no": 5, "hs_code": "8504401400", "name": "Laptop power adapters", "unit": "C62"}
+KIT = {"item_no": 6, "hs_code": "8471300000", "name": "Laptop kits", "unit": "C62"}
+ADAPTER_LINE = {"item_no": 5, "hs_code": "8504401400", "description": "Adapters"}
+
+
+def chromium_or_skip() -> str:
+    """The Chromium executable; skip (locally) or fail (CI) naming whatever is missing."""
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the `playwright` Python package (pip install -e '.[dev]')")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        missing.append("a `chromium` executable (apt-get install chromium)")
+    if missing:
+        message = "the trace viewer's browser test needs " + " and ".join(missing)
+        if IN_CI:
+            pytest.fail(message + "; CI must run it")
+        pytest.skip(message)
+    assert executable is not None
+    return executable
+
+
+@contextmanager
+def serving(database_url: str) -> Iterator[tuple[str, Ledger]]:
+    """The ledger over real HTTP on a free port, with an httpx client and a token per role."""
+    app = create_app(Settings(database_url=database_url), rules=samples.rules_without_draws())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the ledger did not start"
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            ledger = Ledger(client=client, services=app.state.services, tokens={})  # type: ignore[arg-type]
+            for role in ("admin", "officer", "auditor"):
+                ledger.issue(role, role)
+            yield base, ledger
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def tell_the_train_to_air_story(ledger: Ledger) -> dict[str, Any]:
+    """The story of test_scenario_train_to_air (its steps 1-6), told through the API."""
+    for zone in ("XCBZ", "XEPZ", "XABZ"):
+        ledger.issue(f"gate-{zone}", "operator", zone=zone)
+    t = onboard(ledger)
+    books = {"XCBZ": t.book_no, "XEPZ": f"{t.book_no}-XEPZ", "XABZ": f"{t.book_no}-XABZ"}
+    for zone in ("XEPZ", "XABZ"):
+        r = ledger.post("/v1/account-books", "admin", book_body(books[zone], t.uscc, zone))
+        assert r.status_code == 201, r.text
+    for book in books.values():
+        r = ledger.post(f"/v1/account-books/{book}/items", "admin", {"items": [ADAPTER, KIT]})
+        assert r.status_code == 201, r.text
+
+    def declare(zone: str = "XCBZ", **kw: Any) -> dict[str, Any]:
+        body = declaration_body(t.uscc, books[zone], zone=zone, **kw)
+        r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def post(who: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = ledger.post("/v1/movements", who, body, key=new_key())
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def move(who: str, kind: str, declaration: dict[str, Any], *quantities: str) -> None:
+        lines = [{"line_no": n, "quantity": q} for n, q in enumerate(quantities, 1)]
+        post(who, {"kind": kind, "declaration": declaration["id"], "lines": lines})
+
+    def transfer(src: str, dst: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        return declare(
+            zone=src,
+            flow="transfer",
+            country="CN",
+            destination_zone=dst,
+            destination_account_book=books[dst],
+            lines=[{**x, "origin_country": None} for x in lines],
+        )
+
+    adapters = {**line(1, quantity="100"), "line_no": 2, **ADAPTER_LINE, "unit_price": "9.50"}
+    arrival = declare(lines=[line(1, quantity="100"), adapters])
+    move("gate-XCBZ", "gate_in", arrival, "100", "100")
+    to_epz = transfer("XCBZ", "XEPZ", [line(1, quantity="40"), {**adapters, "quantity": "40"}])
+    move("gate-XCBZ", "transfer_dispatch", to_epz, "40", "40")
+    move("gate-XEPZ", "transfer_receipt", to_epz, "40", "40")
+    made = post(
+        t.token_name,
+        {
+            "kind": "processing",
+            "zone": "XEPZ",
+            "account_book": books["XEPZ"],
+            "inputs": [{"item_no": 1, "quantity": "40"}, {"item_no": 5, "quantity": "40"}],
+            "outputs": [{"item_no": 6, "quantity": "40"}],
+        },
+    )
+    kits = {**line(1, quantity="40"), "item_no": 6, "description": "Laptop kits"}
+    to_air = transfer("XEPZ", "XABZ", [kits])
+    move("gate-XEPZ", "transfer_dispatch", to_air, "40")
+    move("gate-XABZ", "transfer_receipt", to_air, "40")
+    export = declare(
+        zone="XABZ",
+        flow="first_line_out",
+        trade_mode="0110",
+        country="NL",
+        transport={"mode": "air", "reference": "CK-XIY-AMS-1127"},
+        lines=[{**kits, "origin_country": None}],
+    )
+    move("gate-XABZ", "gate_out", export, "40")
+    domestic = declare(
+        flow="second_line_out",
+        trade_mode="0110",
+        country="CN",
+        lines=[{**line(1, quantity="10"), "origin_country": None}],
+    )
+    payment = {"amount": domestic["duties"]["outstanding"], "currency": "CNY", "reference": "B-1"}
+    r = ledger.post(f"/v1/declarations/{domestic['id']}/payments", t.token_name, payment)
+    assert r.status_code == 200, r.text
+    move("gate-XCBZ", "gate_out", domestic, "10")
+    post(
+        t.token_name,
+        {
+            "kind": "adjustment",
+            "account_book": books["XCBZ"],
+            "item_no": 1,
+            "quantity_delta": "-2",
+            "reason": "damaged, stocktake 2026-11-30",
+        },
+    )
+    kit_lot = next(x for x in made["lots"] if x["item_no"] == 6)["lot_id"]
+    return {"arrival": arrival, "kit_lot": kit_lot}
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    chromium_or_skip()
+    database = tmp_path_factory.mktemp("viewer") / "ledger.sqlite3"
+    with serving(f"sqlite:///{database}") as (base, ledger):
+        told = tell_the_train_to_air_story(ledger)
+        answer = ledger.get("/v1/trace", "officer", params={"ref": TRAIN})
+        assert answer.status_code == 200, answer.text
+        yield {**told, "base": base, "ledger": ledger, "answer": answer.json()}
+
+
+@pytest.fixture(scope="module")
+def browser(story) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium_or_skip(), args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, story) -> Iterator[Any]:
+    """A fresh tab; afterwards: no script error, no CSP violation, no request off the ledger."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    troubles: list[str] = []
+
+    def note_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            troubles.append(message.text)
+
+    def note_request(request: Any) -> None:
+        if not request.url.startswith((story["base"], "data:")):
+            troubles.append(f"request off the ledger: {request.url}")
+
+    tab.on("pageerror", lambda error: troubles.append(f"script error: {error}"))
+    tab.on("console", note_console)
+    tab.on("request", note_request)
+    yield tab
+    context.close()
+    assert troubles == []
+
+
+def open_and_trace(page: Any, story: dict[str, Any], token: str) -> None:
+    page.goto(f"{story['base']}/ui/trace?ref={TRAIN}")
+    assert page.input_value("#ref") == TRAIN
+    page.fill("#token", token)
+    page.click("#run")
+
+
+def test_draws_a_lane_per_zone_the_lots_by_time_the_edges_and_the_timeline(page, story):
+    answer, token = story["answer"], story["ledger"].tokens["officer"]
+    open_and_trace(page, story, token)
+    page.wait_for_selector("svg#chain g.lot")
+    chain = page.locator("svg#chain")
+    assert chain.locator("text.lane-label").all_text_contents() == ["XCBZ", "XEPZ", "XABZ"]
+    assert answer["zones"] == ["XCBZ", "XEPZ", "XABZ"]
+    # The train's laptops and adapters, both received in XEPZ, the kits there and in XABZ.
+    assert chain.locator("g.lot").count() == len(answer["lots"]) == 6
+    assert chain.locator("g.edge").count() == len(answer["edges"]) == 5
+    labels = sorted(chain.locator("g.edge > text").all_text_contents())
+    assert labels == ["processing 40", "processing 40", "transfer 40", "transfer 40", "transfer 40"]
+    texts = chain.locator("g.lot").all_text_contents()
+    assert any("Laptop computers" in x and "100 C62 · bonded" in x for x in texts), texts
+    assert sum("Laptop kits" in x for x in texts) == 2
+    # Left to right by business time: x never decreases along the answer's time order.
+    xs = {
+        node.get_attribute("data-lot-id"): float(
+            re.match(r"translate\(([\d.]+),", node.get_attribute("transform")).group(1)
+        )
+        for node in chain.locator("g.lot").all()
+    }
+    ordered = sorted(answer["lots"], key=lambda x: x["occurred_at"])
+    assert [xs[x["lot_id"]] for x in ordered] == sorted(xs.values())
+    assert xs[story["kit_lot"]] > min(xs.values())
+    # The timeline lists every event of the chain in order, with documents and actors.
+    rows = page.locator("#timeline tbody tr")
+    assert rows.count() == len(answer["events"])
+    types = page.locator("#timeline tbody td.type").all_text_contents()
+    assert types == [e["type"] for e in answer["events"]]
+    assert {"admitted", "dispatched", "received", "consumed", "produced", "exited"} <= set(types)
+    first = rows.first.inner_text()
+    assert "XCBZ" in first and "admitted" in first and story["arrival"]["declaration_no"] in first
+    assert not page.locator("#warning").is_visible()
+    # The token stays in this tab's session storage, never in the address.
+    assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") == token
+    assert token not in page.url and "direction=both" in page.url
+
+
+def test_selecting_a_lot_shows_its_details_events_and_documents(page, story, tmp_path):
+    open_and_trace(page, story, story["ledger"].tokens["officer"])
+    kit = page.locator(f'svg#chain g.lot[data-lot-id="{story["kit_lot"]}"]')
+    kit.click()
+    details = page.locator("#details-body")
+    assert "Laptop kits" in details.locator("h3").first.inner_text()
+    text = details.inner_text()
+    assert story["kit_lot"] in text and "XEPZ" in text and "processing" in text
+    assert details.locator("h3", has_text="Came from").count() == 1
+    events = details.locator(".lot-events").inner_text()
+    assert "produced 40" in events and "dispatched -40" in events
+    assert kit.get_attribute("aria-pressed") == "true"
+    # Keyboard: Tab reaches the lots; Enter selects one.
+    train_lot = next(x for x in story["answer"]["lots"] if x["origin"] == "gate_in")
+    node = page.locator(f'svg#chain g.lot[data-lot-id="{train_lot["lot_id"]}"]')
+    node.focus()
+    page.keyboard.press("Enter")
+    assert train_lot["lot_id"] in details.inner_text()
+    documents = details.locator(".lot-documents").inner_text()
+    assert story["arrival"]["declaration_no"] in documents and TRAIN in documents
+    kit.click()
+    for path in screenshot_paths(tmp_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def screenshot_paths(tmp_path: Path) -> list[Path]:
+    """The test artifact (under the repo with LEDGER_ARTIFACTS set) and, on request, the docs'."""
+    artifacts = ROOT / "artifacts" if os.environ.get("LEDGER_ARTIFACTS") else tmp_path
+    paths = [artifacts / "trace-viewer.png"]
+    if os.environ.get("LEDGER_UPDATE_DOCS_SCREENSHOT") == "1":
+        paths.append(ROOT / "docs" / "img" / "trace-viewer.png")
+    return paths
+
+
+def test_a_wrong_token_shows_the_401_problem_and_an_unknown_reference_the_404(page, story):
+    expected = story["ledger"].client.get(
+        "/v1/trace", params={"ref": TRAIN}, headers={"Authorization": "Bearer wrong"}
+    )
+    assert expected.status_code == 401
+    open_and_trace(page, story, "wrong")
+    problem = page.locator("#problem")
+    problem.wait_for(state="visible")
+    assert problem.locator("h2").inner_text() == f"401 {expected.json()['title']}"
+    assert page.locator("svg#chain").count() == 0
+    page.fill("#token", story["ledger"].tokens["officer"])
+    page.fill("#ref", "nothing-here")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#problem h2').textContent.startsWith('404')")
+    assert "nothing-here" in problem.inner_text()
+
+
+def test_a_kept_token_traces_at_once_until_it_is_forgotten(page, story):
+    open_and_trace(page, story, story["ledger"].tokens["officer"])
+    page.wait_for_selector("svg#chain g.lot")
+    page.reload()  # the tab still holds the token: the reference is traced without a click
+    page.wait_for_selector("svg#chain g.lot")
+    page.click("#forget")
+    assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
+    assert page.input_value("#token") == ""
+    assert not page.locator("#result").is_visible()
+    page.reload()
+    assert page.locator("#token-state").inner_text() == "No token kept."
+    assert not page.locator("#result").is_visible()
+
+
+def test_the_page_needs_no_token_loads_nothing_from_elsewhere_and_sets_a_strict_csp(sqlite_url):
+    with running_ledger(sqlite_url) as ledger:
+        page = ledger.client.get("/ui/trace", params={"ref": "<script>alert(1)</script>"})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "<script>alert" not in page.text  # the page never echoes the query
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "connect-src 'self'" in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sorted(sources) == ["data:,", "static/trace.css", "static/trace.js"]
+        scripts = re.findall(r"<script[^>]*>", page.text)
+        assert scripts == ['<script type="module" src="static/trace.js">']
+        assert "<style" not in page.text and not re.search(r"\s(on[a-z]+|style)=", page.text)
+        for asset in ("trace.js", "chain.js", "dom.js", "trace.css"):
+            r = ledger.client.get(f"/ui/static/{asset}")
+            media = "text/css" if asset.endswith(".css") else "text/javascript"
+            assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+            assert r.headers["x-content-type-options"] == "nosniff"
+            urls = set(re.findall(r"https?://[^\s\"']+", r.text))
+            assert urls <= {"http://www.w3.org/2000/svg"}, urls  # the SVG namespace only
+            assert not re.search(r"\.innerHTML|\.outerHTML|insertAdjacentHTML|eval\(", r.text)
+        for name in ("app.py", "..%2Fapp.py", "trace.html.bak"):
+            missing = ledger.client.get(f"/ui/static/{name}")
+            assert missing.status_code == 404, name
+            assert missing.headers["content-type"] == "application/problem+json"
+        assert not [p for p in ledger.client.get("/openapi.json").json()["paths"] if "/ui/" in p]
