@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -43,6 +43,7 @@ class Enterprise(AggregateState, frozen=True, kw_only=True):
     name: str
     credit_class: str
     registered_at: datetime
+    credit_class_since: datetime  # when the class in force took effect
 
 
 class EnterpriseRegistered(DomainEvent, frozen=True, kw_only=True):
@@ -62,20 +63,38 @@ class EnterpriseRegistered(DomainEvent, frozen=True, kw_only=True):
             name=self.name,
             credit_class=self.credit_class,
             registered_at=self.occurred_at,
+            credit_class_since=self.occurred_at,
         )
 
 
 class CreditClassChanged(DomainEvent, frozen=True, kw_only=True):
     """Customs changed an enterprise's credit class (a dishonest class puts it on the
-    negative list); decisions from now on use the new class."""
+    negative list); decisions from `effective_from` on use the new class.
+
+    Version 2 (docs/decisions/0010) states `effective_from`, the moment the new class is in
+    force. Version 1 did not store it: the class took effect when the change was recorded, so
+    `upcast_v1_v2` derives it from `occurred_at`. Stored v1 events are never rewritten; they are
+    upcast each time they are read (tests/fixtures/events_v1.jsonl holds some, forever).
+    """
+
+    class_version = 2
 
     credit_class: str
     previous: str
     reason: str
+    effective_from: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """v1 -> v2: the change took effect when it happened (the same text, same offset)."""
+        state["effective_from"] = state["occurred_at"]
 
     def apply(self, state: Enterprise) -> Enterprise:
         return msgspec.structs.replace(
-            state, version=self.originator_version, credit_class=self.credit_class
+            state,
+            version=self.originator_version,
+            credit_class=self.credit_class,
+            credit_class_since=self.effective_from,
         )
 
 
@@ -101,6 +120,7 @@ def change_credit_class(
         credit_class=cmd.credit_class,
         previous=state.credit_class,
         reason=cmd.reason,
+        effective_from=now,
     )
     return pending.state  # type: ignore[return-value]
 

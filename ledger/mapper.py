@@ -4,6 +4,15 @@ The library's JSON transcoder is not used: msgspec encodes the event Struct itse
 a string, datetimes in RFC 3339 with their offset, UUIDs canonical) and decodes by converting
 the stored dict into the event class, so Decimal, UUID and tz-aware datetime come back exactly.
 `originator_id` and `originator_version` are columns of the stored event, not part of the state.
+
+Versions (docs/decisions/0010): an event class at version N > 1 stores `"class_version": N`
+as the last key of its state; no key means 1. Every reader - the application's repository,
+the projections' `decode_entry`, anything else that turns stored bytes into events - goes
+through `decode_event`, which brings an old state up to the class's version with the class's
+`upcast_vK_vK+1` steps before converting it, and refuses a version it does not know. The
+stored bytes are never rewritten: the chain hashes them as they were stored.
+The library's own upcasting (in `Mapper.to_domain_event`) never runs here, because this mapper
+replaces that method; the naming convention (`class_version`, `upcast_vN_vM`) is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +28,11 @@ from domain.events import DomainEvent
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
 _DECODER = msgspec.json.Decoder(dict[str, Any])
 _ID_FIELDS = ("originator_id", "originator_version")
+VERSION_KEY = "class_version"
+
+
+class EventVersionError(ValueError):
+    """A stored event's version cannot be brought to its class's: never guess, refuse."""
 
 
 def event_state(event: DomainEvent) -> bytes:
@@ -28,18 +42,45 @@ def event_state(event: DomainEvent) -> bytes:
         state.pop(key)
     class_version = type(event).class_version
     if class_version > 1:
-        state["class_version"] = class_version
+        state[VERSION_KEY] = class_version
     return _ENCODER.encode(state)
+
+
+def upcast(cls: type[DomainEvent], data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a decoded stored state (a private dict, changed in place) to `cls`'s version.
+
+    Runs `cls.upcast_v1_v2`, `upcast_v2_v3` ... from the stored version up. A version above
+    the class's was written by newer code: converting it would silently drop what this code
+    does not know (msgspec ignores unknown fields), so it is refused, as is a version that is
+    not a positive integer or a missing step.
+    """
+    name = cls.__name__
+    stored = data.pop(VERSION_KEY, 1)
+    if type(stored) is not int or stored < 1:
+        raise EventVersionError(f"{name}: stored {VERSION_KEY} {stored!r} is not a version")
+    if stored > cls.class_version:
+        raise EventVersionError(
+            f"{name} is stored as v{stored}, this code knows it up to v{cls.class_version}: "
+            "the log was written by a newer release; run that release to read it"
+        )
+    while stored < cls.class_version:
+        step = getattr(cls, f"upcast_v{stored}_v{stored + 1}", None)
+        if not callable(step):
+            raise EventVersionError(f"{name}: no upcast_v{stored}_v{stored + 1}")
+        try:
+            step(data)
+        except (KeyError, TypeError, ValueError) as e:
+            # Upcasts are total over what their version could store: this state is not that.
+            msg = f"{name}: upcast_v{stored}_v{stored + 1} cannot read the stored state: {e!r}"
+            raise EventVersionError(msg) from e
+        stored += 1
+    return data
 
 
 def decode_event(topic: str, originator_id: Any, version: int, state: bytes) -> DomainEvent:
     """Rebuild a domain event from its stored parts, running upcasters first."""
     cls: type[DomainEvent] = resolve_topic(topic)
-    data = _DECODER.decode(state)
-    from_version = data.pop("class_version", 1)
-    while from_version < cls.class_version:
-        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(data)
-        from_version += 1
+    data = upcast(cls, _DECODER.decode(state))
     data["originator_id"] = originator_id
     data["originator_version"] = version
     return msgspec.convert(data, cls, strict=False)
@@ -64,7 +105,12 @@ class MsgspecMapper(Mapper[Any]):
                 stored_event.originator_version,
                 stored_event.state,
             )
-        except (msgspec.DecodeError, msgspec.ValidationError, AttributeError) as e:
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            AttributeError,
+            EventVersionError,
+        ) as e:
             msg = (
                 f"cannot decode stored event {stored_event.topic} "
                 f"{stored_event.originator_id} v{stored_event.originator_version}: {e}"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
 import msgspec
+import pytest
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from hypothesis import given, settings
 
 from domain.events import Actor, DomainEvent
-from ledger.mapper import MsgspecMapper, decode_event, event_state
-from tests.strategies import events
+from ledger.mapper import EventVersionError, MsgspecMapper, decode_event, event_state
+from tests.strategies import actors, aware_datetimes, events, texts
 
 mapper = MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
 
@@ -92,3 +96,181 @@ def test_record_time_is_not_part_of_the_event():
     )
     state = msgspec.json.decode(event_state(event))
     assert set(state) == {"actor", "occurred_at", "serial", "declaration_id"}
+
+
+# -- versions and upcasts (docs/decisions/0010) ------------------------------------------------
+
+CREDIT_TOPIC = "domain.enterprise:CreditClassChanged"
+
+
+def _credit_change_v1(actor: Actor, occurred_at: datetime) -> bytes:
+    """A CreditClassChanged as the v1 code stored it (no version key, no effective_from)."""
+    return msgspec.json.encode(
+        {
+            "actor": actor,
+            "occurred_at": occurred_at,
+            "credit_class": "dishonest",
+            "previous": "regular",
+            "reason": "false declarations",
+        }
+    )
+
+
+@settings(max_examples=200)
+@given(actors, aware_datetimes)
+def test_a_stored_v1_credit_change_reads_as_v2_with_effective_from_its_occurred_at(
+    actor, occurred_at
+):
+    from domain.enterprise import CreditClassChanged
+
+    stored = _credit_change_v1(actor, occurred_at)
+    oid = uuid4()
+    event = decode_event(CREDIT_TOPIC, oid, 2, stored)
+    assert type(event) is CreditClassChanged and event.actor == actor
+    assert event.effective_from == event.occurred_at == occurred_at
+    assert event.effective_from.utcoffset() == occurred_at.utcoffset()
+    # Pure: the same bytes give the same event every time, and the bytes are left alone.
+    assert decode_event(CREDIT_TOPIC, oid, 2, stored) == event
+    assert stored == _credit_change_v1(actor, occurred_at)
+
+
+@settings(max_examples=200)
+@given(actors, aware_datetimes, aware_datetimes, texts)
+def test_a_v2_credit_change_round_trips_and_is_stored_as_v2(actor, occurred, effective, reason):
+    from domain.enterprise import CreditClassChanged
+
+    event = CreditClassChanged(
+        originator_id=uuid4(),
+        originator_version=4,
+        actor=actor,
+        occurred_at=occurred,
+        credit_class="regular",
+        previous="dishonest",
+        reason=reason,
+        effective_from=effective,
+    )
+    stored = mapper.to_stored_event(event)
+    state = msgspec.json.decode(stored.state)
+    assert list(state)[-1] == "class_version" and state["class_version"] == 2
+    back = mapper.to_domain_event(stored)
+    assert back == event and back.effective_from.utcoffset() == effective.utcoffset()
+    assert mapper.to_stored_event(back).state == stored.state
+
+
+def test_a_v1_event_is_stored_without_a_version_key():
+    from domain.declaration import DeclarationNumberIssued
+
+    assert DeclarationNumberIssued.class_version == 1
+    event = DeclarationNumberIssued(
+        originator_id=uuid4(),
+        originator_version=1,
+        actor=Actor(name="a", role="admin"),
+        occurred_at=datetime.now(UTC),
+        serial=1,
+        declaration_id=uuid4(),
+    )
+    assert b"class_version" not in event_state(event)
+    # "class_version": 1 spelled out is the same version.
+    state = {**msgspec.json.decode(event_state(event)), "class_version": 1}
+    topic = "domain.declaration:DeclarationNumberIssued"
+    assert decode_event(topic, event.originator_id, 1, msgspec.json.encode(state)) == event
+
+
+def _stored(state: dict, topic: str = CREDIT_TOPIC) -> StoredEvent:
+    return StoredEvent(
+        originator_id=uuid4(), originator_version=2, topic=topic, state=msgspec.json.encode(state)
+    )
+
+
+def _v2_state() -> dict:
+    v1 = msgspec.json.decode(_credit_change_v1(Actor(name="o", role="officer"), datetime.now(UTC)))
+    return {**v1, "effective_from": v1["occurred_at"]}
+
+
+def test_a_version_newer_than_the_code_is_refused_not_misread():
+    # v3 may have changed what a field means; converting it to v2 would drop what v2 lacks.
+    with pytest.raises(
+        MapperDeserialisationError, match=r"stored as v3, this code knows it up to v2"
+    ):
+        mapper.to_domain_event(_stored({**_v2_state(), "surety": "x", "class_version": 3}))
+    # The same for a type still at v1 that a newer release wrote as v2.
+    from domain.declaration import DeclarationNumberIssued
+
+    state = {
+        "actor": {"name": "a", "role": "admin"},
+        "occurred_at": "2026-11-27T09:30:00+08:00",
+        "serial": 1,
+        "declaration_id": str(uuid4()),
+        "class_version": 2,
+    }
+    topic = f"{DeclarationNumberIssued.__module__}:DeclarationNumberIssued"
+    with pytest.raises(EventVersionError, match="DeclarationNumberIssued is stored as v2"):
+        decode_event(topic, uuid4(), 1, msgspec.json.encode(state))
+
+
+@pytest.mark.parametrize("version", ["2", True, 0, -1, 2.0, None, [2]])
+def test_a_version_that_is_not_a_positive_integer_is_refused(version):
+    with pytest.raises(MapperDeserialisationError, match="is not a version"):
+        mapper.to_domain_event(_stored({**_v2_state(), "class_version": version}))
+
+
+class ParcelScanned(DomainEvent, frozen=True, kw_only=True):
+    """A test event at v3 whose v2 -> v3 step was forgotten."""
+
+    class_version = 3
+    barcode: str
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["barcode"] = state.pop("code")
+
+    def apply(self, state):
+        return state
+
+
+def test_a_missing_upcast_step_is_refused():
+    topic = f"{ParcelScanned.__module__}:ParcelScanned"
+    v1 = {"actor": {"name": "a", "role": "operator"}, "occurred_at": "2026-11-27T09:30:00Z"}
+    with pytest.raises(EventVersionError, match="ParcelScanned: no upcast_v2_v3"):
+        decode_event(topic, uuid4(), 1, msgspec.json.encode({**v1, "code": "X1"}))
+    # From v2 on, the same missing step.
+    with pytest.raises(EventVersionError, match="no upcast_v2_v3"):
+        decode_event(
+            topic, uuid4(), 1, msgspec.json.encode({**v1, "barcode": "X1", "class_version": 2})
+        )
+
+
+def test_an_upcast_that_cannot_read_the_state_says_so():
+    # A v1 state without occurred_at was never written; the step names itself, not a KeyError.
+    state = {"actor": {"name": "o", "role": "officer"}, "credit_class": "regular"}
+    with pytest.raises(MapperDeserialisationError, match="upcast_v1_v2 cannot read"):
+        mapper.to_domain_event(_stored(state))
+
+
+def _domain_event_classes() -> list[type[DomainEvent]]:
+    import domain
+
+    for info in pkgutil.iter_modules(domain.__path__, "domain."):
+        importlib.import_module(info.name)
+    found, todo = [], [DomainEvent]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("domain."):
+                found.append(sub)
+    return found
+
+
+def test_every_domain_event_has_every_upcast_step_of_its_version():
+    classes = _domain_event_classes()
+    assert len(classes) > 30
+    versioned = {}
+    for cls in classes:
+        assert type(cls.class_version) is int and cls.class_version >= 1, cls
+        for n in range(1, cls.class_version):
+            step = cls.__dict__.get(f"upcast_v{n}_v{n + 1}")
+            assert isinstance(step, staticmethod), f"{cls.__name__} lacks upcast_v{n}_v{n + 1}"
+        if cls.class_version > 1:
+            versioned[cls.__name__] = cls.class_version
+    # Adding a version? Add its v1 data to tests/fixtures and a test like test_upcast.py.
+    assert versioned == {"CreditClassChanged": 2}
