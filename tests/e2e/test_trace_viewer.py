@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,13 @@ import uvicorn
 from api.app import create_app
 from api.settings import Settings
 from tests import samples
-from tests.samples import book_body, line
-from tests.support import Ledger, declaration_body, new_key, onboard, running_ledger
+from tests.stories import run_story
+from tests.support import Ledger, running_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TRAIN = "X8024-20261127"
 TOKEN_KEY = "customs-ledger.trace-viewer.token"
-ADAPTER = {"item_no": 5, "hs_code": "8504401400", "name": "Laptop power adapters", "unit": "C62"}
-KIT = {"item_no": 6, "hs_code": "8471300000", "name": "Laptop kits", "unit": "C62"}
-ADAPTER_LINE = {"item_no": 5, "hs_code": "8504401400", "description": "Adapters"}
 
 
 def chromium_or_skip() -> str:
@@ -82,106 +80,21 @@ def serving(database_url: str) -> Iterator[tuple[str, Ledger]]:
         sock.close()
 
 
-def tell_the_train_to_air_story(ledger: Ledger) -> dict[str, Any]:
-    """The story of test_scenario_train_to_air (its steps 1-6), told through the API."""
-    for zone in ("XCBZ", "XEPZ", "XABZ"):
-        ledger.issue(f"gate-{zone}", "operator", zone=zone)
-    t = onboard(ledger)
-    books = {"XCBZ": t.book_no, "XEPZ": f"{t.book_no}-XEPZ", "XABZ": f"{t.book_no}-XABZ"}
-    for zone in ("XEPZ", "XABZ"):
-        r = ledger.post("/v1/account-books", "admin", book_body(books[zone], t.uscc, zone))
-        assert r.status_code == 201, r.text
-    for book in books.values():
-        r = ledger.post(f"/v1/account-books/{book}/items", "admin", {"items": [ADAPTER, KIT]})
-        assert r.status_code == 201, r.text
-
-    def declare(zone: str = "XCBZ", **kw: Any) -> dict[str, Any]:
-        body = declaration_body(t.uscc, books[zone], zone=zone, **kw)
-        r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
-        assert r.status_code == 201, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-    def post(who: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = ledger.post("/v1/movements", who, body, key=new_key())
-        assert r.status_code == 201, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-    def move(who: str, kind: str, declaration: dict[str, Any], *quantities: str) -> None:
-        lines = [{"line_no": n, "quantity": q} for n, q in enumerate(quantities, 1)]
-        post(who, {"kind": kind, "declaration": declaration["id"], "lines": lines})
-
-    def transfer(src: str, dst: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-        return declare(
-            zone=src,
-            flow="transfer",
-            country="CN",
-            destination_zone=dst,
-            destination_account_book=books[dst],
-            lines=[{**x, "origin_country": None} for x in lines],
-        )
-
-    adapters = {**line(1, quantity="100"), "line_no": 2, **ADAPTER_LINE, "unit_price": "9.50"}
-    arrival = declare(lines=[line(1, quantity="100"), adapters])
-    move("gate-XCBZ", "gate_in", arrival, "100", "100")
-    to_epz = transfer("XCBZ", "XEPZ", [line(1, quantity="40"), {**adapters, "quantity": "40"}])
-    move("gate-XCBZ", "transfer_dispatch", to_epz, "40", "40")
-    move("gate-XEPZ", "transfer_receipt", to_epz, "40", "40")
-    made = post(
-        t.token_name,
-        {
-            "kind": "processing",
-            "zone": "XEPZ",
-            "account_book": books["XEPZ"],
-            "inputs": [{"item_no": 1, "quantity": "40"}, {"item_no": 5, "quantity": "40"}],
-            "outputs": [{"item_no": 6, "quantity": "40"}],
-        },
-    )
-    kits = {**line(1, quantity="40"), "item_no": 6, "description": "Laptop kits"}
-    to_air = transfer("XEPZ", "XABZ", [kits])
-    move("gate-XEPZ", "transfer_dispatch", to_air, "40")
-    move("gate-XABZ", "transfer_receipt", to_air, "40")
-    export = declare(
-        zone="XABZ",
-        flow="first_line_out",
-        trade_mode="0110",
-        country="NL",
-        transport={"mode": "air", "reference": "CK-XIY-AMS-1127"},
-        lines=[{**kits, "origin_country": None}],
-    )
-    move("gate-XABZ", "gate_out", export, "40")
-    domestic = declare(
-        flow="second_line_out",
-        trade_mode="0110",
-        country="CN",
-        lines=[{**line(1, quantity="10"), "origin_country": None}],
-    )
-    payment = {"amount": domestic["duties"]["outstanding"], "currency": "CNY", "reference": "B-1"}
-    r = ledger.post(f"/v1/declarations/{domestic['id']}/payments", t.token_name, payment)
-    assert r.status_code == 200, r.text
-    move("gate-XCBZ", "gate_out", domestic, "10")
-    post(
-        t.token_name,
-        {
-            "kind": "adjustment",
-            "account_book": books["XCBZ"],
-            "item_no": 1,
-            "quantity_delta": "-2",
-            "reason": "damaged, stocktake 2026-11-30",
-        },
-    )
-    kit_lot = next(x for x in made["lots"] if x["item_no"] == 6)["lot_id"]
-    return {"arrival": arrival, "kit_lot": kit_lot}
-
-
 @pytest.fixture(scope="module")
 def story(tmp_path_factory) -> Iterator[dict[str, Any]]:
     chromium_or_skip()
     database = tmp_path_factory.mktemp("viewer") / "ledger.sqlite3"
     with serving(f"sqlite:///{database}") as (base, ledger):
-        told = tell_the_train_to_air_story(ledger)
+        told = run_story(ledger)
         answer = ledger.get("/v1/trace", "officer", params={"ref": TRAIN})
         assert answer.status_code == 200, answer.text
-        yield {**told, "base": base, "ledger": ledger, "answer": answer.json()}
+        yield {
+            "arrival": told.arrival,
+            "kit_lot": told.kit_lot,
+            "base": base,
+            "ledger": ledger,
+            "answer": answer.json(),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +161,7 @@ def test_draws_a_lane_per_zone_the_lots_by_time_the_edges_and_the_timeline(page,
         )
         for node in chain.locator("g.lot").all()
     }
-    ordered = sorted(answer["lots"], key=lambda x: x["occurred_at"])
+    ordered = sorted(answer["lots"], key=lambda x: datetime.fromisoformat(x["occurred_at"]))
     assert [xs[x["lot_id"]] for x in ordered] == sorted(xs.values())
     assert xs[story["kit_lot"]] > min(xs.values())
     # The timeline lists every event of the chain in order, with documents and actors.
