@@ -37,6 +37,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"customs-ledger on {db.display}\n"
         f"  API        {base}/v1   (e.g. {base}/v1/zones)\n"
         f"  API docs   {base}/docs  (OpenAPI: {base}/openapi.json)\n"
+        f"  trace UI   {base}/ui/trace?ref=<a declaration, train, container, lot ...>\n"
         f"  health     {base}/healthz\n"
         "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin\n"
         "  (run it in another shell; it prints only the token)"
