@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export LEDGER_DATABASE_URL ?= sqlite:///./var/ledger.sqlite3
 
-.PHONY: run test lint unit bench venv clean
+.PHONY: run test lint unit bench soak venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The model-based tests at length (the movements state machine: 5000 random examples per store).
+soak: $(STAMP)
+	LEDGER_SOAK_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/model
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis build *.egg-info

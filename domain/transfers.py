@@ -182,8 +182,18 @@ def receive(
         line = by_no[line_no]
         source = sources[line.item_no]
         assert source.state is not None
+        # Never more than is still in transit: a shortfall explained as lost is gone.
+        moving = source.state.in_transit.get(d.id, {})
+        waiting = sum(moving.values(), Decimal(0))
+        if quantity > waiting:
+            raise Conflict(
+                f"line {line_no}: only {waiting} of item {line.item_no} is still in transit under "
+                f"this transfer (the rest was received or written off as lost); {quantity} is "
+                "more",
+                rule="exceeds_dispatched_quantity",
+            )
         # The lots this quantity came from: in transit, settled in dispatch order.
-        parents = settled(source.state.in_transit.get(d.id, {}), quantity)
+        parents = settled(moving, quantity)
         source.record(
             TransitSettled, declaration_id=d.id, quantity=quantity, outcome="received", **common
         )
