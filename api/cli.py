@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from api import cli_log
 from api.settings import Settings
 
 
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--limit", type=_lot_limit, default=500, help="most lots in the answer (1-5000)"
     )
+    cli_log.add_parsers(sub)  # export-events, import-events
     return parser
 
 
@@ -299,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": cmd_verify,
         "project": cmd_project,
         "trace": cmd_trace,
+        "export-events": cli_log.cmd_export_events,
+        "import-events": cli_log.cmd_import_events,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return handlers[args.command](args, settings)

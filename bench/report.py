@@ -15,12 +15,12 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ">= 1,500/s with p99 <= 20 ms, and >= 0.85 of the bare FastAPI + SQLite endpoint",
         ("P1b.throughput", "P1b.p99"),
     ),
-    ("P2", "bulk load of events, SQLite", ">= 25,000 events/s", ()),
+    ("P2", "bulk load of events, SQLite", ">= 25,000 events/s", ("P2.import",)),
     (
         "P3",
         "full replay into every read model, SQLite",
         ">= 100,000 events/s (stretch 200,000); RSS <= 300 MB at 1M events",
-        (),
+        ("P3.replay", "P3.rss"),
     ),
     (
         "P4",

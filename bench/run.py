@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p4, p5, p6, report
+from bench import loadgen, movements, p1, p2, p4, p5, p6, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -42,6 +42,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("P1b", "declarations over HTTP, 16 connections", p1.http),
         Benchmark("P4", "trace query, 20-hop chain, upstream", p4.trace_chain),
         Benchmark("P5", "account-book balances as of a past instant", p5.as_of_balance),
+        # After P5: P2 restores an export of P5's store when P5 ran first (else builds one).
+        Benchmark("P2", "bulk load: import-events of an export", p2.bulk_load),
         Benchmark("P6", "verify over the whole log", p6.verify_throughput),
         Benchmark("M1", "movements over HTTP, 16 connections", movements.http),
     )

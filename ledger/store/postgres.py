@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
-from psycopg.rows import args_row
+from psycopg.rows import args_row, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.store import Head, LogRecord, chain_rows
+from ledger.store.sqlite import ImportRow, StoreNotEmpty
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -96,9 +98,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(statement, params)
             return curs.fetchall()
 
-    def select_log(
-        self, after: int | None, limit: int, *, until: str | None = None
-    ) -> list[LogRecord]:
+    def _log_statement(self, after: int | None, limit: int, until: str | None) -> Any:
         statement = self.select_log_columns + SQL("WHERE notification_id > %s ")
         params: list[Any] = [after or 0]
         if until is not None:
@@ -106,7 +106,33 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             params.append(until)
         statement += SQL("ORDER BY notification_id LIMIT %s")
         params.append(limit)
-        return self._select_records(statement, params)
+        return statement, params
+
+    def select_log_rows(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """`select_log` as plain tuples in LogRecord's order (the id already canonical text):
+        what `verify` and `export-events` read."""
+        statement, params = self._log_statement(after, limit, until)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, params)
+            return curs.fetchall()
+
+    def log_records(self, rows: Sequence[tuple[Any, ...]]) -> list[LogRecord]:
+        return [LogRecord._make(row) for row in rows]
+
+    def select_log(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> list[LogRecord]:
+        return self._select_records(*self._log_statement(after, limit, until))
+
+    def record_at_or_before(self, position: int) -> LogRecord | None:
+        """The last event at or before `position` (the link an `--after` export starts from)."""
+        statement = self.select_log_columns + SQL(
+            "WHERE notification_id <= %s ORDER BY notification_id DESC LIMIT 1"
+        )
+        records = self._select_records(statement, (position,))
+        return records[0] if records else None
 
     def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:
         statement = self.select_log_columns + SQL(
@@ -121,6 +147,48 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         if row is None:
             return None
         return Head(row["sequence"], row["notification_id"], row["recorded_at"], bytes(row["hash"]))
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[Callable[[Sequence[ImportRow]], None]]:
+        """Load whole events, chain columns and positions as given, into an empty table.
+
+        One transaction holding the recorders' table lock: the loader inserts a batch with one
+        statement (arrays unnested, as the recorder inserts); at the block's end the position
+        sequence moves past the last position loaded and everything commits, and any exception
+        rolls everything back. Raises StoreNotEmpty when the table holds any event.
+        """
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        insert = SQL(
+            "INSERT INTO {schema}.{table} (notification_id, originator_id, originator_version, "
+            "topic, state, sequence, recorded_at, hash) SELECT * FROM unnest("
+            "%s::bigint[], %s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::bigint[], "
+            "%s::text[], %s::bytea[])"
+        ).format(schema=schema, table=table)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT 1 FROM {schema}.{table} LIMIT 1").format(schema=schema, table=table)
+            )
+            if curs.fetchone() is not None:
+                raise StoreNotEmpty("the event store already holds events")
+            loaded = False
+
+            def load(rows: Sequence[ImportRow]) -> None:
+                nonlocal loaded
+                if rows:
+                    curs.execute(insert, [list(column) for column in zip(*rows, strict=True)])
+                    loaded = True
+
+            yield load
+            if loaded:
+                curs.execute(
+                    SQL(
+                        "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
+                        "(SELECT max(notification_id) FROM {schema}.{table}))"
+                    ).format(schema=schema, table=table),
+                    (Identifier(self.datastore.schema, self.events_table_name).as_string(conn),),
+                )
+                self._notify_channel(curs)
 
     def count(self) -> int:
         statement = SQL("SELECT count(*) AS n FROM {schema}.{table}").format(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,14 @@ from eventsourcing.sqlite import (
 )
 
 from ledger.store import Head, LogRecord, chain_rows
+
+# One imported event: position, stream id (canonical text), version, topic, state, sequence,
+# recorded_at, hash - the columns the recorder writes, the position included.
+ImportRow = tuple[int, str, int, str, bytes, int, str, bytes]
+
+
+class StoreNotEmpty(Exception):
+    """A bulk load (a restore) goes only into a store without events."""
 
 
 class DurableSQLitePool(SQLiteConnectionPool):
@@ -135,12 +144,18 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             for row in rows
         ]
 
-    def _select_records(self, statement: str, params: Sequence[Any]) -> list[LogRecord]:
-        with self.datastore.transaction(commit=False) as c:
-            cursor: sqlite3.Cursor = c.sqlite_cursor  # plain tuples, not sqlite3.Row
+    def _select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # One SELECT is consistent on its own (autocommit, as in select_events); plain tuples.
+        with self.datastore.get_connection(commit=False) as connection:
+            cursor: sqlite3.Cursor = connection._sqlite_conn.cursor()
             cursor.row_factory = None
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
+            try:
+                return cursor.execute(statement, params).fetchall()
+            finally:
+                cursor.close()
+
+    def log_records(self, rows: Sequence[tuple[Any, ...]]) -> list[LogRecord]:
+        """Rows of `select_log_rows` as records, the stream id in its canonical text."""
         # The id is stored as 32 hex digits; records carry the canonical text the chain hashes
         # (formatting it here costs less than UUID objects, or than doing it in SQL).
         make = LogRecord._make
@@ -155,9 +170,14 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         except TypeError:  # an id that is not text (only by tampering): show it as it is
             return [make((p, q, str(i), v, t, s, r, h)) for p, q, i, v, t, s, r, h in rows]
 
-    def select_log(
+    def _select_records(self, statement: str, params: Sequence[Any]) -> list[LogRecord]:
+        return self.log_records(self._select_rows(statement, params))
+
+    def select_log_rows(
         self, after: int | None, limit: int, *, until: str | None = None
-    ) -> list[LogRecord]:
+    ) -> list[tuple[Any, ...]]:
+        """`select_log` as plain tuples in LogRecord's order, the stream id as stored (32 hex
+        digits): what `verify` and `export-events` read, without a Python object per row."""
         statement = self.select_log_columns + "WHERE rowid > ? "
         params: list[Any] = [after or 0]
         if until is not None:
@@ -165,7 +185,30 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             params.append(until)
         statement += "ORDER BY rowid LIMIT ?"
         params.append(limit)
-        return self._select_records(statement, params)
+        return self._select_rows(statement, params)
+
+    def select_log(
+        self, after: int | None, limit: int, *, until: str | None = None
+    ) -> list[LogRecord]:
+        return self.log_records(self.select_log_rows(after, limit, until=until))
+
+    def verify_source(self) -> tuple[str, str] | None:
+        """Where another process can read the log (`verify` checks a long one in two
+        processes): the database file, and the statement that reads a page of plain rows
+        after a position and up to another, LIMIT rows. None for an in-memory database."""
+        pool = self.datastore.pool
+        if pool.is_sqlite_memory_mode:
+            return None
+        statement = (
+            self.select_log_columns + "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+        )
+        return str(pool.db_name), statement
+
+    def record_at_or_before(self, position: int) -> LogRecord | None:
+        """The last event at or before `position` (the link an `--after` export starts from)."""
+        statement = self.select_log_columns + "WHERE rowid <= ? ORDER BY rowid DESC LIMIT 1"
+        records = self._select_records(statement, (position,))
+        return records[0] if records else None
 
     def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:
         oid = stream_id.hex if isinstance(stream_id, UUID) else stream_id
@@ -180,6 +223,51 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if row is None:
             return None
         return Head(row["sequence"], row["rowid"], row["recorded_at"], bytes(row["hash"]))
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[Callable[[Sequence[ImportRow]], None]]:
+        """Load whole events, chain columns and positions as given, into an empty table.
+
+        One transaction under the write lock (BEGIN IMMEDIATE): the loader given to the block
+        inserts a batch with one executemany; the block's end commits everything, and any
+        exception rolls everything back. Raises StoreNotEmpty before loading when the table
+        holds any event. The caller checks the chain: rows go in as they are.
+        """
+        t = self.events_table_name
+        insert = (
+            f"INSERT INTO {t} (rowid, originator_id, originator_version, topic, state, "
+            "sequence, recorded_at, hash) VALUES (?,?,?,?,?,?,?,?)"
+        )
+        with self.datastore.get_connection(commit=True) as connection:
+            conn: sqlite3.Connection = connection._sqlite_conn
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    if cursor.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None:
+                        raise StoreNotEmpty("the event store already holds events")
+
+                    def load(rows: Sequence[ImportRow]) -> None:
+                        # Stored as the recorder stores them: the id as 32 hex digits.
+                        cursor.executemany(
+                            insert,
+                            [
+                                (p, i.replace("-", ""), v, tp, s, q, r, h)
+                                for p, i, v, tp, s, q, r, h in rows
+                            ],
+                        )
+
+                    yield load
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+            except sqlite3.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            finally:
+                cursor.close()
 
     def count(self) -> int:
         with self.datastore.transaction(commit=False) as c:

@@ -443,3 +443,131 @@ def test_page_links_equal_single_links(events: list[tuple[Any, ...]]) -> None:
     """verify's batch form of the formula gives the recorder's bytes, caches and all."""
     columns = list(zip(*events, strict=True)) or [[]] * 6
     assert link_hashes(*columns) == [link_hash(*e) for e in events]
+
+
+# ---- verify's fast pass -------------------------------------------------------------------
+
+HEX_IDS = st.uuids().map(lambda u: u.hex)  # as SQLite stores them
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            HEX_IDS | st.uuids().map(str) | st.text(max_size=40),
+            st.integers(1, 2**63) | st.sampled_from([1, 2, 3]),
+            st.sampled_from(TOPICS) | st.text(max_size=30),
+            st.binary(max_size=300),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(0, 29),
+    st.sampled_from(["hash", "sequence", "recorded_at", "version", "stream"]),
+)
+def test_the_fast_pass_agrees_with_the_row_by_row_pass(
+    events: list[tuple[Any, ...]], victim: int, column: str
+) -> None:
+    """`clean_page` (verify's common case) calls a page clean exactly when every event in it
+    checks out by `link_hash`, from plain rows with the stream id as SQLite stores it."""
+    rows, previous = [], audit.GENESIS
+    for n, (stored_id, version, topic, state) in enumerate(events, start=1):
+        s = stored_id  # the recorder's canonical text: 32 hex digits get their hyphens
+        text = f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}" if len(s) == 32 else s
+        recorded_at = f"2026-01-01T00:00:{n // 10:02d}.000000Z"
+        previous = link_hash(previous, text, version, topic, recorded_at, state)
+        rows.append((n * 2, n, stored_id, version, topic, state, recorded_at, previous))
+    middles: dict[tuple[int, str], bytes] = {}
+    assert audit.clean_page(rows, audit.GENESIS, 1, "", middles) == (
+        previous,
+        len(rows) + 1,
+        rows[-1][6],
+    )
+    i = victim % len(rows)
+    row = list(rows[i])
+    if column == "hash":
+        row[7] = bytes([row[7][0] ^ 1]) + row[7][1:]
+    elif column == "sequence":
+        row[1] += 1
+    elif column == "recorded_at":
+        row[6] = "2025-12-31T23:59:59.999999Z" if i else "2027-01-01T00:00:00.000000Z"
+    elif column == "version":
+        row[3] = float(row[3])  # another type: only the row-by-row pass may judge it
+    else:
+        row[2] = row[2].upper() if row[2] != row[2].upper() else row[2] + "x"
+    rows[i] = tuple(row)
+    assert audit.clean_page(rows, audit.GENESIS, 1, "", middles) is None
+
+
+@pytest.fixture
+def helper_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify's second process for 50 events as for a million, whatever this machine's load."""
+    monkeypatch.setattr(audit, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(audit.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(audit.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["none", "first-half", "second-half", "deleted", "cut-tail", "rewritten", "backdated"],
+)
+def test_a_second_process_gives_the_same_report(
+    sqlite_url: str, helper_allowed: None, damage: str
+) -> None:
+    """On a long SQLite log, verify checks the second half in another process: the report,
+    damaged or not, with or without a digest, is the one a single process gives."""
+    db = parse_database_url(sqlite_url)
+    app = LedgerApplication(db)
+    try:
+        for batch in _events(random.Random(5)):
+            app.recorder.insert_events(batch)
+        s = Store(app, db)
+        published, early, late = s.digest(), (10, s.row(10)["hash"]), (40, s.row(40)["hash"])
+        if damage in ("first-half", "second-half"):
+            n = 12 if damage == "first-half" else 38
+            state = bytearray(s.row(n)["state"])
+            state[3] ^= 0x04
+            s.sql("UPDATE {t} SET state = ? WHERE sequence = ?", bytes(state), n)
+        elif damage == "deleted":
+            s.sql("DELETE FROM {t} WHERE sequence = 33")
+        elif damage == "cut-tail":
+            s.sql("DELETE FROM {t} WHERE sequence > 45")
+        elif damage == "rewritten":
+            rewrite(s, 30, state=s.row(30)["state"].replace(b'"qty":"', b'"qty":"7'))
+        elif damage == "backdated":
+            rewrite(s, 44, recorded_at="2001-01-01T00:00:00.000000Z")
+        for against in (None, published, early, late):
+            for page in (5000, 7):
+                one = audit.verify(app.log, against=against, page=page, parallel=False)
+                seen: list[int] = []
+                two = audit.verify(app.log, against=against, page=page, progress=seen.append)
+                assert two == one, (damage, against, page)
+                assert seen and seen[-1] == one.events_checked
+        assert audit.verify(app.log).ok == (damage in ("none", "cut-tail", "rewritten"))
+    finally:
+        app.close()
+
+
+def test_the_second_process_checks_its_half(
+    sqlite_url: str, helper_allowed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper really runs (and its half is not read again here when it is clean)."""
+    app = LedgerApplication(parse_database_url(sqlite_url))
+    try:
+        for batch in _events(random.Random(9)):
+            app.recorder.insert_events(batch)
+        read: list[int | None] = []
+        select = app.log.select_log_rows  # type: ignore[attr-defined]
+
+        def counting(after: int | None, limit: int, **kw: Any) -> Any:
+            read.append(after)
+            return select(after, limit, **kw)
+
+        monkeypatch.setattr(app.log, "select_log_rows", counting)
+        report = audit.verify(app.log, page=5)
+        assert report.ok and report.events_checked == EVENTS
+        # Pages of 5 up to the middle (position 25) here, then on from the head the helper
+        # reached (50), for anything appended meanwhile: positions 26-50 were not read here.
+        assert read == [None, 5, 10, 15, 20, 25, 50]
+    finally:
+        app.close()
