@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from api import cli_log
+from api import cli_log, cli_replay
 from api.settings import Settings
 
 
@@ -289,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_lot_limit, default=500, help="most lots in the answer (1-5000)"
     )
     cli_log.add_parsers(sub)  # export-events, import-events
+    cli_replay.configure(
+        sub.add_parser(
+            "replay",
+            help="rebuild every read model from the log and compare with the live views",
+            description=cli_replay.DESCRIPTION,
+            epilog=cli_replay.EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -303,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trace": cmd_trace,
         "export-events": cli_log.cmd_export_events,
         "import-events": cli_log.cmd_import_events,
+        "replay": cli_replay.cmd_replay,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return handlers[args.command](args, settings)

@@ -27,7 +27,7 @@ from ledger.mapper import decode_event
 from projections.declarations import DeclarationQueries, DeclarationsProjection
 from projections.enterprises import EnterpriseQueries, EnterprisesProjection
 from projections.inventory import InventoryProjection, InventoryQueries
-from projections.runner import CatchUpRunner, LogEntry
+from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogEntry, LogSource
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
 from projections.trace import TraceProjection, TraceQueries
@@ -89,9 +89,15 @@ def decode_entry(entry: LogEntry) -> DomainEvent:
 
 
 def read_models_runner(
-    name: str, views: ViewStore, app: LedgerApplication, batch_size: int = 1000
+    name: str,
+    views: ViewStore,
+    app: LedgerApplication,
+    batch_size: int = DEFAULT_BATCH,
+    source: LogSource | None = None,
+    indexes: bool = True,
 ) -> CatchUpRunner:
-    """A runner feeding every read model from the application's log."""
+    """A runner feeding every read model from the application's log (or from `source`, a
+    bounded view of it: replays as of a past instant)."""
     return CatchUpRunner(
         name,
         views,
@@ -101,9 +107,10 @@ def read_models_runner(
             InventoryProjection(),
             TraceProjection(),  # after the inventory: it reads view_books, view_movements
         ],
-        source=lambda after, limit: app.log.select_log(after, limit),
+        source=source or (lambda after, limit: app.log.select_log(after, limit)),
         decode=decode_entry,
         batch_size=batch_size,
+        indexes=indexes,
     )
 
 

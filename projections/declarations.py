@@ -23,7 +23,7 @@ from domain.declaration import (
 from domain.events import DomainEvent
 from domain.movements import GoodsMoved
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
-from projections.runner import LogEntry
+from projections.runner import MISSING, LogEntry, RowCache, Writes, create
 
 _STATE = msgspec.json.Decoder(Declaration)
 _HISTORY = msgspec.json.Decoder(list[HistoryEntry])
@@ -59,71 +59,133 @@ class DeclarationsProjection:
     """Applies declaration events; GET /v1/declarations/{ref} reads from here."""
 
     name = "declarations"
+    handles = (DeclarationSubmitted, *LATER_EVENTS)
 
-    def create_tables(self, cur: Any) -> None:
-        for statement in DDL:
-            cur.execute(statement)
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        create(cur, DDL, indexes=indexes)
 
-    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
+    def begin(self, cur: Any, previous: _DeclarationsFold | None) -> _DeclarationsFold:
+        return _DeclarationsFold(cur, previous)
+
+
+class _Row:
+    """A declaration's row while a page is folded: its state, history and what changed."""
+
+    __slots__ = ("changed", "history", "inserted", "position", "state", "value_cny")
+
+    def __init__(
+        self,
+        state: Declaration,
+        history: list[HistoryEntry],
+        value_cny: str,
+        inserted: tuple[Any, ...] | None,
+    ) -> None:
+        self.state = state
+        self.history = history
+        self.value_cny = value_cny
+        self.position = 0
+        # The columns of a row submitted in this page (None: the row is already stored).
+        self.inserted = inserted
+        self.changed = inserted is not None
+
+
+class _DeclarationsFold:
+    """One page: each declaration's state is decoded at most once, moved by every event of
+    the page, and written once (an INSERT for new ones, an UPDATE for stored ones)."""
+
+    def __init__(self, cur: Any, previous: _DeclarationsFold | None) -> None:
+        self.cur = cur
+        self.rows: RowCache[str, _Row] = RowCache(previous.rows if previous else None)
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
+        did = entry.stream_id
         if isinstance(event, DeclarationSubmitted):
             state = event.apply(None)
-            self._insert(cur, entry, event, state)
-        elif isinstance(event, LATER_EVENTS):
-            cur.execute(
-                "SELECT state, history FROM view_declarations WHERE id = ?",
-                (str(event.originator_id),),
-            )
-            row = cur.fetchone()
-            state = event.apply(_STATE.decode(row["state"]))
-            history = [*_HISTORY.decode(row["history"]), _entry(entry, event)]
-            value = getattr(event, "value_cny", None)
-            if value is not None:
-                cur.execute(
-                    "UPDATE view_declarations SET value_cny = ? WHERE id = ?",
-                    (str(value), str(event.originator_id)),
-                )
-            cur.execute(
-                "UPDATE view_declarations SET status = ?, position = ?, state = ?, history = ?"
-                " WHERE id = ?",
-                (
-                    state.status,
-                    entry.position,
-                    _ENCODE.encode(state).decode(),
-                    _ENCODE.encode(history).decode(),
-                    str(event.originator_id),
-                ),
-            )
+            row = _Row(state, [_entry(entry, event)], "0", _insert_columns(entry, state))
+            row.position = entry.position
+            self.rows[did] = row
+            return
+        row = self.rows.get(did)
+        if row is MISSING:
+            row = self._load(did)
+        row.state = event.apply(row.state)
+        row.history.append(_entry(entry, event))
+        row.position = entry.position
+        row.changed = True
+        value = getattr(event, "value_cny", None)
+        if value is not None:
+            row.value_cny = str(value)
 
-    def _insert(
-        self, cur: Any, entry: LogEntry, event: DeclarationSubmitted, state: Declaration
-    ) -> None:
-        f = state.facts
-        cur.execute(
-            "INSERT INTO view_declarations (id, declaration_no, status, flow, trade_mode,"
-            " declarant, destination_enterprise, zone, destination_zone, account_book,"
-            " occurred_at, recorded_at, occurred_at_utc, business_day, position, first_position,"
-            " state, history) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                str(state.id),
-                f.declaration_no,
-                state.status,
-                f.flow,
-                f.trade_mode,
-                f.declarant,
-                f.destination_enterprise,
-                f.zone,
-                f.destination_zone,
-                f.account_book,
-                state.submitted_at.isoformat(),
-                entry.recorded_at,
-                utc_text(state.submitted_at),
-                state.submitted_at.astimezone(SHANGHAI).date().isoformat(),
-                entry.position,
-                entry.position,
-                _ENCODE.encode(state).decode(),
-                _ENCODE.encode([_entry(entry, event)]).decode(),
-            ),
+    def _load(self, did: str) -> _Row:
+        self.cur.execute(
+            "SELECT state, history, value_cny, position FROM view_declarations WHERE id = ?",
+            (did,),
         )
+        found = self.cur.fetchone()
+        if found is None:
+            raise LookupError(f"declaration {did} has events but no submission in the log")
+        row = _Row(
+            _STATE.decode(found["state"]),
+            _HISTORY.decode(found["history"]),
+            found["value_cny"],
+            None,
+        )
+        row.position = int(found["position"])
+        self.rows[did] = row
+        return row
+
+    def flush(self) -> Writes:
+        writes = Writes()
+        inserts, updates = [], []
+        for did, row in self.rows.now.items():
+            if not row.changed:
+                continue
+            state = _ENCODE.encode(row.state).decode()
+            history = _ENCODE.encode(row.history).decode()
+            if row.inserted is not None:
+                inserts.append(
+                    (*row.inserted, row.state.status, row.value_cny, row.position, state, history)
+                )
+            else:
+                updates.append((row.state.status, row.position, state, history, row.value_cny, did))
+            row.inserted, row.changed = None, False
+        writes.add(INSERT, inserts)
+        writes.add(
+            "UPDATE view_declarations SET status = ?, position = ?, state = ?, history = ?,"
+            " value_cny = ? WHERE id = ?",
+            updates,
+        )
+        return writes
+
+
+INSERT = (
+    "INSERT INTO view_declarations (id, declaration_no, flow, trade_mode, declarant,"
+    " destination_enterprise, zone, destination_zone, account_book, occurred_at, recorded_at,"
+    " occurred_at_utc, business_day, first_position, status, value_cny, position, state,"
+    " history) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _insert_columns(entry: LogEntry, state: Declaration) -> tuple[Any, ...]:
+    """The columns a declaration's row keeps from its submission (INSERT order, up to
+    `first_position`)."""
+    f = state.facts
+    return (
+        str(state.id),
+        f.declaration_no,
+        f.flow,
+        f.trade_mode,
+        f.declarant,
+        f.destination_enterprise,
+        f.zone,
+        f.destination_zone,
+        f.account_book,
+        state.submitted_at.isoformat(),
+        entry.recorded_at,
+        utc_text(state.submitted_at),
+        state.submitted_at.astimezone(SHANGHAI).date().isoformat(),
+        entry.position,
+    )
 
 
 def utc_text(moment: datetime) -> str:

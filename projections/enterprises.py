@@ -7,7 +7,7 @@ from typing import Any
 from domain.enterprise import CreditClassChanged, EnterpriseRegistered
 from domain.events import DomainEvent
 from domain.views import EnterpriseView
-from projections.runner import LogEntry
+from projections.runner import MISSING, LogEntry, RowCache, Writes
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS view_enterprises ("
@@ -18,34 +18,61 @@ DDL = (
 
 class EnterprisesProjection:
     name = "enterprises"
+    handles = (EnterpriseRegistered, CreditClassChanged)
 
-    def create_tables(self, cur: Any) -> None:
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
         cur.execute(DDL)
 
-    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
+    def begin(self, cur: Any, previous: _EnterprisesFold | None) -> _EnterprisesFold:
+        return _EnterprisesFold(cur, previous)
+
+
+class _EnterprisesFold:
+    """Enterprises are few and rarely change: registrations are inserted, credit-class
+    changes update the row (found by its stream), in log order."""
+
+    def __init__(self, cur: Any, previous: _EnterprisesFold | None) -> None:
+        self.cur = cur
+        # stream -> uscc, of the enterprises this page or the one before met
+        self.usccs: RowCache[str, str] = RowCache(previous.usccs if previous else None)
+        self.writes = Writes()
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
         if isinstance(event, EnterpriseRegistered):
-            cur.execute(
-                "INSERT INTO view_enterprises (uscc, customs_code, name, credit_class, stream,"
-                " position) VALUES (?,?,?,?,?,?)",
-                (
-                    event.uscc,
-                    event.customs_code,
-                    event.name,
-                    event.credit_class,
-                    str(event.originator_id),
-                    entry.position,
-                ),
+            self.usccs[entry.stream_id] = event.uscc
+            self.writes.add(
+                "INSERT INTO view_enterprises (uscc, customs_code, name, credit_class,"
+                " stream, position) VALUES (?,?,?,?,?,?)",
+                [
+                    (
+                        event.uscc,
+                        event.customs_code,
+                        event.name,
+                        event.credit_class,
+                        entry.stream_id,
+                        entry.position,
+                    )
+                ],
             )
         elif isinstance(event, CreditClassChanged):
-            cur.execute(
+            self.writes.add(
                 "UPDATE view_enterprises SET credit_class = ? WHERE uscc = ?",
-                (event.credit_class, _uscc_of(cur, event)),
+                [(event.credit_class, self._uscc(entry.stream_id))],
             )
 
+    def _uscc(self, stream: str) -> str:
+        uscc = self.usccs.get(stream)
+        if uscc is MISSING:
+            self.cur.execute("SELECT uscc FROM view_enterprises WHERE stream = ?", (stream,))
+            row = self.cur.fetchone()
+            if row is None:
+                raise LookupError(f"credit class of an unregistered enterprise (stream {stream})")
+            uscc = self.usccs[stream] = str(row["uscc"])
+        return uscc
 
-def _uscc_of(cur: Any, event: DomainEvent) -> str:
-    cur.execute("SELECT uscc FROM view_enterprises WHERE stream = ?", (str(event.originator_id),))
-    return str(cur.fetchone()["uscc"])
+    def flush(self) -> Writes:
+        writes, self.writes = self.writes, Writes()
+        return writes
 
 
 class EnterpriseQueries:

@@ -33,7 +33,7 @@ from domain.processing import InputsConsumed
 from domain.stocktake import StockAdjusted
 from domain.transfers import TransferDispatched, TransitSettled
 from projections.declarations import scope, utc_text
-from projections.runner import LogEntry
+from projections.runner import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
 
 ZERO = Decimal(0)
 # An entry's key: its event's log position and its place among the event's lots.
@@ -91,6 +91,15 @@ DRAW_KINDS: dict[type[DomainEvent], str] = {
     TransferDispatched: "transfer_out",
     InputsConsumed: "consumption",
 }
+StockEvents = (
+    StockReserved,
+    GoodsExited,
+    TransferDispatched,
+    TransitSettled,
+    InputsConsumed,
+    GoodsAdmitted,
+    StockAdjusted,
+)
 RECEIPTS = ("receipt", "transfer_in", "production")
 ISSUES = ("issue", "transfer_out", "consumption")
 
@@ -151,55 +160,148 @@ class InventoryProjection:
     """Applies book, movement and stock events to the inventory tables."""
 
     name = "inventory"
+    handles = (AccountBookOpened, AccountBookItemsRegistered, MovementRecorded, *StockEvents)
 
-    def create_tables(self, cur: Any) -> None:
-        for statement in DDL:
-            cur.execute(statement)
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        create(cur, DDL, indexes=indexes)
 
-    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
-        if isinstance(event, AccountBookOpened):
-            cur.execute(
-                "INSERT INTO view_books (book_no, enterprise, zone, stream, position, recorded_at)"
-                " VALUES (?,?,?,?,?,?)",
+    def begin(self, cur: Any, previous: _InventoryFold | None) -> _InventoryFold:
+        return _InventoryFold(cur, previous)
+
+
+class _Item:
+    """A book item's balances while a page is folded."""
+
+    __slots__ = ("book_no", "changed", "in_transit", "item_no", "on_hand", "pending_out", "row")
+
+    def __init__(
+        self,
+        book_no: str,
+        item_no: int,
+        balances: tuple[Decimal, Decimal, Decimal],
+        row: tuple[Any, ...] | None,
+    ) -> None:
+        self.book_no = book_no
+        self.item_no = item_no
+        self.on_hand, self.pending_out, self.in_transit = balances
+        # The columns of an item registered in this page (None: the row is already stored).
+        self.row = row
+        self.changed = False
+
+
+def _stored_item(row: Any) -> _Item:
+    balances = (
+        Decimal(row["on_hand"]),
+        Decimal(row["pending_out"]),
+        Decimal(row["in_transit_out"]),
+    )
+    return _Item(row["book_no"], int(row["item_no"]), balances, None)
+
+
+class _Hold:
+    """What one declaration holds of an item (reserved or in transit): as stored before the
+    page and now (None: no row)."""
+
+    __slots__ = ("now", "stored")
+
+    def __init__(self, stored: str | None) -> None:
+        self.stored = stored
+        self.now = Decimal(stored) if stored is not None else None
+
+
+class _InventoryFold:
+    """One page: rows read at most once (items, books, movements, what declarations hold),
+    changed in memory, then written with `executemany` (new rows, changed rows, history rows
+    and entries)."""
+
+    def __init__(self, cur: Any, previous: _InventoryFold | None) -> None:
+        self.cur = cur
+        p = previous
+        # stream -> book_no, enterprise, zone
+        self.books: RowCache[str, tuple[str, str, str]] = RowCache(p.books if p else None)
+        self.items: RowCache[str, _Item] = RowCache(p.items if p else None)  # by stock stream
+        # movement id -> kind, documents (None: not recorded)
+        self.movements: RowCache[str, tuple[str, str] | None] = RowCache(p.movements if p else None)
+        # (table, stock stream, declaration) -> what the declaration holds of the item
+        self.holds: RowCache[tuple[str, str, str], _Hold] = RowCache(p.holds if p else None)
+        self.new_books: list[tuple[Any, ...]] = []
+        self.new_movements: list[tuple[Any, ...]] = []
+        self.history: list[tuple[Any, ...]] = []
+        self.entries: list[tuple[Any, ...]] = []
+        self.times: dict[tuple[datetime, Any], tuple[str, str]] = {}
+        self.text = Texts()
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
+        if isinstance(event, StockEvents):
+            self._stock(entry, event)
+        elif isinstance(event, MovementRecorded):
+            view = event.view
+            movement_id = str(view.movement_id)
+            documents = _ENCODE.encode(movement_documents(view)).decode()
+            self.new_movements.append(
+                (movement_id, view.kind, view.zone, view.account_book, documents, entry.position)
+            )
+            self.movements[movement_id] = (view.kind, documents)
+        elif isinstance(event, AccountBookOpened):
+            stream = entry.stream_id
+            self.new_books.append(
                 (
                     event.book_no,
                     event.enterprise,
                     event.zone,
-                    str(event.originator_id),
+                    stream,
                     entry.position,
                     entry.recorded_at,
-                ),
+                )
             )
-            self._register(cur, entry, event.book_no, event.enterprise, event.zone, event.items)
+            self.books[stream] = (event.book_no, event.enterprise, event.zone)
+            self._register(entry, event.book_no, event.enterprise, event.zone, event.items)
         elif isinstance(event, AccountBookItemsRegistered):
-            cur.execute(
-                "SELECT book_no, enterprise, zone FROM view_books WHERE stream = ?",
-                (str(event.originator_id),),
+            book_no, enterprise, zone = self._book(entry.stream_id)
+            self._register(entry, book_no, enterprise, zone, event.items)
+
+    def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
+        """Read the page's stored items and holdings in a few queries, not one per event."""
+        items: dict[str, None] = {}
+        holds: dict[tuple[str, str, str], None] = {}
+        for entry, event in page:
+            if not isinstance(event, StockEvents):
+                continue
+            stream = entry.stream_id
+            if stream not in self.items:
+                items[stream] = None
+            declaration = getattr(event, "declaration_id", None)
+            if declaration is None:
+                continue
+            if isinstance(event, StockReserved | GoodsExited | TransferDispatched):
+                holds[("view_reservations", stream, self.text[declaration])] = None
+            if isinstance(event, TransferDispatched | TransitSettled):
+                holds[("view_transit", stream, self.text[declaration])] = None
+        for part in chunks(list(items)):
+            self.cur.execute(
+                "SELECT stream, book_no, item_no, on_hand, pending_out, in_transit_out"
+                f" FROM view_book_items WHERE stream IN ({','.join('?' * len(part))})",
+                part,
             )
-            book = cur.fetchone()
-            self._register(
-                cur, entry, book["book_no"], book["enterprise"], book["zone"], event.items
-            )
-        elif isinstance(event, MovementRecorded):
-            view = event.view
-            cur.execute(
-                "INSERT INTO view_movements (movement_id, kind, zone, account_book, documents,"
-                " position) VALUES (?,?,?,?,?,?)",
-                (
-                    str(view.movement_id),
-                    view.kind,
-                    view.zone,
-                    view.account_book,
-                    _ENCODE.encode(movement_documents(view)).decode(),
-                    entry.position,
-                ),
-            )
-        elif isinstance(event, StockEvents):
-            self._stock(cur, entry, event)
+            for row in self.cur.fetchall():
+                self.items[row["stream"]] = _stored_item(row)
+        for table in ("view_reservations", "view_transit"):
+            wanted = [k[1:] for k in holds if k[0] == table and k not in self.holds]
+            stored: dict[tuple[str, str], str] = {}
+            for part in chunks(wanted, 200):
+                marks = ",".join(["(?,?)"] * len(part))
+                self.cur.execute(
+                    f"SELECT stream, declaration, quantity FROM {table}"
+                    f" WHERE (stream, declaration) IN (VALUES {marks})",
+                    [value for key in part for value in key],
+                )
+                for row in self.cur.fetchall():
+                    stored[(row["stream"], row["declaration"])] = row["quantity"]
+            for stream, declaration in wanted:
+                self.holds[(table, stream, declaration)] = _Hold(stored.get((stream, declaration)))
 
     def _register(
         self,
-        cur: Any,
         entry: LogEntry,
         book_no: str,
         enterprise: str,
@@ -207,152 +309,232 @@ class InventoryProjection:
         items: Iterable[BookItem],
     ) -> None:
         for n, item in enumerate(items):
-            cur.execute(
-                "INSERT INTO view_book_items (item_key, stream, book_no, item_no, zone,"
-                " enterprise, hs_code, name, unit, on_hand, pending_out, in_transit_out,"
-                " recorded_at) VALUES (?,?,?,?,?,?,?,?,?,'0','0','0',?)",
-                (
-                    entry.position * ENTRIES_PER_EVENT + n,
-                    str(item_stock_id(book_no, item.item_no)),
-                    book_no,
-                    item.item_no,
-                    zone,
-                    enterprise,
-                    item.hs_code,
-                    item.name,
-                    item.unit,
-                    entry.recorded_at,
-                ),
+            stream = str(item_stock_id(book_no, item.item_no))
+            row = (
+                entry.position * ENTRIES_PER_EVENT + n,
+                stream,
+                book_no,
+                item.item_no,
+                zone,
+                enterprise,
+                item.hs_code,
+                item.name,
+                item.unit,
+                entry.recorded_at,
             )
+            self.items[stream] = _Item(book_no, item.item_no, (ZERO, ZERO, ZERO), row)
 
-    def _stock(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
-        stream = str(event.originator_id)
-        cur.execute(
-            "SELECT book_no, item_no, on_hand, pending_out, in_transit_out"
-            " FROM view_book_items WHERE stream = ?",
-            (stream,),
-        )
-        row = cur.fetchone()
-        book_no, item_no = row["book_no"], int(row["item_no"])
-        on_hand = Decimal(row["on_hand"])
-        pending_out = Decimal(row["pending_out"])
-        in_transit = Decimal(row["in_transit_out"])
+    def _stock(self, entry: LogEntry, event: Any) -> None:
+        stream = entry.stream_id
+        text = self.text
+        item = self.items.get(stream)
+        if item is MISSING:
+            item = self._item(stream)
+        on_hand, pending_out, in_transit = item.on_hand, item.pending_out, item.in_transit
         lines: list[tuple[str, str, Decimal]] = []  # (kind, lot, signed quantity)
         movement = getattr(event, "movement_id", None)
 
         if isinstance(event, StockReserved):
-            pending_out += self._hold(cur, "view_reservations", stream, event, event.quantity)
+            pending_out += self._hold("view_reservations", stream, event, event.quantity)
         elif isinstance(event, TransitSettled):
-            in_transit += self._hold(cur, "view_transit", stream, event, -event.quantity)
+            in_transit += self._hold("view_transit", stream, event, -event.quantity)
         elif isinstance(event, GoodsAdmitted):
-            kind = ADMISSION_KINDS[self._movement_kind(cur, event.movement_id)]
-            lines.append((kind, str(event.lot_id), event.quantity))
+            found = self._movement(text[event.movement_id])
+            if found is None:
+                raise LookupError(f"goods admitted by an unknown movement {event.movement_id}")
+            lines.append((ADMISSION_KINDS[found[0]], text[event.lot_id], event.quantity))
         elif isinstance(event, StockAdjusted):
-            lines += [("adjustment", str(lot), q) for lot, q in event.by_lot.items()]
+            lines += [("adjustment", text[lot], q) for lot, q in event.by_lot.items()]
         else:
             kind = DRAW_KINDS[type(event)]
-            lines += [(kind, str(lot), -q) for lot, q in event.by_lot.items()]
+            lines += [(kind, text[lot], -q) for lot, q in event.by_lot.items()]
             if isinstance(event, GoodsExited | TransferDispatched):
-                pending_out += self._hold(cur, "view_reservations", stream, event, -event.quantity)
+                pending_out += self._hold("view_reservations", stream, event, -event.quantity)
             if isinstance(event, TransferDispatched):
-                in_transit += self._hold(cur, "view_transit", stream, event, event.quantity)
+                in_transit += self._hold("view_transit", stream, event, event.quantity)
 
-        documents = "[]"
-        if lines and movement is not None:
-            cur.execute(
-                "SELECT documents FROM view_movements WHERE movement_id = ?", (str(movement),)
-            )
-            found = cur.fetchone()
-            documents = found["documents"] if found else "[]"
-        occurred = event.occurred_at
-        for n, (kind, lot, quantity) in enumerate(lines):
-            on_hand += quantity
-            cur.execute(
-                "INSERT INTO view_book_entries (entry_key, position, book_no, item_no,"
-                " recorded_at, occurred_at, occurred_at_utc, entry_kind, quantity,"
-                " balance_after, lot_id, movement_id, documents)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    entry.position * ENTRIES_PER_EVENT + n,
-                    entry.position,
-                    book_no,
-                    item_no,
-                    entry.recorded_at,
-                    occurred.isoformat(),
-                    utc_text(occurred),
-                    kind,
-                    str(quantity),
-                    str(on_hand),
-                    lot,
-                    str(movement),
-                    documents,
-                ),
-            )
-        cur.execute(
-            "UPDATE view_book_items SET on_hand = ?, pending_out = ?, in_transit_out = ?"
-            " WHERE stream = ?",
-            (str(on_hand), str(pending_out), str(in_transit), stream),
-        )
-        cur.execute(
-            "INSERT INTO view_stock_history (book_no, item_no, position, recorded_at, on_hand,"
-            " pending_out, in_transit_out) VALUES (?,?,?,?,?,?,?)",
+        position, recorded_at = entry.position, entry.recorded_at
+        book_no, item_no = item.book_no, item.item_no
+        if lines:
+            movement_text = text[movement]
+            documents = "[]"
+            if movement is not None:
+                found = self._movement(movement_text)
+                documents = found[1] if found else "[]"
+            occurred_text, occurred_utc = self._time(event.occurred_at)
+            key = position * ENTRIES_PER_EVENT
+            for n, (kind, lot, quantity) in enumerate(lines):
+                on_hand += quantity
+                self.entries.append(
+                    (
+                        key + n,
+                        position,
+                        book_no,
+                        item_no,
+                        recorded_at,
+                        occurred_text,
+                        occurred_utc,
+                        kind,
+                        str(quantity),
+                        str(on_hand),
+                        lot,
+                        movement_text,
+                        documents,
+                    )
+                )
+        item.on_hand, item.pending_out, item.in_transit = on_hand, pending_out, in_transit
+        item.changed = True
+        self.history.append(
             (
                 book_no,
                 item_no,
-                entry.position,
-                entry.recorded_at,
+                position,
+                recorded_at,
                 str(on_hand),
                 str(pending_out),
                 str(in_transit),
-            ),
+            )
         )
 
-    @staticmethod
-    def _hold(cur: Any, table: str, stream: str, event: Any, change: Decimal) -> Decimal:
+    def _time(self, moment: datetime) -> tuple[str, str]:
+        """A business time as stored and as UTC text, once per distinct time of the page."""
+        key = (moment, moment.utcoffset())
+        texts = self.times.get(key)
+        if texts is None:
+            texts = self.times[key] = (moment.isoformat(), utc_text(moment))
+        return texts
+
+    def _hold(self, table: str, stream: str, event: Any, change: Decimal) -> Decimal:
         """Add `change` to what one declaration holds (reserved or in transit) of the item;
         a decrease takes at most what it holds, as the write side does. Returns the change
-        actually made."""
-        declaration = str(event.declaration_id)
-        cur.execute(
-            f"SELECT quantity FROM {table} WHERE stream = ? AND declaration = ?",
-            (stream, declaration),
-        )
-        row = cur.fetchone()
-        held = Decimal(row["quantity"]) if row else ZERO
+        actually made. A row that reaches zero goes; a missing row comes back even at zero."""
+        key = (table, stream, self.text[event.declaration_id])
+        hold = self.holds.get(key)
+        if hold is MISSING:
+            self.cur.execute(
+                f"SELECT quantity FROM {table} WHERE stream = ? AND declaration = ?", key[1:]
+            )
+            row = self.cur.fetchone()
+            hold = self.holds[key] = _Hold(row["quantity"] if row else None)
+        held = hold.now if hold.now is not None else ZERO
         if change < 0:
             change = -min(held, -change)
         after = held + change
-        if row is None:
-            cur.execute(
-                f"INSERT INTO {table} (stream, declaration, quantity) VALUES (?,?,?)",
-                (stream, declaration, str(after)),
-            )
-        elif after == 0:
-            cur.execute(
-                f"DELETE FROM {table} WHERE stream = ? AND declaration = ?", (stream, declaration)
-            )
-        else:
-            cur.execute(
-                f"UPDATE {table} SET quantity = ? WHERE stream = ? AND declaration = ?",
-                (str(after), stream, declaration),
-            )
+        hold.now = None if hold.now is not None and after == 0 else after
         return change
 
-    @staticmethod
-    def _movement_kind(cur: Any, movement_id: Any) -> str:
-        cur.execute("SELECT kind FROM view_movements WHERE movement_id = ?", (str(movement_id),))
-        return str(cur.fetchone()["kind"])
+    def _item(self, stream: str) -> _Item:
+        self.cur.execute(
+            "SELECT book_no, item_no, on_hand, pending_out, in_transit_out"
+            " FROM view_book_items WHERE stream = ?",
+            (stream,),
+        )
+        row = self.cur.fetchone()
+        if row is None:
+            raise LookupError(f"stock events of an unregistered book item (stream {stream})")
+        item = self.items[stream] = _stored_item(row)
+        return item
 
+    def _book(self, stream: str) -> tuple[str, str, str]:
+        book = self.books.get(stream)
+        if book is MISSING:
+            self.cur.execute(
+                "SELECT book_no, enterprise, zone FROM view_books WHERE stream = ?", (stream,)
+            )
+            row = self.cur.fetchone()
+            if row is None:
+                raise LookupError(f"items registered in an unknown book (stream {stream})")
+            book = self.books[stream] = (row["book_no"], row["enterprise"], row["zone"])
+        return book
 
-StockEvents = (
-    StockReserved,
-    GoodsExited,
-    TransferDispatched,
-    TransitSettled,
-    InputsConsumed,
-    GoodsAdmitted,
-    StockAdjusted,
-)
+    def _movement(self, movement_id: str) -> tuple[str, str] | None:
+        """(kind, documents) of a movement (its `MovementRecorded` came first in its write)."""
+        found = self.movements.get(movement_id)
+        if found is MISSING:
+            self.cur.execute(
+                "SELECT kind, documents FROM view_movements WHERE movement_id = ?",
+                (movement_id,),
+            )
+            row = self.cur.fetchone()
+            found = self.movements[movement_id] = (row["kind"], row["documents"]) if row else None
+        return found
+
+    def flush(self) -> Writes:
+        writes = Writes()
+        writes.add(
+            "INSERT INTO view_books (book_no, enterprise, zone, stream, position, recorded_at)"
+            " VALUES (?,?,?,?,?,?)",
+            self.new_books,
+        )
+        new_items, changed = [], []
+        for stream, item in self.items.now.items():
+            if item.row is None and not item.changed:
+                continue
+            balances = (str(item.on_hand), str(item.pending_out), str(item.in_transit))
+            if item.row is not None:
+                new_items.append((*item.row, *balances))
+            else:
+                changed.append((*balances, stream))
+            item.row, item.changed = None, False
+        writes.add(
+            "INSERT INTO view_book_items (item_key, stream, book_no, item_no, zone,"
+            " enterprise, hs_code, name, unit, recorded_at, on_hand, pending_out,"
+            " in_transit_out) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            new_items,
+        )
+        writes.add(
+            "UPDATE view_book_items SET on_hand = ?, pending_out = ?, in_transit_out = ?"
+            " WHERE stream = ?",
+            changed,
+        )
+        writes.add(
+            "INSERT INTO view_movements (movement_id, kind, zone, account_book, documents,"
+            " position) VALUES (?,?,?,?,?,?)",
+            self.new_movements,
+        )
+        self._flush_holds(writes)
+        writes.add(
+            "INSERT INTO view_stock_history (book_no, item_no, position, recorded_at,"
+            " on_hand, pending_out, in_transit_out) VALUES (?,?,?,?,?,?,?)",
+            self.history,
+        )
+        writes.add(
+            "INSERT INTO view_book_entries (entry_key, position, book_no, item_no,"
+            " recorded_at, occurred_at, occurred_at_utc, entry_kind, quantity,"
+            " balance_after, lot_id, movement_id, documents)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self.entries,
+        )
+        self.new_books, self.new_movements, self.history, self.entries = [], [], [], []
+        return writes
+
+    def _flush_holds(self, writes: Writes) -> None:
+        changes: dict[str, tuple[list[Any], list[Any], list[Any]]] = {
+            "view_reservations": ([], [], []),
+            "view_transit": ([], [], []),
+        }
+        for (table, stream, declaration), hold in self.holds.now.items():
+            inserts, updates, deletes = changes[table]
+            now = str(hold.now) if hold.now is not None else None
+            if now == hold.stored:
+                continue
+            if now is None:
+                deletes.append((stream, declaration))
+            elif hold.stored is None:
+                inserts.append((stream, declaration, now))
+            else:
+                updates.append((now, stream, declaration))
+            hold.stored = now
+        for table, (inserts, updates, deletes) in changes.items():
+            writes.add(f"DELETE FROM {table} WHERE stream = ? AND declaration = ?", deletes)
+            writes.add(
+                f"UPDATE {table} SET quantity = ? WHERE stream = ? AND declaration = ?",
+                updates,
+            )
+            writes.add(
+                f"INSERT INTO {table} (stream, declaration, quantity) VALUES (?,?,?)",
+                inserts,
+            )
 
 
 def _visible_sql(visible: dict[str, str], params: list[Any], table: str = "i") -> str:

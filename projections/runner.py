@@ -1,19 +1,23 @@
 """The batched catch-up runner: one loop for SQLite and PostgreSQL, exactly once via tracking.
 
-It reads a page of the log after its tracked position, applies every event of the page to its
-projections, and writes their rows and the new position in one transaction. A crash before
-the commit loses the whole page and the next start reads it again; a crash after it finds the
-position already moved. The position is advanced with a compare-and-set, so two runners on
-the same views (two processes by mistake) cannot both apply a page.
+It reads a page of the log after its tracked position and lets every projection fold the page
+in memory (`Projection.begin` gives a per-page fold that caches the rows it reads and
+changes), then each fold writes its rows with `executemany`, and the new position is written
+with them, in one transaction. A crash before the commit loses the whole page and the next
+start reads it again; a crash after it finds the position already moved. The position is
+advanced with a compare-and-set, so two runners on the same views (two processes by mistake)
+cannot both apply a page. Events no projection reads are not decoded (docs/decisions/0009).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Generic, Protocol, TypeVar
 
 from domain.events import DomainEvent
 from projections.store import ViewStore
@@ -44,12 +48,113 @@ LogSource = Callable[[int, int], Sequence[LogEntry]]
 Decoder = Callable[[LogEntry], DomainEvent]
 
 
+class Writes(list[tuple[str, list[tuple[Any, ...]]]]):
+    """What a fold writes for its page: statements with their rows, for `executemany`, in
+    order."""
+
+    def add(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.append((sql, rows))
+
+
+class PageFold(Protocol):
+    """A projection's work on one page: fold each event in memory, then write the page.
+    A fold may also have `prefetch(page)`, called with the page's (entry, event) pairs it
+    reads before any is applied, to read the stored rows it will need in a few queries."""
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None: ...
+
+    def flush(self) -> Writes:
+        """The page's rows to write; the fold then holds its rows as written."""
+        ...
+
+
 class Projection(Protocol):
     name: str
+    # The event classes the projection reads; the runner decodes and routes only those.
+    handles: tuple[type[DomainEvent], ...]
 
-    def create_tables(self, cur: Any) -> None: ...
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        """Create the projection's tables (IF NOT EXISTS); with `indexes` False, only the
+        tables and their keys (a scratch replay needs no secondary index)."""
+        ...
 
-    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None: ...
+    def begin(self, cur: Any, previous: Any) -> PageFold:
+        """A fold for the next page. `previous` is this projection's fold of the page just
+        committed, when nothing else wrote the views since: the rows it holds, as it wrote
+        them, may be used instead of reading them again."""
+        ...
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+MISSING: Any = object()
+
+
+class RowCache(Generic[K, V]):
+    """The rows a fold has read or made in its page, and those of the page before it.
+
+    A fold looks a row up here before reading the store. Rows of the page before move into
+    this page's generation when used; the rest are dropped with that generation, so memory
+    holds at most two pages' rows. After its flush a fold leaves every row it holds as it
+    wrote it (what the next page would read back from the store)."""
+
+    __slots__ = ("now", "older")
+
+    def __init__(self, previous: RowCache[K, V] | None) -> None:
+        self.now: dict[K, V] = {}
+        self.older: dict[K, V] = previous.now if previous is not None else {}
+
+    def get(self, key: K) -> V:
+        """The row, or MISSING when neither generation holds it."""
+        now = self.now
+        if key in now:
+            return now[key]
+        found = self.older.pop(key, MISSING)
+        if found is not MISSING:
+            now[key] = found
+        return found
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self.now[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.now or key in self.older
+
+
+class Texts(dict[Any, str]):
+    """The text of each value (UUIDs, mostly) a fold meets, made once per page: a movement's
+    or a declaration's id recurs in every event of its write."""
+
+    def __missing__(self, key: Any) -> str:
+        text = self[key] = str(key)
+        return text
+
+
+def chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
+    """Slices of at most `size` (SQLite allows 32,766 parameters in a statement)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a page is folded and written: a page's
+    thousands of decoded events and rows are alive together and hold no cycles, and scanning
+    them again and again cost a third of a replay's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def create(cur: Any, ddl: Sequence[str], *, indexes: bool) -> None:
+    for statement in ddl:
+        if indexes or not statement.startswith("CREATE INDEX"):
+            cur.execute(statement)
 
 
 class CrashForTests(Exception):
@@ -59,6 +164,58 @@ class CrashForTests(Exception):
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS view_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 )
+DEFAULT_BATCH = 5000  # events per page: large pages write faster; the live ones are short anyway
+
+
+class _PageWriter:
+    """A thread that commits pages one at a time; `submit` waits until the page before
+    has committed (and raises its error, if it failed)."""
+
+    def __init__(self, runner: CatchUpRunner) -> None:
+        self.runner = runner
+        self.error: BaseException | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._ready = threading.Event()
+        self._page: tuple[list[Any], int, int] | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="replay-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, writes: list[Any], start: int, end: int) -> None:
+        self.finish()
+        self._idle.clear()
+        self._page = (writes, start, end)
+        self._ready.set()
+
+    def finish(self) -> None:
+        """Wait for the page in hand to commit."""
+        self._idle.wait()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self._idle.wait()
+        self._stopped = True
+        self._ready.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            if self._stopped:
+                return
+            assert self._page is not None
+            writes, start, end = self._page
+            self._page = None
+            try:
+                with self.runner.views.transaction() as cur:
+                    self.runner._write(cur, writes, start, end)
+            except BaseException as e:  # handed to the thread that submitted the page
+                self.error = e
+            finally:
+                self._idle.set()
 
 
 class CatchUpRunner:
@@ -72,8 +229,9 @@ class CatchUpRunner:
         source: LogSource,
         decode: Decoder,
         *,
-        batch_size: int = 1000,
+        batch_size: int = DEFAULT_BATCH,
         poll_interval: float = 0.5,
+        indexes: bool = True,
     ) -> None:
         self.name = name
         self.views = views
@@ -84,19 +242,23 @@ class CatchUpRunner:
         self.poll_interval = poll_interval
         self.crash_after: int | None = None  # tests: crash after applying this many events
         self.on_crash: Callable[[], None] | None = None
+        # topic -> indexes of the projections that read its events (empty: not decoded).
+        self._routes: dict[str, tuple[int, ...]] = {}
+        self._carried: list[PageFold] | None = None
+        self._carried_position = -1
         self._wake = threading.Event()
         self._advanced = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.position = 0
         self.last_error: str | None = None
-        self.setup()
+        self.setup(indexes=indexes)
 
-    def setup(self) -> None:
+    def setup(self, *, indexes: bool = True) -> None:
         with self.views.transaction() as cur:
             cur.execute(TRACKING_DDL)
             for projection in self.projections:
-                projection.create_tables(cur)
+                projection.create_tables(cur, indexes=indexes)
             cur.execute("SELECT position FROM view_tracking WHERE name = ?", (self.name,))
             row = cur.fetchone()
             if row is None:
@@ -104,6 +266,12 @@ class CatchUpRunner:
                     "INSERT INTO view_tracking (name, position) VALUES (?, 0)", (self.name,)
                 )
         self.position = self.tracked_position()
+
+    def create_indexes(self) -> None:
+        """The secondary indexes a runner set up without them (a replay) leaves out."""
+        with self.views.transaction() as cur:
+            for projection in self.projections:
+                projection.create_tables(cur, indexes=True)
 
     def tracked_position(self) -> int:
         with self.views.read() as cur:
@@ -118,32 +286,125 @@ class CatchUpRunner:
         if not entries:
             self.position = start
             return 0
-        applied = 0
-        with self.views.transaction() as cur:
-            for entry in entries:
-                event = self.decode(entry)
-                for projection in self.projections:
-                    projection.apply(cur, entry, event)
-                applied += 1
-                if self.crash_after is not None:
-                    self.crash_after -= 1
-                    if self.crash_after <= 0:
-                        if self.on_crash is not None:
-                            self.on_crash()
-                        raise CrashForTests(f"crash after {applied} events of a batch")
-            cur.execute(
-                "UPDATE view_tracking SET position = ? WHERE name = ? AND position = ?",
-                (entries[-1].position, self.name, start),
-            )
-            if cur.rowcount != 1:
-                raise RuntimeError(f"{self.name}: another runner moved the position from {start}")
+        self.apply_page(entries, start)
         self._advance(entries[-1].position)
-        return applied
+        return len(entries)
 
-    def catch_up(self) -> int:
+    def apply_page(self, entries: Sequence[LogEntry], start: int) -> None:
+        """Fold `entries` (the log after `start`) into the views and move the tracking row
+        from `start` to the last entry, in one transaction."""
+        # The folds of this runner's last page know the rows as they are stored, unless
+        # something else moved the views since (another runner, a failed page).
+        carried = self._carried if start == self._carried_position else None
+        self._carried = None
+        with paused_gc(), self.views.transaction() as cur:
+            folds = self._begin(cur, carried)
+            if self.crash_after is None:
+                self._fold(entries, folds)
+            else:
+                self._fold_then_crash(entries, folds)
+            self._write(
+                cur, [w for fold in folds for w in fold.flush()], start, entries[-1].position
+            )
+        self._carried, self._carried_position = folds, entries[-1].position
+
+    def _begin(self, cur: Any, carried: list[PageFold] | None) -> list[PageFold]:
+        return [
+            projection.begin(cur, carried[i] if carried else None)
+            for i, projection in enumerate(self.projections)
+        ]
+
+    def _write(self, cur: Any, writes: Writes | list[Any], start: int, end: int) -> None:
+        """A page's rows, and the tracking row moved from `start` to `end` (compare-and-set)."""
+        for sql, rows in writes:
+            cur.executemany(sql, rows)
+        cur.execute(
+            "UPDATE view_tracking SET position = ? WHERE name = ? AND position = ?",
+            (end, self.name, start),
+        )
+        if cur.rowcount != 1:
+            raise RuntimeError(f"{self.name}: another runner moved the position from {start}")
+
+    def replay(self, progress: Callable[[int], None] | None = None) -> int:
+        """Catch up like `catch_up`, folding the next page while a writer thread commits the
+        one before (SQLite and psycopg leave the interpreter lock while they work), for a
+        replay into a scratch store that only this runner writes.
+
+        Folding page n reads the store only for rows page n-1 did not touch (those it takes
+        from page n-1's folds), and page n-2 has committed before page n-1 is handed over:
+        every read sees what one-page-at-a-time would. Each page still commits with its
+        tracking row."""
+        writer = _PageWriter(self)
+        total = 0
+        start = self.tracked_position()
+        carried = self._carried if start == self._carried_position else None
+        self._carried = None
+        try:
+            with self.views.reader() as reader:
+                while entries := self.source(start, self.batch_size):
+                    with paused_gc():
+                        folds = self._begin(reader, carried)
+                        self._fold(entries, folds)
+                        writes = [w for fold in folds for w in fold.flush()]
+                    end = entries[-1].position
+                    writer.submit(writes, start, end)
+                    carried, start = folds, end
+                    self.position = end  # folded and handed over (for progress reports)
+                    total += len(entries)
+                    if progress is not None:
+                        progress(total)
+                writer.finish()
+        finally:
+            writer.stop()
+        self._carried, self._carried_position = carried, start
+        self._advance(start)
+        return total
+
+    def _fold(self, entries: Sequence[LogEntry], folds: list[PageFold]) -> None:
+        """Decode the page (only events some projection reads), let each fold read ahead what
+        it will need from the store in a few queries (`prefetch`, optional), then apply."""
+        routes = self._routes
+        decode = self.decode
+        page: list[tuple[tuple[int, ...], LogEntry, DomainEvent]] = []
+        for entry in entries:
+            targets = routes.get(entry.topic)
+            if targets is None:
+                targets = self._route(entry)
+            if targets:
+                page.append((targets, entry, decode(entry)))
+        for i, fold in enumerate(folds):
+            prefetch = getattr(fold, "prefetch", None)
+            if prefetch is not None:
+                prefetch([(entry, event) for targets, entry, event in page if i in targets])
+        applies = [fold.apply for fold in folds]
+        for targets, entry, event in page:
+            for i in targets:
+                applies[i](entry, event)
+
+    def _fold_then_crash(self, entries: Sequence[LogEntry], folds: list[PageFold]) -> None:
+        """The same fold, one event at a time, counting down to a crash (tests only)."""
+        for applied, entry in enumerate(entries, 1):
+            self._fold([entry], folds)
+            assert self.crash_after is not None
+            self.crash_after -= 1
+            if self.crash_after <= 0:
+                if self.on_crash is not None:
+                    self.on_crash()
+                raise CrashForTests(f"crash after {applied} events of a batch")
+
+    def _route(self, entry: LogEntry) -> tuple[int, ...]:
+        """Which projections read events of this entry's topic (decided once per topic)."""
+        event = self.decode(entry)
+        targets = tuple(i for i, p in enumerate(self.projections) if isinstance(event, p.handles))
+        self._routes[entry.topic] = targets
+        return targets
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         total = 0
         while n := self.run_once():
             total += n
+            if progress is not None:
+                progress(total)
         return total
 
     def _advance(self, position: int) -> None:

@@ -3,16 +3,21 @@
 SQL is written once with `?` placeholders; the PostgreSQL store rewrites them to `%s`.
 Every write goes through `transaction()`, so view rows and the tracking position of a batch
 commit together or not at all: that shared transaction is what makes the runner exactly-once.
+`snapshot()` reads several tables as of one instant (digests, replay comparisons), streaming
+plain tuples so that a table of millions of rows never sits in memory at once.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 
 class Cursor(Protocol):
@@ -26,7 +31,79 @@ class ViewStore(Protocol):
 
     def transaction(self) -> Any: ...
     def read(self) -> Any: ...
+    def reader(self) -> Any: ...
+    def snapshot(self) -> Any: ...
     def close(self) -> None: ...
+
+
+class Snapshot(Protocol):
+    """Reads that all see the views as of one instant (one read transaction)."""
+
+    kind: str
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), size: int = 5000
+    ) -> Iterator[list[tuple[Any, ...]]]: ...
+
+
+class _EagerCursor:
+    """A cursor whose every statement runs to its end when executed (rows kept here)."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self._rows: list[Any] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._rows = self._cursor.execute(sql, params).fetchall()
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+
+class _SQLiteSnapshot:
+    kind = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _cursor(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        cur = self._conn.cursor()
+        cur.row_factory = None  # plain tuples
+        cur.execute(sql, params)
+        return cur
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        cur = self._cursor(sql, params)
+        try:
+            row: tuple[Any, ...] | None = cur.fetchone()
+            return row
+        finally:
+            cur.close()
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), size: int = 5000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        cur = self._cursor(sql, params)
+        try:
+            while batch := cur.fetchmany(size):
+                yield batch
+        finally:
+            cur.close()
+
+
+DURABLE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
+SCRATCH_PRAGMAS = (
+    "PRAGMA journal_mode=OFF",
+    "PRAGMA synchronous=OFF",
+    "PRAGMA cache_size=-65536",  # 64 MiB of page cache
+    "PRAGMA temp_store=MEMORY",
+)
 
 
 class SQLiteViews:
@@ -34,8 +111,11 @@ class SQLiteViews:
 
     kind = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, scratch: bool = False) -> None:
         self.path = path
+        # A scratch store (a replay's, deleted afterwards whatever happens) needs neither
+        # durability nor rollback: no fsync, no journal. Never for the live views.
+        self.pragmas = SCRATCH_PRAGMAS if scratch else DURABLE_PRAGMAS
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -48,8 +128,8 @@ class SQLiteViews:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            for pragma in self.pragmas:
+                conn.execute(pragma)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             self._connections.append(conn)
@@ -76,10 +156,96 @@ class SQLiteViews:
         finally:
             conn.rollback()
 
+    @contextmanager
+    def reader(self) -> Iterator[_EagerCursor]:
+        """Reads outside any transaction, each seeing what is committed when it runs, and each
+        finished at once (no lock held between reads): a replay's lookups while its writer
+        thread commits."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            yield _EagerCursor(conn.cursor())
+        finally:
+            conn.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_SQLiteSnapshot]:
+        # Its own connection: a snapshot may stay open while this thread writes elsewhere.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN")  # WAL: the first read fixes what every later one sees
+            yield _SQLiteSnapshot(conn)
+        finally:
+            conn.close()
+
     def close(self) -> None:
         for conn in self._connections:
             conn.close()
         self._connections.clear()
+
+
+_INSERT = re.compile(
+    r"^INSERT INTO (\w+) \(([\w, ]+)\) VALUES \(([?, ]+)\)( ON CONFLICT \([\w, ]+\) DO NOTHING)?$"
+)
+_UPDATE = re.compile(r"^UPDATE (\w+) SET ((?:\w+ = \?(?:, )?)+) WHERE ((?:\w+ = \?(?: AND )?)+)$")
+_DELETE = re.compile(r"^DELETE FROM (\w+) WHERE ((?:\w+ = \?(?: AND )?)+)$")
+_ASSIGNED = re.compile(r"(\w+) = \?")
+
+
+_ROWS = msgspec.json.Encoder()
+
+
+def _column(rows: Sequence[Sequence[Any]], n: int) -> str:
+    """Column n of the row `r` (a JSON array), typed as the rows' values are."""
+    for row in rows:
+        value = row[n]
+        if value is not None:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return f"(r->>{n})::bigint"
+            return f"(r->>{n})"
+    return f"(r->>{n})"
+
+
+def as_array_statement(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, list[str]] | None:
+    """`INSERT ... VALUES (?, ...)`, `UPDATE t SET a = ? ... WHERE k = ? ...` or
+    `DELETE FROM t WHERE k = ? ...` as one PostgreSQL statement over the rows sent as one JSON
+    array of arrays (`r` is a row), or None for any other statement or value types."""
+    if not rows or any(
+        type(v) not in (str, int) and v is not None for row in rows[:1] for v in row
+    ):
+        return None
+    width = len(rows[0])
+    try:
+        payload = [_ROWS.encode(rows).decode()]
+    except TypeError:  # a value JSON cannot carry exactly: row by row
+        return None
+    columns = [_column(rows, n) for n in range(width)]
+    source = "json_array_elements(%s::json) AS r"
+    if found := _INSERT.match(sql):
+        table, names, marks, conflict = found.groups()
+        if marks.count("?") != width:
+            return None
+        select = ", ".join(columns)
+        return (
+            f"INSERT INTO {table} ({names}) SELECT {select} FROM {source}{conflict or ''}",
+            payload,
+        )
+    if found := _UPDATE.match(sql):
+        table, assigned, where = found.groups()
+        targets, keys = _ASSIGNED.findall(assigned), _ASSIGNED.findall(where)
+        if len(targets) + len(keys) != width:
+            return None
+        sets = ", ".join(f"{c} = {columns[n]}" for n, c in enumerate(targets))
+        match = " AND ".join(f"t.{c} = {columns[len(targets) + n]}" for n, c in enumerate(keys))
+        return f"UPDATE {table} AS t SET {sets} FROM {source} WHERE {match}", payload
+    if found := _DELETE.match(sql):
+        table, where = found.groups()
+        keys = _ASSIGNED.findall(where)
+        if len(keys) != width:
+            return None
+        match = " AND ".join(f"t.{c} = {columns[n]}" for n, c in enumerate(keys))
+        return f"DELETE FROM {table} AS t USING {source} WHERE {match}", payload
+    return None
 
 
 class _PgCursor:
@@ -92,7 +258,15 @@ class _PgCursor:
         return self._cursor.execute(sql.replace("?", "%s"), params)
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
-        return self._cursor.executemany(sql.replace("?", "%s"), params)
+        """One statement over all the rows (sent as one JSON document) where the statement is
+        a plain INSERT, UPDATE or DELETE by `?` parameters: the same rows change as with one
+        statement per row, without a round trip and a Python adaptation per value (psycopg's
+        pure-Python build spends most of a replay there otherwise); anything else row by row."""
+        batched = as_array_statement(sql, params)
+        if batched is None:
+            return self._cursor.executemany(sql.replace("?", "%s"), params)
+        statement, payload = batched
+        return self._cursor.execute(statement, payload)
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -105,17 +279,54 @@ class _PgCursor:
         return int(self._cursor.rowcount)
 
 
+class _PgSnapshot:
+    kind = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._cursors = 0
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        from psycopg.rows import tuple_row
+
+        with self._conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            row: tuple[Any, ...] | None = cur.fetchone()
+            return row
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), size: int = 5000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        from psycopg.rows import tuple_row
+
+        # A server-side cursor: rows arrive a batch at a time, never the whole table at once.
+        self._cursors += 1
+        name = f"snapshot_{self._cursors}"
+        with self._conn.cursor(name=name, row_factory=tuple_row) as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            while batch := cur.fetchmany(size):
+                yield batch
+
+
 class PostgresViews:
     """Views in the event store's PostgreSQL database and schema, tables prefixed `view_`."""
 
     kind = "postgresql"
 
-    def __init__(self, conninfo: str, schema: str = "public", pool_size: int = 4) -> None:
+    def __init__(
+        self, conninfo: str, schema: str = "public", pool_size: int = 4, *, scratch: bool = False
+    ) -> None:
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
+        self.conninfo = conninfo
+        self.schema = schema
+
         def configure(conn: Any) -> None:
             conn.execute(f'SET search_path TO "{schema}"')
+            if scratch:
+                # A replay's scratch schema is dropped afterwards: no need to wait for the WAL.
+                conn.execute("SET synchronous_commit TO off")
             conn.commit()
 
         self.pool = ConnectionPool(
@@ -137,6 +348,26 @@ class PostgresViews:
         with self.pool.connection() as conn, conn.cursor() as cur:
             yield _PgCursor(cur)
             conn.rollback()
+
+    @contextmanager
+    def reader(self) -> Iterator[_PgCursor]:
+        """Reads outside any transaction (autocommit), each seeing what is committed."""
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    yield _PgCursor(cur)
+            finally:
+                conn.autocommit = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_PgSnapshot]:
+        with self.pool.connection() as conn:
+            try:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _PgSnapshot(conn)
+            finally:
+                conn.rollback()
 
     def close(self) -> None:
         self.pool.close()

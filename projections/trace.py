@@ -25,12 +25,14 @@ from typing import Any
 
 import msgspec
 
+from domain.account_book import AccountBookOpened
 from domain.declaration import DeclarationSubmitted
 from domain.events import Actor, DomainEvent
 from domain.exits import LotDrawn
 from domain.movements import LotCreated, MovementRecorded
 from domain.stocktake import LotAdjusted
-from projections.runner import LogEntry
+from projections.inventory import movement_documents
+from projections.runner import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
 
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
 _DOCUMENTS = msgspec.json.Decoder(list[dict[str, str]])
@@ -100,166 +102,312 @@ class TraceProjection:
     """Applies lot, movement and declaration events to the trace graph."""
 
     name = "trace"
+    # Books and movements only for the lookups (their rows are the inventory projection's).
+    handles = (
+        DeclarationSubmitted,
+        AccountBookOpened,
+        MovementRecorded,
+        LotCreated,
+        LotDrawn,
+        LotAdjusted,
+    )
 
-    def create_tables(self, cur: Any) -> None:
-        for statement in DDL:
-            cur.execute(statement)
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        create(cur, DDL, indexes=indexes)
 
-    def apply(self, cur: Any, entry: LogEntry, event: DomainEvent) -> None:
-        if isinstance(event, DeclarationSubmitted):
-            cur.execute(
-                "INSERT INTO view_trace_declarations (id, refs) VALUES (?, ?)",
-                (str(event.originator_id), _ENCODE.encode(declaration_refs(event)).decode()),
-            )
-        elif isinstance(event, MovementRecorded):
-            self._index_movement(cur, event)
+    def begin(self, cur: Any, previous: _TraceFold | None) -> _TraceFold:
+        return _TraceFold(cur, previous)
+
+
+class _Lot:
+    """A lot's zone and on-hand quantity while a page is folded."""
+
+    __slots__ = ("on_hand", "row", "stored", "zone")
+
+    def __init__(
+        self, zone: str, on_hand: Decimal, stored: str | None, row: tuple[Any, ...] | None
+    ) -> None:
+        self.zone = zone
+        self.on_hand = on_hand
+        self.stored = stored  # on_hand as stored before the page (None: a new lot)
+        self.row = row  # the columns of a lot created in this page
+
+
+# id, kind, documents, and the documents as the chain shows them (JSON)
+Movement = tuple[str, str, list[dict[str, str]], str]
+
+
+class _TraceFold:
+    """One page: lots, declarations' references, books and movements are read at most once
+    (what this page created is known from its own events, in log order); rows are written
+    with `executemany`."""
+
+    def __init__(self, cur: Any, previous: _TraceFold | None) -> None:
+        self.cur = cur
+        p = previous
+        self.lots: RowCache[str, _Lot] = RowCache(p.lots if p else None)
+        # declaration id -> its references (None: not submitted)
+        self.refs_of: RowCache[str, list[list[str]] | None] = RowCache(p.refs_of if p else None)
+        self.movements: RowCache[str, Movement | None] = RowCache(p.movements if p else None)
+        # book_no -> enterprise (None: no such book)
+        self.enterprises: RowCache[str, str | None] = RowCache(p.enterprises if p else None)
+        self.new_declarations: list[tuple[str, str]] = []
+        self.edges: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, lot) -> canonical id
+        self.times: dict[tuple[datetime, Any], str] = {}
+        self.actors: dict[Actor, str] = {}
+        self.text = Texts()
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
+        if isinstance(event, LotDrawn | LotAdjusted):
+            self._lot_changed(entry, event)
         elif isinstance(event, LotCreated):
-            self._lot_created(cur, entry, event)
-        elif isinstance(event, LotDrawn | LotAdjusted):
-            self._lot_changed(cur, entry, event)
+            self._lot_created(entry, event)
+        elif isinstance(event, MovementRecorded):
+            view = event.view
+            movement_id = str(view.movement_id)
+            documents = movement_documents(view)
+            self.movements[movement_id] = (
+                movement_id,
+                view.kind,
+                documents,
+                _ENCODE.encode(documents).decode(),
+            )
+            self._index_movement(event)
+        elif isinstance(event, DeclarationSubmitted):
+            refs = declaration_refs(event)
+            self.new_declarations.append((entry.stream_id, _ENCODE.encode(refs).decode()))
+            self.refs_of[entry.stream_id] = refs
+        elif isinstance(event, AccountBookOpened):
+            self.enterprises[event.book_no] = event.enterprise
 
-    def _index_movement(self, cur: Any, event: MovementRecorded) -> None:
+    def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
+        """Read the stored lots the page draws from or adjusts in a few queries."""
+        wanted = {
+            entry.stream_id: None
+            for entry, event in page
+            if isinstance(event, LotDrawn | LotAdjusted) and entry.stream_id not in self.lots
+        }
+        for part in chunks(list(wanted), 500):
+            self.cur.execute(
+                "SELECT lot_id, on_hand, zone FROM view_trace_lots"
+                f" WHERE lot_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in self.cur.fetchall():
+                self.lots[row["lot_id"]] = _Lot(
+                    row["zone"], Decimal(row["on_hand"]), row["on_hand"], None
+                )
+
+    def _index_movement(self, event: MovementRecorded) -> None:
         """Every lot a movement created or drew from is found by the movement's papers."""
         view = event.view
         refs: list[list[str]] = []
         if view.declaration is not None:
-            cur.execute(
-                "SELECT refs FROM view_trace_declarations WHERE id = ?", (str(view.declaration),)
-            )
-            row = cur.fetchone()
-            if row is not None:
-                refs += _REFS.decode(row["refs"])
+            refs += self._declaration_refs(str(view.declaration)) or []
         if view.gate_note:
             refs.append(["gate_note", view.gate_note, view.gate_note])
         if view.container:
             refs.append(["container", view.container, view.container])
+        add = self.refs.setdefault
         for lot in view.lots:
-            lot_id = str(lot.lot_id)
-            for kind, ref, canonical in [["lot", lot_id, lot_id], *refs]:
-                _insert_ref(cur, ref, kind, canonical, lot_id)
+            lot_id = self.text[lot.lot_id]
+            add((lot_id, "lot", lot_id), lot_id)
+            for kind, ref, canonical in refs:
+                add((ref, kind, lot_id), canonical)
 
-    def _lot_created(self, cur: Any, entry: LogEntry, event: LotCreated) -> None:
-        lot_id = str(event.originator_id)
-        movement = _movement_of(cur, event)
-        kind = movement["kind"] if movement else "gate_in"
-        cur.execute("SELECT enterprise FROM view_books WHERE book_no = ?", (event.account_book,))
-        book = cur.fetchone()
-        cur.execute(
-            "INSERT INTO view_trace_lots (lot_id, zone, account_book, enterprise, item_no,"
-            " goods_status, quantity_in, on_hand, origin, movement_id, position, occurred_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                lot_id,
-                event.zone,
-                event.account_book,
-                book["enterprise"] if book else "",
-                event.item_no,
-                event.goods_status,
-                str(event.quantity),
-                str(event.quantity),
-                kind,
-                movement["movement_id"] if movement else "",
-                entry.position,
-                event.occurred_at.isoformat(),
-            ),
+    def _lot_created(self, entry: LogEntry, event: LotCreated) -> None:
+        lot_id = entry.stream_id
+        movement = self._movement(event)
+        kind = movement[1] if movement else "gate_in"
+        movement_id = movement[0] if movement else ""
+        enterprise = self._enterprise(event.account_book)
+        row = (
+            lot_id,
+            event.zone,
+            event.account_book,
+            enterprise or "",
+            event.item_no,
+            event.goods_status,
+            str(event.quantity),
+            kind,
+            movement_id,
+            entry.position,
+            self._time(event.occurred_at),
         )
+        self.lots[lot_id] = _Lot(event.zone, event.quantity, None, row)
         edge = EDGE_KINDS.get(kind, "split")
         for parent in event.parents:
-            quantity = event.parent_quantities.get(parent)
-            cur.execute(
-                "INSERT INTO view_trace_edges (parent, child, kind, quantity, movement_id,"
-                " position) VALUES (?,?,?,?,?,?)",
+            share = event.parent_quantities.get(parent)
+            self.edges.append(
                 (
-                    str(parent),
+                    self.text[parent],
                     lot_id,
                     edge,
-                    str(quantity) if quantity is not None else "",
-                    movement["movement_id"] if movement else "",
+                    str(share) if share is not None else "",
+                    movement_id,
                     entry.position,
-                ),
+                )
             )
-        _insert_ref(cur, lot_id, "lot", lot_id, lot_id)
-        documents = event.documents or (_documents(movement) if movement else [])
-        self._event(cur, entry, lot_id, CREATED.get(kind, kind), event, event.quantity, documents)
+        self.refs.setdefault((lot_id, "lot", lot_id), lot_id)
+        if event.documents:
+            documents = _ENCODE.encode(event.documents).decode()
+        else:
+            documents = movement[3] if movement else "[]"
+        kind = CREATED.get(kind, kind)
+        self._event(entry, lot_id, event.zone, kind, event, event.quantity, documents)
 
-    def _lot_changed(self, cur: Any, entry: LogEntry, event: LotDrawn | LotAdjusted) -> None:
-        lot_id = str(event.originator_id)
-        cur.execute("SELECT on_hand FROM view_trace_lots WHERE lot_id = ?", (lot_id,))
-        row = cur.fetchone()
+    def _lot_changed(self, entry: LogEntry, event: LotDrawn | LotAdjusted) -> None:
+        lot_id = entry.stream_id
+        lot = self.lots.get(lot_id)
+        if lot is MISSING:
+            lot = self._lot(lot_id)
         change = -event.quantity if isinstance(event, LotDrawn) else event.delta
-        cur.execute(
-            "UPDATE view_trace_lots SET on_hand = ? WHERE lot_id = ?",
-            (str(Decimal(row["on_hand"]) + change), lot_id),
-        )
-        movement = _movement_of(cur, event)
-        kind = movement["kind"] if movement else "adjustment"
-        documents = _documents(movement) if movement else []
+        lot.on_hand = lot.on_hand + change
+        movement = self._movement(event)
+        kind = movement[1] if movement else "adjustment"
         if isinstance(event, LotAdjusted):
             # The stocktake's reason, as a surplus lot carries it (its only paper).
-            documents.append(
-                {"kind": "adjustment", "id": str(event.movement_id), "number": event.reason}
-            )
-        self._event(cur, entry, lot_id, DRAWN.get(kind, kind), event, change, documents)
+            papers = [
+                *(movement[2] if movement else []),
+                {"kind": "adjustment", "id": str(event.movement_id), "number": event.reason},
+            ]
+            documents = _ENCODE.encode(papers).decode()
+        else:
+            documents = movement[3] if movement else "[]"
+        self._event(entry, lot_id, lot.zone, DRAWN.get(kind, kind), event, change, documents)
 
-    @staticmethod
     def _event(
-        cur: Any,
+        self,
         entry: LogEntry,
         lot_id: str,
+        zone: str,
         kind: str,
         event: DomainEvent,
         quantity: Decimal,
-        documents: list[dict[str, str]],
+        documents: str,
     ) -> None:
-        cur.execute("SELECT zone FROM view_trace_lots WHERE lot_id = ?", (lot_id,))
-        zone = cur.fetchone()["zone"]
-        cur.execute(
-            "INSERT INTO view_trace_events (event_key, position, lot_id, type, occurred_at,"
-            " recorded_at, zone, quantity, documents, actor, movement_id)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        movement_id = getattr(event, "movement_id", None)
+        actor = self.actors.get(event.actor)
+        if actor is None:
+            actor = self.actors[event.actor] = _ENCODE.encode(event.actor).decode()
+        self.events.append(
             (
                 entry.position * EVENTS_PER_POSITION,
                 entry.position,
                 lot_id,
                 kind,
-                event.occurred_at.isoformat(),
+                self._time(event.occurred_at),
                 entry.recorded_at,
                 zone,
                 str(quantity),
-                _ENCODE.encode(documents).decode(),
-                _ENCODE.encode(event.actor).decode(),
-                str(getattr(event, "movement_id", "") or ""),
-            ),
+                documents,
+                actor,
+                "" if movement_id is None else self.text[movement_id],
+            )
         )
 
+    def _time(self, moment: datetime) -> str:
+        """A business time as stored (ISO 8601 with its offset), once per distinct time."""
+        key = (moment, moment.utcoffset())
+        text = self.times.get(key)
+        if text is None:
+            text = self.times[key] = moment.isoformat()
+        return text
 
-def _insert_ref(cur: Any, ref: str, kind: str, canonical: str, lot_id: str) -> None:
-    cur.execute(
-        "SELECT 1 FROM view_trace_refs WHERE ref = ? AND kind = ? AND lot_id = ?",
-        (ref, kind, lot_id),
-    )
-    if cur.fetchone() is None:
-        cur.execute(
-            "INSERT INTO view_trace_refs (ref, kind, id, lot_id) VALUES (?,?,?,?)",
-            (ref, kind, canonical, lot_id),
+    # -- rows stored before the page ----------------------------------------------------------
+
+    def _lot(self, lot_id: str) -> _Lot:
+        self.cur.execute("SELECT on_hand, zone FROM view_trace_lots WHERE lot_id = ?", (lot_id,))
+        row = self.cur.fetchone()
+        if row is None:
+            raise LookupError(f"lot {lot_id} changed before it was created")
+        lot = self.lots[lot_id] = _Lot(row["zone"], Decimal(row["on_hand"]), row["on_hand"], None)
+        return lot
+
+    def _declaration_refs(self, did: str) -> list[list[str]] | None:
+        refs = self.refs_of.get(did)
+        if refs is MISSING:
+            self.cur.execute("SELECT refs FROM view_trace_declarations WHERE id = ?", (did,))
+            row = self.cur.fetchone()
+            refs = self.refs_of[did] = _REFS.decode(row["refs"]) if row is not None else None
+        return refs
+
+    def _movement(self, event: DomainEvent) -> Movement | None:
+        """(id, kind, documents) of the movement behind a lot event (its `MovementRecorded`
+        came first in the same write)."""
+        movement_id = getattr(event, "movement_id", None)
+        if movement_id is None:
+            return None
+        key = self.text[movement_id]
+        found = self.movements.get(key)
+        if found is MISSING:
+            self.cur.execute(
+                "SELECT movement_id, kind, documents FROM view_movements WHERE movement_id = ?",
+                (key,),
+            )
+            row = self.cur.fetchone()
+            found = None
+            if row is not None:
+                documents = _DOCUMENTS.decode(row["documents"])
+                text = _ENCODE.encode(documents).decode()
+                found = (row["movement_id"], row["kind"], documents, text)
+            self.movements[key] = found
+        return found
+
+    def _enterprise(self, book_no: str) -> str | None:
+        found = self.enterprises.get(book_no)
+        if found is MISSING:
+            self.cur.execute("SELECT enterprise FROM view_books WHERE book_no = ?", (book_no,))
+            row = self.cur.fetchone()
+            found = self.enterprises[book_no] = row["enterprise"] if row is not None else None
+        return found
+
+    def flush(self) -> Writes:
+        writes = Writes()
+        writes.add(
+            "INSERT INTO view_trace_declarations (id, refs) VALUES (?, ?)",
+            self.new_declarations,
         )
-
-
-def _movement_of(cur: Any, event: DomainEvent) -> dict[str, Any] | None:
-    """The movement behind a lot event (its `MovementRecorded` came first in the same write)."""
-    movement_id = getattr(event, "movement_id", None)
-    if movement_id is None:
-        return None
-    cur.execute(
-        "SELECT movement_id, kind, documents FROM view_movements WHERE movement_id = ?",
-        (str(movement_id),),
-    )
-    row = cur.fetchone()
-    return dict(row) if row is not None else None
-
-
-def _documents(movement: dict[str, Any]) -> list[dict[str, str]]:
-    return _DOCUMENTS.decode(movement["documents"])
+        new_lots, changed = [], []
+        for lot_id, lot in self.lots.now.items():
+            on_hand = str(lot.on_hand)
+            if lot.row is not None:
+                new_lots.append((*lot.row, on_hand))
+            elif on_hand != lot.stored:
+                changed.append((on_hand, lot_id))
+            lot.row, lot.stored = None, on_hand
+        writes.add(
+            "INSERT INTO view_trace_lots (lot_id, zone, account_book, enterprise, item_no,"
+            " goods_status, quantity_in, origin, movement_id, position, occurred_at,"
+            " on_hand) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            new_lots,
+        )
+        writes.add("UPDATE view_trace_lots SET on_hand = ? WHERE lot_id = ?", changed)
+        writes.add(
+            "INSERT INTO view_trace_edges (parent, child, kind, quantity, movement_id,"
+            " position) VALUES (?,?,?,?,?,?)",
+            self.edges,
+        )
+        if self.refs:
+            # A reference stored by an earlier page keeps its row (as when it was looked up).
+            writes.add(
+                "INSERT INTO view_trace_refs (ref, kind, id, lot_id) VALUES (?,?,?,?)"
+                " ON CONFLICT (ref, kind, lot_id) DO NOTHING",
+                [
+                    (ref, kind, canonical, lot)
+                    for (ref, kind, lot), canonical in sorted(self.refs.items())
+                ],
+            )
+        writes.add(
+            "INSERT INTO view_trace_events (event_key, position, lot_id, type, occurred_at,"
+            " recorded_at, zone, quantity, documents, actor, movement_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            self.events,
+        )
+        self.new_declarations, self.edges, self.events, self.refs = [], [], [], {}
+        return writes
 
 
 # -- the answer -------------------------------------------------------------------------------

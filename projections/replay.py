@@ -1,0 +1,323 @@
+"""Replay: rebuild every read model from the log into a scratch store and compare with live.
+
+A full replay compares at one log position: the live views are read from one snapshot taken
+first (their tracked position P and every table's digest), the log is replayed up to P into
+fresh tables, and each read model's digest is compared; where they differ, the first rows that
+differ are named. A replay `as_of` T rebuilds the read models from the log up to the last event
+recorded at or before T; the live views cannot answer as of T except the inventory, whose
+history rows give books, items' balances, stock history, entries and movements as they stood
+(INVENTORY_AS_OF): those are compared, the rest is reported with no live digest.
+
+The scratch store is a temporary SQLite file next to the views (no fsync, thrown away) or a
+temporary PostgreSQL schema (unlogged tables, dropped); the live views are only read.
+One replay at a time per process (`ReplayBusy`): it is an auditor's tool, and a long one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from projections.declarations import utc_text
+from projections.digest import (
+    INVENTORY_AS_OF,
+    READ_MODELS,
+    Difference,
+    TableSource,
+    differences,
+    inventory_as_of,
+    read_model_digest,
+    table_digest,
+)
+from projections.inventory import ENTRIES_PER_EVENT
+from projections.runner import CatchUpRunner, LogEntry, LogSource
+from projections.store import PostgresViews, Snapshot, SQLiteViews, ViewStore
+
+REPLAY_BATCH = 10_000  # events per page: large pages, bounded memory (pages are streamed)
+LIVE_TRACKING = "read-models"  # the live runner's tracking row
+_RUNNING = threading.Lock()
+
+# (after, limit, until recorded_at or None) -> the log page after `after`
+TimedSource = Callable[[int, int, str | None], Sequence[LogEntry]]
+# (scratch views, source) -> a runner feeding every read model
+RunnerFactory = Callable[[ViewStore, LogSource], CatchUpRunner]
+
+
+class ReplayBusy(RuntimeError):
+    """Another replay is running in this process."""
+
+
+@dataclass
+class TableResult:
+    live_digest: str | None
+    replayed_digest: str
+    equal: bool | None
+
+
+@dataclass
+class ReadModelResult:
+    live_digest: str | None
+    replayed_digest: str
+    equal: bool | None
+    tables: dict[str, TableResult]
+
+
+@dataclass
+class ReplayReport:
+    events_replayed: int
+    position: int  # the last log position replayed (the live views' position when compared)
+    as_of: str | None
+    seconds: float  # the whole replay: rebuild, digests, comparison
+    rebuild_seconds: float
+    projections: dict[str, ReadModelResult]
+    differences: list[Difference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        """No read model that could be compared differs."""
+        return all(r.equal is not False for r in self.projections.values())
+
+
+Progress = Callable[[int, int], None]  # (events replayed, position reached)
+
+
+def replay(
+    live: ViewStore,
+    scratch: ViewStore,
+    make_runner: RunnerFactory,
+    source: TimedSource,
+    *,
+    as_of: datetime | None = None,
+    wait_for_live: Callable[[int], bool] | None = None,
+    progress: Progress | None = None,
+    batch_size: int = REPLAY_BATCH,
+    live_name: str = LIVE_TRACKING,
+) -> ReplayReport:
+    """Rebuild every read model into `scratch` and compare with `live` (see the module doc).
+
+    `wait_for_live(position)` waits (bounded) until the live views reach a position; with
+    `as_of` it decides whether the live inventory can be compared."""
+    if not _RUNNING.acquire(blocking=False):
+        raise ReplayBusy("a replay is already running in this process")
+    try:
+        if as_of is None:
+            return _full(live, scratch, make_runner, source, live_name, progress, batch_size)
+        return _as_of(
+            live,
+            scratch,
+            make_runner,
+            source,
+            live_name,
+            as_of,
+            wait_for_live,
+            progress,
+            batch_size,
+        )
+    finally:
+        _RUNNING.release()
+
+
+def _full(
+    live: ViewStore,
+    scratch: ViewStore,
+    make_runner: RunnerFactory,
+    source: TimedSource,
+    live_name: str,
+    progress: Progress | None,
+    batch_size: int,
+) -> ReplayReport:
+    started = time.perf_counter()
+    with live.snapshot() as seen:
+        row = seen.one("SELECT position FROM view_tracking WHERE name = ?", (live_name,))
+        position = int(row[0]) if row else 0
+        live_digests = {
+            t: table_digest(seen, TableSource(t)) for ts in READ_MODELS.values() for t in ts
+        }
+        events, _last, rebuild_seconds = rebuild(
+            scratch, make_runner, source, up_to=position, progress=progress, batch_size=batch_size
+        )
+        report = ReplayReport(
+            events_replayed=events,
+            position=position,
+            as_of=None,
+            seconds=0.0,
+            rebuild_seconds=rebuild_seconds,
+            projections={},
+        )
+        with scratch.snapshot() as replayed:
+            for name, tables in READ_MODELS.items():
+                result = _compare(replayed, {t: live_digests[t] for t in tables})
+                report.projections[name] = result
+                for table, r in result.tables.items():
+                    if r.equal is False:
+                        report.differences += differences(
+                            seen, TableSource(table), replayed, TableSource(table)
+                        )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _as_of(
+    live: ViewStore,
+    scratch: ViewStore,
+    make_runner: RunnerFactory,
+    source: TimedSource,
+    live_name: str,
+    as_of: datetime,
+    wait_for_live: Callable[[int], bool] | None,
+    progress: Progress | None,
+    batch_size: int,
+) -> ReplayReport:
+    started = time.perf_counter()
+    cut = utc_text(as_of)
+    events, position, rebuild_seconds = rebuild(
+        scratch, make_runner, source, until=cut, progress=progress, batch_size=batch_size
+    )
+    report = ReplayReport(
+        events_replayed=events,
+        position=position,
+        as_of=as_of.isoformat(),
+        seconds=0.0,
+        rebuild_seconds=rebuild_seconds,
+        projections={},
+    )
+    if wait_for_live is not None:
+        wait_for_live(position)
+    with live.snapshot() as seen, scratch.snapshot() as replayed:
+        row = seen.one("SELECT position FROM view_tracking WHERE name = ?", (live_name,))
+        live_position = int(row[0]) if row else 0
+        sources = inventory_as_of(position, ENTRIES_PER_EVENT)
+        for name, tables in READ_MODELS.items():
+            if name != "inventory":
+                report.projections[name] = _compare(replayed, dict.fromkeys(tables))
+                continue
+            if live_position < position:
+                report.notes.append(
+                    f"the live views are at position {live_position}, before the cut "
+                    f"({position}): the inventory was not compared"
+                )
+                report.projections[name] = _compare(replayed, dict.fromkeys(tables))
+                continue
+            live_digests: dict[str, str | None] = {
+                t: table_digest(seen, sources[t]) if t in INVENTORY_AS_OF else None for t in tables
+            }
+            result = _compare(replayed, live_digests, compared=INVENTORY_AS_OF)
+            report.projections[name] = result
+            for table, r in result.tables.items():
+                if r.equal is False:
+                    report.differences += differences(
+                        seen, sources[table], replayed, TableSource(table)
+                    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _compare(
+    replayed: Snapshot,
+    live_digests: dict[str, str | None],
+    compared: Sequence[str] | None = None,
+) -> ReadModelResult:
+    """A read model's result: each table's replayed digest against its live one (None: the
+    live views cannot say). The read model's digests cover the tables compared (all of them,
+    or `compared`); with nothing live to compare, its live digest and `equal` are None."""
+    tables = {
+        t: TableResult(
+            live_digest=d,
+            replayed_digest=(replayed_digest := table_digest(replayed, TableSource(t))),
+            equal=None if d is None else d == replayed_digest,
+        )
+        for t, d in live_digests.items()
+    }
+    covered = [t for t in tables if compared is None or t in compared]
+    replayed_digest = read_model_digest({t: tables[t].replayed_digest for t in covered})
+    if any(tables[t].live_digest is None for t in covered):
+        return ReadModelResult(None, replayed_digest, None, tables)
+    live_digest = read_model_digest({t: str(tables[t].live_digest) for t in covered})
+    return ReadModelResult(live_digest, replayed_digest, live_digest == replayed_digest, tables)
+
+
+def rebuild(
+    scratch: ViewStore,
+    make_runner: RunnerFactory,
+    source: TimedSource,
+    *,
+    up_to: int | None = None,
+    until: str | None = None,
+    progress: Progress | None = None,
+    batch_size: int = REPLAY_BATCH,
+    pipeline: bool | None = None,
+) -> tuple[int, int, float]:
+    """Feed fresh read models in `scratch` from the start of the log, up to position `up_to`
+    and/or the last event recorded at or before `until`: (events, last position, seconds).
+
+    With `pipeline` a writer thread commits each page while the next one is folded. By
+    default on PostgreSQL only: there the writer waits on the server, out of the interpreter
+    lock; SQLite's `executemany` needs the lock for every row it binds, and the two threads
+    took turns at it (measured slower, bench/p3.py)."""
+    if pipeline is None:
+        pipeline = scratch.kind == "postgresql"
+
+    def page(after: int, limit: int) -> Sequence[LogEntry]:
+        entries = source(after, limit, until)
+        if up_to is not None and entries and entries[-1].position > up_to:
+            entries = [e for e in entries if e.position <= up_to]
+        return entries
+
+    runner = make_runner(scratch, page)
+    unlog_tables(scratch)
+    runner.batch_size = batch_size
+    started = time.perf_counter()
+    report = (lambda n: progress(n, runner.position)) if progress is not None else None
+    events = runner.replay(report) if pipeline else runner.catch_up(report)
+    return events, runner.position, time.perf_counter() - started
+
+
+# -- scratch stores ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_sqlite(beside: str) -> Iterator[SQLiteViews]:
+    """A temporary views file next to `beside` (the live views' file), deleted afterwards."""
+    path = f"{beside}.replay-{uuid.uuid4().hex[:12]}.sqlite3"
+    views = SQLiteViews(path, scratch=True)
+    try:
+        yield views
+    finally:
+        views.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+
+
+@contextlib.contextmanager
+def scratch_postgres(conninfo: str) -> Iterator[PostgresViews]:
+    """A temporary schema in the views' database (unlogged tables), dropped afterwards."""
+    import psycopg
+
+    schema = f"replay_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    views = PostgresViews(conninfo, schema=schema, pool_size=2, scratch=True)
+    try:
+        yield views
+    finally:
+        views.close()
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def unlog_tables(views: ViewStore) -> None:
+    """Scratch PostgreSQL tables need no write-ahead log (they are dropped afterwards)."""
+    if not isinstance(views, PostgresViews):
+        return
+    with views.transaction() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        for name in [r["tablename"] for r in cur.fetchall()]:
+            cur.execute(f'ALTER TABLE "{name}" SET UNLOGGED')
