@@ -22,6 +22,7 @@ from domain.declaration import (
 )
 from domain.events import DomainEvent
 from domain.movements import GoodsMoved
+from domain.transfers import GoodsReceived
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
 from projections.runner import MISSING, LogEntry, RowCache, Writes, create
 
@@ -52,6 +53,7 @@ LATER_EVENTS = (
     DutiesPaid,
     DeclarationWithdrawn,
     GoodsMoved,
+    GoodsReceived,
 )
 
 

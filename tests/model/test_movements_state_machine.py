@@ -88,17 +88,14 @@ COUNTRY = {"first_line_in": "DE", "second_line_in": "CN", "first_line_out": "KZ"
 
 # Known ledger bugs the random sequences stay clear of, each reproduced by a strict xfail test
 # at the end of this file (remove the avoidance when its test starts passing):
-# - a transfer received after its shortfall was explained as lost in transit: the receipt is
-#   checked against the line's dispatched-minus-received quantity only, so goods written off are
-#   received again (conservation broken), or 500 when the transit was written off entirely;
+# - (fixed) a transfer received after its shortfall was explained as lost in transit;
 # - one declaration with lines of one item in both customs statuses: the reservation takes the
 #   status of the last line for the whole quantity, and a transfer receipt of one line settles
 #   the other line's lots (a domestic lot descends from a bonded one).
 AVOID_RECEIPT_AFTER_LOSS = False
 AVOID_MIXED_STATUS_PER_ITEM = True
-# - the declarations view (GET /v1/declarations/{ref}) ignores `GoodsReceived`: a transfer's
-#   `quantity_received` stays 0 there, so it is compared on the write side instead.
-DECLARATION_VIEW_MISSES_RECEIPTS = True
+# - (fixed) the declarations view ignored `GoodsReceived`; the flag below stays False.
+DECLARATION_VIEW_MISSES_RECEIPTS = False
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -1574,11 +1571,6 @@ def test_a_received_lot_descends_only_from_lots_of_its_own_status(sqlite_url):
         assert statuses == {"domestic"}, lot["parents"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger bug: projections/declarations.py LATER_EVENTS lacks GoodsReceived, so the "
-    "declarations view never shows a transfer's quantity_received (nor the receipt in history)",
-)
 def test_a_transfer_declaration_shows_what_was_received(sqlite_url):
     with running_ledger(sqlite_url) as ledger:
         source, dest = _two_books(ledger)
