@@ -16,8 +16,9 @@ from api.auth import ADMIN_OR_ENTERPRISE, Reader
 from api.http import doc, json_response, list_type
 from api.problems import HttpProblem
 from api.routes.common import Page, execute, page_body, services, time_param, views_caught_up
-from domain.account_book import OpenAccountBook, RegisterItems
+from domain.account_book import AccountBook, OpenAccountBook, RegisterItems
 from domain.errors import NotFound
+from domain.events import Actor
 from domain.views import AccountBookView, BookItemView
 from projections.inventory import BookEntry, StatementLine
 
@@ -141,7 +142,20 @@ async def book_statement(
     """Per item: opening, receipts (receipt + transfer_in + production), issues (issue +
     transfer_out + consumption), signed adjustments and closing for the business-time period
     `[from, to)`; `as_of` answers as the log stood then (record time)."""
-    await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
+    _, lines, position, _ = await _statement(request, book_no, actor, since, until, as_of)
+    return json_response({"items": lines, "next_cursor": None}, position=position)
+
+
+async def _statement(
+    request: Request,
+    book_no: str,
+    actor: Actor,
+    since: str | None,
+    until: str | None,
+    as_of: str | None,
+) -> tuple[AccountBook, list[StatementLine], int, tuple[datetime | None, datetime | None]]:
+    """The caller's book, its statement lines, the position they reflect and the period."""
+    book = await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
     position = await views_caught_up(request)
     start, end = time_param("from", since), time_param("to", until)
     moment = time_param("as_of", as_of)
@@ -156,7 +170,7 @@ async def book_statement(
     lines = await run_in_threadpool(
         lambda: services(request).inventory.statement(book_no, since=start, until=end, as_of=moment)
     )
-    return json_response({"items": lines, "next_cursor": None}, position=position)
+    return book, lines, position, (start, end)
 
 
 CSV_HEADER = (
@@ -200,20 +214,8 @@ async def book_statement_csv(
     """The statement of `GET .../statement` (same readers, period, `as_of` and figures) as a
     CSV file: `item_no,hs_code,name,unit,opening,receipts,issues,adjustments,closing`, the
     decimals in plain notation, for spreadsheets and reconciliation tools."""
-    book = await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
-    position = await views_caught_up(request)
-    start, end = time_param("from", since), time_param("to", until)
-    moment = time_param("as_of", as_of)
-    if start is not None and end is not None and end < start:
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
-            "to must not be before from",
-            errors=[{"loc": "query.to", "msg": "must not be before from"}],
-        )
-    lines = await run_in_threadpool(
-        lambda: services(request).inventory.statement(book_no, since=start, until=end, as_of=moment)
+    book, lines, position, (start, end) = await _statement(
+        request, book_no, actor, since, until, as_of
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; quotes only where needed
