@@ -33,6 +33,7 @@ from domain.movements import (
     MovementView,
     Reservation,
     fifo,
+    held_key,
     release_reservation,
     without,
 )
@@ -55,10 +56,9 @@ class StockReserved(DomainEvent, frozen=True, kw_only=True):
 
     def apply(self, state: ItemStock) -> ItemStock:
         reserved = dict(state.reserved)
-        held = reserved[self.declaration_id].quantity if self.declaration_id in reserved else 0
-        reserved[self.declaration_id] = Reservation(
-            quantity=held + self.quantity, goods_status=self.goods_status
-        )
+        key = held_key(self.declaration_id, self.goods_status)
+        held = reserved[key].quantity if key in reserved else 0
+        reserved[key] = Reservation(quantity=held + self.quantity, goods_status=self.goods_status)
         return msgspec.structs.replace(state, version=self.originator_version, reserved=reserved)
 
 
@@ -72,7 +72,7 @@ class GoodsExited(DomainEvent, frozen=True, kw_only=True):
 
     def apply(self, state: ItemStock) -> ItemStock:
         lots = without(state.lots, self.by_lot)
-        reserved = release_reservation(state.reserved, self.declaration_id, self.quantity)
+        reserved = release_reservation(state.reserved, self.declaration_id, state.lots, self.by_lot)
         return msgspec.structs.replace(
             state,
             version=self.originator_version,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import msgspec
 
@@ -191,14 +191,35 @@ def without(lots: dict[UUID, LotBalance], by_lot: dict[UUID, Decimal]) -> dict[U
     return left
 
 
+def held_key(declaration_id: UUID, goods_status: str) -> UUID:
+    """What a declaration holds of an item (reserved, or in transit) is kept per customs status:
+    one declaration may move bonded and domestic goods of the same item."""
+    return declaration_id if goods_status == "bonded" else uuid5(declaration_id, goods_status)
+
+
+def by_status(lots: dict[UUID, LotBalance], by_lot: dict[UUID, Decimal]) -> dict[str, Decimal]:
+    """How much of `by_lot` (drawn from open `lots`) was of each customs status."""
+    total: dict[str, Decimal] = {}
+    for lot, q in by_lot.items():
+        status = lots[lot].goods_status
+        total[status] = total.get(status, Decimal(0)) + q
+    return total
+
+
 def release_reservation(
-    reserved: dict[UUID, Reservation], declaration_id: UUID, quantity: Decimal
+    reserved: dict[UUID, Reservation],
+    declaration_id: UUID,
+    lots: dict[UUID, LotBalance],
+    by_lot: dict[UUID, Decimal],
 ) -> dict[UUID, Reservation]:
-    """A declaration's reservation after `quantity` of it left (or went into transit)."""
+    """A declaration's reservations after the goods of `by_lot` left (or went into transit),
+    each status's from its own reservation."""
     left = dict(reserved)
-    held = left.pop(declaration_id)
-    if held.quantity > quantity:
-        left[declaration_id] = msgspec.structs.replace(held, quantity=held.quantity - quantity)
+    for status, quantity in by_status(lots, by_lot).items():
+        key = held_key(declaration_id, status)
+        held = left.pop(key, None)
+        if held is not None and held.quantity > quantity:
+            left[key] = msgspec.structs.replace(held, quantity=held.quantity - quantity)
     return left
 
 

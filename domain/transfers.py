@@ -17,7 +17,7 @@ from uuid import UUID
 import msgspec
 
 from domain import values
-from domain.declaration import Declaration
+from domain.declaration import Declaration, GoodsStatus
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.movements import (
@@ -29,6 +29,7 @@ from domain.movements import (
     MovementRecorded,
     MovementState,
     MovementView,
+    held_key,
     new_lot_in_stock,
     release_reservation,
     without,
@@ -57,12 +58,13 @@ class TransferDispatched(DomainEvent, frozen=True, kw_only=True):
 
     def apply(self, state: ItemStock) -> ItemStock:
         lots = without(state.lots, self.by_lot)
-        reserved = release_reservation(state.reserved, self.declaration_id, self.quantity)
+        reserved = release_reservation(state.reserved, self.declaration_id, state.lots, self.by_lot)
         transit = dict(state.in_transit)
-        moving = dict(transit.get(self.declaration_id, {}))
         for lot, taken in self.by_lot.items():
+            key = held_key(self.declaration_id, state.lots[lot].goods_status)
+            moving = dict(transit.get(key, {}))
             moving[lot] = moving.get(lot, Decimal(0)) + taken
-        transit[self.declaration_id] = moving
+            transit[key] = moving
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
@@ -79,16 +81,19 @@ class TransitSettled(DomainEvent, frozen=True, kw_only=True):
     declaration_id: UUID
     quantity: Decimal
     outcome: str
+    # In transit per customs status: a line receives from the lots of its own status.
+    goods_status: GoodsStatus = "bonded"
 
     def apply(self, state: ItemStock) -> ItemStock:
         transit = dict(state.in_transit)
-        moving = dict(transit.pop(self.declaration_id))
+        key = held_key(self.declaration_id, self.goods_status)
+        moving = dict(transit.pop(key))
         for lot, take in settled(moving, self.quantity).items():
             moving[lot] -= take
             if moving[lot] == 0:
                 del moving[lot]
         if moving:
-            transit[self.declaration_id] = moving
+            transit[key] = moving
         return msgspec.structs.replace(state, version=self.originator_version, in_transit=transit)
 
 
@@ -183,7 +188,8 @@ def receive(
         source = sources[line.item_no]
         assert source.state is not None
         # Never more than is still in transit: a shortfall explained as lost is gone.
-        moving = source.state.in_transit.get(d.id, {})
+        status = line.goods_status or "bonded"
+        moving = source.state.in_transit.get(held_key(d.id, status), {})
         waiting = sum(moving.values(), Decimal(0))
         if quantity > waiting:
             raise Conflict(
@@ -195,7 +201,12 @@ def receive(
         # The lots this quantity came from: in transit, settled in dispatch order.
         parents = settled(moving, quantity)
         source.record(
-            TransitSettled, declaration_id=d.id, quantity=quantity, outcome="received", **common
+            TransitSettled,
+            declaration_id=d.id,
+            quantity=quantity,
+            outcome="received",
+            goods_status=status,
+            **common,
         )
         item = line.destination_item_no or line.item_no
         lot = new_lots[line_no]
@@ -255,20 +266,28 @@ def explain_shortfall(
     if quantity_delta >= 0:
         raise ValidationFailed.at("$.quantity_delta", "a shortfall is a negative quantity")
     values.quantity("$.quantity_delta", -quantity_delta, unit)
-    waiting = sum(stock.state.in_transit.get(declaration.id, {}).values(), Decimal(0))
-    if -quantity_delta > waiting:
+    waiting = {
+        status: sum(stock.state.in_transit.get(held_key(declaration.id, status), {}).values())
+        for status in ("bonded", "domestic")
+    }
+    if -quantity_delta > sum(waiting.values()):
         raise Conflict(
-            f"only {waiting} of item {item_no} is in transit under this transfer",
+            f"only {sum(waiting.values())} of item {item_no} is in transit under this transfer",
             rule="exceeds_dispatched_quantity",
         )
     common = {"actor": actor, "occurred_at": occurred_at}
-    stock.record(
-        TransitSettled,
-        declaration_id=declaration.id,
-        quantity=-quantity_delta,
-        outcome="lost",
-        **common,
-    )
+    lost = -quantity_delta
+    for status, held in waiting.items():  # bonded first, then domestic
+        if lost > 0 and held > 0:
+            stock.record(
+                TransitSettled,
+                declaration_id=declaration.id,
+                quantity=min(lost, held),
+                outcome="lost",
+                goods_status=status,
+                **common,
+            )
+            lost -= min(lost, held)
     view = MovementView(
         movement_id=movement.id,
         kind="adjustment",

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -86,15 +85,14 @@ OUTBOUND = (*GATE_EXITS, "transfer")
 TRADE_MODE = {"first_line_out": "0110", "second_line_out": "0110"}
 COUNTRY = {"first_line_in": "DE", "second_line_in": "CN", "first_line_out": "KZ"}
 
-# Known ledger bugs the random sequences stay clear of, each reproduced by a strict xfail test
-# at the end of this file (remove the avoidance when its test starts passing):
-# - (fixed) a transfer received after its shortfall was explained as lost in transit;
-# - one declaration with lines of one item in both customs statuses: the reservation takes the
-#   status of the last line for the whole quantity, and a transfer receipt of one line settles
-#   the other line's lots (a domestic lot descends from a bonded one).
+# Ledger bugs this machine found, all fixed; each is kept as a regression test at the end of this
+# file, and each had a switch that kept the random sequences clear of it (all off now):
+# - a transfer received after its shortfall was explained as lost in transit;
+# - one declaration with lines of one item in both customs statuses (one reservation took the
+#   status of the last line; a receipt of one line settled the other line's lots);
+# - the declarations view ignored `GoodsReceived`.
 AVOID_RECEIPT_AFTER_LOSS = False
-AVOID_MIXED_STATUS_PER_ITEM = True
-# - (fixed) the declarations view ignored `GoodsReceived`; the flag below stays False.
+AVOID_MIXED_STATUS_PER_ITEM = False
 DECLARATION_VIEW_MISSES_RECEIPTS = False
 
 
@@ -1414,9 +1412,7 @@ def test_random_movements_keep_every_invariant(database_url):
         Movements.ledgers.close()
 
 
-# -- known ledger bugs, reduced to their smallest sequences --------------------------------------
-# Each is a strict xfail: when the ledger is fixed it passes, the run fails on XPASS, and the
-# matching avoidance above (AVOID_... / DECLARATION_VIEW_MISSES_RECEIPTS) should be removed.
+# -- ledger bugs found by the machine, reduced to their smallest sequences (regression tests) -----
 
 
 def _two_books(ledger: Ledger) -> tuple[Book, Book]:
@@ -1522,12 +1518,6 @@ def test_a_receipt_after_the_whole_transit_was_written_off_is_a_conflict(sqlite_
         assert r.status_code == 409 and r.json()["rule"] == "exceeds_dispatched_quantity"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger bug: domain/exits.py StockReserved.apply keeps one Reservation per "
-    "declaration, with the status of its last line: lines of one item in both statuses "
-    "reserve everything as that status",
-)
 def test_a_reservation_holds_each_status_of_an_item_separately(sqlite_url):
     """2 bonded and 3 domestic laptops, an export of both lots released: nothing of either
     status is left, yet a second export of 1 bonded laptop is released too."""
@@ -1547,11 +1537,6 @@ def test_a_reservation_holds_each_status_of_an_item_separately(sqlite_url):
         assert ledger.log_state() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger bug: domain/transfers.py `receive`/TransitSettled settle a line's receipt "
-    "from the item's transit in dispatch order, whatever line and status the lots left under",
-)
 def test_a_received_lot_descends_only_from_lots_of_its_own_status(sqlite_url):
     """A transfer of 2 bonded and 3 domestic laptops (two lines) is dispatched; the receipt of
     the domestic line makes a domestic lot whose parents include the bonded lot."""
