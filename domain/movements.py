@@ -4,7 +4,7 @@ Goods of a released inbound declaration (`first_line_in` from abroad, `second_li
 China's market) pass the zone's gate; each line becomes a lot, the unit of traceability, and
 the book item's stock grows. One atomic write records every fact the decision depends on:
 the declaration's moved quantity (never beyond what its line covers), the book item's stock,
-the new lots and the movement itself. See docs/decisions/0007-stock-and-lots-proposed.md.
+the new lots and the movement itself. See docs/decisions/0007-stock-and-lots.md.
 """
 
 from __future__ import annotations
