@@ -28,12 +28,12 @@ from domain.movements import (
     ItemStock,
     Lot,
     LotView,
-    MovementRecorded,
     MovementState,
     MovementView,
     Reservation,
     fifo,
     held_key,
+    record_gate_movement,
     release_reservation,
     without,
 )
@@ -258,18 +258,14 @@ def leave(
         for lot_id, q in taken.items():
             lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
             drawn[line_no].append(LotView(lot_id=lot_id, item_no=line.item_no, quantity=q))
-    view = MovementView(
-        movement_id=movement.id,
+    return record_gate_movement(
+        movement,
         kind=kind,
-        declaration=d.id,
-        declaration_no=d.facts.declaration_no,
+        declaration=d,
         zone=d.facts.zone,
         account_book=d.facts.account_book,
-        occurred_at=occurred_at,
-        gate_note=cmd.gate_note,
-        vehicle=cmd.vehicle,
+        cmd=cmd,
         container=cmd.container or d.facts.transport.container,
         lots=[v for line_no in quantities for v in drawn[line_no]],
+        **common,
     )
-    movement.record(MovementRecorded, view=view, **common)
-    return view

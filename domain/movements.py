@@ -389,6 +389,36 @@ class MovementState(AggregateState, frozen=True, kw_only=True):
     view: MovementView
 
 
+def record_gate_movement(
+    movement: Pending[MovementState],
+    *,
+    kind: str,
+    declaration: Declaration,
+    zone: str,
+    account_book: str,
+    cmd: GateBody,
+    container: str | None,
+    lots: list[LotView],
+    **common: Any,
+) -> MovementView:
+    """Record a gate movement (admission, exit, dispatch, receipt) with the gate's papers."""
+    view = MovementView(
+        movement_id=movement.id,
+        kind=kind,
+        declaration=declaration.id,
+        declaration_no=declaration.facts.declaration_no,
+        zone=zone,
+        account_book=account_book,
+        occurred_at=common["occurred_at"],
+        gate_note=cmd.gate_note,
+        vehicle=cmd.vehicle,
+        container=container,
+        lots=lots,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
+
+
 def movement_id(principal: str, idempotency_key: str) -> UUID:
     return stream_id("movement", f"{principal}\x00{idempotency_key}")
 
@@ -505,20 +535,17 @@ def admit(
                 **common,
             )
         )
-    view = MovementView(
-        movement_id=movement.id,
+    view = record_gate_movement(
+        movement,
         kind="gate_in",
-        declaration=state.id,
-        declaration_no=f.declaration_no,
+        declaration=state,
         zone=f.zone,
         account_book=f.account_book,
-        occurred_at=occurred_at,
-        gate_note=cmd.gate_note,
-        vehicle=cmd.vehicle,
+        cmd=cmd,
         container=container,
         lots=created,
+        **common,
     )
-    movement.record(MovementRecorded, view=view, **common)
     if not quantities:
         raise ValidationFailed.at("$.lines", "name at least one line")
     return view

@@ -31,6 +31,7 @@ from domain.movements import (
     MovementView,
     held_key,
     new_lot_in_stock,
+    record_gate_movement,
     release_reservation,
     without,
 )
@@ -230,21 +231,17 @@ def receive(
             parent_lots[parent].record(
                 ChildLotCreated, child=lot.id, movement_id=movement.id, **common
             )
-    view = MovementView(
-        movement_id=movement.id,
+    return record_gate_movement(
+        movement,
         kind="transfer_receipt",
-        declaration=d.id,
-        declaration_no=f.declaration_no,
+        declaration=d,
         zone=f.destination_zone,
         account_book=f.destination_account_book,
-        occurred_at=occurred_at,
-        gate_note=cmd.gate_note,
-        vehicle=cmd.vehicle,
+        cmd=cmd,
         container=cmd.container,
         lots=created,
+        **common,
     )
-    movement.record(MovementRecorded, view=view, **common)
-    return view
 
 
 def explain_shortfall(
