@@ -1,27 +1,21 @@
 """`customs-ledger replay [--as-of T]`: rebuild every read model from the log and compare.
 
-`run_replay` is shared with `POST /v1/audit/replay`: it wires the ledger's log, the live views
-and a scratch store (a temporary file next to the views, or a temporary PostgreSQL schema) to
-projections.replay, which never writes the live views.
+The wiring (`run_replay`, shared with `POST /v1/audit/replay`) is api.replaying's.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from api.replaying import WAIT_SECONDS, ReplayFailed, answer, run_replay
 from api.settings import Settings
 
 if TYPE_CHECKING:
-    from api.services import Services
     from projections.replay import ReplayReport
-    from projections.runner import CatchUpRunner, LogSource
-    from projections.store import ViewStore
 
 DESCRIPTION = """\
 Rebuild every read model (declarations, enterprises, inventory, trace) from the start of the
@@ -31,9 +25,9 @@ at or before T; the live views can say how the inventory stood then (books, item
 stock history, entries, movements), so that is compared, and the other read models are only
 digested. The live views are never written; the scratch store is deleted afterwards."""
 EPILOG = """exit codes: 0 every read model compared is equal; 1 one differs (the first differing
-rows are printed); 2 bad arguments. Progress goes to stderr on a terminal; stdout carries the
-digests (or, with --json, the answer POST /v1/audit/replay gives)."""
-WAIT_SECONDS = 10.0  # how long a full replay waits for the live views to reach the log head
+rows are printed); 2 bad arguments; 3 the replay could not be done (its second process
+failed). Progress goes to stderr on a terminal; stdout carries the digests (or, with --json,
+the answer POST /v1/audit/replay gives)."""
 
 
 def _instant(text: str) -> datetime:
@@ -62,85 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for the live views to reach the log head (default 10)",
     )
-
-
-@contextlib.contextmanager
-def scratch_views(services: Services) -> Iterator[ViewStore]:
-    """A scratch store beside the live views: never the live views themselves."""
-    from projections.replay import scratch_postgres, scratch_sqlite
-    from projections.store import PostgresViews, SQLiteViews
-
-    views = services.views
-    if isinstance(views, SQLiteViews):
-        with scratch_sqlite(views.path) as scratch:
-            yield scratch
-    else:
-        assert isinstance(views, PostgresViews)
-        with scratch_postgres(views.conninfo) as scratch:
-            yield scratch
-
-
-def replay_runners(app: Any) -> Callable[[ViewStore, LogSource], CatchUpRunner]:
-    """How a replay builds its runner: every read model, fed from `page`, with no secondary
-    index (the scratch store is digested and dropped, never queried by the API)."""
-    from api.services import read_models_runner
-
-    return lambda views, page: read_models_runner("replay", views, app, source=page, indexes=False)
-
-
-def log_pages(app: Any) -> Callable[[int, int, str | None], Any]:
-    """The log a page at a time, up to the last event recorded at or before `until`."""
-    return lambda after, limit, until: app.log.select_log(after, limit, until=until)
-
-
-def run_replay(
-    services: Services,
-    as_of: datetime | None = None,
-    *,
-    wait_seconds: float = WAIT_SECONDS,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[ReplayReport, int]:
-    """Replay into a scratch store and compare: (the report, the log head's position).
-
-    A full replay compares at the live views' position; it first gives them `wait_seconds`
-    to reach the log head (the server's runner, or a `project --follow` process, feeds them)."""
-    from projections.replay import replay
-
-    app = services.app
-    head = app.log.head()
-    log_position = head.position if head else 0
-    if as_of is None:
-        services.runner.wait_for(log_position, wait_seconds)
-    with scratch_views(services) as scratch:
-        report = replay(
-            services.views,
-            scratch,
-            replay_runners(app),
-            log_pages(app),
-            as_of=as_of,
-            wait_for_live=lambda position: services.runner.wait_for(position, wait_seconds),
-            progress=progress,
-            live_name=services.runner.name,
-        )
-    if as_of is None and report.position < log_position:
-        report.notes.append(
-            f"the live views reflect the log up to position {report.position}, the log is at "
-            f"{log_position}: both were compared at {report.position} (the server or "
-            "`customs-ledger project` brings the views up to date)"
-        )
-    return report, log_position
-
-
-def answer(report: ReplayReport, log_position: int) -> dict[str, Any]:
-    """The report as POST /v1/audit/replay answers it."""
-    import dataclasses
-
-    body = dataclasses.asdict(report)
-    body["seconds"] = round(report.seconds, 3)
-    body["rebuild_seconds"] = round(report.rebuild_seconds, 3)
-    body["equal"] = report.equal
-    body["log_position"] = log_position
-    return body
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="rebuild every read model in this process (by default a long log's trace graph "
+        "is rebuilt by a second process when a CPU is free)",
+    )
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -156,11 +77,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     show = sys.stderr.isatty()
     started = time.monotonic()
 
-    def progress(events: int, position: int) -> None:
+    def progress(position: int, end: int) -> None:
         if show:
-            rate = events / max(time.monotonic() - started, 1e-9)
+            rate = position / max(time.monotonic() - started, 1e-9)
+            share = 100 * position / end if end else 100.0
             print(
-                f"\rreplayed {events:,} events, position {position:,} ({rate:,.0f}/s)",
+                f"\rreplaying: position {position:,} of {end:,} ({share:.0f}%, {rate:,.0f}/s)",
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -168,8 +90,17 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         report, log_position = run_replay(
-            services, args.as_of, wait_seconds=args.wait, progress=progress
+            services,
+            args.as_of,
+            wait_seconds=args.wait,
+            progress=progress,
+            parallel=False if args.one_process else None,
         )
+    except ReplayFailed as e:
+        if show:
+            print(file=sys.stderr)
+        print(f"replay failed: {e}", file=sys.stderr)
+        return 3
     finally:
         services.close()
     if show:

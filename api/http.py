@@ -107,6 +107,7 @@ ERROR_TEXT = {
     409: "Conflicts with the ledger's state; `rule` names it",
     413: "Body over 1 MiB",
     422: "Invalid content; `errors[].loc` names each field",
+    503: "The server could not do it now (a replay's helper process failed); try again",
 }
 
 

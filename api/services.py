@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from ledger.mapper import decode_event
 from projections.declarations import DeclarationQueries, DeclarationsProjection
 from projections.enterprises import EnterpriseQueries, EnterprisesProjection
 from projections.inventory import InventoryProjection, InventoryQueries
-from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogEntry, LogSource
+from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogEntry, LogSource, Projection
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
 from projections.trace import TraceProjection, TraceQueries
@@ -88,6 +89,16 @@ def decode_entry(entry: LogEntry) -> DomainEvent:
     return decode_event(entry.topic, entry.stream_id, entry.version, entry.state)
 
 
+def read_model_projections() -> list[Projection]:
+    """Every read model's projection, in the order the live runner applies them."""
+    return [
+        DeclarationsProjection(),
+        EnterprisesProjection(),
+        InventoryProjection(),
+        TraceProjection(),
+    ]
+
+
 def read_models_runner(
     name: str,
     views: ViewStore,
@@ -95,18 +106,21 @@ def read_models_runner(
     batch_size: int = DEFAULT_BATCH,
     source: LogSource | None = None,
     indexes: bool = True,
+    exclude: Collection[str] = (),
+    only: Collection[str] | None = None,
 ) -> CatchUpRunner:
-    """A runner feeding every read model from the application's log (or from `source`, a
-    bounded view of it: replays as of a past instant)."""
+    """A runner feeding every read model (but those named in `exclude`, or only those in
+    `only`) from the application's log, or from `source` (a bounded or filtered view of it:
+    replays). Each projection reads only its own tables, so any subset can run on its own."""
+    projections = [
+        p
+        for p in read_model_projections()
+        if p.name not in exclude and (only is None or p.name in only)
+    ]
     return CatchUpRunner(
         name,
         views,
-        [
-            DeclarationsProjection(),
-            EnterprisesProjection(),
-            InventoryProjection(),
-            TraceProjection(),  # after the inventory: it reads view_books, view_movements
-        ],
+        projections,
         source=source or (lambda after, limit: app.log.select_log(after, limit)),
         decode=decode_entry,
         batch_size=batch_size,

@@ -36,6 +36,8 @@ VIEW_TABLES: dict[str, str] = {
     "view_trace_edges": "parent, child",
     "view_trace_events": "event_key",
     "view_trace_refs": "ref, kind, lot_id",
+    "view_trace_books": "book_no",
+    "view_trace_movements": "movement_id",
 }
 # The read models a replay rebuilds and compares, and the view tables each one covers.
 READ_MODELS: dict[str, tuple[str, ...]] = {
@@ -56,6 +58,8 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
         "view_trace_edges",
         "view_trace_events",
         "view_trace_refs",
+        "view_trace_books",
+        "view_trace_movements",
     ),
 }
 assert sorted(t for ts in READ_MODELS.values() for t in ts) == sorted(VIEW_TABLES)

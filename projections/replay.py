@@ -11,18 +11,26 @@ history rows give books, items' balances, stock history, entries and movements a
 The scratch store is a temporary SQLite file next to the views (no fsync, thrown away) or a
 temporary PostgreSQL schema (unlogged tables, dropped); the live views are only read.
 One replay at a time per process (`ReplayBusy`): it is an auditor's tool, and a long one.
+
+A rebuild may hand some read models to a `Helper`, another process that rebuilds them from the
+same log into the scratch store (on SQLite, a file of its own the scratch store attaches) while
+this one rebuilds the rest: the read models read no table but their own, so the two halves
+meet only in the digests. Each side reads only the events of the topics its projections read
+(docs/decisions/0011).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 from projections.declarations import utc_text
 from projections.digest import (
@@ -43,10 +51,67 @@ REPLAY_BATCH = 10_000  # events per page: large pages, bounded memory (pages are
 LIVE_TRACKING = "read-models"  # the live runner's tracking row
 _RUNNING = threading.Lock()
 
-# (after, limit, until recorded_at or None) -> the log page after `after`
-TimedSource = Callable[[int, int, str | None], Sequence[LogEntry]]
-# (scratch views, source) -> a runner feeding every read model
-RunnerFactory = Callable[[ViewStore, LogSource], CatchUpRunner]
+HELPER_MIN_EVENTS = 50_000  # below this, starting a second process costs more than it saves
+
+
+@dataclass(frozen=True)
+class ReplayLog:
+    """What a replay reads of the log."""
+
+    # (after, limit, topics or None for every topic) -> the next events in log order
+    page: Callable[[int, int, Collection[str] | None], Sequence[LogEntry]]
+    # (up to position, up to recorded_at; either None) -> (position, sequence) of the last
+    # event within both bounds, None when there is none
+    last: Callable[[int | None, str | None], tuple[int, int] | None]
+
+
+# (scratch views, source, read models left out) -> a runner feeding the other read models
+RunnerFactory = Callable[[ViewStore, LogSource, Collection[str]], CatchUpRunner]
+
+
+class Helper(Protocol):
+    """Read models rebuilt by another process into the same scratch store."""
+
+    names: tuple[str, ...]  # the read models it rebuilds (this process leaves them out)
+
+    def prepare(self) -> None:
+        """Get ready (start the process) before the rebuild begins; `start` does it if not."""
+        ...
+
+    def start(self, scratch: ViewStore, up_to: int) -> None:
+        """Begin rebuilding from the start of the log up to position `up_to`."""
+        ...
+
+    def position(self) -> int:
+        """How far it has come."""
+        ...
+
+    def finish(self, scratch: ViewStore, tick: Callable[[], None] | None = None) -> None:
+        """Wait until it is done (calling `tick` now and then) and make its tables part of
+        `scratch`; raise if it failed."""
+        ...
+
+    def stop(self) -> None:
+        """Stop it if it still runs (this side failed)."""
+        ...
+
+
+def topics_of(projections: Sequence[Any]) -> frozenset[str]:
+    """The stored topics of every event class the projections read (subclasses included, and
+    any old topic registered for one of those classes with eventsourcing's register_topic)."""
+    from eventsourcing import utils
+
+    handled: set[type] = set()
+    todo = [c for p in projections for c in p.handles]
+    while todo:
+        cls = todo.pop()
+        if cls not in handled:
+            handled.add(cls)
+            todo.extend(cls.__subclasses__())
+    topics = {utils.get_topic(c) for c in handled}
+    registered = dict(getattr(utils, "_topic_cache", {}))
+    topics.update(t for t, obj in registered.items() if obj in handled)
+    return frozenset(topics)
 
 
 class ReplayBusy(RuntimeError):
@@ -85,42 +150,48 @@ class ReplayReport:
         return all(r.equal is not False for r in self.projections.values())
 
 
-Progress = Callable[[int, int], None]  # (events replayed, position reached)
+Progress = Callable[[int, int], None]  # (position reached, last position to reach)
 
 
 def replay(
     live: ViewStore,
     scratch: ViewStore,
     make_runner: RunnerFactory,
-    source: TimedSource,
+    log: ReplayLog,
     *,
     as_of: datetime | None = None,
     wait_for_live: Callable[[int], bool] | None = None,
     progress: Progress | None = None,
     batch_size: int = REPLAY_BATCH,
     live_name: str = LIVE_TRACKING,
+    helper: Helper | None = None,
 ) -> ReplayReport:
     """Rebuild every read model into `scratch` and compare with `live` (see the module doc).
 
     `wait_for_live(position)` waits (bounded) until the live views reach a position; with
-    `as_of` it decides whether the live inventory can be compared."""
+    `as_of` it decides whether the live inventory can be compared. `helper`: see `rebuild`."""
     if not _RUNNING.acquire(blocking=False):
+        if helper is not None:
+            helper.stop()
         raise ReplayBusy("a replay is already running in this process")
     try:
         if as_of is None:
-            return _full(live, scratch, make_runner, source, live_name, progress, batch_size)
+            return _full(live, scratch, make_runner, log, live_name, progress, batch_size, helper)
         return _as_of(
             live,
             scratch,
             make_runner,
-            source,
+            log,
             live_name,
             as_of,
             wait_for_live,
             progress,
             batch_size,
+            helper,
         )
     finally:
+        if helper is not None:
+            helper.stop()
         _RUNNING.release()
 
 
@@ -128,12 +199,15 @@ def _full(
     live: ViewStore,
     scratch: ViewStore,
     make_runner: RunnerFactory,
-    source: TimedSource,
+    log: ReplayLog,
     live_name: str,
     progress: Progress | None,
     batch_size: int,
+    helper: Helper | None,
 ) -> ReplayReport:
     started = time.perf_counter()
+    if helper is not None:
+        helper.prepare()  # its start-up overlaps with the live digests
     with live.snapshot() as seen:
         row = seen.one("SELECT position FROM view_tracking WHERE name = ?", (live_name,))
         position = int(row[0]) if row else 0
@@ -141,7 +215,13 @@ def _full(
             t: table_digest(seen, TableSource(t)) for ts in READ_MODELS.values() for t in ts
         }
         events, _last, rebuild_seconds = rebuild(
-            scratch, make_runner, source, up_to=position, progress=progress, batch_size=batch_size
+            scratch,
+            make_runner,
+            log,
+            up_to=position,
+            progress=progress,
+            batch_size=batch_size,
+            helper=helper,
         )
         report = ReplayReport(
             events_replayed=events,
@@ -168,17 +248,24 @@ def _as_of(
     live: ViewStore,
     scratch: ViewStore,
     make_runner: RunnerFactory,
-    source: TimedSource,
+    log: ReplayLog,
     live_name: str,
     as_of: datetime,
     wait_for_live: Callable[[int], bool] | None,
     progress: Progress | None,
     batch_size: int,
+    helper: Helper | None,
 ) -> ReplayReport:
     started = time.perf_counter()
     cut = utc_text(as_of)
     events, position, rebuild_seconds = rebuild(
-        scratch, make_runner, source, until=cut, progress=progress, batch_size=batch_size
+        scratch,
+        make_runner,
+        log,
+        until=cut,
+        progress=progress,
+        batch_size=batch_size,
+        helper=helper,
     )
     report = ReplayReport(
         events_replayed=events,
@@ -246,37 +333,78 @@ def _compare(
 def rebuild(
     scratch: ViewStore,
     make_runner: RunnerFactory,
-    source: TimedSource,
+    log: ReplayLog,
     *,
     up_to: int | None = None,
     until: str | None = None,
     progress: Progress | None = None,
     batch_size: int = REPLAY_BATCH,
     pipeline: bool | None = None,
+    helper: Helper | None = None,
 ) -> tuple[int, int, float]:
     """Feed fresh read models in `scratch` from the start of the log, up to position `up_to`
     and/or the last event recorded at or before `until`: (events, last position, seconds).
 
-    With `pipeline` a writer thread commits each page while the next one is folded. By
-    default on PostgreSQL only: there the writer waits on the server, out of the interpreter
-    lock; SQLite's `executemany` needs the lock for every row it binds, and the two threads
-    took turns at it (measured slower, bench/p3.py)."""
+    Each runner reads only the topics its projections read. With a `helper` (and a log of at
+    least HELPER_MIN_EVENTS events to replay) the helper's read models are rebuilt by it, in
+    another process, while this one rebuilds the others. With `pipeline` a writer thread
+    commits each page while the next one is folded. By default on PostgreSQL only: there the
+    writer waits on the server, out of the interpreter lock; SQLite's `executemany` needs the
+    lock for every row it binds, and the two threads took turns at it (measured slower)."""
     if pipeline is None:
         pipeline = scratch.kind == "postgresql"
+    started = time.perf_counter()
+    try:
+        last = log.last(up_to, until)
+        end, events = last if last is not None else (0, 0)
+        if helper is not None and events < HELPER_MIN_EVENTS:
+            helper.stop()
+            helper = None
+        _rebuild(scratch, make_runner, log, end, progress, batch_size, pipeline, helper)
+    finally:
+        if helper is not None:
+            helper.stop()  # done already, or this side failed: either way it runs no more
+    if progress is not None:
+        progress(end, end)
+    return events, end, time.perf_counter() - started
+
+
+def _rebuild(
+    scratch: ViewStore,
+    make_runner: RunnerFactory,
+    log: ReplayLog,
+    end: int,
+    progress: Progress | None,
+    batch_size: int,
+    pipeline: bool,
+    helper: Helper | None,
+) -> None:
+    topics: Collection[str] | None = None
 
     def page(after: int, limit: int) -> Sequence[LogEntry]:
-        entries = source(after, limit, until)
-        if up_to is not None and entries and entries[-1].position > up_to:
-            entries = [e for e in entries if e.position <= up_to]
+        if after >= end:
+            return []
+        entries = log.page(after, limit, topics)
+        if entries and entries[-1].position > end:
+            entries = [e for e in entries if e.position <= end]
         return entries
 
-    runner = make_runner(scratch, page)
+    runner = make_runner(scratch, page, helper.names if helper is not None else ())
+    topics = topics_of(runner.projections)
     unlog_tables(scratch)
     runner.batch_size = batch_size
-    started = time.perf_counter()
-    report = (lambda n: progress(n, runner.position)) if progress is not None else None
-    events = runner.replay(report) if pipeline else runner.catch_up(report)
-    return events, runner.position, time.perf_counter() - started
+    report: Callable[[int], None] | None = None
+    if progress is not None:
+        if helper is not None:
+            shown = helper
+            report = lambda _: progress(min(runner.position, shown.position()), end)  # noqa: E731
+        else:
+            report = lambda _: progress(runner.position, end)  # noqa: E731
+    if helper is not None:
+        helper.start(scratch, end)
+    runner.replay(report) if pipeline else runner.catch_up(report)
+    if helper is not None:
+        helper.finish(scratch, (lambda: report(0)) if report is not None else None)
 
 
 # -- scratch stores ---------------------------------------------------------------------------
@@ -291,9 +419,9 @@ def scratch_sqlite(beside: str) -> Iterator[SQLiteViews]:
         yield views
     finally:
         views.close()
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for name in glob.glob(glob.escape(path) + "*"):  # with any helper's file (`Helper`)
             with contextlib.suppress(FileNotFoundError):
-                os.remove(path + suffix)
+                os.remove(name)
 
 
 @contextlib.contextmanager

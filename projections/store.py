@@ -121,6 +121,17 @@ class SQLiteViews:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self.attached: list[str] = []  # files whose tables read as this store's (`attach`)
+
+    def attach(self, path: str) -> None:
+        """Read the tables of another views file as this store's own, in every connection
+        opened from now on (a replay's scratch store: read models a helper process rebuilt in
+        a file of its own). Table names must not clash; this store's own come first."""
+        self.attached.append(path)
+
+    def _attach(self, conn: sqlite3.Connection) -> None:
+        for n, path in enumerate(self.attached):
+            conn.execute(f"ATTACH DATABASE ? AS attached_{n}", (path,))
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -130,6 +141,7 @@ class SQLiteViews:
             )
             for pragma in self.pragmas:
                 conn.execute(pragma)
+            self._attach(conn)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             self._connections.append(conn)
@@ -173,6 +185,7 @@ class SQLiteViews:
         # Its own connection: a snapshot may stay open while this thread writes elsewhere.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            self._attach(conn)
             conn.execute("BEGIN")  # WAL: the first read fixes what every later one sees
             yield _SQLiteSnapshot(conn)
         finally:
@@ -277,6 +290,15 @@ class _PgCursor:
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
+
+
+def has_table(cur: Any, name: str) -> bool:
+    """Whether the views (the cursor's database, or schema on PostgreSQL) have table `name`."""
+    if isinstance(cur, _PgCursor):
+        cur.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,))
+        return bool(cur.fetchone()["found"])
+    cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return cur.fetchone() is not None
 
 
 class _PgSnapshot:

@@ -1,7 +1,7 @@
 """The trace graph: lots as nodes, transfers and processing as edges, every reference indexed.
 
-Tables (fed by the catch-up runner after the inventory projection, whose `view_books` and
-`view_movements` it reads; rebuilt identically by a replay):
+Tables (fed by the catch-up runner; rebuilt identically by a replay, where the trace graph is
+built by a process of its own: it reads no other projection's tables):
 - `view_trace_lots`: one row per lot (zone, book, enterprise, item, status, quantity in, on hand,
   the movement that made it);
 - `view_trace_edges`: parent lot -> child lot, `transfer` or `processing`, with the quantity of
@@ -10,7 +10,9 @@ Tables (fed by the catch-up runner after the inventory projection, whose `view_b
   actor, in log order;
 - `view_trace_refs`: every business reference (lot id, declaration id and number, transport
   reference, container, gate note, e-commerce order number, waybill) -> the lots it touched;
-- `view_trace_declarations`: each declaration's references, to index when its goods move.
+- `view_trace_declarations`: each declaration's references, to index when its goods move;
+- `view_trace_books` / `view_trace_movements`: each book's enterprise, each movement's kind and
+  papers, for the lot events of later pages (a lot event's movement is recorded in its write).
 
 A trace walks these by index, lot by lot: its cost depends on the size of the answer, never on
 the size of the log.
@@ -33,6 +35,7 @@ from domain.movements import LotCreated, MovementRecorded
 from domain.stocktake import LotAdjusted
 from projections.inventory import movement_documents
 from projections.runner import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
+from projections.store import has_table
 
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
 _DOCUMENTS = msgspec.json.Decoder(list[dict[str, str]])
@@ -61,6 +64,19 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS view_trace_refs ("
     " ref TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, lot_id TEXT NOT NULL,"
     " PRIMARY KEY (ref, kind, lot_id))",
+    "CREATE TABLE IF NOT EXISTS view_trace_books ("
+    " book_no TEXT PRIMARY KEY, enterprise TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS view_trace_movements ("
+    " movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL, documents TEXT NOT NULL)",
+)
+# Views built before the trace kept its own books and movements read the inventory's: on
+# their first start with this code, the two tables are filled from those (once).
+BACKFILL = (
+    ("view_trace_books", "INSERT INTO view_trace_books SELECT book_no, enterprise FROM view_books"),
+    (
+        "view_trace_movements",
+        "INSERT INTO view_trace_movements SELECT movement_id, kind, documents FROM view_movements",
+    ),
 )
 
 # The chain's event types: what happened to the lot, by the movement that did it.
@@ -102,7 +118,6 @@ class TraceProjection:
     """Applies lot, movement and declaration events to the trace graph."""
 
     name = "trace"
-    # Books and movements only for the lookups (their rows are the inventory projection's).
     handles = (
         DeclarationSubmitted,
         AccountBookOpened,
@@ -113,7 +128,12 @@ class TraceProjection:
     )
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        missing = [(t, sql) for t, sql in BACKFILL if not has_table(cur, t)]
+        filled = has_table(cur, "view_trace_lots")
         create(cur, DDL, indexes=indexes)
+        if filled:
+            for _, sql in missing:
+                cur.execute(sql)
 
     def begin(self, cur: Any, previous: _TraceFold | None) -> _TraceFold:
         return _TraceFold(cur, previous)
@@ -152,6 +172,8 @@ class _TraceFold:
         # book_no -> enterprise (None: no such book)
         self.enterprises: RowCache[str, str | None] = RowCache(p.enterprises if p else None)
         self.new_declarations: list[tuple[str, str]] = []
+        self.new_books: list[tuple[str, str]] = []
+        self.new_movements: list[tuple[str, str, str]] = []
         self.edges: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, lot) -> canonical id
@@ -168,12 +190,9 @@ class _TraceFold:
             view = event.view
             movement_id = str(view.movement_id)
             documents = movement_documents(view)
-            self.movements[movement_id] = (
-                movement_id,
-                view.kind,
-                documents,
-                _ENCODE.encode(documents).decode(),
-            )
+            text = _ENCODE.encode(documents).decode()
+            self.movements[movement_id] = (movement_id, view.kind, documents, text)
+            self.new_movements.append((movement_id, view.kind, text))
             self._index_movement(event)
         elif isinstance(event, DeclarationSubmitted):
             refs = declaration_refs(event)
@@ -181,6 +200,7 @@ class _TraceFold:
             self.refs_of[entry.stream_id] = refs
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
+            self.new_books.append((event.book_no, event.enterprise))
 
     def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
         """Read the stored lots the page draws from or adjusts in a few queries."""
@@ -211,9 +231,8 @@ class _TraceFold:
         if view.container:
             refs.append(["container", view.container, view.container])
         add = self.refs.setdefault
-        for lot in view.lots:
+        for lot in view.lots:  # (each lot's own id is indexed when it is created)
             lot_id = self.text[lot.lot_id]
-            add((lot_id, "lot", lot_id), lot_id)
             for kind, ref, canonical in refs:
                 add((ref, kind, lot_id), canonical)
 
@@ -344,22 +363,24 @@ class _TraceFold:
         found = self.movements.get(key)
         if found is MISSING:
             self.cur.execute(
-                "SELECT movement_id, kind, documents FROM view_movements WHERE movement_id = ?",
+                "SELECT movement_id, kind, documents FROM view_trace_movements"
+                " WHERE movement_id = ?",
                 (key,),
             )
             row = self.cur.fetchone()
             found = None
             if row is not None:
-                documents = _DOCUMENTS.decode(row["documents"])
-                text = _ENCODE.encode(documents).decode()
-                found = (row["movement_id"], row["kind"], documents, text)
+                text = row["documents"]
+                found = (row["movement_id"], row["kind"], _DOCUMENTS.decode(text), text)
             self.movements[key] = found
         return found
 
     def _enterprise(self, book_no: str) -> str | None:
         found = self.enterprises.get(book_no)
         if found is MISSING:
-            self.cur.execute("SELECT enterprise FROM view_books WHERE book_no = ?", (book_no,))
+            self.cur.execute(
+                "SELECT enterprise FROM view_trace_books WHERE book_no = ?", (book_no,)
+            )
             row = self.cur.fetchone()
             found = self.enterprises[book_no] = row["enterprise"] if row is not None else None
         return found
@@ -369,6 +390,13 @@ class _TraceFold:
         writes.add(
             "INSERT INTO view_trace_declarations (id, refs) VALUES (?, ?)",
             self.new_declarations,
+        )
+        writes.add(
+            "INSERT INTO view_trace_books (book_no, enterprise) VALUES (?, ?)", self.new_books
+        )
+        writes.add(
+            "INSERT INTO view_trace_movements (movement_id, kind, documents) VALUES (?, ?, ?)",
+            self.new_movements,
         )
         new_lots, changed = [], []
         for lot_id, lot in self.lots.now.items():
@@ -395,10 +423,7 @@ class _TraceFold:
             writes.add(
                 "INSERT INTO view_trace_refs (ref, kind, id, lot_id) VALUES (?,?,?,?)"
                 " ON CONFLICT (ref, kind, lot_id) DO NOTHING",
-                [
-                    (ref, kind, canonical, lot)
-                    for (ref, kind, lot), canonical in sorted(self.refs.items())
-                ],
+                [(ref, kind, canonical, lot) for (ref, kind, lot), canonical in self.refs.items()],
             )
         writes.add(
             "INSERT INTO view_trace_events (event_key, position, lot_id, type, occurred_at,"
@@ -407,6 +432,7 @@ class _TraceFold:
             self.events,
         )
         self.new_declarations, self.edges, self.events, self.refs = [], [], [], {}
+        self.new_books, self.new_movements = [], []
         return writes
 
 

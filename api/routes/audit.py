@@ -3,6 +3,7 @@ replays of the read models."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from uuid import UUID
 
@@ -12,8 +13,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import AuditReader, allow
-from api.cli_replay import answer, run_replay
 from api.http import decode_body, doc, json_response, list_type, read_body
+from api.problems import HttpProblem
+from api.replaying import ReplayFailed, answer, run_replay
 from api.routes.common import services
 from domain.declaration import AwareDatetime
 from domain.errors import Conflict, NotFound
@@ -25,6 +27,7 @@ from projections.replay import ReplayBusy
 Auditor = Annotated[Actor, allow("auditor")]
 
 router = APIRouter(tags=["audit"])
+log = logging.getLogger("customs_ledger.audit")
 
 
 class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,7 +177,7 @@ def digest(request: Request, actor: AuditReader) -> Response:
 
 @router.post(
     "/v1/audit/replay",
-    **doc(body=ReplayBody, ok=(200, ReplayView), errors=(400, 401, 403, 409, 413)),
+    **doc(body=ReplayBody, ok=(200, ReplayView), errors=(400, 401, 403, 409, 413, 503)),
 )
 async def replay(request: Request, actor: Auditor) -> Response:
     """Rebuild every read model from the log into a scratch store and compare its digests with
@@ -190,4 +193,7 @@ async def replay(request: Request, actor: Auditor) -> Response:
         )
     except ReplayBusy as e:
         raise Conflict(str(e), rule="replay_in_progress") from None
+    except ReplayFailed as e:  # the trace graph's process failed: the server's, not the client's
+        log.error("replay failed: %s", e)
+        raise HttpProblem(503, "replay-failed", "Replay failed", str(e)) from None
     return json_response(msgspec.convert(answer(report, log_position), ReplayView))

@@ -7,9 +7,9 @@ the log order is decided: inside the writer's lock, in the same transaction as t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -49,14 +49,35 @@ class ChainedLog(Protocol):
     """What the ledger needs from a recorder beyond the library's interface."""
 
     def select_log(
-        self, after: int | None, limit: int, *, until: str | None = None
-    ) -> Sequence[LogRecord]: ...
+        self,
+        after: int | None,
+        limit: int,
+        *,
+        until: str | None = None,
+        topics: Collection[str] | None = None,
+    ) -> Sequence[LogRecord]:
+        """The log after position `after` in log order, at most `limit` events; with `until`
+        only events recorded at or before it, with `topics` only events of those topics."""
+        ...
 
     def select_stream(self, stream_id: UUID | str) -> Sequence[LogRecord]: ...
 
     def head(self) -> Head | None: ...
 
     def count(self) -> int: ...
+
+
+def last_at_or_before(log: Any, position: int | None, until: str | None) -> LogRecord | None:
+    """The last event of `log` at or before `position` and recorded at or before `until`
+    (either may be None): where a replay bounded by both ends. `recorded_at` never decreases
+    along the log, so the events recorded by `until` are a prefix of it."""
+    at = log.record_at_or_before(position if position is not None else 2**62)
+    if until is None or at is None:
+        return at
+    by = log.record_recorded_by(until)
+    if by is None:
+        return None
+    return at if at.position < by.position else by
 
 
 def chain_rows(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -98,22 +98,32 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(statement, params)
             return curs.fetchall()
 
-    def _log_statement(self, after: int | None, limit: int, until: str | None) -> Any:
+    def _log_statement(
+        self, after: int | None, limit: int, until: str | None, topics: Collection[str] | None
+    ) -> Any:
         statement = self.select_log_columns + SQL("WHERE notification_id > %s ")
         params: list[Any] = [after or 0]
         if until is not None:
             statement += SQL("AND recorded_at <= %s ")
             params.append(until)
+        if topics is not None:
+            statement += SQL("AND topic = ANY(%s) ")
+            params.append(sorted(topics))
         statement += SQL("ORDER BY notification_id LIMIT %s")
         params.append(limit)
         return statement, params
 
     def select_log_rows(
-        self, after: int | None, limit: int, *, until: str | None = None
+        self,
+        after: int | None,
+        limit: int,
+        *,
+        until: str | None = None,
+        topics: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
         """`select_log` as plain tuples in LogRecord's order (the id already canonical text):
         what `verify` and `export-events` read."""
-        statement, params = self._log_statement(after, limit, until)
+        statement, params = self._log_statement(after, limit, until, topics)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params)
             return curs.fetchall()
@@ -122,9 +132,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return [LogRecord._make(row) for row in rows]
 
     def select_log(
-        self, after: int | None, limit: int, *, until: str | None = None
+        self,
+        after: int | None,
+        limit: int,
+        *,
+        until: str | None = None,
+        topics: Collection[str] | None = None,
     ) -> list[LogRecord]:
-        return self._select_records(*self._log_statement(after, limit, until))
+        return self._select_records(*self._log_statement(after, limit, until, topics))
 
     def record_at_or_before(self, position: int) -> LogRecord | None:
         """The last event at or before `position` (the link an `--after` export starts from)."""
@@ -132,6 +147,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "WHERE notification_id <= %s ORDER BY notification_id DESC LIMIT 1"
         )
         records = self._select_records(statement, (position,))
+        return records[0] if records else None
+
+    def record_recorded_by(self, until: str) -> LogRecord | None:
+        """The last event recorded at or before `until`."""
+        statement = self.select_log_columns + SQL(
+            "WHERE recorded_at <= %s ORDER BY recorded_at DESC, notification_id DESC LIMIT 1"
+        )
+        records = self._select_records(statement, (until,))
         return records[0] if records else None
 
     def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -174,7 +174,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return self.log_records(self._select_rows(statement, params))
 
     def select_log_rows(
-        self, after: int | None, limit: int, *, until: str | None = None
+        self,
+        after: int | None,
+        limit: int,
+        *,
+        until: str | None = None,
+        topics: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
         """`select_log` as plain tuples in LogRecord's order, the stream id as stored (32 hex
         digits): what `verify` and `export-events` read, without a Python object per row."""
@@ -183,14 +188,22 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if until is not None:
             statement += "AND recorded_at <= ? "
             params.append(until)
+        if topics is not None:
+            statement += f"AND topic IN ({','.join('?' * len(topics))}) "
+            params.extend(sorted(topics))
         statement += "ORDER BY rowid LIMIT ?"
         params.append(limit)
         return self._select_rows(statement, params)
 
     def select_log(
-        self, after: int | None, limit: int, *, until: str | None = None
+        self,
+        after: int | None,
+        limit: int,
+        *,
+        until: str | None = None,
+        topics: Collection[str] | None = None,
     ) -> list[LogRecord]:
-        return self.log_records(self.select_log_rows(after, limit, until=until))
+        return self.log_records(self.select_log_rows(after, limit, until=until, topics=topics))
 
     def verify_source(self) -> tuple[str, str] | None:
         """Where another process can read the log (`verify` checks a long one in two
@@ -208,6 +221,14 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         """The last event at or before `position` (the link an `--after` export starts from)."""
         statement = self.select_log_columns + "WHERE rowid <= ? ORDER BY rowid DESC LIMIT 1"
         records = self._select_records(statement, (position,))
+        return records[0] if records else None
+
+    def record_recorded_by(self, until: str) -> LogRecord | None:
+        """The last event recorded at or before `until`."""
+        statement = self.select_log_columns + (
+            "WHERE recorded_at <= ? ORDER BY recorded_at DESC, rowid DESC LIMIT 1"
+        )
+        records = self._select_records(statement, (until,))
         return records[0] if records else None
 
     def select_stream(self, stream_id: UUID | str) -> list[LogRecord]:

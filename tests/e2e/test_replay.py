@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from api.cli_replay import log_pages, replay_runners, scratch_views
+from api.replaying import replay_log, replay_runners, scratch_views
 from projections import replay as replay_module
 from projections.inventory import InventoryQueries
 from projections.replay import rebuild
@@ -141,7 +141,7 @@ def test_replays_as_of_past_instants_equal_the_inventory_answered_then(told):
             events, _, _ = rebuild(
                 scratch,
                 replay_runners(services.app),
-                log_pages(services.app),
+                replay_log(services.app),
                 until=_utc(moment.instant),
             )
             assert events == answer["events_replayed"]
@@ -250,3 +250,116 @@ def test_a_replay_is_for_auditors_with_an_aware_instant_and_one_at_a_time(databa
         finally:
             replay_module._RUNNING.release()
         assert _replay(ledger).status_code == 200
+
+
+# -- the trace graph rebuilt by a second process ------------------------------------------------
+
+
+@pytest.fixture
+def helped(monkeypatch):
+    """Every replay of this test hands the trace graph to a helper process, however short the
+    log (the default waits for HELPER_MIN_EVENTS and a free CPU)."""
+    from api import replaying
+
+    monkeypatch.setattr(replay_module, "HELPER_MIN_EVENTS", 0)
+    monkeypatch.setattr(
+        replaying,
+        "helper_for",
+        lambda services, parallel: (
+            replaying.TraceHelper(services.database.url) if parallel is not False else None
+        ),
+    )
+    finished = []
+    finish = replaying.TraceHelper.finish
+
+    def counted(self, scratch, tick=None):
+        finish(self, scratch, tick)
+        finished.append(self.position())
+
+    monkeypatch.setattr(replaying.TraceHelper, "finish", counted)
+    monkeypatch.setattr(replaying, "finished", finished, raising=False)
+    return replaying
+
+
+def _digests(answer: dict[str, Any]) -> dict[str, str]:
+    return {
+        f"{name}.{table}": t["replayed_digest"]
+        for name, result in answer["projections"].items()
+        for table, t in result["tables"].items()
+    }
+
+
+def test_a_replay_split_across_two_processes_equals_one_in_one_process(told, helped):
+    services = told.ledger.services
+    alone, _ = helped.run_replay(services, parallel=False)
+    assert helped.finished == []
+    split = _replay(told.ledger).json()
+    assert split["equal"] is True, split
+    assert helped.finished == [split["position"]]  # the helper rebuilt the trace graph
+    assert split["events_replayed"] == alone.events_replayed == services.app.log.count()
+    assert _digests(split) == _digests(helped.answer(alone, 0))
+    for moment in told.moments:
+        r = _replay(told.ledger, {"as_of": moment.instant})
+        assert r.status_code == 200, r.text
+        one, _ = helped.run_replay(services, datetime.fromisoformat(moment.instant), parallel=False)
+        assert _digests(r.json()) == _digests(helped.answer(one, 0)), moment.instant
+        assert r.json()["events_replayed"] == one.events_replayed
+    # Nothing of the scratch stores is left behind.
+    views = services.views
+    if hasattr(views, "path"):
+        assert not [p for p in os.listdir(os.path.dirname(views.path)) if ".replay-" in p]
+
+
+def test_a_helper_process_that_fails_is_a_503_and_the_next_replay_works(told, helped, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(helped, "_WORKER", "import sys; sys.exit('the disk is on fire')")
+        r = _replay(told.ledger)
+    assert r.status_code == 503, r.text
+    problem = r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "trace replay process failed" in problem["detail"]
+    assert "the disk is on fire" in problem["detail"]
+    r = _replay(told.ledger)
+    assert r.status_code == 200 and r.json()["equal"] is True, r.text
+
+
+def test_views_built_before_the_trace_kept_its_own_books_and_movements_are_filled(database_url):
+    """Older views: the trace read the inventory's books and movements. On the first start
+    with this code its own two tables are filled from those, and everything after agrees
+    with a replay."""
+    with running_ledger(database_url) as ledger:
+        story = run_story(ledger)
+        tokens = dict(ledger.tokens)
+        with ledger.services.views.transaction() as cur:
+            for table in ("view_trace_books", "view_trace_movements"):
+                cur.execute(f"DROP TABLE {table}")
+    with running_ledger(database_url) as ledger:
+        ledger.tokens.update({k: v for k, v in tokens.items() if k not in ledger.tokens})
+        with ledger.services.views.read() as cur:
+            cur.execute("SELECT count(*) AS n FROM view_trace_movements")
+            movements = cur.fetchone()["n"]
+            cur.execute("SELECT count(*) AS n FROM view_movements")
+            assert movements == cur.fetchone()["n"] > 0
+        admit(ledger, story.tenant, 2, "7.5")  # more lots, in a book opened before the restart
+        r = _replay(ledger)
+        assert r.status_code == 200 and r.json()["equal"] is True, r.text
+
+
+def test_the_cli_says_when_its_second_process_fails_and_exits_3(told):
+    head = told.ledger.services.app.log.head()
+    assert told.ledger.services.runner.wait_for(head.position, 10)
+    env = dict(os.environ, LEDGER_DATABASE_URL=told.url)
+    # The helper is used whatever the log's size, and its process fails at once.
+    code = (
+        "import sys; from projections import replay; from api import replaying, cli;"
+        "replay.HELPER_MIN_EVENTS = 0;"
+        "replaying._WORKER = \"import sys; sys.exit('no room on the disk')\";"
+        "replaying.helper_for = lambda s, p: replaying.TraceHelper(s.database.url);"
+        "sys.exit(cli.main(['replay']))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "replay failed: the trace replay process failed: no room on the disk" in r.stderr
+    assert "Traceback" not in r.stderr

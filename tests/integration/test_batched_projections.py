@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from api.cli_replay import replay_runners, scratch_views
+from api.replaying import replay_runners, scratch_views
 from api.services import read_models_runner
 from projections.digest import views_digest
 from projections.runner import CatchUpRunner
@@ -101,7 +101,9 @@ def test_any_paging_of_the_log_gives_the_tables_of_one_event_per_page(database_u
         # A replay's pipeline: each page folded while the writer thread commits the one before.
         for size in (1, 2, 3, 7, 50):
             with scratch_views(services) as scratch:
-                runner = replay_runners(app)(scratch, lambda after, n: app.log.select_log(after, n))
+                runner = replay_runners(app)(
+                    scratch, lambda after, n: app.log.select_log(after, n), ()
+                )
                 runner.batch_size = size
                 assert runner.replay() == count
                 assert views_digest(scratch) == one_by_one, size
