@@ -101,7 +101,7 @@ DURABLE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
 SCRATCH_PRAGMAS = (
     "PRAGMA journal_mode=OFF",
     "PRAGMA synchronous=OFF",
-    "PRAGMA cache_size=-65536",  # 64 MiB of page cache
+    "PRAGMA cache_size=-32768",  # 32 MiB of page cache (per process: a replay has two)
     "PRAGMA temp_store=MEMORY",
 )
 
