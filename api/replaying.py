@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -87,8 +86,9 @@ def helper_for(services: Services, parallel: bool | None) -> TraceHelper | None:
     if parallel is False or (database.kind == "sqlite" and _in_memory(database.path)):
         return None
     if parallel is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        if cpus < 2 or os.getloadavg()[0] > cpus - 1:
+        from ledger.machine import cpu_to_spare
+
+        if not cpu_to_spare():
             return None
     return TraceHelper(database.url)
 

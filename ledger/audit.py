@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import struct
 import subprocess
@@ -30,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger import machine
 from ledger.chain import GENESIS, link_hash
 from ledger.store import ChainedLog, LogRecord
 
@@ -251,8 +251,7 @@ class _Helper:
     @classmethod
     def launch(cls, log: Any, page: int, anchor: int) -> _Helper | None:
         source = getattr(log, "verify_source", None)
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        if cpus < 2 or os.getloadavg()[0] > cpus - 1:
+        if not machine.cpu_to_spare():
             return None  # no CPU to spare: a second process would only take turns with this one
         if source is None or (found := source()) is None:
             return None
