@@ -59,8 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--one-process",
         action="store_true",
-        help="rebuild every read model in this process (by default a long log's trace graph "
-        "is rebuilt by a second process when a CPU is free)",
+        help="rebuild every read model in this process (by default, on a long log, a second "
+        "process rebuilds the trace graph, declarations and enterprises when a CPU is free)",
     )
 
 

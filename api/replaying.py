@@ -1,11 +1,11 @@
 """How the ledger replays its read models: the log, the runners, the scratch store, and a
-second process for the trace graph. Shared by `customs-ledger replay`, `POST
-/v1/audit/replay` and the benchmarks; projections.replay does the rebuilding and comparing.
+second process. Shared by `customs-ledger replay`, `POST /v1/audit/replay` and the
+benchmarks; projections.replay does the rebuilding and comparing.
 
-A replay of a long log on a machine with a CPU to spare rebuilds the trace graph in a second
-process (`TraceHelper`, the `worker` below) while this one rebuilds the other read models:
-the two halves read the same log, write their own tables, and meet in the digests
-(docs/decisions/0011).
+A replay of a long log on a machine with a CPU to spare rebuilds the trace graph, the
+declarations and the enterprises in a second process (`ReplayHelper`, the `worker` below)
+while this one rebuilds the inventory: the two halves read the same log, write their own
+tables, and meet in the digests (docs/decisions/0011).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from projections.store import ViewStore
 
 WAIT_SECONDS = 10.0  # how long a full replay waits for the live views to reach the log head
-HELPED = ("trace",)  # the read models a helper process rebuilds
+# What a helper process rebuilds: about half of a replay's work (the inventory is the other).
+HELPED = ("declarations", "enterprises", "trace")
 _WORKER = "from api.replaying import worker; worker()"
 
 
@@ -73,14 +74,20 @@ def replay_log(app: LedgerApplication) -> ReplayLog:
         record = last_at_or_before(app.log, position, until)
         return (record.position, record.sequence) if record is not None else None
 
-    return ReplayLog(
-        page=lambda after, limit, topics: app.log.select_log(after, limit, topics=topics),
-        last=last,
-    )
+    return ReplayLog(page=log_page(app), last=last)
 
 
-def helper_for(services: Services, parallel: bool | None) -> TraceHelper | None:
-    """A helper process for the trace graph when `parallel` (None: when this machine has a
+def log_page(app: LedgerApplication) -> Callable[[int, int, Collection[str] | None], Any]:
+    """A page of the log as projections read it: without the chain columns where the store
+    can (SQLite's `select_entries`), else its records."""
+    entries = getattr(app.log, "select_entries", None)
+    if entries is not None:
+        return lambda after, limit, topics: entries(after, limit, topics)
+    return lambda after, limit, topics: app.log.select_log(after, limit, topics=topics)
+
+
+def helper_for(services: Services, parallel: bool | None) -> ReplayHelper | None:
+    """A helper process for HELPED when `parallel` (None: when this machine has a
     CPU to spare and the log is not an in-memory database)."""
     database = services.database
     if parallel is False or (database.kind == "sqlite" and _in_memory(database.path)):
@@ -90,7 +97,7 @@ def helper_for(services: Services, parallel: bool | None) -> TraceHelper | None:
 
         if not cpu_to_spare():
             return None
-    return TraceHelper(database.url)
+    return ReplayHelper(database.url)
 
 
 def _in_memory(path: str) -> bool:
@@ -109,7 +116,7 @@ def run_replay(
 
     A full replay compares at the live views' position; it first gives them `wait_seconds`
     to reach the log head (the server's runner, or a `project --follow` process, feeds them).
-    `parallel`: rebuild the trace graph in a second process (None: when it pays)."""
+    `parallel`: rebuild HELPED in a second process (None: when it pays)."""
     from projections.replay import replay
 
     app = services.app
@@ -153,10 +160,11 @@ def answer(report: ReplayReport, log_position: int) -> dict[str, Any]:
 # -- the helper process -----------------------------------------------------------------------
 
 
-class TraceHelper:
-    """Rebuilds the trace graph in a second process (`python -c` running `worker`) into the
-    scratch store: on PostgreSQL into the same schema, on SQLite into a file beside the
-    scratch file that the scratch store then attaches. It reports its position on stdout."""
+class ReplayHelper:
+    """Rebuilds the read models in HELPED (the trace graph, declarations and enterprises) in a
+    second process (`python -c` running `worker`) into the scratch store: on PostgreSQL into
+    the same schema, on SQLite into a file beside the scratch file that the scratch store
+    then attaches. It reports its position on stdout."""
 
     names = HELPED
 
@@ -253,7 +261,8 @@ class TraceHelper:
         if process.returncode != 0 or self._outcome is None:
             detail = "".join(self._stderr).strip().splitlines()
             last = detail[-1] if detail else f"exit status {process.returncode}"
-            raise ReplayFailed(f"the {'/'.join(self.names)} replay process failed: {last}")
+            names = ", ".join(self.names)
+            raise ReplayFailed(f"the replay's second process ({names}) failed: {last}")
         if isinstance(scratch, SQLiteViews) and self._file is not None:
             scratch.attach(self._file)
 
@@ -294,8 +303,10 @@ def worker() -> None:
     end = int(job["up_to"])
     topics: Collection[str] | None = None
 
+    read = log_page(app)
+
     def page(after: int, limit: int) -> Sequence[LogEntry]:
-        entries = app.log.select_log(after, limit, topics=topics) if after < end else []
+        entries = read(after, limit, topics) if after < end else []
         if entries and entries[-1].position > end:
             entries = [e for e in entries if e.position <= end]
         return entries

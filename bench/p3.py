@@ -3,17 +3,17 @@
 Stores of about 100k, 300k and 1M events (quick: 100k) are built as P5 builds its store
 (bench.p5.build_store: real commands of the ledger's command layer, movement traffic). Each
 replay runs in a child process (`python -m bench.p3 replay URL`), exactly as `customs-ledger
-replay` rebuilds (the batched runner into a scratch store beside the views, pages of 10,000,
-the trace graph in a helper process: docs/decisions/0011), and reports its events/s and the
-peak RSS of both processes together (VmHWM each: `os.wait4`'s ru_maxrss of a forked child
-also counts the parent's memory at the fork). The reference, in the same run: the same rows
-read from the store in log order and each state decoded by msgspec.json into a dict (P6's
-and P5's reference). Linearity: events/s at the largest store against events/s at 100k. On
-the largest store the server's own runner also builds the live views from empty (durable,
-with every index), and `customs-ledger replay` is timed end to end (both digests and the
-comparison). With PostgreSQL reachable
-(LEDGER_TEST_POSTGRES_URL), the 100k store's events are copied into a new schema and replayed
-there (P7's P3 part). A full run draws docs/img/replay-throughput.png when matplotlib is there.
+replay` rebuilds (the batched runner into a scratch store beside the views, pages of 20,000,
+the trace graph, declarations and enterprises in a helper process: docs/decisions/0011), and
+reports its events/s and the peak RSS of both processes together (VmHWM each: `os.wait4`'s
+ru_maxrss of a forked child also counts the parent's memory at the fork). The reference, in
+the same run: the same rows read from the store in log order and each state decoded by
+msgspec.json into a dict (P6's and P5's reference). Linearity: events/s at the largest store
+against events/s at 100k. On the largest store the server's own runner also builds the live
+views from empty (durable, with every index), and `customs-ledger replay` is timed end to
+end (both digests and the comparison). With PostgreSQL reachable (LEDGER_TEST_POSTGRES_URL),
+the 100k store's events are copied into a new schema and replayed there (P7's P3 part). A
+full run draws docs/img/replay-throughput.png when matplotlib is there.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ PG_URL = os.environ.get(
 def child_replay(url: str, parallel: bool = True) -> dict[str, Any]:
     """Rebuild every read model of the store at `url` into a scratch store, as the replay
     command does, and say how long it took (the parent measures the memory)."""
-    from api.replaying import TraceHelper, replay_log, replay_runners
+    from api.replaying import ReplayHelper, replay_log, replay_runners
     from api.services import open_views
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
@@ -67,7 +67,7 @@ def child_replay(url: str, parallel: bool = True) -> dict[str, Any]:
             assert isinstance(live, PostgresViews)
             scratch = scratch_postgres(live.conninfo)
         with scratch as views:
-            helper = TraceHelper(database.url) if parallel else None
+            helper = ReplayHelper(database.url) if parallel else None
             if helper is not None:
                 # Its interpreter starts before the clock, as this one's did (a full replay
                 # starts it before digesting the live views).
@@ -389,11 +389,11 @@ def _notes(
         "Each replay runs in a child process (`python -m bench.p3 replay URL`) the way "
         "`customs-ledger replay` rebuilds: the batched runner into a scratch SQLite file beside "
         "the views (synchronous=OFF, journal_mode=OFF, no secondary index: it is digested and "
-        "deleted), pages of 10,000 events, one page after the other (on PostgreSQL a writer "
-        "thread commits each page while the next is folded), the trace graph rebuilt by a "
-        "second process at the same time (docs/decisions/0011; both interpreters start "
-        "before the clock, as a full replay starts the helper before digesting the live "
-        "views). The peak RSS is the sum of both processes' VmHWM "
+        "deleted), pages of 20,000 events, one page after the other (on PostgreSQL a writer "
+        "thread commits each page while the next is folded), the trace graph, declarations "
+        "and enterprises rebuilt by a second process at the same time (docs/decisions/0011; "
+        "both interpreters start before the clock, as a full replay starts the helper before "
+        "digesting the live views). The peak RSS is the sum of both processes' VmHWM "
         "(os.wait4's ru_maxrss of a forked child also counts the parent's memory, here the "
         "store just built). "
         "The reference decodes the same rows in the parent, right after.",

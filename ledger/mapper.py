@@ -82,13 +82,14 @@ class _Typed:
     """How a topic's current-version states decode straight into the class (no dict between):
     the class, its typed decoder, and how such a state ends."""
 
-    __slots__ = ("cls", "decode", "ending")
+    __slots__ = ("cls", "decode", "ending", "versioned")
 
     def __init__(self, cls: type[DomainEvent]) -> None:
         self.cls = cls
         self.decode = msgspec.json.Decoder(cls, strict=False).decode
         # A v1 state has no version key; a vN state (N > 1) ends with it (`event_state`).
         v = cls.class_version
+        self.versioned = v > 1
         self.ending = b"}" if v == 1 else b'"%s":%d}' % (VERSION_KEY.encode(), v)
 
 
@@ -108,16 +109,19 @@ def decode_event(topic: str, originator_id: Any, version: int, state: bytes) -> 
         typed = _TYPED[topic] = _Typed(resolve_topic(topic))
     if (
         type(state) is bytes
-        and len(state) > 2
         and state.endswith(typed.ending)
-        and (typed.cls.class_version > 1 or _VERSION_KEY not in state)
+        and (typed.versioned or _VERSION_KEY not in state)
     ):
-        ids = b',"originator_id":%s,"originator_version":%d}' % (
-            _ENCODER.encode(originator_id),
-            version,
-        )
+        oid = originator_id if type(originator_id) is str else str(originator_id)
+        # An id with a quote or a backslash (never one the ledger wrote) would be read as JSON
+        # here, not as the text it is: such an id takes the general path.
+        if '"' in oid or "\\" in oid:
+            return _decode_general(typed.cls, originator_id, version, state)
         try:
-            return typed.decode(state[:-1] + ids)
+            return typed.decode(
+                b'%b,"originator_id":"%b","originator_version":%d}'
+                % (state[:-1], oid.encode(), version)
+            )
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
             pass  # the general path says what is wrong, or reads what this one could not
     return _decode_general(typed.cls, originator_id, version, state)

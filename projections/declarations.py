@@ -61,6 +61,7 @@ class DeclarationsProjection:
     """Applies declaration events; GET /v1/declarations/{ref} reads from here."""
 
     name = "declarations"
+    version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
     handles = (DeclarationSubmitted, *LATER_EVENTS)
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:

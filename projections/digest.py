@@ -31,11 +31,10 @@ VIEW_TABLES: dict[str, str] = {
     "view_stock_history": "book_no, item_no, position",
     "view_book_entries": "entry_key",
     "view_movements": "movement_id",
-    "view_trace_declarations": "id",
     "view_trace_lots": "lot_id",
     "view_trace_edges": "parent, child",
     "view_trace_events": "event_key",
-    "view_trace_refs": "ref, kind, lot_id",
+    "view_trace_refs": "ref, kind, paper",
     "view_trace_books": "book_no",
     "view_trace_movements": "movement_id",
 }
@@ -53,7 +52,6 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
         "view_movements",
     ),
     "trace": (
-        "view_trace_declarations",
         "view_trace_lots",
         "view_trace_edges",
         "view_trace_events",

@@ -18,6 +18,7 @@ DDL = (
 
 class EnterprisesProjection:
     name = "enterprises"
+    version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
     handles = (EnterpriseRegistered, CreditClassChanged)
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:

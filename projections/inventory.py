@@ -160,6 +160,7 @@ class InventoryProjection:
     """Applies book, movement and stock events to the inventory tables."""
 
     name = "inventory"
+    version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
     handles = (AccountBookOpened, AccountBookItemsRegistered, MovementRecorded, *StockEvents)
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:

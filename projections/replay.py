@@ -47,7 +47,7 @@ from projections.inventory import ENTRIES_PER_EVENT
 from projections.runner import CatchUpRunner, LogEntry, LogSource
 from projections.store import PostgresViews, Snapshot, SQLiteViews, ViewStore
 
-REPLAY_BATCH = 10_000  # events per page: large pages, bounded memory (pages are streamed)
+REPLAY_BATCH = 20_000  # events per page: large pages, bounded memory (pages are streamed)
 LIVE_TRACKING = "read-models"  # the live runner's tracking row
 _RUNNING = threading.Lock()
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.events import DomainEvent
+from projections.digest import READ_MODELS
 from projections.store import ViewStore
 
 log = logging.getLogger("customs_ledger.projections")
@@ -70,7 +71,15 @@ class PageFold(Protocol):
 
 
 class Projection(Protocol):
+    """A read model the runner feeds: its tables, and a fold per page.
+
+    `version` is the shape of the projection's tables and rows (1 when the class has none): a
+    release that changes them raises it, and the runner rebuilds the views from the log rather
+    than mix rows of two shapes. A projection may also have `retired_tables`, the tables an
+    older version had and this one does not, dropped with the rest on a rebuild."""
+
     name: str
+    version: int
     # The event classes the projection reads; the runner decodes and routes only those.
     handles: tuple[type[DomainEvent], ...]
 
@@ -151,6 +160,11 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def version_of(projection: Projection) -> int:
+    """The projection's version; a class without one is at version 1."""
+    return getattr(projection, "version", 1)  # type: ignore[no-any-return]
+
+
 def create(cur: Any, ddl: Sequence[str], *, indexes: bool) -> None:
     for statement in ddl:
         if indexes or not statement.startswith("CREATE INDEX"):
@@ -163,6 +177,11 @@ class CrashForTests(Exception):
 
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS view_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+)
+# The version of each projection whose views are stored (what `Projection.version` was).
+VERSIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS view_versions"
+    " (projection TEXT PRIMARY KEY, version BIGINT NOT NULL)"
 )
 DEFAULT_BATCH = 5000  # events per page: large pages write faster; the live ones are short anyway
 
@@ -255,8 +274,25 @@ class CatchUpRunner:
         self.setup(indexes=indexes)
 
     def setup(self, *, indexes: bool = True) -> None:
+        """Create the tracking row and the projections' tables, in one transaction.
+
+        Views that another release built with a different version of a projection are not
+        mixed with this release's rows: every table of this runner's projections is dropped
+        (they share one tracking position), the position goes back to 0 and the runner
+        rebuilds them from the log. PostgreSQL cannot create one table in two sessions at
+        once, so the caller runs one setup at a time across processes (api/services.py holds
+        an advisory lock): a server starting during another's setup waits, then finds the
+        versions current and rebuilds nothing. SQLite's write lock serializes them anyway."""
         with self.views.transaction() as cur:
             cur.execute(TRACKING_DDL)
+            cur.execute(VERSIONS_DDL)
+            changed = self._changed_versions(cur)
+            if changed:
+                for projection in self.projections:
+                    retired = getattr(projection, "retired_tables", ())
+                    for table in (*READ_MODELS[projection.name], *retired):
+                        cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute("UPDATE view_tracking SET position = 0 WHERE name = ?", (self.name,))
             for projection in self.projections:
                 projection.create_tables(cur, indexes=indexes)
             cur.execute("SELECT position FROM view_tracking WHERE name = ?", (self.name,))
@@ -265,7 +301,39 @@ class CatchUpRunner:
                 cur.execute(
                     "INSERT INTO view_tracking (name, position) VALUES (?, 0)", (self.name,)
                 )
+            cur.executemany(
+                "INSERT INTO view_versions (projection, version) VALUES (?, ?)"
+                " ON CONFLICT (projection) DO UPDATE SET version = excluded.version",
+                [(p.name, version_of(p)) for p in self.projections],
+            )
+        if changed:
+            log.warning(
+                "read-model versions changed (%s): the views of runner %s (%s) were dropped"
+                " and are rebuilt from the log from position 0",
+                ", ".join(f"{name} stored {was} -> code {now}" for name, was, now in changed),
+                self.name,
+                ", ".join(p.name for p in self.projections),
+            )
+        # Folds carried from an earlier page describe rows a rebuild has just dropped.
+        self._carried, self._carried_position = None, -1
         self.position = self.tracked_position()
+
+    def _changed_versions(self, cur: Any) -> list[tuple[str, int, int]]:
+        """Each projection whose stored views another version built: (name, stored, code).
+        Views built before versions were stored are version 1; no views yet need nothing."""
+        cur.execute("SELECT position FROM view_tracking WHERE name = ?", (self.name,))
+        row = cur.fetchone()
+        legacy = 1 if row is not None and int(row["position"]) > 0 else None
+        changed = []
+        for projection in self.projections:
+            cur.execute(
+                "SELECT version FROM view_versions WHERE projection = ?", (projection.name,)
+            )
+            found = cur.fetchone()
+            stored = int(found["version"]) if found is not None else legacy
+            if stored is not None and stored != version_of(projection):
+                changed.append((projection.name, stored, version_of(projection)))
+        return changed
 
     def create_indexes(self) -> None:
         """The secondary indexes a runner set up without them (a replay) leaves out."""

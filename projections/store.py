@@ -101,7 +101,7 @@ DURABLE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
 SCRATCH_PRAGMAS = (
     "PRAGMA journal_mode=OFF",
     "PRAGMA synchronous=OFF",
-    "PRAGMA cache_size=-32768",  # 32 MiB of page cache (per process: a replay has two)
+    "PRAGMA cache_size=-16384",  # 16 MiB of page cache (per process: a replay has two)
     "PRAGMA temp_store=MEMORY",
 )
 
@@ -290,15 +290,6 @@ class _PgCursor:
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
-
-
-def has_table(cur: Any, name: str) -> bool:
-    """Whether the views (the cursor's database, or schema on PostgreSQL) have table `name`."""
-    if isinstance(cur, _PgCursor):
-        cur.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,))
-        return bool(cur.fetchone()["found"])
-    cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return cur.fetchone() is not None
 
 
 class _PgSnapshot:

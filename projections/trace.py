@@ -8,11 +8,15 @@ built by a process of its own: it reads no other projection's tables):
   the parent that went into the child;
 - `view_trace_events`: the chain: every event that happened to a lot, with its documents and
   actor, in log order;
-- `view_trace_refs`: every business reference (lot id, declaration id and number, transport
-  reference, container, gate note, e-commerce order number, waybill) -> the lots it touched;
-- `view_trace_declarations`: each declaration's references, to index when its goods move;
-- `view_trace_books` / `view_trace_movements`: each book's enterprise, each movement's kind and
-  papers, for the lot events of later pages (a lot event's movement is recorded in its write).
+- `view_trace_refs`: every business reference -> the paper that carries it: a declaration's
+  id and number, transport reference, container, e-commerce order number and waybill -> the
+  declaration; a movement's gate note and container -> the movement;
+- `view_trace_movements`: each movement's kind, papers and declaration (for the lot events of
+  later pages, a lot event's movement being recorded in its write, and for the references);
+- `view_trace_books`: each book's enterprise.
+A reference finds its lots through its paper: a movement's lots are the lots of its events in
+`view_trace_events`, a declaration's those of its movements (a lot id finds its lot directly).
+A reference is stored once per paper, never once per lot.
 
 A trace walks these by index, lot by lot: its cost depends on the size of the answer, never on
 the size of the log.
@@ -35,17 +39,14 @@ from domain.movements import LotCreated, MovementRecorded
 from domain.stocktake import LotAdjusted
 from projections.inventory import movement_documents
 from projections.runner import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
-from projections.store import has_table
 
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
 _DOCUMENTS = msgspec.json.Decoder(list[dict[str, str]])
-_REFS = msgspec.json.Decoder(list[list[str]])
 _ACTOR = msgspec.json.Decoder(Actor)
 EVENTS_PER_POSITION = 1_000_000
 DEFAULT_LIMIT = 500
 
 DDL = (
-    "CREATE TABLE IF NOT EXISTS view_trace_declarations ( id TEXT PRIMARY KEY, refs TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS view_trace_lots ("
     " lot_id TEXT PRIMARY KEY, zone TEXT NOT NULL, account_book TEXT NOT NULL,"
     " enterprise TEXT NOT NULL, item_no BIGINT NOT NULL, goods_status TEXT NOT NULL,"
@@ -61,22 +62,32 @@ DDL = (
     " zone TEXT NOT NULL, quantity TEXT NOT NULL, documents TEXT NOT NULL,"
     " actor TEXT NOT NULL, movement_id TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_trace_events_lot ON view_trace_events (lot_id, event_key)",
+    "CREATE INDEX IF NOT EXISTS view_trace_events_movement ON view_trace_events (movement_id)",
     "CREATE TABLE IF NOT EXISTS view_trace_refs ("
-    " ref TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, lot_id TEXT NOT NULL,"
-    " PRIMARY KEY (ref, kind, lot_id))",
+    " ref TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, paper TEXT NOT NULL,"
+    " PRIMARY KEY (ref, kind, paper))",
     "CREATE TABLE IF NOT EXISTS view_trace_books ("
     " book_no TEXT PRIMARY KEY, enterprise TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS view_trace_movements ("
-    " movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL, documents TEXT NOT NULL)",
+    " movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL, documents TEXT NOT NULL,"
+    " declaration TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_trace_movements_declaration"
+    " ON view_trace_movements (declaration)",
 )
-# Views built before the trace kept its own books and movements read the inventory's: on
-# their first start with this code, the two tables are filled from those (once).
-BACKFILL = (
-    ("view_trace_books", "INSERT INTO view_trace_books SELECT book_no, enterprise FROM view_books"),
-    (
-        "view_trace_movements",
-        "INSERT INTO view_trace_movements SELECT movement_id, kind, documents FROM view_movements",
-    ),
+
+# The lots a reference names, with what it matched: through its papers (a declaration's
+# movements, or the movement itself) to the lots of their events, and a lot id to its lot.
+FIND = (
+    "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
+    " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
+    "  JOIN view_trace_movements m ON m.declaration = p.paper"
+    "  UNION SELECT kind, id, paper FROM papers)"
+    " SELECT mv.kind, mv.id, e.lot_id, l.enterprise, l.zone, l.position FROM moved mv"
+    " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
+    " JOIN view_trace_lots l ON l.lot_id = e.lot_id"
+    " UNION SELECT 'lot', l.lot_id, l.lot_id, l.enterprise, l.zone, l.position"
+    " FROM view_trace_lots l WHERE l.lot_id = ?"
+    " ORDER BY position, kind, id"
 )
 
 # The chain's event types: what happened to the lot, by the movement that did it.
@@ -118,6 +129,10 @@ class TraceProjection:
     """Applies lot, movement and declaration events to the trace graph."""
 
     name = "trace"
+    # 2: references stored per paper (declaration, movement), not per lot; the trace keeps
+    # its own books and movements (views of version 1 are rebuilt from the log).
+    version = 2
+    retired_tables = ("view_trace_declarations",)
     handles = (
         DeclarationSubmitted,
         AccountBookOpened,
@@ -128,12 +143,7 @@ class TraceProjection:
     )
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
-        missing = [(t, sql) for t, sql in BACKFILL if not has_table(cur, t)]
-        filled = has_table(cur, "view_trace_lots")
         create(cur, DDL, indexes=indexes)
-        if filled:
-            for _, sql in missing:
-                cur.execute(sql)
 
     def begin(self, cur: Any, previous: _TraceFold | None) -> _TraceFold:
         return _TraceFold(cur, previous)
@@ -166,23 +176,29 @@ class _TraceFold:
         self.cur = cur
         p = previous
         self.lots: RowCache[str, _Lot] = RowCache(p.lots if p else None)
-        # declaration id -> its references (None: not submitted)
-        self.refs_of: RowCache[str, list[list[str]] | None] = RowCache(p.refs_of if p else None)
         self.movements: RowCache[str, Movement | None] = RowCache(p.movements if p else None)
         # book_no -> enterprise (None: no such book)
         self.enterprises: RowCache[str, str | None] = RowCache(p.enterprises if p else None)
-        self.new_declarations: list[tuple[str, str]] = []
         self.new_books: list[tuple[str, str]] = []
-        self.new_movements: list[tuple[str, str, str]] = []
+        self.new_movements: list[tuple[str, str, str, str]] = []
         self.edges: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
-        self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, lot) -> canonical id
+        self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, paper) -> canonical id
         self.times: dict[tuple[datetime, Any], str] = {}
         self.actors: dict[Actor, str] = {}
         self.text = Texts()
 
     def apply(self, entry: LogEntry, event: DomainEvent) -> None:
-        if isinstance(event, LotDrawn | LotAdjusted):
+        kind = type(event)
+        if kind is LotDrawn or kind is LotAdjusted:  # the most frequent, tested first
+            self._lot_changed(entry, event)  # type: ignore[arg-type]
+        elif kind is LotCreated:
+            self._lot_created(entry, event)  # type: ignore[arg-type]
+        else:
+            self._other(entry, event)
+
+    def _other(self, entry: LogEntry, event: DomainEvent) -> None:
+        if isinstance(event, LotDrawn | LotAdjusted):  # a subclass
             self._lot_changed(entry, event)
         elif isinstance(event, LotCreated):
             self._lot_created(entry, event)
@@ -192,12 +208,16 @@ class _TraceFold:
             documents = movement_documents(view)
             text = _ENCODE.encode(documents).decode()
             self.movements[movement_id] = (movement_id, view.kind, documents, text)
-            self.new_movements.append((movement_id, view.kind, text))
-            self._index_movement(event)
+            declaration = self.text[view.declaration] if view.declaration is not None else ""
+            self.new_movements.append((movement_id, view.kind, text, declaration))
+            if view.gate_note:
+                self.refs[(view.gate_note, "gate_note", movement_id)] = view.gate_note
+            if view.container:
+                self.refs[(view.container, "container", movement_id)] = view.container
         elif isinstance(event, DeclarationSubmitted):
-            refs = declaration_refs(event)
-            self.new_declarations.append((entry.stream_id, _ENCODE.encode(refs).decode()))
-            self.refs_of[entry.stream_id] = refs
+            paper = entry.stream_id
+            for kind, ref, canonical in declaration_refs(event):
+                self.refs[(ref, kind, paper)] = canonical
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
             self.new_books.append((event.book_no, event.enterprise))
@@ -219,22 +239,6 @@ class _TraceFold:
                 self.lots[row["lot_id"]] = _Lot(
                     row["zone"], Decimal(row["on_hand"]), row["on_hand"], None
                 )
-
-    def _index_movement(self, event: MovementRecorded) -> None:
-        """Every lot a movement created or drew from is found by the movement's papers."""
-        view = event.view
-        refs: list[list[str]] = []
-        if view.declaration is not None:
-            refs += self._declaration_refs(str(view.declaration)) or []
-        if view.gate_note:
-            refs.append(["gate_note", view.gate_note, view.gate_note])
-        if view.container:
-            refs.append(["container", view.container, view.container])
-        add = self.refs.setdefault
-        for lot in view.lots:  # (each lot's own id is indexed when it is created)
-            lot_id = self.text[lot.lot_id]
-            for kind, ref, canonical in refs:
-                add((ref, kind, lot_id), canonical)
 
     def _lot_created(self, entry: LogEntry, event: LotCreated) -> None:
         lot_id = entry.stream_id
@@ -269,13 +273,13 @@ class _TraceFold:
                     entry.position,
                 )
             )
-        self.refs.setdefault((lot_id, "lot", lot_id), lot_id)
         if event.documents:
             documents = _ENCODE.encode(event.documents).decode()
         else:
             documents = movement[3] if movement else "[]"
         kind = CREATED.get(kind, kind)
-        self._event(entry, lot_id, event.zone, kind, event, event.quantity, documents)
+        moved = movement_id if movement else self._movement_text(event)
+        self._event(entry, lot_id, event.zone, kind, event, event.quantity, documents, moved)
 
     def _lot_changed(self, entry: LogEntry, event: LotDrawn | LotAdjusted) -> None:
         lot_id = entry.stream_id
@@ -295,7 +299,8 @@ class _TraceFold:
             documents = _ENCODE.encode(papers).decode()
         else:
             documents = movement[3] if movement else "[]"
-        self._event(entry, lot_id, lot.zone, DRAWN.get(kind, kind), event, change, documents)
+        moved = movement[0] if movement else self._movement_text(event)
+        self._event(entry, lot_id, lot.zone, DRAWN.get(kind, kind), event, change, documents, moved)
 
     def _event(
         self,
@@ -306,8 +311,8 @@ class _TraceFold:
         event: DomainEvent,
         quantity: Decimal,
         documents: str,
+        movement_id: str,
     ) -> None:
-        movement_id = getattr(event, "movement_id", None)
         actor = self.actors.get(event.actor)
         if actor is None:
             actor = self.actors[event.actor] = _ENCODE.encode(event.actor).decode()
@@ -323,9 +328,13 @@ class _TraceFold:
                 str(quantity),
                 documents,
                 actor,
-                "" if movement_id is None else self.text[movement_id],
+                movement_id,
             )
         )
+
+    def _movement_text(self, event: DomainEvent) -> str:
+        movement_id = getattr(event, "movement_id", None)
+        return "" if movement_id is None else self.text[movement_id]
 
     def _time(self, moment: datetime) -> str:
         """A business time as stored (ISO 8601 with its offset), once per distinct time."""
@@ -344,14 +353,6 @@ class _TraceFold:
             raise LookupError(f"lot {lot_id} changed before it was created")
         lot = self.lots[lot_id] = _Lot(row["zone"], Decimal(row["on_hand"]), row["on_hand"], None)
         return lot
-
-    def _declaration_refs(self, did: str) -> list[list[str]] | None:
-        refs = self.refs_of.get(did)
-        if refs is MISSING:
-            self.cur.execute("SELECT refs FROM view_trace_declarations WHERE id = ?", (did,))
-            row = self.cur.fetchone()
-            refs = self.refs_of[did] = _REFS.decode(row["refs"]) if row is not None else None
-        return refs
 
     def _movement(self, event: DomainEvent) -> Movement | None:
         """(id, kind, documents) of the movement behind a lot event (its `MovementRecorded`
@@ -388,14 +389,11 @@ class _TraceFold:
     def flush(self) -> Writes:
         writes = Writes()
         writes.add(
-            "INSERT INTO view_trace_declarations (id, refs) VALUES (?, ?)",
-            self.new_declarations,
-        )
-        writes.add(
             "INSERT INTO view_trace_books (book_no, enterprise) VALUES (?, ?)", self.new_books
         )
         writes.add(
-            "INSERT INTO view_trace_movements (movement_id, kind, documents) VALUES (?, ?, ?)",
+            "INSERT INTO view_trace_movements (movement_id, kind, documents, declaration)"
+            " VALUES (?, ?, ?, ?)",
             self.new_movements,
         )
         new_lots, changed = [], []
@@ -418,20 +416,18 @@ class _TraceFold:
             " position) VALUES (?,?,?,?,?,?)",
             self.edges,
         )
-        if self.refs:
-            # A reference stored by an earlier page keeps its row (as when it was looked up).
-            writes.add(
-                "INSERT INTO view_trace_refs (ref, kind, id, lot_id) VALUES (?,?,?,?)"
-                " ON CONFLICT (ref, kind, lot_id) DO NOTHING",
-                [(ref, kind, canonical, lot) for (ref, kind, lot), canonical in self.refs.items()],
-            )
+        writes.add(
+            "INSERT INTO view_trace_refs (ref, kind, id, paper) VALUES (?,?,?,?)"
+            " ON CONFLICT (ref, kind, paper) DO NOTHING",
+            [(ref, kind, canonical, paper) for (ref, kind, paper), canonical in self.refs.items()],
+        )
         writes.add(
             "INSERT INTO view_trace_events (event_key, position, lot_id, type, occurred_at,"
             " recorded_at, zone, quantity, documents, actor, movement_id)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             self.events,
         )
-        self.new_declarations, self.edges, self.events, self.refs = [], [], [], {}
+        self.edges, self.events, self.refs = [], [], {}
         self.new_books, self.new_movements = [], []
         return writes
 
@@ -508,12 +504,7 @@ class TraceQueries:
         """None when the reference matches no lot the caller may see."""
         scope = visible or {}
         with self.views.read() as cur:
-            cur.execute(
-                "SELECT r.kind, r.id, r.lot_id, l.enterprise, l.zone FROM view_trace_refs r"
-                " JOIN view_trace_lots l ON l.lot_id = r.lot_id WHERE r.ref = ?"
-                " ORDER BY l.position",
-                (ref,),
-            )
+            cur.execute(FIND, (ref, ref))
             rows = [r for r in cur.fetchall() if _sees(scope, r)]
             if not rows:
                 return None

@@ -35,6 +35,18 @@ class LogRecord(NamedTuple):
     hash: bytes
 
 
+class LogEntry(NamedTuple):
+    """What a projection reads of a stored event: a LogRecord without its chain link (a
+    replay reads a million of them, and only these)."""
+
+    position: int
+    stream_id: str
+    version: int
+    topic: str
+    state: bytes
+    recorded_at: str
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """The last link of the chain: what an auditor writes down."""

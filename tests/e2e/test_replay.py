@@ -266,17 +266,17 @@ def helped(monkeypatch):
         replaying,
         "helper_for",
         lambda services, parallel: (
-            replaying.TraceHelper(services.database.url) if parallel is not False else None
+            replaying.ReplayHelper(services.database.url) if parallel is not False else None
         ),
     )
     finished = []
-    finish = replaying.TraceHelper.finish
+    finish = replaying.ReplayHelper.finish
 
     def counted(self, scratch, tick=None):
         finish(self, scratch, tick)
         finished.append(self.position())
 
-    monkeypatch.setattr(replaying.TraceHelper, "finish", counted)
+    monkeypatch.setattr(replaying.ReplayHelper, "finish", counted)
     monkeypatch.setattr(replaying, "finished", finished, raising=False)
     return replaying
 
@@ -317,32 +317,10 @@ def test_a_helper_process_that_fails_is_a_503_and_the_next_replay_works(told, he
     assert r.status_code == 503, r.text
     problem = r.json()
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert "trace replay process failed" in problem["detail"]
+    assert "replay's second process (declarations, enterprises, trace) failed" in problem["detail"]
     assert "the disk is on fire" in problem["detail"]
     r = _replay(told.ledger)
     assert r.status_code == 200 and r.json()["equal"] is True, r.text
-
-
-def test_views_built_before_the_trace_kept_its_own_books_and_movements_are_filled(database_url):
-    """Older views: the trace read the inventory's books and movements. On the first start
-    with this code its own two tables are filled from those, and everything after agrees
-    with a replay."""
-    with running_ledger(database_url) as ledger:
-        story = run_story(ledger)
-        tokens = dict(ledger.tokens)
-        with ledger.services.views.transaction() as cur:
-            for table in ("view_trace_books", "view_trace_movements"):
-                cur.execute(f"DROP TABLE {table}")
-    with running_ledger(database_url) as ledger:
-        ledger.tokens.update({k: v for k, v in tokens.items() if k not in ledger.tokens})
-        with ledger.services.views.read() as cur:
-            cur.execute("SELECT count(*) AS n FROM view_trace_movements")
-            movements = cur.fetchone()["n"]
-            cur.execute("SELECT count(*) AS n FROM view_movements")
-            assert movements == cur.fetchone()["n"] > 0
-        admit(ledger, story.tenant, 2, "7.5")  # more lots, in a book opened before the restart
-        r = _replay(ledger)
-        assert r.status_code == 200 and r.json()["equal"] is True, r.text
 
 
 def test_the_cli_says_when_its_second_process_fails_and_exits_3(told):
@@ -354,12 +332,13 @@ def test_the_cli_says_when_its_second_process_fails_and_exits_3(told):
         "import sys; from projections import replay; from api import replaying, cli;"
         "replay.HELPER_MIN_EVENTS = 0;"
         "replaying._WORKER = \"import sys; sys.exit('no room on the disk')\";"
-        "replaying.helper_for = lambda s, p: replaying.TraceHelper(s.database.url);"
+        "replaying.helper_for = lambda s, p: replaying.ReplayHelper(s.database.url);"
         "sys.exit(cli.main(['replay']))"
     )
     r = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 3, r.stdout + r.stderr
-    assert "replay failed: the trace replay process failed: no room on the disk" in r.stderr
+    assert "replay failed: the replay's second process" in r.stderr
+    assert "failed: no room on the disk" in r.stderr
     assert "Traceback" not in r.stderr

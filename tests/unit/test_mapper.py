@@ -318,3 +318,23 @@ def test_a_state_the_typed_path_cannot_read_gets_the_general_error(state):
     stored = StoredEvent(originator_id=uuid4(), originator_version=1, topic=topic, state=state)
     with pytest.raises(MapperDeserialisationError, match="cannot decode stored event"):
         mapper.to_domain_event(stored)
+
+
+# The last: JSON would read it as 12345678-1234-1234-1234-123456789abc, a valid UUID.
+@pytest.mark.parametrize(
+    "oid", ['abc"def', "abc\\u0030", "\\u0031" + "2345678-1234-1234-1234-123456789abc"]
+)
+def test_an_id_that_json_would_read_differently_is_refused_as_the_general_path_refuses(oid):
+    from domain.declaration import DeclarationNumberIssued
+
+    event = DeclarationNumberIssued(
+        originator_id=uuid4(),
+        originator_version=1,
+        actor=Actor(name="a", role="enterprise"),
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        serial=1,
+        declaration_id=uuid4(),
+    )
+    topic = f"{DeclarationNumberIssued.__module__}:DeclarationNumberIssued"
+    with pytest.raises(msgspec.ValidationError):
+        decode_event(topic, oid, 1, event_state(event))
