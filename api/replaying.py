@@ -287,6 +287,7 @@ def worker() -> None:
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
     from projections.replay import topics_of, unlog_tables
+    from projections.runner import paused_gc
     from projections.store import PostgresViews, SQLiteViews
 
     text = sys.stdin.read()
@@ -328,7 +329,8 @@ def worker() -> None:
         def say(_: int) -> None:
             print(json.dumps({"position": runner.position}), flush=True)
 
-        events = runner.replay(say) if views.kind == "postgresql" else runner.catch_up(say)
+        with paused_gc():  # the whole rebuild, as in projections.replay
+            events = runner.replay(say) if views.kind == "postgresql" else runner.catch_up(say)
         done = {
             "done": True,
             "events": events,

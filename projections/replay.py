@@ -44,7 +44,7 @@ from projections.digest import (
     table_digest,
 )
 from projections.inventory import ENTRIES_PER_EVENT
-from projections.runner import CatchUpRunner, LogEntry, LogSource
+from projections.runner import CatchUpRunner, LogEntry, LogSource, paused_gc
 from projections.store import PostgresViews, Snapshot, SQLiteViews, ViewStore
 
 REPLAY_BATCH = 20_000  # events per page: large pages, bounded memory (pages are streamed)
@@ -402,7 +402,8 @@ def _rebuild(
             report = lambda _: progress(runner.position, end)  # noqa: E731
     if helper is not None:
         helper.start(scratch, end)
-    runner.replay(report) if pipeline else runner.catch_up(report)
+    with paused_gc():  # the whole rebuild: its pages hold no cycles (see paused_gc)
+        runner.replay(report) if pipeline else runner.catch_up(report)
     if helper is not None:
         helper.finish(scratch, (lambda: report(0)) if report is not None else None)
 

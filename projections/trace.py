@@ -187,6 +187,8 @@ class _TraceFold:
         self.times: dict[tuple[datetime, Any], str] = {}
         self.actors: dict[Actor, str] = {}
         self.text = Texts()
+        self._last_movement: tuple[int, Movement | None] = (-1, None)
+        self._last_time: tuple[datetime | None, str] = (None, "")
 
     def apply(self, entry: LogEntry, event: DomainEvent) -> None:
         kind = type(event)
@@ -338,10 +340,13 @@ class _TraceFold:
 
     def _time(self, moment: datetime) -> str:
         """A business time as stored (ISO 8601 with its offset), once per distinct time."""
+        if moment is self._last_time[0]:  # one event's time, asked for again
+            return self._last_time[1]
         key = (moment, moment.utcoffset())
         text = self.times.get(key)
         if text is None:
             text = self.times[key] = moment.isoformat()
+        self._last_time = (moment, text)
         return text
 
     # -- rows stored before the page ----------------------------------------------------------
@@ -360,7 +365,15 @@ class _TraceFold:
         movement_id = getattr(event, "movement_id", None)
         if movement_id is None:
             return None
+        # A movement's lot events follow one another: the last one found is usually it.
+        if movement_id.int == self._last_movement[0]:
+            return self._last_movement[1]
         key = self.text[movement_id]
+        found = self._find_movement(key)
+        self._last_movement = (movement_id.int, found)
+        return found
+
+    def _find_movement(self, key: str) -> Movement | None:
         found = self.movements.get(key)
         if found is MISSING:
             self.cur.execute(
