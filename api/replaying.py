@@ -175,6 +175,7 @@ class ReplayHelper:
         self._reader: threading.Thread | None = None
         self._position = 0
         self._outcome: dict[str, Any] | None = None
+        self._done = threading.Event()
         self._stderr: list[str] = []
         self._file: str | None = None
 
@@ -235,6 +236,8 @@ class ReplayHelper:
                     self._position = int(message["position"])
                 if message.get("done"):
                     self._outcome = message
+                    self._done.set()
+        self._done.set()  # its output ended: done, or dead
         errors.join()
 
     def position(self) -> int:
@@ -250,34 +253,45 @@ class ReplayHelper:
 
         process, reader = self._process, self._reader
         assert process is not None and reader is not None
-        while True:
-            try:
-                process.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                if tick is not None:
-                    tick()
-        reader.join()
-        if process.returncode != 0 or self._outcome is None:
+        # Its tables are committed when it says it is done: it need not be gone (letting go
+        # of a replay's objects takes a moment, and `stop` reaps it).
+        while not self._done.wait(0.5):
+            if tick is not None:
+                tick()
+        if self._outcome is None:
+            reader.join()
+            process.wait()
             detail = "".join(self._stderr).strip().splitlines()
             last = detail[-1] if detail else f"exit status {process.returncode}"
             names = ", ".join(self.names)
             raise ReplayFailed(f"the replay's second process ({names}) failed: {last}")
+        assert self._outcome is not None
         if isinstance(scratch, SQLiteViews) and self._file is not None:
             scratch.attach(self._file)
 
     def stop(self) -> None:
+        """Reap the process: one that is done ends by itself (in the background, so that the
+        replay need not wait for it to let go of its memory); any other is killed."""
         process = self._process
-        if process is not None and process.poll() is None:
+        if process is None:
+            return
+        if self._outcome is not None:
+            threading.Thread(target=self._reap, name="replay-helper-reap", daemon=True).start()
+            return
+        if process.poll() is None:
             process.kill()
-            process.wait()
-        if process is not None:
-            for stream in (process.stdin, process.stdout, process.stderr):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
+        self._reap()
+
+    def _reap(self) -> None:
+        process = self._process
+        assert process is not None
+        process.wait()
         if self._reader is not None:
             self._reader.join(timeout=5)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 def worker() -> None:
