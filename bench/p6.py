@@ -33,13 +33,18 @@ def _templates(app: Any, ledger: Any) -> dict[str, bytes]:
 
 
 def build_log(app: Any, ledger: Any, total: int) -> int:
-    """Fill the log to about `total` events shaped like real submissions; returns the count.
+    """Fill the log to about `total` events shaped like real submissions; returns the count."""
+    return fill_log(app, _templates(app, ledger), total)
+
+
+def fill_log(app: Any, states: dict[str, bytes], total: int) -> int:
+    """Add events to the log up to about `total`; returns the count.
 
     Each declaration is three events, as the command writes them: the next number of a
     series stream, the declaration's submission and the idempotency record. States are real
-    stored events' bytes; the recorder chains every row (sequence, recorded_at, hash).
+    stored events' bytes (`_templates`); the recorder chains every row (sequence,
+    recorded_at, hash).
     """
-    states = _templates(app, ledger)
     by_name = {topic.rpartition(":")[2]: (topic, state) for topic, state in states.items()}
     number = by_name["DeclarationNumberIssued"]
     submitted = by_name["DeclarationSubmitted"]
@@ -126,59 +131,100 @@ def _timed(fn: Callable[[], int]) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
+SIZES = (100_000, 300_000, 1_000_000)
+
+
 def verify_throughput(cfg: Config) -> Result:
+    """verify at 100k, 300k and 1M events (quick: 50k), the same log grown between sizes; at
+    the largest, verify in one process and the three references too."""
     from ledger import audit
 
-    total = 50_000 if cfg.quick else 200_000
-    result = Result("P6", f"verify over a {total:,}-event log (SQLite)")
+    sizes = (50_000,) if cfg.quick else SIZES
+    result = Result("P6", f"verify over logs of {', '.join(f'{n:,}' for n in sizes)} events")
     directory = cfg.workdir / "p6"
     directory.mkdir()
     path = str(directory / "ledger.sqlite3")
     app, ledger = open_ledger(f"sqlite:///{path}")
+    rates_at: dict[int, list[float]] = {}
+    raw_at: dict[int, list[float]] = {}
+    events = 0
     try:
-        started = time.perf_counter()
-        events = build_log(app, ledger, total)
-        progress(f"P6 built a log of {events:,} events in {time.perf_counter() - started:.1f}s")
-        verify_rates: list[float] = []
-        single_rates: list[float] = []
-        raw_rates: list[float] = []
-        decode_rates: list[float] = []
-        hash_rates: list[float] = []
-        # Not counted: the first pass over a file just written (the references read it warm).
-        audit.verify(app.log)
-        for r in range(cfg.repeats):
+        states = _templates(app, ledger)
+        for size in sizes:
             started = time.perf_counter()
-            report = audit.verify(app.log)
-            seconds = time.perf_counter() - started
-            if not report.ok or report.events_checked != events:
-                raise RuntimeError(f"verify on the benchmark log of {events} events: {report}")
-            verify_rates.append(events / seconds)
-            started = time.perf_counter()
-            report = audit.verify(app.log, parallel=False)
-            single_rates.append(events / (time.perf_counter() - started))
-            if not report.ok:
-                raise RuntimeError(f"verify in one process: {report}")
-            for rates, fn in (
-                (raw_rates, read_rows),
-                (decode_rates, read_and_decode),
-                (hash_rates, read_and_hash),
-            ):
-                m, seconds = _timed(lambda fn=fn: fn(path))  # type: ignore[misc]
-                if m != events:
-                    raise RuntimeError(f"{fn.__name__} read {m} rows of {events}")
-                rates.append(m / seconds)
-            progress(
-                f"P6 repeat {r + 1}/{cfg.repeats}: verify {verify_rates[-1]:,.0f} events/s "
-                f"(in one process {single_rates[-1]:,.0f}); rows {raw_rates[-1]:,.0f}/s, "
-                f"rows+decode {decode_rates[-1]:,.0f}/s, "
-                f"rows+link_hash {hash_rates[-1]:,.0f}/s"
-            )
+            events = fill_log(app, states, size)
+            took = time.perf_counter() - started
+            progress(f"P6 grew the log to {events:,} events in {took:.1f}s")
+            verify_rates: list[float] = []
+            single_rates: list[float] = []
+            raw_rates: list[float] = []
+            decode_rates: list[float] = []
+            hash_rates: list[float] = []
+            largest = size == sizes[-1]
+            # Not counted: the first pass over rows just written (the references read it warm).
+            audit.verify(app.log)
+            for r in range(cfg.repeats):
+                started = time.perf_counter()
+                report = audit.verify(app.log)
+                seconds = time.perf_counter() - started
+                if not report.ok or report.events_checked != events:
+                    raise RuntimeError(f"verify on the benchmark log of {events} events: {report}")
+                verify_rates.append(events / seconds)
+                m, seconds = _timed(lambda: read_rows(path))
+                raw_rates.append(m / seconds)
+                if largest:
+                    started = time.perf_counter()
+                    report = audit.verify(app.log, parallel=False)
+                    single_rates.append(events / (time.perf_counter() - started))
+                    if not report.ok:
+                        raise RuntimeError(f"verify in one process: {report}")
+                    for rates, fn in ((decode_rates, read_and_decode), (hash_rates, read_and_hash)):
+                        m, seconds = _timed(lambda fn=fn: fn(path))  # type: ignore[misc]
+                        if m != events:
+                            raise RuntimeError(f"{fn.__name__} read {m} rows of {events}")
+                        rates.append(m / seconds)
+                progress(
+                    f"P6 {events:,} events, repeat {r + 1}/{cfg.repeats}: verify "
+                    f"{verify_rates[-1]:,.0f} events/s; rows {raw_rates[-1]:,.0f}/s"
+                    + (
+                        f"; in one process {single_rates[-1]:,.0f}, rows+decode "
+                        f"{decode_rates[-1]:,.0f}/s, rows+link_hash {hash_rates[-1]:,.0f}/s"
+                        if largest
+                        else ""
+                    )
+                )
+            rates_at[events], raw_at[events] = verify_rates, raw_rates
     finally:
         app.close()
+    smallest = min(rates_at)
+    scale = [
+        Figure(
+            f"P6.verify.{n // 1000}k",
+            f"verify throughput, {n:,} events",
+            "events/s",
+            rates_at[n],
+            reference=raw_at[n],
+            reference_what="the same plain reads of the rows (as P6.verify's reference)",
+        )
+        for n in sorted(rates_at)
+        if n != events
+    ]
+    if len(rates_at) > 1:
+        scale.append(
+            Figure(
+                "P6.linear",
+                f"verify throughput at {events:,} events against at {smallest:,}",
+                "events/s",
+                rates_at[events],
+                reference=rates_at[smallest],
+                reference_what=f"verify of the {smallest:,}-event log: a ratio near 1 is a "
+                "cost linear in the log",
+            )
+        )
     result.figures = [
         Figure(
             "P6.verify",
-            "verify throughput",
+            f"verify throughput, {events:,} events",
             "events/s",
             verify_rates,
             reference=raw_rates,
@@ -212,19 +258,22 @@ def verify_throughput(cfg: Config) -> Result:
             reference_what="the same rows, the chain recomputed row by row with link_hash "
             "and compared (the straightforward verify loop)",
         ),
+        *scale,
     ]
     result.notes.append(
         f"The log: {events:,} events shaped like real submissions (number issued, declaration "
         f"submitted, request completed; real stored states) inserted in batches of {BATCH:,} "
         "through the chained recorder, so every row carries its real sequence and hash. "
-        "A first verify, not counted, warms the file as the references find it; each repeat "
-        "then runs verify, verify in one process, then the three references, on the same file."
+        "The log grows from one size to the next; at each, a first verify, not counted, warms "
+        "the file as the references find it; each repeat then runs verify and the plain read "
+        "(at the largest also verify in one process and the other two references)."
     )
     result.notes.append(
         f"verify reads pages of plain rows and checks each in one tight loop (ledger/audit.py "
-        f"`clean_page`); from {audit.PARALLEL_MIN:,} events on, when a CPU is free (load "
-        "average below the CPUs minus one), a second Python process checks the second half of "
-        "the log with the same loop while the first half is checked here (P6.verify; P6.single "
-        "is the same walk in one process). The machine's other load decides how much it gains."
+        f"`clean_page`); from {audit.PARALLEL_MIN:,} events on, when a CPU is free "
+        "(ledger/machine.py: the CPUs' idle share now), a second Python process checks the "
+        "second half of the log with the same loop while the first half is checked here "
+        "(P6.verify; P6.single is the same walk in one process). The machine's other load "
+        "decides how much it gains."
     )
     return result
