@@ -271,8 +271,8 @@ def verify_throughput(cfg: Config) -> Result:
     result.notes.append(
         f"verify reads pages of plain rows and checks each in one tight loop (ledger/audit.py "
         f"`clean_page`); from {audit.PARALLEL_MIN:,} events on, when a CPU is free "
-        "(ledger/machine.py: the CPUs' idle share now), a second Python process checks the "
-        "second half of the log with the same loop while the first half is checked here "
+        "(ledger/machine.py: a CPU free of other work now), a second Python process checks "
+        "the end of the log with the same loop while the rest is checked here "
         "(P6.verify; P6.single is the same walk in one process). The machine's other load "
         "decides how much it gains."
     )

@@ -39,6 +39,7 @@ _MIDDLES = 100_000  # most cached F(version) || F(topic) fields before the cache
 # A log at least this long is checked in two processes where the store allows it (a second
 # Python process costs about 0.1 s to start; it then checks the second half of the log).
 PARALLEL_MIN = 100_000
+HELPER_START_EVENTS = 25_000  # what this process checks while a helper's interpreter starts
 # What a value of the wrong type (only tampering puts one there) raises while being checked.
 _BAD_VALUE = (TypeError, ValueError, AttributeError, UnicodeError)
 _ALTERED = (
@@ -256,9 +257,13 @@ class _Helper:
         if source is None or (found := source()) is None:
             return None
         head = log.head()
-        if head is None or type(head.position) is not int or log.count() < PARALLEL_MIN:
+        count = log.count() if head is not None else 0
+        if head is None or type(head.position) is not int or count < PARALLEL_MIN:
             return None
-        start = log.record_at_or_before(head.position // 2)
+        # This process checks its part while the helper's interpreter starts: it takes that
+        # much more of the log, so that both halves end together.
+        share = min(0.75, 0.5 + HELPER_START_EVENTS / (2 * count))
+        start = log.record_at_or_before(int(head.position * share))
         if start is None or not (
             type(start.sequence) is int
             and type(start.recorded_at) is str

@@ -563,10 +563,17 @@ def test_the_second_process_checks_its_half(
             return select(after, limit, **kw)
 
         monkeypatch.setattr(app.log, "select_log_rows", counting)
+        # The helper's start-up head start off: the split falls in the middle.
+        monkeypatch.setattr(audit, "HELPER_START_EVENTS", 0)
         report = audit.verify(app.log, page=5)
         assert report.ok and report.events_checked == EVENTS
         # Pages of 5 up to the middle (position 25) here, then on from the head the helper
         # reached (50), for anything appended meanwhile: positions 26-50 were not read here.
         assert read == [None, 5, 10, 15, 20, 25, 50]
+        # With it, this process takes more than half of a short log (at most three quarters).
+        read.clear()
+        monkeypatch.setattr(audit, "HELPER_START_EVENTS", 10)
+        assert audit.verify(app.log, page=5) == report
+        assert read == [None, 5, 10, 15, 20, 25, 30, 50]  # 0.5 + 10 / 100 of 50: up to 30
     finally:
         app.close()
