@@ -75,18 +75,26 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     # A replay decides nothing: the built-in clearance rules are never used.
     services = Services.build(settings, ClearanceRules(risk=DEFAULT_RULES, duties=DEFAULT_TABLES))
     show = sys.stderr.isatty()
-    started = time.monotonic()
+    first: list[tuple[float, int]] = []  # when and where the rebuild was first reported
 
     def progress(position: int, end: int) -> None:
-        if show:
-            rate = position / max(time.monotonic() - started, 1e-9)
-            share = 100 * position / end if end else 100.0
-            print(
-                f"\rreplaying: position {position:,} of {end:,} ({share:.0f}%, {rate:,.0f}/s)",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+        if not show:
+            return
+        now = time.monotonic()
+        if not first:
+            first.append((now, position))
+        since, start = first[0]
+        rate = f", {(position - start) / (now - since):,.0f}/s" if now > since else ""
+        share = 100 * position / end if end else 100.0
+        print(
+            f"\rreplaying: position {position:,} of {end:,} ({share:.0f}%{rate})\033[K",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if show:
+        print("reading the live views' digests, then rebuilding ...", file=sys.stderr)
 
     try:
         report, log_position = run_replay(
