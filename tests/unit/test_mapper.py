@@ -293,17 +293,21 @@ def test_the_typed_path_reads_what_the_general_path_reads(event):
     assert decode_event(topic, str(oid), version, stored.state) == event
 
 
-def test_the_id_columns_win_over_ids_a_state_should_not_carry():
+def _number_issued(version: int) -> DomainEvent:
     from domain.declaration import DeclarationNumberIssued
 
-    event = DeclarationNumberIssued(
+    return DeclarationNumberIssued(
         originator_id=uuid4(),
-        originator_version=3,
+        originator_version=version,
         actor=Actor(name="a", role="enterprise"),
         occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
-        serial=3,
+        serial=version,
         declaration_id=uuid4(),
     )
+
+
+def test_the_id_columns_win_over_ids_a_state_should_not_carry():
+    event = _number_issued(3)
     state = event_state(event)
     tampered = b'{"originator_id":"%s","originator_version":99,' % str(uuid4()).encode() + state[1:]
     stored = mapper.to_stored_event(event)
@@ -325,16 +329,7 @@ def test_a_state_the_typed_path_cannot_read_gets_the_general_error(state):
     "oid", ['abc"def', "abc\\u0030", "\\u0031" + "2345678-1234-1234-1234-123456789abc"]
 )
 def test_an_id_that_json_would_read_differently_is_refused_as_the_general_path_refuses(oid):
-    from domain.declaration import DeclarationNumberIssued
-
-    event = DeclarationNumberIssued(
-        originator_id=uuid4(),
-        originator_version=1,
-        actor=Actor(name="a", role="enterprise"),
-        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
-        serial=1,
-        declaration_id=uuid4(),
-    )
-    topic = f"{DeclarationNumberIssued.__module__}:DeclarationNumberIssued"
+    event = _number_issued(1)
+    topic = mapper.to_stored_event(event).topic
     with pytest.raises(msgspec.ValidationError):
         decode_event(topic, oid, 1, event_state(event))
