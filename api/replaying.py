@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from api.services import Services
     from ledger.application import LedgerApplication
     from projections.replay import ReplayLog, ReplayReport
-    from projections.runner import CatchUpRunner, LogEntry, LogSource
+    from projections.runner import CatchUpRunner, LogSource
     from projections.store import ViewStore
 
 WAIT_SECONDS = 10.0  # how long a full replay waits for the live views to reach the log head
@@ -300,7 +300,7 @@ def worker() -> None:
     from api.services import read_models_runner
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
-    from projections.replay import topics_of, unlog_tables
+    from projections.replay import BoundedPages, topics_of, unlog_tables
     from projections.runner import paused_gc
     from projections.store import PostgresViews, SQLiteViews
 
@@ -315,16 +315,7 @@ def worker() -> None:
         views = SQLiteViews(spec["path"], scratch=True)
     else:
         views = PostgresViews(spec["conninfo"], schema=spec["schema"], pool_size=2, scratch=True)
-    end = int(job["up_to"])
-    topics: Collection[str] | None = None
-
-    read = log_page(app)
-
-    def page(after: int, limit: int) -> Sequence[LogEntry]:
-        entries = read(after, limit, topics) if after < end else []
-        if entries and entries[-1].position > end:
-            entries = [e for e in entries if e.position <= end]
-        return entries
+    pages = BoundedPages(log_page(app), int(job["up_to"]))
 
     try:
         started = time.perf_counter()
@@ -332,11 +323,11 @@ def worker() -> None:
             "replay-" + "-".join(job["names"]),
             views,
             app,
-            source=page,
+            source=pages,
             indexes=False,
             only=job["names"],
         )
-        topics = topics_of(runner.projections)
+        pages.topics = topics_of(runner.projections)
         unlog_tables(views)
         runner.batch_size = int(job["batch"])
 
@@ -349,7 +340,7 @@ def worker() -> None:
             "done": True,
             "events": events,
             "seconds": time.perf_counter() - started,
-            "position": end,
+            "position": pages.end,
             "peak_rss_kb": _peak_rss_kb(),
         }
         print(json.dumps(done), flush=True)

@@ -96,6 +96,25 @@ class Helper(Protocol):
         ...
 
 
+class BoundedPages:
+    """The log up to position `end` a page at a time, as a runner reads it: only `topics`
+    (those of the projections it feeds, set once the runner exists; None: every topic)."""
+
+    def __init__(
+        self, read: Callable[[int, int, Collection[str] | None], Sequence[LogEntry]], end: int
+    ) -> None:
+        self.read, self.end = read, end
+        self.topics: Collection[str] | None = None
+
+    def __call__(self, after: int, limit: int) -> Sequence[LogEntry]:
+        if after >= self.end:
+            return []
+        entries = self.read(after, limit, self.topics)
+        if entries and entries[-1].position > self.end:
+            entries = [e for e in entries if e.position <= self.end]
+        return entries
+
+
 def topics_of(projections: Sequence[Any]) -> frozenset[str]:
     """The stored topics of every event class the projections read (subclasses included, and
     any old topic registered for one of those classes with eventsourcing's register_topic)."""
@@ -379,18 +398,9 @@ def _rebuild(
     pipeline: bool,
     helper: Helper | None,
 ) -> None:
-    topics: Collection[str] | None = None
-
-    def page(after: int, limit: int) -> Sequence[LogEntry]:
-        if after >= end:
-            return []
-        entries = log.page(after, limit, topics)
-        if entries and entries[-1].position > end:
-            entries = [e for e in entries if e.position <= end]
-        return entries
-
-    runner = make_runner(scratch, page, helper.names if helper is not None else ())
-    topics = topics_of(runner.projections)
+    pages = BoundedPages(log.page, end)
+    runner = make_runner(scratch, pages, helper.names if helper is not None else ())
+    pages.topics = topics_of(runner.projections)
     unlog_tables(scratch)
     runner.batch_size = batch_size
     report: Callable[[int], None] | None = None
