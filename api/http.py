@@ -111,6 +111,43 @@ ERROR_TEXT = {
 }
 
 
+def position_header(*, required: bool) -> dict[str, Any]:
+    """`X-Ledger-Position`: the log position a write recorded, or that a view read reflects."""
+    return {
+        "X-Ledger-Position": {
+            "description": "The log position the answer reflects (writes: the one recorded)",
+            "required": required,
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+
+
+MIN_POSITION_HEADER = "X-Ledger-Min-Position"
+MIN_POSITION_DIGITS = 18
+MIN_POSITION_PARAMETER = {
+    "name": MIN_POSITION_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0, "maximum": 10**MIN_POSITION_DIGITS - 1},
+    "description": "Wait (bounded) until the views reflect at least this log position"
+    " (at most 18 ASCII digits; anything else is 422)",
+}
+REPLAYED_HEADER = {
+    "Idempotency-Replayed": {
+        "description": "Present on the first answer given again for a retried Idempotency-Key",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+CHALLENGE_HEADER = {
+    "WWW-Authenticate": {
+        "description": "The scheme to authenticate with",
+        "required": True,
+        "schema": {"type": "string", "enum": ["Bearer"]},
+    }
+}
+
+
 def _ref(cls: Any) -> dict[str, Any]:
     members = get_args(cls)
     if members:
@@ -125,12 +162,19 @@ def _ref(cls: Any) -> dict[str, Any]:
 def doc(
     *,
     body: Any = None,
+    body_required: bool = True,
     ok: tuple[int, Any] | None = None,
     errors: Iterable[int] = (),
     idempotency_required: bool | None = None,
     list_of: Any = None,
+    position: bool | None = None,
 ) -> dict[str, Any]:
-    """Route decorator keyword arguments describing msgspec bodies in the OpenAPI document."""
+    """Route decorator keyword arguments describing msgspec bodies in the OpenAPI document.
+
+    `position`: a view read, which takes `X-Ledger-Min-Position` and answers
+    `X-Ledger-Position` always (True) or only sometimes (False); writes (the routes that take
+    an `Idempotency-Key`) always answer it, and may be replays.
+    """
     responses: dict[int | str, Any] = {}
     if ok is not None:
         status, cls = ok
@@ -139,27 +183,47 @@ def doc(
             "description": "OK" if status == 200 else "Created",
             "content": {"application/json": {"schema": schema}},
         }
+        headers: dict[str, Any] = {}
+        if idempotency_required is not None:
+            headers = {**position_header(required=True), **REPLAYED_HEADER}
+        elif position is not None:
+            headers = position_header(required=position)
+        if headers:
+            responses[status]["headers"] = headers
     for status in sorted(set(errors) | {422} if body is not None else set(errors)):
         responses[status] = {
             "description": ERROR_TEXT[status],
             "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
         }
+        if status == 401:
+            responses[status]["headers"] = CHALLENGE_HEADER
     extra: dict[str, Any] = {}
     if body is not None:
         extra["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": _ref(body)}},
         }
+    parameters: list[dict[str, Any]] = []
+    if position is not None:
+        parameters.append(MIN_POSITION_PARAMETER)
     if idempotency_required is not None:
-        extra["parameters"] = [
+        parameters.append(
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": idempotency_required,
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    # Printable characters (str.isprintable) of ISO 8859-1, as headers are read.
+                    "pattern": "^[ -~\u00a1-\u00ac\u00ae-\u00ff]+$",
+                },
                 "description": "Retries with the same key and body get the first answer again",
             }
-        ]
+        )
+    if parameters:
+        extra["parameters"] = parameters
     kwargs: dict[str, Any] = {"responses": responses}
     if extra:
         kwargs["openapi_extra"] = extra

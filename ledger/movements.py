@@ -259,7 +259,12 @@ class MovementCommands:
             if cmd.explains is not None:
                 stream = self.resolve_declaration(cmd.explains)
                 transfer = self.app.load(stream) if stream else None
-                if transfer is None or cmd.item_no not in book.items:
+                # Another enterprise's declaration reads as unknown (never reveal it exists).
+                if (
+                    transfer is None
+                    or transfer.facts.declarant != book.enterprise
+                    or cmd.item_no not in book.items
+                ):
                     raise ValidationFailed.at("$.explains", "no such transfer declaration")
                 values.text("$.reason", cmd.reason)
                 view = transfers.explain_shortfall(

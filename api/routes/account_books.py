@@ -13,9 +13,17 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_OR_ENTERPRISE, Reader
-from api.http import doc, json_response, list_type
+from api.http import doc, json_response, list_type, position_header
 from api.problems import HttpProblem
-from api.routes.common import Page, execute, page_body, services, time_param, views_caught_up
+from api.routes.common import (
+    Page,
+    execute,
+    min_position,
+    page_body,
+    services,
+    time_param,
+    views_caught_up,
+)
 from domain.account_book import AccountBook, OpenAccountBook, RegisterItems
 from domain.errors import NotFound
 from domain.events import Actor
@@ -64,7 +72,10 @@ async def register_items(request: Request, book_no: str) -> Response:
     )
 
 
-@router.get("/v1/account-books/{book_no}", **doc(ok=(200, AccountBookView), errors=(401, 404, 422)))
+@router.get(
+    "/v1/account-books/{book_no}",
+    **doc(ok=(200, AccountBookView), errors=(401, 404, 422), position=False),
+)
 async def get_account_book(
     request: Request,
     book_no: str,
@@ -74,6 +85,7 @@ async def get_account_book(
     """The book with each item's balances: now from the write side (always current), or
     `as_of` an instant from the stored history (the log up to the last event recorded then)."""
     ledger = services(request).ledger
+    min_position(request)  # it matters only with `as_of`, but is checked either way
     book = await run_in_threadpool(ledger.account_book, book_no, actor)
     moment = time_param("as_of", as_of)
     if moment is None:
@@ -103,7 +115,8 @@ async def get_account_book(
 
 
 @router.get(
-    "/v1/account-books/{book_no}/entries", **doc(ok=(200, EntryList), errors=(401, 404, 422))
+    "/v1/account-books/{book_no}/entries",
+    **doc(ok=(200, EntryList), errors=(401, 404, 422), position=True),
 )
 async def book_entries(
     request: Request,
@@ -129,7 +142,7 @@ async def book_entries(
 
 @router.get(
     "/v1/account-books/{book_no}/statement",
-    **doc(ok=(200, StatementList), errors=(401, 404, 422)),
+    **doc(ok=(200, StatementList), errors=(401, 404, 422), position=True),
 )
 async def book_statement(
     request: Request,
@@ -180,10 +193,18 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
 
 def _csv_doc() -> dict[str, Any]:
-    kwargs = doc(errors=(401, 404, 422))
+    kwargs = doc(errors=(401, 404, 422), position=True)
     kwargs["responses"][200] = {
         "description": "The statement as CSV (RFC 4180, UTF-8, a header row, one row per item)",
         "content": {"text/csv": {"schema": {"type": "string"}}},
+        "headers": {
+            **position_header(required=True),
+            "Content-Disposition": {
+                "description": 'attachment; filename="<book>-statement-<from>-<to>.csv"',
+                "required": True,
+                "schema": {"type": "string", "pattern": '^attachment; filename="[^"]+"$'},
+            },
+        },
     }
     return kwargs
 

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import AuditReader, allow
 from api.http import decode_body, doc, json_response, list_type, read_body
+from api.observability import metrics
 from api.problems import HttpProblem
 from api.replaying import ReplayFailed, answer, run_replay
 from api.routes.common import services
@@ -164,6 +165,7 @@ def stream_events(request: Request, stream_id: str, actor: AuditReader) -> Respo
 @router.get("/v1/audit/verify", **doc(ok=(200, VerifyView), errors=(401, 403)))
 async def verify(request: Request, actor: AuditReader) -> Response:
     report = await run_in_threadpool(audit.verify, services(request).app.log)
+    metrics(request).verified(report.ok, report.events_checked)
     return json_response(msgspec.convert(report, VerifyView, from_attributes=True))
 
 
@@ -177,7 +179,12 @@ def digest(request: Request, actor: AuditReader) -> Response:
 
 @router.post(
     "/v1/audit/replay",
-    **doc(body=ReplayBody, ok=(200, ReplayView), errors=(400, 401, 403, 409, 413, 503)),
+    **doc(
+        body=ReplayBody,
+        body_required=False,  # no body: the whole log, as `{}`
+        ok=(200, ReplayView),
+        errors=(400, 401, 403, 409, 413, 503),
+    ),
 )
 async def replay(request: Request, actor: Auditor) -> Response:
     """Rebuild every read model from the log into a scratch store and compare its digests with
@@ -185,7 +192,7 @@ async def replay(request: Request, actor: Auditor) -> Response:
     large log takes a while (about 35 s per million events on a 2-core machine), and another
     one in this process is 409."""
     raw = await read_body(request)
-    body = decode_body(raw, ReplayBody) if raw.strip() else ReplayBody()
+    body = decode_body(raw, ReplayBody) if raw else ReplayBody()  # no body: the whole log
     svc = services(request)
     try:
         report, log_position = await run_in_threadpool(
@@ -195,5 +202,7 @@ async def replay(request: Request, actor: Auditor) -> Response:
         raise Conflict(str(e), rule="replay_in_progress") from None
     except ReplayFailed as e:  # the trace graph's process failed: the server's, not the client's
         log.error("replay failed: %s", e)
+        metrics(request).replayed("failed")
         raise HttpProblem(503, "replay-failed", "Replay failed", str(e)) from None
+    metrics(request).replayed("equal" if report.equal else "different")
     return json_response(msgspec.convert(answer(report, log_position), ReplayView))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -11,10 +12,18 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import authenticate, bearer_token
-from api.http import decode_body, idempotency, outcome_response, read_body
+from api.http import (
+    MIN_POSITION_DIGITS,
+    MIN_POSITION_HEADER,
+    decode_body,
+    idempotency,
+    outcome_response,
+    read_body,
+)
 from api.problems import HttpProblem
 from api.services import Services
 from domain.events import Actor
+from domain.idempotency import idempotency_id
 from ledger.commands import Idempotency, Ledger, Outcome
 
 T = TypeVar("T")
@@ -61,6 +70,23 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+def min_position(request: Request) -> int | None:
+    """The `X-Ledger-Min-Position` header: a log position (ASCII digits), 422 otherwise."""
+    wanted = request.headers.get(MIN_POSITION_HEADER)
+    if wanted is None:
+        return None
+    text = wanted.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= MIN_POSITION_DIGITS):
+        raise HttpProblem(
+            422,
+            "validation",
+            "Invalid content",
+            f"{MIN_POSITION_HEADER} must be a log position",
+            errors=[{"loc": f"header.{MIN_POSITION_HEADER}", "msg": "an integer >= 0"}],
+        )
+    return int(text)
+
+
 async def views_caught_up(request: Request) -> int:
     """Wait (bounded) until the views reflect the log as it was when the request arrived.
 
@@ -68,9 +94,9 @@ async def views_caught_up(request: Request) -> int:
     `X-Ledger-Min-Position` asks for a specific position instead of the current head.
     """
     svc = services(request)
-    wanted = request.headers.get("x-ledger-min-position")
-    if wanted is not None and wanted.isdigit():
-        target = int(wanted)
+    wanted = min_position(request)
+    if wanted is not None:
+        target = wanted
     else:
         head = await run_in_threadpool(svc.app.log.head)
         target = head.position if head else 0
@@ -95,7 +121,13 @@ async def execute(
     def work() -> Outcome:
         actor = authenticate(request, roles)
         idem = idempotency(request, actor, required=key_required)
-        return action(svc.ledger, decode_body(raw, body_type), idem, actor)
+        outcome = action(svc.ledger, decode_body(raw, body_type), idem, actor)
+        if outcome.replayed and outcome.position is None and idem is not None:
+            # The first answer again, with the position it was recorded at: its record's.
+            records = svc.app.log.select_stream(idempotency_id(idem.principal, idem.key))
+            if records:
+                outcome = dataclasses.replace(outcome, position=records[-1].position)
+        return outcome
 
     outcome = await run_in_threadpool(work)
     svc.wrote(outcome.position)

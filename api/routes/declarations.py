@@ -74,7 +74,7 @@ def can_see(actor: Actor, row: dict[str, object]) -> bool:
     return True
 
 
-@router.get("/v1/declarations", **doc(ok=(200, DeclarationList), errors=(401, 422)))
+@router.get("/v1/declarations", **doc(ok=(200, DeclarationList), errors=(401, 422), position=True))
 async def list_declarations(
     request: Request,
     actor: Reader,
@@ -105,7 +105,9 @@ async def list_declarations(
     return json_response(page_body(rows, page.limit), position=position)
 
 
-@router.get("/v1/declarations/{ref}", **doc(ok=(200, DeclarationDetail), errors=(401, 404)))
+@router.get(
+    "/v1/declarations/{ref}", **doc(ok=(200, DeclarationDetail), errors=(401, 404), position=True)
+)
 async def get_declaration(request: Request, ref: str, actor: Reader) -> Response:
     position = await views_caught_up(request)
     found = await run_in_threadpool(services(request).declarations.get, ref)
@@ -198,7 +200,9 @@ async def pay_duties(request: Request, ref: str) -> Response:
 StatsList = list_type(StatsRow, "StatsList")
 
 
-@router.get("/v1/stats", tags=["statistics"], **doc(ok=(200, StatsList), errors=(401, 422)))
+@router.get(
+    "/v1/stats", tags=["statistics"], **doc(ok=(200, StatsList), errors=(401, 422), position=True)
+)
 async def stats(
     request: Request,
     actor: Reader,

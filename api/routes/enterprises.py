@@ -42,7 +42,9 @@ async def register_enterprise(request: Request) -> Response:
     )
 
 
-@router.get("/v1/enterprises", **doc(ok=(200, EnterpriseList), errors=(401, 403, 422)))
+@router.get(
+    "/v1/enterprises", **doc(ok=(200, EnterpriseList), errors=(401, 403, 422), position=True)
+)
 async def list_enterprises(
     request: Request,
     actor: Reader,

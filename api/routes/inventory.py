@@ -17,7 +17,7 @@ router = APIRouter(tags=["inventory"])
 InventoryList = list_type(InventoryRow, "InventoryList")
 
 
-@router.get("/v1/inventory", **doc(ok=(200, InventoryList), errors=(401, 422)))
+@router.get("/v1/inventory", **doc(ok=(200, InventoryList), errors=(401, 422), position=True))
 async def inventory(
     request: Request,
     actor: Reader,

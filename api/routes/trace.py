@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
-from api.http import doc, json_response
+from api.http import doc, json_response, position_header
 from api.routes.common import services, views_caught_up, visible
 from domain.errors import NotFound
 from projections.epcis import MEDIA_TYPE, declaration_facts, encode, epcis_document
@@ -19,7 +19,7 @@ router = APIRouter(tags=["traceability"])
 Direction = Literal["both", "upstream", "downstream"]
 
 
-@router.get("/v1/trace", **doc(ok=(200, Trace), errors=(401, 404, 422)))
+@router.get("/v1/trace", **doc(ok=(200, Trace), errors=(401, 404, 422), position=True))
 async def trace(
     request: Request,
     actor: Reader,
@@ -44,10 +44,11 @@ async def trace(
 
 
 def _epcis_doc() -> dict[str, Any]:
-    kwargs = doc(errors=(401, 404, 422))
+    kwargs = doc(errors=(401, 404, 422), position=True)
     kwargs["responses"][200] = {
         "description": "An EPCIS 2.0 `EPCISDocument` (JSON-LD), valid against GS1's JSON Schema",
         "content": {MEDIA_TYPE: {"schema": {"type": "object"}}},
+        "headers": position_header(required=True),
     }
     return kwargs
 

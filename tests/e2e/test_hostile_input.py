@@ -270,3 +270,21 @@ def test_any_value_in_any_field_never_causes_a_5xx(world, field, value):
     if r.status_code != 201:
         assert r.headers["content-type"] == "application/problem+json"
         assert ledger.log_state() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/enterprises", "GET, POST"),
+        ("PUT", "/v1/zones", "GET"),
+        ("DELETE", "/v1/movements", "POST"),
+    ],
+)
+def test_a_wrong_method_is_405_naming_every_method_of_the_path(world, method, path, allowed):
+    ledger, _ = world
+    before = ledger.log_state()
+    r = ledger.client.request(method, path, headers=ledger.headers("admin"))
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == allowed
+    assert r.headers["content-type"] == "application/problem+json"
+    assert ledger.log_state() == before

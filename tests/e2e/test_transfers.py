@@ -172,3 +172,27 @@ def test_another_zones_gate_cannot_see_the_transfer(ledger, transfer):
     ledger.issue("gate-xhtz", "operator", zone="XHTZ")
     r = _move(ledger, "gate-xhtz", "transfer_dispatch", d["id"], "1")
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "$.declaration"
+
+
+def test_another_enterprises_transfer_cannot_be_probed_through_explains(ledger, transfer):
+    _, _, d = transfer
+    other = onboard(ledger, zone="XCBZ")
+    body = {
+        "kind": "adjustment",
+        "account_book": other.book_no,
+        "item_no": 1,
+        "quantity_delta": "-1",
+        "reason": "probing",
+    }
+    before = ledger.log_state()
+    theirs = ledger.post(
+        "/v1/movements", other.token_name, body | {"explains": d["id"]}, key=new_key()
+    )
+    unknown = ledger.post(
+        "/v1/movements", other.token_name, body | {"explains": d["id"][:-4] + "0000"}, key=new_key()
+    )
+    # The same answer as for a declaration that does not exist: never reveal that it does.
+    assert theirs.status_code == unknown.status_code == 422
+    assert theirs.json()["errors"] == unknown.json()["errors"]
+    assert theirs.json()["errors"][0]["loc"] == "$.explains"
+    assert ledger.log_state() == before
