@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
-from api.http import SCHEMA_TYPES, merge_components
+from api import observability
+from api.http import CHALLENGE_HEADER, SCHEMA_TYPES, merge_components
 from api.problems import (
     TYPE_BASE,
     HttpProblem,
@@ -63,6 +65,10 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path; RFC 9110 wants them all.
+        headers["Allow"] = _allowed_methods(request)
     return problem_response(
         Problem(
             type=TYPE_BASE + kind,
@@ -70,8 +76,26 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
             status=exc.status_code,
             detail=str(exc.detail),
         ),
-        dict(exc.headers or {}),
+        headers,
     )
+
+
+def _served_routes(app: Any) -> list[Any]:
+    """The app's routes, those of included routers too (FastAPI >= 0.16x nests them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are copied to the top level
+        return list(app.router.routes)
+    return [context.route for context in iter_route_contexts(app.router.routes)]
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers on the request's path (GET, POST, ...)."""
+    methods: set[str] = set()
+    for route in _served_routes(request.app):
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -87,7 +111,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-PUBLIC_PATHS = ("/v1/zones", "/v1/reference/", "/healthz")
+PUBLIC_PATHS = ("/v1/zones", "/v1/reference/", "/healthz", "/metrics")
 
 
 def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +134,11 @@ def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             if not public:
                 operation["responses"].setdefault(
                     "401",
-                    {"description": "No token, or an unknown or revoked token", "content": problem},
+                    {
+                        "description": "No token, or an unknown or revoked token",
+                        "content": problem,
+                        "headers": CHALLENGE_HEADER,
+                    },
                 )
             invalid = operation["responses"].get("422")
             if invalid is not None:
@@ -126,11 +154,13 @@ def create_app(
     rules: ClearanceRules | None = None,
 ) -> FastAPI:
     settings = settings or Settings.from_env()
+    metrics = observability.Metrics(lambda: getattr(app.state, "services", None))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "services"):
             app.state.services = Services.build(settings, rules)
+        app.state.services.app.on_appended = metrics.events_appended.inc
         app.state.services.start()
         try:
             yield
@@ -143,6 +173,8 @@ def create_app(
         description="Event-sourced ledger for customs clearance and bonded-zone inventory.",
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
+    observability.install(app, metrics)
     if services is not None:
         app.state.services = services
     for router in (
@@ -165,19 +197,17 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unexpected)
 
-    @app.get("/healthz", tags=["operations"])
-    def healthz(request: Request) -> dict[str, Any]:
-        svc: Services = request.app.state.services
-        head = svc.app.log.head()
-        position = head.position if head else 0
-        return {
-            "status": "ok",
-            "store": svc.database.kind,
-            "log_position": position,
-            "projection_position": svc.runner.position,
-            "projection_lag_events": max(0, position - svc.runner.position),
-            "projection_error": svc.runner.last_error,
-        }
+    @app.get("/healthz", tags=["operations"], **observability.health_doc())
+    def healthz(request: Request) -> Response:
+        """Whether the server and its stores answer (503 when a store does not), and how far
+        the read models are behind the log."""
+        return observability.health(request.app.state.services)
+
+    @app.get("/metrics", tags=["operations"], **observability.METRICS_DOC)
+    def metrics_text(request: Request) -> Response:
+        """Prometheus metrics of this server process (docs/observability.md). No token:
+        bind the server to a private interface in production."""
+        return observability.metrics(request).exposition()
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -186,7 +216,8 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            app.openapi_schema = finish_openapi(merge_components(schema, SCHEMA_TYPES))
+            schema = finish_openapi(merge_components(schema, SCHEMA_TYPES))
+            app.openapi_schema = observability.document_request_id(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

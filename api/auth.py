@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.observability import note_actor
 from api.problems import HttpProblem
 from domain.events import Actor
 
@@ -29,6 +30,7 @@ def authenticate(request: Request, roles: Collection[str]) -> Actor:
     key = request.app.state.services.keys.authenticate(bearer_token(request))
     if key is None:
         raise HttpProblem(401, "unauthorized", "Unauthorized", "unknown or revoked token")
+    note_actor(key.actor.name)  # for the request's access log line
     if key.role not in roles:
         raise HttpProblem(
             403, "forbidden", "Forbidden", f"the {key.role} role may not use this route"

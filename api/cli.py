@@ -28,14 +28,25 @@ def _open_app(settings: Settings):  # type: ignore[no-untyped-def]
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
 
     from api.app import create_app
+    from api.logs import configure_logging
     from ledger.database import parse_database_url
 
     base = f"http://{args.host}:{args.port}"
     db = parse_database_url(settings.database_url)
+    if args.workers > 1 and db.kind == "sqlite":
+        _err(
+            f"error: --workers {args.workers} needs PostgreSQL: on SQLite one server process"
+            " owns the database file (a command does not check again the records it only"
+            " read, which another process may have changed meanwhile); run one process, or"
+            " set LEDGER_DATABASE_URL to postgresql://... (docs/operations.md)"
+        )
+        return 2
+    workers = f", {args.workers} worker processes" if args.workers > 1 else ""
     _err(
-        f"customs-ledger on {db.display}\n"
+        f"customs-ledger on {db.display}{workers}\n"
         f"  API        {base}/v1   (e.g. {base}/v1/zones)\n"
         f"  API docs   {base}/docs  (OpenAPI: {base}/openapi.json)\n"
         f"  trace UI   {base}/ui/trace?ref=<a declaration, train, container, lot ...>\n"
@@ -43,8 +54,49 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin\n"
         "  (run it in another shell; it prints only the token)"
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # One handler for every record of the process, ours and uvicorn's; our access lines
+    # replace uvicorn's (docs/observability.md).
+    log_format = args.log_format or ("text" if sys.stderr.isatty() else "json")
+    configure_logging(log_format, LOG_LEVELS[args.log_level])
+    if args.workers > 1:
+        # uvicorn spawns each worker as a new interpreter that builds its own app from the
+        # environment (LEDGER_*), through `worker_app`; the parent only watches them.
+        os.environ[WORKER_LOG_ENV] = f"{log_format}:{LOG_LEVELS[args.log_level]}"
+        uvicorn.run(
+            "api.cli:worker_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,
+        access_log=False,
+    )
     return 0
+
+
+# `serve --workers N` hands each worker process its log format and level in this variable.
+WORKER_LOG_ENV = "CUSTOMS_LEDGER_WORKER_LOG"
+
+
+def worker_app() -> Any:
+    """The app of one `serve --workers N` process: logging as the parent's, settings from
+    the environment."""
+    from api.app import create_app
+    from api.logs import configure_logging
+
+    log_format, _, level = os.environ.get(WORKER_LOG_ENV, "json:20").partition(":")
+    configure_logging(log_format, int(level))
+    return create_app(Settings.from_env())
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -235,6 +287,12 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
     return lines
 
 
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(text)
+
+
 def _lot_limit(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 5000:
         raise argparse.ArgumentTypeError("a whole number from 1 to 5000")
@@ -248,7 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        help="server processes sharing the port (PostgreSQL only when more than 1)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        help="json: one JSON object per line; text: for a person (default: text on a"
+        " terminal, json otherwise)",
+    )
 
     keys = sub.add_parser("keys", help="issue, revoke or list API keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)

@@ -136,7 +136,7 @@ def open_views(db: Database) -> ViewStore:
     conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}" + (
         f" password={db.password}" if db.password else ""
     )
-    return PostgresViews(conninfo, schema=db.schema)
+    return PostgresViews(conninfo, schema=db.schema, pool_size=db.views_pool_size)
 
 
 @dataclass
@@ -168,6 +168,9 @@ class Services:
         )
         with creating:
             runner = read_models_runner("read-models", views, app)
+        if isinstance(views, PostgresViews):
+            # Several processes may run this runner (servers, `project --follow`): one feeds.
+            runner.leader = views.leader(runner.name)
         return cls(
             settings=settings,
             database=database,

@@ -27,6 +27,13 @@ class Database:
     password: str = ""
     dbname: str = ""
     schema: str = "public"
+    # PostgreSQL connection settings from the URL's query (POSTGRES_OPTIONS: name -> default).
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout: int = 30
+    lock_timeout: int = 5
+    idle_in_transaction_timeout: int = 5
+    views_pool_size: int = 4
 
     @property
     def display(self) -> str:
@@ -36,8 +43,21 @@ class Database:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
+# The query parameters a PostgreSQL URL may carry besides `schema`, each a whole number:
+# name -> (smallest value allowed, what it sets). docs/operations.md explains them.
+POSTGRES_OPTIONS: dict[str, tuple[int, str]] = {
+    "pool_size": (1, "event-store connections each process keeps open"),
+    "max_overflow": (0, "event-store connections opened beyond pool_size under load"),
+    "pool_timeout": (1, "seconds a request waits for a free event-store connection"),
+    "lock_timeout": (0, "seconds an append waits for the events table lock (0: no limit)"),
+    "idle_in_transaction_timeout": (0, "seconds a session may idle inside a transaction"),
+    "views_pool_size": (1, "connections to the views each process may open"),
+}
+
+
 def parse_database_url(url: str) -> Database:
-    """Parse `sqlite:///path` or `postgresql://user[:pw]@host[:port]/db[?schema=name]`."""
+    """Parse `sqlite:///path` or `postgresql://user[:pw]@host[:port]/db[?schema=name&...]`
+    (the other query parameters: POSTGRES_OPTIONS)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
@@ -49,10 +69,24 @@ def parse_database_url(url: str) -> Database:
         if not parts.hostname or not dbname:
             raise DatabaseUrlError(f"expected postgresql://user@host/db, got {url!r}")
         schema = "public"
+        options: dict[str, int] = {}
         for pair in parts.query.split("&") if parts.query else []:
             key, _, value = pair.partition("=")
-            if key == "schema" and value:
-                schema = value
+            if key == "schema":
+                schema = value or schema
+            elif key in POSTGRES_OPTIONS:
+                least = POSTGRES_OPTIONS[key][0]
+                if not (value.isascii() and value.isdigit() and int(value) >= least):
+                    raise DatabaseUrlError(
+                        f"{key} in the database URL must be a whole number >= {least},"
+                        f" got {value!r}"
+                    )
+                options[key] = int(value)
+            else:
+                known = ", ".join(["schema", *POSTGRES_OPTIONS])
+                raise DatabaseUrlError(
+                    f"unknown parameter {key!r} in the database URL (known: {known})"
+                )
         return Database(
             url=url,
             kind="postgresql",
@@ -62,6 +96,7 @@ def parse_database_url(url: str) -> Database:
             password=unquote(parts.password or ""),
             dbname=dbname,
             schema=schema,
+            **options,  # type: ignore[arg-type]
         )
     raise DatabaseUrlError(f"unsupported database URL scheme {parts.scheme!r} in {url!r}")
 
@@ -84,9 +119,12 @@ def eventsourcing_env(db: Database) -> dict[str, str]:
         "POSTGRES_USER": db.user,
         "POSTGRES_PASSWORD": db.password,
         "POSTGRES_SCHEMA": db.schema,
-        "POSTGRES_LOCK_TIMEOUT": "5",
-        "POSTGRES_POOL_SIZE": "5",
-        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_LOCK_TIMEOUT": str(db.lock_timeout),
+        "POSTGRES_POOL_SIZE": str(db.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(db.max_overflow),
+        # The library uses it as the wait for a free pooled connection.
+        "POSTGRES_CONNECT_TIMEOUT": str(db.pool_timeout),
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(db.idle_in_transaction_timeout),
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
 

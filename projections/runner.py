@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.events import DomainEvent
@@ -177,6 +178,16 @@ class CrashForTests(Exception):
     """Raised mid-batch by tests that kill the runner."""
 
 
+class Leader(Protocol):
+    """Whether this process may feed the views now (one process at a time does; the others
+    follow the tracking row and take over when it stops): projections/store.py's
+    PostgresLeader."""
+
+    def holds(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS view_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 )
@@ -273,6 +284,12 @@ class CatchUpRunner:
         self._thread: threading.Thread | None = None
         self.position = 0
         self.last_error: str | None = None
+        # The running loop feeds the views only while `leader` holds (None: always); else it
+        # follows the tracking row that the leading process moves.
+        self.leader: Leader | None = None
+        self.leading = True
+        # (position, recorded_at) of the last event the views applied, as last seen (lag).
+        self._reached_at: tuple[int, str] | None = None
         self.setup(indexes=indexes)
 
     def setup(self, *, indexes: bool = True) -> None:
@@ -358,6 +375,7 @@ class CatchUpRunner:
                 self.position = start
                 return 0
             self.apply_page(entries, start)
+        self._reached_at = (entries[-1].position, entries[-1].recorded_at)
         self._advance(entries[-1].position)
         return len(entries)
 
@@ -486,6 +504,30 @@ class CatchUpRunner:
             self.position = position
             self._advanced.notify_all()
 
+    def reached(self) -> int:
+        """The log position the views reflect now: this runner's when it runs here, else
+        (another process feeds the views: `project --follow`) their tracking row."""
+        running_here = self._thread is not None and self.leading
+        return self.position if running_here else self.tracked_position()
+
+    def lag_seconds(self, head_position: int, head_recorded_at: str, position: int) -> float:
+        """How far the views at `position` are behind the log head in recorded time: the
+        head's `recorded_at` minus that of the last event the views applied (of the log's
+        first event when they applied none); 0 once they reached the head."""
+        if position >= head_position:
+            return 0.0
+        reached = self._reached_at
+        if reached is None or reached[0] != position:
+            # The event at `position` is the first one after `position - 1` (0: the first).
+            entries = self.source(max(position - 1, 0), 1)
+            if not entries:
+                return 0.0
+            reached = (position, entries[0].recorded_at)
+            if entries[0].position == position:
+                self._reached_at = reached
+        behind = datetime.fromisoformat(head_recorded_at) - datetime.fromisoformat(reached[1])
+        return max(behind.total_seconds(), 0.0)
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -519,11 +561,35 @@ class CatchUpRunner:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self.leader is not None:
+            self.leader.release()
+
+    def _lead(self) -> bool:
+        """Whether this process feeds the views now; logs when that changes."""
+        leading = self.leader is None or self.leader.holds()
+        if leading != self.leading:
+            self.leading = leading
+            if leading:
+                log.info("runner %s: this process feeds the views now", self.name)
+            else:
+                log.info(
+                    "runner %s: another process feeds the views; this one follows its"
+                    " position and takes over when it stops",
+                    self.name,
+                )
+        return leading
 
     def _loop(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
+                if not self._lead():
+                    # Another process feeds the views: follow its position (reads wait on it).
+                    self._advance(self.tracked_position())
+                    self.last_error = None
+                    self._wake.wait(self.poll_interval)
+                    self._wake.clear()
+                    continue
                 applied = self.run_once()
                 self.last_error = None
                 backoff = 0.1
