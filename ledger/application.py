@@ -6,8 +6,8 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -47,13 +47,18 @@ class LedgerApplication(Application[UUID]):
         }
         super().__init__(env=env)
         self._local = threading.local()
-        # SQLite has one writer process: its committed states can be kept here and trusted.
-        # If another process did write, the (stream, version) key refuses our stale write,
-        # the group fails, its streams are forgotten, and the command decides again.
-        self._states: CommittedStates | None = (
-            CommittedStates(100_000) if database.kind == "sqlite" else None
-        )
+        # Committed states are kept here, so that a command reads the store only for what it
+        # cannot know. If another process wrote a stream since, the (stream, version) key
+        # refuses our stale write, the group fails, its streams are forgotten, and the
+        # command decides again. On PostgreSQL (several processes) a group also commits only
+        # if every stream its commands read and it does not write is still at the version
+        # they saw (checked under the recorder's table lock); on SQLite, one server process
+        # per file, a stale read-only stream is not looked for.
+        self._states: CommittedStates | None = CommittedStates(100_000)
+        self._check_reads = database.kind == "postgresql"
         self._pending = PendingGroups(self._states)
+        # Told how many events each group committed, before its commands answer (metrics).
+        self.on_appended: Callable[[int], None] | None = None
         self._committer = threading.Thread(
             target=self._commit_loop, name="ledger-group-commit", daemon=True
         )
@@ -89,16 +94,40 @@ class LedgerApplication(Application[UUID]):
         """
         in_command = self._in_command()
         if in_command and self._states is not None and stream in self._states:
-            return self._pending.fold(stream, self._states.get(stream))
-        try:
-            state = self.repository.get(stream, projector_func=project)
-        except AggregateNotFoundError:
-            state = None
+            cached = self._states.get(stream)
+            self._local.cached[stream] = cached.version
+            return self._saw(stream, self._pending.fold(stream, cached))
+        prefetched = getattr(self._local, "prefetched", None) if in_command else None
+        if prefetched and stream in prefetched:
+            state = prefetched.pop(stream)
+        else:
+            state = self._stored(stream)
         if in_command:
             self._local.reads[stream] = state.version if state is not None else 0
             if self._states is not None and state is not None:
                 self._states.put(stream, state)
-            state = self._pending.fold(stream, state)
+            state = self._saw(stream, self._pending.fold(stream, state))
+        return state
+
+    def _stored(self, stream: UUID) -> Any | None:
+        try:
+            return self.repository.get(stream, projector_func=project)
+        except AggregateNotFoundError:
+            return None
+
+    def prefetch(self, stream: UUID) -> None:
+        """Read a stream the next command of this thread will load, before it waits for the
+        command lock (PostgreSQL: a read there is a round trip that every other command of
+        the process waits for; an Idempotency-Key's record, new on nearly every request, is
+        never a kept state). The command uses what was read unless this process keeps a
+        state of the stream; if it has moved on by the commit (a twin request, another
+        process), the write fails on its version and the command decides again."""
+        if self._check_reads:
+            self._local.prefetched = {stream: self._stored(stream)}
+
+    def _saw(self, stream: UUID, state: Any) -> Any:
+        """Note the version of a stream the command decides on (0: no events)."""
+        self._local.seen[stream] = state.version if state is not None else 0
         return state
 
     def pending(self, stream: UUID) -> Pending[Any]:
@@ -114,12 +143,13 @@ class LedgerApplication(Application[UUID]):
         in_command = self._in_command()
         if in_command and self._states is not None and stream in self._states:
             state = self._states.get(stream)
+            self._local.cached[stream] = state.version
         else:
             latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
             state = latest.apply(None) if latest is not None else None  # type: ignore[attr-defined]
             if in_command and self._states is not None and state is not None:
                 self._states.put(stream, state)
-        return self._pending.latest(stream, state) if in_command else state
+        return self._saw(stream, self._pending.latest(stream, state)) if in_command else state
 
     def pending_latest(self, stream: UUID) -> Pending[Any]:
         return Pending(self.load_latest(stream), stream)
@@ -145,10 +175,16 @@ class LedgerApplication(Application[UUID]):
             with self._command_lock:
                 self._local.in_command = True
                 self._local.reads = {}
+                self._local.seen = {}
+                self._local.cached = {}
                 try:
                     pendings, result = command()
                 except LedgerError:
-                    raise
+                    # A refusal may rest on a kept state that another process has moved on
+                    # since (PostgreSQL): then it is decided again on what is stored now.
+                    if not (self._check_reads and self._forget_moved()):
+                        raise
+                    lost = True
                 except Exception:
                     # Reads of several streams are not one snapshot, and this process's own
                     # uncommitted groups may yet fail: a decision on such a mix can fail in
@@ -160,11 +196,12 @@ class LedgerApplication(Application[UUID]):
                         raise
                 finally:
                     self._local.in_command = False
+                    self._local.prefetched = None  # for this attempt only
                 if lost is False:
                     events = [e for p in pendings for e in p.collect_events()]
                     group: Group | None
                     if events:
-                        group, last = self._pending.add(events)
+                        group, last = self._pending.add(events, self._local.seen)
                     else:
                         group, last = self._pending.latest_group(), -1
             if lost is not False:
@@ -187,11 +224,25 @@ class LedgerApplication(Application[UUID]):
 
     def _read_moved_on(self) -> bool:
         """Whether a stream the failed command read has a newer committed version now."""
-        for stream, version in self._local.reads.items():
-            latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
-            if (latest.originator_version if latest is not None else 0) != version:
-                return True
-        return False
+        return any(self._stored_version(s) != v for s, v in self._local.reads.items())
+
+    def _forget_moved(self) -> bool:
+        """Forget the kept states the failed command used whose streams have moved on in the
+        store; whether there were any."""
+        cached: dict[UUID, int] = self._local.cached
+        versions = getattr(self.recorder, "stream_versions", None)  # PostgreSQL: one query
+        if versions is not None:
+            stored = versions(list(cached))
+            moved = [s for s, v in cached.items() if stored[s] != v]
+        else:
+            moved = [s for s, v in cached.items() if self._stored_version(s) != v]
+        if self._states is not None:
+            self._states.forget_streams(moved)
+        return bool(moved)
+
+    def _stored_version(self, stream: UUID) -> int:
+        latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
+        return latest.originator_version if latest is not None else 0
 
     def _commit_loop(self) -> None:
         while True:
@@ -199,12 +250,18 @@ class LedgerApplication(Application[UUID]):
             if group is None:
                 return
             try:
-                recordings = self.events.put(group.events)
+                if self._check_reads:
+                    recordings = self.events.put(group.events, expected_versions=group.reads())
+                else:
+                    recordings = self.events.put(group.events)
                 group.positions = [r.notification.id for r in recordings]
             except BaseException as e:  # the group's commands see it and decide again
                 group.failed = e
             with self._command_lock:
                 self._pending.settle(group)
+            if group.failed is None and self.on_appended is not None:
+                with suppress(Exception):  # an observer's failure must never stop the commits
+                    self.on_appended(len(group.events))
             group.done.set()
 
     def close(self) -> None:
@@ -248,6 +305,10 @@ class CommittedStates:
         for e in events:
             self._states.pop(e.originator_id, None)
 
+    def forget_streams(self, streams: Iterable[UUID]) -> None:
+        for stream in streams:
+            self._states.pop(stream, None)
+
 
 class _Abandoned(Exception):
     """A group was decided on top of a group whose commit failed."""
@@ -261,6 +322,15 @@ class Group:
         self.positions: list[int] = []
         self.failed: BaseException | None = None
         self.done = threading.Event()
+        # The version of each stream its commands decided on (-1: two saw different ones).
+        self.seen: dict[UUID, int] = {}
+
+    def reads(self) -> dict[UUID, int]:
+        """The streams its commands read and it does not write, at the versions they saw:
+        what must not have moved when it commits (the streams it writes are checked by their
+        versions' key)."""
+        written = {e.originator_id for e in self.events}
+        return {s: v for s, v in self.seen.items() if s not in written}
 
     def wait(self) -> None:
         self.done.wait()
@@ -280,10 +350,13 @@ class PendingGroups:
         self.by_stream: dict[UUID, dict[int, Any]] = {}
         self._closed = False
 
-    def add(self, events: list[Any]) -> tuple[Group, int]:
+    def add(self, events: list[Any], seen: dict[UUID, int]) -> tuple[Group, int]:
         with self._ready:
             group = self.open
             group.events.extend(events)
+            for stream, version in seen.items():
+                if group.seen.setdefault(stream, version) != version:
+                    group.seen[stream] = -1
             for e in events:
                 self.by_stream.setdefault(e.originator_id, {})[e.originator_version] = e
             self._ready.notify()
@@ -334,6 +407,9 @@ class PendingGroups:
                 else:
                     self.states.forget(group.events)
                     self.states.forget(self.open.events)
+                    # A stream it read may be what moved (another process wrote it).
+                    self.states.forget_streams(group.seen)
+                    self.states.forget_streams(self.open.seen)
             for e in group.events:
                 versions = self.by_stream.get(e.originator_id)
                 if versions is not None and versions.get(e.originator_version) is e:

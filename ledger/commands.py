@@ -85,6 +85,8 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
                 pendings.append(record)
             return pendings, result
 
+        if idem is not None:
+            self.app.prefetch(idempotency_id(idem.principal, idem.key))
         result, position = self.app.run(command)
         if isinstance(result, IdempotentRequest):
             return Outcome(result.status_code, result.response, position, replayed=True)

@@ -453,10 +453,14 @@ def scratch_postgres(conninfo: str) -> Iterator[PostgresViews]:
 
 
 def unlog_tables(views: ViewStore) -> None:
-    """Scratch PostgreSQL tables need no write-ahead log (they are dropped afterwards)."""
+    """Scratch PostgreSQL tables need no write-ahead log (they are dropped afterwards). A
+    scratch store creates its tables unlogged; this turns any other table of its schema so."""
     if not isinstance(views, PostgresViews):
         return
     with views.transaction() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-        for name in [r["tablename"] for r in cur.fetchall()]:
+        cur.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'p'"
+        )
+        for name in [r["relname"] for r in cur.fetchall()]:
             cur.execute(f'ALTER TABLE "{name}" SET UNLOGGED')

@@ -15,6 +15,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +125,26 @@ def test_any_paging_of_the_log_gives_the_tables_of_one_event_per_page(database_u
         # And the live views, fed page by page as the story was told, say the same.
         assert services.runner.wait_for(app.log.head().position, 10)
         assert views_digest(services.views) == one_by_one
+
+
+@pytest.mark.postgres
+def test_a_postgresql_scratch_store_creates_its_tables_unlogged(postgres_url):
+    """A replay's scratch schema is dropped afterwards: its tables skip the write-ahead log
+    from their creation, and hold what the logged live views hold."""
+    with running_ledger(postgres_url) as ledger:
+        run_story(ledger)
+        services = ledger.services
+        app = services.app
+        with scratch_views(services) as scratch:
+            runner = replay_runners(app)(scratch, lambda after, n: app.log.select_log(after, n), ())
+            assert runner.replay() == app.log.count()
+            with psycopg.connect(scratch.conninfo, autocommit=True) as conn:
+                tables = conn.execute(
+                    "SELECT c.relname, c.relpersistence FROM pg_class c JOIN pg_namespace n"
+                    " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                    (scratch.schema,),
+                ).fetchall()
+            assert len(tables) > 10
+            assert {name: kind for name, kind in tables} == {name: "u" for name, _ in tables}
+            assert services.runner.wait_for(app.log.head().position, 10)
+            assert views_digest(scratch) == views_digest(services.views)
