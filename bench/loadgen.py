@@ -47,10 +47,12 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "BENCH_RESULT {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p99_us\": %d, " ..
+    "BENCH_RESULT {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p90_us\": %d, " ..
+    "\"p99_us\": %d, " ..
     "\"max_us\": %d, \"mean_us\": %f, \"connect\": %d, \"read\": %d, \"write\": %d, " ..
     "\"status\": %d, \"timeout\": %d}\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99),
     latency.max, latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
@@ -65,6 +67,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    p90_ms: float = float("nan")
 
     @property
     def throughput(self) -> float:
@@ -152,6 +155,7 @@ def _run_wrk(
                 p50_ms=r["p50_us"] / 1000,
                 p99_ms=r["p99_us"] / 1000,
                 max_ms=r["max_us"] / 1000,
+                p90_ms=r["p90_us"] / 1000,
             )
     raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {proc.stderr[-500:]}")
 
@@ -217,4 +221,5 @@ def _run_python(
         p50_ms=percentile(all_latencies, 50) * 1000,
         p99_ms=percentile(all_latencies, 99) * 1000,
         max_ms=(all_latencies[-1] * 1000) if all_latencies else float("nan"),
+        p90_ms=percentile(all_latencies, 90) * 1000,
     )

@@ -322,6 +322,7 @@ def _run_wrk(
                 p50_ms=r["p50_us"] / 1000,
                 p99_ms=r["p99_us"] / 1000,
                 max_ms=r["max_us"] / 1000,
+                p90_ms=r["p90_us"] / 1000,
             )
     raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {proc.stderr[-500:]}")
 
@@ -386,6 +387,7 @@ def _run_python(
         p50_ms=percentile(all_latencies, 50) * 1000,
         p99_ms=percentile(all_latencies, 99) * 1000,
         max_ms=(all_latencies[-1] * 1000) if all_latencies else float("nan"),
+        p90_ms=percentile(all_latencies, 90) * 1000,
     )
 
 
@@ -548,6 +550,15 @@ def http(cfg: Config) -> Result:
             "ms",
             [x.p50_ms for x in led],
             reference=[x.p50_ms for x in ref],
+            reference_what="the same reference endpoint",
+            higher_is_better=False,
+        ),
+        Figure(
+            "M1.p90",
+            "p90 latency",
+            "ms",
+            [x.p90_ms for x in led],
+            reference=[x.p90_ms for x in ref],
             reference_what="the same reference endpoint",
             higher_is_better=False,
         ),

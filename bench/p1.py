@@ -124,13 +124,13 @@ def _ledger_argv(port: int) -> list[str]:
     return [*head, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
 
 
-def _reference_argv(port: int) -> list[str]:
+def _reference_argv(port: int, factory: str = "bench.reference_server:create_app") -> list[str]:
     return [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "bench.reference_server:create_app",
+        factory,
         "--host",
         "127.0.0.1",
         "--port",
@@ -168,6 +168,21 @@ def _phase(
             directory / "server.log",
             {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
         )
+    return load_server(cfg, generator, server, token, body, f"{r}{kind[0]}", directory)
+
+
+def load_server(
+    cfg: Config,
+    generator: str,
+    server: Server,
+    token: str | None,
+    body: bytes,
+    tag: str,
+    directory: Path,
+) -> tuple[loadgen.LoadResult, int, dict[str, object]]:
+    """Wait for a started server, warm it up, load it (POST `body` to PATH), stop it: the
+    load result, the events it wrote (its /healthz log_position before and after) and what
+    /healthz said of its read models. Also P7's (bench/p7.py), on PostgreSQL."""
     extra: dict[str, object] = {}
     try:
         server.wait_ready()
@@ -178,7 +193,7 @@ def _phase(
                 target,
                 body,
                 token,
-                f"warm{r}{kind[0]}",
+                f"warm{tag}",
                 cfg.warmup_seconds,
                 cfg.connections,
                 directory,
@@ -189,7 +204,7 @@ def _phase(
             target,
             body,
             token,
-            f"run{r}{kind[0]}",
+            f"run{tag}",
             cfg.load_seconds,
             cfg.connections,
             directory,
@@ -261,6 +276,15 @@ def http(cfg: Config) -> Result:
             "ms",
             [x.p50_ms for x in led],
             reference=[x.p50_ms for x in ref],
+            reference_what="the same reference endpoint",
+            higher_is_better=False,
+        ),
+        Figure(
+            "P1b.p90",
+            "p90 latency",
+            "ms",
+            [x.p90_ms for x in led],
+            reference=[x.p90_ms for x in ref],
             reference_what="the same reference endpoint",
             higher_is_better=False,
         ),

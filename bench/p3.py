@@ -11,9 +11,10 @@ the same run: the same rows read from the store in log order and each state deco
 msgspec.json into a dict (P6's and P5's reference). Linearity: events/s at the largest store
 against events/s at 100k. On the largest store the server's own runner also builds the live
 views from empty (durable, with every index), and `customs-ledger replay` is timed end to
-end (both digests and the comparison). With PostgreSQL reachable (LEDGER_TEST_POSTGRES_URL),
-the 100k store's events are copied into a new schema and replayed there (P7's P3 part). A
-full run draws docs/img/replay-throughput.png when matplotlib is there.
+end (both digests and the comparison). The replay on PostgreSQL is P7's (bench/p7.py: the
+100k store's events copied into a new schema with `postgres_copy`, replayed with
+`replay_in_child`, against `decode_rate_postgres`). A full run draws
+docs/img/replay-throughput.png when matplotlib is there.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from bench.common import ROOT, Config, Figure, Result, median, progress
 P3_RATE = 100_000.0
 P3_STRETCH = 200_000.0
 P3_RSS_MB = 300.0
-P7_RATE = 50_000.0
 SIZES = (100_000, 300_000, 1_000_000)
 PLOT = ROOT / "docs" / "img" / "replay-throughput.png"
 PG_URL = os.environ.get(
@@ -190,7 +190,7 @@ def postgres_copy(sqlite_path: str) -> Iterator[tuple[str, str, str] | None]:
             schema = f"bench_p3_{uuid.uuid4().hex[:10]}"
             conn.execute(f'CREATE SCHEMA "{schema}"')
     except Exception as e:  # no server: the figure is left out, with a note
-        progress(f"P3 PostgreSQL not reachable ({type(e).__name__}: {e}); P7's part skipped")
+        progress(f"PostgreSQL not reachable ({type(e).__name__}: {e})")
         yield None
         return
     url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
@@ -315,7 +315,6 @@ def replay_throughput(cfg: Config) -> Result:
             )
         )
     result.figures += _live_and_audit(stores[-1], catch_up, label, cfg)
-    result.figures += _postgres(stores[0], events[smallest], cfg)
     result.notes += _notes(sizes, events, runs, stores)
     if len(sizes) > 1:
         result.notes.append(_plot(sizes, events, rates, references))
@@ -343,36 +342,6 @@ def _live_and_audit(store: Any, catch_up: Any, label: str, cfg: Config) -> list[
             "events/s",
             [store.events / seconds],
         ),
-    ]
-
-
-def _postgres(store: Any, n: int, cfg: Config) -> list[Figure]:
-    with postgres_copy(str(store.directory / "ledger.sqlite3")) as copied:
-        if copied is None:
-            return []
-        url, conninfo, table = copied
-        rates, references = [], []
-        decode_rate_postgres(conninfo, table)
-        for r in range(cfg.repeats):
-            run = replay_in_child(url)
-            rates.append(run.rate)
-            references.append(decode_rate_postgres(conninfo, table))
-            progress(
-                f"P3 PostgreSQL {run.events:,} events, repeat {r + 1}/{cfg.repeats}: replay "
-                f"{run.rate:,.0f} events/s; reference {references[-1]:,.0f} rows decoded/s"
-            )
-    return [
-        Figure(
-            "P3.pg",
-            f"replay throughput, {n:,} events (PostgreSQL, P7's P3 part)",
-            "events/s",
-            rates,
-            reference=references,
-            reference_what="the same rows read from PostgreSQL in log order (server-side "
-            "cursor) and each state decoded by msgspec.json into a dict",
-            target=f">= {P7_RATE:,.0f} events/s (P7)",
-            check=lambda v, _ratio: v >= P7_RATE,
-        )
     ]
 
 

@@ -450,6 +450,8 @@ def trace_chain(cfg: Config) -> Result:
     p50_small: list[float] = []
     p99_zones: list[float] = []
     p50_zones: list[float] = []
+    p90_big: list[float] = []
+    p90_zones: list[float] = []
     alone_big: list[float] = []
     alone_small: list[float] = []
     alone50_big: list[float] = []
@@ -490,6 +492,8 @@ def trace_chain(cfg: Config) -> Result:
             p50_small.append(other.p50)
             p99_zones.append(floor.p99)
             p50_zones.append(floor.p50)
+            p90_big.append(got.p90)
+            p90_zones.append(floor.p90)
             progress(
                 f"P4 repeat {r + 1}/{cfg.repeats}: trace p50 {got.p50:.2f} ms, p99 "
                 f"{got.p99:.2f} ms, max {got.max:.2f} ms at {big.base.events:,} events; "
@@ -535,6 +539,15 @@ def trace_chain(cfg: Config) -> Result:
             "ms",
             p50_big,
             reference=p50_zones,
+            reference_what="the same GET /v1/zones series",
+            higher_is_better=False,
+        ),
+        Figure(
+            "P4.p90",
+            f"p90 latency, {size}",
+            "ms",
+            p90_big,
+            reference=p90_zones,
             reference_what="the same GET /v1/zones series",
             higher_is_better=False,
         ),

@@ -212,11 +212,14 @@ class Stats:
     p50: float
     p99: float
     max: float
+    p90: float
 
 
 def stats(seconds: list[float]) -> Stats:
     s = sorted(seconds)
-    return Stats(percentile(s, 50) * 1000, percentile(s, 99) * 1000, s[-1] * 1000)
+    return Stats(
+        percentile(s, 50) * 1000, percentile(s, 99) * 1000, s[-1] * 1000, percentile(s, 90) * 1000
+    )
 
 
 def serve(store: Store, name: str) -> Server:
@@ -269,6 +272,8 @@ def as_of_balance(cfg: Config) -> Result:
     p50_small: list[float] = []
     p99_zones: list[float] = []
     p50_zones: list[float] = []
+    p90_big: list[float] = []
+    p90_zones: list[float] = []
     sql_big: list[float] = []
     sql_small: list[float] = []
     for r in range(cfg.repeats):
@@ -296,6 +301,8 @@ def as_of_balance(cfg: Config) -> Result:
                 max_big.append(got.max)
                 p99_zones.append(floor.p99)
                 p50_zones.append(floor.p50)
+                p90_big.append(got.p90)
+                p90_zones.append(floor.p90)
                 progress(
                     f"P5 repeat {r + 1}/{cfg.repeats} at {big.events:,} events: as_of p50 "
                     f"{got.p50:.2f} ms, p99 {got.p99:.2f} ms, max {got.max:.2f} ms; "
@@ -343,6 +350,15 @@ def as_of_balance(cfg: Config) -> Result:
             "ms",
             p50_big,
             reference=p50_zones,
+            reference_what="the same GET /v1/zones series",
+            higher_is_better=False,
+        ),
+        Figure(
+            "P5.p90",
+            f"p90 latency, {size}",
+            "ms",
+            p90_big,
+            reference=p90_zones,
             reference_what="the same GET /v1/zones series",
             higher_is_better=False,
         ),

@@ -1,9 +1,24 @@
-"""The results as a plain-text table (stdout) and as docs/benchmarks.md."""
+"""The results as a plain-text table (stdout) and as docs/benchmarks.md with its plots.
+
+`write` puts the page, its PNG plots (in `img/` beside it) and the run as JSON (the page's
+name with `.json`) in place; `python -m bench.report docs/benchmarks.json` writes the page and
+the plots again from that JSON, without running anything.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
+import math
+import os
+import re
+import sys
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from bench.common import Figure, Result, fmt
 
@@ -35,7 +50,7 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("P5.p99",),
     ),
     ("P6", "`verify` over the whole log", ">= 300,000 events/s", ("P6.verify",)),
-    ("P7", "the suite on PostgreSQL", "P1 >= 800/s; P3 >= 50,000 events/s", ()),
+    ("P7", "the suite on PostgreSQL", "P1 >= 800/s; P3 >= 50,000 events/s", ("P7.p1", "P7.p3")),
     (
         "M1",
         "movements recorded over HTTP, 16 connections, SQLite (not in QUALITY.md)",
@@ -130,7 +145,8 @@ def _md_table(rows: list[list[str]]) -> list[str]:
     return out
 
 
-def markdown(run: Run) -> str:
+def markdown(run: Run, plots: Sequence[tuple[str, str]] = (), plot_note: str = "") -> str:
+    """The page; `plots` are (caption, path relative to the page) of the images to show."""
     when = run.started_at.strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick (1 repeat, short phases)" if run.quick else f"{run.repeats} repeats"
     lines = [
@@ -164,6 +180,12 @@ def markdown(run: Run) -> str:
         got, verdict = _target_verdict(run, figures)
         rows.append([name, what, target, got, verdict])
     lines += [*_md_table(rows), ""]
+    if plots or plot_note:
+        lines += ["## Plots", ""]
+        if plot_note:
+            lines += [plot_note, ""]
+        for caption, path in plots:
+            lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     lines += ["## Results", ""]
     for r in run.results:
         lines += [f"### {r.name}: {r.title}", ""]
@@ -200,6 +222,11 @@ def markdown(run: Run) -> str:
     lines += [
         "## Method",
         "",
+        "- The plots show the same medians as the tables: each bar a figure's median over its",
+        "  repeats, whiskers from the smallest to the largest repeat, the grey bar its reference",
+        "  measured in the same run, the dashed red line the target. `docs/benchmarks.json` holds",
+        "  the run as data: `python -m bench.report docs/benchmarks.json` writes this page and",
+        "  its plots again without running anything.",
         "- Ratios are median(figure) / median(reference); for latencies a ratio above 1 means",
         "  the ledger is slower. The references are measured in the same run, right before or",
         "  after the figure they qualify, so a slow or noisy machine moves both.",
@@ -241,3 +268,328 @@ def markdown(run: Run) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+# The throughput figures each shown as a bar beside its reference, with its target.
+THROUGHPUT = re.compile(
+    r"P1a\.declarations|P1b\.throughput|M1\.throughput|P2\.import|P3\.replay|P6\.verify"
+    r"|P7\.p1(x\d+)?|P7\.p3"
+)
+# Latency percentiles: `<benchmark>.p50`, `.p90`, `.p99` (P1b, P4, P5, M1, P7.p1, ...).
+PERCENTILE = re.compile(r"(.+)\.p(50|90|99)")
+PERCENTILES = ("50", "90", "99")
+LEDGER_COLOUR, REFERENCE_COLOUR, TARGET_COLOUR = "#1f77b4", "#bbbbbb", "#d62728"
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}
+
+
+def bound(target: str) -> float | None:
+    """The number a target's text starts with (`>= 1,500/s ...` -> 1500, `<= 20 ms` -> 20),
+    None when it starts otherwise (`ratio <= 1.5`, no target)."""
+    found = re.match(r"\s*(?:>=|<=)\s*(\d[\d,]*(?:\.\d+)?)", target)
+    return float(found.group(1).replace(",", "")) if found else None
+
+
+def throughput_figures(run: Run) -> list[Figure]:
+    return [f for r in run.results for f in r.figures if THROUGHPUT.fullmatch(f.key)]
+
+
+def _panel_title(run: Run, name: str, figure: Figure) -> str:
+    """`P5: <the benchmark's title>` and what the percentile figure measures beyond
+    `p99 latency`, wrapped to the panel."""
+    title = next((r.title for r in run.results if any(f is figure for f in r.figures)), "")
+    detail = re.sub(r"^p\d+ latency( of)?,?\s*", "", figure.what)
+    text = f"{name}: {title}" + (f"; {detail}" if detail else "")
+    return "\n".join(textwrap.wrap(text, 52)[:3])
+
+
+def latency_groups(run: Run) -> dict[str, dict[str, Figure]]:
+    """Each benchmark's percentile figures by percentile, in the run's order."""
+    groups: dict[str, dict[str, Figure]] = {}
+    for r in run.results:
+        for f in r.figures:
+            found = PERCENTILE.fullmatch(f.key)
+            if found and f.samples and not all(math.isnan(x) for x in f.samples):
+                groups.setdefault(found.group(1), {})[found.group(2)] = f
+    return groups
+
+
+def _spread(samples: Sequence[float], middle: float) -> list[list[float]]:
+    """An error bar from the smallest to the largest repeat around the median."""
+    finite = [x for x in samples if not math.isnan(x)]
+    if len(finite) < 2:
+        return [[0.0], [0.0]]
+    return [[middle - min(finite)], [max(finite) - middle]]
+
+
+def _machine_line(run: Run) -> str:
+    m = run.machine
+    return (
+        f"{m.get('CPU', '?')}, {m.get('nproc', '?')} CPUs, {m.get('memory', '?')}; "
+        f"Python {m.get('Python', '?')}; {run.started_at:%Y-%m-%d}; "
+        f"medians of {run.repeats} repeat(s){' (quick run)' if run.quick else ''}"
+    )
+
+
+def _grid(plt: Any, count: int, height: float) -> tuple[Any, list[Any]]:
+    cols = min(3, count)
+    rows = -(-count // cols)
+    # At least two panels wide: the title names the machine.
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.4 * max(cols, 2), height * rows + 0.8), dpi=110, squeeze=False
+    )
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    for ax in flat[:count]:
+        ax.yaxis.set_major_formatter(
+            lambda value, _pos: f"{value:,.0f}" if value >= 10 else f"{value:g}"
+        )
+    return fig, flat[:count]
+
+
+def plot_throughput(run: Run, path: Path) -> bool:
+    """One panel per throughput figure: the ledger's median and its reference's (bars, the
+    repeats' range as whiskers) and the target (dashed line). False when there is none."""
+    figures = throughput_figures(run)
+    if not figures:
+        return False
+    from matplotlib import pyplot as plt
+
+    fig, axes = _grid(plt, len(figures), 3.4)
+    for ax, f in zip(axes, figures, strict=True):
+        names, values, spreads, colours = ["ledger"], [f.value], [f.samples], [LEDGER_COLOUR]
+        if f.reference:
+            names.append("reference")
+            values.append(f.reference_value or 0.0)
+            spreads.append(f.reference)
+            colours.append(REFERENCE_COLOUR)
+        for n, (value, samples, colour) in enumerate(zip(values, spreads, colours, strict=True)):
+            ax.bar(n, value, color=colour, width=0.6, yerr=_spread(samples, value), capsize=4)
+            ax.annotate(
+                fmt(value),
+                (n, value),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        target = bound(f.target)
+        if target is not None:
+            ax.axhline(target, color=TARGET_COLOUR, linestyle="--", linewidth=1.2)
+            ax.annotate(
+                f"target {fmt(target)}",
+                (len(names) - 0.5, target),
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                color=TARGET_COLOUR,
+                bbox=LABEL_BOX,
+            )
+        ax.set_xticks(range(len(names)), names)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylabel(f.unit)
+        ax.set_ylim(0, max([*values, target or 0.0]) * 1.18 or 1.0)
+        ax.set_title("\n".join([f.key, *textwrap.wrap(f.what, 52)[:2]]), fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Throughput (higher is better)\n{_machine_line(run)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_latency(run: Run, path: Path) -> bool:
+    """One panel per benchmark with latency percentiles: p50, p90 and p99 of the ledger and of
+    its reference where it has one (bars, the repeats' range as whiskers), and the target
+    (dashed line, on the percentile it bounds). False when there is none."""
+    groups = latency_groups(run)
+    if not groups:
+        return False
+    from matplotlib import pyplot as plt
+
+    fig, axes = _grid(plt, len(groups), 3.6)
+    width = 0.38
+    for ax, (name, by_percentile) in zip(axes, groups.items(), strict=True):
+        shown = [q for q in PERCENTILES if q in by_percentile]
+        tallest = 0.0
+        for n, q in enumerate(shown):
+            f = by_percentile[q]
+            bars = [(f.value, f.samples, LEDGER_COLOUR, -width / 2 if f.reference else 0.0)]
+            if f.reference and f.reference_value is not None:
+                bars.append((f.reference_value, f.reference, REFERENCE_COLOUR, width / 2))
+            for value, samples, colour, shift in bars:
+                ax.bar(
+                    n + shift,
+                    value,
+                    width=width,
+                    color=colour,
+                    yerr=_spread(samples, value),
+                    capsize=3,
+                )
+                tallest = max(tallest, value, max(samples, default=0.0))
+            target = bound(f.target)
+            if target is not None:
+                ax.hlines(target, n - 0.45, n + 0.45, colors=TARGET_COLOUR, linestyles="--")
+                ax.annotate(
+                    f"target {fmt(target, 'ms')}",
+                    (n, target),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color=TARGET_COLOUR,
+                    bbox=LABEL_BOX,
+                )
+                tallest = max(tallest, target)
+        ax.set_xticks(range(len(shown)), [f"p{q}" for q in shown])
+        ax.set_ylabel("ms")
+        ax.set_ylim(0, tallest * 1.18 or 1.0)
+        ax.set_title(_panel_title(run, name, by_percentile[shown[-1]]), fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Patch(color=LEDGER_COLOUR, label="ledger"),
+            Patch(color=REFERENCE_COLOUR, label="reference (same run)"),
+        ],
+        loc="lower center",
+        ncol=2,
+        fontsize=8,
+    )
+    fig.suptitle(f"Latency percentiles (lower is better)\n{_machine_line(run)}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+PLOTS = (
+    (
+        "bench-throughput.png",
+        "Throughput: each figure's median beside its reference's",
+        plot_throughput,
+    ),
+    (
+        "bench-latency.png",
+        "Latency percentiles: medians of p50, p90, p99 and their references'",
+        plot_latency,
+    ),
+)
+
+
+def write_plots(run: Run, directory: Path) -> tuple[list[tuple[str, Path]], str]:
+    """The PNGs of this run in `directory`: (caption, path) of each written, and a note when
+    none could be (matplotlib missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except ImportError:
+        return [], "No plots: matplotlib is not installed (pip install matplotlib, re-run)."
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, caption, plot in PLOTS:
+        path = directory / name
+        if plot(run, path):
+            written.append((caption, path))
+    return written, ""
+
+
+def write(run: Run, out: Path) -> list[Path]:
+    """The page at `out`, its plots in `img/` beside it and the run as JSON beside it (the
+    page's name with `.json`); returns the files written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plots, note = write_plots(run, out.parent / "img")
+    captions = [(caption, os.path.relpath(path, out.parent)) for caption, path in plots]
+    out.write_text(markdown(run, captions, note))
+    data = out.with_suffix(".json")
+    data.write_text(json.dumps(to_json(run), indent=1) + "\n")
+    return [out, data, *(path for _, path in plots)]
+
+
+# -- the run as data ----------------------------------------------------------------------------
+
+
+def to_json(run: Run) -> dict[str, Any]:
+    """Everything the page shows, the figures' verdicts included (their checks are code)."""
+    return {
+        "command": run.command,
+        "started_at": run.started_at.isoformat(),
+        "seconds": run.seconds,
+        "repeats": run.repeats,
+        "quick": run.quick,
+        "load_seconds": run.load_seconds,
+        "warmup_seconds": run.warmup_seconds,
+        "loadgen": run.loadgen,
+        "machine": run.machine,
+        "results": [
+            {
+                "name": r.name,
+                "title": r.title,
+                "error": r.error,
+                "seconds": r.seconds,
+                "notes": r.notes,
+                "figures": [
+                    {
+                        "key": f.key,
+                        "what": f.what,
+                        "unit": f.unit,
+                        "samples": f.samples,
+                        "reference": f.reference,
+                        "reference_what": f.reference_what,
+                        "target": f.target,
+                        "higher_is_better": f.higher_is_better,
+                        "met": f.met,
+                    }
+                    for f in r.figures
+                ],
+            }
+            for r in run.results
+        ],
+    }
+
+
+def from_json(data: dict[str, Any]) -> Run:
+    results = []
+    for r in data["results"]:
+        figures = []
+        for f in r["figures"]:
+            met = f.pop("met")
+            check = None if met is None else (lambda _v, _ratio, met=met: bool(met))
+            figures.append(Figure(**f, check=check))
+        results.append(Result(r["name"], r["title"], figures, r["notes"], r["error"], r["seconds"]))
+    return Run(
+        command=data["command"],
+        started_at=dt.datetime.fromisoformat(data["started_at"]),
+        seconds=data["seconds"],
+        repeats=data["repeats"],
+        quick=data["quick"],
+        load_seconds=data["load_seconds"],
+        warmup_seconds=data["warmup_seconds"],
+        loadgen=data["loadgen"],
+        machine=data["machine"],
+        results=results,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description="Write the benchmarks page and its plots again from a run's JSON.",
+    )
+    parser.add_argument("json", help="the run, as `write` saved it (docs/benchmarks.json)")
+    parser.add_argument("--out", help="the page to write (default: the JSON's name with .md)")
+    args = parser.parse_args(argv)
+    source = Path(args.json)
+    run = from_json(json.loads(source.read_text()))
+    out = Path(args.out) if args.out else source.with_suffix(".md")
+    for path in write(run, out):
+        print(path, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p2, p3, p4, p5, p6, report
+from bench import loadgen, movements, p1, p2, p3, p4, p5, p6, p7, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -47,6 +47,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("P2", "bulk load: import-events of an export", p2.bulk_load),
         Benchmark("P6", "verify over the whole log", p6.verify_throughput),
         Benchmark("M1", "movements over HTTP, 16 connections", movements.http),
+        # After P3: P7 replays P3's 100k store on PostgreSQL when P3 ran first (else builds one).
+        Benchmark("P7", "the suite on PostgreSQL (P1 over HTTP, P3 replay)", p7.postgres_suite),
     )
 }
 
@@ -149,17 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_seconds=cfg.load_seconds,
         warmup_seconds=cfg.warmup_seconds,
         loadgen=loadgen.describe(loadgen.choose(cfg.loadgen), cfg.connections)
-        if any(b.name in ("P1b", "M1") for b in chosen)
+        if any(b.name in ("P1b", "M1", "P7") for b in chosen)
         else "",
         machine=machine(),
         results=results,
     )
     print(report.table(run))
     if not args.no_docs:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report.markdown(run))
-        progress(f"wrote {out}")
+        written = report.write(run, Path(args.out))  # the page, its plots and its JSON
+        progress(f"wrote {', '.join(map(str, written))}")
     return 1 if any(r.error for r in results) else 0
 
 
