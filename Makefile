@@ -33,9 +33,13 @@ test: lint unit
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-# The model-based tests at length (the movements state machine: 5000 random examples per store).
+# The model-based tests at length (the movements state machine: 5000 random examples per store),
+# then the crash soak on each store: 2000 writes from 16 clients while the server is SIGKILLed
+# 5 times (docs/reliability.md). PostgreSQL: LEDGER_TEST_POSTGRES_URL, a schema made and dropped.
 soak: $(STAMP)
 	LEDGER_SOAK_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/model
+	$(BIN)/python -m tests.soak.crash --store sqlite
+	$(BIN)/python -m tests.soak.crash --store postgres
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""Long-running checks outside the normal suite: the crash soak (`python -m tests.soak.crash`)."""
