@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -166,8 +167,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    from api.logs import configure_logging
     from api.services import Services
 
+    if args.follow:
+        # A long-running worker: its runner's messages (e.g. "this process feeds the views
+        # now") go to stderr like the server's, JSON unless stderr is a terminal.
+        configure_logging("text" if sys.stderr.isatty() else "json", logging.INFO)
     services = Services.build(settings)
     runner = services.runner
     if args.batch_size:
