@@ -174,6 +174,16 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         `assessable` also covers the waiver threshold and the retail factor: every figure
         that decides an assessment is in one of the three digests.
         """
+        kept = _VERSIONS.get((id(self), on))
+        if kept is not None and kept[0] is self:
+            return dict(kept[1])
+        digests = self._versions(on)
+        if len(_VERSIONS) >= 256:
+            _VERSIONS.clear()
+        _VERSIONS[(id(self), on)] = (self, digests)  # the tables are frozen
+        return dict(digests)
+
+    def _versions(self, on: date) -> dict[str, str]:
         try:
             tariff = _digest(self.tariff_on(on).canonical())
         except ValidationFailed:
@@ -188,6 +198,11 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             "retail_rate_factor": self.retail_rate_factor,
         }
         return {"tariff": tariff, "exchange_rates": exchange_rates, "assessable": _digest(rules)}
+
+
+# The digests of each DutyTables object by day (every submission asks its server's tables for
+# the day). The object is kept with them, so a later object at the same id() is never mistaken.
+_VERSIONS: dict[tuple[int, date], tuple[DutyTables, dict[str, str]]] = {}
 
 
 class LineDuty(msgspec.Struct, frozen=True, kw_only=True):

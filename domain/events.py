@@ -10,6 +10,7 @@ method that rewrites the stored dict in place before it is converted to the clas
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID, uuid5
 
@@ -20,7 +21,18 @@ LEDGER_NAMESPACE = UUID("6f1d0c3e-8a51-5b2e-9a63-2f4c1d9e7b10")
 
 
 def stream_id(kind: str, key: str) -> UUID:
-    """The aggregate id of `kind` with business key `key` (the same key gives the same id)."""
+    """The aggregate id of `kind` with business key `key` (the same key gives the same id).
+
+    The same enterprises, books and items come back request after request (and a command
+    asks the id of its Idempotency-Key twice), so the ids of keys up to 512 characters are
+    kept in a bounded cache; a longer key (any path a client sends) is never kept."""
+    if len(key) <= 512:
+        return _cached_stream_id(kind, key)
+    return uuid5(LEDGER_NAMESPACE, f"{kind}:{key}")
+
+
+@lru_cache(maxsize=16384)
+def _cached_stream_id(kind: str, key: str) -> UUID:
     return uuid5(LEDGER_NAMESPACE, f"{kind}:{key}")
 
 

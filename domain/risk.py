@@ -158,8 +158,20 @@ class RiskRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         a file lists its watched entries does not. Decimals hash as written ("0.05" and "0.050"
         differ), since that is how an auditor reads the file.
         """
+        kept = _VERSIONS.get(id(self))
+        if kept is not None and kept[0] is self:
+            return kept[1]
         encoded = msgspec.json.encode(self.canonical(), order="sorted")
-        return hashlib.sha256(encoded).hexdigest()
+        digest = hashlib.sha256(encoded).hexdigest()
+        if len(_VERSIONS) >= 64:
+            _VERSIONS.clear()
+        _VERSIONS[id(self)] = (self, digest)  # the rules are frozen: one digest per object
+        return digest
+
+
+# The version of each RiskRules object asked (every submission asks its server's rules). The
+# object is kept with its digest, so a later object at the same id() is never mistaken for it.
+_VERSIONS: dict[int, tuple[RiskRules, str]] = {}
 
 
 class LineRisk(msgspec.Struct, frozen=True, kw_only=True):

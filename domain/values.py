@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 import pycountry
 from stdnum import iso6346
@@ -19,6 +20,7 @@ MAX_INTEGER_DIGITS = 15
 HS_CODE = re.compile(r"^\d{10}$")
 CUSTOMS_CODE = re.compile(r"^\d{4}[0-9A-Z]{6}$")
 BOOK_NO = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+CONTROL_CHARACTER = re.compile("[\x00-\x1f]")  # code points below 32
 BUSINESS_WINDOW_PAST = timedelta(days=90)
 BUSINESS_WINDOW_FUTURE = timedelta(minutes=5)
 
@@ -122,11 +124,33 @@ def uscc_code(loc: str, code: str) -> str:
     return _stdnum(loc, code, uscc.validate, "USCC")
 
 
-def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -> str:
+def _checked(validate: Callable[[str], object], code: str) -> tuple[str, str | None]:
+    """A stdnum validator's answer for one code: (canonical form, None) or ("", its error).
+
+    Pure, and the same codes (a declarant's USCC, a container) come back request after
+    request, so the answers for codes up to 64 characters are kept in a bounded cache.
+    """
+    if len(code) <= 64:
+        return _cached_check(validate, code)
+    return _check(validate, code)
+
+
+@lru_cache(maxsize=4096)
+def _cached_check(validate: Callable[[str], object], code: str) -> tuple[str, str | None]:
+    return _check(validate, code)
+
+
+def _check(validate: Callable[[str], object], code: str) -> tuple[str, str | None]:
     try:
-        canonical = str(validate(code))
+        return str(validate(code)), None
     except StdnumError as e:
-        raise ValidationFailed.at(loc, f"not a valid {what}: {e}") from None
+        return "", str(e)
+
+
+def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -> str:
+    canonical, error = _checked(validate, code)
+    if error is not None:
+        raise ValidationFailed.at(loc, f"not a valid {what}: {error}")
     if canonical != code:
         raise ValidationFailed.at(loc, f"write the {what} as {canonical}, without separators")
     return code
@@ -141,10 +165,10 @@ def customs_code(loc: str, code: str) -> str:
 
 def container_no(loc: str, code: str) -> str:
     """ISO 6346 container number with its check digit (python-stdnum)."""
-    try:
-        return str(iso6346.validate(code))
-    except StdnumError as e:
-        raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {e}") from None
+    canonical, error = _checked(iso6346.validate, code)
+    if error is not None:
+        raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {error}")
+    return canonical
 
 
 def resident_id(loc: str, code: str) -> str:
@@ -167,7 +191,7 @@ def text(loc: str, value: str, *, max_length: int = 255) -> str:
         raise ValidationFailed.at(loc, "must not be empty")
     if len(value) > max_length:
         raise ValidationFailed.at(loc, f"at most {max_length} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if CONTROL_CHARACTER.search(value):
         raise ValidationFailed.at(loc, "must not contain control characters")
     return value
 
