@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -28,6 +33,7 @@ __all__ = [
     "new_key",
     "onboard",
     "running_ledger",
+    "serving",
 ]
 
 _counter = itertools.count(1)
@@ -131,3 +137,31 @@ def admit(ledger: Ledger, tenant: Tenant, item_no: int, quantity: str, zone: str
         key=new_key(),
     )
     assert moved.status_code == 201, moved.text
+
+
+@contextmanager
+def serving(database_url: str, read_wait_seconds: float = 2.0) -> Iterator[tuple[str, Ledger]]:
+    """The ledger over real HTTP on a free port (uvicorn in a thread), with an httpx client
+    and tokens for admin, officer and auditor; yields (base URL, ledger)."""
+    settings = Settings(database_url=database_url, read_wait_seconds=read_wait_seconds)
+    app = create_app(settings, rules=samples.rules_without_draws())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the ledger did not start"
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            ledger = Ledger(client=client, services=app.state.services, tokens={})  # type: ignore[arg-type]
+            for role in ("admin", "officer", "auditor"):
+                ledger.issue(role, role)
+            yield base, ledger
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -178,17 +178,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def _log_statement(
         self, after: int | None, limit: int, until: str | None, topics: Collection[str] | None
     ) -> Any:
-        statement = self.select_log_columns + SQL("WHERE notification_id > %s ")
-        params: list[Any] = [after or 0]
-        if until is not None:
-            statement += SQL("AND recorded_at <= %s ")
-            params.append(until)
-        if topics is not None:
-            statement += SQL("AND topic = ANY(%s) ")
-            params.append(sorted(topics))
-        statement += SQL("ORDER BY notification_id LIMIT %s")
-        params.append(limit)
-        return statement, params
+        where, params = _log_filter(after, until, topics)
+        return self.select_log_columns + where + SQL("ORDER BY notification_id LIMIT %s"), [
+            *params,
+            limit,
+        ]
 
     def select_log_rows(
         self,
@@ -236,15 +230,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     ) -> list[Any] | None:
         """A page of the log read as one packed value and unpacked; None when it cannot be
         (too big for one value, or an event with a NULL column: the count differs)."""
-        statement = head + SQL("WHERE notification_id > %s ")
-        params: list[Any] = [after or 0]
-        if until is not None:
-            statement += SQL("AND recorded_at <= %s ")
-            params.append(until)
-        if topics is not None:
-            statement += SQL("AND topic = ANY(%s) ")
-            params.append(sorted(topics))
-        statement += SQL("ORDER BY notification_id LIMIT %s) AS page")
+        where, params = _log_filter(after, until, topics)
+        statement = head + where + SQL("ORDER BY notification_id LIMIT %s) AS page")
         params.append(limit)
         with self.datastore.get_connection() as conn:
             try:
@@ -425,3 +412,18 @@ class LedgerPostgresFactory(PostgresFactory):
 
 
 Factory = LedgerPostgresFactory
+
+
+def _log_filter(
+    after: int | None, until: str | None, topics: Collection[str] | None
+) -> tuple[Any, list[Any]]:
+    """The WHERE clause of a log page: past a position, up to a recorded time, some topics."""
+    where = SQL("WHERE notification_id > %s ")
+    params: list[Any] = [after or 0]
+    if until is not None:
+        where += SQL("AND recorded_at <= %s ")
+        params.append(until)
+    if topics is not None:
+        where += SQL("AND topic = ANY(%s) ")
+        params.append(sorted(topics))
+    return where, params

@@ -31,19 +31,14 @@ from __future__ import annotations
 import itertools
 import socket
 import string
-import threading
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import strategies as st
 
 from api.app import create_app
@@ -52,7 +47,15 @@ from domain.reference import CREDIT_CLASSES
 from tests import samples
 from tests.samples import line
 from tests.stories import Story, run_story
-from tests.support import Ledger, Tenant, book_body, declaration_body, enterprise_body, new_key
+from tests.support import (
+    Ledger,
+    Tenant,
+    book_body,
+    declaration_body,
+    enterprise_body,
+    new_key,
+    serving,
+)
 
 MIN_REQUESTS = 1000
 SEED = 20261127
@@ -102,34 +105,6 @@ ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/v1/audit/replay"): ("auditor",),
 }
 ENTERPRISE_MOVEMENTS = ("processing", "adjustment")
-
-
-@contextmanager
-def serving(database_url: str) -> Iterator[tuple[str, Ledger]]:
-    """The ledger over real HTTP on a free port, with an httpx client for seeding."""
-    # A short read-your-writes wait: an X-Ledger-Min-Position past the head waits this long.
-    settings = Settings(database_url=database_url, read_wait_seconds=0.1)
-    app = create_app(settings, rules=samples.rules_without_draws())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the ledger did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            ledger = Ledger(client=client, services=app.state.services, tokens={})  # type: ignore[arg-type]
-            for role in ("admin", "officer", "auditor"):
-                ledger.issue(role, role)
-            yield base, ledger
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @dataclass
@@ -496,7 +471,8 @@ def flatmap_case(context: Any, case: Any) -> Any:
 @pytest.fixture(scope="module")
 def fuzz_world(tmp_path_factory) -> Iterator[World]:
     database = tmp_path_factory.mktemp("fuzz") / "ledger.sqlite3"
-    with serving(f"sqlite:///{database}") as (base, ledger):
+    # A short read-your-writes wait: an X-Ledger-Min-Position past the head waits this long.
+    with serving(f"sqlite:///{database}", read_wait_seconds=0.1) as (base, ledger):
         story, identifiers = seed(ledger)
         WORLD.append(World(base=base, ledger=ledger, story=story, identifiers=identifiers))
         try:

@@ -10,24 +10,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from api.app import create_app
-from api.settings import Settings
-from tests import samples
 from tests.stories import run_story
-from tests.support import Ledger, running_ledger
+from tests.support import running_ledger, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -52,32 +43,6 @@ def chromium_or_skip() -> str:
         pytest.skip(message)
     assert executable is not None
     return executable
-
-
-@contextmanager
-def serving(database_url: str) -> Iterator[tuple[str, Ledger]]:
-    """The ledger over real HTTP on a free port, with an httpx client and a token per role."""
-    app = create_app(Settings(database_url=database_url), rules=samples.rules_without_draws())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the ledger did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            ledger = Ledger(client=client, services=app.state.services, tokens={})  # type: ignore[arg-type]
-            for role in ("admin", "officer", "auditor"):
-                ledger.issue(role, role)
-            yield base, ledger
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
