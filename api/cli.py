@@ -59,29 +59,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # replace uvicorn's (docs/observability.md).
     log_format = args.log_format or ("text" if sys.stderr.isatty() else "json")
     configure_logging(log_format, LOG_LEVELS[args.log_level])
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": None,
+        "access_log": False,
+    }
     if args.workers > 1:
         # uvicorn spawns each worker as a new interpreter that builds its own app from the
         # environment (LEDGER_*), through `worker_app`; the parent only watches them.
         os.environ[WORKER_LOG_ENV] = f"{log_format}:{LOG_LEVELS[args.log_level]}"
-        uvicorn.run(
-            "api.cli:worker_app",
-            factory=True,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            log_config=None,
-            access_log=False,
-        )
+        uvicorn.run("api.cli:worker_app", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=None,
-        access_log=False,
-    )
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 
