@@ -45,6 +45,8 @@ from api.app import create_app
 from api.settings import Settings
 from domain.reference import CREDIT_CLASSES
 from tests import samples
+from tests.e2e.role_table import allowed_roles
+from tests.e2e.role_table import entries as role_entries
 from tests.samples import line
 from tests.stories import Story, run_story
 from tests.support import (
@@ -61,50 +63,25 @@ MIN_REQUESTS = 1000
 SEED = 20261127
 EXAMPLES_PER_OPERATION = 60
 
-# Who may call each route: docs/api.md, "Role x route table" (`yes`, `own` or `zone`).
-# Public routes are called without a token. POST /v1/movements depends on the body's kind.
-READERS = ("admin", "enterprise", "operator", "officer", "auditor")
-ROLES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("GET", "/v1/zones"): (),
-    ("GET", "/v1/reference/trade-modes"): (),
-    ("GET", "/v1/reference/transport-modes"): (),
-    ("GET", "/v1/reference/units"): (),
-    ("GET", "/healthz"): (),
-    ("GET", "/metrics"): (),
-    ("POST", "/v1/enterprises"): ("admin",),
-    ("GET", "/v1/enterprises"): ("admin", "enterprise", "officer", "auditor"),
-    ("GET", "/v1/enterprises/{uscc}"): ("admin", "enterprise", "officer", "auditor"),
-    ("POST", "/v1/enterprises/{uscc}/credit-class"): ("officer",),
-    ("POST", "/v1/account-books"): ("admin", "enterprise"),
-    ("POST", "/v1/account-books/{book_no}/items"): ("admin", "enterprise"),
-    ("GET", "/v1/account-books/{book_no}"): READERS,
-    ("GET", "/v1/account-books/{book_no}/entries"): READERS,
-    ("GET", "/v1/account-books/{book_no}/statement"): READERS,
-    ("GET", "/v1/account-books/{book_no}/statement.csv"): READERS,
-    ("GET", "/v1/inventory"): READERS,
-    ("POST", "/v1/account-books/{book_no}/boms"): ("admin", "enterprise"),
-    ("GET", "/v1/account-books/{book_no}/boms/{bom_ref}"): READERS,
-    ("POST", "/v1/declarations"): ("enterprise",),
-    ("GET", "/v1/declarations"): READERS,
-    ("GET", "/v1/declarations/{ref}"): READERS,
-    ("POST", "/v1/declarations/{ref}/withdrawal"): ("enterprise",),
-    ("POST", "/v1/declarations/{ref}/payments"): ("enterprise",),
-    ("POST", "/v1/declarations/{ref}/inspection-results"): ("officer",),
-    ("POST", "/v1/declarations/{ref}/release"): ("officer",),
-    ("POST", "/v1/declarations/{ref}/rejection"): ("officer",),
-    ("GET", "/v1/stats"): READERS,
-    ("POST", "/v1/movements"): ("operator", "enterprise"),
-    ("GET", "/v1/movements/{movement_id}"): READERS,
-    ("GET", "/v1/lots/{lot_id}"): READERS,
-    ("GET", "/v1/trace"): READERS,
-    ("GET", "/v1/trace/epcis"): READERS,
-    ("GET", "/v1/events"): ("officer", "auditor"),
-    ("GET", "/v1/streams/{stream_id}/events"): ("officer", "auditor"),
-    ("GET", "/v1/audit/verify"): ("officer", "auditor"),
-    ("GET", "/v1/audit/digest"): ("officer", "auditor"),
-    ("POST", "/v1/audit/replay"): ("auditor",),
-}
-ENTERPRISE_MOVEMENTS = ("processing", "adjustment")
+
+# Who may call each route: the role x route table of docs/api.md (`yes`, `own` or `zone`),
+# read as the authorization matrix reads it. Public routes are called without a token.
+# POST /v1/movements depends on the body's kind: the enterprise's kinds are those of its rows.
+def _roles() -> dict[tuple[str, str], tuple[str, ...]]:
+    roles: dict[tuple[str, str], tuple[str, ...]] = {}
+    for entry in TABLE:
+        key = (entry.method, entry.path)
+        roles[key] = tuple(dict.fromkeys(roles.get(key, ()) + allowed_roles(entry)))
+    return roles
+
+
+TABLE = role_entries()
+ROLES = _roles()
+ENTERPRISE_MOVEMENTS = tuple(
+    e.label.rpartition("kind=")[2]
+    for e in TABLE
+    if (e.method, e.path) == ("POST", "/v1/movements") and allowed_roles(e) == ("enterprise",)
+)
 
 
 @dataclass
