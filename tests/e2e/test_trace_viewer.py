@@ -192,7 +192,10 @@ def test_a_wrong_token_shows_the_401_problem_and_an_unknown_reference_the_404(pa
     page.fill("#token", story["ledger"].tokens["officer"])
     page.fill("#ref", "nothing-here")
     page.click("#run")
-    page.wait_for_function("document.querySelector('#problem h2').textContent.startsWith('404')")
+    # The problem panel is rebuilt while the new request runs: wait for its heading to exist.
+    page.wait_for_function(
+        "document.querySelector('#problem h2')?.textContent.startsWith('404') === true"
+    )
     assert "nothing-here" in problem.inner_text()
 
 
