@@ -88,6 +88,23 @@ class Result:
     seconds: float = 0.0
 
 
+def latency_figures(prefix: str, ledger: Sequence[Any], reference: Sequence[Any]) -> list[Figure]:
+    """The p50 and p90 figures of an HTTP load (runs with `p50_ms`/`p90_ms`), ledger against
+    the reference endpoint of the same run."""
+    return [
+        Figure(
+            f"{prefix}.{q}",
+            f"{q} latency",
+            "ms",
+            [getattr(x, f"{q}_ms") for x in ledger],
+            reference=[getattr(x, f"{q}_ms") for x in reference],
+            reference_what="the same reference endpoint",
+            higher_is_better=False,
+        )
+        for q in ("p50", "p90")
+    ]
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

@@ -30,7 +30,17 @@ from urllib.parse import urlsplit
 import msgspec
 
 from bench import loadgen
-from bench.common import Config, Figure, Result, Server, free_port, median, percentile, progress
+from bench.common import (
+    Config,
+    Figure,
+    Result,
+    Server,
+    free_port,
+    latency_figures,
+    median,
+    percentile,
+    progress,
+)
 from bench.fixtures import ADMIN, ZONE, book_no_of
 from domain.account_book import OpenAccountBook
 from domain.declaration import SubmitDeclaration
@@ -544,24 +554,7 @@ def http(cfg: Config) -> Result:
             reference_what="the same reference endpoint",
             higher_is_better=False,
         ),
-        Figure(
-            "M1.p50",
-            "p50 latency",
-            "ms",
-            [x.p50_ms for x in led],
-            reference=[x.p50_ms for x in ref],
-            reference_what="the same reference endpoint",
-            higher_is_better=False,
-        ),
-        Figure(
-            "M1.p90",
-            "p90 latency",
-            "ms",
-            [x.p90_ms for x in led],
-            reference=[x.p90_ms for x in ref],
-            reference_what="the same reference endpoint",
-            higher_is_better=False,
-        ),
+        *latency_figures("M1", led, ref),
         Figure(
             "M1.adjustments", "of which stocktake adjustments/s (from the log)", "/s", adjustments
         ),

@@ -8,7 +8,16 @@ import time
 from pathlib import Path
 
 from bench import loadgen
-from bench.common import Config, Figure, Result, Server, free_port, median, progress
+from bench.common import (
+    Config,
+    Figure,
+    Result,
+    Server,
+    free_port,
+    latency_figures,
+    median,
+    progress,
+)
 from bench.fixtures import body_bytes, onboard, open_ledger, prepare_server_database
 from domain.declaration import SubmitDeclaration
 from domain.events import Actor
@@ -270,24 +279,7 @@ def http(cfg: Config) -> Result:
             check=lambda v, _ratio: v <= P1_P99_MS,
             higher_is_better=False,
         ),
-        Figure(
-            "P1b.p50",
-            "p50 latency",
-            "ms",
-            [x.p50_ms for x in led],
-            reference=[x.p50_ms for x in ref],
-            reference_what="the same reference endpoint",
-            higher_is_better=False,
-        ),
-        Figure(
-            "P1b.p90",
-            "p90 latency",
-            "ms",
-            [x.p90_ms for x in led],
-            reference=[x.p90_ms for x in ref],
-            reference_what="the same reference endpoint",
-            higher_is_better=False,
-        ),
+        *latency_figures("P1b", led, ref),
     ]
     errors = sum(x.errors for x in led)
     total = sum(x.requests for x in led)
