@@ -1,0 +1,181 @@
+"""Every kind of movement, registered once: who records it and how the read side names it.
+
+Adding a kind means one domain module (its body, its rules, its decision) and one entry in
+`KINDS`; the write side, the account-book entries, the trace, EPCIS and the CLI read this
+table (docs/movements.md, "Adding a movement kind").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+MovementKind = Literal[
+    "gate_in", "gate_out", "transfer_dispatch", "transfer_receipt", "processing", "adjustment"
+]
+# (EPCIS action, bizStep, disposition) of a chain event (GS1 CBV 2.0 vocabulary).
+EpcisMapping = tuple[str, str, str | None]
+
+
+@dataclass(frozen=True)
+class KindLabels:
+    """How the read side names what a movement of this kind did to a lot."""
+
+    # The book entry of a lot it creates (receipt, transfer_in, production, adjustment).
+    book_entry: str | None
+    # The trace chain's event for a lot it creates, and for a lot it draws on.
+    created: str | None
+    drawn: str | None
+    # The edge a created lot's parents make in the trace graph (None: no parents).
+    edge: str | None
+    # How the movement's own paper reads in the CLI's chain (None: by the paper's kind).
+    paper_label: str | None
+    # EPCIS for a created and a drawn lot; None where the mapping is not per kind (a gate
+    # exit's depends on its declaration's flow; processing is a TransformationEvent).
+    epcis_created: EpcisMapping | None
+    epcis_drawn: EpcisMapping | None
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """Who records a movement of this kind: the role, and the refusal for anyone else."""
+
+    recorded_by: Literal["operator", "enterprise"]
+    refusal: str
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: MovementKind
+    title: str
+    rules: KindRules
+    labels: KindLabels
+
+
+GATE = KindRules("operator", "gate movements are recorded by an operator of the zone")
+BOOK = KindRules("enterprise", "processing and adjustments are the book's enterprise's")
+
+KINDS: dict[MovementKind, KindSpec] = {
+    "gate_in": KindSpec(
+        "gate_in",
+        "admission through the zone's gate",
+        GATE,
+        KindLabels(
+            book_entry="receipt",
+            created="admitted",
+            drawn=None,
+            edge=None,
+            paper_label=None,
+            epcis_created=("ADD", "arriving", "in_progress"),
+            epcis_drawn=None,
+        ),
+    ),
+    "gate_out": KindSpec(
+        "gate_out",
+        "exit through the zone's gate",
+        GATE,
+        KindLabels(
+            book_entry=None,
+            created=None,
+            drawn="exited",
+            edge=None,
+            paper_label=None,
+            epcis_created=None,
+            epcis_drawn=None,
+        ),
+    ),
+    "transfer_dispatch": KindSpec(
+        "transfer_dispatch",
+        "dispatch of a transfer from the source zone",
+        GATE,
+        KindLabels(
+            book_entry=None,
+            created=None,
+            drawn="dispatched",
+            edge=None,
+            paper_label=None,
+            epcis_created=None,
+            epcis_drawn=("OBSERVE", "shipping", "in_transit"),
+        ),
+    ),
+    "transfer_receipt": KindSpec(
+        "transfer_receipt",
+        "receipt of a transfer in the destination zone",
+        GATE,
+        KindLabels(
+            book_entry="transfer_in",
+            created="received",
+            drawn=None,
+            edge="transfer",
+            paper_label=None,
+            epcis_created=("ADD", "receiving", "in_progress"),
+            epcis_drawn=None,
+        ),
+    ),
+    "processing": KindSpec(
+        "processing",
+        "processing of bonded goods in the book",
+        BOOK,
+        KindLabels(
+            book_entry="production",
+            created="produced",
+            drawn="consumed",
+            edge="processing",
+            paper_label="operation",
+            epcis_created=None,
+            epcis_drawn=None,
+        ),
+    ),
+    "adjustment": KindSpec(
+        "adjustment",
+        "stocktake adjustment of the book",
+        BOOK,
+        KindLabels(
+            book_entry="adjustment",
+            created="surplus",
+            drawn="adjusted",
+            edge=None,
+            paper_label="reason",
+            epcis_created=("ADD", "stock_taking", None),
+            epcis_drawn=("OBSERVE", "stock_taking", None),
+        ),
+    ),
+}
+assert set(KINDS) == set(get_args(MovementKind)), "every movement kind is registered"
+
+
+def book_entries() -> dict[str, str]:
+    """Movement kind -> the book entry of a lot it creates."""
+    return {k: s.labels.book_entry for k, s in KINDS.items() if s.labels.book_entry}
+
+
+def created_labels() -> dict[str, str]:
+    """Movement kind -> the trace event of a lot it creates."""
+    return {k: s.labels.created for k, s in KINDS.items() if s.labels.created}
+
+
+def drawn_labels() -> dict[str, str]:
+    """Movement kind -> the trace event of a lot it draws on."""
+    return {k: s.labels.drawn for k, s in KINDS.items() if s.labels.drawn}
+
+
+def edge_kinds() -> dict[str, str]:
+    """Movement kind -> the trace edge its created lots' parents make."""
+    return {k: s.labels.edge for k, s in KINDS.items() if s.labels.edge}
+
+
+def paper_labels() -> dict[str, str]:
+    """Movement kind -> how the movement's own paper reads in a chain."""
+    return {k: s.labels.paper_label for k, s in KINDS.items() if s.labels.paper_label}
+
+
+def epcis_object_events() -> dict[str, EpcisMapping]:
+    """Trace event type -> its EPCIS ObjectEvent (action, bizStep, disposition)."""
+    found: dict[str, EpcisMapping] = {}
+    for spec in KINDS.values():
+        labels = spec.labels
+        if labels.created and labels.epcis_created:
+            found[labels.created] = labels.epcis_created
+        if labels.drawn and labels.epcis_drawn:
+            found[labels.drawn] = labels.epcis_drawn
+    return found
