@@ -166,7 +166,6 @@ def doc(
     ok: tuple[int, Any] | None = None,
     errors: Iterable[int] = (),
     idempotency_required: bool | None = None,
-    list_of: Any = None,
     position: bool | None = None,
 ) -> dict[str, Any]:
     """Route decorator keyword arguments describing msgspec bodies in the OpenAPI document.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -36,8 +35,20 @@ from projections.trace import TraceProjection, TraceQueries
 log = logging.getLogger("customs_ledger")
 
 
-class ZonesFileError(ValueError):
-    """A reference-data file (zones, risk rules, duty tables) cannot be used."""
+class ReferenceFileError(ValueError):
+    """A reference-data file named by a setting (LEDGER_*_FILE) cannot be used."""
+
+
+class ZonesFileError(ReferenceFileError):
+    """LEDGER_ZONES_FILE cannot be used."""
+
+
+class RiskRulesFileError(ReferenceFileError):
+    """LEDGER_RISK_RULES_FILE cannot be used."""
+
+
+class DutyTablesFileError(ReferenceFileError):
+    """LEDGER_DUTY_TABLES_FILE cannot be used."""
 
 
 def load_zones(path: str | None) -> dict[str, Zone]:
@@ -57,14 +68,17 @@ def load_zones(path: str | None) -> dict[str, Zone]:
 T = TypeVar("T")
 
 
-def load_data_file(variable: str, path: str | None, cls: type[T], default: T) -> T:
-    """Reference data from a JSON file named by an environment variable, or the default."""
+def load_data_file(
+    variable: str, path: str | None, cls: type[T], default: T, error: type[ReferenceFileError]
+) -> T:
+    """Reference data from a JSON file named by an environment variable, or the default;
+    `error` is raised (naming the variable and the file) when the file cannot be used."""
     if path is None:
         return default
     try:
         return msgspec.json.decode(Path(path).read_bytes(), type=cls)
     except (OSError, msgspec.DecodeError) as e:
-        raise ZonesFileError(f"{variable} {path}: {e}") from e
+        raise error(f"{variable} {path}: {e}") from e
 
 
 def load_clearance_rules(settings: Settings) -> ClearanceRules:
@@ -77,10 +91,18 @@ def load_clearance_rules(settings: Settings) -> ClearanceRules:
         )
     return ClearanceRules(
         risk=load_data_file(
-            "LEDGER_RISK_RULES_FILE", settings.risk_rules_file, RiskRules, DEFAULT_RULES
+            "LEDGER_RISK_RULES_FILE",
+            settings.risk_rules_file,
+            RiskRules,
+            DEFAULT_RULES,
+            RiskRulesFileError,
         ),
         duties=load_data_file(
-            "LEDGER_DUTY_TABLES_FILE", settings.duty_tables_file, DutyTables, DEFAULT_TABLES
+            "LEDGER_DUTY_TABLES_FILE",
+            settings.duty_tables_file,
+            DutyTables,
+            DEFAULT_TABLES,
+            DutyTablesFileError,
         ),
     )
 
@@ -199,6 +221,3 @@ class Services:
         self.runner.stop()
         self.views.close()
         self.app.close()
-
-    def describe(self) -> dict[str, Any]:
-        return json.loads(json.dumps({"database": self.database.display}))

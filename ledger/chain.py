@@ -88,10 +88,6 @@ def format_recorded_at(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_recorded_at(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
 def next_recorded_at(last: str | None) -> str:
     """Now, but never before the last record time: `recorded_at` never decreases along the log."""
     now = format_recorded_at(datetime.now(UTC))
