@@ -12,17 +12,38 @@ import msgspec
 import pytest
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.events import Actor, DomainEvent
 from ledger.mapper import EventVersionError, MsgspecMapper, decode_event, event_state
-from tests.strategies import actors, aware_datetimes, events, texts
+from tests.strategies import (
+    EVENT_STRATEGIES,
+    MISSING,
+    actors,
+    aware_datetimes,
+    events,
+    facts,
+    texts,
+)
 
 mapper = MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
 
 
-@settings(max_examples=300)
-@given(events)
-def test_any_event_round_trips_unchanged(event):
+def _domain_event_classes() -> list[type[DomainEvent]]:
+    import domain
+
+    for info in pkgutil.iter_modules(domain.__path__, "domain."):
+        importlib.import_module(info.name)
+    found, todo = [], [DomainEvent]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("domain."):
+                found.append(sub)
+    return found
+
+
+def _assert_round_trips(event: DomainEvent) -> None:
     stored = mapper.to_stored_event(event)
     restored = mapper.to_domain_event(stored)
     assert restored == event
@@ -32,6 +53,68 @@ def test_any_event_round_trips_unchanged(event):
     for a, b in zip(msgspec.structs.astuple(restored), msgspec.structs.astuple(event), strict=True):
         assert type(a) is type(b)
     assert mapper.to_stored_event(restored).state == stored.state
+
+
+@settings(max_examples=300)
+@given(events)
+def test_any_event_round_trips_unchanged(event):
+    _assert_round_trips(event)
+
+
+def test_every_domain_event_class_has_a_strategy():
+    """A new event class gets its strategy from its fields' types (tests/strategies.py); one
+    whose fields the builder cannot make fails here, by name."""
+    classes = _domain_event_classes()
+    assert len(classes) > 30
+    assert not MISSING, MISSING
+    assert set(EVENT_STRATEGIES) == set(classes)
+
+
+@pytest.mark.parametrize("cls", _domain_event_classes(), ids=lambda cls: cls.__name__)
+@settings(max_examples=30)
+@given(data=st.data())
+def test_every_event_class_round_trips_unchanged(cls, data):
+    """Each class on its own, so none is left to the luck of `events`' draws."""
+    if cls not in EVENT_STRATEGIES:
+        pytest.fail(f"{cls.__name__} has no strategy: {MISSING.get(cls)}")
+    event = data.draw(EVENT_STRATEGIES[cls])
+    assert type(event) is cls
+    _assert_round_trips(event)
+
+
+def test_declarations_are_drawn_with_and_without_ecommerce():
+    seen = set()
+
+    @settings(max_examples=60)
+    @given(facts)
+    def draw(f):
+        seen.add(f.ecommerce is None)
+
+    draw()
+    assert seen == {True, False}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='ledger/mapper.py decodes with strict=False, and msgspec then reads the text "-0" as'
+    " the integer 0: Decimal('-0') comes back as Decimal('0'), re-encoded as different bytes",
+)
+def test_a_negative_zero_decimal_reads_back_as_zero():
+    """Found by the strategies of every event class. tests/strategies.py leaves Decimal("-0")
+    out of `exact_decimals` while this fails; when it passes, put it back."""
+    from domain.exits import LotDrawn
+    from tests.strategies import NEGATIVE_ZERO
+
+    event = LotDrawn(
+        originator_id=uuid4(),
+        originator_version=1,
+        actor=Actor(name="a", role="operator"),
+        occurred_at=datetime(2026, 11, 27, 1, 30, tzinfo=UTC),
+        movement_id=uuid4(),
+        quantity=NEGATIVE_ZERO,
+    )
+    _assert_round_trips(event)
+    assert str(mapper.to_domain_event(mapper.to_stored_event(event)).quantity) == "-0"
 
 
 def test_decimal_keeps_its_exponent_and_datetime_its_offset():
@@ -245,20 +328,6 @@ def test_an_upcast_that_cannot_read_the_state_says_so():
     state = {"actor": {"name": "o", "role": "officer"}, "credit_class": "regular"}
     with pytest.raises(MapperDeserialisationError, match="upcast_v1_v2 cannot read"):
         mapper.to_domain_event(_stored(state))
-
-
-def _domain_event_classes() -> list[type[DomainEvent]]:
-    import domain
-
-    for info in pkgutil.iter_modules(domain.__path__, "domain."):
-        importlib.import_module(info.name)
-    found, todo = [], [DomainEvent]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            todo.append(sub)
-            if sub.__module__.startswith("domain."):
-                found.append(sub)
-    return found
 
 
 def test_every_domain_event_has_every_upcast_step_of_its_version():
