@@ -38,8 +38,8 @@ from api.routes import (
 )
 from api.services import Services
 from api.settings import Settings
+from domain.assessment import ClearanceRules
 from domain.errors import LedgerError
-from ledger.declarations import ClearanceRules
 
 log = logging.getLogger("customs_ledger.api")
 

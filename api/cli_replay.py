@@ -68,9 +68,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
 
     from api.services import Services
+    from domain.assessment import ClearanceRules
     from domain.duty_tables import DEFAULT_TABLES
     from domain.risk_rules import DEFAULT_RULES
-    from ledger.declarations import ClearanceRules
 
     # A replay decides nothing: the built-in clearance rules are never used.
     services = Services.build(settings, ClearanceRules(risk=DEFAULT_RULES, duties=DEFAULT_TABLES))

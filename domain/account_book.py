@@ -8,8 +8,9 @@ from uuid import UUID
 import msgspec
 
 from domain import values
-from domain.errors import AlreadyExists
+from domain.errors import AlreadyExists, NotFound
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
+from domain.scope import Scope
 from domain.values import Problems
 
 
@@ -144,3 +145,13 @@ def register_items(
         )
     pending.record(AccountBookItemsRegistered, actor=actor, occurred_at=now, items=list(cmd.items))
     return pending.state  # type: ignore[return-value]
+
+
+def visible_book(book: AccountBook | None, scope: Scope, *, writing: bool = False) -> AccountBook:
+    """A book the caller may read (or, `writing`, register items and BOMs in): another
+    tenant's book does not exist for the caller (404, never 403)."""
+    if book is None or not scope.sees_book(
+        enterprise=book.enterprise, zone=book.zone, writing=writing
+    ):
+        raise NotFound("no such account book")
+    return book

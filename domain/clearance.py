@@ -7,13 +7,15 @@ transition table is API.md's; anything else is 409 `invalid_transition` with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from domain import values
+from domain import quota, values
 from domain.declaration import (
     FINAL_STATUSES,
     Declaration,
@@ -27,9 +29,12 @@ from domain.declaration import (
     WithdrawDeclaration,
 )
 from domain.duties import Assessment
-from domain.errors import Conflict, InvalidTransition, ValidationFailed
+from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
+from domain.exits import reserve_on_release
 from domain.risk import RiskOutcome
+from domain.unit_of_work import Decision, UnitOfWork
+from domain.views import DeclarationView, declaration_view
 
 ZERO = Decimal("0.00")
 
@@ -225,3 +230,52 @@ def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) ->
         status=status,
     )
     return d.state  # type: ignore[return-value]
+
+
+Transition = Callable[[Pending[Declaration], Any, Actor, datetime], Declaration]
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """One decision on an existing declaration, and what it brings with it."""
+
+    transition: Transition
+    # Only the declarant may make it (anyone else: the declaration is unknown to them).
+    declarant_only: bool
+    # A withdrawn or rejected retail list gives its amount back to the buyer's quota.
+    gives_quota_back: bool
+
+
+DECISIONS: dict[str, DecisionRule] = {
+    "withdrawal": DecisionRule(withdraw, True, True),
+    "payment": DecisionRule(pay, True, False),
+    "inspection": DecisionRule(record_inspection, False, False),
+    "release": DecisionRule(grant_release, False, False),
+    "rejection": DecisionRule(reject, False, True),
+}
+
+
+def decide_on_declaration(
+    uow: UnitOfWork, action: str, ref: str, cmd: Any, actor: Actor, now: datetime
+) -> Decision[DeclarationView]:
+    """`withdrawal` and `payment` (its declarant), `inspection`, `release` and `rejection`
+    (an officer; roles are checked by the API): the transition, the stock an outbound
+    declaration reserves when it enters `released`, and for a withdrawn or rejected retail
+    list its amount back to the buyer's quota - one write."""
+    rule = DECISIONS[action]
+    stream = uow.declaration_id(ref)
+    pending = uow.pending(stream, Declaration) if stream else None
+    if pending is None or pending.state is None:
+        raise NotFound(f"no declaration {ref}")
+    before = pending.state
+    if rule.declarant_only and before.facts.declarant != actor.enterprise:
+        raise NotFound(f"no declaration {ref}")
+    state = rule.transition(pending, cmd, actor, now)
+    saves: list[Pending[Any]] = [pending]
+    saves += reserve_on_release(uow, before.status, pending, actor, now)
+    e = before.facts.ecommerce
+    if rule.gives_quota_back and before.quota_year is not None and e is not None:
+        buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)
+        quota.give_back(buyer, pending.id, actor=actor, occurred_at=now)
+        saves.append(buyer)
+    return Decision(saves, declaration_view(state))

@@ -12,8 +12,10 @@ once nothing is outstanding.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -33,10 +35,13 @@ from domain.movements import (
     Reservation,
     fifo,
     held_key,
+    item_stock_id,
     record_gate_movement,
     release_reservation,
     without,
 )
+from domain.papers import MovementRequest, check_lines, declaration_for
+from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
 OUTBOUND = ("first_line_out", "second_line_out", "transfer")
@@ -128,6 +133,29 @@ def reserve(
             quantity=quantity,
             goods_status=status,
         )
+
+
+def reserve_on_release(
+    uow: UnitOfWork,
+    status_before: str | None,
+    declaration: Pending[Declaration],
+    actor: object,
+    now: datetime,
+) -> list[Pending[ItemStock]]:
+    """An outbound declaration entering `released` reserves its stock in the same write
+    (409 `insufficient_stock` refuses the whole decision otherwise); the stocks it wrote."""
+    state = declaration.state
+    assert state is not None
+    if state.status != "released" or status_before == "released":
+        return []
+    if state.facts.flow not in OUTBOUND:
+        return []
+    stocks: dict[int, Pending[ItemStock]] = {}
+    for item_no, _status in needs(state):
+        stock_id = item_stock_id(state.facts.account_book, item_no)
+        stocks[item_no] = uow.pending(stock_id, ItemStock)
+    reserve(state, stocks, actor, now, status_before)
+    return list(stocks.values())
 
 
 def check_gate_out(d: Declaration, operator_zone: str | None) -> None:
@@ -268,4 +296,60 @@ def leave(
         container=cmd.container or d.facts.transport.container,
         lots=[v for line_no in quantities for v in drawn[line_no]],
         **common,
+    )
+
+
+def decide_leave(
+    uow: UnitOfWork,
+    req: MovementRequest[Any],
+    now: datetime,
+    *,
+    kind: str,
+    stock_event: type[DomainEvent],
+    check: Callable[[Declaration], None],
+) -> Decision[MovementView]:
+    """A movement that takes goods out of a book under a released declaration (`gate_out`,
+    `transfer_dispatch`): the movement, the declaration, the items' stock, the lots drawn."""
+    cmd: ExitBody = req.cmd
+    occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+    movement = uow.new(req.movement_id, MovementState)
+    declaration = declaration_for(uow, cmd.declaration, req.scope)
+    d = declaration.state
+    assert d is not None
+    check(d)
+    quantities = check_lines(cmd, d)
+    by_no = {line.line_no: line for line in d.facts.lines}
+    book = d.facts.account_book
+    stocks = {
+        by_no[n].item_no: uow.pending(item_stock_id(book, by_no[n].item_no), ItemStock)
+        for n in quantities
+    }
+    lots = LazyPendings(uow, Lot)
+    view = leave(
+        kind=kind,
+        stock_event=stock_event,
+        declaration=declaration,
+        quantities=quantities,
+        stocks=stocks,
+        lots=lots,
+        movement=movement,
+        cmd=cmd,
+        actor=req.actor,
+        occurred_at=occurred,
+    )
+    return Decision([movement, declaration, *stocks.values(), *lots.values()], view)
+
+
+def decide_gate_out(
+    uow: UnitOfWork, req: MovementRequest[GateOut], now: datetime
+) -> Decision[MovementView]:
+    """Goods leave the zone through its gate (`first_line_out`, `second_line_out`)."""
+    zone = req.actor.zone
+    return decide_leave(
+        uow,
+        req,
+        now,
+        kind="gate_out",
+        stock_event=GoodsExited,
+        check=lambda d: check_gate_out(d, zone),
     )

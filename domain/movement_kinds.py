@@ -7,12 +7,29 @@ table (docs/movements.md, "Adding a movement kind").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from domain.admission import decide_gate_in
+from domain.errors import Forbidden
+from domain.events import Actor
+from domain.exits import GateOut, decide_gate_out
+from domain.movements import GateIn, MovementView
+from domain.papers import MovementRequest
+from domain.processing import Processing, decide_processing
+from domain.stocktake import Adjustment, decide_adjustment
+from domain.transfers import TransferDispatch, TransferReceipt, decide_dispatch, decide_receipt
+from domain.unit_of_work import Decision, UnitOfWork
 
 MovementKind = Literal[
     "gate_in", "gate_out", "transfer_dispatch", "transfer_receipt", "processing", "adjustment"
 ]
+# The body of POST /v1/movements: one tagged Struct per kind (`kind` is the tag).
+MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment
+# A kind's decision: reads through the unit of work, returns what to save and the answer.
+Decide = Callable[[UnitOfWork, MovementRequest[Any], datetime], Decision[MovementView]]
 # (EPCIS action, bizStep, disposition) of a chain event (GS1 CBV 2.0 vocabulary).
 EpcisMapping = tuple[str, str, str | None]
 
@@ -48,6 +65,9 @@ class KindRules:
 class KindSpec:
     kind: MovementKind
     title: str
+    # The body's Struct (tagged with `kind`) and the domain decision that records it.
+    command: type[Any]
+    decide: Decide
     rules: KindRules
     labels: KindLabels
 
@@ -59,6 +79,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "gate_in": KindSpec(
         "gate_in",
         "admission through the zone's gate",
+        GateIn,
+        decide_gate_in,
         GATE,
         KindLabels(
             book_entry="receipt",
@@ -73,6 +95,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "gate_out": KindSpec(
         "gate_out",
         "exit through the zone's gate",
+        GateOut,
+        decide_gate_out,
         GATE,
         KindLabels(
             book_entry=None,
@@ -87,6 +111,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "transfer_dispatch": KindSpec(
         "transfer_dispatch",
         "dispatch of a transfer from the source zone",
+        TransferDispatch,
+        decide_dispatch,
         GATE,
         KindLabels(
             book_entry=None,
@@ -101,6 +127,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "transfer_receipt": KindSpec(
         "transfer_receipt",
         "receipt of a transfer in the destination zone",
+        TransferReceipt,
+        decide_receipt,
         GATE,
         KindLabels(
             book_entry="transfer_in",
@@ -115,6 +143,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "processing": KindSpec(
         "processing",
         "processing of bonded goods in the book",
+        Processing,
+        decide_processing,
         BOOK,
         KindLabels(
             book_entry="production",
@@ -129,6 +159,8 @@ KINDS: dict[MovementKind, KindSpec] = {
     "adjustment": KindSpec(
         "adjustment",
         "stocktake adjustment of the book",
+        Adjustment,
+        decide_adjustment,
         BOOK,
         KindLabels(
             book_entry="adjustment",
@@ -142,6 +174,20 @@ KINDS: dict[MovementKind, KindSpec] = {
     ),
 }
 assert set(KINDS) == set(get_args(MovementKind)), "every movement kind is registered"
+assert {s.command for s in KINDS.values()} == set(get_args(MovementBody)), "one body per kind"
+BY_COMMAND: dict[type[Any], KindSpec] = {spec.command: spec for spec in KINDS.values()}
+
+
+def spec_of(cmd: object) -> KindSpec:
+    """The registered kind of a movement body."""
+    return BY_COMMAND[type(cmd)]
+
+
+def check_recorder(spec: KindSpec, actor: Actor) -> None:
+    """Gate kinds are recorded by an operator of the zone; processing and stocktake
+    adjustments by the book's enterprise (403 for anyone else)."""
+    if actor.role != spec.rules.recorded_by:
+        raise Forbidden(spec.rules.refusal)
 
 
 def book_entries() -> dict[str, str]:

@@ -16,11 +16,8 @@ from uuid import UUID, uuid5
 
 import msgspec
 
-from domain import values
-from domain.declaration import AwareDatetime, Declaration, DeclaredLine, GoodsStatus, Str64
-from domain.errors import Conflict, ValidationFailed
+from domain.declaration import AwareDatetime, Declaration, GoodsStatus, Str64
 from domain.events import AggregateState, DomainEvent, Pending, stream_id
-from domain.values import Problems
 
 INBOUND = ("first_line_in", "second_line_in")
 
@@ -272,6 +269,17 @@ def item_stock_id(book_no: str, item_no: int) -> UUID:
 # -- lots ---------------------------------------------------------------------------------------
 
 
+class Paper(msgspec.Struct, frozen=True):
+    """A paper goods moved under, as the trace shows it: its kind (declaration, gate_note,
+    transport, container, processing, adjustment), its id and its number. Stored in lot
+    events with the field order of the dicts it replaced (kind, id, number), so the encoded
+    bytes are the same (tests/unit/test_paper.py)."""
+
+    kind: str
+    id: str
+    number: str
+
+
 class Lot(AggregateState, frozen=True, kw_only=True):
     zone: str
     account_book: str
@@ -280,7 +288,7 @@ class Lot(AggregateState, frozen=True, kw_only=True):
     quantity_in: Decimal
     on_hand: Decimal
     parents: list[UUID]
-    documents: list[dict[str, str]]
+    documents: list[Paper]
     children: list[UUID] = []
 
 
@@ -305,7 +313,7 @@ class LotCreated(DomainEvent, frozen=True, kw_only=True):
     goods_status: GoodsStatus
     quantity: Decimal
     parents: list[UUID]
-    documents: list[dict[str, str]]
+    documents: list[Paper]
     # How much of each parent went into this lot (the trace's edge quantities).
     parent_quantities: dict[UUID, Decimal] = {}
     # The movement that made it.
@@ -336,7 +344,7 @@ def new_lot_in_stock(
     goods_status: GoodsStatus,
     quantity: Decimal,
     parents: dict[UUID, Decimal],
-    documents: list[dict[str, str]],
+    documents: list[Paper],
     movement_id: UUID,
     **common: object,
 ) -> LotView:
@@ -421,161 +429,3 @@ def record_gate_movement(
 
 def movement_id(principal: str, idempotency_key: str) -> UUID:
     return stream_id("movement", f"{principal}\x00{idempotency_key}")
-
-
-def check_gate_in(
-    cmd: GateIn, declaration: Declaration, operator_zone: str | None
-) -> dict[int, Decimal]:
-    """The rules of admission; returns the quantity per line."""
-    f = declaration.facts
-    if f.flow not in INBOUND:
-        raise Conflict(
-            f"a {f.flow} declaration does not admit goods through a gate",
-            rule="wrong_flow",
-        )
-    if declaration.status != "released":
-        raise Conflict(
-            "goods pass the gate only under a released declaration",
-            rule="declaration_not_released",
-            current_status=declaration.status,
-        )
-    if operator_zone is not None and operator_zone != f.zone:
-        raise Conflict(
-            f"the gate of {operator_zone} cannot admit goods declared for {f.zone}",
-            rule="zone_mismatch",
-        )
-    return check_lines(cmd, declaration)
-
-
-def check_lines(
-    cmd: GateIn | Any, declaration: Declaration, *, within_declared: bool = True
-) -> dict[int, Decimal]:
-    """A gate movement's lines against its declaration: each quantity valid and within what
-    the line still covers; returns the quantity per line."""
-    f = declaration.facts
-    p = Problems()
-    if not cmd.lines:
-        p.add("$.lines", "name at least one line")
-    by_no: dict[int, DeclaredLine] = {line.line_no: line for line in f.lines}
-    quantities: dict[int, Decimal] = {}
-    for n, line in enumerate(cmd.lines):
-        at = f"$.lines[{n}]"
-        declared = by_no.get(line.line_no)
-        if declared is None:
-            p.add(f"{at}.line_no", f"the declaration has no line {line.line_no}")
-            continue
-        if line.line_no in quantities:
-            p.add(f"{at}.line_no", f"line {line.line_no} is listed twice")
-            continue
-        q = p.check(f"{at}.quantity", values.quantity, line.quantity, declared.unit)
-        if q is not None:
-            quantities[line.line_no] = q  # type: ignore[assignment]
-    for name in ("gate_note", "vehicle"):
-        if getattr(cmd, name) is not None:
-            p.check(f"$.{name}", values.text, getattr(cmd, name))
-    if cmd.container is not None:
-        p.check("$.container", values.container_no, cmd.container)
-    p.raise_if_any()
-    for line_no, q in quantities.items() if within_declared else ():
-        declared = by_no[line_no]
-        remaining = declared.quantity - declared.quantity_moved
-        if q > remaining:
-            raise Conflict(
-                f"line {line_no} covers {declared.quantity}, {declared.quantity_moved} already "
-                f"moved: {q} is more than the {remaining} it still covers",
-                rule="exceeds_declared_quantity",
-            )
-    return quantities
-
-
-def admit(
-    *,
-    declaration: Pending[Declaration],
-    stocks: dict[int, Pending[ItemStock]],
-    lots: dict[int, Pending[Lot]],
-    movement: Pending[MovementState],
-    cmd: GateIn,
-    quantities: dict[int, Decimal],
-    actor: object,
-    occurred_at: datetime,
-) -> MovementView:
-    """Record the admission: moved quantities, stock, lots and the movement, one write."""
-    state = declaration.state
-    assert state is not None
-    f = state.facts
-    goods_status: GoodsStatus = "bonded" if f.flow == "first_line_in" else "domestic"
-    documents = [{"kind": "declaration", "id": str(state.id), "number": f.declaration_no}]
-    if cmd.gate_note:
-        documents.append({"kind": "gate_note", "id": cmd.gate_note, "number": cmd.gate_note})
-    if f.transport.reference:
-        documents.append(
-            {"kind": "transport", "id": f.transport.reference, "number": f.transport.reference}
-        )
-    container = cmd.container or f.transport.container
-    if container:
-        documents.append({"kind": "container", "id": container, "number": container})
-    common = {"actor": actor, "occurred_at": occurred_at}
-    declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
-    by_no = {line.line_no: line for line in f.lines}
-    created = []
-    for line_no, q in quantities.items():
-        item_no = by_no[line_no].item_no
-        created.append(
-            new_lot_in_stock(
-                lots[line_no],
-                stocks[item_no],
-                zone=f.zone,
-                book_no=f.account_book,
-                item_no=item_no,
-                goods_status=goods_status,
-                quantity=q,
-                parents={},
-                documents=documents,
-                movement_id=movement.id,
-                **common,
-            )
-        )
-    view = record_gate_movement(
-        movement,
-        kind="gate_in",
-        declaration=state,
-        zone=f.zone,
-        account_book=f.account_book,
-        cmd=cmd,
-        container=container,
-        lots=created,
-        **common,
-    )
-    if not quantities:
-        raise ValidationFailed.at("$.lines", "name at least one line")
-    return view
-
-
-class LotDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """GET /v1/lots/{lot_id}: where a lot is, what it holds, where it came from and went."""
-
-    lot_id: UUID
-    zone: str
-    account_book: str
-    item_no: int
-    goods_status: str
-    quantity_in: Decimal
-    on_hand: Decimal
-    parents: list[UUID]
-    children: list[UUID]
-    documents: list[dict[str, str]]
-
-
-def lot_detail(lot: Lot) -> LotDetail:
-    return LotDetail(
-        lot_id=lot.id,
-        zone=lot.zone,
-        account_book=lot.account_book,
-        item_no=lot.item_no,
-        goods_status=lot.goods_status,
-        quantity_in=lot.quantity_in,
-        on_hand=lot.on_hand,
-        parents=list(lot.parents),
-        children=list(lot.children),
-        documents=list(lot.documents),
-    )

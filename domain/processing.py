@@ -9,6 +9,7 @@ its one output item, its input items, and each input's consumption within the BO
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -18,8 +19,8 @@ import msgspec
 
 from domain import values
 from domain.account_book import AccountBook
-from domain.bom import Bom, check_consumption, valid_ref
-from domain.declaration import AwareDatetime, GoodsStatus, Str64
+from domain.bom import Bom, bom_id, check_consumption, valid_ref
+from domain.declaration import SHANGHAI, AwareDatetime, GoodsStatus, Str64
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import LotDrawn
@@ -31,11 +32,16 @@ from domain.movements import (
     MovementRecorded,
     MovementState,
     MovementView,
+    Paper,
     fifo,
+    item_stock_id,
     new_lot_in_stock,
     without,
 )
+from domain.movements import lot_id as new_lot_id
+from domain.papers import MovementRequest, own_book
 from domain.reference import Zone
+from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
 
@@ -104,7 +110,11 @@ def check(cmd: Processing, book: AccountBook, zone: Zone | None, day: date) -> N
         p.add("$.inputs", "processing consumes at least one input")
     if not cmd.outputs:
         p.add("$.outputs", "processing produces at least one output")
-    for side, entries in (("inputs", cmd.inputs), ("outputs", cmd.outputs)):
+    sides: tuple[tuple[str, Sequence[Input | Output]], ...] = (
+        ("inputs", cmd.inputs),
+        ("outputs", cmd.outputs),
+    )
+    for side, entries in sides:
         for n, entry in enumerate(entries):
             item = book.items.get(entry.item_no)
             if item is None:
@@ -191,8 +201,8 @@ def process(
             consumed[lot_id] = consumed.get(lot_id, Decimal(0)) + q
         statuses.add(status)
     # Outputs made from any bonded input are bonded (duties stay suspended).
-    status: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
-    documents = [{"kind": "processing", "id": str(movement.id), "number": cmd.operation}]
+    made: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
+    documents = [Paper("processing", str(movement.id), cmd.operation)]
     for n, out in enumerate(cmd.outputs):
         lot = new_lots[n]
         view_lots.append(
@@ -202,7 +212,7 @@ def process(
                 zone=cmd.zone,
                 book_no=book.book_no,
                 item_no=out.item_no,
-                goods_status=status,
+                goods_status=made,
                 quantity=out.quantity,
                 parents=consumed,
                 documents=documents,
@@ -223,3 +233,34 @@ def process(
     )
     movement.record(MovementRecorded, view=view, **common)
     return view
+
+
+def decide_processing(
+    uow: UnitOfWork, req: MovementRequest[Processing], now: datetime
+) -> Decision[MovementView]:
+    """Processing in the caller's own book, in a zone permitted that operation on the day,
+    against the BOM it names: inputs consumed from lots, outputs as new lots."""
+    cmd = req.cmd
+    occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+    book = own_book(uow, cmd.account_book, req.scope)
+    check(cmd, book, req.zones.get(cmd.zone), now.astimezone(SHANGHAI).date())
+    if cmd.bom_ref is not None:
+        # The BOM records no event here: it is immutable once registered, so the state read
+        # now is still the state at commit (see domain/bom.py check_consumption).
+        check_bom(cmd, uow.load(bom_id(book.book_no, cmd.bom_ref), Bom))
+    items = {e.item_no for e in cmd.inputs} | {o.item_no for o in cmd.outputs}
+    stocks = {i: uow.pending(item_stock_id(book.book_no, i), ItemStock) for i in items}
+    movement = uow.new(req.movement_id, MovementState)
+    lots = LazyPendings(uow, Lot)
+    new_lots = {n: uow.new(new_lot_id(movement.id, n), Lot) for n in range(len(cmd.outputs))}
+    view = process(
+        cmd=cmd,
+        book=book,
+        stocks=stocks,
+        lots=lots,
+        new_lots=new_lots,
+        movement=movement,
+        actor=req.actor,
+        occurred_at=occurred,
+    )
+    return Decision([movement, *stocks.values(), *lots.values(), *new_lots.values()], view)

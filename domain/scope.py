@@ -87,7 +87,9 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
 
     def owns(self, enterprise: str | None) -> bool:
         """Whether the caller is this enterprise (an enterprise key bound to it)."""
-        return self.role == "enterprise" and enterprise is not None and self.enterprise == enterprise
+        if self.role != "enterprise" or enterprise is None:
+            return False
+        return self.enterprise == enterprise
 
     def act_as(self, party: str, loc: str) -> None:
         """An enterprise may act only as itself: 403 when the body names another party."""

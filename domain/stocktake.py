@@ -17,7 +17,7 @@ import msgspec
 
 from domain import values
 from domain.account_book import AccountBook
-from domain.declaration import AwareDatetime, Str64, Str255
+from domain.declaration import AwareDatetime, Declaration, Str64, Str255
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.movements import (
@@ -29,8 +29,14 @@ from domain.movements import (
     MovementRecorded,
     MovementState,
     MovementView,
+    Paper,
     fifo,
+    item_stock_id,
 )
+from domain.movements import lot_id as new_lot_id
+from domain.papers import MovementRequest, own_book
+from domain.transfers import explain_shortfall
+from domain.unit_of_work import Decision, UnitOfWork
 
 FLAG_RATIO = Decimal("0.01")
 
@@ -170,7 +176,7 @@ def adjust(
             goods_status="bonded",
             quantity=delta,
             parents=[],
-            documents=[{"kind": "adjustment", "id": str(movement.id), "number": cmd.reason}],
+            documents=[Paper("adjustment", str(movement.id), cmd.reason)],
             movement_id=movement.id,
             **common,
         )
@@ -208,3 +214,61 @@ def adjust(
     )
     movement.record(MovementRecorded, view=view, **common)
     return view
+
+
+def decide_adjustment(
+    uow: UnitOfWork, req: MovementRequest[Adjustment], now: datetime
+) -> Decision[MovementView]:
+    """A stocktake adjusts the caller's own book item: a surplus is a new lot, a shortage
+    draws named or first-in first-out lots; with `explains`, a shortage is goods of a
+    transfer out of this book lost in transit."""
+    cmd = req.cmd
+    occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+    book = own_book(uow, cmd.account_book, req.scope)
+    stock = uow.pending(item_stock_id(book.book_no, cmd.item_no), ItemStock)
+    movement = uow.new(req.movement_id, MovementState)
+    if cmd.explains is not None:
+        transfer = explained_transfer(uow, cmd, book)
+        values.text("$.reason", cmd.reason)
+        view = explain_shortfall(
+            stock=stock,
+            declaration=transfer,
+            item_no=cmd.item_no,
+            unit=book.items[cmd.item_no].unit,
+            quantity_delta=cmd.quantity_delta,
+            reason=cmd.reason,
+            movement=movement,
+            actor=req.actor,
+            occurred_at=occurred,
+        )
+        return Decision([movement, stock], view)
+    touched = stock.state.lots if stock.state else {}
+    lots = {lot: uow.pending(lot, Lot) for lot in touched}
+    new_lot = uow.new(new_lot_id(movement.id, 0), Lot)
+    view = adjust(
+        cmd=cmd,
+        book=book,
+        stock=stock,
+        lots=lots,
+        new_lot=new_lot,
+        movement=movement,
+        actor=req.actor,
+        occurred_at=occurred,
+    )
+    changed = [p for p in (*lots.values(), new_lot) if p.events]
+    return Decision([movement, stock, *changed], view)
+
+
+def explained_transfer(uow: UnitOfWork, cmd: Adjustment, book: AccountBook) -> Declaration:
+    """The transfer declaration a shortfall explains: the book's enterprise's own, of an item
+    of the book. Another enterprise's reads as unknown (never reveal that it exists)."""
+    assert cmd.explains is not None
+    stream = uow.declaration_id(cmd.explains)
+    transfer = uow.load(stream, Declaration) if stream else None
+    if (
+        transfer is None
+        or transfer.facts.declarant != book.enterprise
+        or cmd.item_no not in book.items
+    ):
+        raise ValidationFailed.at("$.explains", "no such transfer declaration")
+    return transfer

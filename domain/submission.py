@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from domain import values
-from domain.account_book import AccountBook
+from domain.account_book import AccountBook, account_book_id
+from domain.assessment import (
+    AssessmentInputs,
+    ClearanceRules,
+    assess_submission,
+    check_zone_permits,
+    is_retail,
+)
 from domain.declaration import (
+    SHANGHAI,
     Declaration,
     DeclarationFacts,
     DeclarationLine,
@@ -17,11 +26,61 @@ from domain.declaration import (
     NumberSeries,
     SubmitDeclaration,
     format_number,
+    number_series_id,
     series_of,
 )
+from domain.enterprise import Enterprise, enterprise_id
 from domain.events import Actor, Pending
-from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, RETAIL_TRADE_MODES, TRADE_MODES, Zone
+from domain.exits import reserve_on_release
+from domain.quota import TRANSACTION_LIMIT_CNY
+from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, TRADE_MODES, Zone
+from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
+from domain.views import DeclarationView, declaration_view
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A declaration as submitted, with what it is decided against: the stream its id comes
+    from (the same (principal, key) as the request's idempotency record, written in the same
+    transaction: with no record there is no such declaration either), the zones and rules."""
+
+    cmd: SubmitDeclaration
+    declaration_id: UUID
+    zones: dict[str, Zone]
+    rules: ClearanceRules
+    actor: Actor
+
+
+def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decision[DeclarationView]:
+    """Check, number, assess and (green and nothing to pay) release a declaration, reserving
+    an outbound one's stock, in one write: the number series, the declaration, the buyer's
+    quota, the unit-value histories and the book items' stock."""
+    cmd = sub.cmd
+    enterprise = uow.load(enterprise_id(cmd.declarant), Enterprise)
+    destination = cmd.destination_account_book
+    ctx = SubmissionContext(
+        zones=sub.zones,
+        book=uow.load(account_book_id(cmd.account_book), AccountBook),
+        destination_book=uow.load(account_book_id(destination), AccountBook)
+        if destination
+        else None,
+        declarant_registered=enterprise is not None,
+        now=now,
+    )
+    lines = validate_submission(cmd, ctx)
+    assert enterprise is not None  # validation refused an unregistered declarant
+    zone = sub.zones[cmd.zone]
+    check_zone_permits(cmd, zone, now.astimezone(SHANGHAI).date())
+    office, year, direction = series_of(zone, cmd.flow, now)
+    series = uow.counter(number_series_id(office, year, direction), NumberSeries)
+    declaration = uow.new(sub.declaration_id, Declaration)
+    state = submit(declaration, series, cmd, lines, ctx, sub.actor)
+    inputs = AssessmentInputs(cmd, lines, enterprise, sub.rules, sub.actor, now)
+    assessed = assess_submission(uow, declaration, inputs)
+    stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    assert declaration.state is not None
+    return Decision([series, declaration, *assessed, *stocks], declaration_view(declaration.state))
 
 
 @dataclass(frozen=True)
@@ -170,9 +229,8 @@ def _destination_item(
 
 
 def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
-    retail = cmd.trade_mode in RETAIL_TRADE_MODES and cmd.flow == "second_line_out"
     e = cmd.ecommerce
-    if not retail:
+    if not is_retail(cmd.flow, cmd.trade_mode):
         if e is not None:
             p.add("$.ecommerce", "only retail lists (9610/1210/1239, second_line_out) carry it")
         return
@@ -189,8 +247,9 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
     if order_amount is not None and payment_amount is not None and order_amount != payment_amount:
         p.add("$.ecommerce.payment.amount", "must equal the order amount")
     single_item = len(cmd.lines) == 1 and cmd.lines[0].quantity == 1
-    if order_amount is not None and order_amount > 5000 and not single_item:  # type: ignore[operator]
-        p.add("$.ecommerce.order.amount", "over CNY 5,000 per transaction")
+    over = order_amount is not None and order_amount > TRANSACTION_LIMIT_CNY  # type: ignore[operator]
+    if over and not single_item:
+        p.add("$.ecommerce.order.amount", f"over CNY {TRANSACTION_LIMIT_CNY:,} per transaction")
 
 
 def submit(

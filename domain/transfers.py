@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -20,6 +21,7 @@ from domain import values
 from domain.declaration import Declaration, GoodsStatus
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
+from domain.exits import decide_leave
 from domain.movements import (
     ChildLotCreated,
     ExitBody,
@@ -29,12 +31,17 @@ from domain.movements import (
     MovementRecorded,
     MovementState,
     MovementView,
+    Paper,
     held_key,
+    item_stock_id,
+    lot_id,
     new_lot_in_stock,
     record_gate_movement,
     release_reservation,
     without,
 )
+from domain.papers import MovementRequest, check_lines, declaration_for
+from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 
 
 class TransferDispatch(
@@ -180,9 +187,9 @@ def receive(
     common = {"actor": actor, "occurred_at": occurred_at}
     by_no = {line.line_no: line for line in f.lines}
     declaration.record(GoodsReceived, movement_id=movement.id, quantities=quantities, **common)
-    documents = [{"kind": "declaration", "id": str(d.id), "number": f.declaration_no}]
+    documents = [Paper("declaration", str(d.id), f.declaration_no)]
     if cmd.gate_note:
-        documents.append({"kind": "gate_note", "id": cmd.gate_note, "number": cmd.gate_note})
+        documents.append(Paper("gate_note", cmd.gate_note, cmd.gate_note))
     created = []
     for line_no, quantity in quantities.items():
         line = by_no[line_no]
@@ -258,13 +265,14 @@ def explain_shortfall(
 ) -> MovementView:
     """A stocktake explains a transfer's shortfall: that much was lost in transit."""
     f = declaration.facts
-    if f.flow != "transfer" or f.account_book != (stock.state.book_no if stock.state else None):
+    held_stock = stock.state
+    if f.flow != "transfer" or held_stock is None or f.account_book != held_stock.book_no:
         raise ValidationFailed.at("$.explains", "not a transfer out of this book")
     if quantity_delta >= 0:
         raise ValidationFailed.at("$.quantity_delta", "a shortfall is a negative quantity")
     values.quantity("$.quantity_delta", -quantity_delta, unit)
     waiting = {
-        status: sum(stock.state.in_transit.get(held_key(declaration.id, status), {}).values())
+        status: sum(held_stock.in_transit.get(held_key(declaration.id, status), {}).values())
         for status in ("bonded", "domestic")
     }
     if -quantity_delta > sum(waiting.values()):
@@ -298,3 +306,64 @@ def explain_shortfall(
     )
     movement.record(MovementRecorded, view=view, **common)
     return view
+
+
+def decide_dispatch(
+    uow: UnitOfWork, req: MovementRequest[TransferDispatch], now: datetime
+) -> Decision[MovementView]:
+    """A released transfer's goods leave the source zone: they stay in the source book as
+    goods in transit until the destination receives them."""
+    zone = req.actor.zone
+    return decide_leave(
+        uow,
+        req,
+        now,
+        kind="transfer_dispatch",
+        stock_event=TransferDispatched,
+        check=lambda d: check_transfer(d, True, zone, "source"),
+    )
+
+
+def decide_receipt(
+    uow: UnitOfWork, req: MovementRequest[TransferReceipt], now: datetime
+) -> Decision[MovementView]:
+    """The destination zone receives goods in transit: the transit settled in the source
+    book, new lots (children of the dispatched ones) in the destination book."""
+    cmd = req.cmd
+    occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
+    movement = uow.new(req.movement_id, MovementState)
+    declaration = declaration_for(uow, cmd.declaration, req.scope)
+    d = declaration.state
+    assert d is not None
+    check_transfer(d, False, req.actor.zone, "destination")
+    quantities = check_lines(cmd, d, within_declared=False)
+    by_no = {line.line_no: line for line in d.facts.lines}
+    sources = {
+        by_no[n].item_no: uow.pending(
+            item_stock_id(d.facts.account_book, by_no[n].item_no), ItemStock
+        )
+        for n in quantities
+    }
+    destination_items = {by_no[n].destination_item_no or by_no[n].item_no for n in quantities}
+    destination_book = d.facts.destination_account_book
+    destinations = {
+        item: uow.pending(item_stock_id(str(destination_book), item), ItemStock)
+        for item in destination_items
+    }
+    new_lots = {n: uow.new(lot_id(movement.id, n), Lot) for n in quantities}
+    parent_lots = LazyPendings(uow, Lot)
+    view = receive(
+        declaration=declaration,
+        quantities=quantities,
+        sources=sources,
+        destinations=destinations,
+        new_lots=new_lots,
+        parent_lots=parent_lots,
+        movement=movement,
+        cmd=cmd,
+        actor=req.actor,
+        occurred_at=occurred,
+    )
+    saves: list[Pending[Any]] = [movement, declaration, *sources.values()]
+    saves += destinations.values()
+    return Decision([*saves, *new_lots.values(), *parent_lots.values()], view)

@@ -13,6 +13,7 @@ from domain.account_book import AccountBook, BookItem
 from domain.declaration import Declaration, DeclaredLine, Duties, Ecommerce, Transport
 from domain.enterprise import Enterprise
 from domain.events import Actor
+from domain.movements import Lot, Paper
 from domain.reference import Zone
 
 
@@ -168,3 +169,33 @@ def declaration_view(d: Declaration) -> DeclarationView:
 def declaration_detail(d: Declaration, history: list[HistoryEntry]) -> DeclarationDetail:
     view = declaration_view(d)
     return DeclarationDetail(**msgspec.structs.asdict(view), history=history)
+
+
+class LotDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /v1/lots/{lot_id}: where a lot is, what it holds, where it came from and went."""
+
+    lot_id: UUID
+    zone: str
+    account_book: str
+    item_no: int
+    goods_status: str
+    quantity_in: Decimal
+    on_hand: Decimal
+    parents: list[UUID]
+    children: list[UUID]
+    documents: list[Paper]
+
+
+def lot_detail(lot: Lot) -> LotDetail:
+    return LotDetail(
+        lot_id=lot.id,
+        zone=lot.zone,
+        account_book=lot.account_book,
+        item_no=lot.item_no,
+        goods_status=lot.goods_status,
+        quantity_in=lot.quantity_in,
+        on_hand=lot.on_hand,
+        parents=list(lot.parents),
+        children=list(lot.children),
+        documents=list(lot.documents),
+    )

@@ -8,19 +8,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
 from domain.errors import ConcurrencyConflict, LedgerError
-from domain.events import Pending, project
+from domain.events import AggregateState, DomainEvent, project
+from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
 from ledger.mapper import MsgspecMapper
 from ledger.store import ChainedLog
+from ledger.unit_of_work import CommandUnitOfWork
 
 T = TypeVar("T")
+S = TypeVar("S", bound=AggregateState)
 
 MAX_ATTEMPTS = 12
 
@@ -46,7 +49,6 @@ class LedgerApplication(Application[UUID]):
             "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         }
         super().__init__(env=env)
-        self._local = threading.local()
         # Committed states are kept here, so that a command reads the store only for what it
         # cannot know. If another process wrote a stream since, the (stream, version) key
         # refuses our stale write, the group fails, its streams are forgotten, and the
@@ -54,7 +56,7 @@ class LedgerApplication(Application[UUID]):
         # if every stream its commands read and it does not write is still at the version
         # they saw (checked under the recorder's table lock); on SQLite, one server process
         # per file, a stale read-only stream is not looked for.
-        self._states: CommittedStates | None = CommittedStates(100_000)
+        self._states = CommittedStates(100_000)
         self._check_reads = database.kind == "postgresql"
         self._pending = PendingGroups(self._states)
         # Told how many events each group committed, before its commands answer (metrics).
@@ -86,103 +88,83 @@ class LedgerApplication(Application[UUID]):
 
     # -- reading state ---------------------------------------------------------------------
 
-    def load(self, stream: UUID) -> Any | None:
-        """The state of an aggregate, or None when it has no events.
+    @property
+    def states(self) -> CommittedStates:
+        """The committed states this process keeps (read and written by commands)."""
+        return self._states
 
-        Inside a command it includes the events of earlier commands still waiting for their
-        group commit; anywhere else it is the committed state only (no dirty reads).
-        """
-        in_command = self._in_command()
-        if in_command and self._states is not None and stream in self._states:
-            cached = self._states.get(stream)
-            self._local.cached[stream] = cached.version
-            return self._saw(stream, self._pending.fold(stream, cached))
-        prefetched = getattr(self._local, "prefetched", None) if in_command else None
-        if prefetched and stream in prefetched:
-            state = prefetched.pop(stream)
-        else:
-            state = self._stored(stream)
-        if in_command:
-            self._local.reads[stream] = state.version if state is not None else 0
-            if self._states is not None and state is not None:
-                self._states.put(stream, state)
-            state = self._saw(stream, self._pending.fold(stream, state))
+    @property
+    def overlay(self) -> PendingGroups:
+        """The events of commands still waiting for their group commit, by stream."""
+        return self._pending
+
+    @overload
+    def load(self, stream: UUID) -> Any | None: ...
+
+    @overload
+    def load(self, stream: UUID, kind: type[S]) -> S | None: ...
+
+    def load(self, stream: UUID, kind: type[Any] | None = None) -> Any | None:
+        """The committed state of a stream (no dirty reads), or None when it has no events
+        (or, with `kind`, when it is not a `kind`). Commands read through their unit of work."""
+        state = self.stored(stream)
+        if kind is not None and not isinstance(state, kind):
+            return None
         return state
 
-    def _stored(self, stream: UUID) -> Any | None:
+    def stored(self, stream: UUID) -> AggregateState | None:
         try:
-            return self.repository.get(stream, projector_func=project)
+            state: AggregateState = self.repository.get(stream, projector_func=project)
         except AggregateNotFoundError:
             return None
-
-    def prefetch(self, stream: UUID) -> None:
-        """Read a stream the next command of this thread will load, before it waits for the
-        command lock (PostgreSQL: a read there is a round trip that every other command of
-        the process waits for; an Idempotency-Key's record, new on nearly every request, is
-        never a kept state). The command uses what was read unless this process keeps a
-        state of the stream; if it has moved on by the commit (a twin request, another
-        process), the write fails on its version and the command decides again."""
-        if self._check_reads:
-            self._local.prefetched = {stream: self._stored(stream)}
-
-    def _saw(self, stream: UUID, state: Any) -> Any:
-        """Note the version of a stream the command decides on (0: no events)."""
-        self._local.seen[stream] = state.version if state is not None else 0
         return state
 
-    def pending(self, stream: UUID) -> Pending[Any]:
-        return Pending(self.load(stream), stream)
-
-    def load_latest(self, stream: UUID) -> Any | None:
-        """The state of a stream whose last event alone determines it (a counter).
-
-        A number series gains one event per declaration; folding it from the start would make
-        every submission slower than the one before. Its state is its last serial, so one
-        indexed read of the last event is enough.
-        """
-        in_command = self._in_command()
-        if in_command and self._states is not None and stream in self._states:
-            state = self._states.get(stream)
-            self._local.cached[stream] = state.version
-        else:
-            latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
-            state = latest.apply(None) if latest is not None else None  # type: ignore[attr-defined]
-            if in_command and self._states is not None and state is not None:
-                self._states.put(stream, state)
-        return self._saw(stream, self._pending.latest(stream, state)) if in_command else state
-
-    def pending_latest(self, stream: UUID) -> Pending[Any]:
-        return Pending(self.load_latest(stream), stream)
+    def latest_state(self, stream: UUID) -> AggregateState | None:
+        """The state of a stream whose last event alone determines it (a counter)."""
+        latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
+        if latest is None:
+            return None
+        state: AggregateState = latest.apply(None)  # type: ignore[attr-defined]
+        return state
 
     # -- the command loop with group commit ------------------------------------------------
 
-    def _in_command(self) -> bool:
-        return getattr(self._local, "in_command", False)
-
-    def run(self, command: Callable[[], tuple[list[Pending[Any]], T]]) -> tuple[T, int | None]:
+    def run(
+        self, decide: Callable[[CommandUnitOfWork], Decision[T]], *, prefetch: UUID | None = None
+    ) -> tuple[T, int | None]:
         """Run a command: decide on fresh state, save atomically, retry a lost race.
 
-        `command` loads what it needs, returns the aggregates with new events and its result.
-        Commands decide one at a time (on the committed state plus the events of commands
-        still waiting for their commit); their events are committed in groups - one
-        transaction and one fsync for all the commands that arrived together - and each
-        command answers only after its group is durable. If a group fails, every command in
-        it and every command decided on top of it runs again.
-        Returns the result and the log position of the command's last event.
+        `decide` reads what it needs through the unit of work it is given and returns the
+        states with new events and its answer. Commands decide one at a time (on the
+        committed state plus the events of commands still waiting for their commit); their
+        events are committed in groups - one transaction and one fsync for all the commands
+        that arrived together - and each command answers only after its group is durable. If
+        a group fails, every command in it and every command decided on top of it runs again.
+
+        `prefetch` names a stream to read before waiting for the command lock (PostgreSQL: a
+        read there is a round trip that every other command of the process waits for; an
+        Idempotency-Key's record, new on nearly every request, is never a kept state). The
+        first attempt uses what was read unless this process keeps a state of the stream; if
+        it has moved on by the commit (a twin request, another process), the write fails on
+        its version and the command decides again.
+        Returns the answer and the log position of the command's last event.
         """
+        prefetched = (
+            {prefetch: self.stored(prefetch)}
+            if prefetch is not None and self._check_reads
+            else None
+        )
         for attempt in range(MAX_ATTEMPTS):
             lost: Group | bool = False  # a lost race: True, or the group to wait for first
             with self._command_lock:
-                self._local.in_command = True
-                self._local.reads = {}
-                self._local.seen = {}
-                self._local.cached = {}
+                uow = CommandUnitOfWork(self, prefetched)
+                prefetched = None  # for the first attempt only
                 try:
-                    pendings, result = command()
+                    decision = decide(uow)
                 except LedgerError:
                     # A refusal may rest on a kept state that another process has moved on
                     # since (PostgreSQL): then it is decided again on what is stored now.
-                    if not (self._check_reads and self._forget_moved()):
+                    if not (self._check_reads and self._forget_moved(uow)):
                         raise
                     lost = True
                 except Exception:
@@ -191,17 +173,14 @@ class LedgerApplication(Application[UUID]):
                     # ways a consistent state never would. If this process has groups still
                     # committing, or a stream read has moved on since, it is a lost race:
                     # decide again (after them). Otherwise it is a bug: raise it.
-                    lost = self._pending.latest_group() or self._read_moved_on()
+                    lost = self._pending.latest_group() or self._read_moved_on(uow)
                     if lost is False:
                         raise
-                finally:
-                    self._local.in_command = False
-                    self._local.prefetched = None  # for this attempt only
                 if lost is False:
-                    events = [e for p in pendings for e in p.collect_events()]
+                    events = [e for p in decision.saves for e in p.collect_events()]
                     group: Group | None
                     if events:
-                        group, last = self._pending.add(events, self._local.seen)
+                        group, last = self._pending.add(events, uow.seen)
                     else:
                         group, last = self._pending.latest_group(), -1
             if lost is not False:
@@ -210,10 +189,10 @@ class LedgerApplication(Application[UUID]):
                 time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
                 continue
             if group is None:
-                return result, None
+                return decision.answer, None
             group.wait()
             if group.failed is None:
-                return result, (group.positions[last] if last >= 0 else None)
+                return decision.answer, (group.positions[last] if last >= 0 else None)
             if not isinstance(group.failed, (IntegrityError, _Abandoned)):
                 raise group.failed
             # Lost a race with another process, or decided on top of a group that did: again.
@@ -222,22 +201,21 @@ class LedgerApplication(Application[UUID]):
             "other writers changed the same records; retry the request",
         )
 
-    def _read_moved_on(self) -> bool:
+    def _read_moved_on(self, uow: CommandUnitOfWork) -> bool:
         """Whether a stream the failed command read has a newer committed version now."""
-        return any(self._stored_version(s) != v for s, v in self._local.reads.items())
+        return any(self._stored_version(s) != v for s, v in uow.reads.items())
 
-    def _forget_moved(self) -> bool:
+    def _forget_moved(self, uow: CommandUnitOfWork) -> bool:
         """Forget the kept states the failed command used whose streams have moved on in the
         store; whether there were any."""
-        cached: dict[UUID, int] = self._local.cached
+        cached = uow.cached
         versions = getattr(self.recorder, "stream_versions", None)  # PostgreSQL: one query
         if versions is not None:
             stored = versions(list(cached))
             moved = [s for s, v in cached.items() if stored[s] != v]
         else:
             moved = [s for s, v in cached.items() if self._stored_version(s) != v]
-        if self._states is not None:
-            self._states.forget_streams(moved)
+        self._states.forget_streams(moved)
         return bool(moved)
 
     def _stored_version(self, stream: UUID) -> int:
@@ -318,7 +296,7 @@ class Group:
     """Events of commands that arrived together, committed in one transaction."""
 
     def __init__(self) -> None:
-        self.events: list[Any] = []
+        self.events: list[DomainEvent] = []
         self.positions: list[int] = []
         self.failed: BaseException | None = None
         self.done = threading.Event()
@@ -342,15 +320,15 @@ class PendingGroups:
     Every method except `next_group` runs under the application's command lock.
     """
 
-    def __init__(self, states: CommittedStates | None = None) -> None:
+    def __init__(self, states: CommittedStates) -> None:
         self.states = states
         self._ready = threading.Condition()
         self.open = Group()
         self.committing: Group | None = None
-        self.by_stream: dict[UUID, dict[int, Any]] = {}
+        self.by_stream: dict[UUID, dict[int, DomainEvent]] = {}
         self._closed = False
 
-    def add(self, events: list[Any], seen: dict[UUID, int]) -> tuple[Group, int]:
+    def add(self, events: list[DomainEvent], seen: dict[UUID, int]) -> tuple[Group, int]:
         with self._ready:
             group = self.open
             group.events.extend(events)
@@ -401,15 +379,14 @@ class PendingGroups:
 
     def settle(self, group: Group) -> None:
         with self._ready:
-            if self.states is not None:
-                if group.failed is None:
-                    self.states.advance(group.events)
-                else:
-                    self.states.forget(group.events)
-                    self.states.forget(self.open.events)
-                    # A stream it read may be what moved (another process wrote it).
-                    self.states.forget_streams(group.seen)
-                    self.states.forget_streams(self.open.seen)
+            if group.failed is None:
+                self.states.advance(group.events)
+            else:
+                self.states.forget(group.events)
+                self.states.forget(self.open.events)
+                # A stream it read may be what moved (another process wrote it).
+                self.states.forget_streams(group.seen)
+                self.states.forget_streams(self.open.seen)
             for e in group.events:
                 versions = self.by_stream.get(e.originator_id)
                 if versions is not None and versions.get(e.originator_version) is e:

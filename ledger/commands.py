@@ -15,17 +15,20 @@ import msgspec
 
 from domain import account_book as books
 from domain import enterprise as ent
+from domain.assessment import ClearanceRules
 from domain.errors import IdempotencyKeyReused, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.idempotency import IdempotentRequest, RequestCompleted, idempotency_id
 from domain.reference import Zone
-from domain.views import account_book_view, enterprise_view
-from ledger.access import act_as, visible_book
+from domain.scope import Scope
+from domain.unit_of_work import Decision, UnitOfWork
+from domain.views import AccountBookView, EnterpriseView, account_book_view, enterprise_view
 from ledger.application import LedgerApplication
 from ledger.boms import BomCommands
-from ledger.declarations import ClearanceRules, DeclarationCommands
+from ledger.declarations import DeclarationCommands
 from ledger.movements import MovementCommands
-from ledger.requests import Idempotency, Outcome, request_hash
+from ledger.requests import Decide, Idempotency, Outcome, request_hash
+from ledger.unit_of_work import CommandUnitOfWork
 
 
 def utcnow() -> datetime:
@@ -54,40 +57,41 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
         status_code: int,
         idem: Idempotency | None,
         body: Any,
-        decide: Callable[[datetime], tuple[list[Pending[Any]], Any]],
+        decide: Decide,
         actor: Actor,
     ) -> Outcome:
+        """Run `decide(uow, now)` as one command: with an Idempotency-Key, a retry answers the
+        recorded answer, and the first answer is recorded in the same atomic write."""
         digest = request_hash(idem.method, idem.path, body) if idem else ""
+        record_id = idempotency_id(idem.principal, idem.key) if idem else None
 
-        def command() -> tuple[list[Pending[Any]], Any]:
+        def command(uow: CommandUnitOfWork) -> Decision[Any]:
             record: Pending[IdempotentRequest] | None = None
-            if idem is not None:
-                record = self.app.pending(idempotency_id(idem.principal, idem.key))
+            if idem is not None and record_id is not None:
+                record = uow.pending(record_id, IdempotentRequest)
                 if record.state is not None:
                     if record.state.request_hash != digest:
                         raise IdempotencyKeyReused(
                             "this Idempotency-Key was used for a different request"
                         )
-                    return [], record.state
+                    return Decision([], record.state)
             now = self.clock()
-            pendings, result = decide(now)
-            if record is not None:
-                record.record(
-                    RequestCompleted,
-                    actor=actor,
-                    occurred_at=now,
-                    method=idem.method,  # type: ignore[union-attr]
-                    path=idem.path,  # type: ignore[union-attr]
-                    request_hash=digest,
-                    status_code=status_code,
-                    response=msgspec.to_builtins(result),
-                )
-                pendings.append(record)
-            return pendings, result
+            decision = decide(uow, now)
+            if record is None or idem is None:
+                return decision
+            record.record(
+                RequestCompleted,
+                actor=actor,
+                occurred_at=now,
+                method=idem.method,
+                path=idem.path,
+                request_hash=digest,
+                status_code=status_code,
+                response=msgspec.to_builtins(decision.answer),
+            )
+            return Decision([*decision.saves, record], decision.answer)
 
-        if idem is not None:
-            self.app.prefetch(idempotency_id(idem.principal, idem.key))
-        result, position = self.app.run(command)
+        result, position = self.app.run(command, prefetch=record_id)
         if isinstance(result, IdempotentRequest):
             return Outcome(result.status_code, result.response, position, replayed=True)
         return Outcome(status_code, result, position)
@@ -99,10 +103,10 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
     ) -> Outcome:
         ent.validate_registration(cmd, self.rules.risk.classes)
 
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            pending = self.app.pending(ent.enterprise_id(cmd.uscc))
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[EnterpriseView]:
+            pending = uow.pending(ent.enterprise_id(cmd.uscc), ent.Enterprise)
             state = ent.register(pending, cmd, actor, now)
-            return [pending], enterprise_view(state)
+            return Decision([pending], enterprise_view(state))
 
         return self._execute(201, idem, cmd, decide, actor)
 
@@ -115,32 +119,32 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
     ) -> Outcome:
         """Customs change a credit class; decisions from now on use the new one."""
 
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            pending = self.app.pending(ent.enterprise_id(uscc))
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[EnterpriseView]:
+            pending = uow.pending(ent.enterprise_id(uscc), ent.Enterprise)
             if pending.state is None:
                 raise NotFound(f"no enterprise {uscc}")
             state = ent.change_credit_class(pending, cmd, actor, now, self.rules.risk.classes)
-            return [pending], enterprise_view(state)
+            return Decision([pending], enterprise_view(state))
 
         return self._execute(200, idem, cmd, decide, actor)
 
     def enterprise(self, uscc: str) -> ent.Enterprise | None:
-        return self.app.load(ent.enterprise_id(uscc))
+        return self.app.load(ent.enterprise_id(uscc), ent.Enterprise)
 
     # -- account books ---------------------------------------------------------------------
 
     def open_account_book(
         self, cmd: books.OpenAccountBook, actor: Actor, idem: Idempotency | None = None
     ) -> Outcome:
-        act_as(actor, cmd.enterprise, "$.enterprise")
+        Scope.of(actor).act_as(cmd.enterprise, "$.enterprise")
         books.validate_opening(cmd, set(self.zones))
         if self.enterprise(cmd.enterprise) is None:
             raise ValidationFailed.at("$.enterprise", "enterprise is not registered")
 
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            pending = self.app.pending(books.account_book_id(cmd.book_no))
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[AccountBookView]:
+            pending = uow.pending(books.account_book_id(cmd.book_no), books.AccountBook)
             state = books.open_book(pending, cmd, actor, now)
-            return [pending], account_book_view(state)
+            return Decision([pending], account_book_view(state))
 
         return self._execute(201, idem, cmd, decide, actor)
 
@@ -151,13 +155,14 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
         actor: Actor,
         idem: Idempotency | None = None,
     ) -> Outcome:
-        def decide(now: datetime) -> tuple[list[Pending[Any]], Any]:
-            pending = self.app.pending(books.account_book_id(book_no))
-            visible_book(pending.state, actor, writing=True)
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[AccountBookView]:
+            pending = uow.pending(books.account_book_id(book_no), books.AccountBook)
+            books.visible_book(pending.state, Scope.of(actor), writing=True)
             state = books.register_items(pending, cmd, actor, now)
-            return [pending], account_book_view(state)
+            return Decision([pending], account_book_view(state))
 
         return self._execute(201, idem, cmd, decide, actor)
 
     def account_book(self, book_no: str, actor: Actor) -> books.AccountBook:
-        return visible_book(self.app.load(books.account_book_id(book_no)), actor)
+        book = self.app.load(books.account_book_id(book_no), books.AccountBook)
+        return books.visible_book(book, Scope.of(actor))

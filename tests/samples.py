@@ -108,7 +108,7 @@ def _rates_for_this_month() -> Any:
 
 def rules_without_draws() -> Any:
     """The default risk rules without random selection, so a test knows each channel."""
-    from ledger.declarations import ClearanceRules
+    from domain.assessment import ClearanceRules
 
     return ClearanceRules(risk=_no_draws(), duties=_rates_for_this_month())
 

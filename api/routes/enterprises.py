@@ -18,6 +18,7 @@ from api.problems import HttpProblem
 from api.routes.common import Page, execute, page_body, services, views_caught_up
 from domain.enterprise import ChangeCreditClass, RegisterEnterprise
 from domain.errors import NotFound
+from domain.scope import Scope
 from domain.views import EnterpriseView, enterprise_view
 
 router = APIRouter(tags=["enterprises"])
@@ -52,10 +53,11 @@ async def list_enterprises(
     credit_class: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """Registered enterprises; `credit_class=dishonest` is the negative list."""
-    if actor.role == "operator":
+    scope = Scope.of(actor)
+    if scope.role == "operator":
         raise HttpProblem(403, "forbidden", "Forbidden", "operators do not list enterprises")
     position = await views_caught_up(request)
-    only = actor.enterprise if actor.role == "enterprise" else None
+    only = scope.narrowing.get("enterprise")
     rows = await run_in_threadpool(
         services(request).enterprises.page,
         after=page.after,
@@ -68,9 +70,10 @@ async def list_enterprises(
 
 @router.get("/v1/enterprises/{uscc}", **doc(ok=(200, EnterpriseView), errors=(401, 403, 404)))
 def get_enterprise(request: Request, uscc: str, actor: Reader) -> Response:
-    if actor.role == "operator":
+    scope = Scope.of(actor)
+    if scope.role == "operator":
         raise HttpProblem(403, "forbidden", "Forbidden", "operators do not read enterprises")
-    if actor.role == "enterprise" and actor.enterprise != uscc:
+    if not scope.sees(enterprises=(uscc,)):
         raise NotFound(f"no enterprise {uscc}")
     state = services(request).ledger.enterprise(uscc)
     if state is None:

@@ -8,16 +8,11 @@ from fastapi.responses import Response
 from api.auth import Reader
 from api.http import doc, json_response
 from api.routes.common import execute, services
-from domain.exits import GateOut
-from domain.movements import GateIn, LotDetail, MovementAnswer, lot_detail
-from domain.processing import Processing
-from domain.stocktake import Adjustment
-from domain.transfers import TransferDispatch, TransferReceipt
+from domain.movement_kinds import MovementBody
+from domain.movements import MovementAnswer
+from domain.views import LotDetail, lot_detail
 
 router = APIRouter(tags=["movements"])
-
-
-MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment
 
 
 @router.post(

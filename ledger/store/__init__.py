@@ -83,10 +83,10 @@ def last_at_or_before(log: Any, position: int | None, until: str | None) -> LogR
     """The last event of `log` at or before `position` and recorded at or before `until`
     (either may be None): where a replay bounded by both ends. `recorded_at` never decreases
     along the log, so the events recorded by `until` are a prefix of it."""
-    at = log.record_at_or_before(position if position is not None else 2**62)
+    at: LogRecord | None = log.record_at_or_before(position if position is not None else 2**62)
     if until is None or at is None:
         return at
-    by = log.record_recorded_by(until)
+    by: LogRecord | None = log.record_recorded_by(until)
     if by is None:
         return None
     return at if at.position < by.position else by

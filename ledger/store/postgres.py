@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg import errors
 from psycopg.rows import args_row, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.store import Head, LogEntry, LogRecord, chain_rows
 from ledger.store.sqlite import ImportRow, StoreNotEmpty
@@ -418,7 +418,7 @@ def _log_filter(
     after: int | None, until: str | None, topics: Collection[str] | None
 ) -> tuple[Any, list[Any]]:
     """The WHERE clause of a log page: past a position, up to a recorded time, some topics."""
-    where = SQL("WHERE notification_id > %s ")
+    where: SQL | Composed = SQL("WHERE notification_id > %s ")
     params: list[Any] = [after or 0]
     if until is not None:
         where += SQL("AND recorded_at <= %s ")

@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 
 from domain.duties import TariffTable
-from ledger.declarations import ClearanceRules
+from domain.assessment import ClearanceRules
 from tests.samples import line, rules_without_draws
 from tests.support import declaration_body, new_key, onboard, running_ledger
 

@@ -1,0 +1,167 @@
+"""Assessing a submitted declaration: the zone's e-commerce permit, the buyer's quota, the
+risk channel, the duties and the CNY value, decided in the submission's own write.
+
+Every stream the assessment depends on records an event in that write (the buyer's quota,
+each item's unit-value history), so the commit's version check covers them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from domain import clearance, quota
+from domain.declaration import SHANGHAI, Declaration, DeclaredLine, SubmitDeclaration
+from domain.duties import DutyTables, Retail, assess
+from domain.duty_tables import DEFAULT_TABLES
+from domain.enterprise import Enterprise
+from domain.errors import Conflict, ValidationFailed
+from domain.events import Actor, Pending
+from domain.reference import RETAIL_TRADE_MODES, Zone
+from domain.risk import LineRisk, RiskRules, assess_risk
+from domain.risk_rules import DEFAULT_RULES
+from domain.unit_of_work import UnitOfWork
+from domain.unit_values import UnitValueObserved, UnitValues, unit_values_id
+
+# Cross-border e-commerce retail import from a bonded zone's stock ("online bonded import":
+# 1210, and 1239 for the cities outside the 2016 pilot list), GACC Announcement 2016 No. 75.
+BONDED_RETAIL_MODES = ("1210", "1239")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class ClearanceRules:
+    """The data clearance decisions are made with (files can replace the defaults)."""
+
+    risk: RiskRules = field(default_factory=lambda: DEFAULT_RULES)
+    duties: DutyTables = field(default_factory=lambda: DEFAULT_TABLES)
+
+
+def is_retail(flow: str, trade_mode: str) -> bool:
+    """A cross-border e-commerce retail list: a retail trade mode leaving into China."""
+    return trade_mode in RETAIL_TRADE_MODES and flow == "second_line_out"
+
+
+def check_zone_permits(cmd: SubmitDeclaration, zone: Zone, day: date) -> None:
+    """A bonded retail list draws on a zone's stock only where the zone is permitted bonded
+    e-commerce on that day (409 `zone_not_permitted`)."""
+    bonded_retail = is_retail(cmd.flow, cmd.trade_mode) and cmd.trade_mode in BONDED_RETAIL_MODES
+    if bonded_retail and "bonded_ecommerce" not in zone.permits_on(day):
+        raise Conflict(
+            f"zone {zone.code} does not permit bonded e-commerce on {day}",
+            rule="zone_not_permitted",
+        )
+
+
+def retail_mode(amount: Decimal) -> Retail:
+    """Within the per-transaction limit: the 70% retail rate; a single indivisible item over
+    it (allowed by validation) pays the full tax and still counts against the quota
+    (Caiguanshui [2018] No. 49)."""
+    return "full_tax" if amount > quota.TRANSACTION_LIMIT_CNY else "within_limits"
+
+
+def value_cny(lines: list[DeclaredLine], currency: str, day: date, tables: DutyTables) -> Decimal:
+    """The goods' declared value in CNY at the month's customs rate, for statistics.
+
+    A month without a rate table only leaves the statistic at zero for declarations that
+    pay nothing; assessable ones were already refused by the duties engine.
+    """
+    try:
+        rate = tables.rates_for(day.strftime("%Y-%m")).rate_of(currency)
+    except ValidationFailed:
+        return Decimal(0)
+    goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
+    return (goods * rate).quantize(CENT, ROUND_HALF_UP) if rate is not None else Decimal(0)
+
+
+@dataclass(frozen=True)
+class AssessmentInputs:
+    """What the assessment of one submission reads besides the log."""
+
+    cmd: SubmitDeclaration
+    lines: list[DeclaredLine]
+    enterprise: Enterprise
+    rules: ClearanceRules
+    actor: Actor
+    now: datetime
+
+
+def assess_submission(
+    uow: UnitOfWork, declaration: Pending[Declaration], inputs: AssessmentInputs
+) -> list[Pending[UnitValues] | Pending[quota.BuyerQuota]]:
+    """Count a retail list against the buyer's quota, judge the lines' unit values against
+    their history, and record the risk channel, duties and status. Returns the other streams
+    the assessment wrote (the quota, then each item's unit-value history)."""
+    cmd, actor = inputs.cmd, inputs.actor
+    state = declaration.state
+    assert state is not None
+    occurred = state.submitted_at
+    day = inputs.now.astimezone(SHANGHAI).date()
+    touched: list[Pending[UnitValues] | Pending[quota.BuyerQuota]] = []
+    mode: Retail | None = None
+    quota_year = None
+    ecommerce = state.facts.ecommerce
+    if is_retail(cmd.flow, cmd.trade_mode) and ecommerce is not None:
+        amount = ecommerce.order.amount
+        quota_year = day.year
+        buyer = uow.pending(quota.quota_id(ecommerce.order.buyer_id, quota_year), quota.BuyerQuota)
+        quota.use(buyer, declaration.id, amount, actor=actor, occurred_at=occurred)
+        touched.append(buyer)
+        mode = retail_mode(amount)
+    line_risks = []
+    for line in inputs.lines:
+        history = uow.pending(
+            unit_values_id(cmd.account_book, line.item_no, cmd.currency), UnitValues
+        )
+        if history not in touched:
+            touched.append(history)
+        seen = history.state
+        line_risks.append(
+            LineRisk(
+                line_no=line.line_no,
+                hs_code=line.hs_code,
+                origin_country=line.origin_country,
+                unit_price=line.unit_price,
+                history_count=seen.count if seen else 0,
+                history_mean=seen.mean if seen else None,
+            )
+        )
+        history.record(
+            UnitValueObserved,
+            actor=actor,
+            occurred_at=occurred,
+            declaration_id=declaration.id,
+            unit_price=line.unit_price,
+        )
+    rules = inputs.rules
+    risk = assess_risk(
+        rules.risk,
+        credit_class=inputs.enterprise.credit_class,
+        declaration_id=declaration.id,
+        lines=line_risks,
+    )
+    duties = assess(
+        flow=cmd.flow,
+        trade_mode=cmd.trade_mode,
+        currency=cmd.currency,
+        incoterm=cmd.incoterm,
+        freight=state.facts.freight,
+        insurance=state.facts.insurance,
+        lines=inputs.lines,
+        retail=mode,
+        on=day,
+        tables=rules.duties,
+    )
+    declaration.record(
+        clearance.DeclarationAssessed,
+        actor=actor,
+        occurred_at=occurred,
+        credit_class=inputs.enterprise.credit_class,
+        risk=risk,
+        duties=duties,
+        status=clearance.status_after_channel(risk.channel, duties.total),
+        quota_year=quota_year,
+        value_cny=value_cny(inputs.lines, cmd.currency, day, rules.duties),
+    )
+    return touched

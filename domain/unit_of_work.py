@@ -1,0 +1,69 @@
+"""The unit of work a decision reads and writes through, and what a decision returns.
+
+A command's decision is a domain function `decide(uow, ...) -> Decision`: it reads the states
+it depends on through the unit of work (typed: `uow.load(stream, Declaration)`), records new
+events on `Pending` states, and returns which of them to save and the answer. The ledger's
+implementation (ledger/unit_of_work.py) reads the committed states plus the events of
+commands still waiting for their group commit, and notes every version it saw so that a
+stale decision is refused at commit and decided again. Tests use an in-memory one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+from domain.events import AggregateState, Pending
+
+S = TypeVar("S", bound=AggregateState)
+R = TypeVar("R")
+
+
+class UnitOfWork(Protocol):
+    """Reads for one decision; every state read is one the commit checks has not moved."""
+
+    def load(self, stream: UUID, kind: type[S]) -> S | None:
+        """The state of `stream`, or None when it has no events or is not a `kind`."""
+        ...
+
+    def pending(self, stream: UUID, kind: type[S]) -> Pending[S]:
+        """The state of `stream` ready to record events on (the same object when asked twice
+        in one decision, so two parts of a decision never fork a stream)."""
+        ...
+
+    def new(self, stream: UUID, kind: type[S]) -> Pending[S]:
+        """A stream the decision creates (its id is new: a movement, a lot); nothing is read,
+        and a stream that exists after all is refused by its version at commit."""
+        ...
+
+    def counter(self, stream: UUID, kind: type[S]) -> Pending[S]:
+        """A stream whose last event alone is its state (a number series): read that only."""
+        ...
+
+    def declaration_id(self, ref: str) -> UUID | None:
+        """A declaration's stream from its id or its 18-digit number."""
+        ...
+
+
+@dataclass(frozen=True)
+class Decision(Generic[R]):
+    """What a decision returns: the states with new events to save in one atomic write, in
+    the order their events are written, and the answer to the command."""
+
+    saves: Sequence[Pending[Any]]
+    answer: R
+
+
+class LazyPendings(dict[UUID, Pending[Any]]):
+    """States of lots read only when a decision draws on them (FIFO decides which)."""
+
+    def __init__(self, uow: UnitOfWork, kind: type[AggregateState]) -> None:
+        super().__init__()
+        self.uow = uow
+        self.kind = kind
+
+    def __missing__(self, stream: UUID) -> Pending[Any]:
+        self[stream] = found = self.uow.pending(stream, self.kind)
+        return found
