@@ -58,10 +58,6 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     class_version: ClassVar[int] = 1
 
-    @property
-    def type_name(self) -> str:
-        return type(self).__name__
-
     def apply(self, state: Any) -> Any:  # pragma: no cover - every event overrides it
         raise NotImplementedError(type(self).__name__)
 
