@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from domain import values
 from domain.declaration import Declaration, GoodsStatus
-from domain.errors import Conflict, ValidationFailed
+from domain.errors import Conflict
 from domain.events import Pending
 from domain.movements import (
     INBOUND,
@@ -146,6 +146,4 @@ def admit(
         lots=created,
         **common,
     )
-    if not quantities:
-        raise ValidationFailed.at("$.lines", "name at least one line")
     return view

@@ -75,7 +75,7 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
 
     def sees_zone(self, *zones: str | None) -> bool:
         """Whether an operator's zone is among `zones` (every other role: True)."""
-        return self.role != "operator" or self.zone in zones
+        return self.role != "operator" or (self.zone is not None and self.zone in zones)
 
     def sees_book(self, *, enterprise: str, zone: str, writing: bool = False) -> bool:
         """A book is its enterprise's; an operator reads its zone's books and writes none."""

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import msgspec
 
-from domain.duties import TariffTable
 from domain.assessment import ClearanceRules
+from domain.duties import TariffTable
 from tests.samples import line, rules_without_draws
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
