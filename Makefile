@@ -21,9 +21,15 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/customs-ledger serve --host $(HOST) --port $(PORT)
 
+# ruff; the layers (import-linter); types (mypy: strict on domain/ and ledger/, then the whole
+# package set); no function of complexity rank D or worse (radon) in domain/, ledger/, projections/.
 lint: $(STAMP)
 	$(BIN)/ruff check domain ledger projections api tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy --strict domain ledger
+	$(BIN)/mypy domain ledger projections api
+	@complex="$$($(BIN)/radon cc -n D domain ledger projections)"; \
+	  if [ -n "$$complex" ]; then echo "radon: functions of rank D or worse:"; echo "$$complex"; exit 1; fi
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

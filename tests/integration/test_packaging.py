@@ -36,6 +36,14 @@ def test_the_wheel_holds_exactly_domain_ledger_projections_and_api(tmp_path):
     top = {n.split("/")[0] for n in names if not n.startswith("customs_ledger-")}
     assert top == {"domain", "ledger", "projections", "api"}
     assert "ledger/store/sqlite.py" in names
+    # Every module of the four packages, subpackages included (api/routes, projections/trace).
+    sources = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("domain", "ledger", "projections", "api")
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert sources - set(names) == set()
     # The trace viewer's page, scripts and style sheet ship with `api` (package data).
     static = {f"api/static/{p.name}" for p in (ROOT / "api" / "static").iterdir()}
     assert "api/static/trace.html" in static and static <= set(names)
