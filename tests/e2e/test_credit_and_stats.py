@@ -1,10 +1,15 @@
 """Credit classes, the workflow's transition table and its roles, listing filters and statistics,
-over HTTP on both stores."""
+over HTTP on both stores.
+
+The ledger runs on the test's own clock (`TestClock`, from 27 November 2026), so business days,
+the 90-day window and the customs rate of the month are the same whatever day the suite runs,
+and the worked figures below are always checked."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -28,9 +33,28 @@ from tests.support import (
 )
 
 
+class TestClock:
+    """Business time for the ledger's commands: `start`, moving on with real time."""
+
+    __test__ = False
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.began = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+# 10:00 in China on 27 November 2026: November's customs rates apply (EUR 8.2437).
+START = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+
 @pytest.fixture
 def ledger(database_url):
     with running_ledger(database_url) as ledger:
+        # The clock the commands read their `now` from (the app's is the wall clock).
+        ledger.services.ledger.clock = TestClock(START)
         yield ledger
 
 
@@ -332,8 +356,13 @@ def at(day: date, hh: int, mm: int = 0, offset: str = "+08:00") -> str:
     return f"{day.isoformat()}T{hh:02d}:{mm:02d}:00{offset}"
 
 
-def china_today() -> date:
-    return datetime.now(SHANGHAI).date()
+def china_now(ledger: Ledger) -> datetime:
+    """Now on the ledger's clock, in China."""
+    return ledger.services.ledger.clock().astimezone(SHANGHAI)  # type: ignore[no-any-return]
+
+
+def china_today(ledger: Ledger) -> date:
+    return china_now(ledger).date()
 
 
 def open_second_book(ledger: Ledger, tenant: Tenant, zone: str) -> Tenant:
@@ -363,7 +392,7 @@ def walk(ledger: Ledger, who: str, **params: Any) -> list[dict[str, Any]]:
 def test_listing_declarations_filters_pages_and_keeps_tenants_apart(ledger):
     a, b = onboard(ledger), onboard(ledger)
     a_htz = open_second_book(ledger, a, "XHTZ")
-    d0 = china_today() - timedelta(days=6)
+    d0 = china_today(ledger) - timedelta(days=6)
     d = {
         "d1": declare(ledger, a, occurred_at=at(d0, 9)),
         # 02:00Z is 10:00 in China, the next day.
@@ -454,11 +483,11 @@ def eur_rate(month: str) -> Decimal:
 
 
 def month_of_assessment(ledger: Ledger, declaration: dict[str, Any]) -> str:
-    """The month (China time) of the recorded time of the declaration's assessment."""
-    detail = ledger.get(f"/v1/declarations/{declaration['id']}", "officer").json()
-    (assessed,) = [h for h in detail["history"] if h["type"] == "DeclarationAssessed"]
-    recorded = datetime.fromisoformat(assessed["recorded_at"].replace("Z", "+00:00"))
-    return recorded.astimezone(SHANGHAI).strftime("%Y-%m")
+    """The month whose customs rates the declaration's assessment used, as recorded: the month
+    (China time) of the ledger's clock when it was submitted."""
+    events = ledger.get(f"/v1/streams/{declaration['id']}/events", "auditor").json()["items"]
+    (assessed,) = [e for e in events if e["type"] == "DeclarationAssessed"]
+    return assessed["payload"]["duties"]["rate_month"]  # type: ignore[no-any-return]
 
 
 def expected_value(ledger: Ledger, declaration: dict[str, Any]) -> Decimal:
@@ -479,7 +508,7 @@ def business_day(occurred_at: str) -> str:
 def test_stats_count_and_value_declarations_exactly(ledger):
     a, b = onboard(ledger), onboard(ledger)
     a_htz = open_second_book(ledger, a, "XHTZ")
-    today = china_today()
+    today = china_today(ledger)
     d1 = today - timedelta(days=4)
     # 35 days back is always an earlier calendar month, and within the 90-day window.
     earlier_month = today - timedelta(days=35)
@@ -519,9 +548,11 @@ def test_stats_count_and_value_declarations_exactly(ledger):
     assert expected_value(ledger, counted[1][1]) == (Decimal("85.00") * rate).quantize(
         CENT, ROUND_HALF_UP
     )
-    if month_of_assessment(ledger, counted[0][1]) == "2026-11":
-        assert expected_value(ledger, counted[0][1]) == Decimal("3462354.00")
-        assert expected_value(ledger, counted[1][1]) == Decimal("700.71")
+    # On the test's clock, which runs from START.
+    assert {month_of_assessment(ledger, x) for _, x in counted} == {"2026-11"}
+    assert rate == Decimal("8.2437")
+    assert expected_value(ledger, counted[0][1]) == Decimal("3462354.00")
+    assert expected_value(ledger, counted[1][1]) == Decimal("700.71")
 
     rows = [
         {
