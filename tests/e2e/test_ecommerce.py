@@ -14,8 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pytest
 
 from domain import quota
 from domain.declaration import SHANGHAI
-from tests.samples import line, make_resident_id
+from tests.samples import line, make_resident_id, rules_without_draws
 from tests.support import Ledger, Tenant, admit, declaration_body, new_key, onboard, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 BUYER = make_resident_id(1)
 CONSIGNEE = make_resident_id(2)  # the buyer's relative who receives the parcel
+
+
+class _Drop:
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP: Any = _Drop()  # an override that removes the field, as a client that forgets it sends
+
+
+def _changed(fields: dict[str, Any], changes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`fields` with `changes` applied: a value replaces, DROP removes."""
+    out = {**fields, **(changes or {})}
+    return {k: v for k, v in out.items() if v is not DROP}
 
 
 def retail_body(
@@ -44,18 +59,30 @@ def retail_body(
     lines: list[dict[str, Any]] | None = None,
     trade_mode: str = "1210",
     zone: str = "XCBZ",
+    order_amount: str | None = None,
+    currency: str = "CNY",
+    order: Mapping[str, Any] | None = None,
+    payment: Mapping[str, Any] | None = None,
+    waybill: Mapping[str, Any] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """A retail list of one laptop at `amount` CNY (DAP: the price reaches the buyer), with its
-    order, the buyer's payment and a waybill to another consignee."""
+    order, the buyer's payment and a waybill to another consignee.
+
+    The overrides build what a careless client sends: `order_amount` (default `amount`, the
+    goods' value; the payment follows it unless `paid` is given), `currency`, field changes
+    of the `order`, `payment` and `waybill` documents and of the list itself (`fields`), where
+    DROP leaves a field out. Without them the body is the consistent one."""
     order_no = f"JD{new_key()[:12].replace('-', '')}"
-    return declaration_body(
+    ordered = order_amount if order_amount is not None else amount
+    body = declaration_body(
         tenant.uscc,
         tenant.book_no,
         flow="second_line_out",
         trade_mode=trade_mode,
         zone=zone,
         country="CN",
-        currency="CNY",
+        currency=currency,
         incoterm="DAP",
         freight=None,
         insurance=None,
@@ -63,20 +90,29 @@ def retail_body(
         lines=lines or [line(1, quantity="1", unit_price=amount)],
         client_ref=order_no,
         ecommerce={
-            "order": {
-                "order_no": order_no,
-                "buyer_id": buyer,
-                "buyer_name": "Li Hua",
-                "amount": amount,
-            },
-            "payment": {
-                "payment_no": f"PAY-{order_no}",
-                "payer_id": payer or buyer,
-                "amount": paid or amount,
-            },
-            "waybill": {"waybill_no": f"WB-{order_no}", "consignee_id": CONSIGNEE},
+            "order": _changed(
+                {
+                    "order_no": order_no,
+                    "buyer_id": buyer,
+                    "buyer_name": "Li Hua",
+                    "amount": ordered,
+                },
+                order,
+            ),
+            "payment": _changed(
+                {
+                    "payment_no": f"PAY-{order_no}",
+                    "payer_id": payer or buyer,
+                    "amount": paid or ordered,
+                },
+                payment,
+            ),
+            "waybill": _changed(
+                {"waybill_no": f"WB-{order_no}", "consignee_id": CONSIGNEE}, waybill
+            ),
         },
     )
+    return _changed(body, fields)
 
 
 def submit(ledger: Ledger, tenant: Tenant, body: dict[str, Any]) -> Any:
@@ -242,6 +278,82 @@ def test_a_three_document_mismatch_is_a_field_level_422(ledger, case, overrides,
     assert r.status_code == 422, r.text
     assert loc in [e["loc"] for e in r.json()["errors"]], (case, r.json())
     assert ledger.log_state() == before
+
+
+# -- what a careless client sends (the ledger's answers as they are today) -----------------
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "loc"),
+    [
+        ("no e-commerce documents", {"ecommerce": DROP}, "$.ecommerce"),
+        (
+            "consignee left out",
+            {"waybill": {"consignee_id": DROP}},
+            "$.ecommerce.waybill.consignee_id",
+        ),
+        ("order amount left out", {"order": {"amount": DROP}}, "$.ecommerce.order.amount"),
+        ("no transport", {"transport": DROP}, "$.transport"),
+        ("general trade with e-commerce documents", {"trade_mode": "0110"}, "$.ecommerce"),
+        ("a currency without a customs rate", {"currency": "XXX"}, "$.currency"),
+    ],
+)
+def test_an_incomplete_retail_list_is_a_field_level_422(ledger, case, overrides, loc):
+    tenant = onboard(ledger)
+    before = ledger.log_state()
+    r = submit(ledger, tenant, retail_body(tenant, "4000.00", **overrides))
+    assert r.status_code == 422, (case, r.text)
+    assert [e["loc"] for e in r.json()["errors"]] == [loc], (case, r.json())
+    assert ledger.log_state() == before
+
+
+def test_an_order_amount_other_than_the_goods_value_is_accepted_today(ledger):
+    """Nothing ties the order amount to the goods: the list is accepted, the buyer's quota and
+    the CNY 5,000 limit count the order amount, the duties the goods' value (pinned as it is
+    today; whether it should be refused is a product decision, issue #13)."""
+    tenant = onboard(ledger)
+    # Goods of 4,000.00 sold, the order and its payment say 3,000.00.
+    r = submit(ledger, tenant, retail_body(tenant, "4000.00", order_amount="3000.00"))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["ecommerce"]["order"]["amount"] == "3000.00"
+    assert created["ecommerce"]["payment"]["amount"] == "3000.00"
+    # VAT on the goods: 4000.00 x 13% x 70% = 364.00; the quota counts 3,000.00.
+    assert created["duties"]["vat"] == "364.00"
+    assert assessed(ledger, created["id"])["value_cny"] == "4000.00"
+    assert quota_used(ledger, BUYER, year_of(created)) == Decimal("3000.00")
+    # An order over the limit for goods under it: one item, so the full tax, on the goods:
+    # 4000.00 x 13% = 520.00; the quota counts 6,000.00 more.
+    r = submit(ledger, tenant, retail_body(tenant, "4000.00", order_amount="6000.00"))
+    assert r.status_code == 201, r.text
+    assert r.json()["duties"]["vat"] == "520.00"
+    assert assessed(ledger, r.json()["id"])["duties"]["mode"] == "retail_full_tax"
+    assert quota_used(ledger, BUYER, year_of(created)) == Decimal("9000.00")
+    # A payment that does not follow the order is still the three-document 422.
+    r = submit(
+        ledger, tenant, retail_body(tenant, "4000.00", order_amount="3000.00", paid="4000.00")
+    )
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["errors"]] == ["$.ecommerce.payment.amount"]
+
+
+def test_a_retail_list_priced_in_another_currency_is_accepted_today(ledger):
+    """The goods are valued at the month's customs rate; the order amount, the quota and the
+    CNY 5,000 limit take the order's figure as it is (pinned as it is today)."""
+    tenant = onboard(ledger)
+    r = submit(ledger, tenant, retail_body(tenant, "4000.00", currency="EUR"))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    payload = assessed(ledger, created["id"])
+    rate = rules_without_draws().duties.rates_for(payload["duties"]["rate_month"]).rate_of("EUR")
+    assert rate is not None and rate > 1
+    value = (Decimal("4000.00") * rate).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert payload["value_cny"] == str(value) and value > quota.TRANSACTION_LIMIT_CNY
+    # Within the limits by the order's 4,000.00: the 70% retail rate on the goods' CNY value.
+    assert payload["duties"]["mode"] == "retail_within_limits"
+    vat = (value * Decimal("0.13") * Decimal("0.7")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert created["duties"]["vat"] == str(vat)
+    assert quota_used(ledger, BUYER, year_of(created)) == Decimal("4000.00")
 
 
 # -- the buyer's yearly quota ------------------------------------------------------------
