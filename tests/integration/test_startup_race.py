@@ -6,28 +6,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-SCRIPT = """
-import sys, time
+from tests.together import CHILD_TIMES, assert_overlapped, release_together, times_of
+
+SCRIPT = (
+    CHILD_TIMES
+    + """
 from api.services import Services
 from api.settings import Settings
-settings = Settings(database_url=sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # start together, imports done
+settings = Settings(database_url=_sys.argv[1])
+started = wait_for_go()  # all start together, imports done
 services = Services.build(settings)  # the event store, the keys table and the views
+times(started)
 services.close()
 print("up")
 """
+)
 
 
 @pytest.mark.postgres
 def test_processes_starting_together_create_the_tables_once(postgres_url):
-    start_at = time.time() + 3
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, postgres_url, str(start_at)],
+            [sys.executable, "-c", SCRIPT, postgres_url],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -35,6 +39,15 @@ def test_processes_starting_together_create_the_tables_once(postgres_url):
         )
         for _ in range(4)
     ]
-    results = [p.communicate(timeout=120) for p in procs]
+    try:
+        release_together(procs)
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-500:] for _, err in results]
-    assert all(out.strip() == "up" for out, _ in results)
+    assert all(out.strip().splitlines()[-1] == "up" for out, _ in results)
+    # They raced: each was still setting up the store when the last one began.
+    assert_overlapped([times_of(out) for out, _ in results])
