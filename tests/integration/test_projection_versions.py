@@ -11,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,20 +26,26 @@ from projections.store import ViewStore
 from projections.trace import TraceProjection
 from tests.stories import run_story
 from tests.support import Ledger, running_ledger
+from tests.together import CHILD_TIMES, assert_overlapped, release_together, times_of
 
 PROJECTIONS = (DeclarationsProjection, EnterprisesProjection, InventoryProjection, TraceProjection)
 HAND_CHANGED = "999"
-# A server of a release whose trace is at version argv[3], starting at time argv[2].
-STARTING_SERVER = """
-import sys, time
+# A server of a release whose trace is at version argv[2], starting when told to
+# (tests/together.py) and saying when its start began and ended.
+STARTING_SERVER = (
+    CHILD_TIMES
+    + """
 from api.services import Services
 from api.settings import Settings
 from projections.trace import TraceProjection
-TraceProjection.version = int(sys.argv[3])
-settings = Settings(database_url=sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # start together, imports done
-Services.build(settings).close()
+TraceProjection.version = int(_sys.argv[2])
+settings = Settings(database_url=_sys.argv[1])
+started = wait_for_go()  # all start together, imports done
+services = Services.build(settings)
+times(started)
+services.close()
 """
+)
 
 
 def _caught_up(ledger: Ledger) -> int:
@@ -185,10 +190,10 @@ def test_views_built_before_versions_were_stored_are_version_1(database_url, mon
 def test_servers_of_a_new_release_starting_together_rebuild_once(database_url, monkeypatch):
     built, _ = _built_then_hand_changed(database_url)
     newer = version_of(TraceProjection()) + 1
-    start_at = time.time() + 3
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", STARTING_SERVER, database_url, str(start_at), str(newer)],
+            [sys.executable, "-c", STARTING_SERVER, database_url, str(newer)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -196,8 +201,18 @@ def test_servers_of_a_new_release_starting_together_rebuild_once(database_url, m
         )
         for _ in range(3)
     ]
-    errors = [p.communicate(timeout=120)[1] for p in procs]
+    try:
+        release_together(procs)
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    errors = [err for _, err in results]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for err in errors]
+    # They started at once: each was still starting when the last one began.
+    assert_overlapped([times_of(out) for out, _ in results])
     # One dropped the views; the others waited for its setup and found them current.
     assert sum(err.count("rebuilt from the log") for err in errors) == 1, errors
 
