@@ -3,22 +3,27 @@ second process. Shared by `customs-ledger replay`, `POST /v1/audit/replay` and t
 benchmarks; projections.replay does the rebuilding and comparing.
 
 A replay of a long log on a machine with a CPU to spare rebuilds the trace graph, the
-declarations and the enterprises in a second process (`ReplayHelper`, the `worker` below)
-while this one rebuilds the inventory: the two halves read the same log, write their own
-tables, and meet in the digests (docs/decisions/0011).
+declarations and the enterprises in a second process (`ReplayHelper` and the `worker` below,
+over ledger.helper_process) while this one rebuilds the inventory: the two halves read the
+same log, write their own tables, and meet in the digests (docs/decisions/0011).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from ledger.helper_process import (
+    HelperFailed,
+    HelperProcess,
+    peak_rss_kb,
+    read_job,
+    say_done,
+    say_position,
+)
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -33,7 +38,7 @@ HELPED = ("declarations", "enterprises", "trace")
 _WORKER = "from api.replaying import worker; worker()"
 
 
-class ReplayFailed(RuntimeError):
+class ReplayFailed(HelperFailed):
     """The helper process could not rebuild its read models (its error is in the message)."""
 
 
@@ -162,36 +167,24 @@ def answer(report: ReplayReport, log_position: int) -> dict[str, Any]:
 
 class ReplayHelper:
     """Rebuilds the read models in HELPED (the trace graph, declarations and enterprises) in a
-    second process (`python -c` running `worker`) into the scratch store: on PostgreSQL into
-    the same schema, on SQLite into a file beside the scratch file that the scratch store
-    then attaches. It reports its position on stdout."""
+    helper process (ledger.helper_process, running `worker`) into the scratch store: on
+    PostgreSQL into the same schema, on SQLite into a file beside the scratch file that the
+    scratch store then attaches. It reports its position as it goes."""
 
-    names = HELPED
+    names: tuple[str, ...] = HELPED
 
     def __init__(self, database_url: str, batch_size: int | None = None) -> None:
         self.database_url = database_url
         self.batch_size = batch_size
-        self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._position = 0
-        self._outcome: dict[str, Any] | None = None
-        self._done = threading.Event()
-        self._stderr: list[str] = []
+        self._process: HelperProcess | None = None
         self._file: str | None = None
 
     def prepare(self) -> None:
         """Start the process now (its interpreter and imports take a while); it waits for its
         job, which `start` sends. A full replay prepares it before digesting the live views."""
-        if self._process is not None:
-            return
-        # The job (with any database password) goes on stdin, never on the command line.
-        self._process = subprocess.Popen(  # noqa: S603 - this Python, our own code
-            [sys.executable, "-c", _WORKER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        if self._process is None:
+            self._process = HelperProcess(_WORKER, "replay-helper")
+            self._process.spawn()
 
     def start(self, scratch: ViewStore, up_to: int) -> None:
         from projections.replay import REPLAY_BATCH
@@ -214,89 +207,41 @@ class ReplayHelper:
                 "schema": scratch.schema,
             }
         self.prepare()
-        process = self._process
-        assert process is not None and process.stdin is not None
-        try:
-            process.stdin.write(json.dumps(job))
-            process.stdin.close()
-        except OSError:  # it died already: `finish` says how
-            pass
-        self._reader = threading.Thread(target=self._read, name="replay-helper", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        process = self._process
-        assert process is not None and process.stdout is not None and process.stderr is not None
-        errors = threading.Thread(target=lambda: self._stderr.extend(process.stderr or ()))
-        errors.start()
-        for line in process.stdout:
-            with contextlib.suppress(ValueError):
-                message = json.loads(line)
-                if "position" in message:
-                    self._position = int(message["position"])
-                if message.get("done"):
-                    self._outcome = message
-                    self._done.set()
-        self._done.set()  # its output ended: done, or dead
-        errors.join()
+        assert self._process is not None
+        self._process.send(job)
 
     def position(self) -> int:
-        return self._position
+        return self._process.position() if self._process is not None else 0
 
     @property
     def outcome(self) -> dict[str, Any] | None:
         """What the process said when it was done (events, seconds, peak_rss_kb)."""
-        return self._outcome
+        return self._process.outcome if self._process is not None else None
 
     def finish(self, scratch: ViewStore, tick: Callable[[], None] | None = None) -> None:
+        """Wait until the process has its tables committed (it need not be gone: `stop` reaps
+        it); raises ReplayFailed when it ended without them."""
         from projections.store import SQLiteViews
 
-        process, reader = self._process, self._reader
-        assert process is not None and reader is not None
-        # Its tables are committed when it says it is done: it need not be gone (letting go
-        # of a replay's objects takes a moment, and `stop` reaps it).
-        while not self._done.wait(0.5):
-            if tick is not None:
-                tick()
-        if self._outcome is None:
-            reader.join()
-            process.wait()
-            detail = "".join(self._stderr).strip().splitlines()
-            last = detail[-1] if detail else f"exit status {process.returncode}"
+        assert self._process is not None
+        try:
+            self._process.wait(tick)
+        except HelperFailed as e:
             names = ", ".join(self.names)
-            raise ReplayFailed(f"the replay's second process ({names}) failed: {last}")
-        assert self._outcome is not None
+            raise ReplayFailed(f"the replay's second process ({names}) failed: {e}") from None
         if isinstance(scratch, SQLiteViews) and self._file is not None:
             scratch.attach(self._file)
 
     def stop(self) -> None:
         """Reap the process: one that is done ends by itself (in the background, so that the
         replay need not wait for it to let go of its memory); any other is killed."""
-        process = self._process
-        if process is None:
-            return
-        if self._outcome is not None:
-            threading.Thread(target=self._reap, name="replay-helper-reap", daemon=True).start()
-            return
-        if process.poll() is None:
-            process.kill()
-        self._reap()
-
-    def _reap(self) -> None:
-        process = self._process
-        assert process is not None
-        process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        if self._process is not None:
+            self._process.stop()
 
 
 def worker() -> None:
-    """The helper process: rebuild the job's read models (JSON on stdin) and say so on stdout
-    (`{"position": P}` after each page, `{"done": true, ...}` at the end)."""
+    """The helper process: rebuild the job's read models and say so (its position after each
+    page, done at the end, with the events, seconds and peak memory)."""
     from api.services import read_models_runner
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
@@ -304,10 +249,9 @@ def worker() -> None:
     from projections.runner import paused_gc
     from projections.store import PostgresViews, SQLiteViews
 
-    text = sys.stdin.read()
-    if not text.strip():
+    job = read_job()
+    if job is None:
         return  # prepared, then not needed (a short log, or this side failed first)
-    job = json.loads(text)
     app = LedgerApplication(parse_database_url(job["database"]))
     spec = job["scratch"]
     views: SQLiteViews | PostgresViews
@@ -332,27 +276,16 @@ def worker() -> None:
         runner.batch_size = int(job["batch"])
 
         def say(_: int) -> None:
-            print(json.dumps({"position": runner.position}), flush=True)
+            say_position(runner.position)
 
         with paused_gc():  # the whole rebuild, as in projections.replay
             events = runner.replay(say) if views.kind == "postgresql" else runner.catch_up(say)
-        done = {
-            "done": True,
-            "events": events,
-            "seconds": time.perf_counter() - started,
-            "position": pages.end,
-            "peak_rss_kb": _peak_rss_kb(),
-        }
-        print(json.dumps(done), flush=True)
+        say_done(
+            events=events,
+            seconds=time.perf_counter() - started,
+            position=pages.end,
+            peak_rss_kb=peak_rss_kb(),
+        )
     finally:
         views.close()
         app.close()
-
-
-def _peak_rss_kb() -> int | None:
-    """This process's peak resident set (VmHWM), where /proc says it."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None

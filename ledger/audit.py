@@ -8,29 +8,28 @@ one, is what makes a failure name the altered row itself rather than every row a
 A consistent rewrite (an event changed and every later hash recomputed) or a cut tail leaves a
 chain that checks out: only a digest published earlier (`against`) exposes those.
 
-Speed (QUALITY.md P6): a page is read as plain tuples (`select_log_rows`) and checked in one
-tight loop (`clean_page`) that makes no Python object per event beyond the bytes it hashes;
-only a page where something is wrong is read as records and walked row by row, which names
-the events. Both passes compute the same bytes, so the report does not depend on the pages.
-On a long SQLite log a second process checks the second half with the same tight loop while
-this one checks the first; unless both halves are clean, this process walks the second half
-itself, so the report is the same as a walk in one process.
+Speed (target P6 in docs/benchmarks.md: >= 300,000 events/s): a page is read as plain tuples
+(`select_log_rows`) and checked in one tight loop (`clean_page`) that makes no Python object
+per event beyond the bytes it hashes; only a page where something is wrong is read as records
+and walked row by row, which names the events. Both passes compute the same bytes, so the
+report does not depend on the pages. On a long SQLite log a helper process
+(ledger.helper_process) checks the second half with the same tight loop while this one checks
+the first; unless both halves are clean, this process walks the second half itself, so the
+report is the same as a walk in one process.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import struct
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import machine
 from ledger.chain import GENESIS, link_hash
+from ledger.helper_process import HelperFailed, HelperProcess, read_job, say_done
 from ledger.store import ChainedLog, LogRecord
 
 MAX_FAILURES = 10  # enough to see the shape of the damage; the first one is what matters
@@ -204,6 +203,18 @@ class _Walk:
         self.expected = r.sequence + 1 if type(r.sequence) is int else self.expected + 1
         self.last_time = r.recorded_at if type(r.recorded_at) is str else self.last_time
 
+    def check_anchor_reached(self, head: Any) -> None:
+        """After the walk: a digest whose event was never met names a cut tail or a log that
+        never held it (`head`: the last sequence checked, 0 for none)."""
+        if self.anchor_seen:
+            return
+        sequence = self.anchor[0]
+        if type(head) is int and sequence > head:
+            cut = f"the digest names event {sequence}, the log ends at {head}: its end was cut"
+            self.fail(None, "digest_beyond_head", cut)
+        else:
+            self.fail(None, "digest_missing", f"no event has the digest's sequence {sequence}")
+
     def check_anchor(self, r: LogRecord) -> None:
         self.anchor_seen = True
         if r.hash != self.anchor[1]:
@@ -216,18 +227,22 @@ _WORKER = "from ledger.audit import _range_worker; _range_worker()"
 
 
 def _range_worker() -> None:
-    """The second process of a parallel `verify`: reads the job (JSON) on stdin, checks its
-    range of the log page by page with `clean_page`, writes the outcome (JSON) on stdout."""
-    job = json.loads(sys.stdin.read())
+    """The helper process of a parallel `verify` (ledger.helper_process): checks its job's
+    range of the log page by page with `clean_page`, then says whether it is clean and, if so,
+    how many events it checked, its last row and the row of the digest's event."""
+    job = read_job()
+    if job is None:
+        return
     previous, expected, last_time = bytes.fromhex(job["previous"]), job["expected"], job["time"]
-    anchor, middles, count, after = job["anchor"], {}, 0, job["after"]
+    middles: dict[tuple[int, str], bytes] = {}
+    anchor, count, after = job["anchor"], 0, job["after"]
     seen, last = None, None
     conn = sqlite3.connect(job["path"])
     try:
         while rows := conn.execute(job["statement"], (after, job["until"], job["page"])).fetchall():
             state = clean_page(rows, previous, expected, last_time, middles)
             if state is None:
-                print(json.dumps({"clean": False}))
+                say_done(clean=False)
                 return
             if anchor and expected <= anchor < expected + len(rows):
                 row = rows[anchor - expected]
@@ -238,7 +253,27 @@ def _range_worker() -> None:
     finally:
         conn.close()
     end = [last[0], last[1], last[6], bytes(last[7]).hex()] if last else None
-    print(json.dumps({"clean": True, "count": count, "last": end, "anchor": seen}))
+    say_done(clean=True, count=count, last=end, anchor=seen)
+
+
+def _split_point(log: Any) -> tuple[LogRecord, int] | None:
+    """(the last event this process checks, the head's position) when a helper pays: a long
+    log, and a well-formed event where the halves meet; else None."""
+    head = log.head()
+    count = log.count() if head is not None else 0
+    if head is None or type(head.position) is not int or count < PARALLEL_MIN:
+        return None
+    # This process checks its part while the helper's interpreter starts: it takes that
+    # much more of the log, so that both halves end together.
+    share = min(0.75, 0.5 + HELPER_START_EVENTS / (2 * count))
+    start = log.record_at_or_before(int(head.position * share))
+    if start is None or not (
+        type(start.sequence) is int
+        and type(start.recorded_at) is str
+        and isinstance(start.hash, bytes)
+    ):
+        return None  # something odd there: the walk in one process will say what
+    return start, head.position
 
 
 class _Helper:
@@ -246,7 +281,7 @@ class _Helper:
     verify began); this process checks up to `start`, then takes the helper's result only if
     both halves are clean and meet exactly."""
 
-    def __init__(self, start: LogRecord, end: int, process: subprocess.Popen[str]) -> None:
+    def __init__(self, start: LogRecord, end: int, process: HelperProcess) -> None:
         self.start, self.end, self.process = start, end, process
 
     @classmethod
@@ -256,57 +291,36 @@ class _Helper:
             return None  # no CPU to spare: a second process would only take turns with this one
         if source is None or (found := source()) is None:
             return None
-        head = log.head()
-        count = log.count() if head is not None else 0
-        if head is None or type(head.position) is not int or count < PARALLEL_MIN:
+        split = _split_point(log)
+        if split is None:
             return None
-        # This process checks its part while the helper's interpreter starts: it takes that
-        # much more of the log, so that both halves end together.
-        share = min(0.75, 0.5 + HELPER_START_EVENTS / (2 * count))
-        start = log.record_at_or_before(int(head.position * share))
-        if start is None or not (
-            type(start.sequence) is int
-            and type(start.recorded_at) is str
-            and isinstance(start.hash, bytes)
-        ):
-            return None  # something odd there: the walk in one process will say what
+        start, end = split
         path, statement = found
         job = {
             "path": path,
             "statement": statement,
             "after": start.position,
-            "until": head.position,
+            "until": end,
             "previous": start.hash.hex(),
             "expected": start.sequence + 1,
             "time": start.recorded_at,
             "page": page,
             "anchor": anchor,
         }
+        process = HelperProcess(_WORKER, "verify-helper")
         try:
-            process = subprocess.Popen(  # noqa: S603 - this Python, our own code
-                [sys.executable, "-c", _WORKER],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            assert process.stdin is not None
-            process.stdin.write(json.dumps(job))
-            process.stdin.close()
+            process.send(job)
         except OSError:
             return None
-        return cls(start, head.position, process)
+        return cls(start, end, process)
 
     def result(self, walk: _Walk, after: int | None, log: Any) -> tuple[int, Any] | None:
         """(events checked, last row) of the helper's half when it can be taken, else None."""
         if walk.failures:  # the walk goes on here and names what is wrong
-            self.stop()
             return None
-        assert self.process.stdout is not None
-        out = self.process.stdout.read()
-        self.process.stdout.close()
-        self.process.wait()
-        if self.process.returncode != 0:
+        try:
+            outcome = self.process.wait()
+        except HelperFailed:
             return None
         start = self.start
         met = (walk.previous, walk.expected, walk.last_time) == (
@@ -314,10 +328,6 @@ class _Helper:
             start.sequence + 1,
             start.recorded_at,
         )
-        try:
-            outcome = json.loads(out)
-        except ValueError:
-            return None
         if after != start.position or not met or not outcome.get("clean"):
             return None
         if outcome["last"] is None:
@@ -333,15 +343,75 @@ class _Helper:
         return outcome["count"], (position, sequence, *([None] * 4), recorded_at, walk.previous)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self.process.stop()
 
 
 def _as_records(rows: Sequence[Any]) -> Sequence[LogRecord]:
     return rows  # select_log's records already
+
+
+class _Scan:
+    """This process's pass over the log, a page at a time: the page cursor, the count and the
+    last row checked, on top of the walk's chain state."""
+
+    def __init__(
+        self, log: ChainedLog, walk: _Walk, page: int, progress: Callable[[int], None] | None
+    ) -> None:
+        self.log, self.walk, self.page, self.progress = log, walk, page, progress
+        # Plain rows when the recorder has them (no Python object per event), else its records.
+        self.select: Callable[[int | None, int], Sequence[tuple[Any, ...]]] = getattr(
+            log, "select_log_rows", log.select_log
+        )
+        self.records: RecordsOf = getattr(log, "log_records", None) or _as_records
+        self.checked = 0
+        self.last: tuple[Any, ...] | None = None
+        self.after: int | None = None
+
+    def run(self, until: int | None = None) -> None:
+        """Check pages from where the scan is up to the end of the log, or up to and including
+        position `until`."""
+        while rows := self.select(self.after, self.page):
+            if until is not None and rows[-1][0] > until:
+                self.check([r for r in rows if r[0] <= until])
+                return
+            self.check(rows)
+
+    def check(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if not self.walk.page_is_clean(rows, self.records):
+            for r in self.records(rows):
+                self.walk.check_row(r)
+        self.checked += len(rows)
+        self.last, self.after = rows[-1], rows[-1][0]
+        if self.progress is not None:
+            self.progress(self.checked)
+
+    def take(self, helper: _Helper) -> None:
+        """The helper's half, when it can be taken: the scan goes on after it (from the head
+        when verify began, for anything appended meanwhile); else from where this one is."""
+        try:
+            taken = helper.result(self.walk, self.after, self.log)
+        finally:
+            helper.stop()  # done, or of no more use: it runs no more
+        if taken is None:
+            return
+        count, last = taken
+        self.checked, self.last = self.checked + count, last or self.last
+        self.after = helper.end
+        if self.progress is not None and count:
+            self.progress(self.checked)
+
+    def report(self) -> VerifyReport:
+        last = self.last
+        return VerifyReport(
+            ok=not self.walk.failures,
+            events_checked=self.checked,
+            head_sequence=last[1] if last else None,
+            head_position=last[0] if last else None,
+            head_hash=_hex(last[7]) if last else None,
+            failures=self.walk.failures,
+        )
 
 
 def verify(
@@ -357,53 +427,15 @@ def verify(
     `parallel`: let a second process check the second half of a long SQLite log (the report
     is the same either way)."""
     walk = _Walk(against)
-    # Plain rows when the recorder has them (no Python object per event), else its records.
-    select: Callable[[int | None, int], Sequence[tuple[Any, ...]]] = getattr(
-        log, "select_log_rows", log.select_log
-    )
-    records: RecordsOf = getattr(log, "log_records", None) or _as_records
-    checked, last, after = 0, None, None
+    scan = _Scan(log, walk, page, progress)
     helper = _Helper.launch(log, page, walk.anchor[0]) if parallel else None
     try:
-        while True:
-            rows = select(after, page)
-            handover = helper is not None and (not rows or rows[-1][0] > helper.start.position)
-            if handover and helper is not None:  # this process's half ends here
-                rows = [r for r in rows if r[0] <= helper.start.position]
-            if rows:
-                if not walk.page_is_clean(rows, records):
-                    for r in records(rows):
-                        walk.check_row(r)
-                checked += len(rows)
-                last, after = rows[-1], rows[-1][0]
-                if progress is not None:
-                    progress(checked)
-            if handover and helper is not None:
-                taken = helper.result(walk, after, log)
-                if taken is not None:
-                    checked, last = checked + taken[0], taken[1] or last
-                    after = helper.end
-                    if progress is not None and taken[0]:
-                        progress(checked)
-                helper = None  # else: this process walks the second half too
-                continue
-            if not rows:
-                break
+        if helper is not None:
+            scan.run(until=helper.start.position)  # this process's half
+            scan.take(helper)  # else: this process walks the second half too
+        scan.run()
     finally:
         if helper is not None:
             helper.stop()
-    if not walk.anchor_seen:
-        sequence, head = walk.anchor[0], last[1] if last else 0
-        if type(head) is int and sequence > head:
-            cut = f"the digest names event {sequence}, the log ends at {head}: its end was cut"
-            walk.fail(None, "digest_beyond_head", cut)
-        else:
-            walk.fail(None, "digest_missing", f"no event has the digest's sequence {sequence}")
-    return VerifyReport(
-        ok=not walk.failures,
-        events_checked=checked,
-        head_sequence=last[1] if last else None,
-        head_position=last[0] if last else None,
-        head_hash=_hex(last[7]) if last else None,
-        failures=walk.failures,
-    )
+    walk.check_anchor_reached(scan.last[1] if scan.last else 0)
+    return scan.report()
