@@ -208,6 +208,112 @@ def _decode(number: int, raw: bytes) -> _Line:
         raise ImportRefused(number, "bad_json", f"not a JSON object on one line ({e})") from None
 
 
+class _Restore:
+    """What a restore carries from one line to the next: the chain so far, each stream's
+    version, and the rows checked but not yet written."""
+
+    __slots__ = (
+        "count",
+        "expected",
+        "last_position",
+        "last_time",
+        "previous",
+        "previous_hex",
+        "rows",
+        "versions",
+    )
+
+    def __init__(self) -> None:
+        self.versions: dict[str, int] = {}
+        self.previous, self.previous_hex = GENESIS, GENESIS.hex()
+        self.expected, self.last_position, self.last_time = 1, 0, ""
+        self.count = 0
+        self.rows: list[ImportRow] = []
+
+    def add(self, number: int, e: _Line) -> None:
+        """Check line `number` against the lines before it and keep its row; the first thing
+        that does not check out raises ImportRefused."""
+        self.check_order(number, e)
+        _check_forms(number, e)
+        try:
+            state = e.payload.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ImportRefused(number, "bad_field", f"payload: {error}") from None
+        link = _link(self.previous, e, state)
+        if link.hex() != e.hash:
+            why = f"the line's fields do not give its hash {e.hash} (they give {link.hex()})"
+            raise ImportRefused(number, "hash_mismatch", f"{why}: the line was altered")
+        self.check_stream_and_time(number, e)
+        self.versions[e.stream_id] = e.version
+        row = (e.position, e.stream_id, e.version, e.topic, state, e.sequence, e.recorded_at)
+        self.rows.append((*row, link))
+        self.previous, self.previous_hex, self.expected = link, e.hash, e.sequence + 1
+        self.last_position, self.last_time = e.position, e.recorded_at
+        self.count += 1
+
+    def check_order(self, number: int, e: _Line) -> None:
+        """The line's sequence, position and previous hash follow the line before it."""
+        expected = self.expected
+        if e.sequence != expected:
+            if expected == 1:
+                why = f"the file starts at sequence {e.sequence}: a restore needs a full "
+                raise ImportRefused(number, "not_from_start", why + "export, from sequence 1")
+            reason = "sequence_gap" if e.sequence > expected else "sequence_out_of_order"
+            why = f"sequence {e.sequence} where {expected} was due"
+            raise ImportRefused(number, reason, why + " (a line is missing or moved)")
+        if not self.last_position < e.position < 2**63:
+            why = f"position {e.position} does not come after {self.last_position}"
+            raise ImportRefused(number, "position_out_of_order", why)
+        if e.previous_hash is not None and e.previous_hash != self.previous_hex:
+            why = f"previous_hash {e.previous_hash} is not the hash of the line before"
+            raise ImportRefused(number, "previous_hash_mismatch", f"{why} ({self.previous_hex})")
+
+    def check_stream_and_time(self, number: int, e: _Line) -> None:
+        """The event is its stream's next version, recorded no earlier than the line before."""
+        due = self.versions.get(e.stream_id, 0) + 1
+        if e.version != due:
+            why = f"stream {e.stream_id} at version {e.version} where {due} was due"
+            raise ImportRefused(number, "version_gap", why)
+        if e.recorded_at < self.last_time:
+            why = f"recorded_at {e.recorded_at} is before the previous {self.last_time}"
+            raise ImportRefused(number, "recorded_at_decreased", why)
+
+    def summary(self) -> ImportSummary:
+        count = self.count
+        return ImportSummary(
+            events=count,
+            head_sequence=self.expected - 1 if count else None,
+            head_position=self.last_position if count else None,
+            head_hash=self.previous_hex if count else None,
+        )
+
+
+_UUID_OK, _TIME_OK, _HASH_OK = _UUID.fullmatch, _TIME.fullmatch, _HASH.fullmatch
+
+
+def _check_forms(number: int, e: _Line) -> None:
+    """The hashed text fields are in the one form the chain hashes."""
+    if not _UUID_OK(e.stream_id):
+        why = f"stream_id {e.stream_id!r} is not a canonical lower-case UUID"
+        raise ImportRefused(number, "bad_field", why)
+    if not _TIME_OK(e.recorded_at):
+        why = f"recorded_at {e.recorded_at!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
+        raise ImportRefused(number, "bad_field", why)
+    if not _HASH_OK(e.hash):
+        why = f"hash {e.hash!r} is not 64 lower-case hex digits"
+        raise ImportRefused(number, "bad_field", why)
+
+
+def _link(previous: bytes, e: _Line, state: bytes) -> bytes:
+    """The line's chain link from `previous`, as ledger.chain.link_hash computes it."""
+    length = _LENGTH
+    fields = [previous]
+    for text in (e.stream_id, str(e.version), e.topic, e.recorded_at):
+        encoded = text.encode()
+        fields += (length(len(encoded)), encoded)
+    return hashlib.sha256(b"".join((*fields, length(len(state)), state))).digest()
+
+
 def import_events(
     log: Any,
     lines: Iterable[bytes],
@@ -223,77 +329,19 @@ def import_events(
     not raises ImportRefused naming it, and nothing is written (one transaction); a store that
     holds any event raises StoreNotEmpty before anything is read.
     """
-    sha256, join, length = hashlib.sha256, b"".join, _LENGTH
-    uuid_ok, time_ok, hash_ok = _UUID.fullmatch, _TIME.fullmatch, _HASH.fullmatch
-    versions: dict[str, int] = {}
-    previous, previous_hex = GENESIS, GENESIS.hex()
-    expected, last_position, last_time = 1, 0, ""
-    count = 0
-    rows: list[ImportRow] = []
+    restore = _Restore()
     with log.bulk_load() as load:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue  # an empty line (a trailing newline too many) holds no event
-            e = _decode(number, raw)
-            if e.sequence != expected:
-                if expected == 1:
-                    why = f"the file starts at sequence {e.sequence}: a restore needs a full "
-                    raise ImportRefused(number, "not_from_start", why + "export, from sequence 1")
-                reason = "sequence_gap" if e.sequence > expected else "sequence_out_of_order"
-                why = f"sequence {e.sequence} where {expected} was due"
-                raise ImportRefused(number, reason, why + " (a line is missing or moved)")
-            if not last_position < e.position < 2**63:
-                why = f"position {e.position} does not come after {last_position}"
-                raise ImportRefused(number, "position_out_of_order", why)
-            if e.previous_hash is not None and e.previous_hash != previous_hex:
-                why = f"previous_hash {e.previous_hash} is not the hash of the line before"
-                raise ImportRefused(number, "previous_hash_mismatch", f"{why} ({previous_hex})")
-            if not uuid_ok(e.stream_id):
-                why = f"stream_id {e.stream_id!r} is not a canonical lower-case UUID"
-                raise ImportRefused(number, "bad_field", why)
-            if not time_ok(e.recorded_at):
-                why = f"recorded_at {e.recorded_at!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
-                raise ImportRefused(number, "bad_field", why)
-            if not hash_ok(e.hash):
-                why = f"hash {e.hash!r} is not 64 lower-case hex digits"
-                raise ImportRefused(number, "bad_field", why)
-            try:
-                state = e.payload.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise ImportRefused(number, "bad_field", f"payload: {error}") from None
-            fields = [previous]
-            for text in (e.stream_id, str(e.version), e.topic, e.recorded_at):
-                encoded = text.encode()
-                fields += (length(len(encoded)), encoded)
-            link = sha256(join((*fields, length(len(state)), state))).digest()
-            if link.hex() != e.hash:
-                why = f"the line's fields do not give its hash {e.hash} (they give {link.hex()})"
-                raise ImportRefused(number, "hash_mismatch", f"{why}: the line was altered")
-            due = versions.get(e.stream_id, 0) + 1
-            if e.version != due:
-                why = f"stream {e.stream_id} at version {e.version} where {due} was due"
-                raise ImportRefused(number, "version_gap", why)
-            if e.recorded_at < last_time:
-                why = f"recorded_at {e.recorded_at} is before the previous {last_time}"
-                raise ImportRefused(number, "recorded_at_decreased", why)
-            versions[e.stream_id] = e.version
-            row = (e.position, e.stream_id, e.version, e.topic, state, e.sequence, e.recorded_at)
-            rows.append((*row, link))
-            previous, previous_hex = link, e.hash
-            expected, last_position, last_time = e.sequence + 1, e.position, e.recorded_at
-            count += 1
-            if len(rows) >= batch:
-                load(rows)
-                rows = []
+            restore.add(number, _decode(number, raw))
+            if len(restore.rows) >= batch:
+                load(restore.rows)
+                restore.rows = []
                 if progress is not None:
-                    progress(count)
-        if rows:
-            load(rows)
+                    progress(restore.count)
+        if restore.rows:
+            load(restore.rows)
             if progress is not None:
-                progress(count)
-    return ImportSummary(
-        events=count,
-        head_sequence=expected - 1 if count else None,
-        head_position=last_position if count else None,
-        head_hash=previous_hex if count else None,
-    )
+                progress(restore.count)
+    return restore.summary()
