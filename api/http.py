@@ -45,7 +45,7 @@ async def read_body(request: Request) -> bytes:
 def decode_body(body: bytes, cls: type[T]) -> T:
     """Decode and validate with msgspec: 400 when it is not a JSON object, 422 naming the field."""
     try:
-        return _decoder(cls).decode(body)  # type: ignore[no-any-return]
+        return _decoder(cls).decode(body)  # type: ignore[arg-type]
     except msgspec.ValidationError as e:
         if " - at `" not in str(e) and str(e).startswith("Expected `object`"):
             raise HttpProblem(
@@ -152,7 +152,9 @@ def _ref(cls: Any) -> dict[str, Any]:
     members = get_args(cls)
     if members:
         # A tagged union of bodies: one of the members, told apart by their tag field.
-        tag_field = msgspec.inspect.type_info(members[0]).tag_field
+        info = msgspec.inspect.type_info(members[0])
+        assert isinstance(info, msgspec.inspect.StructType)
+        tag_field = info.tag_field
         return {"oneOf": [_ref(m) for m in members], "discriminator": {"propertyName": tag_field}}
     SCHEMA_TYPES.add(cls)
     name = cls.__name__
