@@ -30,6 +30,7 @@ from domain.movements import (
     ItemStock,
     Lot,
     LotView,
+    MovementKind,
     MovementState,
     MovementView,
     Reservation,
@@ -225,7 +226,7 @@ def named_lots(
 
 def leave(
     *,
-    kind: str,
+    kind: MovementKind,
     stock_event: type[DomainEvent],
     declaration: Pending[Declaration],
     quantities: dict[int, Decimal],
@@ -304,7 +305,7 @@ def decide_leave(
     req: MovementRequest[Any],
     now: datetime,
     *,
-    kind: str,
+    kind: MovementKind,
     stock_event: type[DomainEvent],
     check: Callable[[Declaration], None],
 ) -> Decision[MovementView]:

@@ -16,16 +16,13 @@ from domain.admission import decide_gate_in
 from domain.errors import Forbidden
 from domain.events import Actor
 from domain.exits import GateOut, decide_gate_out
-from domain.movements import GateIn, MovementView
+from domain.movements import GateIn, MovementKind, MovementView
 from domain.papers import MovementRequest
 from domain.processing import Processing, decide_processing
 from domain.stocktake import Adjustment, decide_adjustment
 from domain.transfers import TransferDispatch, TransferReceipt, decide_dispatch, decide_receipt
 from domain.unit_of_work import Decision, UnitOfWork
 
-MovementKind = Literal[
-    "gate_in", "gate_out", "transfer_dispatch", "transfer_receipt", "processing", "adjustment"
-]
 # The body of POST /v1/movements: one tagged Struct per kind (`kind` is the tag).
 MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment
 # A kind's decision: reads through the unit of work, returns what to save and the answer.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 
 import msgspec
@@ -20,6 +20,10 @@ from domain.declaration import AwareDatetime, Declaration, GoodsStatus, Str64
 from domain.events import AggregateState, DomainEvent, Pending, stream_id
 
 INBOUND = ("first_line_in", "second_line_in")
+# Every kind of movement; each is registered in domain/movement_kinds.py.
+MovementKind = Literal[
+    "gate_in", "gate_out", "transfer_dispatch", "transfer_receipt", "processing", "adjustment"
+]
 
 
 class MovementLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,7 +81,7 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
     """What POST /v1/movements and GET /v1/movements/{id} answer."""
 
     movement_id: UUID
-    kind: str
+    kind: MovementKind
     zone: str
     account_book: str
     occurred_at: datetime
@@ -400,7 +404,7 @@ class MovementState(AggregateState, frozen=True, kw_only=True):
 def record_gate_movement(
     movement: Pending[MovementState],
     *,
-    kind: str,
+    kind: MovementKind,
     declaration: Declaration,
     zone: str,
     account_book: str,
