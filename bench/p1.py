@@ -26,7 +26,9 @@ from ledger.commands import Idempotency, Ledger
 PATH = "/v1/declarations"
 P1_RATE = 1500.0
 P1_P99_MS = 20.0
-P1_RATIO = 0.85
+# The P1 target: >= 1,500/s with p99 <= 20 ms, and >= 0.5 of the bare endpoint measured in the
+# same run (docs/benchmarks.md, "Targets").
+P1_RATIO = 0.5
 
 
 # -- P1a: Ledger.submit_declaration called directly ------------------------------------------

@@ -442,7 +442,7 @@ def as_of_balance(cfg: Config) -> Result:
     if growth > 1.5:
         result.notes.append(
             f"The p99 grows {growth:.1f}x from {small.events:,} to {big.events:,} events "
-            f"(the p50 {median(p50_big) / median(p50_small):.2f}x): QUALITY.md asks that as-of "
+            f"(the p50 {median(p50_big) / median(p50_small):.2f}x): the targets ask that as-of "
             "cost not grow with the log (P4's bar for the trace is 1.5x)."
         )
     return result

@@ -1,4 +1,4 @@
-"""The authorization matrix (QUALITY.md R6): every route x principal x tenant, generated from
+"""The authorization matrix (R6): every route x principal x tenant, generated from
 the role x route table of docs/api.md, which this module reads at collection time.
 
 Each row of the table is a route (a route split by body kind or by query is one entry per

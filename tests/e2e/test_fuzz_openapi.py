@@ -1,4 +1,4 @@
-"""Fuzzing every route of /openapi.json with schemathesis (QUALITY.md R4 and R7).
+"""Fuzzing every route of /openapi.json with schemathesis (R4 and R7).
 
 The ledger serves real HTTP (uvicorn in a thread, on a SQLite file) over a seeded world: the
 train-to-air story of tests/stories.py (an enterprise, three account books, declarations of every

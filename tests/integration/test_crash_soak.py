@@ -1,5 +1,5 @@
 """A server SIGKILLed under concurrent writes and restarted loses and duplicates no
-acknowledged write, and its read models equal a replay (QUALITY.md R2). This is the short
+acknowledged write, and its read models equal a replay (R2). This is the short
 version of `make soak` (tests/soak/crash.py, docs/reliability.md)."""
 
 from __future__ import annotations

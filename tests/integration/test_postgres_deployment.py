@@ -6,7 +6,7 @@ One book item holds 60 bonded pieces in three lots of 20. Sixteen clients, eight
 server, each make ten requests as fast as they can: stocktake adjustments of -1 (movements that
 draw the lots first in, first out) and exports of 1 piece (declarations released at once, which
 reserve the piece), 160 requests for 60 pieces. Nothing adds stock meanwhile, so the outcome is
-known whatever the interleaving (QUALITY.md R3): exactly 60 accepted, the rest refused with 409
+known whatever the interleaving (R3): exactly 60 accepted, the rest refused with 409
 `insufficient_stock`, no lot below zero; a 409 `concurrent_update` (a race lost to the other
 server beyond the ledger's own retries) is sent again with the same Idempotency-Key until it
 has a definite answer. Each accepted export is read back at once from the other server with

@@ -1,6 +1,6 @@
-"""Crash soak (QUALITY.md R2): SIGKILL a real server at random moments under concurrent
-writes, restart it, let the clients retry, then prove that no acknowledged write was lost or
-duplicated and that the read models equal a replay.
+"""Crash soak (R2 in docs/reliability.md): SIGKILL a real server at random moments under
+concurrent writes, restart it, let the clients retry, then prove that no acknowledged write was
+lost or duplicated and that the read models equal a replay.
 
     python -m tests.soak.crash [--store sqlite|postgres] [--writes N] [--kills K]
                                [--clients C] [--seed S]
