@@ -202,12 +202,9 @@ command runs with the database's credentials). --epcis prints it as GS1 EPCIS 2.
 TRACE_EPILOG = """exit codes: 0 the trace was printed; 1 no goods found for REF; 2 bad arguments.
 It reads the read models (views) of LEDGER_DATABASE_URL as they are and never feeds them: when
 they are behind the log, a warning on stderr says both positions."""
-# How each paper of an event reads in the chain.
-PAPER_LABELS = {
-    "gate_note": "gate note",
-    "processing": "operation",
-    "adjustment": "reason",
-}
+# How each paper of an event reads in the chain: a gate note as such, a movement's own paper
+# as its kind names it (domain/movement_kinds.py, read when a chain is printed).
+PAPER_LABELS = {"gate_note": "gate note"}
 
 
 def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
@@ -249,6 +246,9 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 def _trace_lines(trace: Any, limit: int) -> list[str]:
     """The chain as a person reads it: what matched, the zones, one line per event, the edges."""
+    from domain.movement_kinds import paper_labels
+
+    labels = {**PAPER_LABELS, **paper_labels()}
     numbers = {d["id"]: d["number"] for e in trace.events for d in e.documents if d.get("number")}
     units = {lot.lot_id: lot.unit for lot in trace.lots}
     matched = ", ".join(f"{m.kind} {numbers.get(m.id, m.id)}" for m in trace.matched)
@@ -261,8 +261,7 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
     ]
     for e in trace.events:
         papers = "; ".join(
-            f"{PAPER_LABELS.get(d['kind'], d['kind'])} {d.get('number') or d['id']}"
-            for d in e.documents
+            f"{labels.get(d['kind'], d['kind'])} {d.get('number') or d['id']}" for d in e.documents
         )
         when = e.occurred_at.isoformat(sep=" ", timespec="seconds")
         parts = [

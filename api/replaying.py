@@ -45,7 +45,7 @@ class ReplayFailed(HelperFailed):
 @contextlib.contextmanager
 def scratch_views(services: Services) -> Iterator[ViewStore]:
     """A scratch store beside the live views: never the live views themselves."""
-    from projections.replay import scratch_postgres, scratch_sqlite
+    from projections.scratch import scratch_postgres, scratch_sqlite
     from projections.store import PostgresViews, SQLiteViews
 
     views = services.views
@@ -245,8 +245,9 @@ def worker() -> None:
     from api.services import read_models_runner
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
-    from projections.replay import BoundedPages, topics_of, unlog_tables
+    from projections.replay import BoundedPages, topics_of
     from projections.runner import paused_gc
+    from projections.scratch import unlog_tables
     from projections.store import PostgresViews, SQLiteViews
 
     job = read_job()

@@ -24,13 +24,15 @@ from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.declarations import ClearanceRules
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
-from projections.declarations import DeclarationQueries, DeclarationsProjection
-from projections.enterprises import EnterpriseQueries, EnterprisesProjection
-from projections.inventory import InventoryProjection, InventoryQueries
-from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogEntry, LogSource, Projection
+from projections.declarations import DeclarationQueries
+from projections.enterprises import EnterpriseQueries
+from projections.folding import LogEntry
+from projections.inventory.queries import InventoryQueries
+from projections.read_models import read_model_projections
+from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogSource
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
-from projections.trace import TraceProjection, TraceQueries
+from projections.trace.queries import TraceQueries
 
 log = logging.getLogger("customs_ledger")
 
@@ -109,16 +111,6 @@ def load_clearance_rules(settings: Settings) -> ClearanceRules:
 
 def decode_entry(entry: LogEntry) -> DomainEvent:
     return decode_event(entry.topic, entry.stream_id, entry.version, entry.state)
-
-
-def read_model_projections() -> list[Projection]:
-    """Every read model's projection, in the order the live runner applies them."""
-    return [
-        DeclarationsProjection(),
-        EnterprisesProjection(),
-        InventoryProjection(),
-        TraceProjection(),
-    ]
 
 
 def read_models_runner(

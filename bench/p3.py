@@ -54,7 +54,8 @@ def child_replay(url: str, parallel: bool = True) -> dict[str, Any]:
     from api.services import open_views
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
-    from projections.replay import rebuild, scratch_postgres, scratch_sqlite
+    from projections.replay import rebuild
+    from projections.scratch import scratch_postgres, scratch_sqlite
     from projections.store import PostgresViews, SQLiteViews
 
     database = parse_database_url(url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -24,7 +24,8 @@ from domain.events import DomainEvent
 from domain.movements import GoodsMoved
 from domain.transfers import GoodsReceived
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
-from projections.runner import MISSING, LogEntry, RowCache, Writes, create
+from projections.columns import period_sql, utc_text
+from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
 
 _STATE = msgspec.json.Decoder(Declaration)
 _HISTORY = msgspec.json.Decoder(list[HistoryEntry])
@@ -44,6 +45,7 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS view_declarations_first ON view_declarations (first_position)",
     "CREATE INDEX IF NOT EXISTS view_declarations_time ON view_declarations (occurred_at_utc)",
 )
+TABLES: tuple[ViewTable, ...] = (ViewTable("view_declarations", ("id",)),)
 # Every event of a declaration after its submission: each moves the state and adds history.
 LATER_EVENTS = (
     DeclarationAssessed,
@@ -62,7 +64,8 @@ class DeclarationsProjection:
 
     name = "declarations"
     version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
-    handles = (DeclarationSubmitted, *LATER_EVENTS)
+    handles: tuple[type[DomainEvent], ...] = (DeclarationSubmitted, *LATER_EVENTS)
+    tables = TABLES
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
         create(cur, DDL, indexes=indexes)
@@ -191,11 +194,6 @@ def _insert_columns(entry: LogEntry, state: Declaration) -> tuple[Any, ...]:
     )
 
 
-def utc_text(moment: datetime) -> str:
-    """A business time as fixed-width UTC text, so text order is time order across offsets."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def scope(
     params: list[Any],
     *,
@@ -206,13 +204,7 @@ def scope(
     """SQL conditions (and their parameters) for a business-time range `[since, until)` and
     the caller's tenancy: an enterprise sees its own and its incoming transfers, an operator
     its zone's and the transfers into it."""
-    sql = ""
-    if since is not None:
-        sql += " AND occurred_at_utc >= ?"
-        params.append(utc_text(since))
-    if until is not None:
-        sql += " AND occurred_at_utc < ?"
-        params.append(utc_text(until))
+    sql = period_sql(params, since=since, until=until)
     if "enterprise" in visible:
         sql += " AND (declarant = ? OR destination_enterprise = ?)"
         params += [visible["enterprise"], visible["enterprise"]]

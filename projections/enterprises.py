@@ -7,19 +7,21 @@ from typing import Any
 from domain.enterprise import CreditClassChanged, EnterpriseRegistered
 from domain.events import DomainEvent
 from domain.views import EnterpriseView
-from projections.runner import MISSING, LogEntry, RowCache, Writes
+from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS view_enterprises ("
     " uscc TEXT PRIMARY KEY, customs_code TEXT NOT NULL, name TEXT NOT NULL,"
     " credit_class TEXT NOT NULL, stream TEXT NOT NULL UNIQUE, position BIGINT NOT NULL)"
 )
+TABLES: tuple[ViewTable, ...] = (ViewTable("view_enterprises", ("uscc",)),)
 
 
 class EnterprisesProjection:
     name = "enterprises"
     version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
-    handles = (EnterpriseRegistered, CreditClassChanged)
+    handles: tuple[type[DomainEvent], ...] = (EnterpriseRegistered, CreditClassChanged)
+    tables = TABLES
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
         cur.execute(DDL)

@@ -18,7 +18,9 @@ from uuid import NAMESPACE_URL, uuid5
 
 import msgspec
 
-from projections.trace import Trace, TraceEvent, TraceLot
+from domain.movement_kinds import EpcisMapping, epcis_object_events
+from projections.columns import paper_of
+from projections.trace.queries import Trace, TraceEvent, TraceLot
 
 # The versioned context matches `schemaVersion: "2.0"`: the unversioned URL follows later
 # EPCIS versions, so a document would change meaning when GS1 publishes one.
@@ -56,15 +58,10 @@ class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
     destination_enterprise: str | None = None
 
 
-# Our chain's event type -> (action, bizStep, disposition); exits depend on the flow.
-OBJECT_EVENTS: dict[str, tuple[str, str, str | None]] = {
-    "admitted": ("ADD", "arriving", "in_progress"),
-    "received": ("ADD", "receiving", "in_progress"),
-    "dispatched": ("OBSERVE", "shipping", "in_transit"),
-    "surplus": ("ADD", "stock_taking", None),
-    "adjusted": ("OBSERVE", "stock_taking", None),
-}
-EXITS: dict[str, tuple[str, str, str | None]] = {
+# Our chain's event type -> (action, bizStep, disposition), from the movement-kind registry;
+# exits depend on the flow.
+OBJECT_EVENTS: dict[str, EpcisMapping] = epcis_object_events()
+EXITS: dict[str, EpcisMapping] = {
     "first_line_out": ("OBSERVE", "departing", "in_transit"),
     "second_line_out": ("OBSERVE", "entering_exiting", None),
 }
@@ -98,13 +95,13 @@ def declaration_facts(declarations: Any, trace: Trace) -> dict[str, DeclarationF
     for event in trace.events:
         if event.type not in ("exited", "dispatched", "received"):
             continue
-        for doc in event.documents:
-            if doc.get("kind") != "declaration" or doc["id"] in found:
+        for paper in map(paper_of, event.documents):
+            if paper.kind != "declaration" or paper.id in found:
                 continue
-            hit = declarations.get(doc["id"])
+            hit = declarations.get(paper.id)
             if hit is not None:
                 row = hit[1]
-                found[doc["id"]] = DeclarationFacts(
+                found[paper.id] = DeclarationFacts(
                     flow=row["flow"],
                     zone=row["zone"],
                     destination_zone=row.get("destination_zone"),
@@ -176,9 +173,9 @@ def _object_event(
     first = group[0]
     declaration = next(
         (
-            facts[d["id"]]
-            for d in first.documents
-            if d.get("kind") == "declaration" and d["id"] in facts
+            facts[p.id]
+            for p in map(paper_of, first.documents)
+            if p.kind == "declaration" and p.id in facts
         ),
         None,
     )
@@ -313,8 +310,8 @@ def _papers(group: list[TraceEvent]) -> dict[str, Any]:
     containers: dict[str, None] = {}
     extra: dict[str, Any] = {}
     for event in group:
-        for doc in event.documents:
-            kind, number = doc.get("kind", ""), doc.get("number") or doc.get("id", "")
+        for paper in map(paper_of, event.documents):
+            kind, number = paper.kind, paper.number or paper.id
             if kind == "container":
                 containers[f"{BASE}container/{quote(number, safe='')}"] = None
             elif kind == "processing":

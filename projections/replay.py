@@ -6,7 +6,7 @@ fresh tables, and each read model's digest is compared; where they differ, the f
 differ are named. A replay `as_of` T rebuilds the read models from the log up to the last event
 recorded at or before T; the live views cannot answer as of T except the inventory, whose
 history rows give books, items' balances, stock history, entries and movements as they stood
-(INVENTORY_AS_OF): those are compared, the rest is reported with no live digest.
+(`Projection.tables_as_of`): those are compared, the rest is reported with no live digest.
 
 The scratch store is a temporary SQLite file next to the views (no fsync, thrown away) or a
 temporary PostgreSQL schema (unlogged tables, dropped); the live views are only read.
@@ -21,31 +21,20 @@ meet only in the digests. Each side reads only the events of the topics its proj
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
 import threading
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from projections.declarations import utc_text
-from projections.digest import (
-    INVENTORY_AS_OF,
-    READ_MODELS,
-    Difference,
-    TableSource,
-    differences,
-    inventory_as_of,
-    read_model_digest,
-    table_digest,
-)
-from projections.inventory import ENTRIES_PER_EVENT
-from projections.runner import CatchUpRunner, LogEntry, LogSource, paused_gc
-from projections.store import PostgresViews, Snapshot, SQLiteViews, ViewStore
+from projections.columns import utc_text
+from projections.digest import Difference, differences, read_model_digest, table_digest
+from projections.folding import LogEntry, Projection, TableSource, ViewTable
+from projections.read_models import read_model_projections
+from projections.runner import CatchUpRunner, LogSource, paused_gc
+from projections.scratch import unlog_tables
+from projections.store import Snapshot, ViewStore
 
 REPLAY_BATCH = 20_000  # events per page: large pages, bounded memory (pages are streamed)
 LIVE_TRACKING = "read-models"  # the live runner's tracking row
@@ -72,7 +61,10 @@ RunnerFactory = Callable[[ViewStore, LogSource, Collection[str]], CatchUpRunner]
 class Helper(Protocol):
     """Read models rebuilt by another process into the same scratch store."""
 
-    names: tuple[str, ...]  # the read models it rebuilds (this process leaves them out)
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The read models it rebuilds (this process leaves them out)."""
+        ...
 
     def prepare(self) -> None:
         """Get ready (start the process) before the rebuild begins; `start` does it if not."""
@@ -184,64 +176,66 @@ def replay(
     batch_size: int = REPLAY_BATCH,
     live_name: str = LIVE_TRACKING,
     helper: Helper | None = None,
+    read_models: Sequence[Projection] | None = None,
 ) -> ReplayReport:
     """Rebuild every read model into `scratch` and compare with `live` (see the module doc).
 
     `wait_for_live(position)` waits (bounded) until the live views reach a position; with
-    `as_of` it decides whether the live inventory can be compared. `helper`: see `rebuild`."""
+    `as_of` it decides whether the live inventory can be compared. `helper`: see `rebuild`.
+    `read_models`: the projections whose tables are compared (None: every read model's)."""
     if not _RUNNING.acquire(blocking=False):
         if helper is not None:
             helper.stop()
         raise ReplayBusy("a replay is already running in this process")
+    models = list(read_models) if read_models is not None else read_model_projections()
+    work = _Rebuild(scratch, make_runner, log, progress, batch_size, helper)
     try:
         if as_of is None:
-            return _full(live, scratch, make_runner, log, live_name, progress, batch_size, helper)
-        return _as_of(
-            live,
-            scratch,
-            make_runner,
-            log,
-            live_name,
-            as_of,
-            wait_for_live,
-            progress,
-            batch_size,
-            helper,
-        )
+            return _full(live, work, live_name, models)
+        return _as_of(live, work, live_name, models, as_of, wait_for_live)
     finally:
         if helper is not None:
             helper.stop()
         _RUNNING.release()
 
 
+@dataclass(frozen=True)
+class _Rebuild:
+    """What a replay rebuilds with (`rebuild`'s arguments)."""
+
+    scratch: ViewStore
+    make_runner: RunnerFactory
+    log: ReplayLog
+    progress: Progress | None
+    batch_size: int
+    helper: Helper | None
+
+    def run(self, *, up_to: int | None = None, until: str | None = None) -> tuple[int, int, float]:
+        return rebuild(
+            self.scratch,
+            self.make_runner,
+            self.log,
+            up_to=up_to,
+            until=until,
+            progress=self.progress,
+            batch_size=self.batch_size,
+            helper=self.helper,
+        )
+
+
 def _full(
-    live: ViewStore,
-    scratch: ViewStore,
-    make_runner: RunnerFactory,
-    log: ReplayLog,
-    live_name: str,
-    progress: Progress | None,
-    batch_size: int,
-    helper: Helper | None,
+    live: ViewStore, work: _Rebuild, live_name: str, models: list[Projection]
 ) -> ReplayReport:
     started = time.perf_counter()
-    if helper is not None:
-        helper.prepare()  # its start-up overlaps with the live digests
+    if work.helper is not None:
+        work.helper.prepare()  # its start-up overlaps with the live digests
     with live.snapshot() as seen:
         row = seen.one("SELECT position FROM view_tracking WHERE name = ?", (live_name,))
         position = int(row[0]) if row else 0
         live_digests = {
-            t: table_digest(seen, TableSource(t)) for ts in READ_MODELS.values() for t in ts
+            t.name: table_digest(seen, TableSource(t)) for p in models for t in p.tables
         }
-        events, _last, rebuild_seconds = rebuild(
-            scratch,
-            make_runner,
-            log,
-            up_to=position,
-            progress=progress,
-            batch_size=batch_size,
-            helper=helper,
-        )
+        events, _last, rebuild_seconds = work.run(up_to=position)
         report = ReplayReport(
             events_replayed=events,
             position=position,
@@ -250,42 +244,29 @@ def _full(
             rebuild_seconds=rebuild_seconds,
             projections={},
         )
-        with scratch.snapshot() as replayed:
-            for name, tables in READ_MODELS.items():
-                result = _compare(replayed, {t: live_digests[t] for t in tables})
-                report.projections[name] = result
-                for table, r in result.tables.items():
+        with work.scratch.snapshot() as replayed:
+            for projection in models:
+                tables = {t.name: t for t in projection.tables}
+                result = _compare(replayed, tables, {t: live_digests[t] for t in tables})
+                report.projections[projection.name] = result
+                for name, r in result.tables.items():
                     if r.equal is False:
-                        report.differences += differences(
-                            seen, TableSource(table), replayed, TableSource(table)
-                        )
+                        source = TableSource(tables[name])
+                        report.differences += differences(seen, source, replayed, source)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _as_of(
     live: ViewStore,
-    scratch: ViewStore,
-    make_runner: RunnerFactory,
-    log: ReplayLog,
+    work: _Rebuild,
     live_name: str,
+    models: list[Projection],
     as_of: datetime,
     wait_for_live: Callable[[int], bool] | None,
-    progress: Progress | None,
-    batch_size: int,
-    helper: Helper | None,
 ) -> ReplayReport:
     started = time.perf_counter()
-    cut = utc_text(as_of)
-    events, position, rebuild_seconds = rebuild(
-        scratch,
-        make_runner,
-        log,
-        until=cut,
-        progress=progress,
-        batch_size=batch_size,
-        helper=helper,
-    )
+    events, position, rebuild_seconds = work.run(until=utc_text(as_of))
     report = ReplayReport(
         events_replayed=events,
         position=position,
@@ -296,30 +277,33 @@ def _as_of(
     )
     if wait_for_live is not None:
         wait_for_live(position)
-    with live.snapshot() as seen, scratch.snapshot() as replayed:
+    with live.snapshot() as seen, work.scratch.snapshot() as replayed:
         row = seen.one("SELECT position FROM view_tracking WHERE name = ?", (live_name,))
         live_position = int(row[0]) if row else 0
-        sources = inventory_as_of(position, ENTRIES_PER_EVENT)
-        for name, tables in READ_MODELS.items():
-            if name != "inventory":
-                report.projections[name] = _compare(replayed, dict.fromkeys(tables))
+        for projection in models:
+            name = projection.name
+            tables = {t.name: t for t in projection.tables}
+            as_of_sources = getattr(projection, "tables_as_of", None)
+            if as_of_sources is None:  # the live views keep no history of it
+                report.projections[name] = _compare(replayed, tables, dict.fromkeys(tables))
                 continue
             if live_position < position:
                 report.notes.append(
                     f"the live views are at position {live_position}, before the cut "
-                    f"({position}): the inventory was not compared"
+                    f"({position}): the {name} was not compared"
                 )
-                report.projections[name] = _compare(replayed, dict.fromkeys(tables))
+                report.projections[name] = _compare(replayed, tables, dict.fromkeys(tables))
                 continue
+            sources: dict[str, TableSource] = as_of_sources(position)
             live_digests: dict[str, str | None] = {
-                t: table_digest(seen, sources[t]) if t in INVENTORY_AS_OF else None for t in tables
+                t: table_digest(seen, sources[t]) if t in sources else None for t in tables
             }
-            result = _compare(replayed, live_digests, compared=INVENTORY_AS_OF)
+            result = _compare(replayed, tables, live_digests, compared=sources)
             report.projections[name] = result
             for table, r in result.tables.items():
                 if r.equal is False:
                     report.differences += differences(
-                        seen, sources[table], replayed, TableSource(table)
+                        seen, sources[table], replayed, TableSource(tables[table])
                     )
     report.seconds = time.perf_counter() - started
     return report
@@ -327,26 +311,27 @@ def _as_of(
 
 def _compare(
     replayed: Snapshot,
+    tables: dict[str, ViewTable],
     live_digests: dict[str, str | None],
-    compared: Sequence[str] | None = None,
+    compared: Collection[str] | None = None,
 ) -> ReadModelResult:
     """A read model's result: each table's replayed digest against its live one (None: the
     live views cannot say). The read model's digests cover the tables compared (all of them,
     or `compared`); with nothing live to compare, its live digest and `equal` are None."""
-    tables = {
+    results = {
         t: TableResult(
             live_digest=d,
-            replayed_digest=(replayed_digest := table_digest(replayed, TableSource(t))),
+            replayed_digest=(replayed_digest := table_digest(replayed, TableSource(tables[t]))),
             equal=None if d is None else d == replayed_digest,
         )
         for t, d in live_digests.items()
     }
-    covered = [t for t in tables if compared is None or t in compared]
-    replayed_digest = read_model_digest({t: tables[t].replayed_digest for t in covered})
-    if any(tables[t].live_digest is None for t in covered):
-        return ReadModelResult(None, replayed_digest, None, tables)
-    live_digest = read_model_digest({t: str(tables[t].live_digest) for t in covered})
-    return ReadModelResult(live_digest, replayed_digest, live_digest == replayed_digest, tables)
+    covered = [t for t in results if compared is None or t in compared]
+    replayed_digest = read_model_digest({t: results[t].replayed_digest for t in covered})
+    if any(results[t].live_digest is None for t in covered):
+        return ReadModelResult(None, replayed_digest, None, results)
+    live_digest = read_model_digest({t: str(results[t].live_digest) for t in covered})
+    return ReadModelResult(live_digest, replayed_digest, live_digest == replayed_digest, results)
 
 
 def rebuild(
@@ -416,51 +401,3 @@ def _rebuild(
         runner.replay(report) if pipeline else runner.catch_up(report)
     if helper is not None:
         helper.finish(scratch, (lambda: report(0)) if report is not None else None)
-
-
-# -- scratch stores ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def scratch_sqlite(beside: str) -> Iterator[SQLiteViews]:
-    """A temporary views file next to `beside` (the live views' file), deleted afterwards."""
-    path = f"{beside}.replay-{uuid.uuid4().hex[:12]}.sqlite3"
-    views = SQLiteViews(path, scratch=True)
-    try:
-        yield views
-    finally:
-        views.close()
-        for name in glob.glob(glob.escape(path) + "*"):  # with any helper's file (`Helper`)
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(name)
-
-
-@contextlib.contextmanager
-def scratch_postgres(conninfo: str) -> Iterator[PostgresViews]:
-    """A temporary schema in the views' database (unlogged tables), dropped afterwards."""
-    import psycopg
-
-    schema = f"replay_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    views = PostgresViews(conninfo, schema=schema, pool_size=2, scratch=True)
-    try:
-        yield views
-    finally:
-        views.close()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def unlog_tables(views: ViewStore) -> None:
-    """Scratch PostgreSQL tables need no write-ahead log (they are dropped afterwards). A
-    scratch store creates its tables unlogged; this turns any other table of its schema so."""
-    if not isinstance(views, PostgresViews):
-        return
-    with views.transaction() as cur:
-        cur.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'p'"
-        )
-        for name in [r["relname"] for r in cur.fetchall()]:
-            cur.execute(f'ALTER TABLE "{name}" SET UNLOGGED')

@@ -18,133 +18,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 from domain.events import DomainEvent
-from projections.digest import READ_MODELS
+from projections.folding import LogEntry, PageFold, Projection, Writes, version_of
+from projections.page_writer import PageWriter
 from projections.store import ViewStore
 
 log = logging.getLogger("customs_ledger.projections")
 
 
-class LogEntry(Protocol):
-    """One stored event as the log source gives it (read-only, like the store's records)."""
-
-    @property
-    def position(self) -> int: ...
-    @property
-    def sequence(self) -> int: ...
-    @property
-    def stream_id(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def state(self) -> bytes: ...
-    @property
-    def recorded_at(self) -> str: ...
-
-
 LogSource = Callable[[int, int], Sequence[LogEntry]]
 Decoder = Callable[[LogEntry], DomainEvent]
-
-
-class Writes(list[tuple[str, list[tuple[Any, ...]]]]):
-    """What a fold writes for its page: statements with their rows, for `executemany`, in
-    order."""
-
-    def add(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self.append((sql, rows))
-
-
-class PageFold(Protocol):
-    """A projection's work on one page: fold each event in memory, then write the page.
-    A fold may also have `prefetch(page)`, called with the page's (entry, event) pairs it
-    reads before any is applied, to read the stored rows it will need in a few queries."""
-
-    def apply(self, entry: LogEntry, event: DomainEvent) -> None: ...
-
-    def flush(self) -> Writes:
-        """The page's rows to write; the fold then holds its rows as written."""
-        ...
-
-
-class Projection(Protocol):
-    """A read model the runner feeds: its tables, and a fold per page.
-
-    `version` is the shape of the projection's tables and rows (1 when the class has none): a
-    release that changes them raises it, and the runner rebuilds the views from the log rather
-    than mix rows of two shapes. A projection may also have `retired_tables`, the tables an
-    older version had and this one does not, dropped with the rest on a rebuild."""
-
-    name: str
-    version: int
-    # The event classes the projection reads; the runner decodes and routes only those.
-    handles: tuple[type[DomainEvent], ...]
-
-    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
-        """Create the projection's tables (IF NOT EXISTS); with `indexes` False, only the
-        tables and their keys (a scratch replay needs no secondary index)."""
-        ...
-
-    def begin(self, cur: Any, previous: Any) -> PageFold:
-        """A fold for the next page. `previous` is this projection's fold of the page just
-        committed, when nothing else wrote the views since: the rows it holds, as it wrote
-        them, may be used instead of reading them again."""
-        ...
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-MISSING: Any = object()
-
-
-class RowCache(Generic[K, V]):
-    """The rows a fold has read or made in its page, and those of the page before it.
-
-    A fold looks a row up here before reading the store. Rows of the page before move into
-    this page's generation when used; the rest are dropped with that generation, so memory
-    holds at most two pages' rows. After its flush a fold leaves every row it holds as it
-    wrote it (what the next page would read back from the store)."""
-
-    __slots__ = ("now", "older")
-
-    def __init__(self, previous: RowCache[K, V] | None) -> None:
-        self.now: dict[K, V] = {}
-        self.older: dict[K, V] = previous.now if previous is not None else {}
-
-    def get(self, key: K) -> V:
-        """The row, or MISSING when neither generation holds it."""
-        now = self.now
-        if key in now:
-            return now[key]
-        found = self.older.pop(key, MISSING)
-        if found is not MISSING:
-            now[key] = found
-        return found
-
-    def __setitem__(self, key: K, value: V) -> None:
-        self.now[key] = value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.now or key in self.older
-
-
-class Texts(dict[Any, str]):
-    """The text of each value (UUIDs, mostly) a fold meets, made once per page: a movement's
-    or a declaration's id recurs in every event of its write."""
-
-    def __missing__(self, key: Any) -> str:
-        text = self[key] = str(key)
-        return text
-
-
-def chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
-    """Slices of at most `size` (SQLite allows 32,766 parameters in a statement)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @contextmanager
@@ -161,17 +46,6 @@ def paused_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def version_of(projection: Projection) -> int:
-    """The projection's version; a class without one is at version 1."""
-    return getattr(projection, "version", 1)  # type: ignore[no-any-return]
-
-
-def create(cur: Any, ddl: Sequence[str], *, indexes: bool) -> None:
-    for statement in ddl:
-        if indexes or not statement.startswith("CREATE INDEX"):
-            cur.execute(statement)
 
 
 class CrashForTests(Exception):
@@ -197,57 +71,6 @@ VERSIONS_DDL = (
     " (projection TEXT PRIMARY KEY, version BIGINT NOT NULL)"
 )
 DEFAULT_BATCH = 5000  # events per page: large pages write faster; the live ones are short anyway
-
-
-class _PageWriter:
-    """A thread that commits pages one at a time; `submit` waits until the page before
-    has committed (and raises its error, if it failed)."""
-
-    def __init__(self, runner: CatchUpRunner) -> None:
-        self.runner = runner
-        self.error: BaseException | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        self._ready = threading.Event()
-        self._page: tuple[list[Any], int, int] | None = None
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="replay-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, writes: list[Any], start: int, end: int) -> None:
-        self.finish()
-        self._idle.clear()
-        self._page = (writes, start, end)
-        self._ready.set()
-
-    def finish(self) -> None:
-        """Wait for the page in hand to commit."""
-        self._idle.wait()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        self._idle.wait()
-        self._stopped = True
-        self._ready.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            self._ready.wait()
-            self._ready.clear()
-            if self._stopped:
-                return
-            assert self._page is not None
-            writes, start, end = self._page
-            self._page = None
-            try:
-                with self.runner.views.transaction() as cur:
-                    self.runner._write(cur, writes, start, end)
-            except BaseException as e:  # handed to the thread that submitted the page
-                self.error = e
-            finally:
-                self._idle.set()
 
 
 class CatchUpRunner:
@@ -309,7 +132,7 @@ class CatchUpRunner:
             if changed:
                 for projection in self.projections:
                     retired = getattr(projection, "retired_tables", ())
-                    for table in (*READ_MODELS[projection.name], *retired):
+                    for table in (*(t.name for t in projection.tables), *retired):
                         cur.execute(f"DROP TABLE IF EXISTS {table}")
                 cur.execute("UPDATE view_tracking SET position = 0 WHERE name = ?", (self.name,))
             for projection in self.projections:
@@ -423,7 +246,7 @@ class CatchUpRunner:
         from page n-1's folds), and page n-2 has committed before page n-1 is handed over:
         every read sees what one-page-at-a-time would. Each page still commits with its
         tracking row."""
-        writer = _PageWriter(self)
+        writer = PageWriter(self.views, self._write)
         total = 0
         start = self.tracked_position()
         carried = self._carried if start == self._carried_position else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
     value_cny: Decimal
 
 
-GROUPS = {
+GROUPS: dict[str, Callable[[Any], str]] = {
     "day": lambda r: r["business_day"],
     "month": lambda r: r["business_day"][:7],
     "trade_mode": lambda r: r["trade_mode"],

@@ -156,7 +156,7 @@ def test_replays_as_of_past_instants_equal_the_inventory_answered_then(told):
 
 
 def _utc(instant: str) -> str:
-    from projections.declarations import utc_text
+    from projections.columns import utc_text
 
     return utc_text(datetime.fromisoformat(instant))
 

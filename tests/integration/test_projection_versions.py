@@ -20,8 +20,8 @@ from ledger.database import parse_database_url
 from projections.declarations import DeclarationsProjection
 from projections.digest import views_digest
 from projections.enterprises import EnterprisesProjection
+from projections.folding import version_of
 from projections.inventory import InventoryProjection
-from projections.runner import version_of
 from projections.store import ViewStore
 from projections.trace import TraceProjection
 from tests.stories import run_story

@@ -1,0 +1,386 @@
+"""The trace graph's fold: lot, movement and declaration events into the trace's tables
+(tables.py), a page at a time (fed by the catch-up runner; rebuilt identically by a replay,
+where the trace graph is built by a process of its own: the fold reads and writes no table but
+its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import msgspec
+
+from domain.account_book import AccountBookOpened
+from domain.declaration import DeclarationSubmitted
+from domain.events import Actor, DomainEvent
+from domain.exits import LotDrawn
+from domain.movement_kinds import created_labels, drawn_labels, edge_kinds
+from domain.movements import LotCreated, MovementKind, MovementRecorded, Paper
+from domain.stocktake import LotAdjusted
+from projections.columns import PAPERS, movement_kind, movement_papers, papers_text
+from projections.folding import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
+from projections.trace.tables import DDL, EVENTS_PER_POSITION, RETIRED_TABLES, TABLES
+
+_ENCODE = msgspec.json.Encoder(decimal_format="string")
+
+# The chain's event types: what happened to the lot, by the kind of the movement that did it
+# (a kind the registry names no event for is its own event type).
+CREATED: dict[str, str] = created_labels()
+DRAWN: dict[str, str] = drawn_labels()
+# Which edge a child lot's parents make, by the kind of the movement that made the child; a
+# lot made from parents by any other kind of movement is a split of them.
+EDGE_KINDS: dict[str, str] = edge_kinds()
+SPLIT_EDGE = "split"
+# A lot event whose movement is not recorded (the event names none, or one the trace never
+# saw): a lot created by it reads as admitted through the gate, a lot changed by it as
+# adjusted by a stocktake.
+UNRECORDED_CREATION: MovementKind = "gate_in"
+UNRECORDED_CHANGE: MovementKind = "adjustment"
+
+
+class Movement(NamedTuple):
+    """What the lot events of a movement need of it (its `MovementRecorded` came first)."""
+
+    movement_id: str
+    kind: MovementKind
+    papers: list[Paper]
+    papers_text: str  # the papers as the chain shows them (JSON)
+
+
+def declaration_refs(event: DeclarationSubmitted) -> list[list[str]]:
+    """[kind, ref, canonical id] for every reference a declaration carries."""
+    f = event.facts
+    did = str(event.originator_id)
+    refs = [["declaration", did, did], ["declaration", f.declaration_no, did]]
+    if f.transport.reference:
+        refs.append(["transport", f.transport.reference, f.transport.reference])
+    if f.transport.container:
+        refs.append(["container", f.transport.container, f.transport.container])
+    if f.ecommerce is not None:
+        order = f.ecommerce.order.order_no
+        refs.append(["order", order, order])
+        waybill = getattr(f.ecommerce.waybill, "waybill_no", None)
+        if waybill:
+            refs.append(["waybill", waybill, waybill])
+    return refs
+
+
+class TraceProjection:
+    """Applies lot, movement and declaration events to the trace graph."""
+
+    name = "trace"
+    # 2: references stored per paper (declaration, movement), not per lot; the trace keeps
+    # its own books and movements (views of version 1 are rebuilt from the log).
+    version = 2
+    retired_tables = RETIRED_TABLES
+    tables = TABLES
+    handles: tuple[type[DomainEvent], ...] = (
+        DeclarationSubmitted,
+        AccountBookOpened,
+        MovementRecorded,
+        LotCreated,
+        LotDrawn,
+        LotAdjusted,
+    )
+
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        create(cur, DDL, indexes=indexes)
+
+    def begin(self, cur: Any, previous: _TraceFold | None) -> _TraceFold:
+        return _TraceFold(cur, previous)
+
+
+class _Lot:
+    """A lot's zone and on-hand quantity while a page is folded."""
+
+    __slots__ = ("on_hand", "row", "stored", "zone")
+
+    def __init__(
+        self, zone: str, on_hand: Decimal, stored: str | None, row: tuple[Any, ...] | None
+    ) -> None:
+        self.zone = zone
+        self.on_hand = on_hand
+        self.stored = stored  # on_hand as stored before the page (None: a new lot)
+        self.row = row  # the columns of a lot created in this page
+
+
+class _TraceFold:
+    """One page: lots, declarations' references, books and movements are read at most once
+    (what this page created is known from its own events, in log order); rows are written
+    with `executemany`."""
+
+    def __init__(self, cur: Any, previous: _TraceFold | None) -> None:
+        self.cur = cur
+        p = previous
+        self.lots: RowCache[str, _Lot] = RowCache(p.lots if p else None)
+        self.movements: RowCache[str, Movement | None] = RowCache(p.movements if p else None)
+        # book_no -> enterprise (None: no such book)
+        self.enterprises: RowCache[str, str | None] = RowCache(p.enterprises if p else None)
+        self.new_books: list[tuple[str, str]] = []
+        self.new_movements: list[tuple[str, str, str, str]] = []
+        self.edges: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, paper) -> canonical id
+        self.times: dict[tuple[datetime, Any], str] = {}
+        self.actors: dict[Actor, str] = {}
+        self.text = Texts()
+        self._last_movement: tuple[int, Movement | None] = (-1, None)
+        self._last_time: tuple[datetime | None, str] = (None, "")
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
+        kind = type(event)
+        if kind is LotDrawn or kind is LotAdjusted:  # the most frequent, tested first
+            self._lot_changed(entry, event)  # type: ignore[arg-type]
+        elif kind is LotCreated:
+            self._lot_created(entry, event)  # type: ignore[arg-type]
+        else:
+            self._other(entry, event)
+
+    def _other(self, entry: LogEntry, event: DomainEvent) -> None:
+        if isinstance(event, LotDrawn | LotAdjusted):  # a subclass
+            self._lot_changed(entry, event)
+        elif isinstance(event, LotCreated):
+            self._lot_created(entry, event)
+        elif isinstance(event, MovementRecorded):
+            view = event.view
+            movement_id = str(view.movement_id)
+            papers = movement_papers(view)
+            text = papers_text(papers)
+            self.movements[movement_id] = Movement(movement_id, view.kind, papers, text)
+            declaration = self.text[view.declaration] if view.declaration is not None else ""
+            self.new_movements.append((movement_id, view.kind, text, declaration))
+            if view.gate_note:
+                self.refs[(view.gate_note, "gate_note", movement_id)] = view.gate_note
+            if view.container:
+                self.refs[(view.container, "container", movement_id)] = view.container
+        elif isinstance(event, DeclarationSubmitted):
+            paper = entry.stream_id
+            for kind, ref, canonical in declaration_refs(event):
+                self.refs[(ref, kind, paper)] = canonical
+        elif isinstance(event, AccountBookOpened):
+            self.enterprises[event.book_no] = event.enterprise
+            self.new_books.append((event.book_no, event.enterprise))
+
+    def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
+        """Read the stored lots the page draws from or adjusts in a few queries."""
+        wanted = {
+            entry.stream_id: None
+            for entry, event in page
+            if isinstance(event, LotDrawn | LotAdjusted) and entry.stream_id not in self.lots
+        }
+        for part in chunks(list(wanted), 500):
+            self.cur.execute(
+                "SELECT lot_id, on_hand, zone FROM view_trace_lots"
+                f" WHERE lot_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in self.cur.fetchall():
+                self.lots[row["lot_id"]] = _Lot(
+                    row["zone"], Decimal(row["on_hand"]), row["on_hand"], None
+                )
+
+    def _lot_created(self, entry: LogEntry, event: LotCreated) -> None:
+        lot_id = entry.stream_id
+        movement = self._movement(event)
+        kind = movement.kind if movement else UNRECORDED_CREATION
+        movement_id = movement.movement_id if movement else ""
+        enterprise = self._enterprise(event.account_book)
+        row = (
+            lot_id,
+            event.zone,
+            event.account_book,
+            enterprise or "",
+            event.item_no,
+            event.goods_status,
+            str(event.quantity),
+            kind,
+            movement_id,
+            entry.position,
+            self._time(event.occurred_at),
+        )
+        self.lots[lot_id] = _Lot(event.zone, event.quantity, None, row)
+        edge = EDGE_KINDS.get(kind, SPLIT_EDGE)
+        for parent in event.parents:
+            share = event.parent_quantities.get(parent)
+            self.edges.append(
+                (
+                    self.text[parent],
+                    lot_id,
+                    edge,
+                    str(share) if share is not None else "",
+                    movement_id,
+                    entry.position,
+                )
+            )
+        if event.documents:
+            documents = _ENCODE.encode(event.documents).decode()
+        else:
+            documents = movement.papers_text if movement else "[]"
+        created = CREATED.get(kind, kind)
+        moved = movement_id if movement else self._movement_text(event)
+        self._event(entry, lot_id, event.zone, created, event, event.quantity, documents, moved)
+
+    def _lot_changed(self, entry: LogEntry, event: LotDrawn | LotAdjusted) -> None:
+        lot_id = entry.stream_id
+        lot = self.lots.get(lot_id)
+        if lot is MISSING:
+            lot = self._lot(lot_id)
+        change = -event.quantity if isinstance(event, LotDrawn) else event.delta
+        lot.on_hand = lot.on_hand + change
+        movement = self._movement(event)
+        kind = movement.kind if movement else UNRECORDED_CHANGE
+        if isinstance(event, LotAdjusted):
+            # The stocktake's reason, as a surplus lot carries it (its only paper).
+            papers = [
+                *(movement.papers if movement else []),
+                Paper("adjustment", str(event.movement_id), event.reason),
+            ]
+            documents = papers_text(papers)
+        else:
+            documents = movement.papers_text if movement else "[]"
+        moved = movement.movement_id if movement else self._movement_text(event)
+        self._event(entry, lot_id, lot.zone, DRAWN.get(kind, kind), event, change, documents, moved)
+
+    def _event(
+        self,
+        entry: LogEntry,
+        lot_id: str,
+        zone: str,
+        kind: str,
+        event: DomainEvent,
+        quantity: Decimal,
+        documents: str,
+        movement_id: str,
+    ) -> None:
+        actor = self.actors.get(event.actor)
+        if actor is None:
+            actor = self.actors[event.actor] = _ENCODE.encode(event.actor).decode()
+        self.events.append(
+            (
+                entry.position * EVENTS_PER_POSITION,
+                entry.position,
+                lot_id,
+                kind,
+                self._time(event.occurred_at),
+                entry.recorded_at,
+                zone,
+                str(quantity),
+                documents,
+                actor,
+                movement_id,
+            )
+        )
+
+    def _movement_text(self, event: DomainEvent) -> str:
+        movement_id = getattr(event, "movement_id", None)
+        return "" if movement_id is None else self.text[movement_id]
+
+    def _time(self, moment: datetime) -> str:
+        """A business time as stored (ISO 8601 with its offset), once per distinct time."""
+        if moment is self._last_time[0]:  # one event's time, asked for again
+            return self._last_time[1]
+        key = (moment, moment.utcoffset())
+        text = self.times.get(key)
+        if text is None:
+            text = self.times[key] = moment.isoformat()
+        self._last_time = (moment, text)
+        return text
+
+    # -- rows stored before the page ----------------------------------------------------------
+
+    def _lot(self, lot_id: str) -> _Lot:
+        self.cur.execute("SELECT on_hand, zone FROM view_trace_lots WHERE lot_id = ?", (lot_id,))
+        row = self.cur.fetchone()
+        if row is None:
+            raise LookupError(f"lot {lot_id} changed before it was created")
+        lot = self.lots[lot_id] = _Lot(row["zone"], Decimal(row["on_hand"]), row["on_hand"], None)
+        return lot
+
+    def _movement(self, event: DomainEvent) -> Movement | None:
+        """The movement behind a lot event (its `MovementRecorded` came first in the same
+        write); None when the event names none or the trace never saw it."""
+        movement_id = getattr(event, "movement_id", None)
+        if movement_id is None:
+            return None
+        # A movement's lot events follow one another: the last one found is usually it.
+        if movement_id.int == self._last_movement[0]:
+            return self._last_movement[1]
+        key = self.text[movement_id]
+        found = self._find_movement(key)
+        self._last_movement = (movement_id.int, found)
+        return found
+
+    def _find_movement(self, key: str) -> Movement | None:
+        found = self.movements.get(key)
+        if found is MISSING:
+            self.cur.execute(
+                "SELECT movement_id, kind, documents FROM view_trace_movements"
+                " WHERE movement_id = ?",
+                (key,),
+            )
+            row = self.cur.fetchone()
+            found = None
+            if row is not None:
+                text = row["documents"]
+                found = Movement(
+                    row["movement_id"], movement_kind(row["kind"]), PAPERS.decode(text), text
+                )
+            self.movements[key] = found
+        return found
+
+    def _enterprise(self, book_no: str) -> str | None:
+        found = self.enterprises.get(book_no)
+        if found is MISSING:
+            self.cur.execute(
+                "SELECT enterprise FROM view_trace_books WHERE book_no = ?", (book_no,)
+            )
+            row = self.cur.fetchone()
+            found = self.enterprises[book_no] = row["enterprise"] if row is not None else None
+        return found
+
+    def flush(self) -> Writes:
+        writes = Writes()
+        writes.add(
+            "INSERT INTO view_trace_books (book_no, enterprise) VALUES (?, ?)", self.new_books
+        )
+        writes.add(
+            "INSERT INTO view_trace_movements (movement_id, kind, documents, declaration)"
+            " VALUES (?, ?, ?, ?)",
+            self.new_movements,
+        )
+        new_lots, changed = [], []
+        for lot_id, lot in self.lots.now.items():
+            on_hand = str(lot.on_hand)
+            if lot.row is not None:
+                new_lots.append((*lot.row, on_hand))
+            elif on_hand != lot.stored:
+                changed.append((on_hand, lot_id))
+            lot.row, lot.stored = None, on_hand
+        writes.add(
+            "INSERT INTO view_trace_lots (lot_id, zone, account_book, enterprise, item_no,"
+            " goods_status, quantity_in, origin, movement_id, position, occurred_at,"
+            " on_hand) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            new_lots,
+        )
+        writes.add("UPDATE view_trace_lots SET on_hand = ? WHERE lot_id = ?", changed)
+        writes.add(
+            "INSERT INTO view_trace_edges (parent, child, kind, quantity, movement_id,"
+            " position) VALUES (?,?,?,?,?,?)",
+            self.edges,
+        )
+        writes.add(
+            "INSERT INTO view_trace_refs (ref, kind, id, paper) VALUES (?,?,?,?)"
+            " ON CONFLICT (ref, kind, paper) DO NOTHING",
+            [(ref, kind, canonical, paper) for (ref, kind, paper), canonical in self.refs.items()],
+        )
+        writes.add(
+            "INSERT INTO view_trace_events (event_key, position, lot_id, type, occurred_at,"
+            " recorded_at, zone, quantity, documents, actor, movement_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            self.events,
+        )
+        self.edges, self.events, self.refs = [], [], {}
+        self.new_books, self.new_movements = [], []
+        return writes

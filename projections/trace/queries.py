@@ -1,0 +1,241 @@
+"""Reads of the trace graph (tables.py): from a reference, the lots it names, the lots upstream
+and downstream of them and the chain of what happened to each, within the caller's sight.
+
+A trace walks the trace's tables by index, lot by lot: its cost depends on the size of the
+answer, never on the size of the log. The walk reads only the trace's own tables; what a lot's
+item is (HS code, name, unit) is the inventory's to say, asked of it in the same read
+(`projections.inventory.queries.item_descriptions`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from domain.events import Actor
+from projections.columns import PAPER_DICTS
+from projections.inventory.queries import item_descriptions
+
+_ACTOR = msgspec.json.Decoder(Actor)
+DEFAULT_LIMIT = 500
+
+
+class Matched(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    id: str
+
+
+class TraceLot(msgspec.Struct, frozen=True, kw_only=True):
+    lot_id: str
+    zone: str
+    account_book: str
+    item_no: int
+    hs_code: str
+    name: str
+    unit: str
+    goods_status: str
+    quantity_in: Decimal
+    on_hand: Decimal
+    origin: str
+    movement_id: str
+    occurred_at: datetime
+
+
+class TraceEdge(msgspec.Struct, frozen=True, kw_only=True):
+    from_: str = msgspec.field(name="from")
+    to: str
+    kind: str
+    quantity: Decimal | None
+
+
+class TraceEvent(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    zone: str
+    lot_id: str
+    quantity: Decimal
+    documents: list[dict[str, str]]
+    actor: Actor
+    movement_id: str
+
+
+class Trace(msgspec.Struct, frozen=True, kw_only=True):
+    ref: str
+    direction: str
+    matched: list[Matched]
+    zones: list[str]
+    lots: list[TraceLot]
+    edges: list[TraceEdge]
+    events: list[TraceEvent]
+    truncated: bool
+
+
+# The lots a reference names, with what it matched: through its papers (a declaration's
+# movements, or the movement itself) to the lots of their events, and a lot id to its lot.
+FIND = (
+    "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
+    " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
+    "  JOIN view_trace_movements m ON m.declaration = p.paper"
+    "  UNION SELECT kind, id, paper FROM papers)"
+    " SELECT mv.kind, mv.id, e.lot_id, l.enterprise, l.zone, l.position FROM moved mv"
+    " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
+    " JOIN view_trace_lots l ON l.lot_id = e.lot_id"
+    " UNION SELECT 'lot', l.lot_id, l.lot_id, l.enterprise, l.zone, l.position"
+    " FROM view_trace_lots l WHERE l.lot_id = ?"
+    " ORDER BY position, kind, id"
+)
+
+
+class TraceQueries:
+    """Walks the trace graph from a reference, by index, within the caller's sight."""
+
+    def __init__(self, views: Any) -> None:
+        self.views = views
+
+    def trace(
+        self,
+        ref: str,
+        *,
+        direction: str = "both",
+        visible: dict[str, str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Trace | None:
+        """None when the reference matches no lot the caller may see."""
+        scope = visible or {}
+        with self.views.read() as cur:
+            cur.execute(FIND, (ref, ref))
+            rows = [r for r in cur.fetchall() if _sees(scope, r)]
+            if not rows:
+                return None
+            matched = list(dict.fromkeys((r["kind"], r["id"]) for r in rows))
+            order: dict[str, None] = dict.fromkeys(r["lot_id"] for r in rows)
+            edges: dict[tuple[str, str], TraceEdge] = {}
+            truncated = False
+            for going in ("upstream", "downstream"):
+                if direction not in (going, "both"):
+                    continue
+                truncated |= self._walk(cur, list(order), going, scope, order, edges, limit)
+            lots = _lots(cur, list(order))
+            events = _events(cur, list(order))
+        zones = list(dict.fromkeys(e.zone for e in events)) or list(
+            dict.fromkeys(lot.zone for lot in lots)
+        )
+        return Trace(
+            ref=ref,
+            direction=direction,
+            matched=[Matched(kind=k, id=i) for k, i in matched],
+            zones=zones,
+            lots=lots,
+            edges=list(edges.values()),
+            events=events,
+            truncated=truncated,
+        )
+
+    @staticmethod
+    def _walk(
+        cur: Any,
+        start: list[str],
+        going: str,
+        scope: dict[str, str],
+        order: dict[str, None],
+        edges: dict[tuple[str, str], TraceEdge],
+        limit: int,
+    ) -> bool:
+        """Breadth first along parents (upstream) or children (downstream); True if the
+        answer reached `limit` lots before the walk ended."""
+        near, far = ("child", "parent") if going == "upstream" else ("parent", "child")
+        frontier = deque(start)
+        seen = set(start)
+        while frontier:
+            lot = frontier.popleft()
+            cur.execute(
+                f"SELECT e.{far} AS other, e.kind, e.quantity, l.enterprise, l.zone"
+                f" FROM view_trace_edges e JOIN view_trace_lots l ON l.lot_id = e.{far}"
+                f" WHERE e.{near} = ? ORDER BY e.position",
+                (lot,),
+            )
+            for row in cur.fetchall():
+                other = row["other"]
+                if not _sees(scope, row):
+                    continue  # another tenant's lot: not even its existence is shown
+                parent, child = (other, lot) if going == "upstream" else (lot, other)
+                edges[(parent, child)] = TraceEdge(
+                    from_=parent,
+                    to=child,
+                    kind=row["kind"],
+                    quantity=Decimal(row["quantity"]) if row["quantity"] else None,
+                )
+                if other in seen:
+                    continue
+                if len(order) >= limit:
+                    return True
+                seen.add(other)
+                order[other] = None
+                frontier.append(other)
+        return False
+
+
+def _sees(scope: dict[str, str], row: Any) -> bool:
+    return all(row[column] == value for column, value in scope.items())
+
+
+def _lots(cur: Any, lot_ids: list[str]) -> list[TraceLot]:
+    rows: list[Any] = []
+    for chunk in _chunks(lot_ids):
+        marks = ",".join("?" * len(chunk))
+        cur.execute(f"SELECT * FROM view_trace_lots WHERE lot_id IN ({marks})", chunk)
+        rows += cur.fetchall()
+    items = item_descriptions(cur, [(r["account_book"], int(r["item_no"])) for r in rows])
+    found: dict[str, TraceLot] = {}
+    for r in rows:
+        item = items.get((r["account_book"], int(r["item_no"])))
+        found[r["lot_id"]] = TraceLot(
+            lot_id=r["lot_id"],
+            zone=r["zone"],
+            account_book=r["account_book"],
+            item_no=int(r["item_no"]),
+            hs_code=item.hs_code if item else "",
+            name=item.name if item else "",
+            unit=item.unit if item else "",
+            goods_status=r["goods_status"],
+            quantity_in=Decimal(r["quantity_in"]),
+            on_hand=Decimal(r["on_hand"]),
+            origin=r["origin"],
+            movement_id=r["movement_id"],
+            occurred_at=datetime.fromisoformat(r["occurred_at"]),
+        )
+    return sorted(found.values(), key=lambda lot: (lot.occurred_at, lot.lot_id))
+
+
+def _events(cur: Any, lot_ids: list[str]) -> list[TraceEvent]:
+    rows: list[Any] = []
+    for chunk in _chunks(lot_ids):
+        marks = ",".join("?" * len(chunk))
+        cur.execute(f"SELECT * FROM view_trace_events WHERE lot_id IN ({marks})", chunk)
+        rows += cur.fetchall()
+    rows.sort(key=lambda r: (int(r["event_key"]), r["lot_id"]))
+    return [
+        TraceEvent(
+            position=int(r["position"]),
+            type=r["type"],
+            occurred_at=datetime.fromisoformat(r["occurred_at"]),
+            recorded_at=datetime.fromisoformat(r["recorded_at"].replace("Z", "+00:00")),
+            zone=r["zone"],
+            lot_id=r["lot_id"],
+            quantity=Decimal(r["quantity"]),
+            documents=PAPER_DICTS.decode(r["documents"]),
+            actor=_ACTOR.decode(r["actor"]),
+            movement_id=r["movement_id"],
+        )
+        for r in rows
+    ]
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
