@@ -213,8 +213,11 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import Services
     from domain.duty_tables import DEFAULT_TABLES
     from domain.risk_rules import DEFAULT_RULES
+    from domain.scope import Scope
     from ledger.declarations import ClearanceRules
     from projections.epcis import declaration_facts, encode, epcis_document
+
+    everyone = Scope(role="auditor")  # the command reads for every tenant
 
     # A read-only command decides nothing: the built-in clearance rules are never used.
     services = Services.build(settings, ClearanceRules(risk=DEFAULT_RULES, duties=DEFAULT_TABLES))
@@ -228,7 +231,9 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
                 f" is at {log_position}: later events are missing from this trace (the server"
                 " or `customs-ledger project` brings the views up to date)"
             )
-        trace = services.trace.trace(args.ref, direction=args.direction, limit=args.limit)
+        trace = services.trace.trace(
+            args.ref, scope=everyone, direction=args.direction, limit=args.limit
+        )
         if trace is None:
             _err(f"no goods found for {args.ref!r}")
             return 1

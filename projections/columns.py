@@ -4,7 +4,8 @@
   (`utc_text`), so that text order is time order across offsets;
 - the papers goods moved under: a JSON array of `{"kind", "id", "number"}` objects (the
   domain's `Paper`; `movement_papers`), the same text in the inventory's entries and the trace;
-- a period of business time as SQL conditions (`period_sql`).
+- a period of business time and the caller's tenancy as SQL conditions, on the columns each
+  query names (`period_sql`, `tenancy_sql`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, cast
 import msgspec
 
 from domain.movements import MovementKind, MovementView, Paper
+from domain.scope import Scope
 
 
 def utc_text(moment: datetime) -> str:
@@ -73,4 +75,38 @@ def period_sql(
     if until is not None:
         sql += f" AND {column} < ?"
         params.append(utc_text(until))
+    return sql
+
+
+def tenancy_sql(
+    scope: Scope,
+    params: list[Any],
+    *,
+    enterprise: tuple[str, ...],
+    zone: tuple[str, ...],
+) -> str:
+    """SQL conditions (and their parameters) for what `scope` sees: for an enterprise's key,
+    rows where one of the `enterprise` columns is its USCC; for an operator's, rows where one
+    of the `zone` columns is its zone; for everyone else, every row. Each query names its
+    own columns."""
+    narrowing = scope.narrowing
+    if "enterprise" in narrowing:
+        columns, value = enterprise, narrowing["enterprise"]
+    elif "zone" in narrowing:
+        columns, value = zone, narrowing["zone"]
+    else:
+        return ""
+    params += [value] * len(columns)
+    return " AND (" + " OR ".join(f"{c} = ?" for c in columns) + ")"
+
+
+def filter_sql(params: list[Any], filters: dict[str, Any], columns: dict[str, str]) -> str:
+    """SQL conditions for the filters given (None: not filtered), each on the column
+    `columns` names for it (a filter the query does not know: KeyError)."""
+    sql = ""
+    for name, value in filters.items():
+        column = columns[name]
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
     return sql

@@ -22,9 +22,10 @@ from domain.declaration import (
 )
 from domain.events import DomainEvent
 from domain.movements import GoodsMoved
+from domain.scope import Scope
 from domain.transfers import GoodsReceived
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
-from projections.columns import period_sql, utc_text
+from projections.columns import filter_sql, period_sql, tenancy_sql, utc_text
 from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
 
 _STATE = msgspec.json.Decoder(Declaration)
@@ -194,24 +195,23 @@ def _insert_columns(entry: LogEntry, state: Declaration) -> tuple[Any, ...]:
     )
 
 
-def scope(
-    params: list[Any],
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    visible: dict[str, str],
+def declarations_sql(
+    params: list[Any], *, since: datetime | None, until: datetime | None, scope: Scope
 ) -> str:
-    """SQL conditions (and their parameters) for a business-time range `[since, until)` and
-    the caller's tenancy: an enterprise sees its own and its incoming transfers, an operator
-    its zone's and the transfers into it."""
+    """SQL conditions on `view_declarations` (and their parameters) for a business-time range
+    `[since, until)` and the caller's tenancy: an enterprise sees its own and its incoming
+    transfers, an operator its zone's and the transfers into it."""
     sql = period_sql(params, since=since, until=until)
-    if "enterprise" in visible:
-        sql += " AND (declarant = ? OR destination_enterprise = ?)"
-        params += [visible["enterprise"], visible["enterprise"]]
-    if "zone" in visible:
-        sql += " AND (zone = ? OR destination_zone = ?)"
-        params += [visible["zone"], visible["zone"]]
-    return sql
+    return sql + tenancy_sql(
+        scope,
+        params,
+        enterprise=("declarant", "destination_enterprise"),
+        zone=("zone", "destination_zone"),
+    )
+
+
+# The filters of a page of declarations, and their columns.
+FILTERS = {"status": "status", "flow": "flow", "zone": "zone", "declarant": "declarant"}
 
 
 def _entry(entry: LogEntry, event: DomainEvent) -> HistoryEntry:
@@ -248,18 +248,16 @@ class DeclarationQueries:
         after: int,
         limit: int,
         filters: dict[str, str | None],
-        visible: dict[str, str],
+        scope: Scope,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[tuple[int, DeclarationDetail]]:
-        """(cursor, declaration) by submission position; `visible` keeps one tenant's."""
+        """(cursor, declaration) by submission position, those `scope` sees; `filters` by
+        FILTERS' names."""
         sql = "SELECT * FROM view_declarations WHERE first_position > ?"
         params: list[Any] = [after]
-        for column, value in filters.items():
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        sql += scope(params, since=since, until=until, visible=visible)
+        sql += filter_sql(params, filters, FILTERS)
+        sql += declarations_sql(params, since=since, until=until, scope=scope)
         sql += " ORDER BY first_position LIMIT ?"
         params.append(limit)
         with self.views.read() as cur:

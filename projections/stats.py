@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from projections.declarations import scope
+from domain.scope import Scope
+from projections.declarations import declarations_sql
 
 
 class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,7 +42,7 @@ class StatsQueries:
         zone: str | None,
         since: datetime | None,
         until: datetime | None,
-        visible: dict[str, str],
+        scope: Scope,
     ) -> list[StatsRow]:
         sql = (
             "SELECT business_day, trade_mode, flow, value_cny FROM view_declarations"
@@ -51,7 +52,7 @@ class StatsQueries:
         if zone is not None:
             sql += " AND zone = ?"
             params.append(zone)
-        sql += scope(params, since=since, until=until, visible=visible)
+        sql += declarations_sql(params, since=since, until=until, scope=scope)
         key_of = GROUPS[group_by]
         counts: dict[str, int] = defaultdict(int)
         values: dict[str, Decimal] = defaultdict(Decimal)

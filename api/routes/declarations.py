@@ -33,6 +33,7 @@ from domain.declaration import (
 )
 from domain.errors import NotFound
 from domain.events import Actor
+from domain.scope import Scope
 from domain.views import DeclarationDetail, DeclarationView
 from ledger.requests import Idempotency
 from projections.stats import StatsRow
@@ -97,7 +98,7 @@ async def list_declarations(
             after=page.after,
             limit=page.limit,
             filters={"status": status, "flow": flow, "zone": zone, "declarant": declarant},
-            visible=visible(actor),
+            scope=Scope.of(actor),
             since=time_param("from", since),
             until=time_param("to", until),
         )
@@ -219,7 +220,7 @@ async def stats(
             zone=zone,
             since=time_param("from", since),
             until=time_param("to", until),
-            visible=visible(actor),
+            scope=Scope.of(actor),
         )
     )
     return json_response({"items": rows, "next_cursor": None}, position=position)

@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.http import doc, json_response, list_type
-from api.routes.common import Page, page_body, services, time_param, views_caught_up, visible
+from api.routes.common import Page, page_body, services, time_param, views_caught_up
+from domain.scope import Scope
 from projections.inventory import InventoryRow
 
 router = APIRouter(tags=["inventory"])
@@ -42,7 +43,7 @@ async def inventory(
                 "item_no": item_no,
                 "hs_code": hs_code,
             },
-            visible=visible(actor),
+            scope=Scope.of(actor),
             as_of=moment,
         )
     )

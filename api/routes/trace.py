@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.http import doc, json_response, position_header
-from api.routes.common import services, views_caught_up, visible
+from api.routes.common import services, views_caught_up
 from domain.errors import NotFound
+from domain.scope import Scope
 from projections.epcis import MEDIA_TYPE, declaration_facts, encode, epcis_document
 from projections.trace import Trace
 
@@ -35,7 +36,7 @@ async def trace(
     position = await views_caught_up(request)
     found = await run_in_threadpool(
         lambda: services(request).trace.trace(
-            ref, direction=direction, visible=visible(actor), limit=limit
+            ref, direction=direction, scope=Scope.of(actor), limit=limit
         )
     )
     if found is None:
@@ -70,7 +71,7 @@ async def trace_epcis(
     svc = services(request)
 
     def export() -> bytes | None:
-        found = svc.trace.trace(ref, direction=direction, visible=visible(actor), limit=limit)
+        found = svc.trace.trace(ref, direction=direction, scope=Scope.of(actor), limit=limit)
         if found is None:
             return None
         facts = declaration_facts(svc.declarations, found)

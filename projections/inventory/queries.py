@@ -10,12 +10,15 @@ from typing import Any
 
 import msgspec
 
-from projections.columns import PAPER_DICTS, period_sql, utc_text
+from domain.scope import Scope
+from projections.columns import PAPER_DICTS, filter_sql, period_sql, tenancy_sql, utc_text
 from projections.folding import chunks
 
 ZERO = Decimal(0)
 RECEIPTS = ("receipt", "transfer_in", "production")
 ISSUES = ("issue", "transfer_out", "consumption")
+# The filters of GET /v1/inventory, and their columns.
+FILTERS = {"zone": "i.zone", "book_no": "i.book_no", "item_no": "i.item_no", "hs_code": "i.hs_code"}
 
 
 class InventoryRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,15 +61,6 @@ class ItemDescription(msgspec.Struct, frozen=True):
     hs_code: str
     name: str
     unit: str
-
-
-def _visible_sql(visible: dict[str, str], params: list[Any], table: str = "i") -> str:
-    sql = ""
-    for column in ("enterprise", "zone"):
-        if column in visible:
-            sql += f" AND {table}.{column} = ?"
-            params.append(visible[column])
-    return sql
 
 
 def _row(r: Any) -> InventoryRow:
@@ -113,9 +107,11 @@ class InventoryQueries:
         after: int,
         limit: int,
         filters: dict[str, Any],
-        visible: dict[str, str],
+        scope: Scope,
         as_of: datetime | None = None,
     ) -> list[tuple[int, InventoryRow]]:
+        """(cursor, item with its balances) by item key, now or `as_of` a past instant (record
+        time); those `scope` sees; `filters` by FILTERS' names."""
         params: list[Any] = []
         if as_of is None:
             sql = "SELECT * FROM view_book_items i WHERE i.item_key > ?"
@@ -124,11 +120,8 @@ class InventoryQueries:
             cut = utc_text(as_of)
             sql = AS_OF_COLUMNS + " AND i.item_key > ?"
             params += [cut, cut, after]
-        for column, value in filters.items():
-            if value is not None:
-                sql += f" AND i.{column} = ?"
-                params.append(value)
-        sql += _visible_sql(visible, params)
+        sql += filter_sql(params, filters, FILTERS)
+        sql += tenancy_sql(scope, params, enterprise=("i.enterprise",), zone=("i.zone",))
         sql += " ORDER BY i.item_key LIMIT ?"
         params.append(limit)
         with self.views.read() as cur:

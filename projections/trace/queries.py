@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from domain.events import Actor
-from projections.columns import PAPER_DICTS
+from domain.scope import Scope
+from projections.columns import PAPER_DICTS, tenancy_sql
 from projections.inventory.queries import item_descriptions
 
 _ACTOR = msgspec.json.Decoder(Actor)
@@ -76,22 +77,6 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     truncated: bool
 
 
-# The lots a reference names, with what it matched: through its papers (a declaration's
-# movements, or the movement itself) to the lots of their events, and a lot id to its lot.
-FIND = (
-    "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
-    " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
-    "  JOIN view_trace_movements m ON m.declaration = p.paper"
-    "  UNION SELECT kind, id, paper FROM papers)"
-    " SELECT mv.kind, mv.id, e.lot_id, l.enterprise, l.zone, l.position FROM moved mv"
-    " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
-    " JOIN view_trace_lots l ON l.lot_id = e.lot_id"
-    " UNION SELECT 'lot', l.lot_id, l.lot_id, l.enterprise, l.zone, l.position"
-    " FROM view_trace_lots l WHERE l.lot_id = ?"
-    " ORDER BY position, kind, id"
-)
-
-
 class TraceQueries:
     """Walks the trace graph from a reference, by index, within the caller's sight."""
 
@@ -102,15 +87,16 @@ class TraceQueries:
         self,
         ref: str,
         *,
+        scope: Scope,
         direction: str = "both",
-        visible: dict[str, str] | None = None,
         limit: int = DEFAULT_LIMIT,
     ) -> Trace | None:
-        """None when the reference matches no lot the caller may see."""
-        scope = visible or {}
+        """None when the reference matches no lot `scope` sees (another tenant's lots are
+        neither found nor walked to: not even their existence is shown)."""
         with self.views.read() as cur:
-            cur.execute(FIND, (ref, ref))
-            rows = [r for r in cur.fetchall() if _sees(scope, r)]
+            params: list[Any] = []
+            cur.execute(_find(scope, ref, params), params)
+            rows = cur.fetchall()
             if not rows:
                 return None
             matched = list(dict.fromkeys((r["kind"], r["id"]) for r in rows))
@@ -118,9 +104,9 @@ class TraceQueries:
             edges: dict[tuple[str, str], TraceEdge] = {}
             truncated = False
             for going in ("upstream", "downstream"):
-                if direction not in (going, "both"):
-                    continue
-                truncated |= self._walk(cur, list(order), going, scope, order, edges, limit)
+                if direction in (going, "both"):
+                    walk = _Walk(cur, scope, going, order, edges)
+                    truncated |= walk.run(list(order), limit)
             lots = _lots(cur, list(order))
             events = _events(cur, list(order))
         zones = list(dict.fromkeys(e.zone for e in events)) or list(
@@ -137,34 +123,68 @@ class TraceQueries:
             truncated=truncated,
         )
 
-    @staticmethod
-    def _walk(
+
+def _seen_lots(scope: Scope, params: list[Any]) -> str:
+    """The conditions on a lot (`l`) that `scope` sees: an enterprise its books' lots, an
+    operator its zone's."""
+    return tenancy_sql(scope, params, enterprise=("l.enterprise",), zone=("l.zone",))
+
+
+def _find(scope: Scope, ref: str, params: list[Any]) -> str:
+    """The lots a reference names that `scope` sees, with what it matched: through its papers
+    (a declaration's movements, or the movement itself) to the lots of their events, and a lot
+    id to its lot."""
+    params.append(ref)
+    by_papers = _seen_lots(scope, params)
+    params.append(ref)
+    by_id = _seen_lots(scope, params)
+    return (
+        "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
+        " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
+        "  JOIN view_trace_movements m ON m.declaration = p.paper"
+        "  UNION SELECT kind, id, paper FROM papers)"
+        " SELECT mv.kind, mv.id, e.lot_id, l.position FROM moved mv"
+        " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
+        f" JOIN view_trace_lots l ON l.lot_id = e.lot_id{by_papers}"
+        " UNION SELECT 'lot', l.lot_id, l.lot_id, l.position"
+        f" FROM view_trace_lots l WHERE l.lot_id = ?{by_id}"
+        " ORDER BY position, kind, id"
+    )
+
+
+class _Walk:
+    """Breadth first along parents (upstream) or children (downstream), adding the lots it
+    reaches to `order` and the edges it takes to `edges`; only lots `scope` sees."""
+
+    def __init__(
+        self,
         cur: Any,
-        start: list[str],
+        scope: Scope,
         going: str,
-        scope: dict[str, str],
         order: dict[str, None],
         edges: dict[tuple[str, str], TraceEdge],
-        limit: int,
-    ) -> bool:
-        """Breadth first along parents (upstream) or children (downstream); True if the
-        answer reached `limit` lots before the walk ended."""
+    ) -> None:
+        self.cur, self.going, self.order, self.edges = cur, going, order, edges
         near, far = ("child", "parent") if going == "upstream" else ("parent", "child")
+        self.params: list[Any] = []
+        seen = _seen_lots(scope, self.params)
+        self.sql = (
+            f"SELECT e.{far} AS other, e.kind, e.quantity"
+            f" FROM view_trace_edges e JOIN view_trace_lots l ON l.lot_id = e.{far}{seen}"
+            f" WHERE e.{near} = ? ORDER BY e.position"
+        )
+
+    def run(self, start: list[str], limit: int) -> bool:
+        """Walk from `start`; True if the answer reached `limit` lots before the walk ended."""
+        order, edges, upstream = self.order, self.edges, self.going == "upstream"
         frontier = deque(start)
         seen = set(start)
         while frontier:
             lot = frontier.popleft()
-            cur.execute(
-                f"SELECT e.{far} AS other, e.kind, e.quantity, l.enterprise, l.zone"
-                f" FROM view_trace_edges e JOIN view_trace_lots l ON l.lot_id = e.{far}"
-                f" WHERE e.{near} = ? ORDER BY e.position",
-                (lot,),
-            )
-            for row in cur.fetchall():
+            self.cur.execute(self.sql, [*self.params, lot])
+            for row in self.cur.fetchall():
                 other = row["other"]
-                if not _sees(scope, row):
-                    continue  # another tenant's lot: not even its existence is shown
-                parent, child = (other, lot) if going == "upstream" else (lot, other)
+                parent, child = (other, lot) if upstream else (lot, other)
                 edges[(parent, child)] = TraceEdge(
                     from_=parent,
                     to=child,
@@ -179,10 +199,6 @@ class TraceQueries:
                 order[other] = None
                 frontier.append(other)
         return False
-
-
-def _sees(scope: dict[str, str], row: Any) -> bool:
-    return all(row[column] == value for column, value in scope.items())
 
 
 def _lots(cur: Any, lot_ids: list[str]) -> list[TraceLot]:

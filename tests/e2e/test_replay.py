@@ -21,6 +21,7 @@ import msgspec
 import pytest
 
 from api.replaying import replay_log, replay_runners, scratch_views
+from domain.scope import Scope
 from projections import replay as replay_module
 from projections.inventory import InventoryQueries
 from projections.replay import rebuild
@@ -145,7 +146,9 @@ def test_replays_as_of_past_instants_equal_the_inventory_answered_then(told):
                 until=_utc(moment.instant),
             )
             assert events == answer["events_replayed"]
-            rows = InventoryQueries(scratch).inventory(after=0, limit=1000, filters={}, visible={})
+            rows = InventoryQueries(scratch).inventory(
+                after=0, limit=1000, filters={}, scope=Scope(role="auditor")
+            )
             replayed = msgspec.to_builtins([row for _, row in rows])
         assert replayed == moment.inventory, moment.instant
         now_as_of = told.ledger.get(
