@@ -173,8 +173,14 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     crash_after = os.environ.get("LEDGER_TEST_CRASH_AFTER_EVENTS")
     if crash_after:
         # Test hook: die like a SIGKILL in the middle of a batch, before its commit.
-        runner.crash_after = int(crash_after)
-        runner.on_crash = lambda: os._exit(137)
+        left = [int(crash_after)]
+
+        def countdown() -> None:
+            left[0] -= 1
+            if left[0] <= 0:
+                os._exit(137)
+
+        runner.after_event = countdown
     try:
         if not args.follow:
             n = runner.catch_up()

@@ -48,10 +48,6 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-class CrashForTests(Exception):
-    """Raised mid-batch by tests that kill the runner."""
-
-
 class Leader(Protocol):
     """Whether this process may feed the views now (one process at a time does; the others
     follow the tracking row and take over when it stops): projections/store.py's
@@ -87,6 +83,7 @@ class CatchUpRunner:
         batch_size: int = DEFAULT_BATCH,
         poll_interval: float = 0.5,
         indexes: bool = True,
+        after_event: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.views = views
@@ -95,8 +92,10 @@ class CatchUpRunner:
         self.decode = decode
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.crash_after: int | None = None  # tests: crash after applying this many events
-        self.on_crash: Callable[[], None] | None = None
+        # Called after each event a live page applies, when set: a fault injected mid-page
+        # (it raises, or ends the process) by a test or `project`'s test hook; the page is
+        # then folded one event at a time. None: pages are folded whole.
+        self.after_event = after_event
         # topic -> indexes of the projections that read its events (empty: not decoded).
         self._routes: dict[str, tuple[int, ...]] = {}
         self._carried: list[PageFold] | None = None
@@ -211,10 +210,10 @@ class CatchUpRunner:
         self._carried = None
         with paused_gc(), self.views.transaction() as cur:
             folds = self._begin(cur, carried)
-            if self.crash_after is None:
+            if self.after_event is None:
                 self._fold(entries, folds)
             else:
-                self._fold_then_crash(entries, folds)
+                self._fold_each(entries, folds, self.after_event)
             self._write(
                 cur, [w for fold in folds for w in fold.flush()], start, entries[-1].position
             )
@@ -296,16 +295,13 @@ class CatchUpRunner:
             for i in targets:
                 applies[i](entry, event)
 
-    def _fold_then_crash(self, entries: Sequence[LogEntry], folds: list[PageFold]) -> None:
-        """The same fold, one event at a time, counting down to a crash (tests only)."""
-        for applied, entry in enumerate(entries, 1):
+    def _fold_each(
+        self, entries: Sequence[LogEntry], folds: list[PageFold], after: Callable[[], None]
+    ) -> None:
+        """The same fold, one event at a time, calling `after` after each (`after_event`)."""
+        for entry in entries:
             self._fold([entry], folds)
-            assert self.crash_after is not None
-            self.crash_after -= 1
-            if self.crash_after <= 0:
-                if self.on_crash is not None:
-                    self.on_crash()
-                raise CrashForTests(f"crash after {applied} events of a batch")
+            after()
 
     def _route(self, entry: LogEntry) -> tuple[int, ...]:
         """Which projections read events of this entry's topic (decided once per topic)."""

@@ -21,12 +21,27 @@ from ledger.application import LedgerApplication
 from ledger.commands import Idempotency, Ledger
 from ledger.database import parse_database_url
 from projections.digest import views_digest
-from projections.runner import CrashForTests
 from projections.store import SQLiteViews
 from tests.samples import line, rules_without_draws
 from tests.support import declaration_body, make_uscc
 
 ADMIN = Actor(name="admin", role="admin")
+
+
+class CrashForTests(Exception):
+    """Raised mid-batch by a runner's `after_event` hook (`crash_after`)."""
+
+
+def crash_after(events: int):
+    """An `after_event` hook that raises CrashForTests after `events` events in all."""
+    left = [events]
+
+    def countdown() -> None:
+        left[0] -= 1
+        if left[0] <= 0:
+            raise CrashForTests(f"crash after {events} events")
+
+    return countdown
 
 
 def _populate(app: LedgerApplication, declarations: int) -> int:
@@ -146,11 +161,11 @@ def test_a_failing_batch_rolls_back_and_the_next_run_completes_it(sqlite_url, tm
         _populate(app, declarations=5)
         views = SQLiteViews(str(tmp_path / "views.sqlite3"))
         runner = read_models_runner("t", views, app, batch_size=4)
-        runner.crash_after = 6
+        runner.after_event = crash_after(6)
         with pytest.raises(CrashForTests):
             runner.catch_up()
         assert runner.tracked_position() == 4
-        runner.crash_after = None
+        runner.after_event = None
         runner.catch_up()
         assert views_digest(views) == _replay_digest(app, tmp_path)
         views.close()
