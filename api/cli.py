@@ -217,10 +217,10 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
 
     from api.services import Services
+    from domain.assessment import ClearanceRules
     from domain.duty_tables import DEFAULT_TABLES
     from domain.risk_rules import DEFAULT_RULES
     from domain.scope import Scope
-    from ledger.declarations import ClearanceRules
     from projections.epcis import declaration_facts, encode, epcis_document
 
     everyone = Scope(role="auditor")  # the command reads for every tenant

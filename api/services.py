@@ -12,6 +12,7 @@ from typing import TypeVar
 import msgspec
 
 from api.settings import Settings
+from domain.assessment import ClearanceRules
 from domain.duties import DutyTables
 from domain.duty_tables import DEFAULT_TABLES
 from domain.events import DomainEvent
@@ -21,7 +22,6 @@ from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
 from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url, schema_creation_lock
-from ledger.declarations import ClearanceRules
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
 from projections.declarations import DeclarationQueries

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -21,7 +21,6 @@ from api.routes.common import (
     services,
     time_param,
     views_caught_up,
-    visible,
 )
 from domain.declaration import (
     PayDuties,
@@ -66,13 +65,12 @@ def required(idem: Idempotency | None) -> Idempotency:
     return idem
 
 
-def can_see(actor: Actor, row: dict[str, object]) -> bool:
-    scope = visible(actor)
-    if "enterprise" in scope:
-        return scope["enterprise"] in (row["declarant"], row["destination_enterprise"])
-    if "zone" in scope:
-        return scope["zone"] in (row["zone"], row["destination_zone"])
-    return True
+def can_see(actor: Actor, row: dict[str, Any]) -> bool:
+    """A declaration is its declarant's and its zone's (a transfer's: either end's)."""
+    return Scope.of(actor).sees(
+        enterprises=(row["declarant"], row["destination_enterprise"]),
+        zones=(row["zone"], row["destination_zone"]),
+    )
 
 
 @router.get("/v1/declarations", **doc(ok=(200, DeclarationList), errors=(401, 422), position=True))

@@ -641,6 +641,7 @@ def test_bonded_ecommerce_only_from_zones_that_permit_it(ledger):
 def test_the_yearly_quota_follows_the_calendar_year_in_china_time(database_url):
     """At 2026-12-31T16:00Z it is already 2027 in China (UTC+8): a fresh year's quota."""
     from api.services import load_zones
+    from domain.assessment import ClearanceRules
     from domain.declaration import SubmitDeclaration
     from domain.errors import Conflict
     from domain.events import Actor
@@ -648,7 +649,6 @@ def test_the_yearly_quota_follows_the_calendar_year_in_china_time(database_url):
     from ledger.commands import Idempotency
     from ledger.commands import Ledger as Commands
     from ledger.database import parse_database_url
-    from ledger.declarations import ClearanceRules
     from tests.samples import rules_without_draws
 
     with running_ledger(database_url) as ledger:
