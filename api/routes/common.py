@@ -57,15 +57,6 @@ def page_body(rows: list[tuple[int, Any]], limit: int) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
 
 
-def visible(actor: Actor) -> dict[str, str]:
-    """What a caller may see in a list: an enterprise its own, an operator its zone's."""
-    if actor.role == "enterprise" and actor.enterprise:
-        return {"enterprise": actor.enterprise}
-    if actor.role == "operator" and actor.zone:
-        return {"zone": actor.zone}
-    return {}
-
-
 def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
