@@ -220,5 +220,6 @@ def create_app(
             app.openapi_schema = observability.document_request_id(schema)
         return app.openapi_schema
 
+    # FastAPI's documented way to extend the schema; mypy refuses assigning to a method.
     app.openapi = openapi  # type: ignore[method-assign]
     return app

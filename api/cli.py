@@ -10,17 +10,20 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api import cli_log, cli_replay
 from api.settings import Settings
+
+if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
+    from ledger.application import LedgerApplication
 
 
 def _err(*parts: object) -> None:
     print(*parts, file=sys.stderr)
 
 
-def _open_app(settings: Settings):  # type: ignore[no-untyped-def]
+def _open_app(settings: Settings) -> LedgerApplication:
     from ledger.application import LedgerApplication
     from ledger.database import parse_database_url
 

@@ -45,6 +45,8 @@ async def read_body(request: Request) -> bytes:
 def decode_body(body: bytes, cls: type[T]) -> T:
     """Decode and validate with msgspec: 400 when it is not a JSON object, 422 naming the field."""
     try:
+        # A body type is a class or a tagged union of classes (hashable either way); lru_cache
+        # is typed as taking only Hashable.
         return _decoder(cls).decode(body)  # type: ignore[arg-type]
     except msgspec.ValidationError as e:
         if " - at `" not in str(e) and str(e).startswith("Expected `object`"):

@@ -171,7 +171,8 @@ class Metrics:
 
 
 def metrics(request: Request) -> Metrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
+    found: Metrics = request.app.state.metrics
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +319,8 @@ class ObservabilityMiddleware:
             return template
         for route in self.routes():
             if matched in (getattr(route, "endpoint", None), getattr(route, "app", None)):
-                return getattr(route, "path_format", UNMATCHED)  # type: ignore[no-any-return]
+                found: str = getattr(route, "path_format", UNMATCHED)
+                return found
         return UNMATCHED
 
     @staticmethod

@@ -144,7 +144,7 @@ def register_items(
             rule="item_already_registered",
         )
     pending.record(AccountBookItemsRegistered, actor=actor, occurred_at=now, items=list(cmd.items))
-    return pending.state  # type: ignore[return-value]
+    return pending.current
 
 
 def visible_book(book: AccountBook | None, scope: Scope, *, writing: bool = False) -> AccountBook:

@@ -158,7 +158,7 @@ def validate(cmd: RegisterBom, book: AccountBook) -> RegisterBom:
         )
         loss = p.check(f"{at}.loss_rate", rate, entry.loss_rate)
         if net is not None and loss is not None:
-            inputs.append(BomInput(item_no=entry.item_no, net_consumption=net, loss_rate=loss))  # type: ignore[arg-type]
+            inputs.append(BomInput(item_no=entry.item_no, net_consumption=net, loss_rate=loss))
     p.raise_if_any()
     return msgspec.structs.replace(cmd, inputs=inputs, tolerance=tolerance)
 

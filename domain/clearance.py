@@ -159,7 +159,7 @@ def record_inspection(
         findings=findings,
         status=status,
     )
-    return d.state  # type: ignore[return-value]
+    return d.current
 
 
 def grant_release(
@@ -169,7 +169,7 @@ def grant_release(
     assert state is not None
     _require(state, ("document_review",), "released")
     d.record(ReleaseGranted, actor=actor, occurred_at=now, status=cleared(_outstanding(state)))
-    return d.state  # type: ignore[return-value]
+    return d.current
 
 
 def reject(
@@ -180,7 +180,7 @@ def reject(
     _require(state, ("document_review", "inspection"), "rejected")
     values.text("$.reason", cmd.reason)
     d.record(DeclarationRejected, actor=actor, occurred_at=now, reason=cmd.reason)
-    return d.state  # type: ignore[return-value]
+    return d.current
 
 
 def withdraw(
@@ -195,7 +195,7 @@ def withdraw(
         )
     values.text("$.reason", cmd.reason)
     d.record(DeclarationWithdrawn, actor=actor, occurred_at=now, reason=cmd.reason)
-    return d.state  # type: ignore[return-value]
+    return d.current
 
 
 def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) -> Declaration:
@@ -229,7 +229,7 @@ def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) ->
         reference=cmd.reference,
         status=status,
     )
-    return d.state  # type: ignore[return-value]
+    return d.current
 
 
 Transition = Callable[[Pending[Declaration], Any, Actor, datetime], Declaration]

@@ -122,7 +122,7 @@ def change_credit_class(
         reason=cmd.reason,
         effective_from=now,
     )
-    return pending.state  # type: ignore[return-value]
+    return pending.current
 
 
 def enterprise_id(uscc: str) -> UUID:

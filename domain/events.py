@@ -85,6 +85,13 @@ class Pending(Generic[A]):
         self.events: list[DomainEvent] = []
 
     @property
+    def current(self) -> A:
+        """The state after the events recorded so far (a decision that recorded one has it)."""
+        if self.state is None:
+            raise LookupError(f"stream {self.id} has no events")
+        return self.state
+
+    @property
     def next_version(self) -> int:
         return (self.state.version if self.state is not None else 0) + 1
 

@@ -213,8 +213,8 @@ def named_lots(
             if q is None:
                 complete = False
                 continue
-            picks[pick.lot_id] = picks.get(pick.lot_id, Decimal(0)) + q  # type: ignore[operator]
-            total += q  # type: ignore[operator]
+            picks[pick.lot_id] = picks.get(pick.lot_id, Decimal(0)) + q
+            total += q
         if not line.lots:
             p.add(at, "name at least one lot, or leave `lots` out to draw first-in first-out")
         elif complete and total != line.quantity:

@@ -64,6 +64,7 @@ class ExitBody(GateBody, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A gate movement that takes goods out of a book (`gate_out`, `transfer_dispatch`): its
     lines may name the lots to draw."""
 
+    # Narrows the parent's field, as msgspec allows; mypy takes any field override for a clash.
     lines: Annotated[list[ExitLine], msgspec.Meta(max_length=999)]  # type: ignore[assignment]
 
 

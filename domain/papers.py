@@ -82,7 +82,7 @@ def check_lines(
             continue
         q = p.check(f"{at}.quantity", values.quantity, line.quantity, declared.unit)
         if q is not None:
-            quantities[line.line_no] = q  # type: ignore[assignment]
+            quantities[line.line_no] = q
     for name in ("gate_note", "vehicle"):
         if getattr(cmd, name) is not None:
             p.check(f"$.{name}", values.text, getattr(cmd, name))

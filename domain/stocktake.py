@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 import msgspec
 
 from domain import values
 from domain.account_book import AccountBook
-from domain.declaration import AwareDatetime, Declaration, Str64, Str255
+from domain.declaration import AwareDatetime, Declaration, GoodsStatus, Str64, Str255
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.movements import (
@@ -81,7 +82,9 @@ class StockAdjusted(DomainEvent, frozen=True, kw_only=True):
             if after == 0:
                 lots.pop(lot, None)
             else:
-                lots[lot] = LotBalance(quantity=after, goods_status=self.goods_status)  # type: ignore[arg-type]
+                # Stored as text (the field predates the literal); only ever one of the two.
+                status = cast(GoodsStatus, self.goods_status)
+                lots[lot] = LotBalance(quantity=after, goods_status=status)
         return ItemStock(
             id=self.originator_id,
             version=self.originator_version,

@@ -198,9 +198,9 @@ def _check_lines(
                     item_no=line.item_no,
                     hs_code=line.hs_code,
                     description=line.description,
-                    quantity=quantity,  # type: ignore[arg-type]
+                    quantity=quantity,
                     unit=line.unit,
-                    unit_price=price,  # type: ignore[arg-type]
+                    unit_price=price,
                     origin_country=line.origin_country,
                     destination_item_no=destination_item,
                     goods_status=(line.goods_status or "bonded")
@@ -247,7 +247,7 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
     if order_amount is not None and payment_amount is not None and order_amount != payment_amount:
         p.add("$.ecommerce.payment.amount", "must equal the order amount")
     single_item = len(cmd.lines) == 1 and cmd.lines[0].quantity == 1
-    over = order_amount is not None and order_amount > TRANSACTION_LIMIT_CNY  # type: ignore[operator]
+    over = order_amount is not None and order_amount > TRANSACTION_LIMIT_CNY
     if over and not single_item:
         p.add("$.ecommerce.order.amount", f"over CNY {TRANSACTION_LIMIT_CNY:,} per transaction")
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import pycountry
 from stdnum import iso6346
@@ -15,6 +16,8 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from domain.errors import FieldError, ValidationFailed
 from domain.reference import UNITS, WHOLE_UNITS
+
+T = TypeVar("T")
 
 MAX_INTEGER_DIGITS = 15
 HS_CODE = re.compile(r"^\d{10}$")
@@ -34,7 +37,8 @@ class Problems:
     def add(self, loc: str, msg: str) -> None:
         self.errors.append(FieldError(loc, msg))
 
-    def check(self, loc: str, fn, *args) -> object:  # type: ignore[no-untyped-def]
+    def check(self, loc: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """`fn(loc, *args)`, or None with its problems kept when it refuses the value."""
         try:
             return fn(loc, *args)
         except ValidationFailed as e:

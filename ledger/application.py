@@ -83,7 +83,9 @@ class LedgerApplication(Application[UUID]):
         return MsgspecMapper(transcoder=self.factory.transcoder())
 
     @property
-    def log(self) -> ChainedLog:  # type: ignore[override]
+    def log(self) -> ChainedLog:  # type: ignore[override]  # the library's `log` is its reader
+        # Our recorders (ledger/store/) are chained logs; the library types the recorder as
+        # its base class.
         return self.recorder  # type: ignore[return-value]
 
     # -- reading state ---------------------------------------------------------------------
@@ -124,6 +126,7 @@ class LedgerApplication(Application[UUID]):
         latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
         if latest is None:
             return None
+        # The library types stored events as its own protocol; ours are DomainEvents.
         state: AggregateState = latest.apply(None)  # type: ignore[attr-defined]
         return state
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 
@@ -69,7 +71,7 @@ def parse_database_url(url: str) -> Database:
         if not parts.hostname or not dbname:
             raise DatabaseUrlError(f"expected postgresql://user@host/db, got {url!r}")
         schema = "public"
-        options: dict[str, int] = {}
+        options: dict[str, Any] = {}  # int settings named in POSTGRES_OPTIONS
         for pair in parts.query.split("&") if parts.query else []:
             key, _, value = pair.partition("=")
             if key == "schema":
@@ -87,7 +89,7 @@ def parse_database_url(url: str) -> Database:
                 raise DatabaseUrlError(
                     f"unknown parameter {key!r} in the database URL (known: {known})"
                 )
-        return Database(
+        database = Database(
             url=url,
             kind="postgresql",
             host=parts.hostname,
@@ -96,8 +98,8 @@ def parse_database_url(url: str) -> Database:
             password=unquote(parts.password or ""),
             dbname=dbname,
             schema=schema,
-            **options,  # type: ignore[arg-type]
         )
+        return dataclasses.replace(database, **options)
     raise DatabaseUrlError(f"unsupported database URL scheme {parts.scheme!r} in {url!r}")
 
 

@@ -52,6 +52,8 @@ class ApiKeys:
     """Issue, revoke, list and authenticate API keys in the event store's database."""
 
     def __init__(self, app: LedgerApplication) -> None:
+        # Both of our factories (SQLite, PostgreSQL) have a datastore; the library types the
+        # factory as its base, which has none.
         self.datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
         self.postgres = app.database.kind == "postgresql"
         # On PostgreSQL the table lives in the event store's schema, like stored_events.

@@ -83,6 +83,7 @@ class CommandUnitOfWork:
             series = number_series_id(ref[:4], int(ref[4:8]), ref[8])
             serial = int(ref[9:])
             for event in self._app.events.get(series, gt=serial - 1, lte=serial):
+                # The library types stored events as its protocol: this is a NumberIssued.
                 found: UUID = event.declaration_id  # type: ignore[attr-defined]
                 return found
             return None

@@ -58,7 +58,8 @@ def page_body(rows: list[tuple[int, Any]], limit: int) -> dict[str, Any]:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    found: Services = request.app.state.services
+    return found
 
 
 def min_position(request: Request) -> int | None:

@@ -11,6 +11,7 @@ from api.routes.common import execute, services
 from domain.movement_kinds import MovementBody
 from domain.movements import MovementAnswer
 from domain.views import LotDetail, lot_detail
+from ledger.requests import Idempotency
 
 router = APIRouter(tags=["movements"])
 
@@ -31,13 +32,14 @@ async def record_movement(request: Request) -> Response:
     return await execute(
         request,
         ("operator", "enterprise"),
+        # A tagged union is a valid msgspec body type, but not a `type[T]` to mypy.
         MovementBody,  # type: ignore[arg-type]
         lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, _key(idem)),
         key_required=True,
     )
 
 
-def _key(idem):  # type: ignore[no-untyped-def]
+def _key(idem: Idempotency | None) -> Idempotency:
     assert idem is not None  # execute(key_required=True) answered 400 without one
     return idem
 
