@@ -15,9 +15,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from ledger.database import Database, parse_database_url
+from ledger.database import parse_database_url
 from tests.seed import ENV as SEED_ENV
 from tests.seed import SEED
+from tests.support import pg_conninfo
 
 PG_URL = os.environ.get(
     "LEDGER_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
@@ -85,25 +86,10 @@ def _postgres_reachable() -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect(_conninfo(parse_database_url(PG_URL)), connect_timeout=3):
+        with psycopg.connect(pg_conninfo(parse_database_url(PG_URL)), connect_timeout=3):
             return None
     except Exception as e:  # the reason is shown in the skip message
         return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _conninfo(db: Database) -> str:
-    """libpq's keywords, quoted; an empty password is left out (`password= dbname=test` would
-    make "dbname=test" the password, and the schema would be made in the user's database)."""
-    from psycopg.conninfo import make_conninfo
-
-    parts = {
-        "host": db.host,
-        "port": db.port,
-        "user": db.user,
-        "password": db.password,
-        "dbname": db.dbname,
-    }
-    return make_conninfo(**{k: v for k, v in parts.items() if v})
 
 
 @pytest.fixture(scope="session")
@@ -122,11 +108,11 @@ def postgres_url(postgres_available: None) -> Iterator[str]:
 
     db = parse_database_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}schema={schema}"
-    with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -165,3 +165,19 @@ def serving(database_url: str, read_wait_seconds: float = 2.0) -> Iterator[tuple
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+def pg_conninfo(db: Any) -> str:
+    """libpq's keywords for a parsed PostgreSQL URL (ledger.database.Database), quoted; an empty
+    password is left out (`password= dbname=test` would make "dbname=test" the password, and a
+    schema would be made in the user's own database instead of the test database)."""
+    from psycopg.conninfo import make_conninfo
+
+    parts = {
+        "host": db.host,
+        "port": db.port,
+        "user": db.user,
+        "password": db.password,
+        "dbname": db.dbname,
+    }
+    return make_conninfo(**{k: v for k, v in parts.items() if v})

@@ -31,7 +31,7 @@ from ledger.application import LedgerApplication
 from ledger.database import parse_database_url
 from ledger.keys import ApiKeys
 from tests import samples
-from tests.support import Ledger, admit, onboard, running_ledger
+from tests.support import Ledger, admit, onboard, pg_conninfo, running_ledger
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -248,10 +248,7 @@ def tamper_with_the_second_event(ledger: Ledger) -> None:
         return
     import psycopg
 
-    conninfo = f"host={db.host} port={db.port} user={db.user} password={db.password} "
-    with psycopg.connect(
-        conninfo + f"dbname={db.dbname}", options=f"-c search_path={db.schema}"
-    ) as conn:
+    with psycopg.connect(pg_conninfo(db), options=f"-c search_path={db.schema}") as conn:
         (state,) = conn.execute(f"SELECT state FROM {table} WHERE sequence = 2").fetchone()
         flipped = bytes([state[0] ^ 1]) + bytes(state[1:])
         conn.execute(f"UPDATE {table} SET state = %s WHERE sequence = 2", (flipped,))

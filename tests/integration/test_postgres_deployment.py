@@ -40,7 +40,7 @@ import pytest
 from ledger.database import parse_database_url
 from projections.store import PostgresLeader
 from tests.samples import declaration_body, enterprise_body, line, rules_without_draws
-from tests.support import Tenant, admit, make_uscc, new_key, onboard, running_ledger
+from tests.support import Tenant, admit, make_uscc, new_key, onboard, pg_conninfo, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 LOTS, LOT_SIZE = 3, 20
@@ -146,10 +146,7 @@ def _leader_pid(url: str) -> int | None:
 
     db = parse_database_url(url)
     key = PostgresLeader("", db.schema, "read-models").key & (2**64 - 1)
-    conninfo = (
-        f"host={db.host} port={db.port} user={db.user} password={db.password} dbname={db.dbname}"
-    )
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(pg_conninfo(db)) as conn:
         row = conn.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",

@@ -29,6 +29,7 @@ from ledger import audit
 from ledger.application import LedgerApplication
 from ledger.chain import link_hash, link_hashes
 from ledger.database import Database, parse_database_url
+from tests.support import pg_conninfo
 
 EVENTS = 50
 TOPICS = ["domain.lot:LotReceived", "domain.lot:LotShipped", "domain.declaration:Filed"]
@@ -70,9 +71,8 @@ class Store:
         if self.db.kind == "sqlite":
             with sqlite3.connect(self.db.path) as conn:
                 return conn.execute(statement, params).fetchall()
-        conninfo = f"host={self.db.host} port={self.db.port} user={self.db.user} "
-        conninfo += f"password={self.db.password} dbname={self.db.dbname}"
-        with psycopg.connect(conninfo, options=f"-c search_path={self.db.schema}") as conn:
+        path = f"-c search_path={self.db.schema}"
+        with psycopg.connect(pg_conninfo(self.db), options=path) as conn:
             cursor = conn.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 

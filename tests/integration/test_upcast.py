@@ -30,6 +30,7 @@ from ledger.store import LogRecord
 from projections.digest import views_digest
 from projections.store import SQLiteViews
 from tests.samples import make_uscc, rules_without_draws
+from tests.support import pg_conninfo
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "events_v1.jsonl"
 CREDIT_TOPIC = "domain.enterprise:CreditClassChanged"
@@ -107,10 +108,7 @@ def insert_raw(app: LedgerApplication, records: list[LogRecord], *, keep_positio
 
     cols = f"notification_id, {columns}" if keep_positions else columns
     marks = ",".join(["%s"] * (8 if keep_positions else 7))
-    conninfo = (
-        f"host={db.host} port={db.port} user={db.user} password={db.password} dbname={db.dbname}"
-    )
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(pg_conninfo(db)) as conn:
         conn.cursor().executemany(
             f'INSERT INTO "{db.schema}".{table} ({cols}) VALUES ({marks})',
             [pg_row(r) for r in records],
@@ -339,10 +337,7 @@ def _store_with(like: Database, records: list[LogRecord], tmp_path: Path) -> Led
         import psycopg
 
         schema = f"t_{uuid.uuid4().hex[:12]}"
-        conninfo = (
-            f"host={like.host} port={like.port} user={like.user} password={like.password} "
-            f"dbname={like.dbname}"
-        )
+        conninfo = pg_conninfo(like)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         _created_schemas.append((conninfo, schema))

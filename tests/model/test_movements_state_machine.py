@@ -54,7 +54,7 @@ from ledger.audit import verify
 from ledger.database import parse_database_url
 from projections.store import SQLiteViews
 from tests.samples import book_body, enterprise_body, line
-from tests.support import Ledger, declaration_body, make_uscc, new_key, running_ledger
+from tests.support import Ledger, declaration_body, make_uscc, new_key, pg_conninfo, running_ledger
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SOAK = os.environ.get("LEDGER_SOAK_EXAMPLES")
@@ -213,9 +213,7 @@ def fresh_store(base_url: str) -> Iterator[str]:
         return
     import psycopg
 
-    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}" + (
-        f" password={db.password}" if db.password else ""
-    )
+    conninfo = pg_conninfo(db)
     schema = f"{db.schema}_{n}"
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')

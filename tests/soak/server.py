@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from ledger.database import parse_database_url
+from tests.support import pg_conninfo
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"
 
@@ -140,7 +141,7 @@ def postgres_base_url() -> str:
 
 def _conninfo(url: str) -> str:
     db = parse_database_url(url)
-    return f"host={db.host} port={db.port} user={db.user} password={db.password} dbname={db.dbname}"
+    return pg_conninfo(db)
 
 
 @contextmanager
