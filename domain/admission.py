@@ -25,12 +25,11 @@ from domain.movements import (
     MovementState,
     MovementView,
     Paper,
-    item_stock_id,
     lot_id,
     new_lot_in_stock,
     record_gate_movement,
 )
-from domain.papers import MovementRequest, check_lines, declaration_for
+from domain.papers import MovementRequest, check_lines, declaration_for, line_stocks
 from domain.unit_of_work import Decision, UnitOfWork
 
 
@@ -46,12 +45,7 @@ def decide_gate_in(
     state = declaration.state
     assert state is not None
     quantities = check_gate_in(cmd, state, req.actor.zone)
-    by_no = {line.line_no: line for line in state.facts.lines}
-    book = state.facts.account_book
-    stocks = {
-        by_no[n].item_no: uow.pending(item_stock_id(book, by_no[n].item_no), ItemStock)
-        for n in quantities
-    }
+    stocks = line_stocks(uow, state, quantities)
     lots = {n: uow.new(lot_id(movement.id, n), Lot) for n in quantities}
     view = admit(
         declaration=declaration,

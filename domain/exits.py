@@ -41,7 +41,7 @@ from domain.movements import (
     release_reservation,
     without,
 )
-from domain.papers import MovementRequest, check_lines, declaration_for
+from domain.papers import MovementRequest, check_lines, declaration_for, line_stocks
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
@@ -319,12 +319,7 @@ def decide_leave(
     assert d is not None
     check(d)
     quantities = check_lines(cmd, d)
-    by_no = {line.line_no: line for line in d.facts.lines}
-    book = d.facts.account_book
-    stocks = {
-        by_no[n].item_no: uow.pending(item_stock_id(book, by_no[n].item_no), ItemStock)
-        for n in quantities
-    }
+    stocks = line_stocks(uow, d, quantities)
     lots = LazyPendings(uow, Lot)
     view = leave(
         kind=kind,

@@ -14,7 +14,7 @@ from domain.account_book import AccountBook, account_book_id
 from domain.declaration import Declaration, DeclaredLine
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
-from domain.movements import GateBody
+from domain.movements import GateBody, ItemStock, item_stock_id
 from domain.reference import Zone
 from domain.scope import Scope
 from domain.unit_of_work import UnitOfWork
@@ -99,3 +99,15 @@ def check_lines(
                 rule="exceeds_declared_quantity",
             )
     return quantities
+
+
+def line_stocks(
+    uow: UnitOfWork, declaration: Declaration, quantities: Mapping[int, Decimal]
+) -> dict[int, Pending[ItemStock]]:
+    """The stock of each item the moved lines name, in the declaration's own book, by item."""
+    by_no = {line.line_no: line for line in declaration.facts.lines}
+    book = declaration.facts.account_book
+    return {
+        by_no[n].item_no: uow.pending(item_stock_id(book, by_no[n].item_no), ItemStock)
+        for n in quantities
+    }

@@ -40,7 +40,7 @@ from domain.movements import (
     release_reservation,
     without,
 )
-from domain.papers import MovementRequest, check_lines, declaration_for
+from domain.papers import MovementRequest, check_lines, declaration_for, line_stocks
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 
 
@@ -338,12 +338,7 @@ def decide_receipt(
     check_transfer(d, False, req.actor.zone, "destination")
     quantities = check_lines(cmd, d, within_declared=False)
     by_no = {line.line_no: line for line in d.facts.lines}
-    sources = {
-        by_no[n].item_no: uow.pending(
-            item_stock_id(d.facts.account_book, by_no[n].item_no), ItemStock
-        )
-        for n in quantities
-    }
+    sources = line_stocks(uow, d, quantities)
     destination_items = {by_no[n].destination_item_no or by_no[n].item_no for n in quantities}
     destination_book = d.facts.destination_account_book
     destinations = {
