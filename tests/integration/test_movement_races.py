@@ -662,10 +662,10 @@ def test_a_movement_read_across_another_processs_movement_is_decided_again(kind,
             idem = Idempotency("gate", new_key(), "POST", "/v1/movements")
             return commands.record_movement(cmd, actor, idem)
 
-        read = apps[0].load
+        read = apps[0].stored  # what a command's unit of work reads the store with
         interleaved: list[int] = []
 
-        def load(stream: UUID) -> Any:
+        def stored(stream: UUID) -> Any:
             state = read(stream)
             if str(stream) == d["id"] and not interleaved:
                 # Between this read and the read of the item's stock: the other process
@@ -673,7 +673,7 @@ def test_a_movement_read_across_another_processs_movement_is_decided_again(kind,
                 interleaved.append(move(other, "2").status_code)
             return state
 
-        apps[0].load = load  # type: ignore[method-assign]
+        apps[0].stored = stored  # type: ignore[method-assign]
         with pytest.raises(Conflict) as refused:
             move(mine, "1")
         assert interleaved == [201]
