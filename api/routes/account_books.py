@@ -16,7 +16,10 @@ from api.auth import ADMIN_OR_ENTERPRISE, Reader
 from api.http import doc, json_response, list_type, position_header
 from api.problems import HttpProblem
 from api.routes.common import (
+    AsOf,
     Page,
+    Since,
+    Until,
     execute,
     min_position,
     page_body,
@@ -80,7 +83,7 @@ async def get_account_book(
     request: Request,
     book_no: str,
     actor: Reader,
-    as_of: Annotated[str | None, Query(max_length=40)] = None,
+    as_of: AsOf = None,
 ) -> Response:
     """The book with each item's balances: now from the write side (always current), or
     `as_of` an instant from the stored history (the log up to the last event recorded then)."""
@@ -124,8 +127,8 @@ async def book_entries(
     actor: Reader,
     page: Annotated[Page, Depends()],
     item_no: Annotated[int | None, Query(ge=1, le=2**31)] = None,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> Response:
     """The book's entries in log order, one per lot an event moved, with the item's running
     balance after each; `from`/`to` select on business time, half-open."""
@@ -148,9 +151,9 @@ async def book_statement(
     request: Request,
     book_no: str,
     actor: Reader,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    as_of: Annotated[str | None, Query(max_length=40)] = None,
+    since: Since = None,
+    until: Until = None,
+    as_of: AsOf = None,
 ) -> Response:
     """Per item: opening, receipts (receipt + transfer_in + production), issues (issue +
     transfer_out + consumption), signed adjustments and closing for the business-time period
@@ -228,9 +231,9 @@ async def book_statement_csv(
     request: Request,
     book_no: str,
     actor: Reader,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    as_of: Annotated[str | None, Query(max_length=40)] = None,
+    since: Since = None,
+    until: Until = None,
+    as_of: AsOf = None,
 ) -> Response:
     """The statement of `GET .../statement` (same readers, period, `as_of` and figures) as a
     CSV file: `item_no,hs_code,name,unit,opening,receipts,issues,adjustments,closing`, the

@@ -17,9 +17,9 @@ from api.http import decode_body, doc, json_response, list_type, read_body
 from api.observability import metrics
 from api.problems import HttpProblem
 from api.replaying import ReplayFailed, answer, run_replay
-from api.routes.common import services
+from api.routes.common import in_time_range, services
 from domain.declaration import AwareDatetime
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor
 from ledger import audit
 from ledger.store import LogRecord
@@ -193,6 +193,8 @@ async def replay(request: Request, actor: Auditor) -> Response:
     one in this process is 409."""
     raw = await read_body(request)
     body = decode_body(raw, ReplayBody) if raw else ReplayBody()  # no body: the whole log
+    if body.as_of is not None and not in_time_range(body.as_of):
+        raise ValidationFailed.at("$.as_of", "a time from 1900-01-01 to 9000-01-01")
     svc = services(request)
     try:
         report, log_position = await run_in_threadpool(

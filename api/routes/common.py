@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
@@ -126,8 +126,38 @@ async def execute(
     return outcome_response(outcome)
 
 
+# Query times are instants in this range (UTC); anything else is 422 at the parameter. Wide
+# enough for any question about customs records, narrow enough that no offset or date
+# arithmetic on it can leave the calendar (Python's datetime ends at year 9999).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+# The OpenAPI document types them, so clients and the fuzzer know what they are.
+_DATE_TIME: dict[str, Any] = {"format": "date-time"}
+_TIME_HELP = "RFC 3339 with Z or an offset, from 1900 to 9000"
+AsOf = Annotated[
+    str | None, Query(max_length=40, description=_TIME_HELP, json_schema_extra=_DATE_TIME)
+]
+Since = Annotated[
+    str | None,
+    Query(alias="from", max_length=40, description=_TIME_HELP, json_schema_extra=_DATE_TIME),
+]
+Until = Annotated[
+    str | None,
+    Query(alias="to", max_length=40, description=_TIME_HELP, json_schema_extra=_DATE_TIME),
+]
+
+
+def in_time_range(moment: datetime) -> bool:
+    """Whether an aware instant is within [EARLIEST, LATEST)."""
+    try:
+        return EARLIEST <= moment.astimezone(UTC) < LATEST
+    except OverflowError:  # year 1 at +14:00, year 9999 at -14:00: before or after the calendar
+        return False
+
+
 def time_param(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 query parameter; a `+` that arrived as a space is read as `+`; naive is 422."""
+    """An RFC 3339 query parameter; a `+` that arrived as a space is read as `+`; naive is 422,
+    and so is an instant outside [EARLIEST, LATEST) (never an overflow further in)."""
     if value is None:
         return None
     text = value.strip().replace(" ", "+")
@@ -145,5 +175,13 @@ def time_param(name: str, value: str | None) -> datetime | None:
             "Invalid content",
             f"{name} must be RFC 3339 with an offset",
             errors=[{"loc": f"query.{name}", "msg": "RFC 3339 time with Z or an offset"}],
+        )
+    if not in_time_range(moment):
+        raise HttpProblem(
+            422,
+            "validation",
+            "Invalid content",
+            f"{name} must be between 1900 and 9000",
+            errors=[{"loc": f"query.{name}", "msg": "a time from 1900-01-01 to 9000-01-01"}],
         )
     return moment

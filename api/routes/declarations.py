@@ -16,6 +16,8 @@ from api.http import (
 )
 from api.routes.common import (
     Page,
+    Since,
+    Until,
     execute,
     page_body,
     services,
@@ -86,8 +88,8 @@ async def list_declarations(
     ] = None,
     zone: Annotated[str | None, Query(max_length=16)] = None,
     declarant: Annotated[str | None, Query(max_length=18)] = None,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> Response:
     """Declarations in submission order; `from`/`to` select on business time, half-open."""
     position = await views_caught_up(request)
@@ -207,8 +209,8 @@ async def stats(
     actor: Reader,
     group_by: Annotated[Literal["day", "month", "trade_mode", "flow"], Query()] = "month",
     zone: Annotated[str | None, Query(max_length=16)] = None,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> Response:
     """Declarations (not withdrawn or rejected) and their CNY value, grouped."""
     position = await views_caught_up(request)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.http import doc, json_response, list_type
-from api.routes.common import Page, page_body, services, time_param, views_caught_up
+from api.routes.common import AsOf, Page, page_body, services, time_param, views_caught_up
 from domain.scope import Scope
 from projections.inventory import InventoryRow
 
@@ -27,7 +27,7 @@ async def inventory(
     account_book: Annotated[str | None, Query(max_length=64)] = None,
     item_no: Annotated[int | None, Query(ge=1, le=2**31)] = None,
     hs_code: Annotated[str | None, Query(max_length=10)] = None,
-    as_of: Annotated[str | None, Query(max_length=40)] = None,
+    as_of: AsOf = None,
 ) -> Response:
     """Every registered book item the caller may see, with its balances; `as_of` answers from
     the stored history as the log stood at that instant (record time)."""
