@@ -37,7 +37,7 @@ from domain.movements import (
 from domain.movements import lot_id as new_lot_id
 from domain.papers import MovementRequest, own_book
 from domain.transfers import explain_shortfall
-from domain.unit_of_work import Decision, UnitOfWork
+from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 
 FLAG_RATIO = Decimal("0.01")
 
@@ -245,8 +245,9 @@ def decide_adjustment(
             occurred_at=occurred,
         )
         return Decision([movement, stock], view)
-    touched = stock.state.lots if stock.state else {}
-    lots = {lot: uow.pending(lot, Lot) for lot in touched}
+    # Only the lots the adjustment changes are read (a book item may hold thousands of open
+    # lots; reading them all made every stocktake O(open lots), issue #14).
+    lots = LazyPendings(uow, Lot)
     new_lot = uow.new(new_lot_id(movement.id, 0), Lot)
     view = adjust(
         cmd=cmd,

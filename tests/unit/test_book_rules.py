@@ -15,7 +15,7 @@ from domain.account_book import AccountBook, account_book_id
 from domain.declaration import GoodsStatus
 from domain.errors import Conflict, FieldError, ValidationFailed
 from domain.exits import GateOut
-from domain.movements import ExitLine, LotCreated, MovementLine
+from domain.movements import ExitLine, Lot, LotCreated, MovementLine
 from domain.processing import Input, Output, Processing
 from domain.stocktake import Adjustment
 from domain.transfers import TransferDispatch, TransferReceipt
@@ -317,3 +317,27 @@ def test_explaining_another_enterprises_transfer_gets_the_unknown_answer():
     with pytest.raises(ValidationFailed) as refused:
         w.move(_adjust("-1", explains=str(export.id)), company(uscc))
     assert [e.loc for e in refused.value.errors] == ["$.explains"]
+
+
+def test_an_adjustment_reads_only_the_lots_it_changes_not_every_open_lot():
+    """A book item may hold thousands of open lots (stocktake surpluses): a stocktake reads
+    the lots it changes, so its cost does not grow with the item's open lots (issue #14)."""
+    w, uscc = _world()
+    lots = [w.admit(uscc, "B1", "1") for _ in range(30)]
+    read: list[UUID] = []
+    pending = w.uow.pending
+
+    def counted(stream, kind):
+        if kind is Lot:
+            read.append(stream)
+        return pending(stream, kind)
+
+    w.uow.pending = counted  # type: ignore[method-assign]
+    w.move(_adjust("-1", lot_id=lots[17]), company(uscc))
+    assert read == [lots[17]]
+    read.clear()
+    w.move(_adjust("-2"), company(uscc))  # first in, first out: the two oldest
+    assert read == lots[:2]
+    read.clear()
+    w.move(_adjust("3"), company(uscc))  # a surplus is a new lot, no open lot is read
+    assert read == []
