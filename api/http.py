@@ -109,7 +109,16 @@ ERROR_TEXT = {
     409: "Conflicts with the ledger's state; `rule` names it",
     413: "Body over 1 MiB",
     422: "Invalid content; `errors[].loc` names each field",
-    503: "The server could not do it now (a replay's helper process failed); try again",
+    503: "The server could not do it now (the store stayed busy past its lock timeout, or a "
+    "replay's helper process failed); nothing was written: send it again after Retry-After",
+}
+
+
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending the same request again",
+        "schema": {"type": "integer"},
+    }
 }
 
 
@@ -193,13 +202,18 @@ def doc(
             headers = position_header(required=position)
         if headers:
             responses[status]["headers"] = headers
-    for status in sorted(set(errors) | {422} if body is not None else set(errors)):
+    statuses = set(errors) | ({422} if body is not None else set())
+    if idempotency_required is not None:
+        statuses.add(503)  # a write the busy store could not take (Retry-After)
+    for status in sorted(statuses):
         responses[status] = {
             "description": ERROR_TEXT[status],
             "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
         }
         if status == 401:
             responses[status]["headers"] = CHALLENGE_HEADER
+        if status == 503 and idempotency_required is not None:
+            responses[status]["headers"] = RETRY_AFTER_HEADER
     extra: dict[str, Any] = {}
     if body is not None:
         extra["requestBody"] = {

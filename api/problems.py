@@ -15,6 +15,7 @@ from domain.errors import (
     Forbidden,
     LedgerError,
     NotFound,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -54,6 +55,7 @@ STATUS_OF: tuple[tuple[type[LedgerError], int, str], ...] = (
     (NotFound, 404, "not-found"),
     (Forbidden, 403, "forbidden"),
     (Conflict, 409, "conflict"),
+    (Unavailable, 503, "unavailable"),
     (LedgerError, 400, "bad-request"),
 )
 
@@ -114,7 +116,8 @@ def field_error(error: msgspec.ValidationError) -> FieldError:
 
 async def ledger_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LedgerError)
-    return problem_response(from_ledger_error(exc))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    return problem_response(from_ledger_error(exc), headers)
 
 
 async def http_problem_handler(request: Request, exc: Exception) -> Response:

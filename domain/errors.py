@@ -4,6 +4,7 @@ LedgerError
  +-- ValidationFailed        content invalid on its own (422), errors name field paths
  +-- NotFound                unknown resource, or another tenant's (404)
  +-- Forbidden               role may not do this, or acts as another party (403)
+ +-- Unavailable             cannot take the write now, retry after `retry_after` s (503)
  +-- Conflict                conflicts with the ledger's state (409), `rule` names it
       +-- InvalidTransition        status does not allow the action
       +-- AlreadyExists            a business key is taken
@@ -98,3 +99,14 @@ class ConcurrencyConflict(Conflict):
     """Another writer changed the same aggregates more times than a command retries."""
 
     rule = "concurrent_update"
+
+
+class Unavailable(LedgerError):
+    """The ledger cannot take the write now (the store stayed busy past its lock timeout);
+    nothing was written, and the same request may be sent again after `retry_after` seconds."""
+
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

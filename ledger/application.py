@@ -14,18 +14,20 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
-from domain.errors import ConcurrencyConflict, LedgerError
+from domain.errors import ConcurrencyConflict, LedgerError, Unavailable
 from domain.events import AggregateState, DomainEvent, project
 from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
 from ledger.mapper import MsgspecMapper
-from ledger.store import ChainedLog
+from ledger.store import ChainedLog, StoreBusy
 from ledger.unit_of_work import CommandUnitOfWork
 
 T = TypeVar("T")
 S = TypeVar("S", bound=AggregateState)
 
 MAX_ATTEMPTS = 12
+# Seconds a client is told to wait after a write the store was too busy to take (503).
+RETRY_AFTER_BUSY = 1
 
 
 class LedgerApplication(Application[UUID]):
@@ -196,6 +198,11 @@ class LedgerApplication(Application[UUID]):
             group.wait()
             if group.failed is None:
                 return decision.answer, (group.positions[last] if last >= 0 else None)
+            if isinstance(group.failed, StoreBusy):
+                raise Unavailable(
+                    f"the ledger is busy ({group.failed}); nothing was written, send it again",
+                    retry_after=RETRY_AFTER_BUSY,
+                ) from group.failed
             if not isinstance(group.failed, (IntegrityError, _Abandoned)):
                 raise group.failed
             # Lost a race with another process, or decided on top of a group that did: again.

@@ -17,6 +17,14 @@ from eventsourcing.persistence import StoredEvent
 from ledger.chain import link_hash, next_recorded_at
 
 
+class StoreBusy(Exception):
+    """The events table's lock was not free within the lock timeout: nothing was written.
+
+    Not one of the library's retried errors on purpose: its insert retries a lock timeout ten
+    times (about ten lock timeouts in all), holding every command of the group, and then
+    fails as an internal error. The ledger answers 503 with Retry-After at once instead."""
+
+
 class LogRecord(NamedTuple):
     """One stored event with its place in the log and its chain link.
 

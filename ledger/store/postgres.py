@@ -16,7 +16,7 @@ from psycopg import errors
 from psycopg.rows import args_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.store import Head, LogEntry, LogRecord, chain_rows
+from ledger.store import Head, LogEntry, LogRecord, StoreBusy, chain_rows
 from ledger.store.sqlite import ImportRow, StoreNotEmpty
 
 # One event of a packed page (`select_entries`): position, version, then the byte lengths of
@@ -128,9 +128,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         """Insert under the table lock. With `expected_versions` (stream -> version, 0 for
         none), insert nothing and raise IntegrityError unless each of those streams is at
-        that version: the streams a write was decided on without writing them."""
+        that version: the streams a write was decided on without writing them. A lock not
+        had within the lock timeout is `StoreBusy` (the statements are pipelined: its error
+        can surface at any of them)."""
+        try:
+            self._insert_locked(curs, stored_events, kwargs.get("expected_versions") or {})
+        except errors.LockNotAvailable as e:
+            seconds = self.datastore.lock_timeout
+            raise StoreBusy(f"the events table stayed locked for {seconds} s") from e
+
+    def _insert_locked(
+        self, curs: Any, stored_events: Sequence[StoredEvent], expected: dict[UUID, int]
+    ) -> None:
         self._lock_table(curs)
-        expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
         if expected:
             stored = self._versions(curs, expected)
             for stream, version in expected.items():
