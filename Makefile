@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	@mkdir -p var
+	@mkdir -m 700 -p var
 	$(BIN)/customs-ledger serve --host $(HOST) --port $(PORT)
 
 # ruff; the layers (import-linter); types (mypy: strict on domain/ and ledger/, then the whole

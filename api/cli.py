@@ -96,14 +96,21 @@ def worker_app() -> Any:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services import ReferenceFileError
     from ledger.keys import ApiKeys, KeyError_
 
     app = _open_app(settings)
     keys = ApiKeys(app)
     try:
         if args.keys_command == "issue":
+            from api.services import load_zones
+
             token = keys.issue(
-                name=args.name, role=args.role, enterprise=args.enterprise, zone=args.zone
+                name=args.name,
+                role=args.role,
+                enterprise=args.enterprise,
+                zone=args.zone,
+                zones=set(load_zones(settings.zones_file)),
             )
             print(token)
             _err(f"issued {args.role} key {args.name!r}; only its hash is stored")
@@ -115,7 +122,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
                 bound = k.enterprise or k.zone or ""
                 print(f"{k.name}\t{k.role}\t{bound}\t{state}")
-    except KeyError_ as e:
+    except (KeyError_, ReferenceFileError) as e:
         _err(f"error: {e}")
         return 2
     finally:

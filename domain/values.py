@@ -23,7 +23,12 @@ MAX_INTEGER_DIGITS = 15
 HS_CODE = re.compile(r"^\d{10}$")
 CUSTOMS_CODE = re.compile(r"^\d{4}[0-9A-Z]{6}$")
 BOOK_NO = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
-CONTROL_CHARACTER = re.compile("[\x00-\x1f]")  # code points below 32
+# Refused in every text field: C0 and C1 controls and DEL; the bidirectional controls (U+202E
+# can make "exe.txt" read as "txt.exe" in a list of names); zero-width and invisible characters
+# (two names that look alike but differ); line and paragraph separators (a broken log line).
+CONTROL_CHARACTER = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 BUSINESS_WINDOW_PAST = timedelta(days=90)
 BUSINESS_WINDOW_FUTURE = timedelta(minutes=5)
 
@@ -196,7 +201,9 @@ def text(loc: str, value: str, *, max_length: int = 255) -> str:
     if len(value) > max_length:
         raise ValidationFailed.at(loc, f"at most {max_length} characters")
     if CONTROL_CHARACTER.search(value):
-        raise ValidationFailed.at(loc, "must not contain control characters")
+        raise ValidationFailed.at(
+            loc, "must not contain control, bidirectional or invisible characters"
+        )
     return value
 
 

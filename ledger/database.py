@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,11 +104,20 @@ def parse_database_url(url: str) -> Database:
     raise DatabaseUrlError(f"unsupported database URL scheme {parts.scheme!r} in {url!r}")
 
 
+def private_file(path: str) -> None:
+    """Create a store's file readable by its owner only (0600), in a directory made 0700 if
+    this makes it; SQLite gives the -wal and -shm files the database file's permissions.
+    Existing files and directories keep theirs (an operator's choice)."""
+    file = Path(path)
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
+
+
 def eventsourcing_env(db: Database) -> dict[str, str]:
     """The environment that points the library at our chained recorders for this database."""
     if db.kind == "sqlite":
         if not db.path.startswith(":memory:") and "mode=memory" not in db.path:
-            Path(db.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(db.path)
         return {
             "PERSISTENCE_MODULE": "ledger.store.sqlite:LedgerSQLiteFactory",
             "SQLITE_DBNAME": db.path,

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from domain import values
+from domain.errors import ValidationFailed
 from domain.events import Actor
 from ledger.application import LedgerApplication
 from ledger.database import schema_creation_lock
@@ -70,9 +73,17 @@ class ApiKeys:
         return sql.replace("?", "%s") if self.postgres else sql
 
     def issue(
-        self, *, name: str, role: str, enterprise: str | None = None, zone: str | None = None
+        self,
+        *,
+        name: str,
+        role: str,
+        enterprise: str | None = None,
+        zone: str | None = None,
+        zones: Collection[str] | None = None,
     ) -> str:
-        """Create a key and return its token; the token itself is never stored."""
+        """Create a key and return its token; the token itself is never stored.
+
+        `zones`: the zones an operator key may name (the CLI passes the configured ones)."""
         if role not in ROLES:
             raise KeyError_(f"role must be one of {', '.join(ROLES)}")
         if role == "enterprise" and not enterprise:
@@ -85,6 +96,14 @@ class ApiKeys:
             raise KeyError_("only operator keys take --zone")
         if not name or len(name) > 64:
             raise KeyError_("a key needs a name of 1 to 64 characters")
+        try:  # printed by `keys list` and in logs: no control or invisible characters
+            values.text("name", name, max_length=64)
+            if enterprise:
+                values.uscc_code("--enterprise", enterprise)
+        except ValidationFailed as e:
+            raise KeyError_(str(e)) from None
+        if zone and zones is not None and zone not in zones:
+            raise KeyError_(f"no zone {zone!r} (zones: {', '.join(sorted(zones))})")
         token = "clk_" + secrets.token_urlsafe(32)
         now = datetime.now(UTC).isoformat()
         with self._transaction(commit=True) as cur:

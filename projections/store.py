@@ -9,6 +9,7 @@ plain tuples so that a table of millions of rows never sits in memory at once.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -119,7 +120,10 @@ class SQLiteViews:
         # durability nor rollback: no fsync, no journal. Never for the live views.
         self.pragmas = SCRATCH_PRAGMAS if scratch else DURABLE_PRAGMAS
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Owner only, like the log (ledger/database.py private_file): the views hold the
+            # same papers.
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

@@ -221,9 +221,16 @@ def _file_part(moment: datetime | None, missing: str) -> str:
     return moment.strftime("%Y-%m-%dT%H%M%S%z")
 
 
+# What a spreadsheet reads as the start of a formula, also past leading blanks (Excel and
+# LibreOffice skip spaces and no-break spaces) and in full width (an IME's U+FF1D = sign, ...).
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+_BLANKS = " \u00a0\u3000\u2007\u202f"
+
+
 def _cell(text: str) -> str:
     """Text a spreadsheet would run as a formula starts with a quote (OWASP CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    first = text.lstrip(_BLANKS)[:1]
+    return "'" + text if first in _FORMULA_START or text[:1] in ("\t", "\r") else text
 
 
 @router.get("/v1/account-books/{book_no}/statement.csv", response_class=Response, **_csv_doc())

@@ -154,3 +154,24 @@ def test_the_route_is_in_the_openapi_document(ledger):
     route = spec["paths"]["/v1/account-books/{book_no}/statement.csv"]["get"]
     assert "text/csv" in route["responses"]["200"]["content"]
     assert {p["name"] for p in route["parameters"]} >= {"book_no", "from", "to", "as_of"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        " =HYPERLINK(1)",  # a leading space: spreadsheets skip it and run the formula
+        "\u00a0+SUM(A1)",  # a no-break space
+        "\u3000-1+1",  # an ideographic space
+        "\uff1dHYPERLINK(1)",  # a full-width equals sign, as a Chinese IME types it
+        "\uff20SUM(A1)",  # a full-width commercial at
+    ],
+)
+def test_a_formula_behind_blanks_or_in_full_width_is_quoted_too(ledger, name):
+    t = onboard(ledger)
+    items = {"items": [{"item_no": 9, "hs_code": "8471300000", "name": name, "unit": "C62"}]}
+    r = ledger.post(f"/v1/account-books/{t.book_no}/items", "admin", items)
+    assert r.status_code == 201, r.text
+    params = {"from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
+    text = ledger.get(f"/v1/account-books/{t.book_no}/statement.csv", "auditor", params=params).text
+    by_item = {row["item_no"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert by_item["9"]["name"] == "'" + name
