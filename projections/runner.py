@@ -363,10 +363,10 @@ class CatchUpRunner:
             return current >= position
         with self._advanced:
             while self.position < position:
+                self._wake.set()  # read now, even when the caller will not wait (timeout 0)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._wake.set()
                 self._advanced.wait(min(remaining, 0.05))
         return True
 

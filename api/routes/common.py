@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
@@ -87,13 +88,42 @@ async def views_caught_up(request: Request) -> int:
     """
     svc = services(request)
     wanted = min_position(request)
-    if wanted is not None:
-        target = wanted
-    else:
-        head = await run_in_threadpool(svc.app.log.head)
-        target = head.position if head else 0
-    await run_in_threadpool(svc.runner.wait_for, target, svc.settings.read_wait_seconds)
+    if wanted is not None and wanted <= svc.runner.position:
+        return svc.runner.position  # already there: no thread, no query
+    head = await run_in_threadpool(svc.app.log.head)
+    head_position = head.position if head else 0
+    if wanted is not None and wanted > head_position:
+        # Every position this ledger answered is at or below the head (writes answer after
+        # their commit): a larger one was never given, and waiting for it would hold the
+        # request for nothing (issue #14).
+        raise HttpProblem(
+            422,
+            "validation",
+            "Invalid content",
+            f"{MIN_POSITION_HEADER} {wanted} is beyond the log's head ({head_position})",
+            errors=[{"loc": f"header.{MIN_POSITION_HEADER}", "msg": "a position of the log"}],
+        )
+    target = head_position if wanted is None else wanted
+    await _wait_for_views(svc, target)
     return svc.runner.position
+
+
+async def _wait_for_views(svc: Services, target: int) -> None:
+    """Wait without holding a worker thread: check (a short hop when the views are fed by
+    another process, which means a query), then sleep on the event loop, 1 ms doubling to
+    20 ms, until the views reach `target` or the read wait is over."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + svc.settings.read_wait_seconds
+    delay = 0.001
+    while True:
+        if svc.runner.position >= target:
+            return
+        if await run_in_threadpool(svc.runner.wait_for, target, 0):
+            return
+        if loop.time() >= deadline:
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 async def execute(
