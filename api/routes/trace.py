@@ -18,6 +18,15 @@ from projections.trace import Trace
 
 router = APIRouter(tags=["traceability"])
 Direction = Literal["both", "upstream", "downstream"]
+Limit = Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=19,
+        pattern=r"^[0-9]+$",
+        description="an answer's `next_cursor`: the next lots the reference matched",
+    ),
+]
 
 
 @router.get("/v1/trace", **doc(ok=(200, Trace), errors=(401, 404, 422), position=True))
@@ -26,17 +35,20 @@ async def trace(
     actor: Reader,
     ref: Annotated[str, Query(min_length=1, max_length=64)],
     direction: Annotated[Direction, Query()] = "both",
-    limit: Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")] = 500,
+    limit: Limit = 500,
+    cursor: Cursor = None,
 ) -> Response:
     """The lots a reference touched (a declaration id or number, a train or flight reference,
     a container, a gate note, a lot id, an e-commerce order number), the lots upstream and/or
     downstream of them through transfers and processing, the edges between them and the
     time-ordered chain of what happened to each. An enterprise sees only lots of its own
-    books, an operator its zone's; `truncated` says the answer stopped at `limit` lots."""
+    books, an operator its zone's; `truncated` says the answer stopped at `limit` lots, and
+    when the reference itself matched more, `next_cursor` asks for the next ones."""
     position = await views_caught_up(request)
+    scope, after = Scope.of(actor), int(cursor or 0)
     found = await run_in_threadpool(
         lambda: services(request).trace.trace(
-            ref, direction=direction, scope=Scope.of(actor), limit=limit
+            ref, direction=direction, scope=scope, limit=limit, after=after
         )
     )
     if found is None:
@@ -60,9 +72,10 @@ async def trace_epcis(
     actor: Reader,
     ref: Annotated[str, Query(min_length=1, max_length=64)],
     direction: Annotated[Direction, Query()] = "both",
-    limit: Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")] = 500,
+    limit: Limit = 500,
+    cursor: Cursor = None,
 ) -> Response:
-    """The same trace as `GET /v1/trace` (same roles, tenancy, 404 and `limit`) as a GS1
+    """The same trace as `GET /v1/trace` (same roles, tenancy, 404, `limit` and `cursor`) as a GS1
     EPCIS 2.0 document: one event per movement in the chain's order (gate passages and
     transfers as ObjectEvents, processing as a TransformationEvent), lots as class-level
     identifiers with quantities, the customs papers as business transactions.
@@ -71,7 +84,8 @@ async def trace_epcis(
     svc = services(request)
 
     def export() -> bytes | None:
-        found = svc.trace.trace(ref, direction=direction, scope=Scope.of(actor), limit=limit)
+        scope, after = Scope.of(actor), int(cursor or 0)
+        found = svc.trace.trace(ref, direction=direction, scope=scope, limit=limit, after=after)
         if found is None:
             return None
         facts = declaration_facts(svc.declarations, found)

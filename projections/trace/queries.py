@@ -75,6 +75,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     edges: list[TraceEdge]
     events: list[TraceEvent]
     truncated: bool
+    # With `truncated` because the reference matched more lots than `limit`: pass it as
+    # `cursor` for the next lots it matched (in the order they came to be).
+    next_cursor: str | None = None
 
 
 class TraceQueries:
@@ -90,19 +93,23 @@ class TraceQueries:
         scope: Scope,
         direction: str = "both",
         limit: int = DEFAULT_LIMIT,
+        after: int = 0,
     ) -> Trace | None:
         """None when the reference matches no lot `scope` sees (another tenant's lots are
-        neither found nor walked to: not even their existence is shown)."""
+        neither found nor walked to: not even their existence is shown).
+
+        At most `limit` lots in all: the lots the reference matches come first, in the order
+        they came to be, from past the position `after` (a `next_cursor`); a hub reference
+        (a container on a thousand trains) answers its first `limit` and a cursor, never the
+        whole set (issue #14)."""
         with self.views.read() as cur:
             params: list[Any] = []
-            cur.execute(_find(scope, ref, params), params)
-            rows = cur.fetchall()
-            if not rows:
+            cur.execute(_find(scope, ref, params, after), params)
+            matched, order, last, more = _matched(cur, limit)
+            if not order:
                 return None
-            matched = list(dict.fromkeys((r["kind"], r["id"]) for r in rows))
-            order: dict[str, None] = dict.fromkeys(r["lot_id"] for r in rows)
             edges: dict[tuple[str, str], TraceEdge] = {}
-            truncated = False
+            truncated = more
             for going in ("upstream", "downstream"):
                 if direction in (going, "both"):
                     walk = _Walk(cur, scope, going, order, edges)
@@ -121,7 +128,28 @@ class TraceQueries:
             edges=list(edges.values()),
             events=events,
             truncated=truncated,
+            next_cursor=str(last) if more else None,
         )
+
+
+def _matched(
+    cur: Any, limit: int
+) -> tuple[list[tuple[str, str]], dict[str, None], int, bool]:
+    """The first `limit` distinct lots of the found rows (read a page at a time, never the
+    whole set), what they matched, the position of the last one, and whether there are more."""
+    matched: dict[tuple[str, str], None] = {}
+    order: dict[str, None] = {}
+    last, more = 0, False
+    while not more and (rows := cur.fetchmany(500)):
+        for r in rows:
+            if r["lot_id"] not in order:
+                if len(order) >= limit:
+                    more = True
+                    break
+                order[r["lot_id"]] = None
+                last = r["position"]
+            matched[(r["kind"], r["id"])] = None
+    return list(matched), order, last, more
 
 
 def _seen_lots(scope: Scope, params: list[Any]) -> str:
@@ -130,14 +158,16 @@ def _seen_lots(scope: Scope, params: list[Any]) -> str:
     return tenancy_sql(scope, params, enterprise=("l.enterprise",), zone=("l.zone",))
 
 
-def _find(scope: Scope, ref: str, params: list[Any]) -> str:
+def _find(scope: Scope, ref: str, params: list[Any], after: int = 0) -> str:
     """The lots a reference names that `scope` sees, with what it matched: through its papers
     (a declaration's movements, or the movement itself) to the lots of their events, and a lot
-    id to its lot."""
+    id to its lot; only lots that came to be past the position `after`."""
     params.append(ref)
-    by_papers = _seen_lots(scope, params)
+    by_papers = _seen_lots(scope, params) + " AND l.position > ?"
+    params.append(after)
     params.append(ref)
-    by_id = _seen_lots(scope, params)
+    by_id = _seen_lots(scope, params) + " AND l.position > ?"
+    params.append(after)
     return (
         "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
         " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
