@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, TypeVar, get_args
@@ -10,6 +11,7 @@ import msgspec
 from fastapi import Request
 from fastapi.responses import Response
 
+from api import limits
 from api.problems import PROBLEM_JSON, HttpProblem, Problem, field_error
 from domain.errors import ValidationFailed
 from domain.events import Actor
@@ -30,15 +32,28 @@ def _decoder(cls: type[Any]) -> msgspec.json.Decoder[Any]:
 
 
 async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 past 1 MiB (before it is all read, when announced)."""
+    """The raw body, refused with 413 past 1 MiB (before it is all read, when announced), and
+    with 408 when it has not all arrived within `limits.BODY_SECONDS` (a client that sends a
+    byte a minute holds nothing for long)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise HttpProblem(413, "too-large", "Payload too large", "bodies are limited to 1 MiB")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HttpProblem(413, "too-large", "Payload too large", "bodies are limited to 1 MiB")
+    try:
+        async with asyncio.timeout(limits.BODY_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise HttpProblem(
+                        413, "too-large", "Payload too large", "bodies are limited to 1 MiB"
+                    )
+    except TimeoutError:
+        raise HttpProblem(
+            408,
+            "body-timeout",
+            "Request timeout",
+            f"the body did not arrive within {limits.BODY_SECONDS:g} s",
+        ) from None
     return bytes(body)
 
 

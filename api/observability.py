@@ -341,10 +341,13 @@ class ObservabilityMiddleware:
 
 
 def install(app: Any, metrics: Metrics) -> None:
-    """Put the middleware around the whole stack, the error middleware included."""
+    """Put the middleware around the whole stack, the error middleware included; inside it,
+    the header limits (a 431 is counted and logged like any answer)."""
+    from api.limits import HeaderLimits
+
     build = app.build_middleware_stack
     app.build_middleware_stack = lambda: ObservabilityMiddleware(
-        build(), metrics, lambda: app.routes
+        HeaderLimits(build()), metrics, lambda: app.routes
     )
 
 

@@ -1,0 +1,57 @@
+"""What one request may make the server hold (issue #14 item 5): its headers (431) and the
+time its body takes (408); nothing is written by either."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from api import limits
+from tests.support import declaration_body, onboard, running_ledger
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('limits')}/ledger.sqlite3"
+    with running_ledger(url) as ledger:
+        yield ledger, onboard(ledger)
+
+
+def test_too_many_or_too_large_headers_are_431_before_anything_else(world):
+    ledger, _ = world
+    before = ledger.log_state()
+    many = {f"x-filler-{n}": "1" for n in range(limits.MAX_HEADERS + 1)}
+    large = {"x-filler": "a" * (limits.MAX_HEADER_BYTES + 1)}
+    for extra in (many, large):
+        r = ledger.client.get("/v1/zones", headers=extra)
+        assert r.status_code == 431, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["status"] == 431
+    assert ledger.client.get("/v1/zones", headers={"x-filler": "a" * 1000}).status_code == 200
+    assert ledger.log_state() == before
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_writes_nothing(world, monkeypatch):
+    ledger, t = world
+    monkeypatch.setattr(limits, "BODY_SECONDS", 0.3)
+    body = httpx.Request("POST", "/", json=declaration_body(t.uscc, t.book_no)).content
+    before = ledger.log_state()
+
+    async def trickle():
+        yield body[:10]  # the start, then nothing for longer than the limit
+        await asyncio.sleep(2)
+        yield body[10:]
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=ledger.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            headers = ledger.headers(t.token_name, key="slow-1")
+            headers["content-type"] = "application/json"
+            return await client.post("/v1/declarations", content=trickle(), headers=headers)
+
+    r = asyncio.run(scenario())
+    assert r.status_code == 408, r.text
+    assert r.json()["type"].endswith("/body-timeout")
+    assert ledger.log_state() == before
