@@ -249,6 +249,11 @@ class LogGauges(Collector):
                 log.warning("metrics: %s", e)
         up.add_metric([], 1 if state is not None else 0)
         yield up
+        alarm = GaugeMetricFamily(
+            "ledger_tamper_alarm", "1 when this server's tamper watch found the log altered"
+        )
+        alarm.add_metric([], 1 if svc is not None and svc.alarm is not None else 0)
+        yield alarm
         if state is None:
             return  # no figures rather than made-up ones
         values = (state.log_position, state.projection_position, state.lag_events)
@@ -370,12 +375,23 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
 def health_doc() -> dict[str, Any]:
     kwargs = doc(ok=(200, HealthView), errors=(503,))
     kwargs["responses"][503]["description"] = (
-        "The event store or the views did not answer; `detail` says which and why"
+        "The event store or the views did not answer, the read models stopped on an error, or "
+        "the log failed verification (writes refused); `type` and `detail` say which and why"
     )
     return kwargs
 
 
 def health(svc: Any) -> Response:
+    trouble = None
+    if svc.alarm is not None:
+        trouble = ("tampered", f"the log failed verification; writes are refused: {svc.alarm}")
+    elif svc.runner.last_error is not None:
+        trouble = ("views-stopped", f"the read models stopped on an error: {svc.runner.last_error}")
+    if trouble is not None:
+        kind, detail = trouble
+        return problem_response(
+            Problem(type=TYPE_BASE + kind, title="Unavailable", status=503, detail=detail)
+        )
     try:
         state = read_log_state(svc)
     except StoreUnavailable as e:

@@ -24,6 +24,7 @@ from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
+from ledger.watch import TamperWatch
 from projections.declarations import DeclarationQueries
 from projections.enterprises import EnterpriseQueries
 from projections.folding import LogEntry
@@ -167,6 +168,7 @@ class Services:
     stats: StatsQueries
     inventory: InventoryQueries
     trace: TraceQueries
+    watch: TamperWatch | None = None
 
     @classmethod
     def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:
@@ -198,11 +200,23 @@ class Services:
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
+            watch=TamperWatch(
+                app.log, period=settings.verify_seconds, digest_file=settings.digest_file
+            )
+            if settings.verify_seconds > 0
+            else None,
         )
 
     def start(self) -> None:
         if self.settings.projections == "inline":
             self.runner.start()
+        if self.watch is not None:
+            self.watch.start()
+
+    @property
+    def alarm(self) -> str | None:
+        """Why this server refuses writes: the tamper watch's alarm (None: all is well)."""
+        return self.watch.alarm if self.watch is not None else None
 
     def wrote(self, position: int | None) -> None:
         """A write happened: wake the runner so the views follow within milliseconds."""
@@ -210,6 +224,8 @@ class Services:
             self.runner.wake()
 
     def close(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         self.runner.stop()
         self.views.close()
         self.app.close()

@@ -18,6 +18,10 @@ class Settings:
     # `customs-ledger project --follow` process does (PostgreSQL deployments).
     projections: str = "inline"
     read_wait_seconds: float = 2.0
+    # The tamper watch (ledger/watch.py): the whole chain at start, the tail every so many
+    # seconds (0: no watch); and a file of published digests it checks against.
+    verify_seconds: float = 60.0
+    digest_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -28,4 +32,6 @@ class Settings:
             duty_tables_file=os.environ.get("LEDGER_DUTY_TABLES_FILE") or None,
             projections=os.environ.get("LEDGER_PROJECTIONS", "inline"),
             read_wait_seconds=float(os.environ.get("LEDGER_READ_WAIT_SECONDS", "2")),
+            verify_seconds=float(os.environ.get("LEDGER_VERIFY_SECONDS", "60")),
+            digest_file=os.environ.get("LEDGER_DIGEST_FILE") or None,
         )

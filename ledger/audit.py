@@ -151,7 +151,7 @@ def clean_page(
     return previous, expected, last_time
 
 
-class _Walk:
+class ChainWalk:
     """What is carried from one event to the next, and what has been found so far."""
 
     def __init__(self, against: tuple[int, bytes] | None) -> None:
@@ -314,7 +314,7 @@ class _Helper:
             return None
         return cls(start, end, process)
 
-    def result(self, walk: _Walk, after: int | None, log: Any) -> tuple[int, Any] | None:
+    def result(self, walk: ChainWalk, after: int | None, log: Any) -> tuple[int, Any] | None:
         """(events checked, last row) of the helper's half when it can be taken, else None."""
         if walk.failures:  # the walk goes on here and names what is wrong
             return None
@@ -350,12 +350,12 @@ def _as_records(rows: Sequence[Any]) -> Sequence[LogRecord]:
     return rows  # select_log's records already
 
 
-class _Scan:
+class LogScan:
     """This process's pass over the log, a page at a time: the page cursor, the count and the
     last row checked, on top of the walk's chain state."""
 
     def __init__(
-        self, log: ChainedLog, walk: _Walk, page: int, progress: Callable[[int], None] | None
+        self, log: ChainedLog, walk: ChainWalk, page: int, progress: Callable[[int], None] | None
     ) -> None:
         self.log, self.walk, self.page, self.progress = log, walk, page, progress
         # Plain rows when the recorder has them (no Python object per event), else its records.
@@ -426,8 +426,8 @@ def verify(
 
     `parallel`: let a second process check the second half of a long SQLite log (the report
     is the same either way)."""
-    walk = _Walk(against)
-    scan = _Scan(log, walk, page, progress)
+    walk = ChainWalk(against)
+    scan = LogScan(log, walk, page, progress)
     helper = _Helper.launch(log, page, walk.anchor[0]) if parallel else None
     try:
         if helper is not None:

@@ -137,8 +137,15 @@ async def execute(
     """The one shape of every write route: token, body, then in one threadpool hop the key
     lookup, the role check, the Idempotency-Key, decoding and the command."""
     bearer_token(request)
-    raw = await read_body(request)
     svc = services(request)
+    if svc.alarm is not None:
+        raise HttpProblem(
+            503,
+            "tampered",
+            "Writes refused",
+            f"the log failed verification, so this server takes no writes: {svc.alarm}",
+        )
+    raw = await read_body(request)
 
     def work() -> Outcome:
         actor = authenticate(request, roles)
