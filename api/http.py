@@ -54,7 +54,23 @@ async def read_body(request: Request) -> bytes:
             "Request timeout",
             f"the body did not arrive within {limits.BODY_SECONDS:g} s",
         ) from None
+    if body and not is_json(request.headers.get("content-type")):
+        raise HttpProblem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "a body is JSON: send it with Content-Type: application/json",
+        )
     return bytes(body)
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or a `+json` type, with any parameters (`; charset=utf-8`)."""
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    structured = media.startswith("application/") and media.endswith("+json")
+    return media == "application/json" or structured
 
 
 def decode_body(body: bytes, cls: type[T]) -> T:
@@ -123,6 +139,7 @@ ERROR_TEXT = {
     404: "Unknown resource, or another tenant's",
     409: "Conflicts with the ledger's state; `rule` names it",
     413: "Body over 1 MiB",
+    415: "A body that is not sent as Content-Type: application/json",
     422: "Invalid content; `errors[].loc` names each field",
     503: "The server could not do it now (the store stayed busy past its lock timeout, or a "
     "replay's helper process failed); nothing was written: send it again after Retry-After",
@@ -217,7 +234,7 @@ def doc(
             headers = position_header(required=position)
         if headers:
             responses[status]["headers"] = headers
-    statuses = set(errors) | ({422} if body is not None else set())
+    statuses = set(errors) | ({415, 422} if body is not None else set())
     if idempotency_required is not None:
         statuses.add(503)  # a write the busy store could not take (Retry-After)
     for status in sorted(statuses):

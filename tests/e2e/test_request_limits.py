@@ -55,3 +55,30 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_writes_nothing(world, mo
     assert r.status_code == 408, r.text
     assert r.json()["type"].endswith("/body-timeout")
     assert ledger.log_state() == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_body_not_sent_as_json_is_415_and_writes_nothing(world, content_type):
+    ledger, t = world
+    raw = httpx.Request("POST", "/", json=declaration_body(t.uscc, t.book_no)).content
+    headers = ledger.headers(t.token_name, key=f"type-{content_type}")
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    before = ledger.log_state()
+    r = ledger.client.post("/v1/declarations", content=raw, headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["type"].endswith("/unsupported-media-type")
+    assert ledger.log_state() == before
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON"])
+def test_json_with_parameters_or_in_capitals_is_json(world, content_type):
+    ledger, t = world
+    raw = httpx.Request("POST", "/", json=declaration_body(t.uscc, t.book_no)).content
+    headers = ledger.headers(t.token_name, key=f"json-{content_type}")
+    headers["Content-Type"] = content_type
+    r = ledger.client.post("/v1/declarations", content=raw, headers=headers)
+    assert r.status_code == 201, r.text
