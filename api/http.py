@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, TypeVar, get_args
@@ -73,8 +74,41 @@ def is_json(content_type: str | None) -> bool:
     return media == "application/json" or structured
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return found
+
+
+def refuse_duplicate_keys(body: bytes) -> None:
+    """400 for an object that names a key twice: JSON parsers disagree on which one counts
+    (`"declarant": B, "declarant": A` read as A here, as B elsewhere), so neither does. A
+    malformed body is left to the decoder's own 400."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as e:
+        raise HttpProblem(
+            400, "duplicate-key", "Bad request", f"the key {e.key!r} appears twice in one object"
+        ) from None
+    except (ValueError, RecursionError):
+        return
+
+
 def decode_body(body: bytes, cls: type[T]) -> T:
-    """Decode and validate with msgspec: 400 when it is not a JSON object, 422 naming the field."""
+    """Decode and validate with msgspec: 400 when it is not a JSON object or names a key twice,
+    422 naming the field."""
+    refuse_duplicate_keys(body)
     try:
         # A body type is a class or a tagged union of classes (hashable either way); lru_cache
         # is typed as taking only Hashable.
@@ -133,7 +167,8 @@ def idempotency(request: Request, actor: Actor, *, required: bool) -> Idempotenc
 # -- OpenAPI --------------------------------------------------------------------------------
 
 ERROR_TEXT = {
-    400: "Unparseable JSON, a body that is not an object, or a missing Idempotency-Key",
+    400: "Unparseable JSON, a body that is not an object or names a key twice, or a missing "
+    "Idempotency-Key",
     401: "No token, or an unknown or revoked token",
     403: "The caller's role may not use this route, or the body names another party",
     404: "Unknown resource, or another tenant's",

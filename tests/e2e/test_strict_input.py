@@ -4,6 +4,7 @@ real zones, valid USCCs and printable names, and the store's files are the owner
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -111,3 +112,36 @@ def test_the_store_and_its_views_are_readable_by_their_owner_only(tmp_path):
     assert {"ledger.sqlite3", "ledger.sqlite3-wal", "ledger.views.sqlite3"} <= set(modes)
     assert modes == dict.fromkeys(modes, 0o600)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"declarant": "A", "declarant": "B"}',
+        b'{"flow": "first_line_in", "lines": [{"line_no": 1, "line_no": 2}]}',
+        b'{"transport": {"mode": "rail", "mode": "air"}}',
+    ],
+)
+def test_a_key_named_twice_in_one_object_is_400_naming_it(world, raw):
+    ledger, t = world
+    before = ledger.log_state()
+    headers = ledger.headers(t.token_name, new_key()) | {"Content-Type": "application/json"}
+    r = ledger.client.post("/v1/declarations", content=raw, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["type"].endswith("/duplicate-key") and "appears twice" in r.json()["detail"]
+    assert ledger.log_state() == before
+
+
+def test_the_declarant_cannot_be_smuggled_past_tenancy_by_naming_it_twice(world):
+    """The probe's case: `"declarant": B, "declarant": A` read as A passed the tenancy check
+    while another parser would have read B."""
+    ledger, t = world
+    body = declaration_body(t.uscc, t.book_no)
+    other = make_uscc()
+    raw = json.dumps(body).replace(
+        f'"declarant": "{t.uscc}"', f'"declarant": "{other}", "declarant": "{t.uscc}"'
+    )
+    assert raw.count('"declarant"') == 2
+    headers = ledger.headers(t.token_name, new_key()) | {"Content-Type": "application/json"}
+    r = ledger.client.post("/v1/declarations", content=raw.encode(), headers=headers)
+    assert r.status_code == 400, r.text
