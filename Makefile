@@ -7,12 +7,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export LEDGER_DATABASE_URL ?= sqlite:///./var/ledger.sqlite3
 
-.PHONY: run test lint unit bench soak venv clean
+.PHONY: run test lint unit bench soak venv clean lock audit
 
-$(STAMP): pyproject.toml
+# The environment installs exactly the locked versions, each checked against its hash
+# (requirements-dev.lock, written by `make lock` from pyproject.toml's bounds), then the
+# project itself without dependencies.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -46,6 +50,15 @@ soak: $(STAMP)
 	LEDGER_SOAK_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/model
 	$(BIN)/python -m tests.soak.crash --store sqlite
 	$(BIN)/python -m tests.soak.crash --store postgres
+
+# Re-resolve the lock from pyproject.toml (newest versions within its bounds, every hash).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --quiet --custom-compile-command "make lock" -o requirements-dev.lock
+
+# Known vulnerabilities of the locked versions (needs the vulnerability database: PyPI's).
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis build *.egg-info
