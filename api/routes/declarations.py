@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,7 @@ from domain.declaration import (
 )
 from domain.errors import NotFound
 from domain.events import Actor
+from domain.privacy import masked, sees_buyer
 from domain.scope import Scope
 from domain.views import DeclarationDetail, DeclarationView
 from ledger.requests import Idempotency
@@ -103,7 +105,17 @@ async def list_declarations(
             until=time_param("to", until),
         )
     )
-    return json_response(page_body(rows, page.limit), position=position)
+    scope = Scope.of(actor)
+    shown = [(cursor, for_reader(scope, d)) for cursor, d in rows]
+    return json_response(page_body(shown, page.limit), position=position)
+
+
+def for_reader(scope: Scope, d: DeclarationDetail) -> DeclarationDetail:
+    """The declaration as this reader may see it: a retail list's buyer masked unless the
+    reader is its declarant, an officer or an auditor (domain/privacy.py)."""
+    if d.ecommerce is None or sees_buyer(scope, d.declarant):
+        return d
+    return msgspec.structs.replace(d, ecommerce=masked(d.ecommerce))
 
 
 @router.get(
@@ -114,7 +126,7 @@ async def get_declaration(request: Request, ref: str, actor: Reader) -> Response
     found = await run_in_threadpool(services(request).declarations.get, ref)
     if found is None or not can_see(actor, found[1]):
         raise NotFound(f"no declaration {ref}")
-    return json_response(found[0], position=position)
+    return json_response(for_reader(Scope.of(actor), found[0]), position=position)
 
 
 @router.post(
