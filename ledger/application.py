@@ -160,56 +160,58 @@ class LedgerApplication(Application[UUID]):
             else None
         )
         for attempt in range(MAX_ATTEMPTS):
-            lost: Group | bool = False  # a lost race: True, or the group to wait for first
             with self._command_lock:
                 uow = CommandUnitOfWork(self, prefetched)
                 prefetched = None  # for the first attempt only
-                try:
-                    decision = decide(uow)
-                except LedgerError:
-                    # A refusal may rest on a kept state that another process has moved on
-                    # since (PostgreSQL): then it is decided again on what is stored now.
-                    if not (self._check_reads and self._forget_moved(uow)):
-                        raise
-                    lost = True
-                except Exception:
-                    # Reads of several streams are not one snapshot, and this process's own
-                    # uncommitted groups may yet fail: a decision on such a mix can fail in
-                    # ways a consistent state never would. If this process has groups still
-                    # committing, or a stream read has moved on since, it is a lost race:
-                    # decide again (after them). Otherwise it is a bug: raise it.
-                    lost = self._pending.latest_group() or self._read_moved_on(uow)
-                    if lost is False:
-                        raise
-                if lost is False:
-                    events = [e for p in decision.saves for e in p.collect_events()]
-                    group: Group | None
-                    if events:
-                        group, last = self._pending.add(events, uow.seen)
-                    else:
-                        group, last = self._pending.latest_group(), -1
-            if lost is not False:
-                if isinstance(lost, Group):
-                    lost.wait()
-                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+                lost, decision = self._decide(uow, decide)
+                if decision is not None:
+                    group, last = self._enqueue(decision, uow)
+            if decision is None:
+                _back_off(lost, attempt)
                 continue
             if group is None:
                 return decision.answer, None
             group.wait()
             if group.failed is None:
                 return decision.answer, (group.positions[last] if last >= 0 else None)
-            if isinstance(group.failed, StoreBusy):
-                raise Unavailable(
-                    f"the ledger is busy ({group.failed}); nothing was written, send it again",
-                    retry_after=RETRY_AFTER_BUSY,
-                ) from group.failed
-            if not isinstance(group.failed, (IntegrityError, _Abandoned)):
-                raise group.failed
+            _raise_unless_lost(group.failed)
             # Lost a race with another process, or decided on top of a group that did: again.
-            time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+            _back_off(True, attempt)
         raise ConcurrencyConflict(
             "other writers changed the same records; retry the request",
         )
+
+    def _decide(
+        self, uow: CommandUnitOfWork, decide: Callable[[CommandUnitOfWork], Decision[T]]
+    ) -> tuple[Group | bool, Decision[T] | None]:
+        """(False, the decision), or (a lost race: True, or the group to wait for first, None).
+        Raises a refusal or a bug."""
+        try:
+            return False, decide(uow)
+        except LedgerError:
+            # A refusal may rest on a kept state that another process has moved on since
+            # (PostgreSQL): then it is decided again on what is stored now.
+            if not (self._check_reads and self._forget_moved(uow)):
+                raise
+            return True, None
+        except Exception:
+            # Reads of several streams are not one snapshot, and this process's own
+            # uncommitted groups may yet fail: a decision on such a mix can fail in ways a
+            # consistent state never would. If this process has groups still committing, or a
+            # stream read has moved on since, it is a lost race: decide again (after them).
+            # Otherwise it is a bug: raise it.
+            lost = self._pending.latest_group() or self._read_moved_on(uow)
+            if lost is False:
+                raise
+            return lost, None
+
+    def _enqueue(self, decision: Decision[Any], uow: CommandUnitOfWork) -> tuple[Group | None, int]:
+        """Add the decision's events to the open group: (the group to wait for, the index of
+        its last event there; -1 and the latest group for a decision that writes nothing)."""
+        events = [e for p in decision.saves for e in p.collect_events()]
+        if events:
+            return self._pending.add(events, uow.seen)
+        return self._pending.latest_group(), -1
 
     def _read_moved_on(self, uow: CommandUnitOfWork) -> bool:
         """Whether a stream the failed command read has a newer committed version now."""
@@ -256,6 +258,24 @@ class LedgerApplication(Application[UUID]):
         self._pending.shut()
         self._committer.join(timeout=10)
         self.factory.close()
+
+
+def _back_off(lost: Group | bool, attempt: int) -> None:
+    """Before deciding again: wait for the group a lost race rests on, then a random pause."""
+    if isinstance(lost, Group):
+        lost.wait()
+    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+
+
+def _raise_unless_lost(failed: BaseException) -> None:
+    """A failed group's error, unless it is a lost race the command decides again after."""
+    if isinstance(failed, StoreBusy):
+        raise Unavailable(
+            f"the ledger is busy ({failed}); nothing was written, send it again",
+            retry_after=RETRY_AFTER_BUSY,
+        ) from failed
+    if not isinstance(failed, (IntegrityError, _Abandoned)):
+        raise failed
 
 
 class CommittedStates:
