@@ -48,6 +48,12 @@ class HttpProblem(Exception):
             extra,
         )
 
+    @classmethod
+    def invalid(cls, loc: str, msg: str, detail: str) -> HttpProblem:
+        """422 for one bad parameter or header (`loc`: `query.as_of`, `header.X-...`)."""
+        errors = [{"loc": loc, "msg": msg}]
+        return cls(422, "validation", "Invalid content", detail, errors=errors)
+
 
 # The mapping table: most specific class first.
 STATUS_OF: tuple[tuple[type[LedgerError], int, str], ...] = (

@@ -176,12 +176,8 @@ async def _statement(
     start, end = time_param("from", since), time_param("to", until)
     moment = time_param("as_of", as_of)
     if start is not None and end is not None and end < start:
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
-            "to must not be before from",
-            errors=[{"loc": "query.to", "msg": "must not be before from"}],
+        raise HttpProblem.invalid(
+            "query.to", "must not be before from", "to must not be before from"
         )
     lines = await run_in_threadpool(
         lambda: services(request).inventory.statement(book_no, since=start, until=end, as_of=moment)

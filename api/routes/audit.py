@@ -188,12 +188,10 @@ async def verify(
         try:
             anchor = audit.parse_digest(against)
         except ValueError as e:
-            raise HttpProblem(
-                422,
-                "validation",
-                "Invalid content",
+            raise HttpProblem.invalid(
+                "query.against",
+                "SEQUENCE:HASH (64 hex digits)",
                 str(e),
-                errors=[{"loc": "query.against", "msg": "SEQUENCE:HASH (64 hex digits)"}],
             ) from None
     if not _VERIFYING.acquire(blocking=False):
         raise Conflict("a verify is running on this server; try again", rule="audit_in_progress")

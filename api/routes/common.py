@@ -42,12 +42,10 @@ class Page:
         self.after = 0
         if cursor is not None:
             if not cursor.isdigit() or len(cursor) > 19:
-                raise HttpProblem(
-                    422,
-                    "validation",
-                    "Invalid content",
+                raise HttpProblem.invalid(
+                    "query.cursor",
+                    "unknown cursor",
                     "cursor is not one this API gave",
-                    errors=[{"loc": "query.cursor", "msg": "unknown cursor"}],
                 )
             self.after = int(cursor)
 
@@ -70,12 +68,10 @@ def min_position(request: Request) -> int | None:
         return None
     text = wanted.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= MIN_POSITION_DIGITS):
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
+        raise HttpProblem.invalid(
+            f"header.{MIN_POSITION_HEADER}",
+            "an integer >= 0",
             f"{MIN_POSITION_HEADER} must be a log position",
-            errors=[{"loc": f"header.{MIN_POSITION_HEADER}", "msg": "an integer >= 0"}],
         )
     return int(text)
 
@@ -96,12 +92,10 @@ async def views_caught_up(request: Request) -> int:
         # Every position this ledger answered is at or below the head (writes answer after
         # their commit): a larger one was never given, and waiting for it would hold the
         # request for nothing (issue #14).
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
+        raise HttpProblem.invalid(
+            f"header.{MIN_POSITION_HEADER}",
+            "a position of the log",
             f"{MIN_POSITION_HEADER} {wanted} is beyond the log's head ({head_position})",
-            errors=[{"loc": f"header.{MIN_POSITION_HEADER}", "msg": "a position of the log"}],
         )
     target = head_position if wanted is None else wanted
     await _wait_for_views(svc, target)
@@ -206,19 +200,15 @@ def time_param(name: str, value: str | None) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
+        raise HttpProblem.invalid(
+            f"query.{name}",
+            "RFC 3339 time with Z or an offset",
             f"{name} must be RFC 3339 with an offset",
-            errors=[{"loc": f"query.{name}", "msg": "RFC 3339 time with Z or an offset"}],
         )
     if not in_time_range(moment):
-        raise HttpProblem(
-            422,
-            "validation",
-            "Invalid content",
+        raise HttpProblem.invalid(
+            f"query.{name}",
+            "a time from 1900-01-01 to 9000-01-01",
             f"{name} must be between 1900 and 9000",
-            errors=[{"loc": f"query.{name}", "msg": "a time from 1900-01-01 to 9000-01-01"}],
         )
     return moment
