@@ -94,17 +94,18 @@ def _story_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     import psycopg
 
     from ledger.database import parse_database_url
-    from tests.conftest import PG_URL, _conninfo
+    from tests.conftest import PG_URL
+    from tests.support import pg_conninfo
 
     request.getfixturevalue("postgres_available")
     db = parse_database_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
     finally:
-        with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+        with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -28,10 +28,10 @@ from api.settings import Settings
 from ledger.application import LedgerApplication
 from ledger.database import parse_database_url
 from projections.digest import views_digest
-from tests.conftest import PG_URL, _conninfo
+from tests.conftest import PG_URL
 from tests.samples import rules_without_draws
 from tests.stories import run_story
-from tests.support import running_ledger
+from tests.support import pg_conninfo, running_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEROS = "0" * 64
@@ -53,11 +53,11 @@ def _new_schema_url() -> Iterator[str]:
 
     db = parse_database_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}schema={schema}"
-    with psycopg.connect(_conninfo(db), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(db), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
