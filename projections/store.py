@@ -305,6 +305,10 @@ class _PgCursor:
         rows: list[Any] = self._cursor.fetchall()
         return rows
 
+    def fetchmany(self, size: int) -> list[Any]:
+        rows: list[Any] = self._cursor.fetchmany(size)
+        return rows
+
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)

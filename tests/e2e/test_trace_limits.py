@@ -11,10 +11,10 @@ CONTAINER = "TGHU1234567"  # every sample declaration's container: the hub
 LOTS = 23
 
 
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('trace-limits')}/ledger.sqlite3"
-    with running_ledger(url) as ledger:
+@pytest.fixture
+def ledger(database_url):
+    """Both stores: the paging reads the matched rows a page at a time from each's cursor."""
+    with running_ledger(database_url) as ledger:
         tenant = onboard(ledger)
         for _ in range(LOTS):
             admit(ledger, tenant, 1, "2")
