@@ -47,6 +47,20 @@ def release_together(procs: list[subprocess.Popen[str]], timeout: float = 120) -
         proc.stdin.flush()  # type: ignore[union-attr]
 
 
+def run_together(
+    procs: list[subprocess.Popen[str]], timeout: float = 120
+) -> list[tuple[str, str]]:
+    """Release every child at once and collect (stdout, stderr) of each; none outlives this."""
+    try:
+        release_together(procs, timeout)
+        return [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def times_of(stdout: str) -> tuple[float, float]:
     """(started, finished) from what the child printed after `ready`."""
     record = next(json.loads(line) for line in stdout.splitlines() if line.startswith("{"))

@@ -26,7 +26,7 @@ from projections.store import ViewStore
 from projections.trace import TraceProjection
 from tests.stories import run_story
 from tests.support import Ledger, running_ledger
-from tests.together import CHILD_TIMES, assert_overlapped, release_together, times_of
+from tests.together import CHILD_TIMES, assert_overlapped, run_together, times_of
 
 PROJECTIONS = (DeclarationsProjection, EnterprisesProjection, InventoryProjection, TraceProjection)
 HAND_CHANGED = "999"
@@ -201,14 +201,7 @@ def test_servers_of_a_new_release_starting_together_rebuild_once(database_url, m
         )
         for _ in range(3)
     ]
-    try:
-        release_together(procs)
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    results = run_together(procs)
     errors = [err for _, err in results]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for err in errors]
     # They started at once: each was still starting when the last one began.

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.together import CHILD_TIMES, assert_overlapped, release_together, times_of
+from tests.together import CHILD_TIMES, assert_overlapped, run_together, times_of
 
 SCRIPT = (
     CHILD_TIMES
@@ -39,14 +39,7 @@ def test_processes_starting_together_create_the_tables_once(postgres_url):
         )
         for _ in range(4)
     ]
-    try:
-        release_together(procs)
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    results = run_together(procs)
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-500:] for _, err in results]
     assert all(out.strip().splitlines()[-1] == "up" for out, _ in results)
     # They raced: each was still setting up the store when the last one began.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
@@ -21,26 +19,13 @@ from tests.strategies import (
     MISSING,
     actors,
     aware_datetimes,
+    domain_event_classes,
     events,
     facts,
     texts,
 )
 
 mapper = MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
-
-
-def _domain_event_classes() -> list[type[DomainEvent]]:
-    import domain
-
-    for info in pkgutil.iter_modules(domain.__path__, "domain."):
-        importlib.import_module(info.name)
-    found, todo = [], [DomainEvent]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            todo.append(sub)
-            if sub.__module__.startswith("domain."):
-                found.append(sub)
-    return found
 
 
 def _assert_round_trips(event: DomainEvent) -> None:
@@ -64,13 +49,13 @@ def test_any_event_round_trips_unchanged(event):
 def test_every_domain_event_class_has_a_strategy():
     """A new event class gets its strategy from its fields' types (tests/strategies.py); one
     whose fields the builder cannot make fails here, by name."""
-    classes = _domain_event_classes()
+    classes = domain_event_classes()
     assert len(classes) > 30
     assert not MISSING, MISSING
     assert set(EVENT_STRATEGIES) == set(classes)
 
 
-@pytest.mark.parametrize("cls", _domain_event_classes(), ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("cls", domain_event_classes(), ids=lambda cls: cls.__name__)
 @settings(max_examples=30)
 @given(data=st.data())
 def test_every_event_class_round_trips_unchanged(cls, data):
@@ -331,7 +316,7 @@ def test_an_upcast_that_cannot_read_the_state_says_so():
 
 
 def test_every_domain_event_has_every_upcast_step_of_its_version():
-    classes = _domain_event_classes()
+    classes = domain_event_classes()
     assert len(classes) > 30
     versioned = {}
     for cls in classes:
