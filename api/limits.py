@@ -4,9 +4,9 @@ takes to arrive (issue #14 item 5). The reverse proxy should enforce the same, e
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import TYPE_BASE, Problem, problem_response
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024  # names and values together
@@ -26,33 +26,20 @@ class HeaderLimits:
             headers = scope["headers"]
             size = sum(len(name) + len(value) for name, value in headers)
             if len(headers) > MAX_HEADERS or size > MAX_HEADER_BYTES:
-                await _too_large(send, len(headers), size)
+                await _too_large(scope, receive, send, len(headers), size)
                 return
         await self.app(scope, receive, send)
 
 
-async def _too_large(send: Send, count: int, size: int) -> None:
+async def _too_large(scope: Scope, receive: Receive, send: Send, count: int, size: int) -> None:
     detail = (
         f"{count} headers of {size} bytes: at most {MAX_HEADERS} headers and "
         f"{MAX_HEADER_BYTES} bytes"
     )
-    body = json.dumps(
-        {
-            "type": "https://customs-ledger.dev/problems/headers-too-large",
-            "title": "Request header fields too large",
-            "status": 431,
-            "detail": detail,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 431,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    problem = Problem(
+        type=TYPE_BASE + "headers-too-large",
+        title="Request header fields too large",
+        status=431,
+        detail=detail,
     )
-    await send({"type": "http.response.body", "body": body})
+    await problem_response(problem, {"Connection": "close"})(scope, receive, send)

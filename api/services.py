@@ -148,9 +148,12 @@ def open_views(db: Database) -> ViewStore:
         path = db.path
         stem = path[: -len(".sqlite3")] if path.endswith(".sqlite3") else path
         return SQLiteViews(stem + ".views.sqlite3")
-    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}" + (
-        f" password={db.password}" if db.password else ""
-    )
+    from psycopg.conninfo import make_conninfo
+
+    # Quoted by psycopg (a password with a space or a quote); an empty password is left out.
+    parts = {"host": db.host, "port": db.port, "user": db.user, "dbname": db.dbname}
+    parts["password"] = db.password
+    conninfo = make_conninfo(**{k: v for k, v in parts.items() if v})
     return PostgresViews(conninfo, schema=db.schema, pool_size=db.views_pool_size)
 
 

@@ -25,7 +25,8 @@ from domain.unit_of_work import UnitOfWork
 from domain.unit_values import UnitValueObserved, UnitValues, unit_values_id
 
 # Cross-border e-commerce retail import from a bonded zone's stock ("online bonded import":
-# 1210, and 1239 for the cities outside the 2016 pilot list), GACC Announcement 2016 No. 75.
+# 1210, and 1239 for the cities outside the 2016 pilot list), GACC Announcement 2016 No. 75
+# [verify: the announcement that added 1239].
 BONDED_RETAIL_MODES = ("1210", "1239")
 CENT = Decimal("0.01")
 

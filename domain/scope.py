@@ -95,8 +95,3 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
         """An enterprise may act only as itself: 403 when the body names another party."""
         if self.role == "enterprise" and self.enterprise != party:
             raise Forbidden(f"{loc} must be your own USCC ({self.enterprise})")
-
-    def require_role(self, roles: tuple[str, ...], message: str) -> None:
-        """403 unless the caller has one of `roles` (role rules of commands live in domain)."""
-        if self.role not in roles:
-            raise Forbidden(message)

@@ -20,8 +20,6 @@ from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView
 from ledger.requests import Execute, Idempotency, Outcome
 
-__all__ = ["ClearanceRules", "DeclarationCommands"]
-
 
 class DeclarationCommands:
     """Mixed into `Ledger`, which provides the zones, rules and `_execute`."""

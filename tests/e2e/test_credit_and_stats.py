@@ -16,11 +16,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from domain.assessment import ClearanceRules
 from domain.declaration import SHANGHAI
 from domain.duty_tables import DEFAULT_TABLES
 from domain.enterprise import enterprise_id
 from domain.risk_rules import DEFAULT_RULES
-from ledger.declarations import ClearanceRules
 from tests.samples import book_body, line, rules_without_draws
 from tests.support import (
     Ledger,

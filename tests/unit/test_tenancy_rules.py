@@ -95,9 +95,6 @@ def test_an_enterprise_acts_only_as_itself():
     Scope(role="admin").act_as(OTHER, "$.declarant")  # not an enterprise: no such rule
     assert ENTERPRISE.owns(ACME) and not ENTERPRISE.owns(OTHER) and not ENTERPRISE.owns(None)
     assert not Scope(role="officer", enterprise=ACME).owns(ACME)
-    with pytest.raises(Forbidden):
-        OPERATOR.require_role(("officer",), "officers only")
-    Scope(role="officer").require_role(("officer",), "officers only")
 
 
 def test_a_scope_is_the_actors_role_and_binding():
