@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_OR_ENTERPRISE, Reader
 from api.http import doc, json_response, list_type, position_header
+from api.params import Integer
 from api.problems import HttpProblem
 from api.routes.common import (
     AsOf,
@@ -126,7 +127,7 @@ async def book_entries(
     book_no: str,
     actor: Reader,
     page: Annotated[Page, Depends()],
-    item_no: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+    item_no: Annotated[Integer | None, Query(ge=1, le=2**31)] = None,
     since: Since = None,
     until: Until = None,
 ) -> Response:

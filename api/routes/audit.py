@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import AuditReader, allow
 from api.http import decode_body, doc, json_response, list_type, read_body
 from api.observability import metrics
+from api.params import Integer
 from api.problems import HttpProblem
 from api.replaying import ReplayFailed, answer, run_replay
 from api.routes.common import in_time_range, services
@@ -141,8 +142,8 @@ def logged(r: LogRecord) -> LoggedEvent:
 def list_events(
     request: Request,
     actor: AuditReader,
-    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[Integer | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[Integer, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> Response:
     start = int(cursor) if cursor is not None else (after or 0)

@@ -21,6 +21,7 @@ from api.http import (
     outcome_response,
     read_body,
 )
+from api.params import Integer
 from api.problems import HttpProblem
 from api.services import Services
 from domain.events import Actor
@@ -35,7 +36,7 @@ class Page:
 
     def __init__(
         self,
-        limit: Annotated[int, Query(ge=1, le=1000, description="1 to 1000")] = 100,
+        limit: Annotated[Integer, Query(ge=1, le=1000, description="1 to 1000")] = 100,
         cursor: Annotated[str | None, Query(max_length=40)] = None,
     ) -> None:
         self.limit = limit

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.http import doc, json_response, list_type
+from api.params import Integer
 from api.routes.common import AsOf, Page, page_body, services, time_param, views_caught_up
 from domain.scope import Scope
 from projections.inventory import InventoryRow
@@ -25,7 +26,7 @@ async def inventory(
     page: Annotated[Page, Depends()],
     zone: Annotated[str | None, Query(max_length=16)] = None,
     account_book: Annotated[str | None, Query(max_length=64)] = None,
-    item_no: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+    item_no: Annotated[Integer | None, Query(ge=1, le=2**31)] = None,
     hs_code: Annotated[str | None, Query(max_length=10)] = None,
     as_of: AsOf = None,
 ) -> Response:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.http import doc, json_response, position_header
+from api.params import Integer
 from api.routes.common import services, views_caught_up
 from domain.errors import NotFound
 from domain.scope import Scope
@@ -18,7 +19,7 @@ from projections.trace import Trace
 
 router = APIRouter(tags=["traceability"])
 Direction = Literal["both", "upstream", "downstream"]
-Limit = Annotated[int, Query(ge=1, le=5000, description="most lots in one answer")]
+Limit = Annotated[Integer, Query(ge=1, le=5000, description="most lots in one answer")]
 Cursor = Annotated[
     str | None,
     Query(
