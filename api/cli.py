@@ -69,6 +69,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_level": args.log_level,
         "log_config": None,
         "access_log": False,
+        # SIGTERM: requests in flight get this long, then the server closes them and stops
+        # (its background work stops at the next page): a server is gone within 10 s.
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if args.workers > 1:
         # uvicorn spawns each worker as a new interpreter that builds its own app from the
@@ -79,6 +82,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run(create_app(settings), **options)
     return 0
 
+
+SHUTDOWN_GRACE_SECONDS = 5
 
 # `serve --workers N` hands each worker process its log format and level in this variable.
 WORKER_LOG_ENV = "CUSTOMS_LEDGER_WORKER_LOG"
