@@ -995,13 +995,15 @@ class Movements(RuleBasedStateMachine):
     def explain_shortfall(self, data: Any) -> None:
         """The source's stocktake explains goods in transit as lost (at most what is there;
         a transfer is dispatched first if none has anything in transit)."""
-        dispatched = sorted(
+        # In the model's own order: declaration ids come from random Idempotency-Keys, so an
+        # order by id differs between runs of one example (Hypothesis: FlakyStrategyDefinition).
+        dispatched = [
             (d.id, x.item)
             for d in self.decls.values()
             if d.flow == "transfer"
             for x in d.lines.values()
             if x.moved > 0
-        )
+        ]
         in_transit = [
             (d, i) for d, i in dispatched if self.stock(self.decls[d].book, i).transit.get(d)
         ]
@@ -1011,7 +1013,7 @@ class Movements(RuleBasedStateMachine):
             t = self.dispatched_transfer(data)
             if t is None:
                 return
-            dispatched = sorted((t.id, x.item) for x in t.lines.values() if x.moved > 0)
+            dispatched = [(t.id, x.item) for x in t.lines.values() if x.moved > 0]
         decl_id, item = data.draw(st.sampled_from(dispatched), label="transfer and item")
         d = self.decls[decl_id]
         s = self.stock(d.book, item)
