@@ -12,7 +12,13 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain import clearance, quota
-from domain.declaration import SHANGHAI, Declaration, DeclaredLine, SubmitDeclaration
+from domain.declaration import (
+    SHANGHAI,
+    Declaration,
+    DeclaredLine,
+    SubmitDeclaration,
+    needs_acceptance,
+)
 from domain.duties import DutyTables, Retail, assess
 from domain.duty_tables import DEFAULT_TABLES
 from domain.enterprise import Enterprise
@@ -161,7 +167,9 @@ def assess_submission(
         credit_class=inputs.enterprise.credit_class,
         risk=risk,
         duties=duties,
-        status=clearance.status_after_channel(risk.channel, duties.total),
+        status="awaiting_acceptance"
+        if needs_acceptance(state.facts)
+        else clearance.status_after_channel(risk.channel, duties.total),
         quota_year=quota_year,
         value_cny=value_cny(inputs.lines, cmd.currency, day, rules.duties),
     )

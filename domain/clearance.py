@@ -1,4 +1,5 @@
-"""The clearance workflow: assessment, inspection, release, rejection, payment, withdrawal.
+"""The clearance workflow: assessment, inspection, release, rejection, payment, withdrawal,
+and a transfer's acceptance or refusal by the destination book's enterprise.
 
 Every decision is an event that says who decided, when and why, and carries its outcome, so
 a replay rebuilds the same status and figures even after the rules and tables change. The
@@ -18,11 +19,13 @@ import msgspec
 from domain import quota, values
 from domain.declaration import (
     FINAL_STATUSES,
+    AcceptTransfer,
     Declaration,
     DeclarationWithdrawn,
     Duties,
     PayDuties,
     RecordInspection,
+    RefuseTransfer,
     RejectDeclaration,
     ReleaseDeclaration,
     Status,
@@ -130,6 +133,25 @@ class DutiesPaid(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+class TransferAccepted(DomainEvent, frozen=True, kw_only=True):
+    """The destination book's enterprise accepted a transfer into its book; the declaration
+    goes where its risk channel sends it (and, released, reserves its stock)."""
+
+    status: Status
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+
+
+class TransferRefused(DomainEvent, frozen=True, kw_only=True):
+    """The destination book's enterprise refused a transfer into its book, saying why."""
+
+    reason: str
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, status="refused")
+
+
 def _require(state: Declaration, allowed: tuple[str, ...], action: str) -> None:
     if state.status not in allowed:
         raise InvalidTransition(
@@ -180,6 +202,31 @@ def reject(
     _require(state, ("document_review", "inspection"), "rejected")
     values.text("$.reason", cmd.reason)
     d.record(DeclarationRejected, actor=actor, occurred_at=now, reason=cmd.reason)
+    return d.current
+
+
+def accept_transfer(
+    d: Pending[Declaration], cmd: AcceptTransfer, actor: Actor, now: datetime
+) -> Declaration:
+    """The destination enterprise's consent: from here the transfer proceeds as one between
+    two books of one enterprise does from its submission (its channel, its duties)."""
+    state = d.state
+    assert state is not None
+    _require(state, ("awaiting_acceptance",), "accepted")
+    assert state.channel is not None  # assessed in the submission's own write
+    status = status_after_channel(state.channel, _outstanding(state))
+    d.record(TransferAccepted, actor=actor, occurred_at=now, status=status)
+    return d.current
+
+
+def refuse_transfer(
+    d: Pending[Declaration], cmd: RefuseTransfer, actor: Actor, now: datetime
+) -> Declaration:
+    state = d.state
+    assert state is not None
+    _require(state, ("awaiting_acceptance",), "refused")
+    values.text("$.reason", cmd.reason)
+    d.record(TransferRefused, actor=actor, occurred_at=now, reason=cmd.reason)
     return d.current
 
 
@@ -235,40 +282,58 @@ def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) ->
 Transition = Callable[[Pending[Declaration], Any, Actor, datetime], Declaration]
 
 
+# Who may make a decision among the enterprises: the declarant, the destination book's
+# enterprise of a transfer, or any caller the API's role check let in (officers).
+Party = Literal["declarant", "destination", "any"]
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """One decision on an existing declaration, and what it brings with it."""
 
     transition: Transition
-    # Only the declarant may make it (anyone else: the declaration is unknown to them).
-    declarant_only: bool
+    # Who may make it (anyone else: the declaration is unknown to them).
+    party: Party
     # A withdrawn or rejected retail list gives its amount back to the buyer's quota.
     gives_quota_back: bool
 
 
 DECISIONS: dict[str, DecisionRule] = {
-    "withdrawal": DecisionRule(withdraw, True, True),
-    "payment": DecisionRule(pay, True, False),
-    "inspection": DecisionRule(record_inspection, False, False),
-    "release": DecisionRule(grant_release, False, False),
-    "rejection": DecisionRule(reject, False, True),
+    "withdrawal": DecisionRule(withdraw, "declarant", True),
+    "payment": DecisionRule(pay, "declarant", False),
+    "inspection": DecisionRule(record_inspection, "any", False),
+    "release": DecisionRule(grant_release, "any", False),
+    "rejection": DecisionRule(reject, "any", True),
+    "acceptance": DecisionRule(accept_transfer, "destination", False),
+    "refusal": DecisionRule(refuse_transfer, "destination", False),
 }
+
+
+def may_decide(rule: DecisionRule, d: Declaration, actor: Actor) -> bool:
+    if rule.party == "declarant":
+        return d.facts.declarant == actor.enterprise
+    if rule.party == "destination":
+        return d.facts.destination_enterprise is not None and (
+            d.facts.destination_enterprise == actor.enterprise
+        )
+    return True
 
 
 def decide_on_declaration(
     uow: UnitOfWork, action: str, ref: str, cmd: Any, actor: Actor, now: datetime
 ) -> Decision[DeclarationView]:
-    """`withdrawal` and `payment` (its declarant), `inspection`, `release` and `rejection`
-    (an officer; roles are checked by the API): the transition, the stock an outbound
-    declaration reserves when it enters `released`, and for a withdrawn or rejected retail
-    list its amount back to the buyer's quota - one write."""
+    """`withdrawal` and `payment` (its declarant), `acceptance` and `refusal` (a transfer's
+    destination enterprise), `inspection`, `release` and `rejection` (an officer; roles are
+    checked by the API): the transition, the stock an outbound declaration reserves when it
+    enters `released`, and for a withdrawn or rejected retail list its amount back to the
+    buyer's quota - one write."""
     rule = DECISIONS[action]
     stream = uow.declaration_id(ref)
     pending = uow.pending(stream, Declaration) if stream else None
     if pending is None or pending.state is None:
         raise NotFound(f"no declaration {ref}")
     before = pending.state
-    if rule.declarant_only and before.facts.declarant != actor.enterprise:
+    if not may_decide(rule, before, actor):
         raise NotFound(f"no declaration {ref}")
     state = rule.transition(pending, cmd, actor, now)
     saves: list[Pending[Any]] = [pending]

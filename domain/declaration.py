@@ -21,17 +21,19 @@ Incoterm = Literal["EXW", "FCA", "FAS", "FOB", "CFR", "CIF", "CPT", "CIP", "DAP"
 GoodsStatus = Literal["bonded", "domestic"]
 Status = Literal[
     "submitted",
+    "awaiting_acceptance",
     "document_review",
     "inspection",
     "awaiting_payment",
     "released",
     "rejected",
     "withdrawn",
+    "refused",
 ]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Str64 = Annotated[str, msgspec.Meta(max_length=64)]
 Str255 = Annotated[str, msgspec.Meta(max_length=255)]
-FINAL_STATUSES = ("released", "rejected", "withdrawn")
+FINAL_STATUSES = ("released", "rejected", "withdrawn", "refused")
 # China has kept UTC+8 all year since 1991: the year of a declaration number is the year there.
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -134,6 +136,17 @@ class RejectDeclaration(_Body, frozen=True, kw_only=True):
     reason: Str255
 
 
+class AcceptTransfer(_Body, frozen=True, kw_only=True):
+    """Body of POST /v1/declarations/{ref}/acceptance: the destination enterprise takes the
+    transfer into its book, nothing to add (an empty body is `{}`)."""
+
+
+class RefuseTransfer(_Body, frozen=True, kw_only=True):
+    """Body of POST /v1/declarations/{ref}/refusal: the destination enterprise refuses it."""
+
+    reason: Str255
+
+
 class PayDuties(_Body, frozen=True, kw_only=True):
     """Body of POST /v1/declarations/{ref}/payments."""
 
@@ -193,6 +206,16 @@ class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
     lines: list[DeclaredLine]
     ecommerce: Ecommerce | None
     client_ref: str | None
+
+
+def needs_acceptance(facts: DeclarationFacts) -> bool:
+    """A transfer into another enterprise's book waits for that enterprise's acceptance; one
+    between two books of the same enterprise does not."""
+    return (
+        facts.flow == "transfer"
+        and facts.destination_enterprise is not None
+        and facts.destination_enterprise != facts.declarant
+    )
 
 
 class Declaration(AggregateState, frozen=True, kw_only=True):

@@ -146,10 +146,27 @@ def _check_transfer(
         p.add("$.destination_account_book", "a transfer must name the destination book")
         return None
     dest = ctx.destination_book
-    if dest is None or dest.zone != cmd.destination_zone:
-        p.add("$.destination_account_book", "no such account book in the destination zone")
+    if dest is None or dest.zone != cmd.destination_zone or _foreign_misfit(cmd, dest):
+        # Another enterprise's book that does not fit is answered as an unknown one, word
+        # for word: nothing about its zone, items or units (docs/security.md).
+        p.add("$.destination_account_book", UNKNOWN_DESTINATION)
         return None
     return dest
+
+
+UNKNOWN_DESTINATION = "no such account book in the destination zone"
+
+
+def _foreign_misfit(cmd: SubmitDeclaration, dest: AccountBook) -> bool:
+    """Whether a book of another enterprise than the declarant fails any line's destination
+    item (not in the book, kept in another unit). The declarant's own book is checked line
+    by line instead, each problem at its line."""
+    if dest.enterprise == cmd.declarant:
+        return False
+    probe = Problems()
+    for n, line in enumerate(cmd.lines[:999]):
+        _destination_item(cmd, line, dest, f"$.lines[{n}]", probe)
+    return bool(probe.errors)
 
 
 def _check_lines(

@@ -13,6 +13,8 @@ from domain.clearance import (
     DutiesPaid,
     InspectionRecorded,
     ReleaseGranted,
+    TransferAccepted,
+    TransferRefused,
 )
 from domain.declaration import (
     SHANGHAI,
@@ -55,6 +57,8 @@ LATER_EVENTS = (
     DeclarationRejected,
     DutiesPaid,
     DeclarationWithdrawn,
+    TransferAccepted,
+    TransferRefused,
     GoodsMoved,
     GoodsReceived,
 )

@@ -30,7 +30,9 @@ GROUPS: dict[str, Callable[[Any], str]] = {
 
 
 class StatsQueries:
-    """Sums over the declarations view; CNY values are added as exact decimals."""
+    """Sums over the declarations view; CNY values are added as exact decimals. A declaration
+    that never took effect (withdrawn, rejected, a transfer refused by its destination) is
+    not counted."""
 
     def __init__(self, views: Any) -> None:
         self.views = views
@@ -46,7 +48,7 @@ class StatsQueries:
     ) -> list[StatsRow]:
         sql = (
             "SELECT business_day, trade_mode, flow, value_cny FROM view_declarations"
-            " WHERE status NOT IN ('withdrawn', 'rejected')"
+            " WHERE status NOT IN ('withdrawn', 'rejected', 'refused')"
         )
         params: list[Any] = []
         if zone is not None:

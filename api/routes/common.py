@@ -128,9 +128,11 @@ async def execute(
     action: Callable[[Ledger, T, Idempotency | None, Actor], Outcome],
     *,
     key_required: bool = False,
+    empty_body: bytes | None = None,
 ) -> Response:
     """The one shape of every write route: token, body, then in one threadpool hop the key
-    lookup, the role check, the Idempotency-Key, decoding and the command."""
+    lookup, the role check, the Idempotency-Key, decoding and the command. `empty_body`: what
+    a route that takes an empty body reads it as (None: an empty body is 400)."""
     bearer_token(request)
     svc = services(request)
     if svc.alarm is not None:
@@ -141,6 +143,8 @@ async def execute(
             f"the log failed verification, so this server takes no writes: {svc.alarm}",
         )
     raw = await read_body(request)
+    if empty_body is not None and not raw.strip():
+        raw = empty_body
 
     def work() -> Outcome:
         actor = authenticate(request, roles)

@@ -1,4 +1,5 @@
-"""Declarations: submission, reads, withdrawal."""
+"""Declarations: submission, reads, and the decisions on them (withdrawal, payment, the
+officer's, a transfer's acceptance or refusal by its destination enterprise)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from api.routes.common import (
     views_caught_up,
 )
 from domain.declaration import (
+    AcceptTransfer,
     PayDuties,
     RecordInspection,
+    RefuseTransfer,
     RejectDeclaration,
     ReleaseDeclaration,
     SubmitDeclaration,
@@ -210,6 +213,49 @@ async def pay_duties(request: Request, ref: str) -> Response:
     )
 
 
+@router.post(
+    "/v1/declarations/{ref}/acceptance",
+    summary="Accept a transfer into your book (its destination enterprise)",
+    **doc(
+        body=AcceptTransfer,
+        ok=(200, DeclarationView),
+        errors=(*ACTION_ERRORS, 404),
+        idempotency_required=False,
+    ),
+)
+async def accept_transfer(request: Request, ref: str) -> Response:
+    """A transfer into another enterprise's book waits in `awaiting_acceptance` until that
+    enterprise accepts it; then it goes where its channel sends it. The body may be empty."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        AcceptTransfer,
+        lambda ledger, cmd, idem, actor: ledger.decide_on("acceptance", ref, cmd, actor, idem),
+        empty_body=b"{}",
+    )
+
+
+@router.post(
+    "/v1/declarations/{ref}/refusal",
+    summary="Refuse a transfer into your book (its destination enterprise)",
+    **doc(
+        body=RefuseTransfer,
+        ok=(200, DeclarationView),
+        errors=(*ACTION_ERRORS, 404),
+        idempotency_required=False,
+    ),
+)
+async def refuse_transfer(request: Request, ref: str) -> Response:
+    """The destination enterprise refuses a transfer awaiting its acceptance (final:
+    `refused`); nothing was reserved for it, nothing moves."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        RefuseTransfer,
+        lambda ledger, cmd, idem, actor: ledger.decide_on("refusal", ref, cmd, actor, idem),
+    )
+
+
 StatsList = list_type(StatsRow, "StatsList")
 
 
@@ -224,7 +270,7 @@ async def stats(
     since: Since = None,
     until: Until = None,
 ) -> Response:
-    """Declarations (not withdrawn or rejected) and their CNY value, grouped."""
+    """Declarations (not withdrawn, rejected or refused) and their CNY value, grouped."""
     position = await views_caught_up(request)
     rows = await run_in_threadpool(
         lambda: services(request).stats.stats(

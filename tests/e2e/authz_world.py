@@ -5,7 +5,9 @@ and come from XABZ) and enterprise B in zone Y (XHTZ, its partner zone XXLC), so
 zone's operator ever sees the other tenant's goods or papers. Each tenant has the same things:
 two account books, stock, a BOM, declarations in several states, every kind of movement and
 the lots they made. Both also brought goods on one shared train (`SHARED_TRAIN`): a reference
-that matches goods of both, where each may see only its own.
+that matches goods of both, where each may see only its own. A third enterprise, C, at home in
+XEPZ (a zone neither operator sees), sends transfers into A's and B's home books: each waits for
+its destination's acceptance, and is that destination's to see (never the other tenant's).
 
 The principals the matrix calls with are `PRINCIPALS`; the helpers (`fresh_*`) give each write
 of the matrix a resource of its own, so a write that succeeds never breaks a later cell.
@@ -82,6 +84,7 @@ class World:
     a: Tenant
     b: Tenant
     revoked: dict[str, str]  # role -> name of a revoked key of that role (bound to A or X)
+    c: Tenant | None = None  # the sender of transfers into A's and B's books
     serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -142,7 +145,8 @@ class World:
         `released_in` (gate_in), `document_review` (release, rejection, withdrawal),
         `inspection` (inspection result), `awaiting_payment` (payment), `released_out`
         (gate_out), `transfer_out` (dispatch from the home zone), `transfer_in` (dispatched
-        from the partner zone, waiting for the home zone's receipt)."""
+        from the partner zone, waiting for the home zone's receipt), `incoming` (C's transfer
+        into the home book, awaiting `t`'s acceptance)."""
         if state == "released_in":
             return self.declare(t, "released", lines=[line(1, quantity="10")])
         if state == "document_review":  # medicaments: yellow under the test rules
@@ -169,6 +173,8 @@ class World:
             )
         if state == "transfer_out":
             return self.transfer(t, t.zone, t.book, t.partner, t.partner_book)
+        if state == "incoming":
+            return self.incoming(t)
         if state == "transfer_in":
             d = self.transfer(t, t.partner, t.partner_book, t.zone, t.book)
             moved = self.write(f"gate-{t.partner}", "/v1/movements", gate(d, "transfer_dispatch"))
@@ -188,6 +194,44 @@ class World:
             destination_zone=dst,
             destination_account_book=dst_book,
             lines=[{**line(1, quantity="1"), "origin_country": None}],
+        )
+
+    def incoming(self, t: Tenant) -> dict[str, Any]:
+        """A transfer of one laptop from C's book into `t`'s home book, awaiting `t`'s
+        acceptance (`t` learns it: it is `t`'s to see, never the other tenant's)."""
+        c = self.c
+        assert c is not None
+        body = self.declaration(
+            c,
+            flow="transfer",
+            trade_mode="5034",
+            country="CN",
+            destination_zone=t.zone,
+            destination_account_book=t.book,
+            lines=[{**line(1, quantity="1"), "origin_country": None}],
+        )
+        d = self.write(c.principal, "/v1/declarations", body)
+        assert d["status"] == "awaiting_acceptance", d
+        t.learn(d)
+        return d
+
+    def foreign_transfer(self, own: Tenant, other: Tenant, destination_item_no: int) -> Any:
+        """The body of `own`'s transfer from its home book into `other`'s home book, whose
+        line names a destination item that does not fit there."""
+        return self.declaration(
+            own,
+            flow="transfer",
+            trade_mode="5034",
+            country="CN",
+            destination_zone=other.zone,
+            destination_account_book=other.book,
+            lines=[
+                {
+                    **line(1, quantity="1"),
+                    "origin_country": None,
+                    "destination_item_no": destination_item_no,
+                }
+            ],
         )
 
     def fresh_enterprise(self) -> str:
@@ -214,6 +258,7 @@ def seed(ledger: Ledger) -> World:
     world = World(ledger=ledger, a=a, b=b, revoked={})
     for t in world.tenants:
         _fill(world, t)
+    world.c = _sender(world)
     # A revoked key of every role (bound to A and to zone X), each revoked through the key
     # store itself, as `customs-ledger keys revoke` does.
     for role in ROLES:
@@ -310,6 +355,33 @@ def _fill(world: World, t: Tenant) -> None:
     t.movements["gate_out"] = w.write(t.operator, "/v1/movements", gate(exit_, "gate_out"))
     for m in t.movements.values():
         t.learn(m)
+
+
+def _sender(world: World) -> Tenant:
+    """Enterprise C: a book in XEPZ with plenty of laptops, for transfers into A and B."""
+    ledger, zone = world.ledger, "XEPZ"
+    ledger.issue(f"gate-{zone}", "operator", zone=zone)
+    c = Tenant(
+        label="C",
+        uscc=make_uscc(7_300_003),
+        name="Matrix Sender C Co., Ltd.",
+        zone=zone,
+        partner=zone,
+        book=f"MTX-C-{zone}",
+        partner_book=f"MTX-C-{zone}",
+        principal="enterprise_C",
+        operator=f"gate-{zone}",
+        # No container: A's and B's containers are their secrets, and C's papers are shown
+        # to them.
+        transport={"mode": "road", "reference": "MATRIX-C-TRUCK"},
+        bom_ref="",
+    )
+    ledger.issue(c.principal, "enterprise", enterprise=c.uscc)
+    world.write("admin", "/v1/enterprises", enterprise_body(c.uscc, c.name))
+    world.write("admin", "/v1/account-books", book_body(c.book, c.uscc, zone))
+    arrival = world.declare(c, "released", lines=[line(1, quantity="100000")])
+    world.write(c.operator, "/v1/movements", gate(arrival, "gate_in", "100000"))
+    return c
 
 
 def processing(t: Tenant) -> dict[str, Any]:

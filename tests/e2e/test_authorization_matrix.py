@@ -104,6 +104,7 @@ class Call:
     body: Any = None
     key: bool = False  # send a new Idempotency-Key
     owner: Tenant | None = None  # whose resource it creates or reads
+    field: str | None = None  # the body field naming the other tenant's thing (else the spec's)
 
 
 @dataclass(frozen=True)
@@ -197,12 +198,12 @@ def check_inventory(world: World, scope: Scope, body: Any) -> None:
 
 
 def check_stats(world: World, scope: Scope, body: Any) -> None:
-    """Counted per flow: exactly the declarations the caller may see (not withdrawn or
-    rejected), as the admin's list has them."""
+    """Counted per flow: exactly the declarations the caller may see (not withdrawn,
+    rejected or refused), as the admin's list has them."""
     counted = Counter(
         d["flow"]
         for d in admin_list(world, "/v1/declarations")
-        if scope.sees_declaration(d) and d["status"] not in ("withdrawn", "rejected")
+        if scope.sees_declaration(d) and d["status"] not in ("withdrawn", "rejected", "refused")
     )
     assert {r["key"]: r["declarations"] for r in body["items"]} == dict(counted) and counted
 
@@ -252,9 +253,25 @@ def new_declaration(w: World, t: Tenant) -> list[Call]:
 
 
 def declaration_on_other_book(w: World, own: Tenant, other: Tenant) -> list[Call]:
-    """Its own declaration, on the other tenant's book in the other's zone: 422."""
+    """Its own declaration, on the other tenant's book in the other's zone: 422; and its
+    transfers into the other tenant's book whose line does not fit there (an item kept in
+    another unit, an item not in the book): 422 at `$.destination_account_book`, word for
+    word what an unknown destination book gets."""
     body = w.declaration(own, zone=other.zone, account_book=other.book)
-    return [Call("POST", "/v1/declarations", body=body, key=True, owner=own)]
+    calls = [Call("POST", "/v1/declarations", body=body, key=True, owner=own)]
+    for item in (2, 9):
+        transfer = w.foreign_transfer(own, other, destination_item_no=item)
+        calls.append(
+            Call(
+                "POST",
+                "/v1/declarations",
+                body=transfer,
+                key=True,
+                owner=own,
+                field="destination_account_book",
+            )
+        )
+    return calls
 
 
 def credit_class(w: World, t: Tenant) -> list[Call]:
@@ -338,6 +355,12 @@ SPECS: dict[str, Spec] = {
             body={"amount": "1.00", "currency": "CNY", "reference": "BANK-MATRIX"},
         ),
         "path",
+    ),
+    "POST /v1/declarations/{ref}/acceptance": Spec(
+        fresh("incoming", "acceptance", body={}), "path"
+    ),
+    "POST /v1/declarations/{ref}/refusal": Spec(
+        fresh("incoming", "refusal", body={"reason": "not ordered"}), "path"
     ),
     "POST /v1/declarations/{ref}/inspection-results": Spec(
         fresh(
@@ -504,10 +527,15 @@ def plan(world: World, entry: Entry, principal: str) -> tuple[str | None, list[E
             if spec.foreign_request
             else spec.request(world, other)
         )
-        loc = f"$.{spec.field}" if spec.foreign == "body" else None
         why = f"{verdict}: the other tenant's ({spec.foreign})"
         expectations += [
-            Expectation(c, FOREIGN_STATUS[spec.foreign], why, loc=loc, unknown=other)
+            Expectation(
+                c,
+                FOREIGN_STATUS[spec.foreign],
+                why,
+                loc=f"$.{c.field or spec.field}" if spec.foreign == "body" else None,
+                unknown=other,
+            )
             for c in foreign
         ]
     if party is not None:
@@ -657,6 +685,8 @@ def test_no_list_shows_anything_of_the_other_tenant(world: World, viewer: str) -
                 "awaiting_payment",
                 "withdrawn",
                 "rejected",
+                "awaiting_acceptance",
+                "refused",
             )
         ],
     ]
@@ -746,20 +776,26 @@ def test_the_log_and_the_audit_routes_are_closed_to_the_caller(world: World, vie
 @pytest.mark.parametrize("group_by", ["day", "month", "trade_mode", "flow"])
 def test_stats_count_only_what_the_caller_may_see(world: World, group_by: str) -> None:
     """B's statistics never count A's declarations (and the other way round): each caller's
-    total is exactly its own declarations', and A's and B's add up to the admin's."""
+    total is exactly its own declarations' (C's transfers into its books included), and A's,
+    B's and the rest of C's add up to the admin's."""
     everything = admin_list(world, "/v1/declarations")
-    counted = [d for d in everything if d["status"] not in ("withdrawn", "rejected")]
+    counted = [d for d in everything if d["status"] not in ("withdrawn", "rejected", "refused")]
 
     def total(who: str) -> int:
         r = viewer_get(world, who, "/v1/stats", group_by=group_by)
         assert r.status_code == 200, r.text
         return sum(row["declarations"] for row in r.json()["items"])
 
-    by_tenant = {t.label: sum(d["declarant"] == t.uscc for d in counted) for t in world.tenants}
+    by_tenant = {
+        t.label: sum(Scope(tenant=t).sees_declaration(d) for d in counted) for t in world.tenants
+    }
     assert by_tenant["A"] > 0 and by_tenant["B"] > 0
     assert total("enterprise_A") == by_tenant["A"]
     assert total("enterprise_B") == by_tenant["B"]
-    assert total("admin") == len(counted) == by_tenant["A"] + by_tenant["B"]
+    neither = sum(
+        not any(Scope(tenant=t).sees_declaration(d) for t in world.tenants) for d in counted
+    )
+    assert total("admin") == len(counted) == by_tenant["A"] + by_tenant["B"] + neither
     for operator, t in (("operator_X", world.a), ("operator_Y", world.b)):
         in_zone = sum(t.zone in (d["zone"], d["destination_zone"]) for d in counted)
         assert total(operator) == in_zone > 0

@@ -337,6 +337,18 @@ def test_each_enterprise_of_a_transfer_exports_only_its_own_lots(database_url):
             lines=[line(1, quantity="6", origin_country=None)],
         )
         t = ledger.post("/v1/declarations", a.token_name, body, key=new_key()).json()
+        # Until B accepts, the goods do not move: no shipping, nothing of B's to export.
+        assert t["status"] == "awaiting_acceptance"
+        ref = {"ref": t["declaration_no"]}
+        for who in (a, b, "officer"):
+            name = who if isinstance(who, str) else who.token_name
+            before = ledger.get("/v1/trace/epcis", name, params=ref)
+            assert before.status_code == 404, before.text  # no goods moved under it yet
+        accepted = ledger.post(f"/v1/declarations/{t['id']}/acceptance", b.token_name, {})
+        assert accepted.status_code == 200 and accepted.json()["status"] == "released"
+        history = ledger.get(f"/v1/declarations/{t['id']}", b.token_name).json()["history"]
+        assert history[-1]["type"] == "TransferAccepted"
+        accepted_at = history[-1]["recorded_at"]
         for gate, kind in (("gate-XCBZ", "transfer_dispatch"), ("gate-XEPZ", "transfer_receipt")):
             moved = {
                 "kind": kind,
@@ -360,6 +372,15 @@ def test_each_enterprise_of_a_transfer_exports_only_its_own_lots(database_url):
         # Both ends are parties to the transfer declaration: each export names both owners.
         sources = events_of(seen[b.uscc])[0]["sourceList"]
         assert {"type": "owning_party", "source": BASE + "enterprise/" + a.uscc} in sources
+        # The handover is recorded after the acceptance, never before it.
+        handover = [*events_of(seen[a.uscc])[1:], *events_of(seen[b.uscc])]
+        assert all(_instant(e["recordTime"]) >= _instant(accepted_at) for e in handover)
+
+
+def _instant(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _lots(document: dict[str, Any]) -> list[str]:

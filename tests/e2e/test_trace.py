@@ -60,8 +60,24 @@ def handover(ledger):
         ),
         key=new_key(),
     )
-    assert transfer.status_code == 201 and transfer.json()["status"] == "released", transfer.text
+    # Into B's book: it waits for B's acceptance, and until then nothing moves.
+    assert transfer.status_code == 201, transfer.text
+    assert transfer.json()["status"] == "awaiting_acceptance", transfer.text
     t = transfer.json()
+    early = ledger.post(
+        "/v1/movements",
+        "gate-xcbz",
+        {
+            "kind": "transfer_dispatch",
+            "declaration": t["id"],
+            "lines": [{"line_no": 1, "quantity": "6"}],
+        },
+        key=new_key(),
+    )
+    assert early.status_code == 409 and early.json()["rule"] == "declaration_not_released"
+    assert _trace(ledger, "officer", t["declaration_no"]).status_code == 404  # nothing moved
+    accepted = ledger.post(f"/v1/declarations/{t['id']}/acceptance", b.token_name, {})
+    assert accepted.status_code == 200 and accepted.json()["status"] == "released", accepted.text
     _move(ledger, "gate-xcbz", "transfer_dispatch", t["id"], "6")
     received = _move(ledger, "gate-xepz", "transfer_receipt", t["id"], "6")
     return {

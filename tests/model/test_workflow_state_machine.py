@@ -1,5 +1,9 @@
 """Random sequences of commands from every role against the transition table of API.md.
 
+Transfers go from the regular enterprise's book into a book of the other enterprise: they wait
+in `awaiting_acceptance` until the other enterprise (the destination) accepts (they then go
+where their channel sends them) or refuses them (`refused`).
+
 A simple model says, for each declaration, what status it is in and what is outstanding;
 after every step the ledger must agree, every accepted transition must be in the table and
 every refused one must not be; at the end, a replay of the log rebuilds the same states.
@@ -19,7 +23,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from api.services import decode_entry
 from domain.declaration import FINAL_STATUSES
 from domain.events import project
-from tests.samples import line
+from tests.samples import book_body, line
 from tests.support import admit, declaration_body, new_key, onboard, running_ledger
 
 # The transition table of API.md: (status, action) -> allowed.
@@ -29,7 +33,7 @@ OFFICER_ACTIONS = {
     "release": ("document_review",),
     "reject": ("document_review", "inspection"),
 }
-NOT_FINAL = ("document_review", "inspection", "awaiting_payment")
+NOT_FINAL = ("awaiting_acceptance", "document_review", "inspection", "awaiting_payment")
 ROLES = ("declarant", "other_enterprise", "officer", "admin", "auditor")
 
 
@@ -39,6 +43,8 @@ class Modelled:
     owner: str
     status: str
     outstanding: Decimal
+    # A transfer into the other enterprise's book: the status its channel gives on acceptance.
+    accepted: str | None = None
 
 
 def cleared(outstanding: Decimal) -> str:
@@ -67,6 +73,11 @@ def test_random_commands_from_every_role_follow_the_transition_table(world):
             # Plenty of bonded laptops, so releases of exits always find their stock.
             admit(ledger, self.regular, 1, "100000")
             admit(ledger, self.dishonest, 1, "100000")
+            self.other_book = f"{self.other.book_no}-EPZ"
+            r = ledger.post(
+                "/v1/account-books", "admin", book_body(self.other_book, self.other.uscc, "XEPZ")
+            )
+            assert r.status_code == 201, r.text
             r = ledger.post(
                 f"/v1/enterprises/{self.dishonest.uscc}/credit-class",
                 "officer",
@@ -84,20 +95,31 @@ def test_random_commands_from_every_role_follow_the_transition_table(world):
 
         @rule(
             target=declarations,
-            kind=st.sampled_from(["laptops_in", "medicaments_in", "shotguns_in", "laptops_out"]),
+            kind=st.sampled_from(
+                ["laptops_in", "medicaments_in", "shotguns_in", "laptops_out", "laptops_transfer"]
+            ),
             dishonest=st.booleans(),
             quantity=st.integers(1, 40),
         )
         def submit(self, kind: str, dishonest: bool, quantity: int) -> str:
             t = self.dishonest if dishonest else self.regular
-            item = {"laptops_in": 1, "medicaments_in": 3, "shotguns_in": 4, "laptops_out": 1}[kind]
-            flow = "second_line_out" if kind == "laptops_out" else "first_line_in"
+            item = {"medicaments_in": 3, "shotguns_in": 4}.get(kind, 1)
+            flow = {"laptops_out": "second_line_out", "laptops_transfer": "transfer"}.get(
+                kind, "first_line_in"
+            )
+            goods = [line(item, quantity=str(quantity))]
+            extra: dict[str, str] = {}
+            if flow == "transfer":
+                goods = [line(item, quantity=str(quantity), origin_country=None)]
+                extra = {"destination_zone": "XEPZ", "destination_account_book": self.other_book}
             body = declaration_body(
                 t.uscc,
                 t.book_no,
                 flow=flow,
-                trade_mode="0110" if flow != "first_line_in" else "5034",
-                lines=[line(item, quantity=str(quantity))],
+                trade_mode="0110" if flow == "second_line_out" else "5034",
+                country="CN" if flow == "transfer" else "DE",
+                lines=goods,
+                **extra,
             )
             r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
             assert r.status_code == 201, r.text
@@ -112,12 +134,41 @@ def test_random_commands_from_every_role_follow_the_transition_table(world):
                 "yellow": "document_review",
                 "red": "inspection",
             }[channel]
+            accepted = None
+            if flow == "transfer":  # into the other enterprise's book: it waits for it
+                accepted, expected = expected, "awaiting_acceptance"
             assert created["status"] == expected
-            if flow == "first_line_in":
+            if flow in ("first_line_in", "transfer"):
                 assert outstanding == 0
             ref = created["id"]
-            self.model[ref] = Modelled(ref, t.token_name, expected, outstanding)
+            self.model[ref] = Modelled(ref, t.token_name, expected, outstanding, accepted)
             return ref
+
+        @rule(
+            d=declarations,
+            action=st.sampled_from(["acceptance", "refusal"]),
+            role=st.sampled_from(ROLES),
+        )
+        def destination_decides(self, d: str, action: str, role: str) -> None:
+            m = self.model[d]
+            body = {"reason": "not ordered"} if action == "refusal" else {}
+            before = ledger.log_state()
+            r = ledger.post(f"/v1/declarations/{d}/{action}", self.token(role, m), body)
+            if role in ("officer", "admin", "auditor"):
+                assert r.status_code == 403, (role, r.text)
+            elif role == "declarant" or m.accepted is None:
+                # Only the destination book's enterprise decides; not a transfer into
+                # another enterprise's book: there is no destination to decide.
+                assert r.status_code == 404, (role, m, r.text)
+            elif m.status != "awaiting_acceptance":
+                assert r.status_code == 409, (m.status, r.text)
+                assert r.json()["current_status"] == m.status
+            else:
+                assert r.status_code == 200, r.text
+                m.status = m.accepted if action == "acceptance" else "refused"
+                assert r.json()["status"] == m.status
+                return
+            assert ledger.log_state() == before
 
         @rule(
             d=declarations,

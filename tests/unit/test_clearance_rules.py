@@ -12,8 +12,10 @@ import pytest
 
 from domain.clearance import DECISIONS, decide_on_declaration
 from domain.declaration import (
+    AcceptTransfer,
     PayDuties,
     RecordInspection,
+    RefuseTransfer,
     RejectDeclaration,
     ReleaseDeclaration,
     WithdrawDeclaration,
@@ -29,6 +31,8 @@ D = Decimal
 WITHDRAW = WithdrawDeclaration(reason="ordered by mistake")
 REJECT = RejectDeclaration(reason="licence missing")
 RELEASE = ReleaseDeclaration()
+ACCEPT = AcceptTransfer()
+REFUSE = RefuseTransfer(reason="we ordered no such goods")
 CONFORM = RecordInspection(result="conform", findings="")
 NONCONFORM = RecordInspection(result="nonconform", findings="seal broken")
 # Second-line exit of 10 laptops under general trade: green, VAT outstanding.
@@ -40,7 +44,8 @@ IMPORT: dict[str, Any] = {
 
 
 class Case:
-    """A world with a declarant holding 100 bonded laptops in book B1 of XCBZ."""
+    """A world with a declarant holding 100 bonded laptops in book B1 of XCBZ, and another
+    enterprise with book B2 in XEPZ (a transfer into it waits for that enterprise)."""
 
     def __init__(self) -> None:
         self.w = World()
@@ -48,9 +53,21 @@ class Case:
         self.w.book("B1", self.uscc)
         self.w.admit(self.uscc, "B1", "100")
         self.declarant = company(self.uscc)
+        self.destination = company(self.w.enterprise(2))
+        self.w.book("B2", str(self.destination.enterprise), zone="XEPZ")
+
+    def transfer(self) -> DeclarationView:
+        """Eight laptops to the other enterprise's book B2: awaiting its acceptance."""
+        goods = [line(1, quantity="8", origin_country=None)]
+        view = self.w.submit(self.uscc, "B1", **transfer_body("B2", goods))
+        assert view.status == "awaiting_acceptance"
+        return view
 
     def declaration_in(self, status: str) -> DeclarationView:
+        """A declaration in `status`; `transfer:status` is a transfer into B2 there."""
         w, u = self.w, self.uscc
+        if status.startswith("transfer:"):
+            return self.transfer_in(status.partition(":")[2])
         if status == "released":
             return w.submit(u, "B1")
         if status == "inspection":
@@ -65,8 +82,30 @@ class Case:
         assert status == "document_review"
         return review
 
+    def transfer_in(self, status: str) -> DeclarationView:
+        view = self.transfer()
+        if status == "released":
+            return self.w.decide("acceptance", view.id, ACCEPT, self.destination)
+        if status == "refused":
+            return self.w.decide("refusal", view.id, REFUSE, self.destination)
+        if status == "withdrawn":
+            return self.w.decide("withdrawal", view.id, WITHDRAW, self.declarant)
+        assert status == "awaiting_acceptance"
+        return view
+
     def who(self, name: str) -> Actor:
-        return self.declarant if name == "declarant" else OFFICER
+        return {"declarant": self.declarant, "destination": self.destination}.get(name, OFFICER)
+
+
+def transfer_body(book: str, goods: list[Any], zone: str = "XEPZ") -> dict[str, Any]:
+    return {
+        "flow": "transfer",
+        "trade_mode": "5034",
+        "country": "CN",
+        "destination_zone": zone,
+        "destination_account_book": book,
+        "lines": goods,
+    }
 
 
 def _pay_all(view: DeclarationView) -> PayDuties:
@@ -85,6 +124,9 @@ ALLOWED: list[tuple[str, str, Command, str, str]] = [
     ("release", "document_review", RELEASE, "officer", "released"),
     ("rejection", "document_review", REJECT, "officer", "rejected"),
     ("rejection", "inspection", REJECT, "officer", "rejected"),
+    ("withdrawal", "transfer:awaiting_acceptance", WITHDRAW, "declarant", "withdrawn"),
+    ("acceptance", "transfer:awaiting_acceptance", ACCEPT, "destination", "released"),
+    ("refusal", "transfer:awaiting_acceptance", REFUSE, "destination", "refused"),
 ]
 REFUSED: list[tuple[str, str, object, str]] = [
     ("withdrawal", "released", WITHDRAW, "declarant"),
@@ -100,6 +142,22 @@ REFUSED: list[tuple[str, str, object, str]] = [
     ("rejection", "awaiting_payment", REJECT, "officer"),
     ("rejection", "released", REJECT, "officer"),
     ("rejection", "withdrawn", REJECT, "officer"),
+    ("rejection", "transfer:awaiting_acceptance", REJECT, "officer"),
+    ("release", "transfer:awaiting_acceptance", RELEASE, "officer"),
+    ("inspection", "transfer:awaiting_acceptance", CONFORM, "officer"),
+    ("withdrawal", "transfer:refused", WITHDRAW, "declarant"),
+    (
+        "payment",
+        "transfer:refused",
+        PayDuties(amount=D(1), currency="CNY", reference="B"),
+        "declarant",
+    ),
+    ("acceptance", "transfer:released", ACCEPT, "destination"),
+    ("acceptance", "transfer:refused", ACCEPT, "destination"),
+    ("acceptance", "transfer:withdrawn", ACCEPT, "destination"),
+    ("refusal", "transfer:released", REFUSE, "destination"),
+    ("refusal", "transfer:refused", REFUSE, "destination"),
+    ("refusal", "transfer:withdrawn", REFUSE, "destination"),
 ]
 
 
@@ -128,15 +186,17 @@ def test_any_other_decision_is_refused_invalid_transition_and_saves_nothing(
     before = case.w.snapshot()
     with pytest.raises(InvalidTransition) as refused:
         case.w.decide(action, view.id, cmd, case.who(who))
-    assert (refused.value.rule, refused.value.current_status) == ("invalid_transition", status)
+    current = status.rpartition(":")[2]
+    assert (refused.value.rule, refused.value.current_status) == ("invalid_transition", current)
     assert case.w.snapshot() == before
 
 
 def test_only_the_declarant_may_withdraw_or_pay_anyone_else_finds_no_such_declaration():
-    assert {a for a, rule in DECISIONS.items() if rule.declarant_only} == {"withdrawal", "payment"}
+    declarant_only = {a for a, rule in DECISIONS.items() if rule.party == "declarant"}
+    assert declarant_only == {"withdrawal", "payment"}
     case = Case()
     view = case.declaration_in("awaiting_payment")
-    stranger = company(case.w.enterprise(2))
+    stranger = company(case.w.enterprise(3))
     before = case.w.snapshot()
     for who in (stranger, OFFICER):
         for action, cmd in (("withdrawal", WITHDRAW), ("payment", _pay_all(view))):
