@@ -116,16 +116,16 @@ class KeyCheck:
         return out
 
     def failures(self) -> list[Failure]:
-        """The mismatches as `verify` reports them: one failure per key, named."""
+        """The mismatches as `verify` reports them: one failure per key, named, with its
+        stream (no sequence: no event is wrong, the table is; the detail says where the key's
+        last event is)."""
         out = []
         for m in self.mismatches():
             last = self.fold.last.get(m.stream)
-            detail = f"key {m.name!r}: {m.detail}"
-            if last is None:
-                out.append(Failure(None, None, str(m.stream), None, REASON, detail))
-            else:
-                where = (last.sequence, last.position, str(m.stream), last.version)
-                out.append(Failure(*where, REASON, detail))
+            where = f" (its last event: sequence {last.sequence})" if last is not None else ""
+            detail = f"key {m.name!r}{where}: {m.detail}"
+            version = last.version if last is not None else None
+            out.append(Failure(None, None, str(m.stream), version, REASON, detail))
         return out
 
 
