@@ -156,7 +156,7 @@ def compare_keys(services: Services, report: ReplayReport) -> None:
     """The key table rebuilt from the log's key streams and compared with the live one, as
     the read model `api_keys` (a full replay only: the table has no past to compare with)."""
     from ledger.key_audit import KeyCheck, digest, row_values
-    from projections.digest import Difference
+    from projections.digest import Difference, read_model_digest
     from projections.replay import ReadModelResult, TableResult
 
     check = KeyCheck(services.keys.table, services.app.log)
@@ -164,8 +164,13 @@ def compare_keys(services: Services, report: ReplayReport) -> None:
     live = digest(services.keys.table.rows())
     replayed = digest(check.fold.states.values())
     equal = not mismatches and live == replayed
-    table = TableResult(live, replayed, equal)
-    report.projections["api_keys"] = ReadModelResult(live, replayed, equal, {"api_keys": table})
+    model = ReadModelResult(
+        read_model_digest({"api_keys": live}),
+        read_model_digest({"api_keys": replayed}),
+        equal,
+        {"api_keys": TableResult(live, replayed, equal)},
+    )
+    report.projections["api_keys"] = model
     report.differences.extend(
         Difference("api_keys", {"name": m.name}, row_values(m.row), row_values(m.state))
         for m in mismatches

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
+import msgspec
 from eventsourcing.utils import get_topic
 
 from domain.api_keys import KEY_EVENTS, ApiKeyState, api_key_id
@@ -26,6 +27,7 @@ from ledger.store import ChainedLog, LogRecord
 
 KEY_TOPICS = frozenset(get_topic(cls) for cls in KEY_EVENTS)
 REASON = "key_table_mismatch"
+_LINE = msgspec.json.Encoder()
 PAGE = 5000
 
 
@@ -130,12 +132,12 @@ class KeyCheck:
 
 
 def digest(keys: Iterable[KeyRow | ApiKeyState]) -> str:
-    """SHA-256 over the keys' columns in name order: the key table's digest in a replay."""
+    """The key table's digest as docs/audit.md defines a view table's: SHA-256 over its rows
+    in primary-key order (the name, in byte order), each row its values as text (NULL as
+    `null`) in column-name order, encoded as a JSON array and a newline."""
     h = hashlib.sha256()
-    for key in sorted(keys, key=lambda k: k.name):
-        for c in COLUMNS:
-            value = getattr(key, c)
-            h.update(b"\x00" if value is None else f"{len(str(value))}:{value}".encode())
+    for key in sorted(keys, key=lambda k: k.name.encode()):
+        h.update(_LINE.encode([getattr(key, c) for c in sorted(COLUMNS)]) + b"\n")
     return h.hexdigest()
 
 
