@@ -189,14 +189,25 @@ class ApiKeys:
                 with table.writing() as cur:
                     pending = Pending(keys.fold(table.events_in(cur, table.stream(name))), stream)
                     state = decide(pending, self.clock())
-                    table.append(cur, pending.collect_events())
+                    events = pending.collect_events()
+                    table.append(cur, events)
                     table.put(cur, state)
+                self._appended(len(events))
                 return
             except LedgerError as e:
                 raise KeyError_(str(e)) from None
             except IntegrityError:
                 if attempt == ATTEMPTS - 1:
                     raise
+
+    def _appended(self, count: int) -> None:
+        """Tell the application's observer (the events-appended metric), as its commits do."""
+        observer = self.table.app.on_appended
+        if count and observer is not None:
+            try:
+                observer(count)
+            except Exception:  # an observer's failure must never fail a key's change
+                log.exception("api keys: the events-appended observer failed")
 
     def adopt(self, *, actor: Actor = LEDGER) -> list[str]:
         """The upgrade step of #14: record each row of the key table that has no event yet
@@ -219,6 +230,7 @@ class ApiKeys:
                 table.append(cur, pending.collect_events())
                 table.put(cur, pending.current)
         names = [r.name for r in rows]
+        self._appended(len(names))
         if names:
             log.warning(
                 "api keys: %d keys of the key table of before #14 recorded into the log"
