@@ -100,13 +100,31 @@ def worker_app() -> Any:
     return create_app(Settings.from_env())
 
 
+def cli_actor() -> Any:
+    """Who runs a `keys` command, as its events record it: the operating-system user (the
+    holder of the database credentials) and the host."""
+    import getpass
+    import socket
+
+    from domain.events import Actor
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name, no passwd entry (a container)
+        user = f"uid-{os.getuid()}"
+    return Actor(name=f"{user}@{socket.gethostname()}"[:200], role="cli")
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import ReferenceFileError
     from ledger.keys import ApiKeys, KeyError_
 
     app = _open_app(settings)
-    keys = ApiKeys(app)
     try:
+        keys = ApiKeys(app)
+        actor = cli_actor()
+        if keys.adopted:
+            _err(f"recorded {len(keys.adopted)} keys of before #14 into the log (upgrade)")
         if args.keys_command == "issue":
             from api.services import load_zones
 
@@ -116,12 +134,23 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 enterprise=args.enterprise,
                 zone=args.zone,
                 zones=set(load_zones(settings.zones_file)),
+                actor=actor,
             )
             print(token)
             _err(f"issued {args.role} key {args.name!r}; only its hash is stored")
+        elif args.keys_command == "rotate":
+            print(keys.rotate(args.name, actor=actor))
+            _err(f"rotated key {args.name!r}: the new token is above, the old one is refused")
         elif args.keys_command == "revoke":
-            keys.revoke(args.name)
+            keys.revoke(args.name, actor=actor)
             _err(f"revoked key {args.name!r}")
+        elif args.keys_command == "rebuild":
+            changed = keys.rebuild()
+            _err(
+                f"the key table is the log's again; rows changed: {', '.join(changed)}"
+                if changed
+                else "the key table was already exactly the log's"
+            )
         else:
             for k in keys.list():
                 state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
@@ -155,7 +184,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             print(f"\rverified {n:,} events ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
 
     try:
-        report = audit.verify(app.log, against=against, progress=progress)
+        from ledger.key_audit import KeyCheck
+        from ledger.keys import ApiKeys
+
+        keys = KeyCheck(ApiKeys(app).table, app.log).failures  # the key table against the log
+        report = audit.verify(app.log, against=against, progress=progress, keys=keys)
     finally:
         app.close()
     if show:
@@ -166,6 +199,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     print(f"head_position: {report.head_position}")
     print(f"head_hash: {report.head_hash}")
     for f in report.failures:
+        if f.sequence is None:  # about the log as a whole, or a key row the log does not have
+            print(f"FAILED: {f.reason}: {f.detail}")
+            continue
         print(
             f"FAILED at sequence {f.sequence} (position {f.position}, stream {f.stream_id} "
             f"v{f.version}): {f.reason}: {f.detail}"
@@ -345,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         " terminal, json otherwise)",
     )
 
-    keys = sub.add_parser("keys", help="issue, revoke or list API keys")
+    keys = sub.add_parser("keys", help="issue, rotate, revoke or list API keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     issue = ksub.add_parser("issue", help="print a new token on stdout")
     issue.add_argument(
@@ -354,9 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--enterprise", help="USCC, for enterprise keys")
     issue.add_argument("--zone", help="zone code, for operator keys")
     issue.add_argument("--name", required=True)
+    rotate = ksub.add_parser(
+        "rotate", help="print a new token for a key on stdout; its old token stops working"
+    )
+    rotate.add_argument("name")
     revoke = ksub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("name")
     ksub.add_parser("list", help="list keys (never tokens)")
+    ksub.add_parser(
+        "rebuild", help="rewrite the key table from the log (after a restore or tampering)"
+    )
 
     verify = sub.add_parser("verify", help="check the tamper-evidence chain")
     verify.add_argument("--against", metavar="SEQUENCE:HASH", help="a published digest")

@@ -230,12 +230,17 @@ def cmd_import_events(args: argparse.Namespace, settings: Settings) -> int:
             done()
             _err(f"refused: {args.file}: {e}. Nothing was written; the store is still empty.")
             return 1
+        from ledger.keys import ApiKeys
+
+        # The keys are events of the log: their table is rebuilt from what was restored.
+        keys = ApiKeys(app).rebuild()
     done()
     seconds = time.monotonic() - started
     rate = summary.events / max(seconds, 1e-9)
     _err(
         f"imported {summary.events:,} events in {seconds:.1f}s ({rate:,.0f}/s), every hash "
         f"checked; head sequence {summary.head_sequence}, head position "
-        f"{summary.head_position}, head hash {summary.head_hash}"
+        f"{summary.head_position}, head hash {summary.head_hash}; key table rebuilt from the "
+        f"log ({len(keys)} keys)"
     )
     return 0

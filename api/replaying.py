@@ -141,6 +141,8 @@ def run_replay(
             live_name=services.runner.name,
             helper=helper_for(services, parallel),
         )
+    if as_of is None:
+        compare_keys(services, report)
     if as_of is None and report.position < log_position:
         report.notes.append(
             f"the live views reflect the log up to position {report.position}, the log is at "
@@ -148,6 +150,31 @@ def run_replay(
             "`customs-ledger project` brings the views up to date)"
         )
     return report, log_position
+
+
+def compare_keys(services: Services, report: ReplayReport) -> None:
+    """The key table rebuilt from the log's key streams and compared with the live one, as
+    the read model `api_keys` (a full replay only: the table has no past to compare with)."""
+    from ledger.key_audit import KeyCheck, digest, row_values
+    from projections.digest import Difference, read_model_digest
+    from projections.replay import ReadModelResult, TableResult
+
+    check = KeyCheck(services.keys.table, services.app.log)
+    mismatches = check.mismatches()
+    live = digest(services.keys.table.rows())
+    replayed = digest(check.fold.states.values())
+    equal = not mismatches and live == replayed
+    model = ReadModelResult(
+        read_model_digest({"api_keys": live}),
+        read_model_digest({"api_keys": replayed}),
+        equal,
+        {"api_keys": TableResult(live, replayed, equal)},
+    )
+    report.projections["api_keys"] = model
+    report.differences.extend(
+        Difference("api_keys", {"name": m.name}, row_values(m.row), row_values(m.state))
+        for m in mismatches
+    )
 
 
 def answer(report: ReplayReport, log_position: int) -> dict[str, Any]:

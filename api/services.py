@@ -22,6 +22,7 @@ from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
 from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url, schema_creation_lock
+from ledger.key_audit import KeyCheck
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
 from ledger.watch import TamperWatch
@@ -190,12 +191,25 @@ class Services:
         if isinstance(views, PostgresViews):
             # Several processes may run this runner (servers, `project --follow`): one feeds.
             runner.leader = views.leader(runner.name)
+        keys = ApiKeys(app)
+        watch = (
+            TamperWatch(
+                app.log,
+                period=settings.verify_seconds,
+                digest_file=settings.digest_file,
+                keys=KeyCheck(keys.table, app.log),
+            )
+            if settings.verify_seconds > 0
+            else None
+        )
+        if watch is not None:
+            keys.on_tampered = watch.raise_alarm  # a request with a key row the log disowns
         return cls(
             settings=settings,
             database=database,
             app=app,
             ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings)),
-            keys=ApiKeys(app),
+            keys=keys,
             views=views,
             runner=runner,
             declarations=DeclarationQueries(views),
@@ -203,11 +217,7 @@ class Services:
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
-            watch=TamperWatch(
-                app.log, period=settings.verify_seconds, digest_file=settings.digest_file
-            )
-            if settings.verify_seconds > 0
-            else None,
+            watch=watch,
         )
 
     def start(self) -> None:

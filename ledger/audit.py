@@ -20,6 +20,7 @@ report is the same as a walk in one process.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import struct
@@ -53,7 +54,7 @@ class Failure:
     stream_id: str
     version: int | None
     reason: str  # hash_mismatch, sequence_gap, sequence_out_of_order, recorded_at_decreased,
-    # malformed, digest_mismatch, digest_missing, digest_beyond_head
+    # malformed, digest_mismatch, digest_missing, digest_beyond_head, key_table_mismatch
     detail: str
 
 
@@ -421,11 +422,14 @@ def verify(
     page: int = 5000,
     progress: Callable[[int], None] | None = None,
     parallel: bool = True,
+    keys: Callable[[], list[Failure]] | None = None,
 ) -> VerifyReport:
     """Check the whole chain, and with `against` (a published digest) that it extends it.
 
     `parallel`: let a second process check the second half of a long SQLite log (the report
-    is the same either way)."""
+    is the same either way). `keys`: the comparison of the key table with the log's key
+    streams (ledger/key_audit.py `KeyCheck.failures`), run after the chain; its failures
+    (`key_table_mismatch`, naming the key) come after the chain's."""
     walk = ChainWalk(against)
     scan = LogScan(log, walk, page, progress)
     helper = _Helper.launch(log, page, walk.anchor[0]) if parallel else None
@@ -438,4 +442,9 @@ def verify(
         if helper is not None:
             helper.stop()
     walk.check_anchor_reached(scan.last[1] if scan.last else 0)
-    return scan.report()
+    report = scan.report()
+    found = keys() if keys is not None else []
+    if not found:
+        return report
+    failures = [*report.failures, *found[:MAX_FAILURES]]
+    return dataclasses.replace(report, ok=False, failures=failures)

@@ -5,6 +5,8 @@ seconds, the events appended since its last check, after making sure the event i
 checked still has the hash it had (a rewrite of the chain with every later hash recomputed
 changes it; a deleted tail no longer reaches it). With a digest file (`LEDGER_DIGEST_FILE`:
 lines `SEQUENCE:HASH` an auditor published, the last one counts) it verifies against that too.
+With a `KeyCheck` it compares the key table with the log's key streams every round (a row
+substituted, un-revoked, inserted or deleted by hand: `key_table_mismatch`).
 An alarm is final for the process: it stops serving writes (503 with the reason) and
 `/healthz` says why, until someone looks (docs/audit.md, "Tamper alarms").
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.audit import ChainWalk, Failure, LogScan, parse_digest, verify
+from ledger.key_audit import KeyCheck
 from ledger.store import ChainedLog
 
 log = logging.getLogger("customs_ledger.watch")
@@ -80,8 +83,10 @@ class TamperWatch:
         period: float,
         digest_file: str | None = None,
         on_alarm: Callable[[str], None] | None = None,
+        keys: KeyCheck | None = None,
     ) -> None:
         self.log = log
+        self.keys = keys
         self.period = period
         self.digest_file = digest_file
         self.on_alarm = on_alarm
@@ -125,6 +130,8 @@ class TamperWatch:
             )
         if not failures:
             failures = self._check_digest_file()
+        if not failures and self.keys is not None:
+            failures = self.keys.failures()  # incremental too: the key events since
         if failures:
             first = failures[0]
             at = f"event {first.sequence}: " if first.sequence is not None else ""

@@ -24,6 +24,7 @@ from domain.declaration import AwareDatetime
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor
 from ledger import audit
+from ledger.key_audit import KeyCheck
 from ledger.store import LogRecord
 from projections.replay import ReplayBusy
 
@@ -197,8 +198,11 @@ async def verify(
     if not _VERIFYING.acquire(blocking=False):
         raise Conflict("a verify is running on this server; try again", rule="audit_in_progress")
     try:
-        log = services(request).app.log
-        report = await run_in_threadpool(lambda: audit.verify(log, against=anchor))
+        svc = services(request)
+        keys = KeyCheck(svc.keys.table, svc.app.log).failures  # the key table against the log
+        report = await run_in_threadpool(
+            lambda: audit.verify(svc.app.log, against=anchor, keys=keys)
+        )
     finally:
         _VERIFYING.release()
     metrics(request).verified(report.ok, report.events_checked)

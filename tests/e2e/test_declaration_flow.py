@@ -134,7 +134,12 @@ def test_the_auditor_pages_and_verifies_the_log(ledger):
             break
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     types = [e["type"] for e in events]
-    assert types[:2] == ["EnterpriseRegistered", "AccountBookOpened"]
+    # The fixture's three keys, then the tenant: keys are events too (docs/decisions/0015).
+    assert types[:6] == ["ApiKeyIssued"] * 3 + [
+        "EnterpriseRegistered",
+        "AccountBookOpened",
+        "ApiKeyIssued",
+    ]
     assert "DeclarationSubmitted" in types and "DeclarationNumberIssued" in types
     report = ledger.get("/v1/audit/verify", "auditor").json()
     assert report["ok"] is True and report["events_checked"] == len(events)

@@ -76,7 +76,7 @@ def original(database_url: str) -> dict[str, Any]:
     with running_ledger(database_url) as ledger:
         run_story(ledger)
         digest = ledger.get("/v1/audit/digest", "auditor").json()
-    return {"url": database_url, "digest": digest}
+    return {"url": database_url, "digest": digest, "auditor": ledger.tokens["auditor"]}
 
 
 def log_rows(url: str) -> list[tuple[Any, ...]]:
@@ -101,9 +101,17 @@ def read_models(url: str) -> dict[str, str]:
         services.close()
 
 
-def http_digest(url: str) -> dict[str, Any]:
-    with running_ledger(url) as ledger:
-        r = ledger.get("/v1/audit/digest", "auditor")
+def http_digest(url: str, auditor: str) -> dict[str, Any]:
+    """The head digest from a server on `url`, asked with a key of the original store: keys
+    are events (docs/decisions/0015), so issuing one would move the head, and a restored
+    store has the original's keys."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(Settings(database_url=url), rules=rules_without_draws())
+    with TestClient(app) as client:
+        r = client.get("/v1/audit/digest", headers={"Authorization": f"Bearer {auditor}"})
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
@@ -182,7 +190,8 @@ def test_a_restore_is_the_same_log_and_gives_the_same_read_models(original, empt
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "ok: true" in checked.stdout
     assert log_rows(empty_url) == log_rows(url)  # byte for byte, positions included
-    assert http_digest(empty_url) == http_digest(url) == digest
+    auditor = original["auditor"]  # the original's key works on the restore
+    assert http_digest(empty_url, auditor) == http_digest(url, auditor) == digest
     assert read_models(empty_url) == read_models(url)
     # Exported again, the restored store gives the same file.
     again = tmp_path / "again.jsonl"
@@ -195,19 +204,22 @@ def test_a_sqlite_export_restores_into_postgresql(sqlite_url, postgres_url, tmp_
     with running_ledger(sqlite_url) as ledger:
         run_story(ledger)
         digest = ledger.get("/v1/audit/digest", "auditor").json()
+        auditor = ledger.tokens["auditor"]
     path = tmp_path / "events.jsonl"
     export(sqlite_url, path)
     restored = cli(postgres_url, "import-events", str(path))
     assert restored.returncode == 0, restored.stderr
     assert cli(postgres_url, "verify").returncode == 0
     assert log_rows(postgres_url) == log_rows(sqlite_url)
-    assert http_digest(postgres_url) == digest
+    assert http_digest(postgres_url, auditor) == digest
     # The position sequence moved past the restored positions: new events follow them.
     with running_ledger(postgres_url) as ledger:
         r = ledger.post("/v1/enterprises", "admin", _enterprise())
         assert r.status_code == 201, r.text
     rows = log_rows(postgres_url)
-    assert rows[-1][0] > rows[-2][0] == digest["head_position"]
+    restored_head, *written = rows[digest["sequence"] - 1 :]  # the new keys, the enterprise
+    assert restored_head[0] == digest["head_position"] and len(written) == 4
+    assert all(later[0] > restored_head[0] for later in written)
     assert cli(postgres_url, "verify").returncode == 0
 
 
@@ -321,7 +333,7 @@ def test_a_store_with_events_is_refused_and_left_as_it_was(original, exported, t
     before = log_rows(url)
     r = cli(url, "import-events", str(path))
     assert r.returncode == 1 and "not empty" in r.stderr, r.stderr
-    assert log_rows(url) == before and http_digest(url) == digest
+    assert log_rows(url) == before and http_digest(url, original["auditor"]) == digest
 
 
 def test_read_models_of_another_log_are_refused(original, exported, tmp_path):

@@ -416,7 +416,8 @@ def test_serve_writes_its_banner_as_text_then_one_json_line_per_record(tmp_path)
                 time.sleep(0.1)
         zones = httpx.get(f"{base}/v1/zones", headers={"X-Request-ID": "cli-zones"})
         digest = httpx.get(f"{base}/v1/audit/digest", headers={"Authorization": f"Bearer {token}"})
-        assert zones.headers["x-request-id"] == "cli-zones" and digest.status_code == 404
+        assert zones.headers["x-request-id"] == "cli-zones" and digest.status_code == 200
+        assert digest.json()["sequence"] == 1  # the key's issuance: keys are events (#14)
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
@@ -430,7 +431,7 @@ def test_serve_writes_its_banner_as_text_then_one_json_line_per_record(tmp_path)
     [mine] = [r for r in access if r["request_id"] == "cli-zones"]
     assert (mine["route"], mine["status"], mine["method"]) == ("/v1/zones", 200, "GET")
     [audited] = [r for r in access if r["path"] == "/v1/audit/digest"]
-    assert (audited["status"], audited["actor"]) == (404, "audit-1")
+    assert (audited["status"], audited["actor"]) == (200, "audit-1")
     assert audited["request_id"] == digest.headers["x-request-id"]
 
 

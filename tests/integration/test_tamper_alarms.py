@@ -1,6 +1,7 @@
 """The tamper drill (issue #14 item 3): a server verifies its own log in the background; on an
-edited, cut, reordered or rechained log it refuses writes (503 with the reason), `/healthz`
-says why (503), `/metrics` raises `ledger_tamper_alarm`, and nothing more is written."""
+edited, cut, reordered or rechained log, or a key table changed by hand, it refuses writes
+(503 with the reason), `/healthz` says why (503), `/metrics` raises `ledger_tamper_alarm`, and
+nothing more is written; `verify` names the first bad event (or the key)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from ledger.chain import link_hash
+from ledger.keys import token_hash
 from tests.samples import rules_without_draws
 from tests.support import Ledger, admit, declaration_body, new_key, onboard
 
@@ -175,3 +177,98 @@ def test_a_published_digest_the_log_no_longer_extends_raises_the_alarm(tmp_path)
         with digests.open("a") as f:
             f.write(f"{d['sequence']}:{'0' * 64}\n")  # a digest this log never had
         assert _alarm(ledger).startswith("digest_mismatch")
+
+
+def _swap(ledger: Ledger, a: int, b: int) -> None:
+    """Two stored events change places: each row takes the other's event and link, its
+    position and sequence staying - the log read in order has them the other way round."""
+    columns = ("originator_id", "originator_version", "topic", "state", "recorded_at", "hash")
+    select = f"SELECT {', '.join(columns)} FROM {{t}} WHERE sequence = ?"
+    (first,), (second,) = _sql(ledger, select, a), _sql(ledger, select, b)
+    update = f"UPDATE {{t}} SET {', '.join(c + ' = ?' for c in columns)} WHERE sequence = ?"
+    _sql(ledger, "UPDATE {t} SET originator_id = 'moving' WHERE sequence = ?", a)
+    _sql(ledger, update, *first, b)
+    _sql(ledger, update, *second, a)
+
+
+def _first_failure(ledger: Ledger) -> dict[str, Any]:
+    r = ledger.get("/v1/audit/verify", "auditor")
+    assert r.status_code == 200 and r.json()["ok"] is False, r.text
+    return r.json()["failures"][0]  # type: ignore[no-any-return]
+
+
+def test_two_events_swapped_after_the_last_check_raise_the_alarm(busy):
+    ledger, tenant = busy
+    admit(ledger, tenant, 1, "5")  # events the watch has not checked yet
+    last = _last_sequence(ledger)
+    _swap(ledger, last - 2, last - 1)
+    reason = _alarm(ledger)
+    assert reason.startswith(f"hash_mismatch: event {last - 2}:"), reason
+    _refuses_writes_and_says_why(ledger, tenant, f"event {last - 2}")
+    assert _first_failure(ledger)["sequence"] == last - 2
+
+
+def test_a_server_started_on_a_reordered_log_refuses_writes_from_the_start(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    with watched_ledger(path) as ledger:
+        tenant = onboard(ledger)
+        admit(ledger, tenant, 1, "10")
+        _swap(ledger, 6, 7)
+    with watched_ledger(path) as ledger:  # a restart: the whole chain is verified again
+        tenant = dataclasses.replace(tenant, token_name=f"again-{tenant.uscc}")
+        ledger.issue(tenant.token_name, "enterprise", enterprise=tenant.uscc)
+        reason = _alarm(ledger)
+        assert reason.startswith("hash_mismatch: event 6:"), reason
+        _refuses_writes_and_says_why(ledger, tenant, "event 6")
+        assert _first_failure(ledger)["sequence"] == 6
+
+
+def _keys_sql(ledger: Ledger, statement: str, *params: Any) -> None:
+    with sqlite3.connect(ledger.services.database.path) as conn:
+        conn.execute(statement, params)
+
+
+def _hash_replaced(ledger: Ledger) -> str:
+    ledger.issue("officer-on-duty", "officer")
+    attacker = token_hash("clk_the-attackers-own-token")
+    _keys_sql(
+        ledger, "UPDATE api_keys SET token_hash = ? WHERE name = ?", attacker, "officer-on-duty"
+    )
+    return "officer-on-duty"
+
+
+def _revocation_cleared(ledger: Ledger) -> str:
+    ledger.issue("auditor-gone", "auditor")
+    ledger.services.keys.revoke("auditor-gone")
+    _keys_sql(ledger, "UPDATE api_keys SET revoked_at = NULL WHERE name = 'auditor-gone'")
+    return "auditor-gone"
+
+
+def _ghost_admin(ledger: Ledger) -> str:
+    _keys_sql(
+        ledger,
+        "INSERT INTO api_keys (name, token_hash, role, created_at) VALUES (?, ?, 'admin', ?)",
+        "ghost-admin",
+        token_hash("clk_ghost"),
+        "2026-11-01T00:00:00+00:00",
+    )
+    return "ghost-admin"
+
+
+KEY_TAMPERING = {
+    "token_hash replaced": _hash_replaced,
+    "revoked_at cleared": _revocation_cleared,
+    "ghost admin inserted": _ghost_admin,
+}
+
+
+@pytest.mark.parametrize("tamper", KEY_TAMPERING.values(), ids=KEY_TAMPERING.keys())
+def test_a_key_table_changed_by_hand_raises_the_alarm(busy, tamper):
+    """No request needs to use the key: the watch compares the key table with the log."""
+    ledger, tenant = busy
+    name = tamper(ledger)
+    reason = _alarm(ledger)
+    assert reason.startswith(f"key_table_mismatch: key {name!r}"), reason
+    _refuses_writes_and_says_why(ledger, tenant, f"key_table_mismatch: key {name!r}")
+    failure = _first_failure(ledger)
+    assert failure["reason"] == "key_table_mismatch" and f"key {name!r}" in failure["detail"]
