@@ -6,7 +6,7 @@ look a token up in (ledger/key_table.py) is a projection of those streams, writt
 same transaction as the events, so a key issued or revoked from the CLI takes effect at once
 in every running server (there is no cache to expire). A request is admitted only when its
 row is exactly what its stream says: a row substituted, un-revoked or inserted by hand is
-refused like an unknown token, and reported (docs/decisions/0015).
+refused like an unknown token, and reported (docs/decisions/0016).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def test_the_auditor_pages_and_verifies_the_log(ledger):
             break
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     types = [e["type"] for e in events]
-    # The fixture's three keys, then the tenant: keys are events too (docs/decisions/0015).
+    # The fixture's three keys, then the tenant: keys are events too (docs/decisions/0016).
     assert types[:6] == ["ApiKeyIssued"] * 3 + [
         "EnterpriseRegistered",
         "AccountBookOpened",

@@ -103,7 +103,7 @@ def read_models(url: str) -> dict[str, str]:
 
 def http_digest(url: str, auditor: str) -> dict[str, Any]:
     """The head digest from a server on `url`, asked with a key of the original store: keys
-    are events (docs/decisions/0015), so issuing one would move the head, and a restored
+    are events (docs/decisions/0016), so issuing one would move the head, and a restored
     store has the original's keys."""
     from fastapi.testclient import TestClient
 

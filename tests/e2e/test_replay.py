@@ -30,7 +30,7 @@ from tests.stories import run_story
 from tests.support import Ledger, admit, declaration_body, new_key, onboard, running_ledger
 
 READ_MODELS = {"declarations", "enterprises", "inventory", "trace"}
-# A full replay also rebuilds the key table from the keys' events (docs/decisions/0015).
+# A full replay also rebuilds the key table from the keys' events (docs/decisions/0016).
 FULL_REPLAY_MODELS = READ_MODELS | {"api_keys"}
 
 

@@ -19,7 +19,7 @@ behaviour. Only a deliberate, reviewed change of behaviour may replace the fixtu
 from the commit before that change, with the story unchanged).
 
 Regenerated once since, deliberately, for issue #14 item 2 (API keys are events,
-docs/decisions/0015): the nine keys the adapter issues before the story are now the first nine
+docs/decisions/0016): the nine keys the adapter issues before the story are now the first nine
 events of the log (`ApiKeyIssued`, fixed tokens, one minute before START). That fixture was
 written by `write_fixture` from the commit of that change (the commit before it writes no key
 events), after checking that every other line is the 4735b8a fixture's with event indexes,

@@ -1,4 +1,4 @@
-"""API keys in the log (issue #14 item 2, docs/decisions/0015): issuing, rotating and
+"""API keys in the log (issue #14 item 2, docs/decisions/0016): issuing, rotating and
 revoking are events with the token's hash and the actor; the key table is their projection; a
 request is admitted only with a row that matches its stream; verify, replay and the tamper
 watch name a key whose row was substituted, un-revoked, inserted or deleted by hand; the keys
