@@ -20,6 +20,7 @@ from domain.reference import DEFAULT_ZONES, Zone
 from domain.risk import RiskRules
 from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
+from ledger.buyer_keys import BuyerKeys
 from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.keys import ApiKeys
@@ -143,6 +144,12 @@ def read_models_runner(
     )
 
 
+def open_vault(settings: Settings, app: LedgerApplication) -> BuyerKeys:
+    """The buyers' key store beside the log (ledger/buyer_keys.py)."""
+    datastore = app.factory.datastore  # type: ignore[attr-defined]  # both factories have one
+    return BuyerKeys.beside(app.database, datastore, master_key_file=settings.privacy_key_file)
+
+
 def open_views(db: Database) -> ViewStore:
     if db.kind == "sqlite":
         path = db.path
@@ -171,6 +178,7 @@ class Services:
     stats: StatsQueries
     inventory: InventoryQueries
     trace: TraceQueries
+    vault: BuyerKeys
     watch: TamperWatch | None = None
 
     @classmethod
@@ -190,11 +198,12 @@ class Services:
         if isinstance(views, PostgresViews):
             # Several processes may run this runner (servers, `project --follow`): one feeds.
             runner.leader = views.leader(runner.name)
+        vault = open_vault(settings, app)
         return cls(
             settings=settings,
             database=database,
             app=app,
-            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings)),
+            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings), vault=vault),
             keys=ApiKeys(app),
             views=views,
             runner=runner,
@@ -203,6 +212,7 @@ class Services:
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
+            vault=vault,
             watch=TamperWatch(
                 app.log, period=settings.verify_seconds, digest_file=settings.digest_file
             )
@@ -231,4 +241,5 @@ class Services:
             self.watch.stop()
         self.runner.stop()
         self.views.close()
+        self.vault.close()
         self.app.close()

@@ -34,9 +34,9 @@ class Checkpoint:
     recorded_at: str
 
 
-def verify_tail(log: ChainedLog, since: Checkpoint, page: int = 5000) -> tuple[
-    list[Failure], Checkpoint
-]:
+def verify_tail(
+    log: ChainedLog, since: Checkpoint, page: int = 5000
+) -> tuple[list[Failure], Checkpoint]:
     """Check that `since` still stands and every event after it: (failures, new checkpoint)."""
     rows = _rows(log, since.position - 1, 1)
     if not rows or rows[0][1] != since.sequence or bytes(rows[0][7]) != since.hash:
