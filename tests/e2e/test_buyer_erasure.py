@@ -213,3 +213,43 @@ def test_a_new_list_after_erasure_is_sealed_with_a_new_key_and_reads_whole(erase
     assert personal(old) == (ERASED,) * 4
     # The buyer's quota survives the erasure: the same pseudonym names its stream.
     assert fresh.json()["ecommerce"]["order"]["amount"] == "500.00"
+
+
+def test_no_other_read_shows_the_buyer(sqlite_url):
+    """Only the declaration reads carry a retail list's buyer: the trace, its EPCIS document,
+    the book's entries, statement and CSV, inventory, lots and statistics never do, for any
+    reader (here an officer, who would see it whole)."""
+    from tests.e2e.test_ecommerce import pay
+
+    with running_ledger(sqlite_url) as ledger:
+        shop = onboard(ledger)
+        admit(ledger, shop, 1, "5")
+        listed = submit(ledger, shop, retail_body(shop)).json()
+        paid = pay(ledger, shop, listed["id"], listed["duties"]["outstanding"])
+        assert paid.json()["status"] == "released", paid.text
+        number, book = listed["declaration_no"], shop.book_no
+        ledger.issue("gate-trace", "operator", zone="XCBZ")
+        out = {
+            "kind": "gate_out",
+            "declaration": number,
+            "lines": [{"line_no": 1, "quantity": "1"}],
+        }
+        moved = ledger.post("/v1/movements", "gate-trace", out, key=new_key())
+        assert moved.status_code == 201, moved.text
+        reads = [
+            f"/v1/trace?ref={number}",
+            f"/v1/trace/epcis?ref={number}",
+            f"/v1/account-books/{book}",
+            f"/v1/account-books/{book}/entries",
+            f"/v1/account-books/{book}/statement",
+            f"/v1/account-books/{book}/statement.csv",
+            "/v1/inventory",
+            "/v1/stats?group_by=trade_mode",
+        ]
+        for path in reads:
+            r = ledger.get(path, "officer")
+            assert r.status_code == 200, (path, r.text)
+            for secret in (BUYER, NAME, CONSIGNEE):
+                assert secret not in r.text, path
+        whole = ledger.get(f"/v1/declarations/{number}", "officer").text
+        assert BUYER in whole  # the one read that shows it, to whom may see it
