@@ -140,6 +140,9 @@ class BuyerKeys:
         self.tables = tables
         # Data keys and nonces come from here (a test may make them reproducible).
         self.random_bytes = random_bytes
+        # True when the master key is kept in the store: the first seal says so in the log.
+        self.master_in_store = False
+        self._warned = False
         for statement in DDL:
             with tables.transaction(write=True) as cur:
                 cur.execute(tables.sql(statement))
@@ -199,10 +202,7 @@ class BuyerKeys:
                     f"this key store's keys are wrapped by master key {row['fingerprint']},"
                     " kept in a file: set LEDGER_PRIVACY_KEY_FILE"
                 )
-        log.warning(
-            "buyer keys: the master key is kept in the key store itself, so a copy of the"
-            " database opens every buyer's data; set LEDGER_PRIVACY_KEY_FILE (docs/operations.md)"
-        )
+        self.master_in_store = True
         return bytes(row["master"])
 
     # -- BuyerVault ------------------------------------------------------------------------
@@ -214,6 +214,13 @@ class BuyerKeys:
         return base64.b32encode(digest.digest()[:16]).decode().rstrip("=").lower()
 
     def seal(self, resident_id: str, values: Mapping[str, str]) -> dict[str, str]:
+        if self.master_in_store and not self._warned:
+            self._warned = True  # once per process, when it first keeps a buyer's data
+            log.warning(
+                "buyer keys: the master key is kept in the key store itself, so a copy of the"
+                " database opens every buyer's data; set LEDGER_PRIVACY_KEY_FILE"
+                " (docs/operations.md)"
+            )
         pseudonym = self.pseudonym(resident_id)
         generation, key = self._current_key(pseudonym)
         aead = AESGCM(key)
