@@ -147,11 +147,6 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1) if name else name
 
 
-def masked(e: Ecommerce) -> Ecommerce:
-    """The retail documents with the buyer's identity number and name masked (in clear)."""
-    return shown(e, {}, whole=False)
-
-
 # -- erasure -----------------------------------------------------------------------------------
 
 
