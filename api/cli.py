@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api import cli_log, cli_replay
+from api import cli_log, cli_privacy, cli_replay
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_lot_limit, default=500, help="most lots in the answer (1-5000)"
     )
     cli_log.add_parsers(sub)  # export-events, import-events
+    cli_privacy.configure(
+        sub.add_parser("privacy", help="buyers' personal data: erase-buyer ID --reason TEXT")
+    )
     cli_replay.configure(
         sub.add_parser(
             "replay",
@@ -451,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export-events": cli_log.cmd_export_events,
         "import-events": cli_log.cmd_import_events,
         "replay": cli_replay.cmd_replay,
+        "privacy": cli_privacy.cmd_privacy,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return handlers[args.command](args, settings)

@@ -20,6 +20,7 @@ from domain.reference import DEFAULT_ZONES, Zone
 from domain.risk import RiskRules
 from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
+from ledger.buyer_keys import BuyerKeys
 from ledger.commands import Ledger
 from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.key_audit import KeyCheck
@@ -144,6 +145,12 @@ def read_models_runner(
     )
 
 
+def open_vault(settings: Settings, app: LedgerApplication) -> BuyerKeys:
+    """The buyers' key store beside the log (ledger/buyer_keys.py)."""
+    datastore = app.factory.datastore  # type: ignore[attr-defined]  # both factories have one
+    return BuyerKeys.beside(app.database, datastore, master_key_file=settings.privacy_key_file)
+
+
 def open_views(db: Database) -> ViewStore:
     if db.kind == "sqlite":
         path = db.path
@@ -172,6 +179,7 @@ class Services:
     stats: StatsQueries
     inventory: InventoryQueries
     trace: TraceQueries
+    vault: BuyerKeys
     watch: TamperWatch | None = None
 
     @classmethod
@@ -204,11 +212,12 @@ class Services:
         )
         if watch is not None:
             keys.on_tampered = watch.raise_alarm  # a request with a key row the log disowns
+        vault = open_vault(settings, app)
         return cls(
             settings=settings,
             database=database,
             app=app,
-            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings)),
+            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings), vault=vault),
             keys=keys,
             views=views,
             runner=runner,
@@ -217,6 +226,7 @@ class Services:
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
+            vault=vault,
             watch=watch,
         )
 
@@ -241,4 +251,5 @@ class Services:
             self.watch.stop()
         self.runner.stop()
         self.views.close()
+        self.vault.close()
         self.app.close()

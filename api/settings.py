@@ -22,6 +22,10 @@ class Settings:
     # seconds (0: no watch); and a file of published digests it checks against.
     verify_seconds: float = 60.0
     digest_file: str | None = None
+    # Buyers' personal data (ledger/buyer_keys.py): the master key's file (none: kept in the
+    # key store), and the years a buyer's data is kept after its last retail list.
+    privacy_key_file: str | None = None
+    buyer_retention_years: int = 3
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -34,4 +38,6 @@ class Settings:
             read_wait_seconds=float(os.environ.get("LEDGER_READ_WAIT_SECONDS", "2")),
             verify_seconds=float(os.environ.get("LEDGER_VERIFY_SECONDS", "60")),
             digest_file=os.environ.get("LEDGER_DIGEST_FILE") or None,
+            privacy_key_file=os.environ.get("LEDGER_PRIVACY_KEY_FILE") or None,
+            buyer_retention_years=int(os.environ.get("LEDGER_BUYER_RETENTION_YEARS", "3")),
         )

@@ -113,7 +113,11 @@ def assess_submission(
         amount = ecommerce.order.amount
         quota_year = day.year
         buyer = uow.pending(quota.quota_id(ecommerce.order.buyer_id, quota_year), quota.BuyerQuota)
-        quota.use(buyer, declaration.id, amount, actor=actor, occurred_at=occurred)
+        carried = Decimal(0)
+        if cmd.ecommerce is not None and cmd.ecommerce.order.buyer_id != ecommerce.order.buyer_id:
+            # Sealed: the lists of this year written before sealing count too (domain/quota.py).
+            carried = quota.carried_over(uow, cmd.ecommerce.order.buyer_id, quota_year)
+        quota.use(buyer, declaration.id, amount, carried, actor=actor, occurred_at=occurred)
         touched.append(buyer)
         mode = retail_mode(amount)
     line_risks = []

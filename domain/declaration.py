@@ -65,22 +65,29 @@ class DeclarationLine(_Body, frozen=True, kw_only=True):
     goods_status: GoodsStatus | None = None
 
 
+# A buyer's personal fields: the log keeps them sealed (domain/privacy.py), as tokens longer
+# than the values, so their length is documented here and checked by the submission's rules
+# (domain/submission.py), not by the decoder that also reads them back from the log.
+Personal64 = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": 64})]
+Personal255 = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": 255})]
+
+
 class Order(_Body, frozen=True, kw_only=True):
     order_no: Str64
-    buyer_id: Str64
-    buyer_name: Str255
+    buyer_id: Personal64
+    buyer_name: Personal255
     amount: Decimal
 
 
 class Payment(_Body, frozen=True, kw_only=True):
     payment_no: Str64
-    payer_id: Str64
+    payer_id: Personal64
     amount: Decimal
 
 
 class Waybill(_Body, frozen=True, kw_only=True):
     waybill_no: Str64
-    consignee_id: Str64
+    consignee_id: Personal64
 
 
 class Ecommerce(_Body, frozen=True, kw_only=True):

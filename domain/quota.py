@@ -3,6 +3,12 @@
 The total is a write-side fact, checked and updated in the same atomic write as the retail list
 that uses it: two concurrent lists of one buyer can never both squeeze under the limit,
 because both record an event on this stream and only one can take its next version.
+
+The stream is named by the buyer's keyed pseudonym (domain/privacy.py), never by the identity
+number: an 18-character resident identity number is a small space (region, birth date, serial
+and check digit), and a plain hash of it - the name of the streams of lists written before
+sealing - is found again by trying them all. Those older streams still count: a buyer's
+year is what both hold (`carried_over`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import msgspec
 
 from domain.errors import Conflict
 from domain.events import AggregateState, DomainEvent, Pending, stream_id
+from domain.privacy import parse_token
+from domain.unit_of_work import UnitOfWork
 
 ANNUAL_LIMIT_CNY = Decimal("26000")
 TRANSACTION_LIMIT_CNY = Decimal("5000")
@@ -55,13 +63,37 @@ class QuotaReturned(DomainEvent, frozen=True, kw_only=True):
         )
 
 
-def quota_id(buyer_id: str, year: int) -> UUID:
-    return stream_id("buyer-quota", f"{buyer_id}:{year}")
+def quota_id(buyer: str, year: int) -> UUID:
+    """The buyer's quota stream of `year`, from a list's `order.buyer_id` as the log keeps it:
+    sealed, by the seal's pseudonym; in clear (a list written before sealing), by the number."""
+    token = parse_token(buyer)
+    if token is not None:
+        return pseudonymous_quota_id(token.pseudonym, year)
+    return stream_id("buyer-quota", f"{buyer}:{year}")
 
 
-def use(quota: Pending[BuyerQuota], declaration_id: UUID, amount: Decimal, **event: object) -> None:
-    """Count an order against the year's quota, or refuse it (409 `quota_exceeded`)."""
-    used = quota.state.used if quota.state else Decimal(0)
+def pseudonymous_quota_id(pseudonym: str, year: int) -> UUID:
+    """The quota stream of `year` of the buyer with this pseudonym (domain/privacy.py)."""
+    return stream_id("buyer-quota", f"pseudonym:{pseudonym}:{year}")
+
+
+def carried_over(uow: UnitOfWork, resident_id: str, year: int) -> Decimal:
+    """What the buyer's lists written before sealing used of `year` (their stream is named
+    by the identity number in clear): it counts against the same limit."""
+    before = uow.load(quota_id(resident_id, year), BuyerQuota)
+    return before.used if before is not None else Decimal(0)
+
+
+def use(
+    quota: Pending[BuyerQuota],
+    declaration_id: UUID,
+    amount: Decimal,
+    carried: Decimal = Decimal(0),
+    **event: object,
+) -> None:
+    """Count an order against the year's quota (with what the buyer's older stream `carried`),
+    or refuse it (409 `quota_exceeded`)."""
+    used = (quota.state.used if quota.state else Decimal(0)) + carried
     if used + amount > ANNUAL_LIMIT_CNY:
         raise Conflict(
             f"the buyer has used CNY {used} of CNY {ANNUAL_LIMIT_CNY} this year; "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from uuid import UUID
 
-from domain import values
+import msgspec
+
+from domain import privacy, values
 from domain.account_book import AccountBook, account_book_id
 from domain.assessment import (
     AssessmentInputs,
@@ -43,13 +46,15 @@ from domain.views import DeclarationView, declaration_view
 class Submission:
     """A declaration as submitted, with what it is decided against: the stream its id comes
     from (the same (principal, key) as the request's idempotency record, written in the same
-    transaction: with no record there is no such declaration either), the zones and rules."""
+    transaction: with no record there is no such declaration either), the zones and rules,
+    and the vault that seals a retail list's buyer (domain/privacy.py)."""
 
     cmd: SubmitDeclaration
     declaration_id: UUID
     zones: dict[str, Zone]
     rules: ClearanceRules
     actor: Actor
+    vault: privacy.BuyerVault
 
 
 def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decision[DeclarationView]:
@@ -75,7 +80,7 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     office, year, direction = series_of(zone, cmd.flow, now)
     series = uow.counter(number_series_id(office, year, direction), NumberSeries)
     declaration = uow.new(sub.declaration_id, Declaration)
-    state = submit(declaration, series, cmd, lines, ctx, sub.actor)
+    state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
     inputs = AssessmentInputs(cmd, lines, enterprise, sub.rules, sub.actor, now)
     assessed = assess_submission(uow, declaration, inputs)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
@@ -245,6 +250,14 @@ def _destination_item(
     return number
 
 
+def _sealed(cmd: SubmitDeclaration, vault: privacy.BuyerVault) -> SubmitDeclaration:
+    """The submission as the log keeps it: a retail list's buyer sealed with the buyer's key
+    (checked before, in clear; the assessment reads the quota's identity from the seal)."""
+    if cmd.ecommerce is None:
+        return cmd
+    return msgspec.structs.replace(cmd, ecommerce=privacy.sealed(cmd.ecommerce, vault))
+
+
 def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
     e = cmd.ecommerce
     if not is_retail(cmd.flow, cmd.trade_mode):
@@ -256,6 +269,8 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
         return
     p.check("$.ecommerce.order.buyer_id", values.resident_id, e.order.buyer_id)
     p.check("$.ecommerce.order.buyer_name", values.text, e.order.buyer_name)
+    consignee = partial(values.text, max_length=64)
+    p.check("$.ecommerce.waybill.consignee_id", consignee, e.waybill.consignee_id)
     order_amount = p.check("$.ecommerce.order.amount", values.positive_amount, e.order.amount)
     payment_amount = p.check("$.ecommerce.payment.amount", values.positive_amount, e.payment.amount)
     # Three-document match: the payer is the buyer and pays exactly the order amount.

@@ -25,7 +25,9 @@ from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, EnterpriseView, account_book_view, enterprise_view
 from ledger.application import LedgerApplication
 from ledger.boms import BomCommands
+from ledger.buyer_keys import BuyerKeys
 from ledger.declarations import DeclarationCommands
+from ledger.erasure import PrivacyCommands
 from ledger.movements import MovementCommands
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
 from ledger.unit_of_work import CommandUnitOfWork
@@ -35,7 +37,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(DeclarationCommands, MovementCommands, BomCommands):
+class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands):
     """The write side's commands and the reads that must see the latest write."""
 
     def __init__(
@@ -44,11 +46,14 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands):
         zones: dict[str, Zone],
         clock: Callable[[], datetime] = utcnow,
         rules: ClearanceRules | None = None,
+        vault: BuyerKeys | None = None,
     ) -> None:
         self.app = app
         self.zones = zones
         self.clock = clock
         self.rules = rules or ClearanceRules()
+        # Buyers' data keys (ledger/buyer_keys.py); by default beside the log, master inside.
+        self.vault = vault or BuyerKeys.beside(app.database, app.factory.datastore)  # type: ignore[attr-defined]
 
     # -- the command loop ------------------------------------------------------------------
 

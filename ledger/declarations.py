@@ -18,6 +18,7 @@ from domain.scope import Scope
 from domain.submission import Submission, decide_submission
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView
+from ledger.buyer_keys import BuyerKeys
 from ledger.requests import Execute, Idempotency, Outcome
 
 
@@ -26,6 +27,7 @@ class DeclarationCommands:
 
     zones: dict[str, Zone]
     rules: ClearanceRules
+    vault: BuyerKeys
     _execute: Execute
 
     def submit_declaration(
@@ -38,6 +40,7 @@ class DeclarationCommands:
             zones=self.zones,
             rules=self.rules,
             actor=actor,
+            vault=self.vault,
         )
 
         def decide(uow: UnitOfWork, now: datetime) -> Decision[DeclarationView]:

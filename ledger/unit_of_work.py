@@ -71,9 +71,7 @@ class CommandUnitOfWork:
             if state is not None:
                 app.states.put(stream, state)
         state = self._saw(stream, app.overlay.latest(stream, state))
-        found = self._pendings[stream] = Pending(
-            state if isinstance(state, kind) else None, stream
-        )
+        found = self._pendings[stream] = Pending(state if isinstance(state, kind) else None, stream)
         return found
 
     def declaration_id(self, ref: str) -> UUID | None:

@@ -129,6 +129,8 @@ def strategy_for_type_info(t: msgspec.inspect.Type, where: str) -> st.SearchStra
         return TYPE_STRATEGIES[cls]
     if isinstance(t, mi.StructType):
         return struct_strategy(t)
+    if isinstance(t, mi.Metadata):  # documentation only (extra_json_schema): the type decides
+        return strategy_for_type_info(t.type, where)
     if isinstance(t, mi.NoneType):
         return st.none()
     if isinstance(t, mi.BoolType):

@@ -47,9 +47,7 @@ def release_together(procs: list[subprocess.Popen[str]], timeout: float = 120) -
         proc.stdin.flush()  # type: ignore[union-attr]
 
 
-def run_together(
-    procs: list[subprocess.Popen[str]], timeout: float = 120
-) -> list[tuple[str, str]]:
+def run_together(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[tuple[str, str]]:
     """Release every child at once and collect (stdout, stderr) of each; none outlives this."""
     try:
         release_together(procs, timeout)

@@ -3,7 +3,9 @@ officer's, a transfer's acceptance or refusal by its destination enterprise)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +30,7 @@ from api.routes.common import (
 )
 from domain.declaration import (
     AcceptTransfer,
+    Ecommerce,
     PayDuties,
     RecordInspection,
     RefuseTransfer,
@@ -38,10 +41,11 @@ from domain.declaration import (
 )
 from domain.errors import NotFound
 from domain.events import Actor
-from domain.privacy import masked, sees_buyer
+from domain.privacy import BuyerOpener, sees_buyer, shown, tokens
 from domain.scope import Scope
 from domain.views import DeclarationDetail, DeclarationView
-from ledger.requests import Idempotency
+from ledger.commands import Ledger
+from ledger.requests import Idempotency, Outcome
 from projections.stats import StatsRow
 
 router = APIRouter(tags=["declarations"])
@@ -62,7 +66,9 @@ async def submit_declaration(request: Request) -> Response:
         request,
         ENTERPRISE,
         SubmitDeclaration,
-        lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, required(idem)),
+        opening(
+            lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, required(idem))
+        ),
         key_required=True,
     )
 
@@ -108,17 +114,53 @@ async def list_declarations(
             until=time_param("to", until),
         )
     )
-    scope = Scope.of(actor)
-    shown = [(cursor, for_reader(scope, d)) for cursor, d in rows]
-    return json_response(page_body(shown, page.limit), position=position)
+    vault = services(request).vault
+    shown_rows = await run_in_threadpool(
+        lambda: for_reader(vault, Scope.of(actor), [d for _, d in rows])
+    )
+    listed = list(zip([cursor for cursor, _ in rows], shown_rows, strict=True))
+    return json_response(page_body(listed, page.limit), position=position)
 
 
-def for_reader(scope: Scope, d: DeclarationDetail) -> DeclarationDetail:
-    """The declaration as this reader may see it: a retail list's buyer masked unless the
-    reader is its declarant, an officer or an auditor (domain/privacy.py)."""
-    if d.ecommerce is None or sees_buyer(scope, d.declarant):
-        return d
-    return msgspec.structs.replace(d, ecommerce=masked(d.ecommerce))
+D = TypeVar("D", DeclarationDetail, DeclarationView)
+
+
+def for_reader(opener: BuyerOpener, scope: Scope, found: list[D]) -> list[D]:
+    """The declarations as this reader may see them: a retail list's buyer opened from its
+    seal (`[erased]` once its key is destroyed), and masked unless the reader is its
+    declarant, an officer or an auditor (domain/privacy.py)."""
+    sealed = [pair for d in found if d.ecommerce is not None for pair in tokens(d.ecommerce)]
+    opened = opener.open(sealed) if sealed else {}
+    return [
+        d
+        if d.ecommerce is None
+        else msgspec.structs.replace(
+            d, ecommerce=shown(d.ecommerce, opened, whole=sees_buyer(scope, d.declarant))
+        )
+        for d in found
+    ]
+
+
+Action = Callable[[Ledger, Any, Idempotency | None, Actor], Outcome]
+
+
+def opening(action: Action) -> Action:
+    """A write route's action whose answer (a declaration, or its recorded copy when the
+    request is replayed) shows the buyer as `for_reader` does: the log keeps it sealed."""
+
+    def run(ledger: Ledger, cmd: Any, idem: Idempotency | None, actor: Actor) -> Outcome:
+        outcome = action(ledger, cmd, idem, actor)
+        body = outcome.body
+        if isinstance(body, DeclarationView):
+            (body,) = for_reader(ledger.vault, Scope.of(actor), [body])
+        elif isinstance(body, dict) and body.get("ecommerce") is not None:
+            e = msgspec.convert(body["ecommerce"], Ecommerce)
+            whole = sees_buyer(Scope.of(actor), body.get("declarant", ""))
+            opened = ledger.vault.open(tokens(e))
+            body = {**body, "ecommerce": msgspec.to_builtins(shown(e, opened, whole=whole))}
+        return dataclasses.replace(outcome, body=body)
+
+    return run
 
 
 @router.get(
@@ -129,7 +171,9 @@ async def get_declaration(request: Request, ref: str, actor: Reader) -> Response
     found = await run_in_threadpool(services(request).declarations.get, ref)
     if found is None or not can_see(actor, found[1]):
         raise NotFound(f"no declaration {ref}")
-    return json_response(for_reader(Scope.of(actor), found[0]), position=position)
+    vault = services(request).vault
+    (one,) = await run_in_threadpool(for_reader, vault, Scope.of(actor), [found[0]])
+    return json_response(one, position=position)
 
 
 @router.post(
@@ -146,7 +190,9 @@ async def withdraw_declaration(request: Request, ref: str) -> Response:
         request,
         ENTERPRISE,
         WithdrawDeclaration,
-        lambda ledger, cmd, idem, actor: ledger.decide_on("withdrawal", ref, cmd, actor, idem),
+        opening(
+            lambda ledger, cmd, idem, actor: ledger.decide_on("withdrawal", ref, cmd, actor, idem)
+        ),
     )
 
 
@@ -158,7 +204,11 @@ def _officer_action(path: str, body: type, action_name: str, summary: str) -> No
             request,
             OFFICER,
             body,
-            lambda ledger, cmd, idem, actor: ledger.decide_on(action_name, ref, cmd, actor, idem),
+            opening(
+                lambda ledger, cmd, idem, actor: ledger.decide_on(
+                    action_name, ref, cmd, actor, idem
+                )
+            ),
         )
 
     action.__name__ = f"{action_name}_of_declaration"
@@ -209,7 +259,9 @@ async def pay_duties(request: Request, ref: str) -> Response:
         request,
         ENTERPRISE,
         PayDuties,
-        lambda ledger, cmd, idem, actor: ledger.decide_on("payment", ref, cmd, actor, idem),
+        opening(
+            lambda ledger, cmd, idem, actor: ledger.decide_on("payment", ref, cmd, actor, idem)
+        ),
     )
 
 

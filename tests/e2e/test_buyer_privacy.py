@@ -24,9 +24,12 @@ def world(tmp_path_factory):
 
 def _documents(answer):
     e = answer["ecommerce"]
-    return e["order"]["buyer_id"], e["order"]["buyer_name"], e["payment"]["payer_id"], e[
-        "waybill"
-    ]["consignee_id"]
+    return (
+        e["order"]["buyer_id"],
+        e["order"]["buyer_name"],
+        e["payment"]["payer_id"],
+        e["waybill"]["consignee_id"],
+    )
 
 
 @pytest.mark.parametrize("reader", ["declarant", "officer", "auditor"])

@@ -62,9 +62,7 @@ def _time_parameters(ledger) -> list[tuple[str, str]]:
         for parameter in operations.get("get", {}).get("parameters", []):
             schema = parameter.get("schema", {})
             options = [schema, *schema.get("anyOf", [])]
-            if parameter["in"] == "query" and any(
-                o.get("format") == "date-time" for o in options
-            ):
+            if parameter["in"] == "query" and any(o.get("format") == "date-time" for o in options):
                 found.append((path, parameter["name"]))
     return found
 

@@ -35,11 +35,13 @@ from domain.movements import (
     movement_id,
 )
 from domain.papers import MovementRequest
+from domain.quota import pseudonymous_quota_id
 from domain.reference import DEFAULT_ZONES, Zone
 from domain.risk_rules import DEFAULT_RULES
 from domain.submission import Submission, decide_submission
 from domain.unit_of_work import Decision
 from domain.views import DeclarationView
+from ledger.buyer_keys import BuyerKeys
 from tests.memory_uow import MemoryUnitOfWork
 from tests.samples import book_body, declaration_body, line, make_resident_id, make_uscc
 
@@ -60,6 +62,14 @@ RULES = ClearanceRules(risk=NO_DRAWS, duties=DEFAULT_TABLES)
 ADMIN = Actor(name="admin", role="admin")
 OFFICER = Actor(name="officer", role="officer")
 BUYER = make_resident_id(7)
+# Seals retail lists' buyers, as the ledger's key store does (in memory: a fresh master key).
+VAULT = BuyerKeys.in_memory()
+
+
+def buyer_quota_id(buyer: str, year: int) -> UUID:
+    """A buyer's quota stream: named by its pseudonym in VAULT (domain/quota.py)."""
+    return pseudonymous_quota_id(VAULT.pseudonym(buyer), year)
+
 
 __all__ = ["ADMIN", "BUYER", "NOW", "OFFICER", "RULES", "ZONES", "World", "line"]
 
@@ -135,6 +145,7 @@ class World:
             zones=ZONES if zones is None else zones,
             rules=rules,
             actor=company(cmd.declarant),
+            vault=VAULT,
         )
 
     def submit(self, uscc: str, book_no: str, now: datetime = NOW, **body: Any) -> DeclarationView:

@@ -23,9 +23,18 @@ from domain.declaration import (
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor
 from domain.movements import item_stock_id
-from domain.quota import BuyerQuota, quota_id
+from domain.quota import BuyerQuota
 from domain.views import DeclarationView
-from tests.unit.domain_world import BUYER, NOW, OFFICER, World, company, line, retail_body
+from tests.unit.domain_world import (
+    BUYER,
+    NOW,
+    OFFICER,
+    World,
+    buyer_quota_id,
+    company,
+    line,
+    retail_body,
+)
 
 D = Decimal
 WITHDRAW = WithdrawDeclaration(reason="ordered by mistake")
@@ -311,7 +320,7 @@ def _retail(case: Case, uscc: str, book: str) -> DeclarationView:
 def test_a_withdrawn_retail_list_gives_its_amount_back_to_the_buyers_quota():
     case = Case()
     listed = _retail(case, case.uscc, "B1")
-    quota = quota_id(BUYER, 2026)
+    quota = buyer_quota_id(BUYER, 2026)
     assert case.w.uow.load(quota, BuyerQuota).used == D("1500.00")  # type: ignore[union-attr]
     case.w.decide("withdrawal", listed.id, WITHDRAW, case.declarant)
     state = case.w.uow.load(quota, BuyerQuota)
@@ -325,7 +334,7 @@ def test_a_rejected_retail_list_gives_its_amount_back_but_a_paid_one_keeps_it():
     reviewed = _retail(case, dishonest, "B5")
     assert reviewed.status == "document_review"
     paid = _retail(case, case.uscc, "B1")
-    quota = quota_id(BUYER, 2026)
+    quota = buyer_quota_id(BUYER, 2026)
     case.w.decide("rejection", reviewed.id, REJECT, OFFICER)
     case.w.decide("payment", paid.id, _pay_all(paid), case.declarant)
     state = case.w.uow.load(quota, BuyerQuota)

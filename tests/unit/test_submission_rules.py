@@ -21,12 +21,21 @@ from domain.declaration import (
 )
 from domain.duty_tables import DEFAULT_TABLES
 from domain.errors import Conflict, FieldError, ValidationFailed
-from domain.quota import BuyerQuota, quota_id
+from domain.quota import BuyerQuota
 from domain.reference import DatedPermit, Zone
 from domain.submission import decide_submission
 from domain.unit_values import UnitValues, unit_values_id
 from tests.samples import declaration_body, make_uscc
-from tests.unit.domain_world import BUYER, NOW, ZONES, World, company, line, retail_body
+from tests.unit.domain_world import (
+    BUYER,
+    NOW,
+    ZONES,
+    World,
+    buyer_quota_id,
+    company,
+    line,
+    retail_body,
+)
 
 D = Decimal
 
@@ -179,7 +188,7 @@ def test_a_retail_list_uses_the_buyers_quota_in_the_same_write_and_pays_70_perce
     w, uscc = _world()
     sub = w.submission(retail_body(uscc, "B1", "2000.00"))
     decision = decide_submission(w.uow, sub, NOW)
-    quota = quota_id(BUYER, 2026)
+    quota = buyer_quota_id(BUYER, 2026)
     assert quota in [p.id for p in decision.saves]
     w.uow.commit(decision)
     used = w.uow.load(quota, BuyerQuota)
@@ -197,7 +206,7 @@ def test_a_single_item_over_cny_5000_pays_full_tax_and_still_counts_against_the_
     view = w.submit_body(retail_body(uscc, "B1", "6000.00"))
     assert _assessed(w, view.id).duties.mode == "retail_full_tax"
     assert view.duties is not None and view.duties.vat == D("780.00")  # 13%, no reduction
-    assert w.uow.load(quota_id(BUYER, 2026), BuyerQuota).used == D("6000.00")  # type: ignore[union-attr]
+    assert w.uow.load(buyer_quota_id(BUYER, 2026), BuyerQuota).used == D("6000.00")  # type: ignore[union-attr]
 
 
 def test_several_items_over_cny_5000_are_not_a_retail_list():
@@ -289,7 +298,7 @@ def test_serials_run_without_gaps_and_a_refused_submission_takes_no_number(flows
 )
 def test_the_quota_counts_exactly_the_lists_not_withdrawn_and_never_passes_cny_26000(orders):
     w, uscc = _world()
-    quota = quota_id(BUYER, 2026)
+    quota = buyer_quota_id(BUYER, 2026)
     counted = D(0)
     for amount, withdrawn in orders:
         try:
