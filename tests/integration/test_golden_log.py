@@ -33,6 +33,10 @@ events), after checking that every other line is the 4735b8a fixture's with even
 positions (the `X-Ledger-Position` header, the `position` of answers) and `events_after`
 moved by nine: the story's events and answers did not change.
 
+The two branches (keys, sealed buyers) were written apart and merged in b526f34; the fixture
+was then written once more from that merge commit, and checked to be the keys fixture with
+exactly the sealed-buyer fixture's eight changed lines (same bytes, indexes moved by nine).
+
 Fixture lines (JSON, one per line): a `header`; one `event` per stored event in log order
 (`index` from 0, `topic`, `originator_id`, `originator_version` and `state`, the stored bytes
 as UTF-8 text); one `answer` per command (its request, HTTP status, `X-Ledger-Position`,
@@ -62,7 +66,7 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden_log.jsonl"
-BASE_COMMIT = "6dbb109"
+BASE_COMMIT = "b526f34"
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Xi'an; November has duty rates
 STEP = timedelta(minutes=1)
 
