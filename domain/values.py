@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import msgspec
 import pycountry
 from stdnum import iso6346
 from stdnum.cn import ric, uscc
@@ -20,6 +21,11 @@ from domain.reference import UNITS, WHOLE_UNITS
 T = TypeVar("T")
 
 MAX_INTEGER_DIGITS = 15
+# The contract's grammar of a decimal in a request (docs/api.md, "Decimals"): an optional minus,
+# ASCII digits, and a point with more ASCII digits. Python's Decimal() reads far more ("+10",
+# " 10", "1_000", "1e2", "NaN", Arabic-Indic digits), and msgspec decodes with it.
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+DECIMAL_GRAMMAR = 'a decimal is written -?digits(.digits)? in ASCII digits ("1000", "-2.50")'
 HS_CODE = re.compile(r"^\d{10}$")
 CUSTOMS_CODE = re.compile(r"^\d{4}[0-9A-Z]{6}$")
 BOOK_NO = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
@@ -79,6 +85,36 @@ def decimal_value(loc: str, value: Decimal, *, places: int, positive: bool = Fal
         raise ValidationFailed.at(loc, "must not be negative")
     # Plain notation: 1E+3 becomes 1000, never an exponent in responses.
     return Decimal(format(value, "f"))
+
+
+def decimal_text(loc: str, text: str) -> Decimal:
+    """The decimal a request writes as `text`, refused unless it is in the contract's grammar."""
+    if DECIMAL_TEXT.fullmatch(text) is None:
+        raise ValidationFailed.at(loc, DECIMAL_GRAMMAR)
+    return Decimal(text)
+
+
+def decimal_texts(value: object, raw: object, loc: str = "$") -> Iterator[FieldError]:
+    """The decimals of a decoded request body written outside the contract's grammar.
+
+    `value` is what msgspec decoded (Structs, lists, dicts); `raw` the same JSON read with each
+    string and number kept as its text (json.loads with parse_int=str, parse_float=str), so a
+    Decimal of `value` is checked against the text it was read from, string or JSON number.
+    """
+    if isinstance(value, Decimal):
+        if not isinstance(raw, str) or DECIMAL_TEXT.fullmatch(raw) is None:
+            yield FieldError(loc, DECIMAL_GRAMMAR)
+    elif isinstance(value, msgspec.Struct) and isinstance(raw, dict):
+        fields = zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True)
+        for attr, name in fields:
+            if name in raw:
+                yield from decimal_texts(getattr(value, attr), raw[name], f"{loc}.{name}")
+    elif isinstance(value, list | tuple) and isinstance(raw, list):
+        for i, (item, raw_item) in enumerate(zip(value, raw, strict=False)):
+            yield from decimal_texts(item, raw_item, f"{loc}[{i}]")
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for item, (key, raw_item) in zip(value.values(), raw.items(), strict=False):
+            yield from decimal_texts(item, raw_item, f"{loc}.{key}")
 
 
 def quantity(loc: str, value: Decimal, unit: str) -> Decimal:
