@@ -138,7 +138,7 @@ def positive_amount(loc: str, value: Decimal) -> Decimal:
 
 def hs_code(loc: str, code: str) -> str:
     """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved."""
-    if not HS_CODE.match(code):
+    if not HS_CODE.fullmatch(code):  # `$` would also match before a final newline
         raise ValidationFailed.at(loc, "HS code must be 10 digits")
     chapter = int(code[:2])
     if not 1 <= chapter <= 97 or chapter == 77:
@@ -203,13 +203,18 @@ def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -
 
 def customs_code(loc: str, code: str) -> str:
     """10-character customs registration code: 4 region digits, zone type, ownership, serial."""
-    if not CUSTOMS_CODE.match(code):
+    if not CUSTOMS_CODE.fullmatch(code):
         raise ValidationFailed.at(loc, "customs code is 4 digits and 6 digits or capitals")
     return code
 
 
 def container_no(loc: str, code: str) -> str:
-    """ISO 6346 container number with its check digit (python-stdnum)."""
+    """ISO 6346 container number with its check digit (python-stdnum), which reads past
+    blanks - a line separator too - so control and invisible characters are refused first."""
+    if CONTROL_CHARACTER.search(code):
+        raise ValidationFailed.at(
+            loc, "must not contain control, bidirectional or invisible characters"
+        )
     canonical, error = _checked(iso6346.validate, code)
     if error is not None:
         raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {error}")
@@ -225,7 +230,7 @@ def resident_id(loc: str, code: str) -> str:
 
 
 def book_no(loc: str, code: str) -> str:
-    if not BOOK_NO.match(code):
+    if not BOOK_NO.fullmatch(code):
         raise ValidationFailed.at(loc, "book number is 1-32 capitals, digits or '-'")
     return code
 

@@ -58,6 +58,8 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from api.settings import Settings
+from domain import values
+from domain.errors import ValidationFailed
 from domain.values import CONTROL_CHARACTER
 from tests import samples
 from tests.e2e.test_fuzz_openapi import (
@@ -69,7 +71,7 @@ from tests.e2e.test_fuzz_openapi import (
     valid_requests,
 )
 from tests.seed import SEED as TEST_SEED
-from tests.support import Ledger
+from tests.support import Ledger, declaration_body
 
 MIN_REQUESTS = 10_000
 EXAMPLES_PER_OPERATION = 90
@@ -143,7 +145,7 @@ TIME_PARAMETERS = {
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff"
-CONTROLS = "\x00\x01\x08\x0b\x0c\x1b\x7f\x80\x85\x9b\x9f\u2028\u2029"
+CONTROLS = "\x00\x01\x08\t\n\r\x0b\x0c\x1b\x7f\x80\x85\x9b\x9f\u2028\u2029"
 HOSTILE_CHARACTERS = BIDI + INVISIBLE + CONTROLS
 CANNED_TEXT = [
     "invoice\u202egpj.exe",
@@ -539,6 +541,48 @@ def test_a_path_parameter_ending_in_a_slash_is_404_not_a_redirect(run):
     ]
     assert [r.status_code for r in answers] == [404, 404, 404], [r.text for r in answers]
     assert ledger.log_state() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("container", "TGHU1234567\u2028"),
+        ("container", "TGHU\u200b1234567"),
+        ("container", "\x1bTGHU1234567"),
+        ("account_book", "{book}\n"),
+    ],
+)
+def test_codes_refuse_hidden_characters_python_stdnum_or_a_regex_would_read_past(run, field, value):
+    """Found by the hostile run: `"container": "TGHU1234567\u2028"` was stored as sent
+    (python-stdnum strips blanks before checking); a final newline passed `^...$` patterns."""
+    ledger, tenant = run.ledger, run.world.story.tenant
+    before = ledger.log_state()
+    body = declaration_body(tenant.uscc, tenant.book_no)
+    if field == "container":
+        body["transport"] = {**body["transport"], "container": value}
+        loc = "$.transport.container"
+    else:
+        body[field] = value.format(book=tenant.book_no)
+        loc = f"$.{field}"
+    r = ledger.post("/v1/declarations", tenant.token_name, body, key=f"hostile-{next(KEYS)}")
+    assert r.status_code == 422, r.text
+    assert loc in [e["loc"] for e in r.json()["errors"]], r.json()
+    assert ledger.log_state() == before
+
+
+@pytest.mark.parametrize(
+    ("check", "code"),
+    [
+        (values.hs_code, "8471300000\n"),
+        (values.customs_code, "6101340001\n"),
+        (values.book_no, "T9007W000001\n"),
+        (values.container_no, "TGHU1234567\u2029"),
+    ],
+)
+def test_a_code_with_a_final_newline_or_separator_is_refused(check, code):
+    with pytest.raises(ValidationFailed):
+        check("$.x", code)
+    assert check("$.x", code[:-1]) == code[:-1]
 
 
 def _strings(value: Any) -> Iterator[str]:
