@@ -172,6 +172,8 @@ def create_app(
         version="0.1.0",
         description="Event-sourced ledger for customs clearance and bonded-zone inventory.",
         lifespan=lifespan,
+        # A path parameter ending in "/" (`ABC%2F`) is 404, not a 307 to another resource.
+        redirect_slashes=False,
     )
     app.state.metrics = metrics
     observability.install(app, metrics)

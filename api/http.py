@@ -14,8 +14,9 @@ from fastapi.responses import Response
 
 from api import limits
 from api.problems import PROBLEM_JSON, HttpProblem, Problem, field_error
-from domain.errors import ValidationFailed
+from domain.errors import FieldError, ValidationFailed
 from domain.events import Actor
+from domain.values import DECIMAL_GRAMMAR, decimal_texts
 from ledger.commands import Idempotency, Outcome
 
 T = TypeVar("T")
@@ -91,38 +92,58 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def refuse_duplicate_keys(body: bytes) -> None:
-    """400 for an object that names a key twice: JSON parsers disagree on which one counts
-    (`"declarant": B, "declarant": A` read as A here, as B elsewhere), so neither does. A
-    malformed body is left to the decoder's own 400."""
+def read_json(body: bytes) -> Any:
+    """The body as JSON with each number kept as its text, as `domain.values.decimal_texts`
+    reads it; None when Python's reader cannot read it (the decoder then says why).
+
+    400 for an object that names a key twice: JSON parsers disagree on which one counts
+    (`"declarant": B, "declarant": A` read as A here, as B elsewhere), so neither does."""
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
+        return json.loads(
+            body,
+            object_pairs_hook=_no_duplicates,
+            parse_int=str,
+            parse_float=str,
+            parse_constant=str,
+        )
     except _DuplicateKey as e:
         raise HttpProblem(
             400, "duplicate-key", "Bad request", f"the key {e.key!r} appears twice in one object"
         ) from None
     except (ValueError, RecursionError):
-        return
+        return None
 
 
 def decode_body(body: bytes, cls: type[T]) -> T:
     """Decode and validate with msgspec: 400 when it is not a JSON object or names a key twice,
-    422 naming the field."""
-    refuse_duplicate_keys(body)
+    422 naming the field - also for a decimal outside the contract's grammar, which msgspec
+    (reading it with Python's Decimal()) would take."""
+    raw = read_json(body)
     try:
         # A body type is a class or a tagged union of classes (hashable either way); lru_cache
         # is typed as taking only Hashable.
-        return _decoder(cls).decode(body)  # type: ignore[arg-type]
+        value = _decoder(cls).decode(body)  # type: ignore[arg-type]
     except msgspec.ValidationError as e:
         if " - at `" not in str(e) and str(e).startswith("Expected `object`"):
             raise HttpProblem(
                 400, "not-an-object", "Bad request", "the body must be a JSON object"
             ) from None
-        raise ValidationFailed(field_error(e)) from None
+        error = field_error(e)
+        if error.msg == "Invalid decimal string":  # msgspec's own refusal, in the same words
+            error = FieldError(error.loc, DECIMAL_GRAMMAR)
+        raise ValidationFailed(error) from None
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
-        raise HttpProblem(
-            400, "malformed-json", "Bad request", "the body is not valid JSON"
-        ) from None
+        raise _malformed() from None
+    if raw is None:
+        raise _malformed()  # read by msgspec, not by Python: its decimals cannot be checked
+    errors = list(decimal_texts(value, raw))
+    if errors:
+        raise ValidationFailed(errors)
+    return value
+
+
+def _malformed() -> HttpProblem:
+    return HttpProblem(400, "malformed-json", "Bad request", "the body is not valid JSON")
 
 
 def encode(body: Any) -> bytes:

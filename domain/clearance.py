@@ -172,6 +172,8 @@ def record_inspection(
     findings = cmd.findings.strip()
     if cmd.result == "nonconform" and not findings:
         raise ValidationFailed.at("$.findings", "a nonconforming result needs its findings")
+    if findings:
+        values.text("$.findings", findings, max_length=2000)  # no control or invisible characters
     status = cleared(_outstanding(state)) if cmd.result == "conform" else "document_review"
     d.record(
         InspectionRecorded,

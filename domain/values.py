@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import msgspec
 import pycountry
 from stdnum import iso6346
 from stdnum.cn import ric, uscc
@@ -20,6 +21,11 @@ from domain.reference import UNITS, WHOLE_UNITS
 T = TypeVar("T")
 
 MAX_INTEGER_DIGITS = 15
+# The contract's grammar of a decimal in a request (docs/api.md, "Decimals"): an optional minus,
+# ASCII digits, and a point with more ASCII digits. Python's Decimal() reads far more ("+10",
+# " 10", "1_000", "1e2", "NaN", Arabic-Indic digits), and msgspec decodes with it.
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+DECIMAL_GRAMMAR = 'a decimal is written -?digits(.digits)? in ASCII digits ("1000", "-2.50")'
 HS_CODE = re.compile(r"^\d{10}$")
 CUSTOMS_CODE = re.compile(r"^\d{4}[0-9A-Z]{6}$")
 BOOK_NO = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
@@ -81,6 +87,36 @@ def decimal_value(loc: str, value: Decimal, *, places: int, positive: bool = Fal
     return Decimal(format(value, "f"))
 
 
+def decimal_text(loc: str, text: str) -> Decimal:
+    """The decimal a request writes as `text`, refused unless it is in the contract's grammar."""
+    if DECIMAL_TEXT.fullmatch(text) is None:
+        raise ValidationFailed.at(loc, DECIMAL_GRAMMAR)
+    return Decimal(text)
+
+
+def decimal_texts(value: object, raw: object, loc: str = "$") -> Iterator[FieldError]:
+    """The decimals of a decoded request body written outside the contract's grammar.
+
+    `value` is what msgspec decoded (Structs, lists, dicts); `raw` the same JSON read with each
+    string and number kept as its text (json.loads with parse_int=str, parse_float=str), so a
+    Decimal of `value` is checked against the text it was read from, string or JSON number.
+    """
+    if isinstance(value, Decimal):
+        if not isinstance(raw, str) or DECIMAL_TEXT.fullmatch(raw) is None:
+            yield FieldError(loc, DECIMAL_GRAMMAR)
+    elif isinstance(value, msgspec.Struct) and isinstance(raw, dict):
+        fields = zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True)
+        for attr, name in fields:
+            if name in raw:
+                yield from decimal_texts(getattr(value, attr), raw[name], f"{loc}.{name}")
+    elif isinstance(value, list | tuple) and isinstance(raw, list):
+        for i, (item, raw_item) in enumerate(zip(value, raw, strict=False)):
+            yield from decimal_texts(item, raw_item, f"{loc}[{i}]")
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for item, (key, raw_item) in zip(value.values(), raw.items(), strict=False):
+            yield from decimal_texts(item, raw_item, f"{loc}.{key}")
+
+
 def quantity(loc: str, value: Decimal, unit: str) -> Decimal:
     q = decimal_value(loc, value, places=5, positive=True)
     if unit in WHOLE_UNITS and q != q.to_integral_value():
@@ -102,7 +138,7 @@ def positive_amount(loc: str, value: Decimal) -> Decimal:
 
 def hs_code(loc: str, code: str) -> str:
     """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved."""
-    if not HS_CODE.match(code):
+    if not HS_CODE.fullmatch(code):  # `$` would also match before a final newline
         raise ValidationFailed.at(loc, "HS code must be 10 digits")
     chapter = int(code[:2])
     if not 1 <= chapter <= 97 or chapter == 77:
@@ -167,13 +203,18 @@ def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -
 
 def customs_code(loc: str, code: str) -> str:
     """10-character customs registration code: 4 region digits, zone type, ownership, serial."""
-    if not CUSTOMS_CODE.match(code):
+    if not CUSTOMS_CODE.fullmatch(code):
         raise ValidationFailed.at(loc, "customs code is 4 digits and 6 digits or capitals")
     return code
 
 
 def container_no(loc: str, code: str) -> str:
-    """ISO 6346 container number with its check digit (python-stdnum)."""
+    """ISO 6346 container number with its check digit (python-stdnum), which reads past
+    blanks - a line separator too - so control and invisible characters are refused first."""
+    if CONTROL_CHARACTER.search(code):
+        raise ValidationFailed.at(
+            loc, "must not contain control, bidirectional or invisible characters"
+        )
     canonical, error = _checked(iso6346.validate, code)
     if error is not None:
         raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {error}")
@@ -189,7 +230,7 @@ def resident_id(loc: str, code: str) -> str:
 
 
 def book_no(loc: str, code: str) -> str:
-    if not BOOK_NO.match(code):
+    if not BOOK_NO.fullmatch(code):
         raise ValidationFailed.at(loc, "book number is 1-32 capitals, digits or '-'")
     return code
 

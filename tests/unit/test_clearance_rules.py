@@ -340,3 +340,20 @@ def test_a_rejected_retail_list_gives_its_amount_back_but_a_paid_one_keeps_it():
     state = case.w.uow.load(quota, BuyerQuota)
     assert state is not None and state.used == D("1500.00")
     assert state.by_declaration == {paid.id: D("1500.00")}
+
+
+@pytest.mark.parametrize(
+    "findings", ["\x1bseal broken", "seal\u202ebroken", "seal\u200b", "a\u2028b"]
+)
+def test_findings_refuse_control_bidirectional_and_invisible_characters(findings):
+    """Found by the hostile fuzz run (tests/e2e/test_fuzz_hostile.py): an ESC in the findings
+    of an inspection went into the log, where every other text field refuses it."""
+    case = Case()
+    view = case.declaration_in("inspection")
+    before = case.w.snapshot()
+    for result in ("conform", "nonconform"):
+        hostile = RecordInspection(result=result, findings=findings)
+        with pytest.raises(ValidationFailed) as refused:
+            case.w.decide("inspection", view.id, hostile, OFFICER)
+        assert [e.loc for e in refused.value.errors] == ["$.findings"]
+    assert case.w.snapshot() == before
