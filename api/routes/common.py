@@ -128,8 +128,9 @@ async def execute(
     *,
     key_required: bool = False,
 ) -> Response:
-    """The one shape of every write route: token, body, then in one threadpool hop the key
-    lookup, the role check, the Idempotency-Key, decoding and the command."""
+    """The one shape of every write route: the token (its key looked up and its role checked
+    before a byte of the body is read: a bogus token is 401 however slowly its body comes),
+    the body, then in one threadpool hop the Idempotency-Key, decoding and the command."""
     bearer_token(request)
     svc = services(request)
     if svc.alarm is not None:
@@ -139,10 +140,10 @@ async def execute(
             "Writes refused",
             f"the log failed verification, so this server takes no writes: {svc.alarm}",
         )
+    actor = await run_in_threadpool(authenticate, request, roles)
     raw = await read_body(request)
 
     def work() -> Outcome:
-        actor = authenticate(request, roles)
         idem = idempotency(request, actor, required=key_required)
         outcome = action(svc.ledger, decode_body(raw, body_type), idem, actor)
         if outcome.replayed and outcome.position is None and idem is not None:
