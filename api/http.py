@@ -177,7 +177,7 @@ ERROR_TEXT = {
     415: "A body that is not sent as Content-Type: application/json",
     422: "Invalid content; `errors[].loc` names each field",
     429: "Too many requests from this address or with this key, or too many failed "
-    "authentications from this address (docs/security.md, \"Rate limits\"): send it again "
+    'authentications from this address (docs/security.md, "Rate limits"): send it again '
     "after Retry-After",
     503: "The server could not do it now (the store stayed busy past its lock timeout, or a "
     "replay's helper process failed); nothing was written: send it again after Retry-After",
