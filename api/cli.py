@@ -69,6 +69,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_level": args.log_level,
         "log_config": None,
         "access_log": False,
+        # The client's address is the peer's; X-Forwarded-For counts only from the proxies in
+        # LEDGER_TRUSTED_PROXIES (api/ratelimit.py), never by uvicorn's default (127.0.0.1).
+        "proxy_headers": False,
     }
     if args.workers > 1:
         # uvicorn spawns each worker as a new interpreter that builds its own app from the

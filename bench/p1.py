@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bench import loadgen
 from bench.common import (
+    LIMITS_OFF,
+    LIMITS_RAISED,
     Config,
     Figure,
     Result,
@@ -152,9 +154,15 @@ def _reference_argv(port: int, factory: str = "bench.reference_server:create_app
 
 
 def _phase(
-    cfg: Config, generator: str, kind: str, r: int, body: bytes
+    cfg: Config,
+    generator: str,
+    kind: str,
+    r: int | str,
+    body: bytes,
+    limits: dict[str, str] | None = None,
 ) -> tuple[loadgen.LoadResult, int, dict[str, object]]:
-    """Start one server, warm it up, load it, stop it: the load result and rows written."""
+    """Start one server, warm it up, load it, stop it: the load result and rows written.
+    `limits`: the ledger's rate-limit settings (default: on, out of the load's reach)."""
     directory = cfg.workdir / f"p1b-{r}-{kind}"
     directory.mkdir()
     port = free_port()
@@ -168,7 +176,7 @@ def _phase(
             _ledger_argv(port),
             port,
             directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
+            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1", **(limits or {})},
         )
     else:
         token = "reference-ignores-the-token"
@@ -308,4 +316,61 @@ def http(cfg: Config) -> Result:
     )
     if total and errors / total > 0.01:
         result.error = f"{errors} of {total} ledger requests failed: the figures are not valid"
+    return result
+
+
+# -- P1L: P1b with the rate limits on and off, in the same run --------------------------------
+
+P1L_RATIO = 0.95
+
+
+def http_limits(cfg: Config) -> Result:
+    """P1b's load on the ledger with the rate limits on (every check made, the rates out of
+    the load's reach) and off (LEDGER_RATE_*=0), alternating: what the limits cost."""
+    generator = loadgen.choose(cfg.loadgen)
+    result = Result("P1L", f"P1b with the rate limits on and off, {cfg.connections} connections")
+    loads: dict[str, list[loadgen.LoadResult]] = {"on": [], "off": []}
+    body = body_bytes()
+    for r in range(cfg.repeats):
+        for state in ("off", "on") if r % 2 == 0 else ("on", "off"):
+            limits = LIMITS_OFF if state == "off" else LIMITS_RAISED
+            load, _, _ = _phase(cfg, generator, "ledger", f"{r}-{state}", body, limits)
+            loads[state].append(load)
+            progress(
+                f"P1L repeat {r + 1}/{cfg.repeats} limits {state}: {load.throughput:,.0f} req/s,"
+                f" p99 {load.p99_ms:.1f} ms, {load.errors} errors of {load.requests}"
+            )
+    on, off = loads["on"], loads["off"]
+    result.figures = [
+        Figure(
+            "P1L.throughput",
+            "declarations/s (2xx responses), rate limits on",
+            "/s",
+            [x.throughput for x in on],
+            reference=[x.throughput for x in off],
+            reference_what="the same server and load with the rate limits off "
+            "(LEDGER_RATE_ADDRESS_PER_SECOND, LEDGER_RATE_KEY_PER_SECOND and "
+            "LEDGER_AUTH_FAILURES_PER_MINUTE 0), phases alternating",
+            target=f">= {P1L_RATIO} of the limits off",
+            check=lambda _v, ratio: ratio is not None and ratio >= P1L_RATIO,
+        ),
+        Figure(
+            "P1L.latency99",
+            "p99 latency, rate limits on",
+            "ms",
+            [x.p99_ms for x in on],
+            reference=[x.p99_ms for x in off],
+            reference_what="the same server with the rate limits off",
+            higher_is_better=False,
+        ),
+    ]
+    result.notes.append(
+        "Limits on: the per-address and per-key rates raised to 1e9 (one client at full speed "
+        "is what they stop; here they must not bind), the failed-authentication limit at its "
+        "default; every request goes through every check and bucket as in production."
+    )
+    errors = sum(x.errors for x in on + off)
+    total = sum(x.requests for x in on + off)
+    if total and errors / total > 0.01:
+        result.error = f"{errors} of {total} requests failed: the figures are not valid"
     return result
