@@ -49,6 +49,15 @@ RAISED_LIMITS = RateLimits(
     auth_failures_per_minute=1e9,
     auth_failures_burst=1e9,
 )
+# The same for a `customs-ledger serve` process the tests start (its environment).
+RAISED_LIMITS_ENV = {
+    "LEDGER_RATE_ADDRESS_PER_SECOND": "1e9",
+    "LEDGER_RATE_ADDRESS_BURST": "1e9",
+    "LEDGER_RATE_KEY_PER_SECOND": "1e9",
+    "LEDGER_RATE_KEY_BURST": "1e9",
+    "LEDGER_AUTH_FAILURES_PER_MINUTE": "1e9",
+    "LEDGER_AUTH_FAILURES_BURST": "1e9",
+}
 
 
 def make_uscc(serial: int | None = None) -> str:
@@ -154,11 +163,14 @@ def admit(ledger: Ledger, tenant: Tenant, item_no: int, quantity: str, zone: str
 
 
 @contextmanager
-def serving(database_url: str, read_wait_seconds: float = 2.0) -> Iterator[tuple[str, Ledger]]:
+def serving(
+    database_url: str, read_wait_seconds: float = 2.0, limits: RateLimits = RAISED_LIMITS
+) -> Iterator[tuple[str, Ledger]]:
     """The ledger over real HTTP on a free port (uvicorn in a thread), with an httpx client
-    and tokens for admin, officer and auditor; yields (base URL, ledger)."""
+    and tokens for admin, officer and auditor; yields (base URL, ledger). The rate limits
+    are raised unless given."""
     settings = Settings(
-        database_url=database_url, read_wait_seconds=read_wait_seconds, rate_limits=RAISED_LIMITS
+        database_url=database_url, read_wait_seconds=read_wait_seconds, rate_limits=limits
     )
     app = create_app(settings, rules=samples.rules_without_draws())
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
