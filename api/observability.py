@@ -418,7 +418,9 @@ METRICS_DOC: dict[str, Any] = {
         200: {
             "description": "Every metric in the Prometheus text format (docs/observability.md)",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        # The per-address rate limit (api/ratelimit.py) answers before any route.
+        **doc(errors=(429,))["responses"],
     },
 }
 

@@ -193,3 +193,22 @@ def test_no_byte_of_the_body_is_read_for_a_bogus_token(tmp_path):
         assert asyncio.run(send("bogus")) == (401, 0)
         assert asyncio.run(send(ledger.tokens["auditor"])) == (403, 0)
         assert asyncio.run(send(ledger.tokens[t.token_name])) == (201, len(raw))
+
+
+def test_every_route_documents_429_with_retry_after():
+    from api.app import create_app
+    from api.settings import Settings
+
+    document = create_app(Settings(database_url="sqlite:///:memory:")).openapi()
+    operations = [
+        (method, path, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+    assert len(operations) > 30
+    for method, path, operation in operations:
+        answer = operation["responses"].get("429")
+        assert answer is not None, f"{method} {path}"
+        assert "Retry-After" in answer["headers"], f"{method} {path}"
+        schema = answer["content"]["application/problem+json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}
