@@ -90,6 +90,13 @@ def note_actor(name: str) -> None:
         context.actor = name
 
 
+def current_actor() -> str | None:
+    """The request's caller once authentication accepted its token (the rate limits'
+    sign that a token is a key's), else None."""
+    context = _request.get()
+    return context.actor if context is not None else None
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -20,6 +20,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.observability import current_actor
 from api.problems import TYPE_BASE, Problem, problem_response
 from api.settings import RateLimits
 
@@ -120,7 +121,7 @@ def _bearer(scope: Scope) -> bytes | None:
     return None
 
 
-def _token_id(token: bytes) -> bytes:
+def token_digest(token: bytes) -> bytes:
     # The buckets keep a digest of the token, not the token.
     return hashlib.blake2b(token, digest_size=16).digest()
 
@@ -129,7 +130,8 @@ class RateLimit:
     """The middleware. Per request, in this order: the address's bucket; with a token, the
     key's bucket when the token was accepted before, else the address's failure bucket must
     not be empty. After the answer: a 401 to a request with a token takes from the address's
-    failure bucket; any other answer makes the token known (a key's bucket)."""
+    failure bucket; a token that authentication accepted (`observability.current_actor`:
+    not merely a 2xx from a route that never looked at it) gets a key's bucket."""
 
     def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
@@ -153,7 +155,7 @@ class RateLimit:
         now = clock()
         address = self.address(scope)
         token = _bearer(scope)
-        token_id = _token_id(token) if token is not None else None
+        token_id = token_digest(token) if token is not None else None
         refused = self._admit(address, token_id, now)
         if refused is not None:
             await _too_many(*refused)(scope, receive, send)
@@ -170,7 +172,7 @@ class RateLimit:
             await send(message)
 
         await self.app(scope, receive, watch)
-        self._after(address, token_id, status)
+        self._after(address, token_id, status, current_actor() is not None)
 
     def _admit(self, address: str, token_id: bytes | None, now: float) -> tuple[str, float] | None:
         address_on, key_on, failures_on = self.on
@@ -186,12 +188,12 @@ class RateLimit:
             return detail, wait
         return None
 
-    def _after(self, address: str, token_id: bytes, status: int) -> None:
+    def _after(self, address: str, token_id: bytes, status: int, accepted: bool) -> None:
         now = clock()
         if status == 401:
             if self.on[2]:
                 self.failures.take(address, now)
-        elif token_id not in self.keys and status != 429:
+        elif accepted and token_id not in self.keys:
             self.keys.take(token_id, now)
 
 

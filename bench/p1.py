@@ -470,7 +470,7 @@ def limiter_cost(requests: int = 100_000) -> float:
     accepted token): the same ASGI app timed with and without it, in turn."""
     import asyncio
 
-    from api.ratelimit import RateLimit
+    from api.ratelimit import RateLimit, token_digest
     from api.settings import RateLimits
 
     async def answer(scope: Any, receive: Any, send: Any) -> None:
@@ -507,8 +507,11 @@ def limiter_cost(requests: int = 100_000) -> float:
             await app(scope, nothing, ignore)
         return time.perf_counter() - started
 
+    # The token as the server knows it once authentication accepted it: the key's bucket.
+    limited.keys.take(token_digest(scope["headers"][1][1].partition(b" ")[2]), time.monotonic())
+
     async def both() -> float:
-        await timed(limited)  # warm: the token becomes known, the code paths hot
+        await timed(limited)  # warm: the code paths hot
         bare = await timed(answer)
         with_limits = await timed(limited)
         return (with_limits - bare) / requests * 1e6

@@ -83,6 +83,18 @@ def test_bad_tokens_are_429_after_a_handful_and_are_no_longer_looked_up(world, m
     assert len(lookups) == burst + 1
 
 
+def test_a_made_up_token_is_not_made_known_by_a_route_that_never_checks_it(world):
+    """A public route answers 200 whatever the token: that must not turn a guess into a
+    known key that escapes the failure limit."""
+    ledger, _, _ = world
+    guesses = [{"Authorization": f"Bearer guess-{n}"} for n in range(30)]
+    for headers in guesses:
+        assert ledger.client.get("/v1/zones", headers=headers).status_code == 200
+    statuses = [ledger.client.get("/v1/declarations", headers=h).status_code for h in guesses]
+    burst = int(DEFAULTS.auth_failures_burst)
+    assert statuses == [401] * burst + [429] * (len(guesses) - burst)
+
+
 def test_a_key_accepted_before_keeps_working_while_its_address_is_blocked(world):
     ledger, t, _ = world
     assert ledger.get(f"/v1/enterprises/{t.uscc}", t.token_name).status_code == 200
