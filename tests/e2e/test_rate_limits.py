@@ -224,3 +224,26 @@ def test_every_route_documents_429_with_retry_after():
         assert "Retry-After" in answer["headers"], f"{method} {path}"
         schema = answer["content"]["application/problem+json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_over_http_with_the_default_limits_a_flood_of_bad_tokens_is_429(tmp_path):
+    """The issue's probe, shortened: bad tokens as fast as one client can send them to a real
+    server (real clock, real address): a handful of 401s, then 429s."""
+    with serving(f"sqlite:///{tmp_path}/ledger.sqlite3", limits=DEFAULTS) as (base, ledger):
+        before = ledger.log_state()
+        started = time.monotonic()
+        with httpx.Client(base_url=base) as client:
+            statuses = [
+                client.get("/v1/declarations", headers={"Authorization": f"Bearer bad-{n}"})
+                for n in range(300)
+            ]
+        elapsed = time.monotonic() - started
+        refused = [r for r in statuses if r.status_code == 429]
+        looked_up = [r for r in statuses if r.status_code == 401]
+        assert len(refused) + len(looked_up) == len(statuses)
+        burst = int(DEFAULTS.auth_failures_burst)
+        assert all(r.status_code == 401 for r in statuses[:burst])
+        allowed = burst + elapsed * DEFAULTS.auth_failures_per_minute / 60
+        assert burst <= len(looked_up) <= allowed + 1
+        assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+        assert ledger.log_state() == before
