@@ -41,7 +41,8 @@ class Page:
         self.limit = limit
         self.after = 0
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 19:
+            # ASCII digits only: str.isdigit() is also true of superscripts, which int() refuses.
+            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19:
                 raise HttpProblem.invalid(
                     "query.cursor",
                     "unknown cursor",
