@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from api import observability
+from api import observability, ratelimit
 from api.http import CHALLENGE_HEADER, SCHEMA_TYPES, merge_components
 from api.problems import (
     TYPE_BASE,
@@ -176,6 +176,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.metrics = metrics
+    ratelimit.install(app, settings.rate_limits)  # before observability: inside it
     observability.install(app, metrics)
     if services is not None:
         app.state.services = services

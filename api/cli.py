@@ -72,6 +72,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # SIGTERM: requests in flight get this long, then the server closes them and stops
         # (its background work stops at the next page): a server is gone within 10 s.
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
+        # The client's address is the peer's; X-Forwarded-For counts only from the proxies in
+        # LEDGER_TRUSTED_PROXIES (api/ratelimit.py), never by uvicorn's default (127.0.0.1).
+        "proxy_headers": False,
     }
     if args.workers > 1:
         # uvicorn spawns each worker as a new interpreter that builds its own app from the

@@ -197,6 +197,9 @@ ERROR_TEXT = {
     413: "Body over 1 MiB",
     415: "A body that is not sent as Content-Type: application/json",
     422: "Invalid content; `errors[].loc` names each field",
+    429: "Too many requests from this address or with this key, or too many failed "
+    'authentications from this address (docs/security.md, "Rate limits"): send it again '
+    "after Retry-After",
     503: "The server could not do it now (the store stayed busy past its lock timeout, or a "
     "replay's helper process failed); nothing was written: send it again after Retry-After",
 }
@@ -291,6 +294,7 @@ def doc(
         if headers:
             responses[status]["headers"] = headers
     statuses = set(errors) | ({415, 422} if body is not None else set())
+    statuses.add(429)  # every route: the rate limits (api/ratelimit.py) come before routing
     if idempotency_required is not None:
         statuses.add(503)  # a write the busy store could not take (Retry-After)
     for status in sorted(statuses):
@@ -300,7 +304,7 @@ def doc(
         }
         if status == 401:
             responses[status]["headers"] = CHALLENGE_HEADER
-        if status == 503 and idempotency_required is not None:
+        if status == 429 or (status == 503 and idempotency_required is not None):
             responses[status]["headers"] = RETRY_AFTER_HEADER
     extra: dict[str, Any] = {}
     if body is not None:

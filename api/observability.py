@@ -90,6 +90,13 @@ def note_actor(name: str) -> None:
         context.actor = name
 
 
+def current_actor() -> str | None:
+    """The request's caller once authentication accepted its token (the rate limits'
+    sign that a token is a key's), else None."""
+    context = _request.get()
+    return context.actor if context is not None else None
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -382,22 +389,21 @@ def health_doc() -> dict[str, Any]:
 
 
 def health(svc: Any) -> Response:
+    # A store that does not answer first: the runner then fails too, but because of it.
     trouble = None
-    if svc.alarm is not None:
+    try:
+        state = read_log_state(svc)
+    except StoreUnavailable as e:
+        log.warning("healthz: %s", e)
+        trouble = ("unavailable", str(e))
+    if trouble is None and svc.alarm is not None:
         trouble = ("tampered", f"the log failed verification; writes are refused: {svc.alarm}")
-    elif svc.runner.last_error is not None:
+    elif trouble is None and svc.runner.last_error is not None:
         trouble = ("views-stopped", f"the read models stopped on an error: {svc.runner.last_error}")
     if trouble is not None:
         kind, detail = trouble
         return problem_response(
             Problem(type=TYPE_BASE + kind, title="Unavailable", status=503, detail=detail)
-        )
-    try:
-        state = read_log_state(svc)
-    except StoreUnavailable as e:
-        log.warning("healthz: %s", e)
-        return problem_response(
-            Problem(type=TYPE_BASE + "unavailable", title="Unavailable", status=503, detail=str(e))
         )
     return json_response(
         HealthView(
@@ -418,7 +424,9 @@ METRICS_DOC: dict[str, Any] = {
         200: {
             "description": "Every metric in the Prometheus text format (docs/observability.md)",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        # The per-address rate limit (api/ratelimit.py) answers before any route.
+        **doc(errors=(429,))["responses"],
     },
 }
 

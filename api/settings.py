@@ -9,6 +9,53 @@ DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite3"
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Token buckets (api/ratelimit.py, decision 0019): a rate of 0 turns that limit off.
+    The defaults are on; docs/operations.md, "Rate limits", says how to size them."""
+
+    # Every request from one client address (public routes too).
+    address_per_second: float = 100.0
+    address_burst: float = 200.0
+    # Every request with one key's token.
+    key_per_second: float = 50.0
+    key_burst: float = 100.0
+    # Failed authentications (401 to a request with a token) from one address: at its
+    # limit, a token not accepted before is 429 without being looked up.
+    auth_failures_per_minute: float = 10.0
+    auth_failures_burst: float = 10.0
+    # At most this many buckets per table (least recently used dropped first).
+    buckets: int = 65536
+    # Peers whose X-Forwarded-For names the client (addresses or CIDR networks); none: the
+    # header is never believed.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> RateLimits:
+        def number(name: str, default: float) -> float:
+            value = float(os.environ.get(name, default))
+            if not value >= 0 or value == float("inf"):
+                raise ValueError(f"{name} must be a number >= 0, not {value}")
+            return value
+
+        d = cls()
+        proxies = os.environ.get("LEDGER_TRUSTED_PROXIES", "")
+        return cls(
+            address_per_second=number("LEDGER_RATE_ADDRESS_PER_SECOND", d.address_per_second),
+            address_burst=max(1.0, number("LEDGER_RATE_ADDRESS_BURST", d.address_burst)),
+            key_per_second=number("LEDGER_RATE_KEY_PER_SECOND", d.key_per_second),
+            key_burst=max(1.0, number("LEDGER_RATE_KEY_BURST", d.key_burst)),
+            auth_failures_per_minute=number(
+                "LEDGER_AUTH_FAILURES_PER_MINUTE", d.auth_failures_per_minute
+            ),
+            auth_failures_burst=max(
+                1.0, number("LEDGER_AUTH_FAILURES_BURST", d.auth_failures_burst)
+            ),
+            buckets=max(1, int(number("LEDGER_RATE_BUCKETS", d.buckets))),
+            trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     zones_file: str | None = None
@@ -26,6 +73,7 @@ class Settings:
     # key store), and the years a buyer's data is kept after its last retail list.
     privacy_key_file: str | None = None
     buyer_retention_years: int = 3
+    rate_limits: RateLimits = RateLimits()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +88,5 @@ class Settings:
             digest_file=os.environ.get("LEDGER_DIGEST_FILE") or None,
             privacy_key_file=os.environ.get("LEDGER_PRIVACY_KEY_FILE") or None,
             buyer_retention_years=int(os.environ.get("LEDGER_BUYER_RETENTION_YEARS", "3")),
+            rate_limits=RateLimits.from_env(),
         )

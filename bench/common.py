@@ -204,8 +204,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A benchmark's load is one client (one address, one key) at full speed: exactly what the
+# rate limits exist to stop. Every server here runs them on (their checks cost what they cost
+# in production) with rates out of the load's reach, unless a phase says otherwise (P1L runs
+# them off too, to measure what they cost; docs/operations.md, "Rate limits").
+LIMITS_RAISED = {
+    "LEDGER_RATE_ADDRESS_PER_SECOND": "1e9",
+    "LEDGER_RATE_ADDRESS_BURST": "1e9",
+    "LEDGER_RATE_KEY_PER_SECOND": "1e9",
+    "LEDGER_RATE_KEY_BURST": "1e9",
+}
+LIMITS_OFF = {
+    "LEDGER_RATE_ADDRESS_PER_SECOND": "0",
+    "LEDGER_RATE_KEY_PER_SECOND": "0",
+    "LEDGER_AUTH_FAILURES_PER_MINUTE": "0",
+}
+
+
 class Server:
-    """A server process on 127.0.0.1; `stop` always ends it (use it in a finally block)."""
+    """A server process on 127.0.0.1; `stop` always ends it (use it in a finally block).
+    Its rate limits are raised out of the load's reach unless `env` sets them."""
 
     def __init__(
         self, name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str]
@@ -218,7 +236,7 @@ class Server:
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, **LIMITS_RAISED, **env},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

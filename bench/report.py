@@ -31,6 +31,12 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ">= 1,500/s with p99 <= 20 ms, and >= 0.5 of the bare FastAPI + SQLite endpoint",
         ("P1b.throughput", "P1b.p99"),
     ),
+    (
+        "P1L",
+        "P1 over HTTP with the rate limits on (every check made, rates out of the load's reach)",
+        ">= 0.95 of P1 with them off, in the same run",
+        ("P1L.throughput",),
+    ),
     ("P2", "bulk load of events, SQLite", ">= 25,000 events/s", ("P2.import",)),
     (
         "P3",
@@ -157,14 +163,42 @@ def _target_verdict(run: Run, figures: tuple[str, ...]) -> tuple[str, str]:
     return "; ".join(parts), "**met**" if met else "**not met**"
 
 
+def _separate_runs(run: Run, others: Sequence[tuple[str, Run]]) -> list[str]:
+    """The targets measured in a separate run and not in this one, with that run's command."""
+    lines: list[str] = []
+    for page, other in others:
+        rows = [["#", "target", "that run", "verdict"]]
+        for name, _what, target, figures in TARGETS:
+            if figures and all(run.figure(k) is None for k in figures):
+                got, verdict = _target_verdict(other, figures)
+                if verdict != "-":
+                    rows.append([name, target, got, verdict])
+        if len(rows) > 1:
+            when = other.started_at.strftime("%Y-%m-%d %H:%M UTC")
+            lines += [
+                f"Measured in a separate run ([{page}]({page})): `{other.command}`, {when}.",
+                "",
+                *_md_table(rows),
+                "",
+            ]
+    return lines
+
+
 def _md_table(rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows[1:]]
     return out
 
 
-def markdown(run: Run, plots: Sequence[tuple[str, str]] = (), plot_note: str = "") -> str:
-    """The page; `plots` are (caption, path relative to the page) of the images to show."""
+def markdown(
+    run: Run,
+    plots: Sequence[tuple[str, str]] = (),
+    plot_note: str = "",
+    others: Sequence[tuple[str, Run]] = (),
+) -> str:
+    """The page; `plots` are (caption, path relative to the page) of the images to show;
+    `others` (page name, run) the separate runs beside it (`--only X --out
+    docs/benchmarks-x.md`), whose targets the page lists with their own command and date."""
     when = run.started_at.strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick (1 repeat, short phases)" if run.quick else f"{run.repeats} repeats"
     lines = [
@@ -196,8 +230,12 @@ def markdown(run: Run, plots: Sequence[tuple[str, str]] = (), plot_note: str = "
     rows = [["#", "what", "target", "this run", "verdict"]]
     for name, what, target, figures in TARGETS:
         got, verdict = _target_verdict(run, figures)
+        elsewhere = [o for _, o in others if figures and o.figure(figures[0]) is not None]
+        if verdict == "-" and figures and elsewhere:
+            got = "measured in a separate run (below)"
         rows.append([name, what, target, got, verdict])
     lines += [*_md_table(rows), ""]
+    lines += _separate_runs(run, others)
     if plots or plot_note:
         lines += ["## Plots", ""]
         if plot_note:
@@ -256,6 +294,13 @@ def markdown(run: Run, plots: Sequence[tuple[str, str]] = (), plot_note: str = "
         "  the reference is `bench/reference_server.py` under the same uvicorn. The load",
         "  generator posts the same body to both, with a unique Idempotency-Key per request.",
         "  Throughput counts 2xx responses only; any error rate above 1% invalidates P1b.",
+        "  Every server here runs with the rate limits on, their rates raised out of the",
+        "  load's reach (one client at full speed is what they stop: bench/common.py).",
+        "- P1L runs two of P1b's ledger servers side by side, rate limits on (as in P1b) and",
+        "  off (`LEDGER_RATE_*_PER_SECOND=0`, `LEDGER_AUTH_FAILURES_PER_MINUTE=0`), and loads",
+        "  them in turn in 2 s slices; the ratio is what the limits cost, and the limiter's",
+        "  own time per request is also measured in-process. Run alone: `python -m bench.run",
+        "  --only P1L --out docs/benchmarks-limits.md`.",
         "- P4 builds its stores through the command layer as P5 does: one enterprise's goods",
         "  admitted in XCBZ go through 20 hops (transfers between its books in five zones:",
         "  declaration, dispatch, receipt; processing in XEPZ, simple processing in XXLC), each",
@@ -292,7 +337,7 @@ def markdown(run: Run, plots: Sequence[tuple[str, str]] = (), plot_note: str = "
 
 # The throughput figures each shown as a bar beside its reference, with its target.
 THROUGHPUT = re.compile(
-    r"P1a\.declarations|P1b\.throughput|M1\.throughput|P2\.import|P3\.replay|P6\.verify"
+    r"P1a\.declarations|P1b\.throughput|P1L\.throughput|M1\.throughput|P2\.import|P3\.replay|P6\.verify"
     r"|P7\.p1(x\d+)?|P7\.p3"
 )
 # Latency percentiles: `<benchmark>.p50`, `.p90`, `.p99` (P1b, P4, P5, M1, P7.p1, ...).
@@ -498,7 +543,7 @@ PLOTS = (
 )
 
 
-def write_plots(run: Run, directory: Path) -> tuple[list[tuple[str, Path]], str]:
+def write_plots(run: Run, directory: Path, prefix: str = "") -> tuple[list[tuple[str, Path]], str]:
     """The PNGs of this run in `directory`: (caption, path) of each written, and a note when
     none could be (matplotlib missing)."""
     try:
@@ -510,7 +555,7 @@ def write_plots(run: Run, directory: Path) -> tuple[list[tuple[str, Path]], str]
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, caption, plot in PLOTS:
-        path = directory / name
+        path = directory / f"{prefix}{name}"
         if plot(run, path):
             written.append((caption, path))
     return written, ""
@@ -520,9 +565,15 @@ def write(run: Run, out: Path) -> list[Path]:
     """The page at `out`, its plots in `img/` beside it and the run as JSON beside it (the
     page's name with `.json`); returns the files written."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    plots, note = write_plots(run, out.parent / "img")
+    # A separate run's page (docs/benchmarks-limits.md) keeps its plots apart from the main's.
+    prefix = "" if out.stem == "benchmarks" else f"{out.stem}-"
+    plots, note = write_plots(run, out.parent / "img", prefix)
     captions = [(caption, os.path.relpath(path, out.parent)) for caption, path in plots]
-    out.write_text(markdown(run, captions, note))
+    others = [
+        (page.with_suffix(".md").name, from_json(json.loads(page.read_text())))
+        for page in sorted(out.parent.glob(f"{out.stem}-*.json"))
+    ]
+    out.write_text(markdown(run, captions, note, others))
     data = out.with_suffix(".json")
     data.write_text(json.dumps(to_json(run), indent=1) + "\n")
     return [out, data, *(path for _, path in plots)]

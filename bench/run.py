@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p2, p3, p4, p5, p6, p7, report
+from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     for b in (
         Benchmark("P1a", "declarations through the application layer", p1.app_layer),
         Benchmark("P1b", "declarations over HTTP, 16 connections", p1.http),
+        Benchmark("P1L", "P1b with the rate limits on and off", p1l.http_limits),
         Benchmark("P3", "full replay into every read model", p3.replay_throughput),
         Benchmark("P4", "trace query, 20-hop chain, upstream", p4.trace_chain),
         Benchmark("P5", "account-book balances as of a past instant", p5.as_of_balance),
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_seconds=cfg.load_seconds,
         warmup_seconds=cfg.warmup_seconds,
         loadgen=loadgen.describe(loadgen.choose(cfg.loadgen), cfg.connections)
-        if any(b.name in ("P1b", "M1", "P7") for b in chosen)
+        if any(b.name in ("P1b", "P1L", "M1", "P7") for b in chosen)
         else "",
         machine=machine(),
         results=results,

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import RateLimits, Settings
 from tests import samples
 from tests.samples import book_body, declaration_body, enterprise_body, make_resident_id
 
@@ -37,6 +37,27 @@ __all__ = [
 ]
 
 _counter = itertools.count(1)
+
+# The suite's own clients are one address sending thousands of requests a second, many of
+# them deliberately refused (401): the limits stay on (their code runs in every test) but are
+# raised out of reach. tests/e2e/test_rate_limits.py tests the defaults.
+RAISED_LIMITS = RateLimits(
+    address_per_second=1e9,
+    address_burst=1e9,
+    key_per_second=1e9,
+    key_burst=1e9,
+    auth_failures_per_minute=1e9,
+    auth_failures_burst=1e9,
+)
+# The same for a `customs-ledger serve` process the tests start (its environment).
+RAISED_LIMITS_ENV = {
+    "LEDGER_RATE_ADDRESS_PER_SECOND": "1e9",
+    "LEDGER_RATE_ADDRESS_BURST": "1e9",
+    "LEDGER_RATE_KEY_PER_SECOND": "1e9",
+    "LEDGER_RATE_KEY_BURST": "1e9",
+    "LEDGER_AUTH_FAILURES_PER_MINUTE": "1e9",
+    "LEDGER_AUTH_FAILURES_BURST": "1e9",
+}
 
 
 def make_uscc(serial: int | None = None) -> str:
@@ -76,11 +97,13 @@ class Ledger:
 
 
 @contextmanager
-def running_ledger(database_url: str, rules: Any = None) -> Iterator[Ledger]:
-    """The app on a store, with the test risk rules (no random selection) unless given."""
-    app = create_app(
-        Settings(database_url=database_url), rules=rules or samples.rules_without_draws()
-    )
+def running_ledger(
+    database_url: str, rules: Any = None, limits: RateLimits = RAISED_LIMITS
+) -> Iterator[Ledger]:
+    """The app on a store, with the test risk rules (no random selection) unless given, and
+    the rate limits raised unless given."""
+    settings = Settings(database_url=database_url, rate_limits=limits)
+    app = create_app(settings, rules=rules or samples.rules_without_draws())
     with TestClient(app) as client:
         services = app.state.services
         ledger = Ledger(client=client, services=services, tokens={})
@@ -140,10 +163,15 @@ def admit(ledger: Ledger, tenant: Tenant, item_no: int, quantity: str, zone: str
 
 
 @contextmanager
-def serving(database_url: str, read_wait_seconds: float = 2.0) -> Iterator[tuple[str, Ledger]]:
+def serving(
+    database_url: str, read_wait_seconds: float = 2.0, limits: RateLimits = RAISED_LIMITS
+) -> Iterator[tuple[str, Ledger]]:
     """The ledger over real HTTP on a free port (uvicorn in a thread), with an httpx client
-    and tokens for admin, officer and auditor; yields (base URL, ledger)."""
-    settings = Settings(database_url=database_url, read_wait_seconds=read_wait_seconds)
+    and tokens for admin, officer and auditor; yields (base URL, ledger). The rate limits
+    are raised unless given."""
+    settings = Settings(
+        database_url=database_url, read_wait_seconds=read_wait_seconds, rate_limits=limits
+    )
     app = create_app(settings, rules=samples.rules_without_draws())
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     sock = socket.socket()

@@ -42,7 +42,8 @@ class Page:
         self.limit = limit
         self.after = 0
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 19:
+            # ASCII digits only: str.isdigit() is also true of superscripts, which int() refuses.
+            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19:
                 raise HttpProblem.invalid(
                     "query.cursor",
                     "unknown cursor",
@@ -130,9 +131,11 @@ async def execute(
     key_required: bool = False,
     empty_body: bytes | None = None,
 ) -> Response:
-    """The one shape of every write route: token, body, then in one threadpool hop the key
-    lookup, the role check, the Idempotency-Key, decoding and the command. `empty_body`: what
-    a route that takes an empty body reads it as (None: an empty body is 400)."""
+    """The one shape of every write route: the token (its key looked up and its role checked
+    before a byte of the body is read: a bogus token is 401 however slowly its body comes),
+    the body, then in one threadpool hop the Idempotency-Key, decoding and the command.
+    `empty_body`: what a route that takes an empty body reads it as (None: an empty body is
+    400)."""
     bearer_token(request)
     svc = services(request)
     if svc.alarm is not None:
@@ -142,12 +145,12 @@ async def execute(
             "Writes refused",
             f"the log failed verification, so this server takes no writes: {svc.alarm}",
         )
+    actor = await run_in_threadpool(authenticate, request, roles)
     raw = await read_body(request)
     if empty_body is not None and not raw.strip():
         raw = empty_body
 
     def work() -> Outcome:
-        actor = authenticate(request, roles)
         idem = idempotency(request, actor, required=key_required)
         outcome = action(svc.ledger, decode_body(raw, body_type), idem, actor)
         if outcome.replayed and outcome.position is None and idem is not None:

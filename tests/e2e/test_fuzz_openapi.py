@@ -52,6 +52,7 @@ from tests.samples import line
 from tests.seed import SEED as TEST_SEED
 from tests.stories import Story, run_story
 from tests.support import (
+    RAISED_LIMITS,
     Ledger,
     Tenant,
     book_body,
@@ -452,7 +453,10 @@ def flatmap_case(context: Any, case: Any) -> Any:
 def fuzz_world(tmp_path_factory) -> Iterator[World]:
     database = tmp_path_factory.mktemp("fuzz") / "ledger.sqlite3"
     # A short read-your-writes wait: an X-Ledger-Min-Position past the head waits this long.
-    with serving(f"sqlite:///{database}", read_wait_seconds=0.1) as (base, ledger):
+    # The rate limits raised out of reach: the fuzzer is one address sending thousands of
+    # requests, most with made-up tokens or none (tests/e2e/test_rate_limits.py tests them).
+    url = f"sqlite:///{database}"
+    with serving(url, read_wait_seconds=0.1, limits=RAISED_LIMITS) as (base, ledger):
         story, identifiers = seed(ledger)
         WORLD.append(World(base=base, ledger=ledger, story=story, identifiers=identifiers))
         try:

@@ -473,10 +473,10 @@ def test_metrics_and_the_request_id_header_are_in_the_openapi_document(sqlite_ur
         doc = ledger.client.get("/openapi.json").json()
     metrics = doc["paths"]["/metrics"]["get"]
     assert metrics["security"] == []
-    assert set(metrics["responses"]) == {"200"}
+    assert set(metrics["responses"]) == {"200", "429"}  # 429: the per-address rate limit
     assert list(metrics["responses"]["200"]["content"]) == ["text/plain"]
     health = doc["paths"]["/healthz"]["get"]["responses"]
-    assert set(health) == {"200", "503"}
+    assert set(health) == {"200", "429", "503"}  # 429: the per-address rate limit
     assert health["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/HealthView"
     }

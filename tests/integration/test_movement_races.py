@@ -695,11 +695,11 @@ def main(job_path: str) -> None:
     from api.app import create_app
     from api.settings import Settings
     from tests.samples import rules_without_draws
+    from tests.support import RAISED_LIMITS
 
     job = json.loads(Path(job_path).read_text())
-    app = create_app(
-        Settings(database_url=job["url"], projections="off"), rules=rules_without_draws()
-    )
+    settings = Settings(database_url=job["url"], projections="off", rate_limits=RAISED_LIMITS)
+    app = create_app(settings, rules=rules_without_draws())
     with TestClient(app, raise_server_exceptions=False) as client:
         store = app.state.services.app
         failed: Counter[str] = Counter()

@@ -40,7 +40,16 @@ import pytest
 from ledger.database import parse_database_url
 from projections.store import PostgresLeader
 from tests.samples import declaration_body, enterprise_body, line, rules_without_draws
-from tests.support import Tenant, admit, make_uscc, new_key, onboard, pg_conninfo, running_ledger
+from tests.support import (
+    RAISED_LIMITS_ENV,
+    Tenant,
+    admit,
+    make_uscc,
+    new_key,
+    onboard,
+    pg_conninfo,
+    running_ledger,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LOTS, LOT_SIZE = 3, 20
@@ -174,6 +183,7 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
         "LEDGER_RISK_RULES_FILE": str(tmp_path / "risk.json"),
         "LEDGER_DUTY_TABLES_FILE": str(tmp_path / "duties.json"),
         "LEDGER_READ_WAIT_SECONDS": "5",
+        **RAISED_LIMITS_ENV,  # the load below is one address at full speed
         "PYTHONUNBUFFERED": "1",
     }
     ports = [_free_port(), _free_port()]

@@ -22,7 +22,7 @@ from api.settings import Settings
 from ledger.chain import link_hash
 from ledger.keys import token_hash
 from tests.samples import rules_without_draws
-from tests.support import Ledger, admit, declaration_body, new_key, onboard
+from tests.support import RAISED_LIMITS, Ledger, admit, declaration_body, new_key, onboard
 
 PERIOD = 0.05  # seconds between the watch's checks in these tests
 
@@ -33,6 +33,7 @@ def watched_ledger(path: Path, digest_file: Path | None = None) -> Iterator[Ledg
         database_url=f"sqlite:///{path}",
         verify_seconds=PERIOD,
         digest_file=str(digest_file) if digest_file else None,
+        rate_limits=RAISED_LIMITS,  # the tests poll /healthz as fast as they can
     )
     app = create_app(settings, rules=rules_without_draws())
     with TestClient(app) as client:

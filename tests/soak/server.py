@@ -171,6 +171,7 @@ def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
     import msgspec
 
     from tests.samples import rules_without_draws
+    from tests.support import RAISED_LIMITS_ENV
 
     tables = workdir / "duty_tables.json"
     tables.write_bytes(msgspec.json.encode(rules_without_draws().duties))
@@ -181,4 +182,6 @@ def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
         LEDGER_DUTY_TABLES_FILE=str(tables),
         PYTHONUNBUFFERED="1",
     )
+    # 16 clients from one address with a few keys, retrying through kills: never limited.
+    env.update(RAISED_LIMITS_ENV)
     return env

@@ -127,3 +127,41 @@ def test_write_puts_the_page_its_plots_and_its_json_beside_each_other(tmp_path):
     verdicts = {f["key"]: f["met"] for r in data["results"] for f in r["figures"]}
     assert verdicts["P1b.throughput"] is False and verdicts["P6.verify"] is True
     assert verdicts["P1b.p50"] is None
+
+
+def test_a_separate_run_has_its_own_plots_and_the_main_page_lists_its_targets(tmp_path):
+    """`bench.run --only P1L --out docs/benchmarks-limits.md`: its plots do not replace the
+    main page's, and the main page shows the targets it measured, with its command."""
+    pytest.importorskip("matplotlib")
+    main = _run()
+    limits = report.Run(
+        **{**main.__dict__, "command": "python -m bench.run --only P1L", "results": []}
+    )
+    limits.results = [
+        Result(
+            "P1L",
+            "P1b with the rate limits on and off",
+            [
+                Figure(
+                    "P1L.throughput",
+                    "declarations/s, rate limits on",
+                    "/s",
+                    [290.0, 300.0],
+                    reference=[300.0, 305.0],
+                    target=">= 0.95 of the limits off",
+                    check=lambda _v, ratio: ratio is not None and ratio >= 0.95,
+                )
+            ],
+        )
+    ]
+    docs = tmp_path / "docs"
+    separate = report.write(limits, docs / "benchmarks-limits.md")
+    assert docs / "img" / "benchmarks-limits-bench-throughput.png" in separate
+    written = report.write(main, docs / "benchmarks.md")
+    assert docs / "img" / "bench-throughput.png" in written
+    page = (docs / "benchmarks.md").read_text()
+    assert "[benchmarks-limits.md](benchmarks-limits.md)" in page
+    assert "`python -m bench.run --only P1L`" in page
+    assert "| P1L | >= 0.95 of P1 with them off, in the same run |" in page
+    assert "(0.98x the reference) | **met** |" in page
+    assert "| measured in a separate run (below) | - |" in page

@@ -1,0 +1,223 @@
+"""Rate limits (issue #14 item 5, decision 0019): token buckets per client address, per key
+and, hardest, per address for failed authentication; 429 problem+json with `Retry-After`.
+
+Pure ASGI, on the event loop only (no lock: one thread touches the buckets). Each table of
+buckets is an LRU of bounded size, so a client with many addresses or many made-up tokens
+cannot grow the server's memory; a bucket that is dropped comes back full, which is what an
+idle bucket is anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.observability import current_actor
+from api.problems import TYPE_BASE, Problem, problem_response
+from api.settings import RateLimits
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_FORWARDED_BYTES = 1024  # an X-Forwarded-For longer than this is cut (its left end)
+# Seconds, for the buckets (a module attribute: the tests stop it).
+clock: Callable[[], float] = time.monotonic
+
+
+class Buckets:
+    """Token buckets by key: `capacity` tokens, refilled at `rate` per second; at most
+    `size` buckets, the least recently used dropped first."""
+
+    def __init__(self, rate: float, capacity: float, size: int) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.size = size
+        self._buckets: OrderedDict[object, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._buckets
+
+    def _level(self, key: object, now: float) -> list[float]:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = [self.capacity, now]
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.size:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            bucket[0] = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket[1] = now
+        return bucket
+
+    def take(self, key: object, now: float) -> float:
+        """Take one token: 0.0 when there was one, else the seconds until there is."""
+        bucket = self._level(key, now)
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return 0.0
+        return (1.0 - bucket[0]) / self.rate
+
+    def wait(self, key: object, now: float) -> float:
+        """Seconds until the bucket has a token (0.0: it has one), taking none. A key without
+        a bucket has a full one, and gets none made for it."""
+        if key not in self._buckets:
+            return 0.0
+        bucket = self._level(key, now)
+        return 0.0 if bucket[0] >= 1.0 else (1.0 - bucket[0]) / self.rate
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """`127.0.0.1`, `10.0.0.0/8`, `::1`: ValueError for anything else."""
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+class ClientAddress:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the rightmost
+    address of `X-Forwarded-For` that is not a trusted proxy (the left part of the header is
+    whatever the client sent, so it is never believed)."""
+
+    def __init__(self, trusted: tuple[Network, ...]) -> None:
+        self.trusted = trusted
+
+    def _is_trusted(self, text: str) -> bool:
+        try:
+            address: Address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def __call__(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = str(client[0]) if client else "unknown"
+        if not self.trusted or not self._is_trusted(peer):
+            return peer
+        forwarded = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
+        hops = [h.strip() for h in forwarded[-MAX_FORWARDED_BYTES:].decode("latin-1").split(",")]
+        for hop in reversed([h for h in hops if h]):
+            if not self._is_trusted(hop):
+                return hop
+        return peer
+
+
+def _bearer(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            token = token.strip()
+            if scheme.lower() == b"bearer" and token:
+                return token
+            return None
+    return None
+
+
+def token_digest(token: bytes) -> bytes:
+    # The buckets keep a digest of the token, not the token.
+    return hashlib.blake2b(token, digest_size=16).digest()
+
+
+class RateLimit:
+    """The middleware. Per request, in this order: the address's bucket; with a token, the
+    key's bucket when the token was accepted before, else the address's failure bucket must
+    not be empty. After the answer: a 401 to a request with a token takes from the address's
+    failure bucket; a token that authentication accepted (`observability.current_actor`:
+    not merely a 2xx from a route that never looked at it) gets a key's bucket."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
+        self.app = app
+        size = limits.buckets
+        self.address = ClientAddress(parse_networks(limits.trusted_proxies))
+        self.addresses = Buckets(limits.address_per_second, limits.address_burst, size)
+        self.keys = Buckets(limits.key_per_second, limits.key_burst, size)
+        self.failures = Buckets(
+            limits.auth_failures_per_minute / 60.0, limits.auth_failures_burst, size
+        )
+        self.on = (
+            limits.address_per_second > 0,
+            limits.key_per_second > 0,
+            limits.auth_failures_per_minute > 0,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        now = clock()
+        address = self.address(scope)
+        token = _bearer(scope)
+        token_id = token_digest(token) if token is not None else None
+        refused = self._admit(address, token_id, now)
+        if refused is not None:
+            await _too_many(*refused)(scope, receive, send)
+            return
+        if token_id is None:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        self._after(address, token_id, status, current_actor() is not None)
+
+    def _admit(self, address: str, token_id: bytes | None, now: float) -> tuple[str, float] | None:
+        address_on, key_on, failures_on = self.on
+        if address_on and (wait := self.addresses.take(address, now)):
+            return f"too many requests from this address ({_rate(self.addresses)})", wait
+        if token_id is None:
+            return None
+        if token_id in self.keys:
+            if key_on and (wait := self.keys.take(token_id, now)):
+                return f"too many requests with this key ({_rate(self.keys)})", wait
+        elif failures_on and (wait := self.failures.wait(address, now)):
+            detail = f"too many failed authentications from this address ({_rate(self.failures)})"
+            return detail, wait
+        return None
+
+    def _after(self, address: str, token_id: bytes, status: int, accepted: bool) -> None:
+        now = clock()
+        if status == 401:
+            if self.on[2]:
+                self.failures.take(address, now)
+        elif accepted and token_id not in self.keys:
+            self.keys.take(token_id, now)
+
+
+def _rate(buckets: Buckets) -> str:
+    per_minute = buckets.rate * 60.0
+    if per_minute < 60.0:
+        return f"{per_minute:g} a minute, bursts of {buckets.capacity:g}"
+    return f"{buckets.rate:g} a second, bursts of {buckets.capacity:g}"
+
+
+def _too_many(detail: str, wait: float) -> Response:
+    problem = Problem(
+        type=TYPE_BASE + "rate-limited",
+        title="Too many requests",
+        status=429,
+        detail=detail,
+    )
+    return problem_response(problem, {"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def install(app: Any, limits: RateLimits) -> None:
+    """Put the rate limits around the app's middleware stack. Called before
+    `observability.install`, they end up inside the observability and header-limit
+    middleware (a 429 is counted and logged like any answer), and before anything that
+    reads the request or looks up a key."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RateLimit(build(), limits)
