@@ -71,7 +71,7 @@ from tests.e2e.test_fuzz_openapi import (
     valid_requests,
 )
 from tests.seed import SEED as TEST_SEED
-from tests.support import Ledger, declaration_body
+from tests.support import RAISED_LIMITS, Ledger, declaration_body
 
 MIN_REQUESTS = 10_000
 EXAMPLES_PER_OPERATION = 90
@@ -489,7 +489,11 @@ def _named_twice(body: Any, value: Any) -> bytes:
 
 @contextmanager
 def _in_process(database_url: str) -> Iterator[Ledger]:
-    settings = Settings(database_url=database_url, read_wait_seconds=0.05)
+    # One key sends all 10,000 requests: the rate limits (tests/e2e/test_rate_limits.py) are
+    # raised out of its reach, or most answers would be 429.
+    settings = Settings(
+        database_url=database_url, read_wait_seconds=0.05, rate_limits=RAISED_LIMITS
+    )
     app = create_app(settings, rules=samples.rules_without_draws())
     with TestClient(app, base_url=BASE) as client:
         ledger = Ledger(client=client, services=app.state.services, tokens={})  # type: ignore[arg-type]
