@@ -88,6 +88,8 @@ def _sample(t: Any, decimals: list[str], path: str) -> Any:
     if kind == "UnionType":
         member = next(m for m in t.types if type(m).__name__ != "NoneType")
         return _sample(member, decimals, path)
+    if kind == "Metadata":  # a type annotated for the document only (e.g. maxLength)
+        return _sample(t.type, decimals, path)
     if kind == "DecimalType":
         decimals.append(path)
         return "1"
