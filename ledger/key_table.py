@@ -10,13 +10,12 @@ table's write lock in one transaction: no reader ever sees one without the other
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.api_keys import ApiKeyState, api_key_id, fold
 from domain.events import DomainEvent
@@ -224,22 +223,10 @@ class KeyTable:
     @contextmanager
     def _sqlite_writing(self) -> Iterator[Any]:
         # BEGIN IMMEDIATE, as the recorder's own inserts: the write lock before the head read.
-        from eventsourcing.sqlite import SQLiteCursor
+        from ledger.store.sqlite import immediate_transaction
 
-        with self.datastore.get_connection(commit=True) as connection:
-            conn: sqlite3.Connection = connection._sqlite_conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield SQLiteCursor(conn.cursor())
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-            except sqlite3.IntegrityError as e:
-                raise IntegrityError(e) from e
-            except sqlite3.OperationalError as e:
-                raise OperationalError(e) from e
+        with immediate_transaction(self.datastore) as cursor:
+            yield cursor
 
     def append(self, cur: Any, events: Sequence[DomainEvent]) -> None:
         """Append events to the log in the `writing` transaction, chained as every write."""

@@ -24,6 +24,28 @@ from ledger.store import Head, LogEntry, LogRecord, chain_rows
 ImportRow = tuple[int, str, int, str, bytes, int, str, bytes]
 
 
+@contextmanager
+def immediate_transaction(datastore: Any) -> Iterator[SQLiteCursor]:
+    """One write transaction on the store's file, begun IMMEDIATE: the write lock is taken
+    before anything is read (the head, a key's row), so two processes sharing the file never
+    chain onto the same link; committed on success, rolled back on any error, the driver's
+    errors raised as the library's."""
+    with datastore.get_connection(commit=True) as connection:
+        conn: sqlite3.Connection = connection._sqlite_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteCursor(conn.cursor())
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        except sqlite3.IntegrityError as e:
+            raise IntegrityError(e) from e
+        except sqlite3.OperationalError as e:
+            raise OperationalError(e) from e
+
+
 class StoreNotEmpty(Exception):
     """A bulk load (a restore) goes only into a store without events."""
 
@@ -70,23 +92,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # BEGIN IMMEDIATE takes the write lock before reading the head, so two processes
-        # sharing the file can never chain onto the same link.
-        with self.datastore.get_connection(commit=True) as connection:
-            conn: sqlite3.Connection = connection._sqlite_conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    ids = self._insert_events(SQLiteCursor(conn.cursor()), stored_events)
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-            except sqlite3.IntegrityError as e:
-                raise IntegrityError(e) from e
-            except sqlite3.OperationalError as e:
-                raise OperationalError(e) from e
-            return ids
+        with immediate_transaction(self.datastore) as cursor:
+            return self._insert_events(cursor, stored_events)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
