@@ -90,12 +90,37 @@ def _served_routes(app: Any) -> list[Any]:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route answers on the request's path (GET, POST, ...)."""
+    """Every method some route answers on the request's path (GET, HEAD, POST, ...)."""
     methods: set[str] = set()
     for route in _served_routes(request.app):
         if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods or set()
+    if "GET" in methods:
+        methods.add("HEAD")  # HeadAsGet answers it
     return ", ".join(sorted(methods))
+
+
+class HeadAsGet:
+    """HEAD on every GET route (RFC 9110 9.3.2): the request runs as the GET it names, with
+    its status and headers (Content-Length too), and the body is dropped. FastAPI's routes
+    answer only the methods they declare, so without this a HEAD is 405."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -178,6 +203,7 @@ def create_app(
     app.state.metrics = metrics
     ratelimit.install(app, settings.rate_limits)  # before observability: inside it
     observability.install(app, metrics)
+    app.add_middleware(HeadAsGet)  # logged as the HEAD it is, answered as its GET
     if services is not None:
         app.state.services = services
     for router in (
