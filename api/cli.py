@@ -30,6 +30,38 @@ def _open_app(settings: Settings) -> LedgerApplication:
     return LedgerApplication(parse_database_url(settings.database_url))
 
 
+def missing_schema(settings: Settings) -> str | None:
+    """The one line that says a PostgreSQL URL's `?schema=` does not exist (None when it
+    does, on SQLite, or when the server cannot be asked: the command then says why itself)."""
+    from ledger.database import DatabaseUrlError, parse_database_url
+
+    try:
+        db = parse_database_url(settings.database_url)
+    except DatabaseUrlError:
+        return None
+    if db.kind != "postgresql":
+        return None
+    import psycopg
+
+    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}"
+    if db.password:
+        conninfo += f" password={db.password}"
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    if row is not None:
+        return None
+    return (
+        f"error: PostgreSQL schema {db.schema!r} does not exist in database {db.dbname!r} on"
+        f' {db.host}:{db.port}: create it (CREATE SCHEMA "{db.schema}";) or correct ?schema='
+        " in LEDGER_DATABASE_URL"
+    )
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
     from uvicorn.config import LOG_LEVELS
@@ -470,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "privacy": cli_privacy.cmd_privacy,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    missing = missing_schema(settings)
+    if missing:
+        _err(missing)
+        return 2
     return handlers[args.command](args, settings)
 
 

@@ -43,7 +43,8 @@ class Database:
         """The URL without its password, for logs."""
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        url = f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        return url if self.schema == "public" else f"{url}?schema={self.schema}"
 
 
 # The query parameters a PostgreSQL URL may carry besides `schema`, each a whole number:

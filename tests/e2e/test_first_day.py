@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 
+import pytest
+
+from ledger.database import parse_database_url
 from tests.support import running_ledger
 
 
@@ -39,3 +44,76 @@ def test_version_prints_the_installed_version():
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"customs-ledger {version('customs-ledger')}"
+
+
+def cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LEDGER_DATABASE_URL=url)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_schema_is_one_line_and_exit_2(postgres_url):
+    missing = re.sub(r"schema=[^&]+", "schema=no_such_schema_15", postgres_url)
+    for command in (
+        ["serve", "--port", "1"],
+        ["keys", "list"],
+        ["keys", "issue", "--role", "admin", "--name", "a"],
+        ["verify"],
+        ["trace", "X"],
+        ["replay"],
+        ["export-events"],
+    ):
+        r = cli(missing, *command)
+        assert r.returncode == 2, (command, r.stderr)
+        assert r.stdout == "", command
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (command, r.stderr)
+        assert "schema 'no_such_schema_15' does not exist" in r.stderr, command
+    # Nothing was created on the way.
+    import psycopg
+
+    from tests.support import pg_conninfo
+
+    with psycopg.connect(pg_conninfo(parse_database_url(postgres_url))) as conn:
+        assert (
+            conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = 'no_such_schema_15'"
+            ).fetchone()
+            is None
+        )
+
+
+def test_the_database_shown_keeps_its_schema():
+    shown = parse_database_url("postgresql://u:secret@db:5433/ledger?schema=zone_a").display
+    assert shown == "postgresql://u@db:5433/ledger?schema=zone_a"
+    assert parse_database_url("postgresql://u@db/ledger").display == "postgresql://u@db:5432/ledger"
+
+
+@pytest.mark.postgres
+def test_the_serve_banner_keeps_the_schema(postgres_url):
+    schema = re.search(r"schema=([^&]+)", postgres_url)
+    assert schema is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LEDGER_DATABASE_URL=postgres_url)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        banner = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert banner.startswith("customs-ledger on postgresql://")
+    assert f"?schema={schema.group(1)}" in banner and "postgres:postgres" not in banner
