@@ -161,18 +161,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         if keys.adopted:
             _err(f"recorded {len(keys.adopted)} keys of before #14 into the log (upgrade)")
         if args.keys_command == "issue":
-            from api.services import load_zones
-
-            token = keys.issue(
-                name=args.name,
-                role=args.role,
-                enterprise=args.enterprise,
-                zone=args.zone,
-                zones=set(load_zones(settings.zones_file)),
-                actor=actor,
-            )
-            print(token)
-            _err(f"issued {args.role} key {args.name!r}; only its hash is stored")
+            return _issue_key(keys, args, settings, actor)
         elif args.keys_command == "rotate":
             print(keys.rotate(args.name, actor=actor))
             _err(f"rotated key {args.name!r}: the new token is above, the old one is refused")
@@ -196,6 +185,44 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         app.close()
+    return 0
+
+
+def _issue_key(keys: Any, args: argparse.Namespace, settings: Settings, actor: Any) -> int:
+    """`keys issue`: a new key; a name that exists is exit 2, unless `--rotate` asks for a new
+    token of that key (the same role and binding, as `keys rotate NAME`)."""
+    from api.services import load_zones
+
+    existing = next((k for k in keys.list() if k.name == args.name), None)
+    if existing is not None:
+        wanted = (args.role, args.enterprise, args.zone)
+        if not args.rotate:
+            _err(
+                f"error: a key named {args.name!r} exists already ({existing.role});"
+                f" `keys issue --rotate ...` or `keys rotate {args.name}` prints a new token"
+                " for it, or choose another --name"
+            )
+            return 2
+        if (existing.role, existing.enterprise, existing.zone) != wanted:
+            bound = existing.enterprise or existing.zone or "no binding"
+            _err(
+                f"error: the key {args.name!r} has role {existing.role} ({bound}); --rotate"
+                " keeps a key's role and binding: give the same ones, or another --name"
+            )
+            return 2
+        print(keys.rotate(args.name, actor=actor))
+        _err(f"rotated key {args.name!r}: the new token is above, the old one is refused")
+        return 0
+    token = keys.issue(
+        name=args.name,
+        role=args.role,
+        enterprise=args.enterprise,
+        zone=args.zone,
+        zones=set(load_zones(settings.zones_file)),
+        actor=actor,
+    )
+    print(token)
+    _err(f"issued {args.role} key {args.name!r}; only its hash is stored")
     return 0
 
 
@@ -435,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--enterprise", help="USCC, for enterprise keys")
     issue.add_argument("--zone", help="zone code, for operator keys")
     issue.add_argument("--name", required=True)
+    issue.add_argument(
+        "--rotate",
+        action="store_true",
+        help="when the key NAME exists (same role and binding): print a new token for it",
+    )
     rotate = ksub.add_parser(
         "rotate", help="print a new token for a key on stdout; its old token stops working"
     )

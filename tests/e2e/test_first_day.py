@@ -117,3 +117,52 @@ def test_the_serve_banner_keeps_the_schema(postgres_url):
         server.wait(timeout=30)
     assert banner.startswith("customs-ledger on postgresql://")
     assert f"?schema={schema.group(1)}" in banner and "postgres:postgres" not in banner
+
+
+def test_keys_issue_checks_the_zone_and_the_uscc_check_digit(sqlite_url):
+    from tests.support import make_uscc
+
+    r = cli(sqlite_url, "keys", "issue", "--role", "operator", "--zone", "XXXX", "--name", "g")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "no zone 'XXXX'" in r.stderr and "XCBZ" in r.stderr
+    good = make_uscc()
+    bad = good[:-1] + ("0" if good[-1] != "0" else "1")  # the same code, another check digit
+    r = cli(sqlite_url, "keys", "issue", "--role", "enterprise", "--enterprise", bad, "--name", "e")
+    assert r.returncode == 2 and r.stdout == "" and "check digit" in r.stderr
+    r = cli(
+        sqlite_url, "keys", "issue", "--role", "enterprise", "--enterprise", good, "--name", "e"
+    )
+    assert r.returncode == 0, r.stderr
+    r = cli(sqlite_url, "keys", "issue", "--role", "operator", "--zone", "XCBZ", "--name", "g")
+    assert r.returncode == 0, r.stderr
+    assert cli(sqlite_url, "keys", "list").stdout.count("\n") == 2
+
+
+def test_keys_issue_of_an_existing_name_is_exit_2_or_rotates_it(database_url):
+    with running_ledger(database_url) as ledger:
+        args = ("keys", "issue", "--role", "operator", "--zone", "XCBZ", "--name", "gate-1")
+        first = cli(database_url, *args)
+        assert first.returncode == 0, first.stderr
+        old = {"Authorization": f"Bearer {first.stdout.strip()}"}
+        assert ledger.client.get("/v1/inventory", headers=old).status_code == 200
+        before = ledger.log_state()
+        again = cli(database_url, *args)
+        assert again.returncode == 2 and again.stdout == ""
+        assert again.stderr.count("\n") == 1 and "exists already" in again.stderr
+        assert "--rotate" in again.stderr and "keys rotate gate-1" in again.stderr
+        other = cli(database_url, *args[:3], "officer", "--name", "gate-1", "--rotate")
+        assert other.returncode == 2 and "role operator (XCBZ)" in other.stderr
+        assert ledger.log_state() == before  # nothing was recorded
+        rotated = cli(database_url, *args, "--rotate")
+        assert rotated.returncode == 0, rotated.stderr
+        token = rotated.stdout.strip()
+        assert rotated.stdout == token + "\n" and token.startswith("clk_")
+        assert ledger.client.get("/v1/inventory", headers=old).status_code == 401
+        new = {"Authorization": f"Bearer {token}"}
+        assert ledger.client.get("/v1/inventory", headers=new).status_code == 200
+        events = ledger.get("/v1/events?limit=1000", "auditor").json()["items"]
+        issued = next(e for e in events if e["type"] == "ApiKeyIssued" and "gate-1" in str(e))
+        stream = [e["type"] for e in events if e["stream_id"] == issued["stream_id"]]
+        assert stream == ["ApiKeyIssued", "ApiKeyRotated"]
+        fresh = cli(database_url, "keys", "issue", "--role", "auditor", "--name", "a-2", "--rotate")
+        assert fresh.returncode == 0 and fresh.stdout.startswith("clk_")
