@@ -15,6 +15,7 @@ import msgspec
 
 from domain import account_book as books
 from domain import enterprise as ent
+from domain import movements as mv
 from domain.assessment import ClearanceRules
 from domain.errors import IdempotencyKeyReused, NotFound, ValidationFailed
 from domain.events import Actor, Pending
@@ -164,7 +165,14 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands
             pending = uow.pending(books.account_book_id(book_no), books.AccountBook)
             books.visible_book(pending.state, Scope.of(actor), writing=True)
             state = books.register_items(pending, cmd, actor, now)
-            return Decision([pending], account_book_view(state))
+            # The answer is the book as `GET` shows it: the balances of the items it had
+            # already (a new item has none yet).
+            stock = {}
+            for item_no in state.items:
+                found = uow.load(mv.item_stock_id(book_no, item_no), mv.ItemStock)
+                if found is not None:
+                    stock[item_no] = (found.on_hand, found.pending_out, found.in_transit_out)
+            return Decision([pending], account_book_view(state, stock))
 
         return self._execute(201, idem, cmd, decide, actor)
 

@@ -166,3 +166,25 @@ def test_keys_issue_of_an_existing_name_is_exit_2_or_rotates_it(database_url):
         assert stream == ["ApiKeyIssued", "ApiKeyRotated"]
         fresh = cli(database_url, "keys", "issue", "--role", "auditor", "--name", "a-2", "--rotate")
         assert fresh.returncode == 0 and fresh.stdout.startswith("clk_")
+
+
+def test_registering_items_answers_the_real_balances(database_url):
+    from tests.support import admit, onboard
+
+    with running_ledger(database_url) as ledger:
+        tenant = onboard(ledger)
+        admit(ledger, tenant, 1, "600")
+        admit(ledger, tenant, 2, "12.5")
+        item = {"item_no": 7, "hs_code": "6109100000", "name": "T-shirts", "unit": "C62"}
+        r = ledger.post(
+            f"/v1/account-books/{tenant.book_no}/items", tenant.token_name, {"items": [item]}
+        )
+        assert r.status_code == 201, r.text
+        answered = r.json()
+        items = {i["item_no"]: i for i in answered["items"]}
+        assert (items[1]["on_hand"], items[1]["available"]) == ("600", "600")
+        assert (items[2]["on_hand"], items[2]["available"]) == ("12.5", "12.5")
+        assert items[7]["on_hand"] == items[7]["available"] == "0"
+        # The same as the book reads afterwards.
+        shown = ledger.get(f"/v1/account-books/{tenant.book_no}", tenant.token_name).json()
+        assert answered == shown
