@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"  trace UI   {base}/ui/trace?ref=<a declaration, train, container, lot ...>\n"
         f"  health     {base}/healthz\n"
         f"  metrics    {base}/metrics  (Prometheus; keep it on a private interface)\n"
-        "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin\n"
+        "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin --rotate\n"
         "  (run it in another shell; it prints only the token)"
     )
     # One handler for every record of the process, ours and uvicorn's; our access lines

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +190,47 @@ def test_registering_items_answers_the_real_balances(database_url):
         # The same as the book reads afterwards.
         shown = ledger.get(f"/v1/account-books/{tenant.book_no}", tenant.token_name).json()
         assert answered == shown
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_session() -> str:
+    """The shell block of the README's "A first session with curl", as a user pastes it."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## A first session with curl") :]
+    return section[section.index("```sh\n") + 6 : section.index("\n```\n")]
+
+
+@pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("curl") is None, reason="needs bash and curl"
+)
+def test_the_readme_session_runs_as_pasted_twice_in_a_row(database_url):
+    from tests.support import serving
+
+    session = readme_session()
+    assert session.startswith("BASE=http://127.0.0.1:8000\n")
+    shown = re.search(r'# -> \{"id":"\.\.\.","declaration_no":"[^"]+","status":"(\w+)"', session)
+    assert shown is not None
+    bin_dir = os.path.dirname(sys.executable) + "/"
+    with serving(database_url) as (base, _ledger):
+        script = session.replace("http://127.0.0.1:8000", base, 1).replace(".venv/bin/", bin_dir)
+        env = dict(os.environ, LEDGER_DATABASE_URL=database_url)
+        runs = [
+            subprocess.run(
+                ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300
+            )
+            for _ in range(2)
+        ]
+    checked = []
+    for run in runs:
+        out = run.stdout
+        assert run.returncode == 0, run.stderr
+        assert "error" not in run.stderr.lower() and '"status":4' not in out, run.stderr + out
+        assert f'"status":"{shown.group(1)}"' in out  # the status the README shows
+        assert '"on_hand":"598"' in out and '"closing":"598"' in out
+        assert "ok: true" in out and out.rstrip().endswith("exit 0")
+        checked.append(int(re.findall(r"^events_checked: (\d+)$", out, re.M)[-1]))
+    # The second run replays every write and gives the five keys new tokens: 5 events.
+    assert checked[1] == checked[0] + 5
+    assert runs[1].stderr.count("rotated key") == 5 and "issued" not in runs[1].stderr
