@@ -17,6 +17,7 @@ from projections.declarations import declarations_sql
 class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     declarations: int
+    movements: int
     value_cny: Decimal
 
 
@@ -63,6 +64,8 @@ class StatsQueries:
                 key = key_of(row)
                 counts[key] += 1
                 values[key] += Decimal(row["value_cny"])
+        # Movements arrive with the movements issue; until then none are counted.
         return [
-            StatsRow(key=k, declarations=counts[k], value_cny=values[k]) for k in sorted(counts)
+            StatsRow(key=k, declarations=counts[k], movements=0, value_cny=values[k])
+            for k in sorted(counts)
         ]

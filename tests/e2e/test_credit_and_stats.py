@@ -580,8 +580,7 @@ def test_stats_count_and_value_declarations_exactly(ledger):
             counts[key_of(row)] += 1
             values[key_of(row)] += row["value"]
         return [
-            # No `movements` field: it counted nothing (always 0) and is gone (issue #15).
-            {"key": k, "declarations": counts[k], "value_cny": str(values[k])}
+            {"key": k, "declarations": counts[k], "movements": 0, "value_cny": str(values[k])}
             for k in sorted(counts)
         ]
 
