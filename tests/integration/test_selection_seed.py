@@ -257,3 +257,22 @@ def test_replay_equals_without_the_seed(tmp_path: Path) -> None:
     seed_of_copy = SelectionSeed.beside(parse_database_url(f"sqlite:///{copy}/ledger.sqlite3"))
     assert seed_of_copy.current() != old
     seed_of_copy.close()
+
+
+@pytest.mark.postgres
+def test_servers_starting_together_on_postgresql_make_one_seed(postgres_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.application import LedgerApplication
+
+    db = parse_database_url(postgres_url)
+    apps = [LedgerApplication(db) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(len(apps)) as pool:
+            stores = list(
+                pool.map(lambda app: SelectionSeed.beside(db, app.factory.datastore), apps)
+            )
+        assert len({store.current() for store in stores}) == 1
+    finally:
+        for app in apps:
+            app.close()
