@@ -35,13 +35,23 @@ class DeclarationCommands:
     seeds: SelectionSeed
     _execute: Execute
 
+    # The rules last given the seed, kept while neither the rules nor the seed change: a new
+    # RiskRules object per submission would hash its version again every time.
+    _seeded: tuple[ClearanceRules, str, ClearanceRules] | None = None
+
     def seeded_rules(self) -> ClearanceRules:
         """The rules with the store's secret seed; rules given with a seed of their own (tests,
         the golden log) keep it."""
         if self.rules.risk.seed:
             return self.rules
-        risk = msgspec.structs.replace(self.rules.risk, seed=self.seeds.current())
-        return dataclasses.replace(self.rules, risk=risk)
+        seed = self.seeds.current()
+        kept = self._seeded
+        if kept is not None and kept[0] is self.rules and kept[1] == seed:
+            return kept[2]
+        risk = msgspec.structs.replace(self.rules.risk, seed=seed)
+        seeded = dataclasses.replace(self.rules, risk=risk)
+        self._seeded = (self.rules, seed, seeded)
+        return seeded
 
     def submit_declaration(
         self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
