@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api import cli_log, cli_privacy, cli_replay
+from api import cli_log, cli_privacy, cli_replay, cli_risk
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -507,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_privacy.configure(
         sub.add_parser("privacy", help="buyers' personal data: erase-buyer ID --reason TEXT")
     )
+    cli_risk.configure(sub.add_parser("risk", help="the risk engine: rotate-seed"))
     cli_replay.configure(
         sub.add_parser(
             "replay",
@@ -532,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-events": cli_log.cmd_import_events,
         "replay": cli_replay.cmd_replay,
         "privacy": cli_privacy.cmd_privacy,
+        "risk": cli_risk.cmd_risk,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     missing = missing_schema(settings)

@@ -26,6 +26,7 @@ from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.key_audit import KeyCheck
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
+from ledger.selection_seed import SelectionSeed
 from ledger.watch import TamperWatch
 from projections.declarations import DeclarationQueries
 from projections.enterprises import EnterpriseQueries
@@ -86,22 +87,24 @@ def load_data_file(
         raise error(f"{variable} {path}: {e}") from e
 
 
-def load_clearance_rules(settings: Settings) -> ClearanceRules:
-    if settings.risk_rules_file is None:
-        # The default seed is public: with it a declarant could search Idempotency-Keys
-        # whose draw escapes random selection. Deployments set a secret one.
-        log.warning(
-            "risk rules: the built-in defaults with a public selection seed are in use; "
-            "set LEDGER_RISK_RULES_FILE with a secret seed before real use"
+def load_risk_rules(path: str | None) -> RiskRules:
+    """The default rules or those of LEDGER_RISK_RULES_FILE, which must carry no seed: the
+    seed is the ledger's secret (ledger/selection_seed.py), never in a file someone copies."""
+    rules = load_data_file(
+        "LEDGER_RISK_RULES_FILE", path, RiskRules, DEFAULT_RULES, RiskRulesFileError
+    )
+    if rules.seed:
+        raise RiskRulesFileError(
+            f"LEDGER_RISK_RULES_FILE {path}: remove its \"seed\": the selection seed is made"
+            " on first start and kept in the database (`customs-ledger risk rotate-seed`"
+            " replaces it); a seed in a file would be ignored, so it is refused"
         )
+    return rules
+
+
+def load_clearance_rules(settings: Settings) -> ClearanceRules:
     return ClearanceRules(
-        risk=load_data_file(
-            "LEDGER_RISK_RULES_FILE",
-            settings.risk_rules_file,
-            RiskRules,
-            DEFAULT_RULES,
-            RiskRulesFileError,
-        ),
+        risk=load_risk_rules(settings.risk_rules_file),
         duties=load_data_file(
             "LEDGER_DUTY_TABLES_FILE",
             settings.duty_tables_file,
@@ -213,11 +216,13 @@ class Services:
         if watch is not None:
             keys.on_tampered = watch.raise_alarm  # a request with a key row the log disowns
         vault = open_vault(settings, app)
+        seeds = SelectionSeed.beside(database, app.factory.datastore)  # type: ignore[attr-defined]
+        rules = rules or load_clearance_rules(settings)
         return cls(
             settings=settings,
             database=database,
             app=app,
-            ledger=Ledger(app, zones, rules=rules or load_clearance_rules(settings), vault=vault),
+            ledger=Ledger(app, zones, rules=rules, vault=vault, seeds=seeds),
             keys=keys,
             views=views,
             runner=runner,
@@ -252,4 +257,5 @@ class Services:
         self.runner.stop()
         self.views.close()
         self.vault.close()
+        self.ledger.seeds.close()
         self.app.close()

@@ -118,17 +118,21 @@ class UnitValueRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class RiskRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Everything a risk assessment depends on besides the declaration: all of it is data."""
+    """Everything a risk assessment depends on besides the declaration: all of it is data.
 
-    seed: str
+    `seed` is the secret of the random selection: never in a rules file (empty there); the
+    ledger gives the rules their seed (ledger/selection_seed.py) just before an assessment.
+    """
+
     classes: dict[str, ClassPolicy]
     watched_goods: list[WatchedGoods]
     watched_origins: list[WatchedOrigin]
     unit_value: UnitValueRule
+    seed: str = ""
 
     def __post_init__(self) -> None:
-        if not self.seed.strip():
-            raise ValueError("seed must not be empty")
+        if self.seed and not self.seed.strip():
+            raise ValueError("seed must not be blank (empty: the ledger gives one)")
         if not self.classes:
             raise ValueError("classes must name at least one credit class")
         aeo = self.classes.get(ADVANCED_CERTIFIED)
@@ -293,6 +297,8 @@ def assess_risk(
         if finding is not None:
             channel = most_severe(channel, rules.unit_value.channel)
             _add(unit_values, finding)
+    if not rules.seed:
+        raise ValueError("the rules have no selection seed: the ledger gives them one")
     draw = draw_for(rules.seed, declaration_id)
     selected = draw < policy.selection_rate
     drawn: list[str] = []

@@ -2,7 +2,8 @@
 
 Illustrative defaults with their reasoning, not a customs office's real profile (real risk
 profiles are confidential). Every figure is configurable: LEDGER_RISK_RULES_FILE replaces the
-whole set with a JSON `RiskRules`, and the outcome records the version of the rules it used.
+whole set with a JSON `RiskRules` (without a seed: docs/decisions/0020), and the outcome
+records the version of the rules it used.
 """
 
 from __future__ import annotations
@@ -77,13 +78,9 @@ UNIT_VALUE = UnitValueRule(
     min_history=3, low_ratio=Decimal("0.5"), high_ratio=Decimal("3"), channel="yellow"
 )
 
+# No seed here: the random selection's seed is a secret of each ledger, made on its first start
+# and kept outside the log (ledger/selection_seed.py); a rules file carries none either.
 DEFAULT_RULES = RiskRules(
-    # Anyone holding the seed can recompute every draw - which is what an auditor needs, and
-    # also what a declarant would need to dodge selection: the declaration id follows from the
-    # declarant's own Idempotency-Key, so with a known seed one can try keys until the draw is
-    # high. This seed is in the source, fit for the pilot and tests only; a deployment sets a
-    # secret one of 32+ random characters in LEDGER_RISK_RULES_FILE and gives it to auditors.
-    seed="xian-pilot-2026",
     classes=CLASSES,
     watched_goods=WATCHED_GOODS,
     watched_origins=WATCHED_ORIGINS,

@@ -31,6 +31,7 @@ from ledger.declarations import DeclarationCommands
 from ledger.erasure import PrivacyCommands
 from ledger.movements import MovementCommands
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
+from ledger.selection_seed import SelectionSeed
 from ledger.unit_of_work import CommandUnitOfWork
 
 
@@ -48,6 +49,7 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands
         clock: Callable[[], datetime] = utcnow,
         rules: ClearanceRules | None = None,
         vault: BuyerKeys | None = None,
+        seeds: SelectionSeed | None = None,
     ) -> None:
         self.app = app
         self.zones = zones
@@ -55,6 +57,8 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands
         self.rules = rules or ClearanceRules()
         # Buyers' data keys (ledger/buyer_keys.py); by default beside the log, master inside.
         self.vault = vault or BuyerKeys.beside(app.database, app.factory.datastore)  # type: ignore[attr-defined]
+        # The secret selection seed (ledger/selection_seed.py), made on first start beside the log.
+        self.seeds = seeds or SelectionSeed.beside(app.database, app.factory.datastore)  # type: ignore[attr-defined]
 
     # -- the command loop ------------------------------------------------------------------
 

@@ -6,8 +6,11 @@ of work and saves what it returns in one atomic write.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from domain import clearance
 from domain import declaration as decl
@@ -20,6 +23,7 @@ from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView
 from ledger.buyer_keys import BuyerKeys
 from ledger.requests import Execute, Idempotency, Outcome
+from ledger.selection_seed import SelectionSeed
 
 
 class DeclarationCommands:
@@ -28,7 +32,26 @@ class DeclarationCommands:
     zones: dict[str, Zone]
     rules: ClearanceRules
     vault: BuyerKeys
+    seeds: SelectionSeed
     _execute: Execute
+
+    # The rules last given the seed, kept while neither the rules nor the seed change: a new
+    # RiskRules object per submission would hash its version again every time.
+    _seeded: tuple[ClearanceRules, str, ClearanceRules] | None = None
+
+    def seeded_rules(self) -> ClearanceRules:
+        """The rules with the store's secret seed; rules given with a seed of their own (tests,
+        the golden log) keep it."""
+        if self.rules.risk.seed:
+            return self.rules
+        seed = self.seeds.current()
+        kept = self._seeded
+        if kept is not None and kept[0] is self.rules and kept[1] == seed:
+            return kept[2]
+        risk = msgspec.structs.replace(self.rules.risk, seed=seed)
+        seeded = dataclasses.replace(self.rules, risk=risk)
+        self._seeded = (self.rules, seed, seeded)
+        return seeded
 
     def submit_declaration(
         self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
@@ -38,7 +61,7 @@ class DeclarationCommands:
             cmd=cmd,
             declaration_id=decl.declaration_id(idem.principal, idem.key),
             zones=self.zones,
-            rules=self.rules,
+            rules=self.seeded_rules(),
             actor=actor,
             vault=self.vault,
         )

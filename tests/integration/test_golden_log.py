@@ -104,10 +104,27 @@ class FixedClock:
 # -- the adapter: the only code that knows the application's insides ------------------------
 
 
+# The seed the built-in rules carried until the ledger made its own (docs/decisions/0020): the
+# pinned events record draws and a rules version made with it.
+PILOT_SEED = "xian-pilot-2026"
+
+
+def golden_rules() -> Any:
+    import msgspec
+
+    from domain.assessment import ClearanceRules
+    from domain.duty_tables import DEFAULT_TABLES
+    from domain.risk_rules import DEFAULT_RULES
+
+    risk = msgspec.structs.replace(DEFAULT_RULES, seed=PILOT_SEED)
+    return ClearanceRules(risk=risk, duties=DEFAULT_TABLES)
+
+
 @contextmanager
 def golden_app(directory: Path) -> Iterator[Driver]:
-    """The API on a fresh SQLite store with the default reference data and rules (the public
-    selection seed: draws are reproducible), the fixed clock and one key per principal."""
+    """The API on a fresh SQLite store with the default reference data and rules, given the
+    pilot's former public selection seed (PILOT_SEED: draws are reproducible, where a ledger
+    makes a secret one), the fixed clock and one key per principal."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -121,7 +138,7 @@ def golden_app(directory: Path) -> Iterator[Driver]:
     settings = Settings(
         database_url=f"sqlite:///{database}", projections="off", privacy_key_file=str(master)
     )
-    app = create_app(settings)
+    app = create_app(settings, rules=golden_rules())
     clock = FixedClock()
     # A server error is an answer too (500), compared like the others, not an exception here.
     with TestClient(app, raise_server_exceptions=False) as http:
@@ -553,7 +570,7 @@ def tell(d: Driver) -> None:
     )
 
     # The dishonest enterprise: inspections (conform, then nonconform and rejection), and a
-    # release after document review. Its channels come from the public seed's draws.
+    # release after document review. Its channels come from PILOT_SEED's draws.
     c = books["C-XABZ"]
     c1 = declare(
         "first_line_in C1 medicaments",
