@@ -2,7 +2,7 @@
 
 Illustrative defaults with their reasoning, not a customs office's real profile (real risk
 profiles are confidential). Every figure is configurable: LEDGER_RISK_RULES_FILE replaces the
-whole set with a JSON `RiskRules` (without a seed: docs/decisions/0020), and the outcome
+whole set with a JSON `RiskRules` (without a seed: docs/decisions/0021), and the outcome
 records the version of the rules it used.
 """
 

@@ -14,7 +14,7 @@ seed can search for keys whose draw escapes selection. The seed is therefore:
   time, without a restart.
 
 Each decision records its draw, so replay and audit never need the seed
-(docs/decisions/0020-secret-selection-seed.md).
+(docs/decisions/0021-secret-selection-seed.md).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class FixedClock:
 # -- the adapter: the only code that knows the application's insides ------------------------
 
 
-# The seed the built-in rules carried until the ledger made its own (docs/decisions/0020): the
+# The seed the built-in rules carried until the ledger made its own (docs/decisions/0021): the
 # pinned events record draws and a rules version made with it.
 PILOT_SEED = "xian-pilot-2026"
 

@@ -174,7 +174,7 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
         tokens = {"enterprise": ledger.tokens[t.token_name], "auditor": ledger.tokens["auditor"]}
 
     rules = rules_without_draws()
-    # A rules file carries no seed (docs/decisions/0020): the servers draw with the store's.
+    # A rules file carries no seed (docs/decisions/0021): the servers draw with the store's.
     risk = msgspec.structs.replace(rules.risk, seed="")
     (tmp_path / "risk.json").write_bytes(msgspec.json.encode(risk))
     (tmp_path / "duties.json").write_bytes(msgspec.json.encode(rules.duties))

@@ -1,4 +1,4 @@
-"""The random-selection seed is the ledger's secret (issue #15 item 5, docs/decisions/0020).
+"""The random-selection seed is the ledger's secret (issue #15 item 5, docs/decisions/0021).
 
 Made on first start and kept beside the log (ledger/selection_seed.py), never in an event, an
 export, an answer or a CLI output; `customs-ledger risk rotate-seed` replaces it, which changes
