@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -209,3 +212,18 @@ def pg_conninfo(db: Any) -> str:
         "dbname": db.dbname,
     }
     return make_conninfo(**{k: v for k, v in parts.items() if v})
+
+
+def run_cli(
+    url: str, *args: str, timeout: float = 120, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    """`customs-ledger ARGS` on the store at `url` (this interpreter, `python -m api.cli`),
+    with extra environment variables; its output captured as text."""
+    env = dict(os.environ, LEDGER_DATABASE_URL=url, **env_vars)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

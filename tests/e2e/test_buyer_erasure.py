@@ -11,9 +11,6 @@ chain verifies and a replay equals the live views.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -22,22 +19,14 @@ from domain.privacy import ERASED, mask_id, mask_name
 from ledger.export import export_events
 from tests.e2e.test_ecommerce import BUYER, CONSIGNEE, retail_body, submit
 from tests.samples import make_resident_id
-from tests.support import admit, new_key, onboard, running_ledger
+from tests.support import admit, new_key, onboard, run_cli, running_ledger
 
 OTHER = make_resident_id(41)  # another buyer, never erased
 NOBODY = make_resident_id(42)  # a buyer no list names
 NAME = "Li Hua"
 
 
-def cli(url: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url, **env_vars)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+cli = run_cli
 
 
 def personal(answer: dict[str, Any]) -> tuple[str, str, str, str]:

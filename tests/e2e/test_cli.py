@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 
-from tests.support import running_ledger
+from tests.support import run_cli, running_ledger
 
-
-def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+cli = run_cli
 
 
 def test_keys_issue_prints_exactly_the_token_and_revoke_acts_at_once(database_url):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 
 import pytest
@@ -15,18 +13,11 @@ from api.app import create_app
 from api.settings import Settings
 from tests import samples
 from tests.e2e.test_epcis import STORY_STEPS, assert_valid_epcis, run_story
-from tests.support import admit, enterprise_body, make_uscc, onboard, running_ledger
+from tests.support import admit, enterprise_body, make_uscc, onboard, run_cli, running_ledger
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", "trace", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(url, "trace", *args)
 
 
 @dataclass

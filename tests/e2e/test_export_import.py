@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -31,21 +30,13 @@ from projections.digest import views_digest
 from tests.conftest import PG_URL
 from tests.samples import rules_without_draws
 from tests.stories import run_story
-from tests.support import pg_conninfo, running_ledger
+from tests.support import pg_conninfo, run_cli, running_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEROS = "0" * 64
 
 
-def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+cli = run_cli
 
 
 def _new_schema_url() -> Iterator[str]:

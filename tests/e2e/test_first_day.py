@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger.database import parse_database_url
-from tests.support import running_ledger
+from tests.support import run_cli, running_ledger
 
 
 def test_head_answers_on_every_get_route_as_its_get_without_a_body(database_url):
@@ -48,15 +48,7 @@ def test_version_prints_the_installed_version():
     assert r.stdout.strip() == f"customs-ledger {version('customs-ledger')}"
 
 
-def cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+cli = run_cli
 
 
 @pytest.mark.postgres

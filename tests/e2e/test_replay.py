@@ -27,7 +27,7 @@ from projections.inventory import InventoryQueries
 from projections.replay import rebuild
 from tests.samples import line
 from tests.stories import run_story
-from tests.support import Ledger, admit, declaration_body, new_key, onboard, running_ledger
+from tests.support import Ledger, admit, declaration_body, new_key, onboard, run_cli, running_ledger
 
 READ_MODELS = {"declarations", "enterprises", "inventory", "trace"}
 # A full replay also rebuilds the key table from the keys' events (docs/decisions/0016).
@@ -195,14 +195,7 @@ def test_a_live_balance_changed_behind_the_ledgers_back_is_named(told):
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", "replay", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(url, "replay", *args)
 
 
 def test_the_cli_exits_0_when_equal_and_1_naming_the_row_when_not(told):

@@ -30,7 +30,7 @@ from domain.risk_rules import DEFAULT_RULES
 from ledger.database import parse_database_url
 from ledger.selection_seed import SelectionSeed
 from tests.samples import declaration_body, rules_without_draws
-from tests.support import Ledger, admit, new_key, onboard, running_ledger
+from tests.support import Ledger, admit, new_key, onboard, run_cli, running_ledger
 
 
 def secret_seed_rules() -> ClearanceRules:
@@ -40,15 +40,7 @@ def secret_seed_rules() -> ClearanceRules:
     return ClearanceRules(risk=msgspec.structs.replace(rules.risk, seed=""), duties=rules.duties)
 
 
-def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGER_DATABASE_URL=url)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+cli = run_cli
 
 
 def submit(ledger: Ledger, who: Any) -> tuple[str, str]:
