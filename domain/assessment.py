@@ -75,11 +75,11 @@ def value_cny(lines: list[DeclaredLine], currency: str, day: date, tables: DutyT
     pay nothing; assessable ones were already refused by the duties engine.
     """
     try:
-        rate = tables.rates_for(day.strftime("%Y-%m")).rate_of(currency)
+        rate = tables.cny_per_unit(currency, day.strftime("%Y-%m"))
     except ValidationFailed:
         return Decimal(0)
     goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
-    return (goods * rate).quantize(CENT, ROUND_HALF_UP) if rate is not None else Decimal(0)
+    return (goods * rate).quantize(CENT, ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

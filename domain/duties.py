@@ -163,7 +163,22 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         for rates in self.exchange_rates:
             if rates.month == month:
                 return rates
-        raise ValidationFailed.at("$.currency", f"no customs exchange rate for {month}")
+        raise ValidationFailed.at(
+            "$.currency",
+            f"no customs exchange rate for {month}: that month's rates are not published yet"
+            " (LEDGER_DUTY_TABLES_FILE, docs/operations.md); a declaration in CNY needs none",
+        )
+
+    def cny_per_unit(self, currency: str, month: str) -> Decimal:
+        """CNY per unit of `currency` in `month`: 1 for CNY whatever the month (a declaration
+        in CNY needs no published rate), else the month's customs rate (422 at `$.currency`
+        when the month or the currency has none)."""
+        if currency == "CNY":
+            return Decimal(1)
+        rate = self.rates_for(month).rate_of(currency)
+        if rate is None:
+            raise ValidationFailed.at("$.currency", f"no customs exchange rate for {currency}")
+        return rate
 
     def is_assessable(self, flow: str, trade_mode: str) -> bool:
         return (flow, trade_mode) in {tuple(pair) for pair in self.assessable}
@@ -273,9 +288,7 @@ def assess(
         context.prec = PRECISION
         context.rounding = ROUND_HALF_UP
         rates = _rates_of(tables.tariff_on(on), lines, dutiable)
-        exchange_rate = tables.rates_for(month).rate_of(currency)
-        if exchange_rate is None:
-            raise ValidationFailed.at("$.currency", f"no customs exchange rate for {currency}")
+        exchange_rate = tables.cny_per_unit(currency, month)
         goods = [line.quantity * line.unit_price for line in lines]
         invoice = sum(goods, Decimal(0))
         added = _freight_and_insurance(incoterm, freight, insurance, invoice)

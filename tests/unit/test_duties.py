@@ -271,11 +271,42 @@ def test_an_unknown_heading_on_the_first_line_names_lines_0():
     assert e.value.errors[0].loc == "$.lines[0].hs_code"
 
 
-def test_a_month_without_customs_rates_is_refused():
+def test_a_month_without_customs_rates_is_refused_in_a_foreign_currency_naming_the_month():
     with pytest.raises(ValidationFailed) as e:
-        duties(line(), on=date(2026, 12, 1))
+        duties(line(), on=date(2026, 12, 1), currency="EUR")
     assert e.value.errors[0].loc == "$.currency"
-    assert "no customs exchange rate for 2026-12" in e.value.errors[0].msg
+    msg = e.value.errors[0].msg
+    assert "no customs exchange rate for 2026-12" in msg and "LEDGER_DUTY_TABLES_FILE" in msg
+
+
+def test_a_declaration_in_cny_needs_no_published_rate():
+    """Issue #15 item 2: with the clock past the last published month, a CNY declaration was
+    refused for want of an exchange rate it does not use."""
+    month_without = date(2026, 12, 1)
+    with pytest.raises(ValidationFailed):
+        TABLES.rates_for("2026-12")
+    a = duties(line(), on=month_without)
+    assert a.exchange_rate == D(1)
+    assert a == duties(line(), on=month_without, currency="CNY")
+    assert TABLES.cny_per_unit("CNY", "2026-12") == D(1)
+
+
+@given(
+    st.sampled_from(["CNY", "EUR", "USD", "CHF", "RUB"]), st.sampled_from(["2026-11", "2026-12"])
+)
+def test_cny_per_unit_is_1_for_cny_and_the_months_rate_or_422_otherwise(currency, month):
+    try:
+        published = TABLES.rates_for(month).rate_of(currency)
+    except ValidationFailed:
+        published = None
+    if currency == "CNY":
+        assert TABLES.cny_per_unit(currency, month) == D(1)
+    elif published is None:
+        with pytest.raises(ValidationFailed) as e:
+            TABLES.cny_per_unit(currency, month)
+        assert e.value.errors[0].loc == "$.currency"
+    else:
+        assert TABLES.cny_per_unit(currency, month) == published
 
 
 def test_a_currency_missing_from_the_month_is_refused_and_cny_is_always_1():
