@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http import doc, json_response
 from api.problems import TYPE_BASE, Problem, problem_response
+from domain.reference_outlook import ReferenceOutlook
 
 log = logging.getLogger("customs_ledger.observability")
 access_log = logging.getLogger("customs_ledger.access")
@@ -261,6 +262,15 @@ class LogGauges(Collector):
         )
         alarm.add_metric([], 1 if svc is not None and svc.alarm is not None else 0)
         yield alarm
+        if svc is not None:
+            days = GaugeMetricFamily(
+                "ledger_reference_days_left",
+                "Days until the reference data runs out (<= 0: it has): exchange-rates, the"
+                " first month without customs exchange rates",
+                labels=["kind"],
+            )
+            days.add_metric(["exchange-rates"], svc.reference.outlook().exchange_rate_days_left)
+            yield days
         if state is None:
             return  # no figures rather than made-up ones
         values = (state.log_position, state.projection_position, state.lag_events)
@@ -377,6 +387,9 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     projection_lag_events: int
     projection_lag_seconds: float
     projection_error: str | None
+    # How far the published reference data reaches (warnings from 7 days before a month
+    # without exchange rates; the status stays ok).
+    reference: ReferenceOutlook
 
 
 def health_doc() -> dict[str, Any]:
@@ -414,6 +427,7 @@ def health(svc: Any) -> Response:
             projection_lag_events=state.lag_events,
             projection_lag_seconds=state.lag_seconds,
             projection_error=svc.runner.last_error,
+            reference=svc.reference.outlook(),
         )
     )
 

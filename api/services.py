@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
+from api.reference_watch import ReferenceWatch
 from api.settings import Settings
 from domain.assessment import ClearanceRules
 from domain.duties import DutyTables
@@ -95,7 +96,7 @@ def load_risk_rules(path: str | None) -> RiskRules:
     )
     if rules.seed:
         raise RiskRulesFileError(
-            f"LEDGER_RISK_RULES_FILE {path}: remove its \"seed\": the selection seed is made"
+            f'LEDGER_RISK_RULES_FILE {path}: remove its "seed": the selection seed is made'
             " on first start and kept in the database (`customs-ledger risk rotate-seed`"
             " replaces it); a seed in a file would be ignored, so it is refused"
         )
@@ -184,6 +185,11 @@ class Services:
     trace: TraceQueries
     vault: BuyerKeys
     watch: TamperWatch | None = None
+    # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
+    reference: ReferenceWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reference = ReferenceWatch(lambda: self.ledger.rules.duties)
 
     @classmethod
     def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -196,6 +197,8 @@ def test_projection_lag_is_positive_while_the_views_are_held_back_and_zero_after
         assert value(caught_up, "ledger_projection_lag_events") == 0
         assert value(caught_up, "ledger_projection_lag_seconds") == 0
         health = ledger.client.get("/healthz").json()
+        # The reference data's outlook (tests/e2e/test_reference_outlook_http.py tests it).
+        assert health.pop("reference") == msgspec.to_builtins(ledger.services.reference.outlook())
         assert health == {
             "status": "ok",
             "store": parse_database_url(database_url).kind,
