@@ -91,18 +91,25 @@ def _no_draws() -> Any:
 
 def _rates_for_this_month() -> Any:
     """The default duty tables, with November 2026's customs rates copied to the current
-    month when the table has none for it, so that tests keep passing after the table ends."""
-    from datetime import UTC, datetime
+    month when the table has none for it, so that tests keep passing after the table ends.
+    The current month is China's (the assessment's), and the next one too: a test that starts
+    late on a month's last day may declare after midnight in Xi'an."""
+    from datetime import UTC, datetime, timedelta
 
+    from domain.declaration import SHANGHAI
     from domain.duty_tables import DEFAULT_TABLES
 
-    month = datetime.now(UTC).strftime("%Y-%m")
-    if any(r.month == month for r in DEFAULT_TABLES.exchange_rates):
+    now = datetime.now(UTC).astimezone(SHANGHAI)
+    months = {now.strftime("%Y-%m"), (now + timedelta(days=1)).strftime("%Y-%m")}
+    missing = sorted(months - {r.month for r in DEFAULT_TABLES.exchange_rates})
+    if not missing:
         return DEFAULT_TABLES
     november = next(r for r in DEFAULT_TABLES.exchange_rates if r.month == "2026-11")
-    copy = msgspec.structs.replace(november, month=month, source="tests: copy of 2026-11")
+    copies = [
+        msgspec.structs.replace(november, month=m, source="tests: copy of 2026-11") for m in missing
+    ]
     return msgspec.structs.replace(
-        DEFAULT_TABLES, exchange_rates=[*DEFAULT_TABLES.exchange_rates, copy]
+        DEFAULT_TABLES, exchange_rates=[*DEFAULT_TABLES.exchange_rates, *copies]
     )
 
 
