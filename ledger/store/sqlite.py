@@ -296,36 +296,22 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {t} (rowid, originator_id, originator_version, topic, state, "
             "sequence, recorded_at, hash) VALUES (?,?,?,?,?,?,?,?)"
         )
-        with self.datastore.get_connection(commit=True) as connection:
-            conn: sqlite3.Connection = connection._sqlite_conn
-            cursor = conn.cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    if cursor.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None:
-                        raise StoreNotEmpty("the event store already holds events")
+        with immediate_transaction(self.datastore) as cursor:
+            cursor.execute(f"SELECT 1 FROM {t} LIMIT 1")
+            if cursor.fetchone() is not None:
+                raise StoreNotEmpty("the event store already holds events")
 
-                    def load(rows: Sequence[ImportRow]) -> None:
-                        # Stored as the recorder stores them: the id as 32 hex digits.
-                        cursor.executemany(
-                            insert,
-                            [
-                                (p, i.replace("-", ""), v, tp, s, q, r, h)
-                                for p, i, v, tp, s, q, r, h in rows
-                            ],
-                        )
+            def load(rows: Sequence[ImportRow]) -> None:
+                # Stored as the recorder stores them: the id as 32 hex digits.
+                cursor.executemany(
+                    insert,
+                    [
+                        (p, i.replace("-", ""), v, tp, s, q, r, h)
+                        for p, i, v, tp, s, q, r, h in rows
+                    ],
+                )
 
-                    yield load
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-            except sqlite3.IntegrityError as e:
-                raise IntegrityError(e) from e
-            except sqlite3.OperationalError as e:
-                raise OperationalError(e) from e
-            finally:
-                cursor.close()
+            yield load
 
     def count(self) -> int:
         with self.datastore.transaction(commit=False) as c:
