@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api import cli_log, cli_privacy, cli_replay, cli_risk
+from api import cli_log, cli_privacy, cli_reference, cli_replay, cli_risk
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -251,6 +251,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
         keys = KeyCheck(ApiKeys(app).table, app.log).failures  # the key table against the log
         report = audit.verify(app.log, against=against, progress=progress, keys=keys)
+        again = _reassessed(app, settings) if args.assessments else None
     finally:
         app.close()
     if show:
@@ -268,7 +269,23 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             f"FAILED at sequence {f.sequence} (position {f.position}, stream {f.stream_id} "
             f"v{f.version}): {f.reason}: {f.detail}"
         )
+    if again is not None:
+        print(f"assessments: {again.assessments}")
+        print(f"assessments_reproduced: {again.reproduced}")
+        print(f"assessments_before_publications: {again.without_tables}")
+        for difference in again.differences:
+            print(f"FAILED reassessment at {difference}")
+        if again.differences:
+            return 1
     return 0 if report.ok else 1
+
+
+def _reassessed(app: Any, settings: Settings) -> Any:
+    """Every assessment computed again from the log's own publications (ledger/reassess.py)."""
+    from api.services import load_clearance_rules
+    from ledger.reassess import reassess
+
+    return reassess(app.log, load_clearance_rules(settings).duties)
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
@@ -480,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check the tamper-evidence chain")
     verify.add_argument("--against", metavar="SEQUENCE:HASH", help="a published digest")
+    verify.add_argument(
+        "--assessments",
+        action="store_true",
+        help="also compute every assessment again from the tables it records, and compare",
+    )
 
     project = sub.add_parser("project", help="run the read-side projections")
     project.add_argument("--follow", action="store_true", help="keep following the log")
@@ -508,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("privacy", help="buyers' personal data: erase-buyer ID --reason TEXT")
     )
     cli_risk.configure(sub.add_parser("risk", help="the risk engine: rotate-seed"))
+    cli_reference.configure(
+        sub.add_parser("reference", help="publish reference tables from files, export them")
+    )
     cli_replay.configure(
         sub.add_parser(
             "replay",
@@ -534,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": cli_replay.cmd_replay,
         "privacy": cli_privacy.cmd_privacy,
         "risk": cli_risk.cmd_risk,
+        "reference": cli_reference.cmd_reference,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     missing = missing_schema(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, TypeVar, get_args
@@ -16,7 +17,7 @@ from api import limits
 from api.problems import PROBLEM_JSON, HttpProblem, Problem, field_error
 from domain.errors import FieldError, ValidationFailed
 from domain.events import Actor
-from domain.values import DECIMAL_GRAMMAR, decimal_texts
+from domain.values import DECIMAL_GRAMMAR, DECIMAL_TEXT, decimal_texts
 from ledger.commands import Idempotency, Outcome
 
 T = TypeVar("T")
@@ -130,7 +131,8 @@ def decode_body(body: bytes, cls: type[T]) -> T:
             ) from None
         error = field_error(e)
         if error.msg == "Invalid decimal string":  # msgspec's own refusal, in the same words
-            error = FieldError(error.loc, DECIMAL_GRAMMAR)
+            loc = _keyed(error.loc, raw) if "[...]" in error.loc and raw is not None else error.loc
+            error = FieldError(loc, DECIMAL_GRAMMAR)
         raise ValidationFailed(error) from None
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
         raise _malformed() from None
@@ -140,6 +142,31 @@ def decode_body(body: bytes, cls: type[T]) -> T:
     if errors:
         raise ValidationFailed(errors)
     return value
+
+
+def _keyed(loc: str, raw: Any) -> str:
+    """msgspec names a value of a JSON object read as a dict `[...]` (`$.rates[...]`): for a
+    refused decimal, the first key whose value there is not a decimal in the contract's grammar
+    is named instead (`$.rates.EUR`). Unchanged when it cannot tell."""
+    head, _, rest = loc.partition("[...]")
+    node = raw
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", head):
+        try:
+            node = node[int(index)] if index else node[name]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return loc
+    if not isinstance(node, dict):
+        return loc
+    for key, value in node.items():
+        if rest and not isinstance(value, dict):
+            continue
+        inner = value
+        for name in re.findall(r"\.([^.\[]+)", rest):
+            inner = inner.get(name) if isinstance(inner, dict) else None
+        grammatical = isinstance(inner, str) and DECIMAL_TEXT.fullmatch(inner)
+        if (rest == "" or inner is not None) and not grammatical:
+            return f"{head}.{key}{rest}"
+    return loc
 
 
 def _malformed() -> HttpProblem:

@@ -262,7 +262,7 @@ class LogGauges(Collector):
         )
         alarm.add_metric([], 1 if svc is not None and svc.alarm is not None else 0)
         yield alarm
-        if svc is not None:
+        if svc is not None and state is not None:  # the outlook reads the published tables
             days = GaugeMetricFamily(
                 "ledger_reference_days_left",
                 "Days until the reference data runs out (<= 0: it has): exchange-rates, the"

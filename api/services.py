@@ -17,7 +17,9 @@ from domain.assessment import ClearanceRules
 from domain.duties import DutyTables
 from domain.duty_tables import DEFAULT_TABLES
 from domain.events import DomainEvent
+from domain.positive_list import builtin_positive_list
 from domain.reference import DEFAULT_ZONES, Zone
+from domain.reference_rules import builtin_publications
 from domain.risk import RiskRules
 from domain.risk_rules import DEFAULT_RULES
 from ledger.application import LedgerApplication
@@ -27,6 +29,7 @@ from ledger.database import Database, parse_database_url, schema_creation_lock
 from ledger.key_audit import KeyCheck
 from ledger.keys import ApiKeys
 from ledger.mapper import decode_event
+from ledger.reference import BUILTIN_RULES_SINCE
 from ledger.selection_seed import SelectionSeed
 from ledger.watch import TamperWatch
 from projections.declarations import DeclarationQueries
@@ -116,6 +119,41 @@ def load_clearance_rules(settings: Settings) -> ClearanceRules:
     )
 
 
+def subheadings_under(heading: str) -> list[str]:  # TODO(merge): domain.hs_nomenclature
+    return []
+
+
+def publish_builtins(ledger: Ledger, settings: Settings) -> None:
+    """A fresh ledger publishes its configured tables as version 1 (actor `system`), so it can
+    assess at once and an auditor sees where every figure came from; a table file that differs
+    from what the log has published is named in a warning (the log decides)."""
+    try:
+        ledger.publish_builtins(builtin_positive_list(), subheadings_under)
+    except Exception as e:  # a server still starts (an altered log: the tamper watch says)
+        log.warning(
+            "reference data: the configured tables were not published at this start (%s: %s);"
+            " decisions use them as configured until they are",
+            type(e).__name__,
+            e,
+        )
+        return
+    files = {
+        "tariff": settings.duty_tables_file,
+        "exchange-rates": settings.duty_tables_file,
+        "risk-rules": settings.risk_rules_file,
+    }
+    bodies = builtin_publications(ledger.rules, BUILTIN_RULES_SINCE, subheadings_under)
+    for kind, path in files.items():
+        if path is not None and ledger.differs_from_published(kind, bodies[kind]):  # type: ignore[arg-type]
+            log.warning(
+                "reference data: %s has %s figures the log has not published; the log's"
+                " publications decide (publish with `customs-ledger reference load %s`)",
+                path,
+                kind,
+                kind,
+            )
+
+
 def decode_entry(entry: LogEntry) -> DomainEvent:
     return decode_event(entry.topic, entry.stream_id, entry.version, entry.state)
 
@@ -189,7 +227,9 @@ class Services:
     reference: ReferenceWatch = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reference = ReferenceWatch(lambda: self.ledger.rules.duties)
+        self.reference = ReferenceWatch(
+            self.ledger.published_tables, positive_list_rows=self.ledger.positive_list_rows
+        )
 
     @classmethod
     def build(cls, settings: Settings, rules: ClearanceRules | None = None) -> Services:
@@ -242,6 +282,7 @@ class Services:
         )
 
     def start(self) -> None:
+        publish_builtins(self.ledger, self.settings)
         if self.settings.projections == "inline":
             self.runner.start()
         if self.watch is not None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+import msgspec
+
 from domain import clearance, quota
 from domain.declaration import (
     SHANGHAI,
@@ -19,12 +21,14 @@ from domain.declaration import (
     SubmitDeclaration,
     needs_acceptance,
 )
-from domain.duties import DutyTables, Retail, assess
+from domain.duties import Assessment, DutyTables, Retail, assess
 from domain.duty_tables import DEFAULT_TABLES
 from domain.enterprise import Enterprise
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
 from domain.reference import RETAIL_TRADE_MODES, Zone
+from domain.reference_data import TableUsed
+from domain.reference_rules import Registers, tables_used
 from domain.risk import LineRisk, RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
 from domain.unit_of_work import UnitOfWork
@@ -92,6 +96,21 @@ class AssessmentInputs:
     rules: ClearanceRules
     actor: Actor
     now: datetime
+    # The reference registers the rules were taken from (domain/reference_rules.py).
+    registers: Registers = field(default_factory=dict)
+
+
+# The key of each published kind in an assessment's `tables` digests.
+DIGEST_KEYS = {"tariff": "tariff", "exchange-rates": "exchange_rates"}
+
+
+def recorded_tables(duties: Assessment, used: list[TableUsed]) -> Assessment:
+    """The assessment with the digests of the published tables it used: one digest per table,
+    the same an auditor reads in `GET /v1/reference/{kind}/versions`."""
+    published = {DIGEST_KEYS[t.kind]: t.digest for t in used if t.kind in DIGEST_KEYS}
+    if not published:
+        return duties
+    return msgspec.structs.replace(duties, tables={**duties.tables, **published})
 
 
 def assess_submission(
@@ -164,6 +183,8 @@ def assess_submission(
         on=day,
         tables=rules.duties,
     )
+    used = tables_used(inputs.registers, day, currency=cmd.currency, tariff=bool(duties.lines))
+    duties = recorded_tables(duties, used)
     declaration.record(
         clearance.DeclarationAssessed,
         actor=actor,
@@ -176,5 +197,6 @@ def assess_submission(
         else clearance.status_after_channel(risk.channel, duties.total),
         quota_year=quota_year,
         value_cny=value_cny(inputs.lines, cmd.currency, day, rules.duties),
+        tables_used=used,
     )
     return touched

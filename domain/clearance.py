@@ -35,6 +35,7 @@ from domain.duties import Assessment
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
 from domain.exits import reserve_on_release
+from domain.reference_data import TableUsed
 from domain.risk import RiskOutcome
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView, declaration_view
@@ -65,11 +66,14 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
     quota_year: int | None = None
     # The goods' value in CNY at the month's customs rate (what statistics add up).
     value_cny: Decimal = ZERO
+    # The published reference tables (version and digest) the assessment read.
+    tables_used: list[TableUsed] = []
 
     def apply(self, state: Declaration) -> Declaration:
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
+            assessed_with=self.tables_used,
             status=self.status,
             channel=self.risk.channel,
             risk_reasons=list(self.risk.reasons),

@@ -14,6 +14,7 @@ from domain.reference import (
     IMPORT_FLOWS,
     Zone,
 )
+from domain.reference_data import TableUsed
 
 Flow = Literal["first_line_in", "first_line_out", "second_line_in", "second_line_out", "transfer"]
 TransportMode = Literal["rail", "air", "road", "sea", "express", "post", "other"]
@@ -236,6 +237,8 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     duties: Duties | None = None
     # The calendar year whose buyer quota a retail list counts against (None otherwise).
     quota_year: int | None = None
+    # The published reference tables its assessment read (domain/reference_data.py).
+    assessed_with: list[TableUsed] = []
 
 
 class DeclarationSubmitted(DomainEvent, frozen=True, kw_only=True):

@@ -166,7 +166,8 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         raise ValidationFailed.at(
             "$.currency",
             f"no customs exchange rate for {month}: that month's rates are not published yet"
-            " (LEDGER_DUTY_TABLES_FILE, docs/operations.md); a declaration in CNY needs none",
+            " (`customs-ledger reference load exchange-rates FILE.csv` or POST"
+            " /v1/reference/exchange-rates); a declaration in CNY needs none",
         )
 
     def cny_per_unit(self, currency: str, month: str) -> Decimal:

@@ -15,6 +15,10 @@ import msgspec
 from domain.duties import DutyTables
 
 WARN_DAYS = 7
+PUBLISH_RATES = (
+    "an officer publishes them: POST /v1/reference/exchange-rates, or"
+    " `customs-ledger reference load exchange-rates FILE.csv`"
+)
 # A table that reaches this far ahead is as good as "never runs out" for the outlook.
 HORIZON_MONTHS = 120
 
@@ -26,6 +30,7 @@ class ReferenceOutlook(msgspec.Struct, frozen=True, kw_only=True):
     first_month_without_rates: str
     exchange_rate_days_left: int  # days until that month starts (<= 0: it has started)
     tariff_rows: int  # rows of the tariff table in force today
+    positive_list_rows: int  # HS prefixes of the retail import positive list in force today
     warnings: list[str]
 
 
@@ -33,7 +38,7 @@ def _next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
-def outlook(tables: DutyTables, today: date) -> ReferenceOutlook:
+def outlook(tables: DutyTables, today: date, positive_list_rows: int = 0) -> ReferenceOutlook:
     """The outlook of `tables` on `today`: months are walked from today's until the first one
     without a rate table (a gap counts: that month refuses declarations)."""
     published = {r.month for r in tables.exchange_rates}
@@ -53,7 +58,7 @@ def outlook(tables: DutyTables, today: date) -> ReferenceOutlook:
         warnings.append(
             f"no customs exchange rates for {missing}: declarations in a foreign currency are"
             f" refused {when} {month.isoformat()} until that month's rates are published"
-            " (LEDGER_DUTY_TABLES_FILE)"
+            f" ({PUBLISH_RATES})"
         )
     in_force = [t for t in tables.tariffs if t.valid_from <= today]
     tariff_rows = len(max(in_force, key=lambda t: t.valid_from).rates) if in_force else 0
@@ -64,5 +69,6 @@ def outlook(tables: DutyTables, today: date) -> ReferenceOutlook:
         first_month_without_rates=missing,
         exchange_rate_days_left=days_left,
         tariff_rows=tariff_rows,
+        positive_list_rows=positive_list_rows,
         warnings=warnings,
     )

@@ -117,7 +117,9 @@ class UnitValueRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         _check_channel("channel", self.channel)
 
 
-class RiskRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RiskRules(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """Everything a risk assessment depends on besides the declaration: all of it is data.
 
     `seed` is the secret of the random selection: never in a rules file (empty there); the

@@ -37,6 +37,7 @@ from domain.events import Actor, Pending
 from domain.exits import reserve_on_release
 from domain.quota import TRANSACTION_LIMIT_CNY
 from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, TRADE_MODES, Zone
+from domain.reference_rules import read_registers, rules_in_force
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
 from domain.views import DeclarationView, declaration_view
@@ -81,7 +82,9 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     series = uow.counter(number_series_id(office, year, direction), NumberSeries)
     declaration = uow.new(sub.declaration_id, Declaration)
     state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
-    inputs = AssessmentInputs(cmd, lines, enterprise, sub.rules, sub.actor, now)
+    registers = read_registers(uow)
+    rules = rules_in_force(registers, sub.rules, now.astimezone(SHANGHAI).date())
+    inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers)
     assessed = assess_submission(uow, declaration, inputs)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None

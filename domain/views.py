@@ -15,6 +15,7 @@ from domain.enterprise import Enterprise
 from domain.events import Actor
 from domain.movements import Lot, Paper
 from domain.reference import Zone
+from domain.reference_data import TableUsed
 
 
 class ZoneView(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +67,8 @@ class DeclarationView(msgspec.Struct, frozen=True, kw_only=True):
     channel: str | None
     risk_reasons: list[str]
     duties: Duties | None
+    # The published tables its assessment read: kind, effective_from, version, digest.
+    assessed_with: list[TableUsed] = []
     flow: str
     trade_mode: str
     declarant: str
@@ -146,6 +149,7 @@ def declaration_view(d: Declaration) -> DeclarationView:
         channel=d.channel,
         risk_reasons=list(d.risk_reasons),
         duties=d.duties,
+        assessed_with=list(d.assessed_with),
         flow=f.flow,
         trade_mode=f.trade_mode,
         declarant=f.declarant,

@@ -16,6 +16,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mappe
 
 from domain.errors import ConcurrencyConflict, LedgerError, Unavailable
 from domain.events import AggregateState, DomainEvent, project
+from domain.reference_data import KINDS, register_id
 from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
 from ledger.mapper import MsgspecMapper
@@ -25,6 +26,9 @@ from ledger.unit_of_work import CommandUnitOfWork
 T = TypeVar("T")
 S = TypeVar("S", bound=AggregateState)
 
+# Streams written by other processes beside a SQLite server (its one writer): their kept
+# states are checked against the store before each use.
+REFRESHED_STREAMS = frozenset(register_id(kind) for kind in KINDS)
 MAX_ATTEMPTS = 12
 # Seconds a client is told to wait after a write the store was too busy to take (503).
 RETRY_AFTER_BUSY = 1
@@ -96,6 +100,17 @@ class LedgerApplication(Application[UUID]):
     def states(self) -> CommittedStates:
         """The committed states this process keeps (read and written by commands)."""
         return self._states
+
+    def kept_is_stale(self, stream: UUID) -> bool:
+        """Whether the kept state of a stream that other processes write (the reference
+        registers: `customs-ledger reference load` beside a SQLite server) is behind the store.
+        One indexed read on SQLite; on PostgreSQL the commit's read check covers it."""
+        if self._check_reads or stream not in REFRESHED_STREAMS:
+            return False
+        if self._stored_version(stream) == self._states.get(stream).version:
+            return False
+        self._states.forget_streams([stream])
+        return True
 
     @property
     def overlay(self) -> PendingGroups:

@@ -30,6 +30,7 @@ from ledger.buyer_keys import BuyerKeys
 from ledger.declarations import DeclarationCommands
 from ledger.erasure import PrivacyCommands
 from ledger.movements import MovementCommands
+from ledger.reference import ReferenceCommands
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
 from ledger.selection_seed import SelectionSeed
 from ledger.unit_of_work import CommandUnitOfWork
@@ -39,7 +40,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands):
+class Ledger(
+    DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands, ReferenceCommands
+):
     """The write side's commands and the reads that must see the latest write."""
 
     def __init__(
@@ -111,7 +114,7 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands
     def register_enterprise(
         self, cmd: ent.RegisterEnterprise, actor: Actor, idem: Idempotency | None = None
     ) -> Outcome:
-        ent.validate_registration(cmd, self.rules.risk.classes)
+        ent.validate_registration(cmd, self.credit_classes())
 
         def decide(uow: UnitOfWork, now: datetime) -> Decision[EnterpriseView]:
             pending = uow.pending(ent.enterprise_id(cmd.uscc), ent.Enterprise)
@@ -133,7 +136,7 @@ class Ledger(DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands
             pending = uow.pending(ent.enterprise_id(uscc), ent.Enterprise)
             if pending.state is None:
                 raise NotFound(f"no enterprise {uscc}")
-            state = ent.change_credit_class(pending, cmd, actor, now, self.rules.risk.classes)
+            state = ent.change_credit_class(pending, cmd, actor, now, self.credit_classes())
             return Decision([pending], enterprise_view(state))
 
         return self._execute(200, idem, cmd, decide, actor)

@@ -93,7 +93,7 @@ class CommandUnitOfWork:
     def _state(self, stream: UUID) -> AggregateState | None:
         """The committed state (kept, prefetched or read) with this process's pending events."""
         app = self._app
-        if stream in app.states:
+        if stream in app.states and not app.kept_is_stale(stream):
             kept = app.states.get(stream)
             self.cached[stream] = kept.version
             return self._saw(stream, app.overlay.fold(stream, kept))

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from domain.account_book import BookItem
 from domain.declaration import DeclarationFacts, DeclaredLine, Transport
 from domain.events import Actor, DomainEvent
+from domain.risk import RiskRules
+from domain.risk_rules import DEFAULT_RULES
 
 offsets = st.integers(min_value=-12 * 4, max_value=14 * 4).map(
     lambda q: timezone(timedelta(minutes=15 * q))
@@ -79,7 +81,11 @@ json_values = st.recursive(
 )
 
 # Strategies by Python type, for types the builder must not derive (validated Structs, say).
-TYPE_STRATEGIES: dict[Any, st.SearchStrategy[Any]] = {}
+# Risk rules check themselves on construction: published rule sets are the built-in ones,
+# with and without a seed.
+TYPE_STRATEGIES: dict[Any, st.SearchStrategy[Any]] = {
+    RiskRules: st.sampled_from([DEFAULT_RULES, msgspec.structs.replace(DEFAULT_RULES, seed="")]),
+}
 
 
 class NoStrategy(TypeError):

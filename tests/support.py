@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.services import Services
 from api.settings import RateLimits, Settings
 from tests import samples
 from tests.samples import book_body, declaration_body, enterprise_body, make_resident_id
@@ -227,3 +229,43 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+class Clock:
+    """The ledger's clock, moved by the test."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@contextmanager
+def clocked_ledger(database_url: str, clock: Clock, rules: Any) -> Iterator[Ledger]:
+    """The app on a store, with `clock` as its time (the ledger's and the reference outlook's)."""
+    settings = Settings(database_url=database_url, rate_limits=RAISED_LIMITS)
+    services = Services.build(settings, rules)
+    services.ledger.clock = clock
+    services.reference.clock = clock
+    with TestClient(create_app(settings, services=services)) as client:
+        ledger = Ledger(client=client, services=services, tokens={})
+        for role in ("admin", "officer", "auditor"):
+            name = f"{role}-{uuid.uuid4().hex[:8]}"
+            ledger.tokens[role] = services.keys.issue(name=name, role=role)
+        yield ledger
+
+
+def first_start_events() -> int:
+    """The events a server's first start writes on an empty log with the built-in tables:
+    one publication per month of exchange rates, the tariff, the positive list and the risk
+    rules (docs/reference-data.md)."""
+    from domain.duty_tables import DEFAULT_TABLES
+
+    return len(DEFAULT_TABLES.exchange_rates) + len(DEFAULT_TABLES.tariffs) + 2
+
+
+def publications_in(ledger: Ledger) -> int:
+    """How many reference publications the ledger's log holds (the first start's, at least)."""
+    topic = "domain.reference_data:ReferencePublished"
+    return len(ledger.services.app.log.select_log(None, 100_000, topics=[topic]))

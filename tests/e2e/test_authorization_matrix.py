@@ -25,14 +25,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
+import msgspec
 import pytest
 
 from api.app import create_app
 from api.routes.movements import MovementBody
 from api.settings import Settings
+from domain.risk_rules import DEFAULT_RULES
 from tests.e2e.authz_world import (
     PRINCIPALS,
     ROLES,
@@ -229,6 +231,27 @@ def fresh(
     return build
 
 
+def publication(kind: str) -> Callable[[World, Tenant], list[Call]]:
+    """A new table of `kind` at each call: a month or effective date of its own."""
+
+    def build(w: World, t: Tenant) -> list[Call]:
+        n = w.next()
+        day = (date(2031, 1, 1) + timedelta(days=n)).isoformat()
+        body: dict[str, Any] = {"source": "matrix", "effective_from": day}
+        if kind == "exchange-rates":
+            body = {"source": "matrix", "month": f"{2031 + n // 12}-{n % 12 + 1:02d}"}
+            body["rates"] = {"EUR": "8.25"}
+        elif kind == "tariff":
+            body["rows"] = [{"hs_prefix": "847130", "tariff_rate": "0", "vat_rate": "0.13"}]
+        elif kind == "positive-list":
+            body["hs_codes"] = ["847130"]
+        else:
+            body["rules"] = msgspec.to_builtins(msgspec.structs.replace(DEFAULT_RULES, seed=""))
+        return [Call("POST", f"/v1/reference/{kind}", body=body, owner=t)]
+
+    return build
+
+
 def new_book(w: World, t: Tenant) -> list[Call]:
     book_no = f"MTX-{t.label}-N{w.next()}"
     return [Call("POST", "/v1/account-books", body=book_body(book_no, t.uscc, t.zone), owner=t)]
@@ -290,6 +313,15 @@ SPECS: dict[str, Spec] = {
     "GET /v1/reference/trade-modes": Spec(get("/v1/reference/trade-modes")),
     "GET /v1/reference/transport-modes": Spec(get("/v1/reference/transport-modes")),
     "GET /v1/reference/units": Spec(get("/v1/reference/units")),
+    **{
+        f"GET /v1/reference/{kind}{tail}": Spec(get(f"/v1/reference/{kind}{tail}"))
+        for kind in ("exchange-rates", "tariff", "positive-list", "risk-rules")
+        for tail in ("", "/versions")
+    },
+    **{
+        f"POST /v1/reference/{kind}": Spec(publication(kind))
+        for kind in ("exchange-rates", "tariff", "positive-list", "risk-rules")
+    },
     "GET /healthz": Spec(get("/healthz")),
     "GET /metrics": Spec(get("/metrics")),
     "GET /openapi.json": Spec(get("/openapi.json")),

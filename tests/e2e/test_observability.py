@@ -32,7 +32,14 @@ from ledger.application import LedgerApplication
 from ledger.database import parse_database_url
 from ledger.keys import ApiKeys
 from tests import samples
-from tests.support import Ledger, admit, onboard, pg_conninfo, running_ledger
+from tests.support import (
+    Ledger,
+    admit,
+    first_start_events,
+    onboard,
+    pg_conninfo,
+    running_ledger,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -420,7 +427,8 @@ def test_serve_writes_its_banner_as_text_then_one_json_line_per_record(tmp_path)
         zones = httpx.get(f"{base}/v1/zones", headers={"X-Request-ID": "cli-zones"})
         digest = httpx.get(f"{base}/v1/audit/digest", headers={"Authorization": f"Bearer {token}"})
         assert zones.headers["x-request-id"] == "cli-zones" and digest.status_code == 200
-        assert digest.json()["sequence"] == 1  # the key's issuance: keys are events (#14)
+        # The key's issuance (keys are events, #14), then the first start's reference tables.
+        assert digest.json()["sequence"] == 1 + first_start_events()
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)

@@ -78,5 +78,6 @@ def test_healthz_shows_the_reference_outlook_of_the_built_in_tables(sqlite_url):
             "first_month_without_rates",
             "exchange_rate_days_left",
             "tariff_rows",
+            "positive_list_rows",
             "warnings",
         }

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
 
-import msgspec
-
-from domain.assessment import ClearanceRules
-from domain.duties import TariffTable
+from domain.declaration import SHANGHAI
 from tests.samples import line, rules_without_draws
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
@@ -23,25 +20,18 @@ def _laptops_out(t):
     )
 
 
-def _with_laptop_vat(rate: str) -> ClearanceRules:
-    """The default tables plus a newer tariff table in force today, with another laptop VAT."""
-    tables = rules_without_draws().duties
-    base = tables.tariffs[-1]
-    rates = [
-        msgspec.structs.replace(r, vat_rate=Decimal(rate)) if r.hs_prefix == "847130" else r
-        for r in base.rates
-    ]
-    newer = TariffTable(valid_from=date(2026, 11, 1), rates=rates)
-    tables = msgspec.structs.replace(tables, tariffs=[*tables.tariffs, newer])
-    return ClearanceRules(risk=rules_without_draws().risk, duties=tables)
-
-
 def test_old_assessments_keep_their_figures_and_name_their_tables(sqlite_url):
     with running_ledger(sqlite_url) as ledger:
         t = onboard(ledger)
         first = ledger.post("/v1/declarations", t.token_name, _laptops_out(t), key=new_key()).json()
-    # The tariff changes (a new table in force): the ledger restarts with it.
-    with running_ledger(sqlite_url, rules=_with_laptop_vat("0.20")) as ledger:
+    # The tariff changes: an officer publishes a newer table in force today (another laptop
+    # VAT), and the ledger, restarted, decides with it; its configured tables do not count.
+    with running_ledger(sqlite_url, rules=rules_without_draws()) as ledger:
+        today = datetime.now(SHANGHAI).date().isoformat()
+        row = {"hs_prefix": "847130", "tariff_rate": "0", "vat_rate": "0.20"}
+        body = {"effective_from": today, "rows": [row], "source": "a test's newer tariff"}
+        published = ledger.post("/v1/reference/tariff", "officer", body)
+        assert published.status_code == 201, published.text
         ledger.tokens[t.token_name] = ledger.issue(
             t.token_name + "-2", "enterprise", enterprise=t.uscc
         )

@@ -165,18 +165,26 @@ def test_a_rechained_log_raises_the_alarm(busy):
     _refuses_writes_and_says_why(ledger, tenant, "checkpoint_changed")
 
 
+def _publications(ledger: Ledger) -> int:
+    rows = _sql(ledger, "SELECT topic FROM {t} ORDER BY sequence")
+    return sum(1 for (topic,) in rows if topic.endswith(":ReferencePublished"))
+
+
 def test_a_server_started_on_an_altered_log_refuses_writes_from_the_start(tmp_path):
     path = tmp_path / "ledger.sqlite3"
     with watched_ledger(path) as ledger:
         tenant = onboard(ledger)
         admit(ledger, tenant, 1, "10")
-        _edit(ledger, 5, b'"', b'" ')
+        # The fifth event after the first start's reference tables; then one of those.
+        edited = _publications(ledger) + 5
+        _edit(ledger, edited, b'"', b'" ')
+        _edit(ledger, 1, b'"', b'" ')
     with watched_ledger(path) as ledger:  # a restart: the whole chain is verified again
         tenant = dataclasses.replace(tenant, token_name=f"again-{tenant.uscc}")
         ledger.issue(tenant.token_name, "enterprise", enterprise=tenant.uscc)
         reason = _alarm(ledger)
-        assert reason.startswith("hash_mismatch: event 5"), reason
-        _refuses_writes_and_says_why(ledger, tenant, "event 5")
+        assert reason.startswith("hash_mismatch: event 1"), reason
+        _refuses_writes_and_says_why(ledger, tenant, "event 1")
 
 
 def test_a_published_digest_the_log_no_longer_extends_raises_the_alarm(tmp_path):

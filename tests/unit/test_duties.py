@@ -276,7 +276,8 @@ def test_a_month_without_customs_rates_is_refused_in_a_foreign_currency_naming_t
         duties(line(), on=date(2026, 12, 1), currency="EUR")
     assert e.value.errors[0].loc == "$.currency"
     msg = e.value.errors[0].msg
-    assert "no customs exchange rate for 2026-12" in msg and "LEDGER_DUTY_TABLES_FILE" in msg
+    assert "no customs exchange rate for 2026-12" in msg
+    assert "customs-ledger reference load exchange-rates" in msg
 
 
 def test_a_declaration_in_cny_needs_no_published_rate():
