@@ -1,4 +1,5 @@
-"""Statistics for the pilot area's office: declarations and CNY values by day, month, mode, flow."""
+"""Statistics for the pilot area's office: declarations, movements and CNY values by day, month,
+trade mode and flow."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import msgspec
 
 from domain.scope import Scope
+from projections.columns import period_sql, tenancy_sql
 from projections.declarations import declarations_sql
 
 
@@ -27,12 +29,29 @@ GROUPS: dict[str, Callable[[Any], str]] = {
     "trade_mode": lambda r: r["trade_mode"],
     "flow": lambda r: r["flow"],
 }
+# Processing and stocktake adjustments move goods within the zone under no declaration: they
+# cross no line and have no trade mode, so by flow or trade mode they count under this key.
+WITHIN_ZONE = "within_zone"
+
+# One row per (China day, trade mode, flow) with how many movements it holds: the rows are
+# counted in the database, grouped finer than any key, and added up by key here.
+_MOVEMENTS = (
+    "SELECT m.business_day, d.trade_mode, d.flow, count(*) AS movements"
+    " FROM view_movements m"
+    " LEFT JOIN view_declarations d ON d.id = m.declaration"
+    " LEFT JOIN view_books b ON b.book_no = m.account_book"
+    " WHERE TRUE"
+)
 
 
 class StatsQueries:
-    """Sums over the declarations view; CNY values are added as exact decimals. A declaration
-    that never took effect (withdrawn, rejected, a transfer refused by its destination) is
-    not counted."""
+    """Sums over the declarations and inventory views; CNY values are added as exact decimals.
+
+    A declaration that never took effect (withdrawn, rejected, a transfer refused by its
+    destination) is not counted. A movement is every recorded movement event of any kind
+    (domain/movement_kinds.py), counted once however many lines or lots it moved: it is never
+    undone (a correction is another movement), and it belongs to its own zone and book, and to
+    the trade mode and flow of the declaration it moved goods under."""
 
     def __init__(self, views: Any) -> None:
         self.views = views
@@ -46,26 +65,56 @@ class StatsQueries:
         until: datetime | None,
         scope: Scope,
     ) -> list[StatsRow]:
-        sql = (
-            "SELECT business_day, trade_mode, flow, value_cny FROM view_declarations"
-            " WHERE status NOT IN ('withdrawn', 'rejected', 'refused')"
-        )
-        params: list[Any] = []
-        if zone is not None:
-            sql += " AND zone = ?"
-            params.append(zone)
-        sql += declarations_sql(params, since=since, until=until, scope=scope)
         key_of = GROUPS[group_by]
         counts: dict[str, int] = defaultdict(int)
         values: dict[str, Decimal] = defaultdict(Decimal)
+        moved: dict[str, int] = defaultdict(int)
         with self.views.read() as cur:
-            cur.execute(sql, params)
+            cur.execute(*_declarations(zone, since, until, scope))
             for row in cur.fetchall():
                 key = key_of(row)
                 counts[key] += 1
                 values[key] += Decimal(row["value_cny"])
-        # Movements arrive with the movements issue; until then none are counted.
+            cur.execute(*_movements(zone, since, until, scope))
+            for row in cur.fetchall():
+                grouped = {
+                    "business_day": row["business_day"],
+                    "trade_mode": row["trade_mode"] or WITHIN_ZONE,
+                    "flow": row["flow"] or WITHIN_ZONE,
+                }
+                moved[key_of(grouped)] += int(row["movements"])
         return [
-            StatsRow(key=k, declarations=counts[k], movements=0, value_cny=values[k])
-            for k in sorted(counts)
+            StatsRow(key=k, declarations=counts[k], movements=moved[k], value_cny=values[k])
+            for k in sorted(counts.keys() | moved.keys())
         ]
+
+
+def _declarations(
+    zone: str | None, since: datetime | None, until: datetime | None, scope: Scope
+) -> tuple[str, list[Any]]:
+    """The declarations that took effect, in the declarations list's period and tenancy."""
+    sql = (
+        "SELECT business_day, trade_mode, flow, value_cny FROM view_declarations"
+        " WHERE status NOT IN ('withdrawn', 'rejected', 'refused')"
+    )
+    params: list[Any] = []
+    if zone is not None:
+        sql += " AND zone = ?"
+        params.append(zone)
+    return sql + declarations_sql(params, since=since, until=until, scope=scope), params
+
+
+def _movements(
+    zone: str | None, since: datetime | None, until: datetime | None, scope: Scope
+) -> tuple[str, list[Any]]:
+    """The movements counted per (day, trade mode, flow): `zone` and an operator's zone are
+    where the goods moved, an enterprise sees the movements of its own books (as GET
+    /v1/movements/{id}), and the period is on the movement's business time."""
+    sql, params = _MOVEMENTS, []
+    if zone is not None:
+        sql += " AND m.zone = ?"
+        params.append(zone)
+    sql += period_sql(params, since=since, until=until, column="m.occurred_at_utc")
+    sql += tenancy_sql(scope, params, enterprise=("b.enterprise",), zone=("m.zone",))
+    sql += " GROUP BY m.business_day, d.trade_mode, d.flow"
+    return sql, params

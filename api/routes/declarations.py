@@ -322,7 +322,8 @@ async def stats(
     since: Since = None,
     until: Until = None,
 ) -> Response:
-    """Declarations (not withdrawn, rejected or refused) and their CNY value, grouped."""
+    """Declarations (not withdrawn, rejected or refused), their CNY value and the movements
+    recorded, grouped; movements under no declaration are `within_zone` by flow or trade mode."""
     position = await views_caught_up(request)
     rows = await run_in_threadpool(
         lambda: services(request).stats.stats(

@@ -9,10 +9,17 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from domain.account_book import AccountBookItemsRegistered, AccountBookOpened, BookItem
+from domain.declaration import SHANGHAI
 from domain.events import DomainEvent
 from domain.exits import GoodsExited, StockReserved
 from domain.movement_kinds import book_entries
-from domain.movements import GoodsAdmitted, MovementKind, MovementRecorded, item_stock_id
+from domain.movements import (
+    GoodsAdmitted,
+    MovementKind,
+    MovementRecorded,
+    MovementView,
+    item_stock_id,
+)
 from domain.processing import InputsConsumed
 from domain.stocktake import StockAdjusted
 from domain.transfers import TransferDispatched, TransitSettled
@@ -61,7 +68,9 @@ class InventoryProjection:
     """Applies book, movement and stock events to the inventory tables."""
 
     name = "inventory"
-    version = 1  # bump when its tables or rows change: the views are rebuilt (runner.py)
+    # Bump when its tables or rows change: the views are rebuilt (runner.py).
+    # 2: view_movements keeps each movement's declaration and business time (GET /v1/stats).
+    version = 2
     handles: tuple[type[DomainEvent], ...] = (
         AccountBookOpened,
         AccountBookItemsRegistered,
@@ -137,13 +146,7 @@ class _InventoryFold:
         if isinstance(event, StockEvents):
             self._stock(entry, event)
         elif isinstance(event, MovementRecorded):
-            view = event.view
-            movement_id = str(view.movement_id)
-            documents = papers_text(movement_papers(view))
-            self.new_movements.append(
-                (movement_id, view.kind, view.zone, view.account_book, documents, entry.position)
-            )
-            self.movements[movement_id] = RecordedMovement(view.kind, documents)
+            self._recorded(entry, event.view)
         elif isinstance(event, AccountBookOpened):
             stream = entry.stream_id
             self.new_books.append(
@@ -161,6 +164,28 @@ class _InventoryFold:
         elif isinstance(event, AccountBookItemsRegistered):
             book_no, enterprise, zone = self._book(entry.stream_id)
             self._register(entry, book_no, enterprise, zone, event.items)
+
+    def _recorded(self, entry: LogEntry, view: MovementView) -> None:
+        """A movement's row: its kind, papers, declaration (empty for processing and stocktake
+        adjustments) and business time, as UTC text and as China's day (the statistics)."""
+        movement_id = str(view.movement_id)
+        documents = papers_text(movement_papers(view))
+        declaration = self.text[view.declaration] if view.declaration is not None else ""
+        occurred = view.occurred_at
+        self.new_movements.append(
+            (
+                movement_id,
+                view.kind,
+                view.zone,
+                view.account_book,
+                documents,
+                entry.position,
+                declaration,
+                self._time(occurred)[1],
+                occurred.astimezone(SHANGHAI).date().isoformat(),
+            )
+        )
+        self.movements[movement_id] = RecordedMovement(view.kind, documents)
 
     def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
         """Read the page's stored items and holdings in a few queries, not one per event."""
@@ -364,7 +389,7 @@ class _InventoryFold:
         )
         writes.add(
             "INSERT INTO view_movements (movement_id, kind, zone, account_book, documents,"
-            " position) VALUES (?,?,?,?,?,?)",
+            " position, declaration, occurred_at_utc, business_day) VALUES (?,?,?,?,?,?,?,?,?)",
             self.new_movements,
         )
         self.holds.flush(writes)

@@ -10,7 +10,8 @@
 - `view_book_entries`: the account-book entries, one per lot an event touched, with signed
   quantity and the item's running `balance_after` in log order;
 - `view_movements`: each movement's kind and papers (a movement's `MovementRecorded` comes
-  first in its write, so its stock events find it).
+  first in its write, so its stock events find it), its declaration (empty for processing and
+  stocktake adjustments) and its business time, which the statistics count by.
 
 Quantities are stored as decimal text and added in Python: exact, and the same on both stores.
 """
@@ -58,7 +59,9 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS view_book_entries_book ON view_book_entries (book_no, entry_key)",
     "CREATE TABLE IF NOT EXISTS view_movements ("
     " movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL, zone TEXT NOT NULL,"
-    " account_book TEXT NOT NULL, documents TEXT NOT NULL, position BIGINT NOT NULL)",
+    " account_book TEXT NOT NULL, documents TEXT NOT NULL, position BIGINT NOT NULL,"
+    " declaration TEXT NOT NULL, occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_movements_time ON view_movements (occurred_at_utc)",
 )
 
 BOOKS = ViewTable("view_books", ("book_no",))
