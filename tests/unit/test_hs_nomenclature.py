@@ -14,7 +14,10 @@ from domain import hs_nomenclature, values
 from domain.errors import ValidationFailed
 from tests.strategies import any_hs_codes, real_hs_codes
 
-DATA = Path(__file__).resolve().parents[2] / "domain" / "data" / "hs2022_subheadings.csv"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "domain" / "data" / "hs2022_subheadings.csv"
+# The WCO list as published (domain/data/README.md), beside the project when it is there.
+SOURCE = ROOT.parent / "shared" / "data" / "hs" / "harmonized-system.csv"
 
 
 def _rows() -> list[dict[str, str]]:
@@ -41,6 +44,15 @@ def test_the_shipped_list_is_the_5612_subheadings_of_hs_2022_with_their_descript
     assert all(len(r["hscode"]) == 6 and r["hscode"].isdigit() for r in rows)
     assert all(r["description"].strip() for r in rows)
     assert hs_nomenclature.subheadings() == SUBHEADINGS
+
+
+@pytest.mark.skipif(not SOURCE.exists(), reason=f"the published list is not at {SOURCE}")
+def test_the_shipped_list_is_the_level_6_rows_of_the_published_one():
+    with SOURCE.open(encoding="utf-8", newline="") as f:
+        published = [r for r in csv.DictReader(f) if r["level"] == "6" and r["section"] != "TOTAL"]
+    assert [(r["hscode"], r["description"]) for r in published] == [
+        (r["hscode"], r["description"]) for r in _rows()
+    ]
 
 
 def test_smartphones_are_a_subheading_of_hs_2022():
