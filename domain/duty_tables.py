@@ -1,84 +1,35 @@
-"""Default duty tables: a handful of real headings, monthly customs rates, assessable modes.
+"""Default duty tables: the built-in tariff, monthly customs rates, assessable modes.
 
-These are data with stated provenance, not authority. Figures marked [verify] come from
-memory of public schedules and must be checked against the Customs Tariff of the PRC and
-the GACC monthly exchange-rate announcement before anyone relies on them; a deployment
-replaces the whole set rather than editing code.
+These are data with stated provenance, not authority. The tariff's rows are in
+domain/data/tariff_2026.csv, each naming its source; figures marked [verify] come from memory
+of public schedules or third-party lookups and must be checked against the Customs Tariff of
+the PRC and the GACC monthly exchange-rate announcement before anyone relies on them; a
+deployment replaces the whole set rather than editing code.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
+from importlib import resources
 
-from domain.duties import DutyTables, ExchangeRates, TariffRate, TariffTable
+from domain.duties import DutyTables, ExchangeRates, TariffTable
+from domain.tariff_csv import read_tariff
 
+# VAT Law of the PRC (in force 2026-01-01): 13% unless the goods are on its 9% list (farm
+# products, edible vegetable oils, books and newspapers, feed, fertilisers ...), which the
+# CSV's rows say row by row.
 _VAT_STANDARD = Decimal("0.13")
-# VAT Law of the PRC (in force 2026-01-01) keeps 9% for the goods it lists: farm products,
-# books and newspapers, edible oils, tap water, heating, gas ... [verify the list].
-_VAT_LISTED = Decimal("0.09")
+TARIFF_FILE = "tariff_2026.csv"
 
-TARIFF_2026 = TariffTable(
-    valid_from=date(2026, 1, 1),
-    default_vat_rate=_VAT_STANDARD,
-    rates=[
-        TariffRate(
-            hs_prefix="847130",
-            tariff_rate=Decimal("0"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 8471.30 portable computers: MFN 0%, bound at zero "
-            "under the WTO Information Technology Agreement; import VAT 13% (standard rate)",
-        ),
-        TariffRate(
-            hs_prefix="851713",
-            tariff_rate=Decimal("0"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 8517.13 smartphones (HS 2022 subheading): MFN 0% "
-            "under the Information Technology Agreement; import VAT 13%",
-        ),
-        TariffRate(
-            hs_prefix="090121",
-            tariff_rate=Decimal("0.15"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 0901.21 roasted coffee, not decaffeinated: MFN 15% "
-            "[verify]; import VAT 13%: roasting makes it a processed good, outside the 9% list "
-            "of farm products [verify]",
-        ),
-        TariffRate(
-            hs_prefix="330499",
-            tariff_rate=Decimal("0.01"),
-            consumption_rate=Decimal("0.15"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 3304.99 beauty and skin-care preparations: MFN 1% "
-            "since the 2018-07-01 cut on consumer goods [verify]; consumption tax 15% on "
-            "high-end cosmetics (Caishui [2016] No. 103: CNY 10/ml or 15/piece and above) - "
-            "this table assumes high-end, ordinary skin care carries none [verify]; VAT 13%",
-        ),
-        TariffRate(
-            hs_prefix="220421",
-            tariff_rate=Decimal("0.14"),
-            consumption_rate=Decimal("0.10"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 2204.21 wine in containers of 2 l or less: MFN 14%; "
-            "consumption tax 10% ad valorem (other alcoholic drinks); import VAT 13% [verify]",
-        ),
-        TariffRate(
-            hs_prefix="6403",
-            tariff_rate=Decimal("0.10"),
-            vat_rate=_VAT_STANDARD,
-            source="Customs Tariff of the PRC 6403 footwear with leather uppers: MFN 10% on most "
-            "subheadings after the 2017-12-01 cut on consumer goods (some differ) [verify]; "
-            "import VAT 13%",
-        ),
-        TariffRate(
-            hs_prefix="4901",
-            tariff_rate=Decimal("0"),
-            vat_rate=_VAT_LISTED,
-            source="Customs Tariff of the PRC 4901 printed books, brochures, leaflets: MFN 0% "
-            "[verify]; import VAT 9%: books are on the list of the reduced rate",
-        ),
-    ],
-)
+
+def _built_in_tariff() -> TariffTable:
+    """The one table of the packaged CSV (every row takes effect on 2026-01-01)."""
+    text = resources.files("domain").joinpath("data", TARIFF_FILE).read_text("utf-8")
+    (table,) = read_tariff(text, TARIFF_FILE, default_vat_rate=_VAT_STANDARD)
+    return table
+
+
+TARIFF_2026 = _built_in_tariff()
 
 # GACC sets each month's customs rate from the People's Bank of China central parity of the
 # third Wednesday of the month before [verify]. The figures below are illustrative.

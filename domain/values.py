@@ -15,6 +15,7 @@ from stdnum import iso6346
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
+from domain import hs_nomenclature
 from domain.errors import FieldError, ValidationFailed
 from domain.reference import UNITS, WHOLE_UNITS
 
@@ -137,12 +138,19 @@ def positive_amount(loc: str, value: Decimal) -> Decimal:
 
 
 def hs_code(loc: str, code: str) -> str:
-    """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved."""
+    """10 digits (8 tariff + 2 supervision); chapters 01-97, and chapter 77 is reserved; the
+    first 6 digits an HS 2022 subheading, so goods are never registered or declared under a
+    code no tariff can list (issue #15 item 3)."""
     if not HS_CODE.fullmatch(code):  # `$` would also match before a final newline
         raise ValidationFailed.at(loc, "HS code must be 10 digits")
     chapter = int(code[:2])
     if not 1 <= chapter <= 97 or chapter == 77:
         raise ValidationFailed.at(loc, f"HS chapter {code[:2]} does not exist")
+    if not hs_nomenclature.subheading_exists(code):
+        subheading = hs_nomenclature.dotted(code)
+        raise ValidationFailed.at(
+            loc, f"HS {code}: subheading {subheading} is not in the HS 2022 nomenclature"
+        )
     return code
 
 

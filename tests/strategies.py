@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from hypothesis import strategies as st
 
+from domain import hs_nomenclature
 from domain.account_book import BookItem
 from domain.declaration import DeclarationFacts, DeclaredLine, Transport
 from domain.events import Actor, DomainEvent
@@ -79,6 +80,16 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+# HS codes of goods as a request writes them: an HS 2022 subheading of the shipped list
+# (domain/data/hs2022_subheadings.csv) and 4 national digits, so a drawn code passes
+# values.hs_code; `any_hs_codes` is any 10 digits, most of them no subheading.
+real_hs_codes = st.builds(
+    str.__add__,
+    st.sampled_from(sorted(hs_nomenclature.subheadings())),
+    st.from_regex(r"\A[0-9]{4}\Z"),
+)
+any_hs_codes = st.from_regex(r"\A[0-9]{10}\Z")
 
 # Strategies by Python type, for types the builder must not derive (validated Structs, say).
 # Risk rules check themselves on construction: published rule sets are the built-in ones,

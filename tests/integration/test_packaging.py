@@ -47,6 +47,8 @@ def test_the_wheel_holds_exactly_domain_ledger_projections_and_api(tmp_path):
     # The trace viewer's page, scripts and style sheet ship with `api` (package data).
     static = {f"api/static/{p.name}" for p in (ROOT / "api" / "static").iterdir()}
     assert "api/static/trace.html" in static and static <= set(names)
+    # The HS 2022 subheadings and the built-in tariff ship with `domain` (package data).
+    assert {"domain/data/hs2022_subheadings.csv", "domain/data/tariff_2026.csv"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "customs-ledger = api.cli:main" in text
