@@ -10,43 +10,20 @@ makes one publication per month or date, each reported as it is recorded.
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
-import io
 import sys
-from collections.abc import Callable
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from api.settings import Settings
+from domain.reference_csv import FileProblem, explain, export_text, read_bodies
 from domain.reference_data import (
-    BODIES,
     KINDS,
-    Publication,
     PublishExchangeRates,
     PublishPositiveList,
     PublishTariff,
-    TariffRow,
 )
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "exchange-rates": ("month", "currency", "cny_per_unit", "source"),
-    "tariff": (
-        "effective_from",
-        "hs_prefix",
-        "tariff_rate",
-        "vat_rate",
-        "consumption_tax_rate",
-        "source",
-    ),
-    "positive-list": ("effective_from", "hs_code", "source"),
-}
-# Columns a file may leave out (an empty cell reads the same).
-OPTIONAL = {"source", "consumption_tax_rate"}
 
 LOAD = """\
 Publish reference tables from FILE (CSV with a header row, or JSON: one POST body or a list).
@@ -65,10 +42,6 @@ EXPORT = """\
 Write the table of KIND in force on --on (default today in China) as CSV with a header row (the
 format `reference load` reads), or every effective date's newest version with --all. Risk rules
 are written as JSON."""
-
-
-class FileProblem(ValueError):
-    """A line of the file cannot be read."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -112,181 +85,6 @@ def cmd_reference(args: argparse.Namespace, settings: Settings) -> int:
 # -- load ----------------------------------------------------------------------------------
 
 
-Lines = dict[
-    str, int
-]  # the file line of each row, by its place in the body: "rows[3]", "rates.EUR"
-
-
-def read_bodies(
-    kind: str, path: Path, source: str | None, reason: str | None
-) -> list[tuple[Any, Lines]]:
-    """The publications a file holds, in order, each with the file line of each of its rows;
-    FileProblem names the line that is wrong."""
-    raw = path.read_bytes()
-    if path.suffix.lower() == ".json" or kind == "risk-rules":
-        return [(b, {}) for b in _json_bodies(kind, raw, reason)]
-    text = raw.decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    header = tuple(csv.reader(io.StringIO(text)).__next__()) if text.strip() else ()
-    wanted = COLUMNS[kind]
-    missing = [c for c in wanted if c not in header and c not in OPTIONAL]
-    unknown = [c for c in header if c not in wanted]
-    if missing or unknown:
-        raise FileProblem(
-            f"line 1: the header must be {','.join(wanted)}"
-            + (f" (missing: {', '.join(missing)})" if missing else "")
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
-        )
-    if not rows:
-        raise FileProblem("the file has a header and no rows")
-    return BUILDERS[kind](rows, source, reason)
-
-
-def _json_bodies(kind: str, raw: bytes, reason: str | None) -> list[Any]:
-    body_type = BODIES[kind]  # type: ignore[index]
-    try:
-        data = msgspec.json.decode(raw, type=body_type | list[body_type])  # type: ignore[valid-type]
-        bodies = data if isinstance(data, list) else [data]
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise FileProblem(f"not a {kind} publication: {e}") from e
-    if reason is not None:
-        bodies = [msgspec.structs.replace(b, reason=b.reason or reason) for b in bodies]
-    return bodies
-
-
-def _cell(row: dict[str, Any], column: str, line: int) -> str:
-    value = (row.get(column) or "").strip()
-    if not value and column not in OPTIONAL:
-        raise FileProblem(f"line {line}: {column} is empty")
-    return value
-
-
-def _decimal(row: dict[str, Any], column: str, line: int, default: str | None = None) -> Decimal:
-    from domain.values import DECIMAL_TEXT
-
-    text = _cell(row, column, line) or (default or "")
-    if DECIMAL_TEXT.fullmatch(text) is None:
-        raise FileProblem(f"line {line}: {column} {text!r} is not a decimal like 0.13")
-    return Decimal(text)
-
-
-def _day(row: dict[str, Any], line: int) -> date:
-    text = _cell(row, "effective_from", line)
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise FileProblem(f"line {line}: effective_from {text!r} is not a day YYYY-MM-DD") from None
-
-
-def _source(rows: list[tuple[int, dict[str, Any]]], given: str | None, what: str) -> str:
-    if given:
-        return given
-    sources = sorted({(r.get("source") or "").strip() for _, r in rows} - {""})
-    if len(sources) == 1:
-        return sources[0]
-    raise FileProblem(
-        f"{what}: give --source (the rows name {len(sources) or 'no'} different sources)"
-    )
-
-
-def _grouped(
-    rows: list[dict[str, Any]], key: Callable[[dict[str, Any], int], Any]
-) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
-    groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
-    for n, row in enumerate(rows):
-        line = n + 2  # the header is line 1
-        groups.setdefault(key(row, line), []).append((line, row))
-    return groups
-
-
-def _rates(
-    rows: list[dict[str, Any]], source: str | None, reason: str | None
-) -> list[tuple[Any, Lines]]:
-    bodies = []
-    for month, group in _grouped(rows, lambda r, line: _cell(r, "month", line)).items():
-        rates: dict[str, Decimal] = {}
-        lines: Lines = {}
-        for line, row in group:
-            currency = _cell(row, "currency", line)
-            if currency in rates:
-                raise FileProblem(f"line {line}: {currency} of {month} is listed twice")
-            rates[currency] = _decimal(row, "cny_per_unit", line)
-            lines[f"rates.{currency}"] = line
-        body = PublishExchangeRates(
-            month=month,
-            rates=rates,
-            source=_source(group, source, f"the rates of {month}"),
-            reason=reason,
-        )
-        bodies.append((body, lines))
-    return bodies
-
-
-def _tariff(
-    rows: list[dict[str, Any]], source: str | None, reason: str | None
-) -> list[tuple[Any, Lines]]:
-    bodies = []
-    for day, group in _grouped(rows, lambda r, line: _day(r, line)).items():
-        lines = {f"rows[{n}]": line for n, (line, _) in enumerate(group)}
-        bodies.append(
-            (
-                PublishTariff(
-                    effective_from=day,
-                    rows=[
-                        TariffRow(
-                            hs_prefix=_cell(row, "hs_prefix", line),
-                            tariff_rate=_decimal(row, "tariff_rate", line),
-                            vat_rate=_decimal(row, "vat_rate", line),
-                            consumption_tax_rate=_decimal(row, "consumption_tax_rate", line, "0"),
-                            source=_cell(row, "source", line) or None,
-                        )
-                        for line, row in group
-                    ],
-                    source=source or f"tariff of {day} loaded from a file",
-                    reason=reason,
-                ),
-                lines,
-            )
-        )
-    return bodies
-
-
-def _positive(
-    rows: list[dict[str, Any]], source: str | None, reason: str | None
-) -> list[tuple[Any, Lines]]:
-    return [
-        (
-            PublishPositiveList(
-                effective_from=day,
-                hs_codes=[_cell(row, "hs_code", line) for line, row in group],
-                source=_source(group, source, f"the positive list of {day}"),
-                reason=reason,
-            ),
-            {f"hs_codes[{n}]": line for n, (line, _) in enumerate(group)},
-        )
-        for day, group in _grouped(rows, lambda r, line: _day(r, line)).items()
-    ]
-
-
-BUILDERS: dict[
-    str, Callable[[list[dict[str, Any]], str | None, str | None], list[tuple[Any, Lines]]]
-] = {
-    "exchange-rates": _rates,
-    "tariff": _tariff,
-    "positive-list": _positive,
-}
-
-
-def where(loc: str, lines: Lines, path: Path) -> str:
-    """A problem's place in the file: `$.rows[12].vat_rate` is the line of that row."""
-    inner = loc.removeprefix("$.")
-    for key, line in lines.items():
-        if inner == key or inner.startswith(key + "."):
-            rest = inner[len(key) + 1 :]
-            return f"{path.name} line {line}" + (f" {rest}" if rest else "")
-    return f"{path.name} {loc}"
-
-
 def _load(args: argparse.Namespace, settings: Settings) -> int:
     from api.services import load_zones, open_vault
     from domain import values
@@ -302,7 +100,9 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         values.text("--actor", actor.name, max_length=64)
         if args.reason is not None:
             values.text("--reason", args.reason, max_length=500)
-        bodies = read_bodies(args.kind, args.file, args.source, args.reason)
+        raw = args.file.read_bytes()
+        json = args.file.suffix.lower() == ".json"
+        bodies = read_bodies(args.kind, raw, args.source, args.reason, json=json)
     except OSError as e:
         _err(f"error: {args.file}: {e.strerror or e}")
         return 2
@@ -333,7 +133,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
                 counts["refused"] += 1
                 _err(f"{what}: refused")
                 for problem in e.errors:
-                    _err(f"  {where(problem.loc, lines, args.file)}: {problem.msg}")
+                    _err(f"  {explain(problem.loc, problem.msg, lines, args.file.name)}")
                 continue
             p = outcome.body
             counts["published"] += 1
@@ -370,44 +170,6 @@ def _size(body: Any) -> str:
 
 
 # -- export --------------------------------------------------------------------------------
-
-
-def export_text(kind: str, publications: list[Publication]) -> str:
-    """The publications as the file `reference load` reads: CSV, or JSON for risk rules."""
-    if kind == "risk-rules":
-        bodies = [
-            {
-                "effective_from": p.effective_from,
-                "rules": p.content.rules,
-                "source": p.source,
-            }
-            for p in publications
-        ]
-        return msgspec.json.format(msgspec.json.encode(bodies)).decode()
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS[kind])
-    for p in publications:
-        c = p.content
-        if kind == "exchange-rates":
-            for currency, rate in (c.rates or {}).items():
-                writer.writerow([p.month, currency, rate, p.source])
-        elif kind == "tariff":
-            for r in c.rows or []:
-                writer.writerow(
-                    [
-                        p.effective_from,
-                        r.hs_prefix,
-                        r.tariff_rate,
-                        r.vat_rate,
-                        r.consumption_tax_rate,
-                        r.source or "",
-                    ]
-                )
-        else:
-            for code in c.hs_codes or []:
-                writer.writerow([p.effective_from, code, p.source])
-    return out.getvalue()
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:

@@ -17,6 +17,7 @@ from domain.assessment import ClearanceRules
 from domain.duties import DutyTables
 from domain.duty_tables import DEFAULT_TABLES
 from domain.events import DomainEvent
+from domain.hs_nomenclature import subheadings_under
 from domain.positive_list import builtin_positive_list
 from domain.reference import DEFAULT_ZONES, Zone
 from domain.reference_rules import builtin_publications
@@ -117,10 +118,6 @@ def load_clearance_rules(settings: Settings) -> ClearanceRules:
             DutyTablesFileError,
         ),
     )
-
-
-def subheadings_under(heading: str) -> list[str]:  # TODO(merge): domain.hs_nomenclature
-    return []
 
 
 def publish_builtins(ledger: Ledger, settings: Settings) -> None:

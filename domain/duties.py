@@ -345,8 +345,8 @@ def _rates_of(
         if rate is None:
             problems.add(
                 f"$.lines[{n}].hs_code",
-                f"no tariff rate for HS {lines[n].hs_code} in the table in force "
-                f"(from {table.valid_from})",
+                f"no tariff rate for HS {lines[n].hs_code} in the tariff in force (from"
+                f" {table.valid_from}); customs publish rates with POST /v1/reference/tariff",
             )
         else:
             rates[n] = rate

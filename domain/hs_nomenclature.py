@@ -41,6 +41,11 @@ def heading_exists(heading: str) -> bool:
     return heading in headings()
 
 
+def subheadings_under(heading: str) -> list[str]:
+    """The HS 2022 subheadings of a heading (or of any shorter prefix), in order."""
+    return sorted(code for code in subheadings() if code.startswith(heading))
+
+
 def dotted(subheading: str) -> str:
     """8517.12: the way the nomenclature writes a subheading."""
     return f"{subheading[:4]}.{subheading[4:6]}"

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain import values
+from domain import hs_nomenclature, values
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.risk import RiskRules
@@ -299,9 +299,15 @@ def _fraction(loc: str, value: Decimal) -> Decimal:
 
 
 def _prefix(loc: str, code: str) -> str:
+    """6 to 10 digits within an HS 2022 subheading (domain/hs_nomenclature.py)."""
     if not (6 <= len(code) <= 10 and code.isascii() and code.isdigit()):
         raise ValidationFailed.at(loc, "must be an HS prefix of 6 to 10 digits")
-    values.hs_code(loc, code.ljust(10, "0"))  # the chapter must exist
+    if not hs_nomenclature.subheading_exists(code):
+        raise ValidationFailed.at(
+            loc,
+            f"HS {code}: subheading {hs_nomenclature.dotted(code)} is not in the HS 2022"
+            " nomenclature",
+        )
     return code
 
 
@@ -317,7 +323,7 @@ def _rows(rows: list[TariffRow], problems: Problems) -> list[TariffRow]:
         at = f"$.rows[{n}]"
         prefix = problems.check(f"{at}.hs_prefix", _prefix, row.hs_prefix)
         if prefix is not None and prefix in seen:
-            problems.add(f"{at}.hs_prefix", f"{prefix} is listed already at row {seen[prefix]}")
+            problems.add(f"{at}.hs_prefix", f"{prefix} is listed already at rows[{seen[prefix]}]")
         elif prefix is not None:
             seen[prefix] = n
         tariff = problems.check(f"{at}.tariff_rate", _figure, row.tariff_rate, 6, False)
@@ -351,7 +357,7 @@ def _hs_codes(codes: list[str], problems: Problems) -> list[str]:
         if problems.check(loc, _prefix, code) is None:
             continue
         if code in seen:
-            problems.add(loc, f"{code} is listed already at [{seen[code]}]")
+            problems.add(loc, f"{code} is listed already at hs_codes[{seen[code]}]")
         seen[code] = n
     return sorted(seen)
 

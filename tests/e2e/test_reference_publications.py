@@ -285,3 +285,23 @@ def test_reassessment_reports_an_assessment_its_tables_do_not_reproduce(sqlite_u
         other = msgspec.structs.replace(DEFAULT_TABLES, waiver_cny=Decimal("0"))
         found = reassess(ledger.services.app.log, other)
         assert found.differences and "assessable" in found.differences[0]
+
+
+def test_an_assessable_line_without_a_tariff_row_is_422_at_submission(sqlite_url):
+    """Refused when declared, at the line's hs_code, never later at the gate."""
+    clock = Clock(china("2026-12-05T09:00"))
+    with clocked_ledger(sqlite_url, clock, _built_in_tables()) as ledger:
+        tenant = onboard(ledger)
+        admit(ledger, tenant, 1, "10")
+        rows = [{"hs_prefix": "851713", "tariff_rate": "0", "vat_rate": "0.13"}]
+        body = {"effective_from": "2026-12-01", "rows": rows, "source": "a tariff without laptops"}
+        assert ledger.post("/v1/reference/tariff", "officer", body).status_code == 201
+        before = ledger.log_state()
+        refused = ledger.post(
+            "/v1/declarations", tenant.token_name, _laptop_exit(tenant), key=new_key()
+        )
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["loc"] == "$.lines[0].hs_code" and "8471300000" in error["msg"]
+        assert "/v1/reference/tariff" in error["msg"]
+        assert ledger.log_state() == before

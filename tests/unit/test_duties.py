@@ -262,7 +262,7 @@ def test_a_heading_the_table_does_not_list_is_refused_at_its_line():
         duties(line(LAPTOP, line_no=1), line("9503000000", line_no=2))
     [error] = e.value.errors
     assert error.loc == "$.lines[1].hs_code"
-    assert "no tariff rate for HS 9503000000 in the table in force" in error.msg
+    assert "no tariff rate for HS 9503000000 in the tariff in force" in error.msg
 
 
 def test_an_unknown_heading_on_the_first_line_names_lines_0():

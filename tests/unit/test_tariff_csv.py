@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from domain import hs_nomenclature
 from domain.duty_tables import DEFAULT_TABLES, TARIFF_2026
-from domain.tariff_csv import COLUMNS, read_tariff
+from domain.reference_csv import COLUMNS as FORMATS
+from domain.tariff_csv import read_tariff
 from tests.strategies import real_hs_codes
 
 D = Decimal
 DATA = Path(__file__).resolve().parents[2] / "domain" / "data"
+COLUMNS = FORMATS["tariff"]
 HEADER = ",".join(COLUMNS)
 
 
@@ -52,24 +54,27 @@ def test_the_file_loads_as_one_table_of_2026_with_the_header_of_the_load_format(
     assert header == "effective_from,hs_prefix,tariff_rate,vat_rate,consumption_tax_rate,source"
     assert {row["effective_from"] for row in ROWS} == {"2026-01-01"}
     assert TARIFF_2026.valid_from == date(2026, 1, 1)
-    assert 150 <= len(TARIFF_2026.rates) == len(ROWS) <= 400
+    # About 240 headings and subheadings of the pilot's trade, each heading written out as its
+    # HS 2022 subheadings (a published tariff names 6 to 10 digits).
+    assert 1_000 <= len(TARIFF_2026.rates) == len(ROWS) <= 2_000
     assert DEFAULT_TABLES.tariffs == [TARIFF_2026]
 
 
 def test_the_seven_rows_before_the_file_keep_their_figures():
     for prefix, figures in FIRST_SEVEN.items():
-        rate = TARIFF_2026.rate_of(prefix.ljust(10, "0"))
-        assert rate is not None and rate.hs_prefix == prefix
-        assert (rate.tariff_rate, rate.vat_rate, rate.consumption_rate) == figures
+        # A heading's figures are on each of its subheadings' rows.
+        rows = [r for r in TARIFF_2026.rates if r.hs_prefix.startswith(prefix)]
+        assert rows and all(len(r.hs_prefix) == 6 for r in rows)
+        for rate in rows:
+            assert (rate.tariff_rate, rate.vat_rate, rate.consumption_rate) == figures
 
 
 def test_every_prefix_is_an_hs_2022_heading_or_within_one_of_its_subheadings():
     for row in ROWS:
         prefix = row["hs_prefix"]
-        assert 4 <= len(prefix) <= 10 and prefix.isdigit(), row
-        assert hs_nomenclature.heading_exists(prefix[:4]), row
-        if len(prefix) >= 6:
-            assert hs_nomenclature.subheading_exists(prefix), row
+        assert 6 <= len(prefix) <= 10 and prefix.isdigit(), row
+        assert hs_nomenclature.subheading_exists(prefix), row
+        assert row["source"].strip(), row  # every built-in row says where it comes from
 
 
 def test_the_chapters_of_the_pilots_trade_are_covered():
@@ -77,7 +82,9 @@ def test_the_chapters_of_the_pilots_trade_are_covered():
     food_and_wine = {f"{c:02d}" for c in (2, 4, 7, 8, 9, 15, 19, 20, 21, 22)}
     assert food_and_wine | {"33", "42", "61", "62", "64", "71", "84", "85", "91", "95"} <= covered
     for heading in ("0401", "0406", "2201", "2202", "2203", "3303", "3304", "3305", "3307"):
-        assert TARIFF_2026.rate_of(heading + "000000") is not None, heading
+        # Every subheading of the heading has its row.
+        for sub in hs_nomenclature.subheadings_under(heading):
+            assert TARIFF_2026.rate_of(sub + "0000") is not None, (heading, sub)
     for code in ("9503009000", "9504500000", "9505100000", "8471300000", "8473300000"):
         assert TARIFF_2026.rate_of(code) is not None, code
     for code in ("8517620000", "8542310000", "2208300000", "2204210000", "6109100000"):
@@ -164,25 +171,24 @@ def test_the_consumption_tax_rows_are_the_taxed_goods():
 
 # A bad row is refused naming the file and the row (the header is row 1).
 
-GOOD = "2026-01-01,9503,0,0.13,0,toys [verify]"
+GOOD = "2026-01-01,950300,0,0.13,0,toys [verify]"
 
 
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("2026-01-01,9503,0,13%,0,x", "t.csv row 3: vat_rate '13%' must be a decimal fraction"),
-        ("2026-01-01,9503,0,1,0,x", "t.csv row 3: vat_rate must be a finite decimal in [0, 1)"),
-        ("2026-01-01,9503,0,0.13,1,x", "t.csv row 3: consumption_tax_rate must be"),
-        ("2026-01-01,851712,0,0.13,0,x", "t.csv row 3: hs_prefix 851712: subheading 8517.12"),
-        ("2026-01-01,7701,0,0.13,0,x", "t.csv row 3: hs_prefix 7701: heading 7701 is not"),
-        ("2026-01-01,85,0,0.13,0,x", "t.csv row 3: hs_prefix '85' must be 4 to 10 digits"),
-        ("2026-13-01,8517,0,0.13,0,x", "t.csv row 3: effective_from '2026-13-01' is not"),
-        ("2026-01-01,8517,0,0.13,0, ", "t.csv row 3: source must say"),
-        ("2026-01-01,8517,0,0.13,0,x,extra", "t.csv row 3: a row has exactly the 6 columns"),
-        ("2026-01-01,8517,0,0.13", "t.csv row 3: a row has exactly the 6 columns"),
+        ("2026-01-01,950300,0,13%,0,x", "t.csv line 3: vat_rate '13%' is not a decimal"),
+        ("2026-01-01,950300,0,1,0,x", "t.csv line 3 vat_rate: must be a fraction below 1"),
+        ("2026-01-01,950300,0,0.13,1,x", "t.csv line 3 consumption_tax_rate: must be a fraction"),
+        ("2026-01-01,851712,0,0.13,0,x", "t.csv line 3 hs_prefix: HS 851712: subheading 8517.12"),
+        ("2026-01-01,7701,0,0.13,0,x", "t.csv line 3 hs_prefix: must be an HS prefix of 6 to 10"),
+        ("2026-01-01,85,0,0.13,0,x", "t.csv line 3 hs_prefix: must be an HS prefix of 6 to 10"),
+        ("2026-13-01,851713,0,0.13,0,x", "t.csv line 3: effective_from '2026-13-01' is not"),
+        ("2026-01-01,851713,0,0.13,0,x,extra", "t.csv line 3: a row has exactly the 6 cells"),
+        ("2026-01-01,851713,0,0.13", "t.csv line 3: a row has exactly the 6 cells"),
         (
-            "2026-01-01,9503,0.05,0.13,0,again",
-            "t.csv row 3: hs_prefix 9503 from 2026-01-01 is already in row 2",
+            "2026-01-01,950300,0.05,0.13,0,again",
+            "t.csv line 3 hs_prefix: 950300 is listed already at line 2",
         ),
     ],
 )
@@ -192,18 +198,18 @@ def test_a_bad_row_is_refused_naming_its_row(row, message):
 
 
 def test_a_file_without_the_header_is_refused_at_row_1():
-    with pytest.raises(ValueError, match=re.escape("t.csv row 1: the header must be")):
+    with pytest.raises(ValueError, match=re.escape("t.csv line 1: the header must be")):
         _read(f"hs_prefix,tariff_rate\n{GOOD}\n")
 
 
 def test_the_same_prefix_on_two_dates_makes_two_tables():
-    tables = _read(f"{HEADER}\n2027-01-01,9503,0.05,0.13,0,x\n{GOOD}\n")
+    tables = _read(f"{HEADER}\n2027-01-01,950300,0.05,0.13,0,x\n{GOOD}\n")
     assert [t.valid_from for t in tables] == [date(2026, 1, 1), date(2027, 1, 1)]
     assert [t.rates[0].tariff_rate for t in tables] == [D("0"), D("0.05")]
 
 
 fractions = st.decimals(min_value=0, max_value=D("0.99"), places=2).map(lambda d: f"{d:f}")
-prefixes = st.builds(lambda code, n: code[:n], real_hs_codes, st.integers(4, 10))
+prefixes = st.builds(lambda code, n: code[:n], real_hs_codes, st.integers(6, 10))
 tariff_rows = st.lists(
     st.tuples(prefixes, fractions, st.sampled_from(["0.13", "0.09"]), fractions),
     min_size=1,
