@@ -27,8 +27,7 @@ from domain.enterprise import Enterprise
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
 from domain.reference import RETAIL_TRADE_MODES, Zone
-from domain.reference_data import TableUsed
-from domain.reference_rules import Registers, tables_used
+from domain.reference_rules import Registers, digests_in_force, tables_used
 from domain.risk import LineRisk, RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
 from domain.unit_of_work import UnitOfWork
@@ -104,10 +103,10 @@ class AssessmentInputs:
 DIGEST_KEYS = {"tariff": "tariff", "exchange-rates": "exchange_rates"}
 
 
-def recorded_tables(duties: Assessment, used: list[TableUsed]) -> Assessment:
-    """The assessment with the digests of the published tables it used: one digest per table,
-    the same an auditor reads in `GET /v1/reference/{kind}/versions`."""
-    published = {DIGEST_KEYS[t.kind]: t.digest for t in used if t.kind in DIGEST_KEYS}
+def recorded_tables(duties: Assessment, in_force: dict[str, str]) -> Assessment:
+    """The assessment with the digests of the published tariff and rates in force: one digest
+    per table, the one an auditor reads in `GET /v1/reference/{kind}/versions`."""
+    published = {DIGEST_KEYS[kind]: digest for kind, digest in in_force.items()}
     if not published:
         return duties
     return msgspec.structs.replace(duties, tables={**duties.tables, **published})
@@ -184,7 +183,7 @@ def assess_submission(
         tables=rules.duties,
     )
     used = tables_used(inputs.registers, day, currency=cmd.currency, tariff=bool(duties.lines))
-    duties = recorded_tables(duties, used)
+    duties = recorded_tables(duties, digests_in_force(inputs.registers, day))
     declaration.record(
         clearance.DeclarationAssessed,
         actor=actor,

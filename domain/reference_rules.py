@@ -127,6 +127,18 @@ def tables_used(registers: Registers, day: date, *, currency: str, tariff: bool)
     return used
 
 
+def digests_in_force(registers: Registers, day: date) -> dict[str, str]:
+    """The digest of the tariff and the exchange rates in force on `day`, by kind (those a
+    register has), whether or not a decision read them: what an assessment's `tables` name."""
+    found = {}
+    for kind in ("tariff", "exchange-rates"):
+        register = registers.get(kind)
+        p = register.in_force(day) if register is not None else None
+        if p is not None:
+            found[kind] = p.digest
+    return found
+
+
 def builtin_publications(
     base: ClearanceRules, since: date, subheadings: Callable[[str], list[str]]
 ) -> dict[str, list[object]]:
