@@ -37,6 +37,15 @@ The two branches (keys, sealed buyers) were written apart and merged in b526f34;
 was then written once more from that merge commit, and checked to be the keys fixture with
 exactly the sealed-buyer fixture's eight changed lines (same bytes, indexes moved by nine).
 
+Regenerated once more for issue #15 (reference data published as events,
+docs/decisions/0022), from the commit BASE_COMMIT names: the first start publishes the
+configured tables as version 1 (six `ReferencePublished` events at the start of the log, two
+minutes before the story, before the keys); every assessment records `tables_used` and names
+the published tariff and rates by their publication digests in `tables`; the declaration's
+answers show `assessed_with`. Checked line by line against the previous fixture: every other
+event and answer is the same, its indexes, positions and `events_after` moved by six; no
+duty, channel or status changed.
+
 Fixture lines (JSON, one per line): a `header`; one `event` per stored event in log order
 (`index` from 0, `topic`, `originator_id`, `originator_version` and `state`, the stored bytes
 as UTF-8 text); one `answer` per command (its request, HTTP status, `X-Ledger-Position`,
@@ -66,7 +75,7 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden_log.jsonl"
-BASE_COMMIT = "b526f34"
+BASE_COMMIT = "08beb55"
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Xi'an; November has duty rates
 STEP = timedelta(minutes=1)
 
