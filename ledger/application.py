@@ -29,6 +29,7 @@ S = TypeVar("S", bound=AggregateState)
 # Streams written by other processes beside a SQLite server (its one writer): their kept
 # states are checked against the store before each use.
 REFRESHED_STREAMS = frozenset(register_id(kind) for kind in KINDS)
+REFRESH_SECONDS = 1.0
 MAX_ATTEMPTS = 12
 # Seconds a client is told to wait after a write the store was too busy to take (503).
 RETRY_AFTER_BUSY = 1
@@ -64,6 +65,7 @@ class LedgerApplication(Application[UUID]):
         # per file, a stale read-only stream is not looked for.
         self._states = CommittedStates(100_000)
         self._check_reads = database.kind == "postgresql"
+        self._refreshed: dict[UUID, float] = {}  # when each REFRESHED_STREAMS state was checked
         self._pending = PendingGroups(self._states)
         # Told how many events each group committed, before its commands answer (metrics).
         self.on_appended: Callable[[int], None] | None = None
@@ -104,9 +106,14 @@ class LedgerApplication(Application[UUID]):
     def kept_is_stale(self, stream: UUID) -> bool:
         """Whether the kept state of a stream that other processes write (the reference
         registers: `customs-ledger reference load` beside a SQLite server) is behind the store.
-        One indexed read on SQLite; on PostgreSQL the commit's read check covers it."""
+        On SQLite one indexed read, at most once a second per stream (a command reads the
+        registers on every submission); on PostgreSQL the commit's read check covers it."""
         if self._check_reads or stream not in REFRESHED_STREAMS:
             return False
+        now = time.monotonic()
+        if now - self._refreshed.get(stream, -REFRESH_SECONDS) < REFRESH_SECONDS:
+            return False
+        self._refreshed[stream] = now
         if self._stored_version(stream) == self._states.get(stream).version:
             return False
         self._states.forget_streams([stream])
