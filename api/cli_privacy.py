@@ -54,16 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_privacy(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import load_zones, open_vault
+    from api.services import close_admin_ledger, open_admin_ledger
     from domain import values
     from domain.declaration import SHANGHAI
     from domain.errors import LedgerError, ValidationFailed
     from domain.events import Actor
     from domain.privacy import mask_id
-    from ledger.application import LedgerApplication
     from ledger.buyer_keys import KeyStoreError
-    from ledger.commands import Ledger
-    from ledger.database import parse_database_url
     from ledger.erasure import Erasure, plan
 
     try:
@@ -74,16 +71,14 @@ def cmd_privacy(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationFailed as e:
         _err(f"error: {e}")
         return 2
-    app = LedgerApplication(parse_database_url(settings.database_url))
     try:
-        vault = open_vault(settings, app)
+        ledger = open_admin_ledger(settings)
     except KeyStoreError as e:
-        app.close()
         _err(f"error: {e}")
         return 2
+    app, vault = ledger.app, ledger.vault
     shown = mask_id(number)
     try:
-        ledger = Ledger(app, load_zones(settings.zones_file), vault=vault)
         today = ledger.clock().astimezone(SHANGHAI).date()
         years = settings.buyer_retention_years
         found = plan(app, vault, number, today=today, retention_years=years)
@@ -94,8 +89,7 @@ def cmd_privacy(args: argparse.Namespace, settings: Settings) -> int:
         _err(f"refused: buyer {shown}: {e}")
         return 1
     finally:
-        vault.close()
-        app.close()
+        close_admin_ledger(ledger)
     keys = ", ".join(str(g) for g in found.live)
     forced = f" before its retention period ends ({found.retention_ends}, forced)"
     print(

@@ -86,14 +86,11 @@ def cmd_reference(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import load_zones, open_vault
+    from api.services import close_admin_ledger, open_admin_ledger
     from domain import values
     from domain.errors import Conflict, LedgerError, ValidationFailed
     from domain.events import Actor
-    from ledger.application import LedgerApplication
     from ledger.buyer_keys import KeyStoreError
-    from ledger.commands import Ledger
-    from ledger.database import parse_database_url
 
     try:
         actor = Actor(name=args.actor or f"cli:{getpass.getuser()}", role="admin")
@@ -109,16 +106,13 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
     except (FileProblem, ValidationFailed) as e:
         _err(f"error: {args.file}: {e}")
         return 2
-    app = LedgerApplication(parse_database_url(settings.database_url))
     try:
-        vault = open_vault(settings, app)
+        ledger = open_admin_ledger(settings)
     except KeyStoreError as e:
-        app.close()
         _err(f"error: {e}")
         return 2
     counts = {"published": 0, "unchanged": 0, "refused": 0}
     try:
-        ledger = Ledger(app, load_zones(settings.zones_file), vault=vault)
         for n, (body, lines) in enumerate(bodies, 1):
             what = f"[{n}/{len(bodies)}] {args.kind} of {_key(body)}"
             try:
@@ -146,8 +140,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         _err(f"error: {e}")
         return 2
     finally:
-        vault.close()
-        app.close()
+        close_admin_ledger(ledger)
     print(
         f"{args.file}: {counts['published']} published, {counts['unchanged']} unchanged,"
         f" {counts['refused']} refused (by {actor.name})"

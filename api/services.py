@@ -190,6 +190,26 @@ def open_vault(settings: Settings, app: LedgerApplication) -> BuyerKeys:
     return BuyerKeys.beside(app.database, datastore, master_key_file=settings.privacy_key_file)
 
 
+def open_admin_ledger(settings: Settings) -> Ledger:
+    """The write side for an admin's command (`privacy erase-buyer`, `reference load`): the
+    application, the zones and the buyers' key store; `close_admin_ledger` closes them. Raises
+    KeyStoreError (the application closed) when the key store cannot be opened."""
+    app = LedgerApplication(parse_database_url(settings.database_url))
+    try:
+        vault = open_vault(settings, app)
+    except BaseException:
+        app.close()
+        raise
+    return Ledger(app, load_zones(settings.zones_file), vault=vault)
+
+
+def close_admin_ledger(ledger: Ledger) -> None:
+    try:
+        ledger.vault.close()
+    finally:
+        ledger.app.close()
+
+
 def open_views(db: Database) -> ViewStore:
     if db.kind == "sqlite":
         path = db.path

@@ -45,21 +45,20 @@ def read_registers(uow: UnitOfWork, kinds: tuple[str, ...] = ASSESSMENT_KINDS) -
     return {kind: uow.load(register_id(kind), ReferenceRegister) for kind in kinds}
 
 
+def tariff_rate(row: TariffRow, source: str) -> TariffRate:
+    """A published row as the duties engine reads it (`source` when the row names none)."""
+    return TariffRate(
+        hs_prefix=row.hs_prefix,
+        tariff_rate=row.tariff_rate,
+        vat_rate=row.vat_rate,
+        consumption_rate=row.consumption_tax_rate,
+        source=row.source or source,
+    )
+
+
 def tariff_table(p: Publication) -> TariffTable:
     rows = p.content.rows or []
-    return TariffTable(
-        valid_from=p.effective_from,
-        rates=[
-            TariffRate(
-                hs_prefix=r.hs_prefix,
-                tariff_rate=r.tariff_rate,
-                vat_rate=r.vat_rate,
-                consumption_rate=r.consumption_tax_rate,
-                source=r.source or p.source,
-            )
-            for r in rows
-        ],
-    )
+    return TariffTable(valid_from=p.effective_from, rates=[tariff_rate(r, p.source) for r in rows])
 
 
 def exchange_rates(p: Publication) -> ExchangeRates:

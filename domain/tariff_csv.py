@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain.duties import TariffRate, TariffTable
+from domain.duties import TariffTable
 from domain.errors import ValidationFailed
 from domain.reference_csv import FileProblem, explain, read_bodies
 from domain.reference_data import PublishTariff, checked_content
+from domain.reference_rules import tariff_rate
 
 
 def read_tariff(text: str, name: str, *, default_vat_rate: Decimal) -> list[TariffTable]:
@@ -33,16 +34,7 @@ def read_tariff(text: str, name: str, *, default_vat_rate: Decimal) -> list[Tari
         except ValidationFailed as e:
             problems = "; ".join(explain(p.loc, p.msg, lines, name) for p in e.errors[:5])
             raise ValueError(problems) from None
-        rates = [
-            TariffRate(
-                hs_prefix=r.hs_prefix,
-                tariff_rate=r.tariff_rate,
-                vat_rate=r.vat_rate,
-                consumption_rate=r.consumption_tax_rate,
-                source=r.source or name,
-            )
-            for r in rows
-        ]
+        rates = [tariff_rate(r, name) for r in rows]
         tables.append(
             TariffTable(
                 valid_from=body.effective_from, rates=rates, default_vat_rate=default_vat_rate

@@ -269,3 +269,27 @@ def publications_in(ledger: Ledger) -> int:
     """How many reference publications the ledger's log holds (the first start's, at least)."""
     topic = "domain.reference_data:ReferencePublished"
     return len(ledger.services.app.log.select_log(None, 100_000, topics=[topic]))
+
+
+def china(text: str) -> datetime:
+    """A wall-clock time in China (`2027-01-04T09:00`) as an aware datetime."""
+    from domain.declaration import SHANGHAI
+
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def laptop_exit(tenant: Tenant, currency: str = "EUR", price: str = "420.00") -> dict[str, Any]:
+    """One laptop (HS 8471.30: MFN 0%, VAT 13%) into China from a tenant's book, priced CIF,
+    without freight or insurance: its VAT is price x rate x 13%."""
+    body = declaration_body(
+        tenant.uscc,
+        tenant.book_no,
+        flow="second_line_out",
+        trade_mode="0110",
+        country="CN",
+        currency=currency,
+        incoterm="CIF",
+        lines=[{**samples.line(1, quantity="1", unit_price=price), "origin_country": None}],
+    )
+    del body["freight"], body["insurance"]
+    return body

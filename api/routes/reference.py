@@ -74,8 +74,8 @@ def units() -> Response:
 # -- published reference tables (docs/reference-data.md) ------------------------------------
 
 
-class TableView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One version of a published table, with its figures."""
+class PublicationMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One version of a published table: which, when, by whom, from what source."""
 
     kind: str
     version: int
@@ -86,24 +86,20 @@ class TableView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     reason: str | None = None
     published_at: datetime
     published_by: str
+
+
+class TableView(PublicationMeta, frozen=True, kw_only=True, omit_defaults=True):
+    """One version of a published table, with its figures."""
+
     rates: dict[str, Decimal] | None = None
     rows: list[TariffRow] | None = None
     hs_codes: list[str] | None = None
     rules: RiskRules | None = None
 
 
-class VersionView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One version of a published table, without its figures."""
+class VersionView(PublicationMeta, frozen=True, kw_only=True, omit_defaults=True):
+    """One version of a published table, without its figures: `entries` counts them."""
 
-    kind: str
-    version: int
-    effective_from: date
-    month: str | None = None
-    digest: str
-    source: str
-    reason: str | None = None
-    published_at: datetime
-    published_by: str
     entries: int
 
 

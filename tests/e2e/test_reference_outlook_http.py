@@ -12,26 +12,13 @@ import msgspec
 from api.reference_watch import today_in_china
 from domain.assessment import ClearanceRules
 from tests import samples
-from tests.samples import line
-from tests.support import admit, declaration_body, new_key, onboard, running_ledger
+from tests.support import admit, laptop_exit, new_key, onboard, running_ledger
 
 
 def _rules_without_rates() -> ClearanceRules:
     rules = samples.rules_without_draws()
     return ClearanceRules(
         risk=rules.risk, duties=msgspec.structs.replace(rules.duties, exchange_rates=[])
-    )
-
-
-def _domestic_exit(tenant, currency: str) -> dict:
-    return declaration_body(
-        tenant.uscc,
-        tenant.book_no,
-        flow="second_line_out",
-        trade_mode="0110",
-        country="CN",
-        currency=currency,
-        lines=[{**line(1, quantity="1"), "origin_country": None}],
     )
 
 
@@ -55,7 +42,7 @@ def test_a_month_without_rates_warns_refuses_foreign_currency_and_takes_cny(data
         admit(ledger, tenant, 1, "10")
         before = ledger.log_state()
         refused = ledger.post(
-            "/v1/declarations", tenant.token_name, _domestic_exit(tenant, "EUR"), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant, "EUR"), key=new_key()
         )
         assert refused.status_code == 422, refused.text
         error = refused.json()["errors"][0]
@@ -63,7 +50,7 @@ def test_a_month_without_rates_warns_refuses_foreign_currency_and_takes_cny(data
         assert ledger.log_state() == before
 
         taken = ledger.post(
-            "/v1/declarations", tenant.token_name, _domestic_exit(tenant, "CNY"), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant, "CNY"), key=new_key()
         )
         assert taken.status_code == 201, taken.text
         assert taken.json()["duties"]["currency"] == "CNY"

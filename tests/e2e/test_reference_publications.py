@@ -10,44 +10,22 @@ force; and the log alone reproduces every assessment's figures.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
 import pytest
 
 from domain.assessment import ClearanceRules
-from domain.declaration import SHANGHAI
 from domain.duty_tables import DEFAULT_TABLES
 from ledger.reassess import reassess
 from tests import samples
-from tests.samples import line
-from tests.support import Clock, admit, clocked_ledger, declaration_body, new_key, onboard
+from tests.support import Clock, admit, china, clocked_ledger, laptop_exit, new_key, onboard
 
 
 def _built_in_tables() -> ClearanceRules:
     """The built-in tariff and rates (2026-10 to 2026-12), the risk rules without draws."""
     return ClearanceRules(risk=samples.rules_without_draws().risk, duties=DEFAULT_TABLES)
-
-
-def _laptop_exit(tenant, price: str = "420.00") -> dict:
-    """One laptop (HS 8471.30: MFN 0%, VAT 13%) into China, priced CIF in EUR."""
-    body = declaration_body(
-        tenant.uscc,
-        tenant.book_no,
-        flow="second_line_out",
-        trade_mode="0110",
-        country="CN",
-        currency="EUR",
-        incoterm="CIF",
-        lines=[{**line(1, quantity="1", unit_price=price), "origin_country": None}],
-    )
-    del body["freight"], body["insurance"]
-    return body
-
-
-def china(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
 def test_a_month_is_published_by_an_officer_and_declarations_record_the_version(database_url):
@@ -71,7 +49,7 @@ def test_a_month_is_published_by_an_officer_and_declarations_record_the_version(
         assert ledger.client.get("/healthz").json()["reference"]["exchange_rate_days_left"] <= 0
         before = ledger.log_state()
         refused = ledger.post(
-            "/v1/declarations", tenant.token_name, _laptop_exit(tenant), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key()
         )
         assert refused.status_code == 422, refused.text
         (error,) = refused.json()["errors"]
@@ -92,7 +70,7 @@ def test_a_month_is_published_by_an_officer_and_declarations_record_the_version(
         assert first["position"] == ledger.log_state()[0]
 
         taken = ledger.post(
-            "/v1/declarations", tenant.token_name, _laptop_exit(tenant), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key()
         )
         assert taken.status_code == 201, taken.text
         # 420 EUR x 8.30 = 3,486.00 CNY customs value; VAT 13% = 453.18.
@@ -126,7 +104,7 @@ def test_a_month_is_published_by_an_officer_and_declarations_record_the_version(
         assert second.json()["version"] == 2 and second.json()["corrects"] == 1
 
         later = ledger.post(
-            "/v1/declarations", tenant.token_name, _laptop_exit(tenant), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key()
         )
         assert later.status_code == 201, later.text
         assert Decimal(later.json()["duties"]["vat"]) == Decimal("458.64")  # 420 x 8.40 x 13%
@@ -262,7 +240,7 @@ def test_a_tariff_correction_is_used_from_then_on(sqlite_url):
         clock.at = china("2026-12-10T09:00") + timedelta(hours=1)
         tenant = onboard(ledger)
         admit(ledger, tenant, 1, "10")
-        body = {**_laptop_exit(tenant), "currency": "CNY"}
+        body = laptop_exit(tenant, currency="CNY")
         d = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key())
         assert d.status_code == 201, d.text
         # 420 CNY: tariff 5% = 21.00 (under the CNY 50 waiver: not collected), VAT on 441.
@@ -279,7 +257,7 @@ def test_reassessment_reports_an_assessment_its_tables_do_not_reproduce(sqlite_u
     with clocked_ledger(sqlite_url, clock, _built_in_tables()) as ledger:
         tenant = onboard(ledger)
         admit(ledger, tenant, 1, "10")
-        body = {**_laptop_exit(tenant, price="10.00")}
+        body = laptop_exit(tenant, price="10.00")
         d = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key())
         assert d.status_code == 201, d.text
         other = msgspec.structs.replace(DEFAULT_TABLES, waiver_cny=Decimal("0"))
@@ -298,7 +276,7 @@ def test_an_assessable_line_without_a_tariff_row_is_422_at_submission(sqlite_url
         assert ledger.post("/v1/reference/tariff", "officer", body).status_code == 201
         before = ledger.log_state()
         refused = ledger.post(
-            "/v1/declarations", tenant.token_name, _laptop_exit(tenant), key=new_key()
+            "/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key()
         )
         assert refused.status_code == 422, refused.text
         (error,) = refused.json()["errors"]

@@ -8,38 +8,16 @@ B's reads show them. A correction through A is used by B's next declaration too.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from domain.assessment import ClearanceRules
-from domain.declaration import SHANGHAI
 from domain.duty_tables import DEFAULT_TABLES
 from tests import samples
-from tests.samples import line
-from tests.support import Clock, admit, clocked_ledger, declaration_body, new_key, onboard
+from tests.support import Clock, admit, china, clocked_ledger, laptop_exit, new_key, onboard
 
 pytestmark = pytest.mark.postgres
-
-
-def china(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-
-
-def _eur_exit(tenant) -> dict:
-    body = declaration_body(
-        tenant.uscc,
-        tenant.book_no,
-        flow="second_line_out",
-        trade_mode="0110",
-        country="CN",
-        currency="EUR",
-        incoterm="CIF",
-        lines=[{**line(1, quantity="1"), "origin_country": None}],
-    )
-    del body["freight"], body["insurance"]
-    return body
 
 
 def test_a_publication_through_one_server_is_used_by_the_other_at_once(postgres_url):
@@ -53,11 +31,11 @@ def test_a_publication_through_one_server_is_used_by_the_other_at_once(postgres_
         tenant = onboard(a)
         b.tokens[tenant.token_name] = a.tokens[tenant.token_name]
         admit(a, tenant, 1, "10")
-        december = b.post("/v1/declarations", tenant.token_name, _eur_exit(tenant), key=new_key())
+        december = b.post("/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key())
         assert december.status_code == 201, december.text  # B now keeps the registers
 
         clock.at = china("2027-01-04T09:00")
-        refused = b.post("/v1/declarations", tenant.token_name, _eur_exit(tenant), key=new_key())
+        refused = b.post("/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key())
         assert refused.status_code == 422 and "2027-01" in refused.text, refused.text
 
         published = a.post(
@@ -69,7 +47,7 @@ def test_a_publication_through_one_server_is_used_by_the_other_at_once(postgres_
 
         seen = b.client.get("/v1/reference/exchange-rates", params={"on": "2027-01-04"})
         assert seen.status_code == 200 and seen.json()["version"] == 1, seen.text
-        taken = b.post("/v1/declarations", tenant.token_name, _eur_exit(tenant), key=new_key())
+        taken = b.post("/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key())
         assert taken.status_code == 201, taken.text
         assert Decimal(taken.json()["duties"]["vat"]) == Decimal("453.18")  # 420 x 8.30 x 13%
 
@@ -84,7 +62,7 @@ def test_a_publication_through_one_server_is_used_by_the_other_at_once(postgres_
             },
         )
         assert corrected.status_code == 201 and corrected.json()["version"] == 2
-        later = b.post("/v1/declarations", tenant.token_name, _eur_exit(tenant), key=new_key())
+        later = b.post("/v1/declarations", tenant.token_name, laptop_exit(tenant), key=new_key())
         assert later.status_code == 201, later.text
         assert Decimal(later.json()["duties"]["vat"]) == Decimal("458.64")
         used = {t["kind"]: t["version"] for t in later.json()["assessed_with"]}
