@@ -62,6 +62,9 @@ def test_the_digest_covers_the_figures_not_their_order_source_or_trailing_zeros(
         listed[0].tariff_rate == Decimal("0.99")
     )
     assert digest_of("tariff", day + timedelta(days=1), a) != digest_of("tariff", day, a)
+    padded = [_row(r.hs_prefix, f"{r.tariff_rate}00", f"{r.vat_rate}0") for r in listed]
+    d = checked_content(PublishTariff(effective_from=day, rows=padded, source="GACC"))
+    assert digest_of("tariff", day, d) == digest_of("tariff", day, a)
 
 
 def _register() -> Pending[ReferenceRegister]:
