@@ -160,13 +160,13 @@ def test_tax_is_the_formula_on_the_order_and_the_quota_sums_accepted_orders(draw
 
 def test_the_standing_adds_the_sealed_and_the_older_stream_and_never_goes_below_zero():
     assert standing(2026) == standing(2026, None)
-    assert (standing(2026).used, standing(2026).remaining) == (D("0.00"), D("26000"))
+    assert (standing(2026).used, standing(2026).remaining) == (D("0.00"), D("26000.00"))
     sealed = BuyerQuota(id=register_id("a"), version=1, used=D("20000.00"), by_declaration={})
     older = BuyerQuota(id=register_id("b"), version=1, used=D("7000.00"), by_declaration={})
     both = standing(2026, sealed, older)
     assert (both.year, both.limit, both.used, both.remaining) == (
         2026,
-        D("26000"),
+        D("26000.00"),
         D("27000.00"),
         D("0.00"),
     )
