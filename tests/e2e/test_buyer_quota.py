@@ -92,7 +92,8 @@ def test_a_wrong_check_digit_or_year_is_a_422_naming_it_and_writes_nothing(ledge
 
 def test_the_identity_number_is_never_written_to_the_log(database_url):
     """The access line of the route carries its template as `route` and as `path`; a path
-    under /v1/buyers/ that no route matches (a trailing slash, a typo) is logged as `/v1/buyers/{redacted}`."""
+    under /v1/buyers/ that no route matches (a trailing slash, a typo) is logged as
+    `/v1/buyers/{redacted}`."""
     wrong = BUYER[:17] + "1"
     with running_ledger(database_url) as ledger, captured_log() as stream:
         shop = onboard(ledger)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 
 from domain import quota
 from domain.declaration import SHANGHAI
-from tests.samples import line, make_resident_id, rules_without_draws
+from tests.samples import line, make_resident_id
 from tests.support import Ledger, Tenant, admit, declaration_body, new_key, onboard, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
