@@ -1,9 +1,10 @@
 """Cross-border e-commerce retail lists (9610 / 1210 / 1239 with flow second_line_out), over HTTP.
 
-The three-document match, the 70% retail rate within the limits, the full tax on a single
-indivisible item over CNY 5,000, the buyer's CNY 26,000 a calendar year (China time) kept on
-the write side and updated atomically with the list - also against concurrent threads and
-processes - and bonded e-commerce only from zones that permit it.
+The three-document match, one figure (the order: lines + freight + insurance, in CNY) for
+the limits, the quota and the tax, the 70% retail rate within the limits, the full tax on a
+single indivisible item over CNY 5,000, the positive list, the buyer's CNY 26,000 a calendar
+year (China time) kept on the write side and updated atomically with the list - also against
+concurrent threads and processes - and bonded e-commerce only from zones that permit it.
 """
 
 from __future__ import annotations
@@ -393,6 +394,12 @@ def test_freight_is_in_the_order_the_limits_and_the_tax_whatever_the_incoterm(le
     assert r.status_code == 201, r.text
     assert r.json()["duties"]["vat"] == "651.30"
     assert assessed(ledger, r.json()["id"])["duties"]["mode"] == "retail_full_tax"
+    # An auditor's reassessment from the log alone gives the same figures.
+    from domain.duty_tables import DEFAULT_TABLES
+    from ledger.reassess import reassess
+
+    found = reassess(ledger.services.app.log, DEFAULT_TABLES)
+    assert found.reproduced == found.assessments >= 4 and not found.differences
 
 
 def test_the_worked_figures_of_the_retail_tax(ledger):
