@@ -28,6 +28,7 @@ from api.routes import (
     account_books,
     audit,
     boms,
+    buyers,
     declarations,
     enterprises,
     inventory,
@@ -125,7 +126,8 @@ class HeadAsGet:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug, never the client's fault: log it with its traceback, answer without internals.
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    path = observability.loggable_path(request.url.path)
+    log.exception("unexpected error on %s %s", request.method, path)
     return problem_response(
         Problem(
             type=TYPE_BASE + "internal",
@@ -211,6 +213,7 @@ def create_app(
         enterprises.router,
         account_books.router,
         declarations.router,
+        buyers.router,
         movements.router,
         boms.router,
         inventory.router,

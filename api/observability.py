@@ -103,6 +103,19 @@ def current_actor() -> str | None:
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of every path no route matches
+# Paths that carry personal data (a buyer's resident identity number): logged as the route's
+# template, or as the prefix with `{redacted}` when no route matched (a 404, a trailing slash).
+PERSONAL_PATHS = ("/v1/buyers/",)
+
+
+def loggable_path(path: str, route: str = UNMATCHED) -> str:
+    """The path as a log line may show it: never a personal path's text."""
+    for prefix in PERSONAL_PATHS:
+        if path.startswith(prefix):
+            return route if route != UNMATCHED else prefix + "{redacted}"
+    return path
+
+
 VERIFY_RESULTS = ("ok", "failed")
 REPLAY_RESULTS = ("equal", "different", "failed")
 
@@ -319,7 +332,9 @@ class ObservabilityMiddleware:
             route = self._route(scope)
             self.metrics.observe_request(method, route, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                self._log(context, method, route, scope["path"], status, seconds)
+                self._log(
+                    context, method, route, loggable_path(scope["path"], route), status, seconds
+                )
             _request.reset(token)
 
     def _route(self, scope: Scope) -> str:

@@ -85,12 +85,20 @@ def from_ledger_error(error: LedgerError) -> Problem:
             break
     problem = Problem(type=TYPE_BASE + kind, title=error.title, status=status, detail=error.detail)
     if isinstance(error, ValidationFailed):
-        problem.errors = [{"loc": e.loc, "msg": e.msg} for e in error.errors]
+        problem.errors = [_field(e) for e in error.errors]
+        problem.rule = error.rule
     if isinstance(error, Conflict):
         problem.rule = error.rule
         problem.type = TYPE_BASE + error.rule.replace("_", "-")
         problem.current_status = error.current_status
     return problem
+
+
+def _field(error: FieldError) -> dict[str, str]:
+    """`{loc, msg}`, and the `rule` when the field breaks a named one."""
+    if error.rule is None:
+        return {"loc": error.loc, "msg": error.msg}
+    return {"loc": error.loc, "msg": error.msg, "rule": error.rule}
 
 
 def from_http_problem(error: HttpProblem) -> Problem:

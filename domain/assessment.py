@@ -182,7 +182,9 @@ def assess_submission(
         on=day,
         tables=rules.duties,
     )
-    used = tables_used(inputs.registers, day, currency=cmd.currency, tariff=bool(duties.lines))
+    used = tables_used(
+        inputs.registers, day, currency=cmd.currency, tariff=bool(duties.lines), retail=bool(mode)
+    )
     duties = recorded_tables(duties, digests_in_force(inputs.registers, day))
     declaration.record(
         clearance.DeclarationAssessed,

@@ -292,16 +292,21 @@ def assess(
         exchange_rate = tables.cny_per_unit(currency, month)
         goods = [line.quantity * line.unit_price for line in lines]
         invoice = sum(goods, Decimal(0))
-        added = _freight_and_insurance(incoterm, freight, insurance, invoice)
+        if retail is None:
+            added = _freight_and_insurance(incoterm, freight, insurance, invoice)
+        else:
+            # Caiguanshui [2016] No. 18: a retail import's dutiable price is the actual
+            # transaction price, goods plus freight plus insurance, whatever the incoterm:
+            # the order amount (domain/retail.py holds the order to it).
+            added = (freight or Decimal(0)) + (insurance or Decimal(0))
         # Freight and insurance belong to every line, domestic ones too, in proportion to
         # value; only the bonded lines' shares are dutiable.
         shares = apportion(cents((invoice + added) * exchange_rate), goods)
-        duties = [
-            _line_duty(lines[n].line_no, shares[n], rates[n], mode, tables.retail_rate_factor)
-            for n in dutiable
-        ]
         waived: list[str] = []
-        if mode == "general":
+        if retail is not None:
+            duties = _retail_duties(lines, dutiable, shares, rates, mode, tables.retail_rate_factor)
+        else:
+            duties = [_line_duty(lines[n].line_no, shares[n], rates[n]) for n in dutiable]
             duties, waived = _waive_small_taxes(duties, tables.waiver_cny)
         return _summed(mode, currency, exchange_rate, month, duties, waived, versions)
 
@@ -401,20 +406,58 @@ def apportion(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     return parts
 
 
-def _line_duty(
-    line_no: int, value: Decimal, rate: TariffRate, mode: Mode, factor: Decimal
-) -> LineDuty:
-    """Taxes of one line, each rounded to the fen on the line; declaration totals add them."""
-    if mode != "retail_within_limits":
-        return _statutory(line_no, value, rate, rate.tariff_rate)
-    # Caiguanshui [2016] No. 18: within limits the tariff rate is set to 0% and VAT and
-    # consumption tax are collected at 70% of the statutory amount (assessed at that 0%).
-    statutory = _statutory(line_no, value, rate, Decimal(0))
-    return msgspec.structs.replace(
-        statutory,
-        consumption_tax=cents(statutory.consumption_tax * factor),
-        vat=cents(statutory.vat * factor),
-    )
+def _line_duty(line_no: int, value: Decimal, rate: TariffRate) -> LineDuty:
+    """Statutory taxes of one general-trade line, each rounded to the fen on the line;
+    declaration totals add them."""
+    return _statutory(line_no, value, rate, rate.tariff_rate)
+
+
+def _retail_duties(
+    lines: Sequence[DeclaredLine],
+    dutiable: list[int],
+    shares: list[Decimal],
+    rates: dict[int, TariffRate],
+    mode: Mode,
+    factor: Decimal,
+) -> list[LineDuty]:
+    """The taxes of a retail list: each computed exactly on the lines' shares of the order
+    amount and rounded once for the list, then apportioned to the lines by their exact
+    amounts (so a one-rate list pays exactly the formula on its order amount, and the lines
+    add up to it).
+
+    Within limits (Caiguanshui [2016] No. 18) the tariff rate is 0% and consumption tax and
+    VAT are 70% of the statutory amounts: consumption tax = 70% x amount / (1 - c) x c; VAT =
+    70% x (amount + the statutory consumption tax) x v. A single indivisible item over CNY
+    5,000 (Caiguanshui [2018] No. 49) pays the full tariff, consumption tax and VAT.
+    """
+    within = mode == "retail_within_limits"
+    exact = []
+    for n in dutiable:
+        value, rate = shares[n], rates[n]
+        tariff = value * (Decimal(0) if within else rate.tariff_rate)
+        c = rate.consumption_rate
+        consumption = (value + tariff) / (1 - c) * c
+        vat = (value + tariff + consumption) * rate.vat_rate
+        if within:
+            consumption, vat = consumption * factor, vat * factor
+        exact.append({"tariff": tariff, "consumption_tax": consumption, "vat": vat})
+    parts = {
+        tax: apportion(cents(sum((e[tax] for e in exact), Decimal(0))), [e[tax] for e in exact])
+        for tax in TAXES
+    }
+    return [
+        LineDuty(
+            line_no=lines[n].line_no,
+            customs_value_cny=shares[n],
+            tariff_rate=Decimal(0) if within else rates[n].tariff_rate,
+            tariff=parts["tariff"][i],
+            consumption_rate=rates[n].consumption_rate,
+            consumption_tax=parts["consumption_tax"][i],
+            vat_rate=rates[n].vat_rate,
+            vat=parts["vat"][i],
+        )
+        for i, n in enumerate(dutiable)
+    ]
 
 
 def _statutory(line_no: int, value: Decimal, rate: TariffRate, tariff_rate: Decimal) -> LineDuty:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FieldError:
-    """One invalid field: `loc` is a JSON path such as `$.lines[2].quantity`."""
+    """One invalid field: `loc` is a JSON path such as `$.lines[2].quantity`; `rule` names
+    the business rule the value breaks, where one does (`order_amount_mismatch`)."""
 
     loc: str
     msg: str
+    rule: str | None = None
 
 
 class LedgerError(Exception):
@@ -46,8 +48,13 @@ class ValidationFailed(LedgerError):
         super().__init__(detail or (f"{first.loc}: {first.msg}" if first else "invalid content"))
 
     @classmethod
-    def at(cls, loc: str, msg: str) -> ValidationFailed:
-        return cls(FieldError(loc, msg))
+    def at(cls, loc: str, msg: str, rule: str | None = None) -> ValidationFailed:
+        return cls(FieldError(loc, msg, rule))
+
+    @property
+    def rule(self) -> str | None:
+        """The rule of the first error that names one (the problem's top-level `rule`)."""
+        return next((e.rule for e in self.errors if e.rule is not None), None)
 
 
 class NotFound(LedgerError):

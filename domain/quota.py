@@ -63,6 +63,28 @@ class QuotaReturned(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+class QuotaStanding(msgspec.Struct, frozen=True, kw_only=True):
+    """A buyer's year as the write side holds it (GET /v1/buyers/{buyer_id}/quota)."""
+
+    year: int
+    limit: Decimal
+    used: Decimal
+    remaining: Decimal
+
+
+def standing(year: int, *streams: BuyerQuota | None) -> QuotaStanding:
+    """What the buyer has used of `year` over its streams (the pseudonym's and, for lists
+    written before sealing, the one named by the number), and what is left of the limit."""
+    fen = Decimal("0.01")
+    used = sum((s.used for s in streams if s is not None), Decimal(0)).quantize(fen)
+    return QuotaStanding(
+        year=year,
+        limit=ANNUAL_LIMIT_CNY.quantize(fen),
+        used=used,
+        remaining=max(ANNUAL_LIMIT_CNY - used, Decimal(0)).quantize(fen),
+    )
+
+
 def quota_id(buyer: str, year: int) -> UUID:
     """The buyer's quota stream of `year`, from a list's `order.buyer_id` as the log keeps it:
     sealed, by the seal's pseudonym; in clear (a list written before sealing), by the number."""

@@ -113,12 +113,20 @@ def rules_in_force(registers: Registers, base: ClearanceRules, day: date) -> Cle
     )
 
 
-def tables_used(registers: Registers, day: date, *, currency: str, tariff: bool) -> list[TableUsed]:
+def tables_used(
+    registers: Registers, day: date, *, currency: str, tariff: bool, retail: bool = False
+) -> list[TableUsed]:
     """The published tables a decision on `day` read: the risk rules always, the month's
-    exchange rates for a foreign currency, the tariff when a line was assessed."""
-    wanted = {"risk-rules": True, "exchange-rates": currency != "CNY", "tariff": tariff}
+    exchange rates for a foreign currency, the tariff when a line was assessed, the positive
+    list for a retail list."""
+    wanted = {
+        "risk-rules": True,
+        "exchange-rates": currency != "CNY",
+        "tariff": tariff,
+        "positive-list": retail,
+    }
     used = []
-    for kind in ASSESSMENT_KINDS:
+    for kind in (*ASSESSMENT_KINDS, "positive-list"):
         register = registers.get(kind)
         p = register.in_force(day) if register is not None and wanted[kind] else None
         if p is not None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain import privacy, values
+from domain import privacy, retail, values
 from domain.account_book import AccountBook, account_book_id
 from domain.assessment import (
     AssessmentInputs,
@@ -37,7 +37,7 @@ from domain.events import Actor, Pending
 from domain.exits import reserve_on_release
 from domain.quota import TRANSACTION_LIMIT_CNY
 from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, TRADE_MODES, Zone
-from domain.reference_rules import read_registers, rules_in_force
+from domain.reference_rules import ASSESSMENT_KINDS, read_registers, rules_in_force
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
 from domain.views import DeclarationView, declaration_view
@@ -76,14 +76,20 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     )
     lines = validate_submission(cmd, ctx)
     assert enterprise is not None  # validation refused an unregistered declarant
+    day = now.astimezone(SHANGHAI).date()
+    listed = is_retail(cmd.flow, cmd.trade_mode)
+    registers = read_registers(
+        uow, (*ASSESSMENT_KINDS, "positive-list") if listed else ASSESSMENT_KINDS
+    )
+    if listed:
+        retail.check_positive_list(registers.get("positive-list"), day, lines)
     zone = sub.zones[cmd.zone]
-    check_zone_permits(cmd, zone, now.astimezone(SHANGHAI).date())
+    check_zone_permits(cmd, zone, day)
     office, year, direction = series_of(zone, cmd.flow, now)
     series = uow.counter(number_series_id(office, year, direction), NumberSeries)
     declaration = uow.new(sub.declaration_id, Declaration)
     state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
-    registers = read_registers(uow)
-    rules = rules_in_force(registers, sub.rules, now.astimezone(SHANGHAI).date())
+    rules = rules_in_force(registers, sub.rules, day)
     inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers)
     assessed = assess_submission(uow, declaration, inputs)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
@@ -132,6 +138,8 @@ def validate_submission(cmd: SubmitDeclaration, ctx: SubmissionContext) -> list[
     destination = _check_transfer(cmd, ctx, p)
     lines = _check_lines(cmd, book, destination, p)
     _check_ecommerce(cmd, p)
+    if is_retail(cmd.flow, cmd.trade_mode) and cmd.ecommerce is not None:
+        retail.check_order(cmd, lines, p)
     p.raise_if_any()
     return lines
 
@@ -284,7 +292,11 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
     single_item = len(cmd.lines) == 1 and cmd.lines[0].quantity == 1
     over = order_amount is not None and order_amount > TRANSACTION_LIMIT_CNY
     if over and not single_item:
-        p.add("$.ecommerce.order.amount", f"over CNY {TRANSACTION_LIMIT_CNY:,} per transaction")
+        p.add(
+            "$.ecommerce.order.amount",
+            f"over CNY {TRANSACTION_LIMIT_CNY:,} per transaction",
+            rule="over_transaction_limit",
+        )
 
 
 def submit(

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from domain import clearance
+from domain import clearance, quota, values
 from domain import declaration as decl
 from domain.assessment import ClearanceRules
 from domain.events import Actor
@@ -21,6 +21,7 @@ from domain.scope import Scope
 from domain.submission import Submission, decide_submission
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView
+from ledger.application import LedgerApplication
 from ledger.buyer_keys import BuyerKeys
 from ledger.requests import Execute, Idempotency, Outcome
 from ledger.selection_seed import SelectionSeed
@@ -31,6 +32,7 @@ class DeclarationCommands:
 
     zones: dict[str, Zone]
     rules: ClearanceRules
+    app: LedgerApplication
     vault: BuyerKeys
     seeds: SelectionSeed
     _execute: Execute
@@ -85,6 +87,17 @@ class DeclarationCommands:
             return clearance.decide_on_declaration(uow, action, ref, cmd, actor, now)
 
         return self._execute(200, idem, cmd, decide, actor)
+
+    def buyer_quota(self, buyer_id: str, year: int) -> quota.QuotaStanding:
+        """A buyer's yearly quota as the next retail list would be checked against it (the
+        write side's streams, not a view); 422 at `path.buyer_id` for a wrong check digit."""
+        number = values.resident_id("path.buyer_id", buyer_id)
+        own = quota.pseudonymous_quota_id(self.vault.pseudonym(number), year)
+        return quota.standing(
+            year,
+            self.app.load(own, quota.BuyerQuota),
+            self.app.load(quota.quota_id(number, year), quota.BuyerQuota),
+        )
 
     def withdraw_declaration(
         self, ref: str, cmd: decl.WithdrawDeclaration, actor: Actor, idem: Idempotency | None = None

@@ -47,7 +47,7 @@ from tests.e2e.authz_world import (
     seed,
 )
 from tests.e2e.role_table import API_MD, Entry, read_table
-from tests.samples import book_body, enterprise_body, make_uscc
+from tests.samples import book_body, enterprise_body, make_resident_id, make_uscc
 from tests.soak.server import scratch_database
 from tests.support import running_ledger
 
@@ -211,6 +211,11 @@ def check_stats(world: World, scope: Scope, body: Any) -> None:
     declared = {r["key"]: r["declarations"] for r in body["items"] if r["declarations"]}
     assert declared == dict(counted) and counted
     assert all(r["declarations"] or r["movements"] for r in body["items"]), body
+
+
+def check_quota(world: World, scope: Scope, body: Any) -> None:
+    """A buyer the world never sold to: nothing used of 2026."""
+    assert body == {"year": 2026, "limit": "26000.00", "used": "0.00", "remaining": "26000.00"}
 
 
 def check_trace(world: World, scope: Scope, body: Any) -> None:
@@ -412,6 +417,9 @@ SPECS: dict[str, Spec] = {
         fresh("document_review", "rejection", body={"reason": "no licence"}), "path"
     ),
     "GET /v1/stats": Spec(get("/v1/stats", group_by="flow"), "list", check=check_stats),
+    "GET /v1/buyers/{buyer_id}/quota": Spec(
+        get(f"/v1/buyers/{make_resident_id(41)}/quota", year=2026), check=check_quota
+    ),
     "POST /v1/movements kind=gate_in": Spec(
         fresh("released_in", kind="gate_in"), "body", "declaration"
     ),

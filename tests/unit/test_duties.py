@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import msgspec
 import pytest
@@ -103,6 +103,30 @@ def test_a_4000_cny_retail_laptop_order_within_limits_pays_70_percent_of_the_vat
     assert a.tariff == D("0.00")  # the tariff rate is set to 0% within limits
     assert a.vat == D("364.00")  # 4000 x 13% x 70% = 364.00
     assert a.total == D("364.00")
+
+
+@pytest.mark.parametrize("incoterm", [None, "FOB", "CIF", "DAP"])
+def test_a_1000_cny_retail_order_with_50_freight_pays_vat_on_1050_whatever_the_incoterm(incoterm):
+    # Caiguanshui [2016] No. 18: the dutiable price is the transaction price including
+    # freight and insurance: 1,050.00 x 13% x 70% = 95.55 (no deemed insurance, no incoterm).
+    a = duties(
+        line(unit_price="1000"),
+        trade_mode="1210",
+        retail="within_limits",
+        incoterm=incoterm,
+        freight=D("50.00"),
+    )
+    assert a.customs_value_cny == D("1050.00")
+    assert (a.tariff, a.vat, a.total) == (D("0.00"), D("95.55"), D("95.55"))
+
+
+def test_a_retail_list_splits_each_tax_over_its_lines_and_the_lines_add_up():
+    # 3 x 333.33 + 0.01 freight = 1,000.00: VAT 1,000.00 x 13% x 70% = 91.00 for the list,
+    # never 3 x 30.33 = 90.99 from rounding each line first.
+    lines = [line(unit_price="333.33", line_no=n) for n in (1, 2, 3)]
+    a = duties(*lines, trade_mode="1210", retail="within_limits", freight=D("0.01"))
+    assert a.vat == D("91.00")
+    assert sorted(d.vat for d in a.lines) == [D("30.33"), D("30.33"), D("30.34")]
 
 
 def test_a_single_6000_cny_laptop_over_the_transaction_limit_pays_the_full_vat():
@@ -483,11 +507,58 @@ def test_apportioned_line_values_sum_to_the_customs_value_exactly(total, weights
             assert abs(part - total * weight / whole) <= D("0.01")
 
 
+def _formula(amount: Decimal, rate: TariffRate, factor: Decimal) -> dict[str, Decimal]:
+    """The retail taxes of `amount` under one rate, exactly (no rounding): Caiguanshui [2016]
+    No. 18 within limits (factor 0.7, tariff 0) or [2018] No. 49 in full (factor 1)."""
+    tariff = amount * (rate.tariff_rate if factor == 1 else D(0))
+    c, v = rate.consumption_rate, rate.vat_rate
+    consumption = (amount + tariff) / (1 - c) * c
+    vat = (amount + tariff + consumption) * v
+    return {"tariff": tariff, "consumption_tax": consumption * factor, "vat": vat * factor}
+
+
+one_rate_lists = st.sampled_from(RATES[:4]).flatmap(
+    lambda rate: st.tuples(
+        st.just(rate),
+        st.lists(
+            st.builds(
+                line,
+                hs_code=st.just(rate.hs_prefix.ljust(10, "0")),
+                quantity=st.integers(1, 50).map(str),
+                unit_price=st.decimals(min_value=0, max_value=2000, places=4).map(str),
+            ),
+            min_size=1,
+            max_size=5,
+        ).map(lambda ls: [msgspec.structs.replace(x, line_no=n + 1) for n, x in enumerate(ls)]),
+    )
+)
+cents_st = st.decimals(min_value=0, max_value=500, places=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(one_rate_lists, cents_st, cents_st, st.sampled_from(["within_limits", "full_tax"]))
+def test_a_retail_list_pays_exactly_the_formula_on_its_order_amount(
+    listed, freight, insurance, mode
+):
+    """Whatever the split into lines, a one-rate list pays each tax on the order amount (goods
+    + freight + insurance) rounded once, to the fen; the lines add up to it."""
+    rate, lines = listed
+    a = duties(*lines, trade_mode="1210", retail=mode, freight=freight, insurance=insurance)
+    goods = sum((x.quantity * x.unit_price for x in lines), D(0))
+    amount = (goods + freight + insurance).quantize(D("0.01"), ROUND_HALF_UP)
+    assert a.customs_value_cny == amount
+    exact = _formula(amount, rate, D("0.7") if mode == "within_limits" else D(1))
+    for tax in ("tariff", "consumption_tax", "vat"):
+        assert getattr(a, tax) == exact[tax].quantize(D("0.01"), ROUND_HALF_UP), tax
+        assert getattr(a, tax) == sum((getattr(d, tax) for d in a.lines), D("0.00"))
+
+
 @settings(max_examples=200, deadline=None)
 @given(lines_st.map(lambda ls: [msgspec.structs.replace(x, goods_status="bonded") for x in ls]))
 def test_within_limits_pays_70_percent_of_the_statutory_consumption_tax_and_vat(lines):
     # Within limits the tariff rate is set to 0%, so the statutory figures are those of a
-    # full-tax assessment against the same table with every tariff rate at 0.
+    # full-tax assessment against the same table with every tariff rate at 0: each tax of
+    # the list is 70% of the statutory one, to within the fen of each rounding.
     zero = TariffTable(
         valid_from=date(2026, 1, 1),
         rates=[msgspec.structs.replace(r, tariff_rate=D(0)) for r in RATES],
@@ -495,10 +566,11 @@ def test_within_limits_pays_70_percent_of_the_statutory_consumption_tax_and_vat(
     at_zero = msgspec.structs.replace(TABLES, tariffs=[zero])
     within = duties(*lines, trade_mode="1210", retail="within_limits")
     full = duties(*lines, trade_mode="1210", retail="full_tax", tables=at_zero)
-    for w, f in zip(within.lines, full.lines, strict=True):
-        assert w.tariff == 0
-        paid, statutory = w.consumption_tax + w.vat, f.consumption_tax + f.vat
+    assert within.tariff == 0
+    for tax in ("consumption_tax", "vat"):
+        paid, statutory = getattr(within, tax), getattr(full, tax)
         assert abs(paid - statutory * D("0.7")) <= D("0.01")
-        # and the comprehensive rate (c + v) / (1 - c) x 70% agrees to within two fen
+    for w in within.lines:  # and each line is within a fen or two of the comprehensive rate
         c, v = w.consumption_rate, w.vat_rate
+        paid = w.consumption_tax + w.vat
         assert abs(paid - w.customs_value_cny * (c + v) / (1 - c) * D("0.7")) <= D("0.02")
