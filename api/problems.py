@@ -85,12 +85,21 @@ def from_ledger_error(error: LedgerError) -> Problem:
             break
     problem = Problem(type=TYPE_BASE + kind, title=error.title, status=status, detail=error.detail)
     if isinstance(error, ValidationFailed):
-        problem.errors = [{"loc": e.loc, "msg": e.msg} for e in error.errors]
+        problem.errors = [_field(e) for e in error.errors]
+        # A 422 that breaks a named rule says so as a 409 does (the first such error's).
+        problem.rule = next((e.rule for e in error.errors if e.rule), None)
     if isinstance(error, Conflict):
         problem.rule = error.rule
         problem.type = TYPE_BASE + error.rule.replace("_", "-")
         problem.current_status = error.current_status
     return problem
+
+
+def _field(error: FieldError) -> dict[str, str]:
+    found = {"loc": error.loc, "msg": error.msg}
+    if error.rule:
+        found["rule"] = error.rule
+    return found
 
 
 def from_http_problem(error: HttpProblem) -> Problem:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FieldError:
-    """One invalid field: `loc` is a JSON path such as `$.lines[2].quantity`."""
+    """One invalid field: `loc` is a JSON path such as `$.lines[2].quantity`; `rule` names the
+    business rule it breaks, where one does (`mode_not_allowed_for_flow`)."""
 
     loc: str
     msg: str
+    rule: str | None = None
 
 
 class LedgerError(Exception):

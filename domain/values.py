@@ -46,8 +46,8 @@ class Problems:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
 
-    def add(self, loc: str, msg: str) -> None:
-        self.errors.append(FieldError(loc, msg))
+    def add(self, loc: str, msg: str, rule: str | None = None) -> None:
+        self.errors.append(FieldError(loc, msg, rule))
 
     def check(self, loc: str, fn: Callable[..., T], *args: Any) -> T | None:
         """`fn(loc, *args)`, or None with its problems kept when it refuses the value."""
