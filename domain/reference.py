@@ -133,9 +133,9 @@ TRADE_MODES: dict[str, str] = {
 RETAIL_TRADE_MODES = ("9610", "1210", "1239")
 # The one flow a retail list of each mode takes. 9610 is direct purchase by post or express:
 # each parcel is declared and taxed on arrival against its transport and never sits in a
-# zone's book (GACC Announcement 2014 No. 12 created the mode; 2018 No. 194 governs the
-# supervision of retail imports [verify: article numbers]). 1210 and 1239 sell a zone's
-# bonded stock into China, a second-line exit (2018 No. 194; 1239: 2016 No. 75 [verify]).
+# zone's book (GACC Announcement 2014 No. 12 created the mode [verify]; 2018 No. 194 governs
+# the supervision of retail imports [verify]). 1210 and 1239 sell a zone's bonded stock into
+# China, a second-line exit (1210: 2014 No. 57 [verify]; 1239: 2016 No. 75 [verify]).
 RETAIL_FLOW: dict[str, str] = {
     "9610": "direct_in",
     "1210": "second_line_out",

@@ -1,7 +1,7 @@
 """Parcels in the trace: declarations that move no book (9610 direct mail, flow `direct_in`).
 
 A 9610 parcel is declared, taxed and released on its own against its transport, and goes to
-the buyer: no book changes and no lot is made (GACC Announcement 2014 No. 12), so the walk
+the buyer: no book changes and no lot is made (GACC Announcement 2014 No. 12 [verify]), so the walk
 over lots has nothing to start from. The trace keeps one row per such declaration in
 `view_trace_parcels`, found through the declaration's references (`view_trace_refs`: its id
 and number, transport reference, order and waybill numbers), and answers it as a node of its

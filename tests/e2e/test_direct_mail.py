@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from api.cli import _trace_lines
+from domain.scope import Scope
 from tests.e2e.test_ecommerce import BUYER, pay, quota_used, retail_body, submit, year_of
 from tests.support import Ledger, Tenant, new_key, onboard, running_ledger
 
@@ -87,6 +89,16 @@ def test_a_9610_parcel_is_taxed_released_in_no_book_and_found_by_the_trace(ledge
         assert BUYER not in r.text
     by_number = trace(ledger, "officer", parcel["declaration_no"]).json()
     assert [p["declaration_id"] for p in by_number["parcels"]] == [parcel["id"]]
+    # The EPCIS export is about lots: a parcel-only trace exports no event.
+    r = ledger.get("/v1/trace/epcis", "officer", params={"ref": order_no})
+    assert r.status_code == 200, r.text
+    assert r.json()["epcisBody"]["eventList"] == []
+    # The CLI's text names the parcel.
+    found = ledger.services.trace.trace(waybill_no, scope=Scope(role="officer"))
+    text = "\n".join(_trace_lines(found, 500))
+    assert f"matched: waybill {waybill_no}" in text
+    assert f"9610 declaration {parcel['declaration_no']} released" in text
+    assert f"transport air {FLIGHT}  order {order_no}  waybill {waybill_no}" in text
 
 
 def test_the_parcel_is_its_declarants_and_its_zones(ledger):
