@@ -142,8 +142,8 @@ def validate_submission(cmd: SubmitDeclaration, ctx: SubmissionContext) -> list[
     return lines
 
 
-# 9610 is direct mail (GACC Announcement 2014 No. 12 [verify]): parcels from abroad, never in a book;
-# 1210/1239 sell a zone's bonded stock (a second-line exit).
+# 9610 is direct mail (GACC Announcement 2014 No. 12 [verify]): parcels from abroad, never in
+# a book; 1210/1239 sell a zone's bonded stock (a second-line exit).
 _MODE_FOR_FLOW = "9610 is declared only with flow direct_in, and direct_in only with 9610"
 
 

@@ -1,8 +1,8 @@
 """Parcels in the trace: declarations that move no book (9610 direct mail, flow `direct_in`).
 
 A 9610 parcel is declared, taxed and released on its own against its transport, and goes to
-the buyer: no book changes and no lot is made (GACC Announcement 2014 No. 12 [verify]), so the walk
-over lots has nothing to start from. The trace keeps one row per such declaration in
+the buyer: no book changes and no lot is made (GACC Announcement 2014 No. 12 [verify]), so
+the walk over lots has nothing to start from. The trace keeps one row per such declaration in
 `view_trace_parcels`, found through the declaration's references (`view_trace_refs`: its id
 and number, transport reference, order and waybill numbers), and answers it as a node of its
 own beside the lots. Its status is the declarations view's, read with the same cursor.

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.assessment import is_retail
 from domain.declaration import DeclarationSubmitted, PayDuties
@@ -157,3 +159,30 @@ def test_the_submission_event_keeps_no_book_for_a_parcel():
     [submitted] = [e for e in w.uow.events_of(stream) if isinstance(e, DeclarationSubmitted)]
     assert submitted.facts.account_book is None
     assert submitted.facts.zone == "XCBZ"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.decimals(min_value=1, max_value=5000, places=2), min_size=1, max_size=12))
+def test_parcels_of_one_buyer_fill_the_quota_are_taxed_as_retail_and_touch_no_book(amounts):
+    """For any run of 9610 parcels: the quota holds the sum of the accepted ones and never
+    passes CNY 26,000, each pays about 13% x 70% of its amount, and none writes a stock or
+    a lot."""
+    w, uscc = _world()
+    accepted = D(0)
+    for amount in amounts:
+        before = w.snapshot()
+        try:
+            view = w.submit_body(direct_body(uscc, f"{amount:.2f}"))
+        except Conflict as refused:
+            assert refused.rule == "quota_exceeded"
+            assert accepted + amount > D(26000)
+            assert w.snapshot() == before
+            continue
+        accepted += amount
+        assert view.duties is not None
+        assert abs(view.duties.vat - amount * D("0.091")) <= D("0.01")
+        assert view.duties.tariff == 0
+    quota = w.uow.load(buyer_quota_id(BUYER, NOW.year), BuyerQuota)
+    assert quota is not None and quota.used == accepted <= D(26000)
+    recorded = [e for events in w.uow.streams.values() for e in events]
+    assert not [e for e in recorded if isinstance(e, StockReserved | LotCreated)]

@@ -177,7 +177,7 @@ def test_a_dishonest_declarant_never_gets_green():
         ("first_line_in", "1210", False),
     ],
 )
-def test_a_retail_list_is_a_9610_parcel_arriving_or_bonded_stock_leaving_into_china(flow, trade_mode, retail):
+def test_a_retail_list_is_a_9610_parcel_arriving_or_bonded_stock_leaving(flow, trade_mode, retail):
     assert is_retail(flow, trade_mode) is retail
 
 
