@@ -391,6 +391,7 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
 
     labels = {**PAPER_LABELS, **paper_labels()}
     numbers = {d["id"]: d["number"] for e in trace.events for d in e.documents if d.get("number")}
+    numbers |= {p.declaration_id: p.declaration_no for p in trace.parcels}
     units = {lot.lot_id: lot.unit for lot in trace.lots}
     matched = ", ".join(f"{m.kind} {numbers.get(m.id, m.id)}" for m in trace.matched)
     lines = [
@@ -418,10 +419,26 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
             "" if edge.quantity is None else f" {edge.quantity:f} {units.get(edge.from_, '')}"
         )
         lines.append(f"  lot {edge.from_[:8]} -> lot {edge.to[:8]}  {edge.kind}{quantity}")
+    lines += _parcel_lines(trace.parcels)
     if trace.truncated:
         lines.append(f"truncated: the answer stopped at {limit} lots (--limit raises it)")
     else:
         lines.append("truncated: no")
+    return lines
+
+
+def _parcel_lines(parcels: list[Any]) -> list[str]:
+    """The 9610 parcels of a trace, one line each (none: no lines at all)."""
+    if not parcels:
+        return []
+    lines = ["parcels (declared and cleared one by one, in no book):"]
+    for p in parcels:
+        when = p.occurred_at.isoformat(sep=" ", timespec="seconds")
+        lines.append(
+            f"  {when}  {p.zone:<5} {p.trade_mode} declaration {p.declaration_no} {p.status}"
+            f"  transport {p.transport.mode} {p.transport.reference}"
+            f"  order {p.order_no}  waybill {p.waybill_no}"
+        )
     return lines
 
 

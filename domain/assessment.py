@@ -26,7 +26,7 @@ from domain.duty_tables import DEFAULT_TABLES
 from domain.enterprise import Enterprise
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
-from domain.reference import RETAIL_TRADE_MODES, Zone
+from domain.reference import RETAIL_FLOW, RETAIL_TRADE_MODES, Zone
 from domain.reference_rules import Registers, digests_in_force, tables_used
 from domain.risk import LineRisk, RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
@@ -49,8 +49,9 @@ class ClearanceRules:
 
 
 def is_retail(flow: str, trade_mode: str) -> bool:
-    """A cross-border e-commerce retail list: a retail trade mode leaving into China."""
-    return trade_mode in RETAIL_TRADE_MODES and flow == "second_line_out"
+    """A cross-border e-commerce retail list: a 9610 parcel arriving (`direct_in`), or 1210/1239
+    bonded stock leaving into China (`second_line_out`); both taxed as retail."""
+    return trade_mode in RETAIL_TRADE_MODES and flow == RETAIL_FLOW[trade_mode]
 
 
 def check_zone_permits(cmd: SubmitDeclaration, zone: Zone, day: date) -> None:
@@ -83,6 +84,13 @@ def value_cny(lines: list[DeclaredLine], currency: str, day: date, tables: DutyT
         return Decimal(0)
     goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
     return (goods * rate).quantize(CENT, ROUND_HALF_UP)
+
+
+def history_book(cmd: SubmitDeclaration) -> str:
+    """Whose unit-value history a line joins: its book's item; a bookless (9610) parcel's line
+    the declarant's own item number (`direct:` + USCC cannot be a book number, which is
+    capitals, digits and '-')."""
+    return cmd.account_book or f"direct:{cmd.declarant}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ def assess_submission(
     line_risks = []
     for line in inputs.lines:
         history = uow.pending(
-            unit_values_id(cmd.account_book, line.item_no, cmd.currency), UnitValues
+            unit_values_id(history_book(cmd), line.item_no, cmd.currency), UnitValues
         )
         if history not in touched:
             touched.append(history)

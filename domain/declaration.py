@@ -9,6 +9,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain.errors import Conflict
 from domain.events import AggregateState, DomainEvent, stream_id
 from domain.reference import (
     IMPORT_FLOWS,
@@ -16,7 +17,9 @@ from domain.reference import (
 )
 from domain.reference_data import TableUsed
 
-Flow = Literal["first_line_in", "first_line_out", "second_line_in", "second_line_out", "transfer"]
+Flow = Literal[
+    "first_line_in", "first_line_out", "second_line_in", "second_line_out", "transfer", "direct_in"
+]
 TransportMode = Literal["rail", "air", "road", "sea", "express", "post", "other"]
 Incoterm = Literal["EXW", "FCA", "FAS", "FOB", "CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"]
 GoodsStatus = Literal["bonded", "domestic"]
@@ -106,7 +109,8 @@ class SubmitDeclaration(_Body, frozen=True, kw_only=True):
     trade_mode: Str64
     declarant: Str64
     zone: Str64
-    account_book: Str64
+    # Required on every flow but `direct_in` (9610 parcels never sit in a book), refused there.
+    account_book: Str64 | None = None
     transport: Transport
     country: Str64
     currency: Str64
@@ -201,7 +205,8 @@ class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
     trade_mode: str
     declarant: str
     zone: str
-    account_book: str
+    # None on a `direct_in` (9610) parcel: it is cleared against its transport, in no book.
+    account_book: str | None
     destination_zone: str | None
     destination_account_book: str | None
     destination_enterprise: str | None
@@ -214,6 +219,15 @@ class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
     lines: list[DeclaredLine]
     ecommerce: Ecommerce | None
     client_ref: str | None
+
+    @property
+    def book(self) -> str:
+        """The book a movement under this declaration changes. Movements check the flow first
+        (409 `wrong_flow`), so a bookless `direct_in` parcel never gets here; if it did, it is
+        refused the same way."""
+        if self.account_book is None:
+            raise Conflict(f"a {self.flow} declaration moves no account book", rule="wrong_flow")
+        return self.account_book
 
 
 def needs_acceptance(facts: DeclarationFacts) -> bool:

@@ -54,14 +54,16 @@ EXCHANGE_RATES_2026 = [
 ]
 
 # Second-line exit into the domestic market is an import: general trade and zone logistics
-# goods pay in full; the three retail modes pay under the e-commerce retail rules. Entering a
-# zone from abroad (first line in), leaving abroad, and transfers between zones pay nothing.
+# goods pay in full; the bonded retail modes pay under the e-commerce retail rules, and so does
+# a 9610 parcel arriving by post or express (`direct_in`, GACC Announcement 2018 No. 194).
+# Entering a zone from abroad (first line in), leaving abroad, and transfers between zones pay
+# nothing.
 ASSESSABLE = [
     ("second_line_out", "0110"),
     ("second_line_out", "5034"),
-    ("second_line_out", "9610"),
     ("second_line_out", "1210"),
     ("second_line_out", "1239"),
+    ("direct_in", "9610"),
 ]
 
 DEFAULT_TABLES = DutyTables(

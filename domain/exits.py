@@ -153,7 +153,7 @@ def reserve_on_release(
         return []
     stocks: dict[int, Pending[ItemStock]] = {}
     for item_no, _status in needs(state):
-        stock_id = item_stock_id(state.facts.account_book, item_no)
+        stock_id = item_stock_id(state.facts.book, item_no)
         stocks[item_no] = uow.pending(stock_id, ItemStock)
     reserve(state, stocks, actor, now, status_before)
     return list(stocks.values())
@@ -292,7 +292,7 @@ def leave(
         kind=kind,
         declaration=d,
         zone=d.facts.zone,
-        account_book=d.facts.account_book,
+        account_book=d.facts.book,
         cmd=cmd,
         container=cmd.container or d.facts.transport.container,
         lots=[v for line_no in quantities for v in drawn[line_no]],

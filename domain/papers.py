@@ -106,7 +106,7 @@ def line_stocks(
 ) -> dict[int, Pending[ItemStock]]:
     """The stock of each item the moved lines name, in the declaration's own book, by item."""
     by_no = {line.line_no: line for line in declaration.facts.lines}
-    book = declaration.facts.account_book
+    book = declaration.facts.book
     return {
         by_no[n].item_no: uow.pending(item_stock_id(book, by_no[n].item_no), ItemStock)
         for n in quantities

@@ -104,11 +104,22 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
     ),
 )
 
-FLOWS = ("first_line_in", "first_line_out", "second_line_in", "second_line_out", "transfer")
-INBOUND_FLOWS = ("first_line_in", "second_line_in")
+FLOWS = (
+    "first_line_in",
+    "first_line_out",
+    "second_line_in",
+    "second_line_out",
+    "transfer",
+    "direct_in",
+)
+# Goods that come in (their lines name an origin country); `direct_in` is a 9610 parcel from
+# abroad, cleared at a supervision site and delivered to the buyer without entering a book.
+INBOUND_FLOWS = ("first_line_in", "second_line_in", "direct_in")
 OUTBOUND_FLOWS = ("first_line_out", "second_line_out", "transfer")
+# The flows whose declaration moves no account book (no `account_book`, no stock, no lot).
+BOOKLESS_FLOWS = ("direct_in",)
 # Direction digit of the declaration number: 1 = import into China's customs territory/market.
-IMPORT_FLOWS = ("first_line_in", "second_line_out")
+IMPORT_FLOWS = ("first_line_in", "second_line_out", "direct_in")
 
 TRADE_MODES: dict[str, str] = {
     "0110": "general trade",
@@ -120,6 +131,28 @@ TRADE_MODES: dict[str, str] = {
     "9810": "cross-border e-commerce export to overseas warehouse",
 }
 RETAIL_TRADE_MODES = ("9610", "1210", "1239")
+# The one flow a retail list of each mode takes. 9610 is direct purchase by post or express:
+# each parcel is declared and taxed on arrival against its transport and never sits in a
+# zone's book (GACC Announcement 2014 No. 12 created the mode [verify]; 2018 No. 194 governs
+# the supervision of retail imports [verify]). 1210 and 1239 sell a zone's bonded stock into
+# China, a second-line exit (1210: 2014 No. 57 [verify]; 1239: 2016 No. 75 [verify]).
+RETAIL_FLOW: dict[str, str] = {
+    "9610": "direct_in",
+    "1210": "second_line_out",
+    "1239": "second_line_out",
+}
+# Modes bound to flows: 9610 is declared only as `direct_in`, and `direct_in` only as 9610
+# (anything else is 422 `mode_not_allowed_for_flow` at `$.trade_mode`).
+MODE_FLOWS: dict[str, tuple[str, ...]] = {"9610": ("direct_in",)}
+FLOW_MODES: dict[str, tuple[str, ...]] = {"direct_in": ("9610",)}
+
+
+def mode_allowed(flow: str, trade_mode: str) -> bool:
+    """Whether a declaration of `flow` may use `trade_mode` (MODE_FLOWS, FLOW_MODES)."""
+    flows = MODE_FLOWS.get(trade_mode)
+    modes = FLOW_MODES.get(flow)
+    return (flows is None or flow in flows) and (modes is None or trade_mode in modes)
+
 
 TRANSPORT_MODES: dict[str, str] = {
     "rail": "rail (China-Europe freight train)",

@@ -36,7 +36,14 @@ from domain.enterprise import Enterprise, enterprise_id
 from domain.events import Actor, Pending
 from domain.exits import reserve_on_release
 from domain.quota import TRANSACTION_LIMIT_CNY
-from domain.reference import INBOUND_FLOWS, OUTBOUND_FLOWS, TRADE_MODES, Zone
+from domain.reference import (
+    BOOKLESS_FLOWS,
+    INBOUND_FLOWS,
+    OUTBOUND_FLOWS,
+    TRADE_MODES,
+    Zone,
+    mode_allowed,
+)
 from domain.reference_rules import ASSESSMENT_KINDS, read_registers, rules_in_force
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
@@ -67,7 +74,7 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     destination = cmd.destination_account_book
     ctx = SubmissionContext(
         zones=sub.zones,
-        book=uow.load(account_book_id(cmd.account_book), AccountBook),
+        book=uow.load(account_book_id(cmd.account_book), AccountBook) if cmd.account_book else None,
         destination_book=uow.load(account_book_id(destination), AccountBook)
         if destination
         else None,
@@ -116,13 +123,12 @@ def validate_submission(cmd: SubmitDeclaration, ctx: SubmissionContext) -> list[
         p.add("$.declarant", "enterprise is not registered")
     if cmd.trade_mode not in TRADE_MODES:
         p.add("$.trade_mode", f"unknown trade mode {cmd.trade_mode!r}")
+    elif not mode_allowed(cmd.flow, cmd.trade_mode):
+        p.add("$.trade_mode", _MODE_FOR_FLOW, rule="mode_not_allowed_for_flow")
     zone = ctx.zones.get(cmd.zone)
     if zone is None:
         p.add("$.zone", f"unknown zone {cmd.zone!r}")
-    book = ctx.book
-    if book is None or book.enterprise != cmd.declarant or book.zone != cmd.zone:
-        p.add("$.account_book", "no such account book of the declarant in this zone")
-        book = None
+    book = _check_book(cmd, ctx, p)
     p.check("$.transport.reference", values.text, cmd.transport.reference)
     if cmd.transport.container is not None:
         p.check("$.transport.container", values.container_no, cmd.transport.container)
@@ -142,6 +148,27 @@ def validate_submission(cmd: SubmitDeclaration, ctx: SubmissionContext) -> list[
         retail.check_order(cmd, lines, p)
     p.raise_if_any()
     return lines
+
+
+# 9610 is direct mail (GACC Announcement 2014 No. 12 [verify]): parcels from abroad, never in
+# a book; 1210/1239 sell a zone's bonded stock (a second-line exit).
+_MODE_FOR_FLOW = "9610 is declared only with flow direct_in, and direct_in only with 9610"
+
+
+def _check_book(cmd: SubmitDeclaration, ctx: SubmissionContext, p: Problems) -> AccountBook | None:
+    """The declarant's book in `zone`; none on a `direct_in` parcel, which moves no book."""
+    if cmd.flow in BOOKLESS_FLOWS:
+        if cmd.account_book is not None:
+            p.add("$.account_book", f"a {cmd.flow} parcel moves no account book: leave it out")
+        return None
+    book = ctx.book
+    if cmd.account_book is None:
+        p.add("$.account_book", f"a {cmd.flow} declaration names its account book")
+    elif book is None or book.enterprise != cmd.declarant or book.zone != cmd.zone:
+        p.add("$.account_book", "no such account book of the declarant in this zone")
+    else:
+        return book
+    return None
 
 
 def _check_transfer(
@@ -273,7 +300,10 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
     e = cmd.ecommerce
     if not is_retail(cmd.flow, cmd.trade_mode):
         if e is not None:
-            p.add("$.ecommerce", "only retail lists (9610/1210/1239, second_line_out) carry it")
+            p.add(
+                "$.ecommerce",
+                "only retail lists (9610 direct_in, 1210/1239 second_line_out) carry it",
+            )
         return
     if e is None:
         p.add("$.ecommerce", "a retail list needs its order, payment and waybill")

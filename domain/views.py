@@ -73,7 +73,7 @@ class DeclarationView(msgspec.Struct, frozen=True, kw_only=True):
     trade_mode: str
     declarant: str
     zone: str
-    account_book: str
+    account_book: str | None
     destination_zone: str | None
     destination_account_book: str | None
     transport: Transport

@@ -31,6 +31,7 @@ from api.routes.common import (
 from domain.declaration import (
     AcceptTransfer,
     Ecommerce,
+    Flow,
     PayDuties,
     RecordInspection,
     RefuseTransfer,
@@ -92,11 +93,7 @@ async def list_declarations(
     actor: Reader,
     page: Annotated[Page, Depends()],
     status: Annotated[str | None, Query(max_length=32)] = None,
-    flow: Annotated[
-        Literal["first_line_in", "first_line_out", "second_line_in", "second_line_out", "transfer"]
-        | None,
-        Query(),
-    ] = None,
+    flow: Annotated[Flow | None, Query()] = None,
     zone: Annotated[str | None, Query(max_length=16)] = None,
     declarant: Annotated[str | None, Query(max_length=18)] = None,
     since: Since = None,

@@ -21,6 +21,7 @@ from domain.movements import LotCreated, MovementKind, MovementRecorded, Paper
 from domain.stocktake import LotAdjusted
 from projections.columns import PAPERS, movement_kind, movement_papers, papers_text
 from projections.folding import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
+from projections.trace.parcels import INSERT_PARCEL, parcel_row
 from projections.trace.tables import DDL, EVENTS_PER_POSITION, RETIRED_TABLES, TABLES
 
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
@@ -72,8 +73,9 @@ class TraceProjection:
 
     name = "trace"
     # 2: references stored per paper (declaration, movement), not per lot; the trace keeps
-    # its own books and movements (views of version 1 are rebuilt from the log).
-    version = 2
+    # its own books and movements (views of version 1 are rebuilt from the log). 3: parcels
+    # (declarations that move no book, parcels.py).
+    version = 3
     retired_tables = RETIRED_TABLES
     tables = TABLES
     handles: tuple[type[DomainEvent], ...] = (
@@ -120,6 +122,7 @@ class _TraceFold:
         self.enterprises: RowCache[str, str | None] = RowCache(p.enterprises if p else None)
         self.new_books: list[tuple[str, str]] = []
         self.new_movements: list[tuple[str, str, str, str]] = []
+        self.parcels: list[tuple[Any, ...]] = []
         self.edges: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, paper) -> canonical id
@@ -161,6 +164,9 @@ class _TraceFold:
             paper = entry.stream_id
             for kind, ref, canonical in declaration_refs(event):
                 self.refs[(ref, kind, paper)] = canonical
+            parcel = parcel_row(entry, event)
+            if parcel is not None:
+                self.parcels.append(parcel)
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
             self.new_books.append((event.book_no, event.enterprise))
@@ -383,6 +389,7 @@ class _TraceFold:
             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             self.events,
         )
+        writes.add(INSERT_PARCEL, self.parcels)
         self.edges, self.events, self.refs = [], [], {}
-        self.new_books, self.new_movements = [], []
+        self.new_books, self.new_movements, self.parcels = [], [], []
         return writes

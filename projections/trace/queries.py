@@ -20,6 +20,7 @@ from domain.events import Actor
 from domain.scope import Scope
 from projections.columns import PAPER_DICTS, tenancy_sql
 from projections.inventory.queries import item_descriptions
+from projections.trace.parcels import TraceParcel, read_parcels
 
 _ACTOR = msgspec.json.Decoder(Actor)
 DEFAULT_LIMIT = 500
@@ -78,6 +79,8 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     # With `truncated` because the reference matched more lots than `limit`: pass it as
     # `cursor` for the next lots it matched (in the order they came to be).
     next_cursor: str | None = None
+    # Declarations the reference matched that move no lot (9610 parcels, parcels.py).
+    parcels: list[TraceParcel] = []
 
 
 class TraceQueries:
@@ -105,9 +108,10 @@ class TraceQueries:
         with self.views.read() as cur:
             params: list[Any] = []
             cur.execute(_find(scope, ref, params, after), params)
-            matched, order, last, more = _matched(cur, limit)
-            if not order:
+            matched, order, found_parcels, last, more = _matched(cur, limit)
+            if not order and not found_parcels:
                 return None
+            parcels = read_parcels(cur, list(found_parcels))
             edges: dict[tuple[str, str], TraceEdge] = {}
             truncated = more
             for going in ("upstream", "downstream"):
@@ -119,6 +123,7 @@ class TraceQueries:
         zones = list(dict.fromkeys(e.zone for e in events)) or list(
             dict.fromkeys(lot.zone for lot in lots)
         )
+        zones = list(dict.fromkeys([*zones, *(p.zone for p in parcels)]))
         return Trace(
             ref=ref,
             direction=direction,
@@ -129,27 +134,32 @@ class TraceQueries:
             events=events,
             truncated=truncated,
             next_cursor=str(last) if more else None,
+            parcels=parcels,
         )
 
 
 def _matched(
     cur: Any, limit: int
-) -> tuple[list[tuple[str, str]], dict[str, None], int, bool]:
-    """The first `limit` distinct lots of the found rows (read a page at a time, never the
-    whole set), what they matched, the position of the last one, and whether there are more."""
+) -> tuple[list[tuple[str, str]], dict[str, None], dict[str, None], int, bool]:
+    """The first `limit` distinct lots and parcels of the found rows (read a page at a time,
+    never the whole set), what they matched, the position of the last one, and whether there
+    are more."""
     matched: dict[tuple[str, str], None] = {}
     order: dict[str, None] = {}
+    parcels: dict[str, None] = {}
     last, more = 0, False
     while not more and (rows := cur.fetchmany(500)):
         for r in rows:
-            if r["lot_id"] not in order:
-                if len(order) >= limit:
+            node = r["lot_id"] or r["parcel"]
+            held = order if r["lot_id"] else parcels
+            if node not in held:
+                if len(order) + len(parcels) >= limit:
                     more = True
                     break
-                order[r["lot_id"]] = None
+                held[node] = None
                 last = r["position"]
             matched[(r["kind"], r["id"])] = None
-    return list(matched), order, last, more
+    return list(matched), order, parcels, last, more
 
 
 def _seen_lots(scope: Scope, params: list[Any]) -> str:
@@ -159,11 +169,17 @@ def _seen_lots(scope: Scope, params: list[Any]) -> str:
 
 
 def _find(scope: Scope, ref: str, params: list[Any], after: int = 0) -> str:
-    """The lots a reference names that `scope` sees, with what it matched: through its papers
-    (a declaration's movements, or the movement itself) to the lots of their events, and a lot
-    id to its lot; only lots that came to be past the position `after`."""
+    """The lots and parcels a reference names that `scope` sees, with what it matched: through
+    its papers (a declaration's movements, or the movement itself) to the lots of their events,
+    a bookless declaration to its parcel, and a lot id to its lot; only lots and parcels that
+    came to be past the position `after`. Each row has a `lot_id` or a `parcel`."""
     params.append(ref)
     by_papers = _seen_lots(scope, params) + " AND l.position > ?"
+    params.append(after)
+    parcels = (
+        tenancy_sql(scope, params, enterprise=("d.enterprise",), zone=("d.zone",))
+        + " AND d.position > ?"
+    )
     params.append(after)
     params.append(ref)
     by_id = _seen_lots(scope, params) + " AND l.position > ?"
@@ -173,10 +189,12 @@ def _find(scope: Scope, ref: str, params: list[Any], after: int = 0) -> str:
         " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
         "  JOIN view_trace_movements m ON m.declaration = p.paper"
         "  UNION SELECT kind, id, paper FROM papers)"
-        " SELECT mv.kind, mv.id, e.lot_id, l.position FROM moved mv"
+        " SELECT mv.kind, mv.id, e.lot_id, NULL AS parcel, l.position FROM moved mv"
         " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
         f" JOIN view_trace_lots l ON l.lot_id = e.lot_id{by_papers}"
-        " UNION SELECT 'lot', l.lot_id, l.lot_id, l.position"
+        " UNION SELECT p.kind, p.id, NULL, d.declaration_id, d.position FROM papers p"
+        f" JOIN view_trace_parcels d ON d.declaration_id = p.paper{parcels}"
+        " UNION SELECT 'lot', l.lot_id, l.lot_id, NULL, l.position"
         f" FROM view_trace_lots l WHERE l.lot_id = ?{by_id}"
         " ORDER BY position, kind, id"
     )

@@ -12,7 +12,9 @@ reference indexed.
   declaration; a movement's gate note and container -> the movement;
 - `view_trace_movements`: each movement's kind, papers and declaration (for the lot events of
   later pages, a lot event's movement being recorded in its write, and for the references);
-- `view_trace_books`: each book's enterprise.
+- `view_trace_books`: each book's enterprise;
+- `view_trace_parcels`: each declaration that moves no book (a 9610 parcel, parcels.py), a
+  node of its own that its references find.
 A reference finds its lots through its paper: a movement's lots are the lots of its events in
 `view_trace_events`, a declaration's those of its movements (a lot id finds its lot directly).
 A reference is stored once per paper, never once per lot.
@@ -21,6 +23,7 @@ A reference is stored once per paper, never once per lot.
 from __future__ import annotations
 
 from projections.folding import ViewTable
+from projections.trace.parcels import PARCELS_DDL
 
 # A chain event's key: its event's log position (one lot per lot event).
 EVENTS_PER_POSITION = 1_000_000
@@ -52,6 +55,7 @@ DDL = (
     " declaration TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_trace_movements_declaration"
     " ON view_trace_movements (declaration)",
+    *PARCELS_DDL,
 )
 # The tables in the order the read model's digest covers them.
 TABLES: tuple[ViewTable, ...] = (
@@ -61,6 +65,7 @@ TABLES: tuple[ViewTable, ...] = (
     ViewTable("view_trace_refs", ("ref", "kind", "paper")),
     ViewTable("view_trace_books", ("book_no",)),
     ViewTable("view_trace_movements", ("movement_id",)),
+    ViewTable("view_trace_parcels", ("declaration_id",)),
 )
 # The tables of version 1 that version 2 no longer has (dropped with the rest on a rebuild).
 RETIRED_TABLES = ("view_trace_declarations",)

@@ -202,7 +202,9 @@ def test_books_pay_the_9_percent_vat_rate():
 
 
 def test_retail_cosmetics_within_limits_agree_with_the_comprehensive_rate():
-    a = duties(line(COSMETICS, "1", "1000"), trade_mode="9610", retail="within_limits")
+    a = duties(
+        line(COSMETICS, "1", "1000"), flow="direct_in", trade_mode="9610", retail="within_limits"
+    )
     # statutory at a 0% tariff: consumption tax 1000 / (1 - 15%) x 15% = 176.47,
     # VAT (1000 + 176.47) x 13% = 152.94; at 70%: 123.53 and 107.06
     assert a.tariff == D("0.00")
@@ -238,7 +240,7 @@ def test_the_waiver_looks_at_each_tax_on_its_own():
 
 
 def test_retail_lists_never_get_the_waiver():
-    a = duties(line(unit_price="10"), trade_mode="9610", retail="within_limits")
+    a = duties(line(unit_price="10"), flow="direct_in", trade_mode="9610", retail="within_limits")
     assert a.vat == D("0.91")  # 10 x 13% x 70% = 0.91, collected
     assert a.waived == []
 

@@ -167,15 +167,17 @@ def test_a_dishonest_declarant_never_gets_green():
 @pytest.mark.parametrize(
     ("flow", "trade_mode", "retail"),
     [
-        ("second_line_out", "9610", True),
+        ("direct_in", "9610", True),
+        ("second_line_out", "9610", False),
         ("second_line_out", "1210", True),
         ("second_line_out", "1239", True),
+        ("direct_in", "1210", False),
         ("first_line_out", "9610", False),
         ("second_line_out", "0110", False),
         ("first_line_in", "1210", False),
     ],
 )
-def test_a_retail_list_is_a_retail_trade_mode_leaving_into_china(flow, trade_mode, retail):
+def test_a_retail_list_is_a_9610_parcel_arriving_or_bonded_stock_leaving(flow, trade_mode, retail):
     assert is_retail(flow, trade_mode) is retail
 
 
@@ -250,7 +252,9 @@ def test_a_bonded_retail_list_before_the_zones_permit_is_refused_zone_not_permit
     sub = w.submission(retail_body(uscc, "B1", "100.00"), zones=zones)
     assert w.uow.run(decide_submission, sub, first_day).status == "awaiting_payment"
     # A direct (9610) list does not draw on the zone's bonded stock: no permit needed.
-    direct = w.submission(retail_body(uscc, "B1", "100.00", trade_mode="9610"))
+    direct = w.submission(
+        retail_body(uscc, "B1", "100.00", trade_mode="9610", flow="direct_in", account_book=None)
+    )
     check_zone_permits(direct.cmd, zones["XCBZ"], date(2026, 11, 20))
 
 
