@@ -1,15 +1,16 @@
 """Assessing a submitted declaration: the zone's e-commerce permit, the buyer's quota, the
 risk channel, the duties and the CNY value, decided in the submission's own write.
 
-Every stream the assessment depends on records an event in that write (the buyer's quota,
-each item's unit-value history), so the commit's version check covers them all.
+Every stream the assessment depends on records an event in that write (the buyer's quota) or
+is read through the unit of work, whose commit checks it has not moved (each item's
+unit-value history, which only releases write: domain/unit_values.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import msgspec
 
@@ -28,10 +29,11 @@ from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
 from domain.reference import RETAIL_FLOW, RETAIL_TRADE_MODES, Zone
 from domain.reference_rules import Registers, digests_in_force, tables_used
-from domain.risk import LineRisk, RiskRules, assess_risk
+from domain.risk import RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
 from domain.unit_of_work import UnitOfWork
-from domain.unit_values import UnitValueObserved, UnitValues, unit_values_id
+from domain.unit_values import UnitValues, history_owner, unit_values_id
+from domain.value_checks import PRECISION, LineRisk
 
 # Cross-border e-commerce retail import from a bonded zone's stock ("online bonded import":
 # 1210, and 1239 for the cities outside the 2016 pilot list), GACC Announcement 2016 No. 75
@@ -82,15 +84,24 @@ def value_cny(lines: list[DeclaredLine], currency: str, day: date, tables: DutyT
         rate = tables.cny_per_unit(currency, day.strftime("%Y-%m"))
     except ValidationFailed:
         return Decimal(0)
-    goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
-    return (goods * rate).quantize(CENT, ROUND_HALF_UP)
+    with localcontext(prec=PRECISION):  # exact for any figures the grammar admits
+        goods = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
+        return (goods * rate).quantize(CENT, ROUND_HALF_UP)
+
+
+def rate_for_bounds(tables: DutyTables, currency: str, day: date) -> Decimal | None:
+    """CNY per unit of `currency` for the value checks' bounds: the month's customs rate, else
+    the latest published before it (bounds are orders of magnitude, a late publication must
+    not blind them); None when the currency never had one."""
+    month = day.strftime("%Y-%m")
+    known = [r for r in tables.exchange_rates if r.month <= month and r.rate_of(currency)]
+    latest = max(known, key=lambda r: r.month, default=None)
+    return Decimal(1) if currency == "CNY" else latest.rate_of(currency) if latest else None
 
 
 def history_book(cmd: SubmitDeclaration) -> str:
-    """Whose unit-value history a line joins: its book's item; a bookless (9610) parcel's line
-    the declarant's own item number (`direct:` + USCC cannot be a book number, which is
-    capitals, digits and '-')."""
-    return cmd.account_book or f"direct:{cmd.declarant}"
+    """Whose unit-value history a line joins (domain/unit_values.py `history_owner`)."""
+    return history_owner(cmd.account_book, cmd.declarant)
 
 
 @dataclass(frozen=True)
@@ -120,18 +131,42 @@ def recorded_tables(duties: Assessment, in_force: dict[str, str]) -> Assessment:
     return msgspec.structs.replace(duties, tables={**duties.tables, **published})
 
 
+def line_risks(
+    uow: UnitOfWork, cmd: SubmitDeclaration, lines: list[DeclaredLine], rate: Decimal | None
+) -> list[LineRisk]:
+    """The lines as the risk engine reads them, each with its item's released prices (read
+    only: a line enters the history when its declaration is released, domain/unit_values.py)."""
+    found = []
+    for line in lines:
+        stream = unit_values_id(history_book(cmd), line.item_no, cmd.currency)
+        history = uow.load(stream, UnitValues)
+        found.append(
+            LineRisk(
+                line_no=line.line_no,
+                item_no=line.item_no,
+                hs_code=line.hs_code,
+                origin_country=line.origin_country,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                history=list(history.prices) if history else [],
+                cny_rate=rate,
+            )
+        )
+    return found
+
+
 def assess_submission(
     uow: UnitOfWork, declaration: Pending[Declaration], inputs: AssessmentInputs
-) -> list[Pending[UnitValues] | Pending[quota.BuyerQuota]]:
-    """Count a retail list against the buyer's quota, judge the lines' unit values against
-    their history, and record the risk channel, duties and status. Returns the other streams
-    the assessment wrote (the quota, then each item's unit-value history)."""
+) -> list[Pending[quota.BuyerQuota]]:
+    """Count a retail list against the buyer's quota, judge the lines' values against their
+    items' released history and the bounds, and record the risk channel, duties and status.
+    Returns the other stream the assessment wrote (the buyer's quota, for a retail list)."""
     cmd, actor = inputs.cmd, inputs.actor
     state = declaration.state
     assert state is not None
     occurred = state.submitted_at
     day = inputs.now.astimezone(SHANGHAI).date()
-    touched: list[Pending[UnitValues] | Pending[quota.BuyerQuota]] = []
+    touched: list[Pending[quota.BuyerQuota]] = []
     mode: Retail | None = None
     quota_year = None
     ecommerce = state.facts.ecommerce
@@ -146,37 +181,13 @@ def assess_submission(
         quota.use(buyer, declaration.id, amount, carried, actor=actor, occurred_at=occurred)
         touched.append(buyer)
         mode = retail_mode(amount)
-    line_risks = []
-    for line in inputs.lines:
-        history = uow.pending(
-            unit_values_id(history_book(cmd), line.item_no, cmd.currency), UnitValues
-        )
-        if history not in touched:
-            touched.append(history)
-        seen = history.state
-        line_risks.append(
-            LineRisk(
-                line_no=line.line_no,
-                hs_code=line.hs_code,
-                origin_country=line.origin_country,
-                unit_price=line.unit_price,
-                history_count=seen.count if seen else 0,
-                history_mean=seen.mean if seen else None,
-            )
-        )
-        history.record(
-            UnitValueObserved,
-            actor=actor,
-            occurred_at=occurred,
-            declaration_id=declaration.id,
-            unit_price=line.unit_price,
-        )
     rules = inputs.rules
+    rate = rate_for_bounds(rules.duties, cmd.currency, day)
     risk = assess_risk(
         rules.risk,
         credit_class=inputs.enterprise.credit_class,
         declaration_id=declaration.id,
-        lines=line_risks,
+        lines=line_risks(uow, cmd, inputs.lines, rate),
     )
     duties = assess(
         flow=cmd.flow,

@@ -38,6 +38,7 @@ from domain.exits import reserve_on_release
 from domain.reference_data import TableUsed
 from domain.risk import RiskOutcome
 from domain.unit_of_work import Decision, UnitOfWork
+from domain.unit_values import observe_on_release
 from domain.views import DeclarationView, declaration_view
 
 ZERO = Decimal("0.00")
@@ -86,6 +87,7 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
                 outstanding=self.duties.total,
             ),
             quota_year=self.quota_year,
+            outlier_lines=list(self.risk.outlier_lines),
         )
 
 
@@ -330,9 +332,9 @@ def decide_on_declaration(
 ) -> Decision[DeclarationView]:
     """`withdrawal` and `payment` (its declarant), `acceptance` and `refusal` (a transfer's
     destination enterprise), `inspection`, `release` and `rejection` (an officer; roles are
-    checked by the API): the transition, the stock an outbound declaration reserves when it
-    enters `released`, and for a withdrawn or rejected retail list its amount back to the
-    buyer's quota - one write."""
+    checked by the API): the transition, the stock an outbound declaration reserves and the
+    prices its lines add to their items' histories when it enters `released`, and for a
+    withdrawn or rejected retail list its amount back to the buyer's quota - one write."""
     rule = DECISIONS[action]
     stream = uow.declaration_id(ref)
     pending = uow.pending(stream, Declaration) if stream else None
@@ -344,6 +346,7 @@ def decide_on_declaration(
     state = rule.transition(pending, cmd, actor, now)
     saves: list[Pending[Any]] = [pending]
     saves += reserve_on_release(uow, before.status, pending, actor, now)
+    saves += observe_on_release(uow, before.status, pending, actor, now)
     e = before.facts.ecommerce
     if rule.gives_quota_back and before.quota_year is not None and e is not None:
         buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)

@@ -253,6 +253,8 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     quota_year: int | None = None
     # The published reference tables its assessment read (domain/reference_data.py).
     assessed_with: list[TableUsed] = []
+    # Lines whose figures the assessment found absurd: never in the unit-value history.
+    outlier_lines: list[int] = []
 
 
 class DeclarationSubmitted(DomainEvent, frozen=True, kw_only=True):

@@ -12,9 +12,11 @@ import msgspec
 import pycountry
 
 from domain.errors import ValidationFailed
+from domain.value_checks import CHANNELS as CHANNELS
+from domain.value_checks import LineRisk as LineRisk
+from domain.value_checks import UnitValueRule as UnitValueRule
+from domain.value_checks import value_findings
 
-# ASYCUDA's lanes: green = release, yellow = document review, red = physical inspection.
-CHANNELS = ("green", "yellow", "red")
 SEVERITY = {channel: rank for rank, channel in enumerate(CHANNELS)}
 ADVANCED_CERTIFIED = "advanced_certified"
 DISHONEST = "dishonest"
@@ -98,25 +100,6 @@ class WatchedOrigin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return (self.country, self.hs_prefix or "")
 
 
-class UnitValueRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A unit price far from the item's own mean price: under-valuation, or a price that hides
-    something else. Judged only once the item has `min_history` observations."""
-
-    min_history: int
-    low_ratio: Decimal
-    high_ratio: Decimal
-    channel: str
-
-    def __post_init__(self) -> None:
-        if self.min_history < 1:
-            raise ValueError("min_history must be at least 1")
-        if not self.low_ratio.is_finite() or not Decimal(0) < self.low_ratio <= Decimal(1):
-            raise ValueError(f"low_ratio must be in (0, 1], not {self.low_ratio}")
-        if not self.high_ratio.is_finite() or self.high_ratio < Decimal(1):
-            raise ValueError(f"high_ratio must be at least 1, not {self.high_ratio}")
-        _check_channel("channel", self.channel)
-
-
 class RiskRules(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
@@ -180,19 +163,7 @@ class RiskRules(
 _VERSIONS: dict[int, tuple[RiskRules, str]] = {}
 
 
-class LineRisk(msgspec.Struct, frozen=True, kw_only=True):
-    """What the engine needs of one declaration line; the history is the item's own unit prices
-    in the declaration's currency before this declaration, supplied by the caller."""
-
-    line_no: int
-    hs_code: str
-    origin_country: str | None
-    unit_price: Decimal
-    history_count: int
-    history_mean: Decimal | None
-
-
-class RiskOutcome(msgspec.Struct, frozen=True, kw_only=True):
+class RiskOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The decision as recorded: replay reads it, it never recomputes it."""
 
     channel: str
@@ -200,6 +171,8 @@ class RiskOutcome(msgspec.Struct, frozen=True, kw_only=True):
     draw: Decimal
     selected: bool
     rules_version: str
+    # Lines whose figures the value checks found absurd: they never enter the item's history.
+    outlier_lines: list[int] = []
 
 
 def draw_for(seed: str, declaration_id: UUID) -> Decimal:
@@ -235,20 +208,6 @@ def _most_specific_origin(rules: RiskRules, line: LineRisk) -> WatchedOrigin | N
     return max(matches, key=lambda w: len(w.hs_prefix or ""), default=None)
 
 
-def _unit_value_finding(rule: UnitValueRule, line: LineRisk) -> str | None:
-    mean = line.history_mean
-    if line.history_count < rule.min_history or mean is None or mean <= 0:
-        return None  # too little history to call any price unusual
-    price = line.unit_price
-    if price < mean * rule.low_ratio:
-        code = "unit_value_low"
-    elif price > mean * rule.high_ratio:
-        code = "unit_value_high"
-    else:
-        return None
-    return f"{code}:line {line.line_no}: {_plain(price)} vs mean {_plain(mean)}"
-
-
 def _class_reason(credit_class: str, policy: ClassPolicy) -> tuple[str, str | None]:
     """The class's own channel, and a reason when the class alone keeps the declaration off
     green; the dishonest floor holds whatever the rules file says."""
@@ -271,11 +230,12 @@ def assess_risk(
     declaration_id: UUID,
     lines: Sequence[LineRisk],
 ) -> RiskOutcome:
-    """The most severe channel that the class, the watched goods and origins, the unit values
-    and the random selection give, with every finding's reason.
+    """The most severe channel that the class, the watched goods and origins, the value checks
+    (domain/value_checks.py) and the random selection give, with every finding's reason.
 
-    Reasons come class first, then goods, origins, unit values and the draw; within each group
-    in line-number order, each once, so an assessment replayed from the same data compares equal.
+    Reasons come class first, then goods, origins, values and the draw; within each group in
+    line-number order (the values' per-item first-declaration findings last), each once, so an
+    assessment replayed from the same data compares equal.
     """
     policy = rules.classes.get(credit_class)
     if policy is None:
@@ -284,7 +244,6 @@ def assess_risk(
     class_reasons = [class_reason] if class_reason else []
     goods: list[str] = []
     origins: list[str] = []
-    unit_values: list[str] = []
     for line in sorted(lines, key=lambda item: item.line_no):
         watched = _most_specific_goods(rules, line.hs_code)
         if watched is not None:
@@ -295,10 +254,8 @@ def assess_risk(
             channel = most_severe(channel, origin.channel)
             scope = f"{origin.country}:{origin.hs_prefix}" if origin.hs_prefix else origin.country
             _add(origins, f"watched_origin:{scope}:{origin.reason}")
-        finding = _unit_value_finding(rules.unit_value, line)
-        if finding is not None:
-            channel = most_severe(channel, rules.unit_value.channel)
-            _add(unit_values, finding)
+    values = value_findings(rules.unit_value, lines)
+    channel = most_severe(channel, values.channel)
     if not rules.seed:
         raise ValueError("the rules have no selection seed: the ledger gives them one")
     draw = draw_for(rules.seed, declaration_id)
@@ -309,8 +266,9 @@ def assess_risk(
         drawn.append(f"random_selection:{_plain(draw)}<{_plain(policy.selection_rate)}")
     return RiskOutcome(
         channel=channel,
-        reasons=class_reasons + goods + origins + unit_values + drawn,
+        reasons=class_reasons + goods + origins + values.reasons + drawn,
         draw=draw,
         selected=selected,
         rules_version=rules.version(),
+        outlier_lines=values.outlier_lines,
     )

@@ -71,9 +71,31 @@ WATCHED_ORIGINS = [
     ),
 ]
 
-# Below half the item's mean unit price suggests under-valuation (less duty); above three
-# times suggests mis-description or money moved through the price. Three earlier declarations
-# in the same currency make a mean worth comparing against.
+# The value checks (domain/value_checks.py) compare a price with the item's own released
+# prices in the same currency: their median, and their median absolute deviation (MAD) as the
+# spread, so one typo moves neither (issue #16).
+# - Below half the median suggests under-valuation (less duty); above three times suggests
+#   mis-description or money moved through the price: document review - but only when the
+#   price is also more than 3 MADs from the median (about two standard deviations of normally
+#   spread prices), so an item whose prices genuinely vary is not reviewed for varying.
+# - Three released declarations in the currency make a median worth comparing against.
+# - A hundred times the median or a hundredth of it is no valuation question but a wrong
+#   figure (a misplaced decimal point is a factor of 10 to 10,000): absurd.
+# Bounds that need no history, in CNY at the customs rate (the month's, else the latest one
+# published for the currency): illustrative orders of magnitude, not published figures.
+# - CNY 10 billion for one unit, or for one line: above the dearest goods bonded zones clear (a
+#   wide-body aircraft under bonded leasing is about CNY 2 billion [verify]).
+# - A billion of the item's legal unit on one line: a very large crude carrier carries about
+#   300,000 t, i.e. 3 x 10^8 kg.
+# - An item not yet known (fewer than three releases) worth over CNY 10 million in one
+#   declaration goes to document review: new goods of that value are worth a look, while the
+#   usual first container of an item (e.g. 1,000 laptops, about CNY 3.5 million) is not.
+# Absurd figures go at least to document review whatever `channel` says, and their lines never
+# enter the history.
+# The figures from `spread_factor` on (3, 100, CNY 10 billion, 10^9, CNY 10 billion, CNY 10
+# million) are UnitValueRule's defaults, so they are not repeated here: a rule set published
+# before issue #16 decodes to these same checks, and the built-in set keeps its JSON and so its
+# digest (msgspec omits a default only when it is the default object itself).
 UNIT_VALUE = UnitValueRule(
     min_history=3, low_ratio=Decimal("0.5"), high_ratio=Decimal("3"), channel="yellow"
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -46,6 +47,7 @@ from domain.reference import (
 )
 from domain.reference_rules import ASSESSMENT_KINDS, read_registers, rules_in_force
 from domain.unit_of_work import Decision, UnitOfWork
+from domain.unit_values import observe_on_release
 from domain.values import Problems
 from domain.views import DeclarationView, declaration_view
 
@@ -68,7 +70,7 @@ class Submission:
 def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decision[DeclarationView]:
     """Check, number, assess and (green and nothing to pay) release a declaration, reserving
     an outbound one's stock, in one write: the number series, the declaration, the buyer's
-    quota, the unit-value histories and the book items' stock."""
+    quota, the unit-value histories (released only) and the book items' stock."""
     cmd = sub.cmd
     enterprise = uow.load(enterprise_id(cmd.declarant), Enterprise)
     destination = cmd.destination_account_book
@@ -99,9 +101,11 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     rules = rules_in_force(registers, sub.rules, day)
     inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers)
     assessed = assess_submission(uow, declaration, inputs)
+    observed = observe_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
-    return Decision([series, declaration, *assessed, *stocks], declaration_view(declaration.state))
+    saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks]
+    return Decision(saves, declaration_view(declaration.state))
 
 
 @dataclass(frozen=True)

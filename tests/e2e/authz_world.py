@@ -379,7 +379,10 @@ def _sender(world: World) -> Tenant:
     ledger.issue(c.principal, "enterprise", enterprise=c.uscc)
     world.write("admin", "/v1/enterprises", enterprise_body(c.uscc, c.name))
     world.write("admin", "/v1/account-books", book_body(c.book, c.uscc, zone))
-    arrival = world.declare(c, "released", lines=[line(1, quantity="100000")])
+    # A new item's first declaration worth over CNY 10 million: an officer releases it after
+    # document review (domain/value_checks.py).
+    arrival = world.declare(c, "document_review", lines=[line(1, quantity="100000")])
+    world.write("officer", f"/v1/declarations/{arrival['id']}/release", {}, 200)
     world.write(c.operator, "/v1/movements", gate(arrival, "gate_in", "100000"))
     return c
 

@@ -24,6 +24,7 @@ from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFaile
 from domain.events import Actor
 from domain.movements import item_stock_id
 from domain.quota import BuyerQuota
+from domain.unit_values import UnitValues, unit_values_id
 from domain.views import DeclarationView
 from tests.unit.domain_world import (
     BUYER,
@@ -269,7 +270,7 @@ def test_a_nonconforming_inspection_needs_findings_and_a_rejection_a_reason():
     assert case.w.snapshot() == before
 
 
-def test_a_release_reserves_the_outbound_stock_in_the_same_write():
+def test_a_release_reserves_the_outbound_stock_and_records_its_prices_in_the_same_write():
     case = Case()
     w = case.w
     # Exported medicaments (watched goods): document review, nothing reserved yet.
@@ -278,11 +279,14 @@ def test_a_release_reserves_the_outbound_stock_in_the_same_write():
     assert export.status == "document_review"
     assert w.stock("B1", 3).pending_out == 0
     decision = decide_on_declaration(w.uow, "release", str(export.id), RELEASE, OFFICER, NOW)
-    assert [p.id for p in decision.saves] == [export.id, item_stock_id("B1", 3)]
+    history = unit_values_id("B1", 3, "EUR")
+    assert [p.id for p in decision.saves] == [export.id, item_stock_id("B1", 3), history]
     w.uow.commit(decision)
     stock = w.stock("B1", 3)
     assert stock.reserved[export.id].quantity == D(15)
     assert (stock.on_hand, stock.pending_out, stock.available_of("bonded")) == (D(40), D(15), D(25))
+    # The export's price counts from its release on (the admission's counted at its own).
+    assert w.uow.load(history, UnitValues).prices == [D("12.00"), D("12.00")]  # type: ignore[union-attr]
 
 
 def test_a_release_beyond_the_available_stock_is_refused_insufficient_stock_and_saves_nothing():

@@ -57,16 +57,17 @@ operations = st.one_of(
 
 
 class Stockroom:
-    """Coffee (item 2, KGM) of book B1 in XCBZ: two inbound declarations of a million kg
-    (bonded and domestic) to admit from, and the released exits not yet gone."""
+    """Coffee (item 2, KGM) of book B1 in XCBZ: two released inbound declarations of a million
+    kg (bonded and domestic) to admit from, and the released exits not yet gone. Each is a new
+    item's first declaration worth over CNY 10 million: an officer releases it after review."""
 
     def __init__(self) -> None:
         self.w = World()
         self.uscc = self.w.enterprise(1)
         self.w.book("B1", self.uscc)
         self.inbound = {
-            status: self.w.submit(
-                self.uscc, "B1", flow=flow, lines=[line(2, quantity="1000000")]
+            status: self.w.cleared(
+                self.w.submit(self.uscc, "B1", flow=flow, lines=[line(2, quantity="1000000")])
             ).id
             for status, flow in (("bonded", "first_line_in"), ("domestic", "second_line_in"))
         }

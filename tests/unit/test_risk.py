@@ -70,16 +70,18 @@ def line(
     line_no: int = 1,
     origin: str | None = "BR",
     price: str = "420.00",
-    count: int = 0,
-    mean: str | None = None,
+    history: tuple[str, ...] = (),
+    quantity: str = "10",
 ) -> LineRisk:
     return LineRisk(
         line_no=line_no,
+        item_no=line_no,
         hs_code=hs_code,
         origin_country=origin,
+        quantity=D(quantity),
         unit_price=D(price),
-        history_count=count,
-        history_mean=None if mean is None else D(mean),
+        history=[D(p) for p in history],
+        cny_rate=D("8.2437"),
     )
 
 
@@ -209,11 +211,13 @@ prices = st.decimals(min_value=0, max_value=10_000, places=4)
 lines_without_numbers = st.builds(
     LineRisk,
     line_no=st.just(0),
+    item_no=st.integers(1, 3),
     hs_code=hs_codes,
     origin_country=st.none() | countries,
+    quantity=st.decimals(min_value="0.00001", max_value=10**15, places=5),
     unit_price=prices,
-    history_count=st.integers(0, 6),
-    history_mean=st.none() | prices,
+    history=st.lists(prices, max_size=6),
+    cny_rate=st.none() | st.sampled_from([D(1), D("8.2437"), D("0.04749")]),
 )
 line_lists = st.lists(lines_without_numbers, max_size=6).map(
     lambda ls: [replace(x, line_no=no) for no, x in enumerate(ls, start=1)]
@@ -323,20 +327,44 @@ def test_an_origin_watched_for_some_goods_leaves_the_others_alone() -> None:
 # --- unit values ------------------------------------------------------------------------------
 
 
+NORMAL = ("420.00", "420.00", "420.00")
+
+
 def test_a_low_unit_price_needs_min_history_before_it_counts() -> None:
-    young = assess(None, "regular", line(price="210.00", count=2, mean="420.00"))
+    young = assess(None, "regular", line(price="210.00", history=NORMAL[:2]))
     assert (young.channel, young.reasons) == ("green", [])
-    known = assess(None, "regular", line(price="209.99", count=3, mean="420.00"))
+    known = assess(None, "regular", line(price="209.99", history=NORMAL))
     assert known.channel == "yellow"
-    assert known.reasons == ["unit_value_low:line 1: 209.99 vs mean 420.00"]
-    # Half the mean exactly is not yet below half of it.
-    assert assess(None, "regular", line(price="210.00", count=3, mean="420.00")).reasons == []
+    assert known.reasons == ["unit_value_low:line 1: 209.99 vs median 420.00, MAD 0.00"]
+    # Half the median exactly is not yet below half of it.
+    assert assess(None, "regular", line(price="210.00", history=NORMAL)).reasons == []
 
 
 def test_a_high_unit_price_is_an_anomaly_too() -> None:
-    outcome = assess(None, "regular", line(price="1260.01", count=5, mean="420.00"))
-    assert outcome.reasons == ["unit_value_high:line 1: 1260.01 vs mean 420.00"]
-    assert assess(None, "regular", line(price="1260.00", count=5, mean="420.00")).reasons == []
+    outcome = assess(None, "regular", line(price="1260.01", history=NORMAL * 2))
+    assert outcome.reasons == ["unit_value_high:line 1: 1260.01 vs median 420.00, MAD 0.00"]
+    assert assess(None, "regular", line(price="1260.00", history=NORMAL * 2)).reasons == []
+
+
+def test_the_history_is_judged_by_its_median_so_one_typo_among_normal_prices_changes_nothing() -> (
+    None
+):
+    poisoned = (*NORMAL, "999999999999999.9999")
+    # The mean of these is 250000000000315.0000: every normal price was "low" against it.
+    outcome = assess(None, "regular", line(price="420.00", history=poisoned))
+    assert (outcome.channel, outcome.reasons) == ("green", [])
+    low = assess(None, "regular", line(price="209.99", history=poisoned))
+    assert low.reasons == ["unit_value_low:line 1: 209.99 vs median 420.00, MAD 0.00"]
+
+
+def test_a_price_outside_the_ratios_but_within_the_items_own_spread_is_not_unusual() -> None:
+    # Prices that genuinely vary (several models under one item): median 300, MAD 100.
+    varied = ("100", "200", "300", "400", "500")
+    assert assess(None, "regular", line(price="140", history=varied)).reasons == []
+    # 3 MADs below the median is 0: only the absurd test still speaks below that.
+    assert assess(None, "regular", line(price="1000", history=varied)).reasons == [
+        "unit_value_high:line 1: 1000 vs median 300, MAD 100"
+    ]
 
 
 # --- order and replay -------------------------------------------------------------------------
@@ -347,7 +375,7 @@ def test_reasons_come_class_goods_origins_unit_values_then_draw() -> None:
     outcome = assess(
         r,
         "dishonest",
-        line("8471300000", line_no=3, origin="KP", price="1", count=3, mean="100"),
+        line("8471300000", line_no=3, origin="KP", price="40", history=("100",) * 3),
         line("9302000000", line_no=1),
         line("2402200000", line_no=2),
     )
@@ -356,7 +384,7 @@ def test_reasons_come_class_goods_origins_unit_values_then_draw() -> None:
         "watched_goods:93:arms",
         "watched_goods:2402:tobacco",
         "watched_origin:KP:sanctions",
-        "unit_value_low:line 3: 1 vs mean 100",
+        "unit_value_low:line 3: 40 vs median 100, MAD 0",
         f"random_selection:{outcome.draw}<1",
     ]
 
@@ -405,6 +433,12 @@ CHANGES = {
     "low ratio": replace(R, unit_value=replace(R.unit_value, low_ratio=D("0.4"))),
     "high ratio": replace(R, unit_value=replace(R.unit_value, high_ratio=D("4"))),
     "unit channel": replace(R, unit_value=replace(R.unit_value, channel="red")),
+    "spread factor": replace(R, unit_value=replace(R.unit_value, spread_factor=D("2"))),
+    "absurd ratio": replace(R, unit_value=replace(R.unit_value, absurd_ratio=D("50"))),
+    "max unit price": replace(R, unit_value=replace(R.unit_value, max_unit_price_cny=D(10**9))),
+    "max quantity": replace(R, unit_value=replace(R.unit_value, max_quantity=D(10**8))),
+    "max value": replace(R, unit_value=replace(R.unit_value, max_value_cny=D(10**9))),
+    "first value": replace(R, unit_value=replace(R.unit_value, first_value_cny=D(10**6))),
 }
 
 
@@ -442,6 +476,13 @@ def test_the_version_is_a_full_sha256_and_ignores_listing_order_and_round_trips(
         (lambda: replace(R.unit_value, min_history=0), "min_history"),
         (lambda: replace(R.unit_value, low_ratio=D("1.5")), "low_ratio"),
         (lambda: replace(R.unit_value, high_ratio=D("0.9")), "high_ratio"),
+        (lambda: replace(R.unit_value, min_history=101), "min_history"),
+        (lambda: replace(R.unit_value, spread_factor=D("-1")), "spread_factor"),
+        (lambda: replace(R.unit_value, absurd_ratio=D("2")), "absurd_ratio"),
+        (lambda: replace(R.unit_value, absurd_ratio=D("NaN")), "absurd_ratio"),
+        (lambda: replace(R.unit_value, max_quantity=D(0)), "max_quantity"),
+        (lambda: replace(R.unit_value, max_value_cny=D("Infinity")), "max_value_cny"),
+        (lambda: replace(R.unit_value, first_value_cny=D(10**11)), "first_value_cny"),
         (lambda: replace(R, watched_goods=R.watched_goods * 2), "share an hs_prefix"),
         (lambda: replace(R, seed=" "), "seed"),
     ],
@@ -477,7 +518,7 @@ def test_the_default_rules_cover_every_credit_class_and_keep_their_promises() ->
 
 def test_the_risk_modules_use_no_clock_no_randomness_and_no_io() -> None:
     banned = {"random", "secrets", "time", "datetime", "os", "pathlib", "io", "socket"}
-    for name in ("risk.py", "risk_rules.py"):
+    for name in ("risk.py", "risk_rules.py", "value_checks.py"):
         tree = ast.parse((Path(__file__).parents[2] / "domain" / name).read_text())
         nodes = list(ast.walk(tree))
         modules = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}

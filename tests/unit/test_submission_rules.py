@@ -74,8 +74,10 @@ def test_a_submission_takes_the_next_serial_of_its_series_in_the_same_write():
     assert w.uow.declaration_id("900720261000000003") is None
     # Another direction (second_line_in is an export from China's market) has its own series.
     assert w.submit(uscc, "B1", flow="second_line_in").declaration_no == "900720260000000001"
-    # Every line is observed in its item's unit-value history.
-    assert w.uow.load(history, UnitValues).count == 3  # type: ignore[union-attr]
+    # Every line of a released declaration is observed in its item's unit-value history.
+    observed = w.uow.load(history, UnitValues)
+    assert observed is not None
+    assert (observed.released, observed.prices) == (3, [D("420.00")] * 3)
 
 
 def test_the_number_and_the_rate_month_take_the_date_in_shanghai():
