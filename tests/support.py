@@ -143,14 +143,25 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-def admit(ledger: Ledger, tenant: Tenant, item_no: int, quantity: str, zone: str = "XCBZ") -> None:
+def admit(
+    ledger: Ledger,
+    tenant: Tenant,
+    item_no: int,
+    quantity: str,
+    zone: str = "XCBZ",
+    currency: str = "EUR",
+) -> None:
     """Put bonded goods in a tenant's book: a released first-line import, then gate_in."""
     from tests.samples import line
 
     gate = f"gate-{zone.lower()}-{uuid.uuid4().hex[:6]}"
     ledger.issue(gate, "operator", zone=zone)
     body = declaration_body(
-        tenant.uscc, tenant.book_no, zone=zone, lines=[line(item_no, quantity=quantity)]
+        tenant.uscc,
+        tenant.book_no,
+        zone=zone,
+        currency=currency,
+        lines=[line(item_no, quantity=quantity)],
     )
     d = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key())
     assert d.status_code == 201 and d.json()["status"] == "released", d.text

@@ -1,7 +1,9 @@
 """No cliff at a month without exchange rates, over HTTP (issue #15 item 2): the ledger runs
 with tables that have no customs exchange rate for this month. `/healthz` stays 200 and says
 so under `reference`, `/metrics` counts the days (<= 0), a dutiable declaration in EUR is 422 at
-`$.currency` naming the month and changes nothing, and the same declaration in CNY is taken."""
+`$.currency` naming the month and changes nothing, and the same declaration in CNY is taken.
+A currency that never had a customs rate cannot be valued against the value checks' bounds:
+a first-line import in it (which pays nothing) goes to document review (domain/value_checks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import msgspec
 from api.reference_watch import today_in_china
 from domain.assessment import ClearanceRules
 from tests import samples
+from tests.samples import declaration_body, line
 from tests.support import admit, laptop_exit, new_key, onboard, running_ledger
 
 
@@ -39,7 +42,18 @@ def test_a_month_without_rates_warns_refuses_foreign_currency_and_takes_cny(data
         assert days is not None and float(days.group(1)) <= 0, metrics[-2000:]
 
         tenant = onboard(ledger)
-        admit(ledger, tenant, 1, "10")
+        unvalued = ledger.post(
+            "/v1/declarations",
+            tenant.token_name,
+            declaration_body(tenant.uscc, tenant.book_no, lines=[line(1, quantity="10")]),
+            key=new_key(),
+        )
+        assert unvalued.status_code == 201, unvalued.text
+        assert unvalued.json()["status"] == "document_review"
+        assert unvalued.json()["risk_reasons"] == [
+            "value_unrated:line 1: no customs exchange rate for the currency"
+        ]
+        admit(ledger, tenant, 1, "10", currency="CNY")
         before = ledger.log_state()
         refused = ledger.post(
             "/v1/declarations", tenant.token_name, laptop_exit(tenant, "EUR"), key=new_key()
