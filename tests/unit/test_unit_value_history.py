@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,7 +111,7 @@ def test_observations_of_older_logs_are_kept_but_not_counted() -> None:
             UnitValueObserved,
             actor=company(uscc),
             occurred_at=NOW,
-            declaration_id=LAPTOPS,
+            declaration_id=UUID(int=7),
             unit_price=D(price),
         )
     w.uow.commit(Decision([pending], None))

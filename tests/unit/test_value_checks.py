@@ -69,7 +69,7 @@ def test_the_issues_typo_goes_to_review_naming_the_figure_and_never_enters_the_h
     assert found.outlier_lines == [1]
 
 
-def test_a_price_far_outside_the_history_is_absurd_under_the_bounds_too() -> None:
+def test_a_price_a_hundred_times_off_the_median_is_absurd_though_within_the_bounds() -> None:
     # 100 x 420 = 42,000: above it absurd, at it only high (over 3 x the median).
     found = value_findings(UNIT_VALUE, [line("42000.01", "1")])
     assert found.reasons == ["unit_price_absurd:line 1: 42000.01 vs median 420.00, MAD 0.00"]
