@@ -65,8 +65,14 @@ def test_a_9610_parcel_is_taxed_as_retail_and_counts_against_the_quota_in_no_boo
     assert quota is not None and quota.used == D("2000.00")
     # An import: direction digit 1 of the number.
     assert view.declaration_no[8] == "1"
-    # Its unit value joins the declarant's own history, never a book's.
-    assert w.uow.load(unit_values_id(f"direct:{uscc}", 1, "CNY"), UnitValues) is not None
+    # Its unit value joins the declarant's own history, never a book's, once it is released
+    # (by the payment here: domain/unit_values.py).
+    own = unit_values_id(f"direct:{uscc}", 1, "CNY")
+    assert w.uow.load(own, UnitValues) is None
+    pay = PayDuties(amount=D("182.00"), currency="CNY", reference="UP-0")
+    assert w.decide("payment", view.id, pay, company(uscc)).status == "released"
+    history = w.uow.load(own, UnitValues)
+    assert history is not None and history.prices == [D("2000.00")]
     assert w.uow.load(unit_values_id("B1", 1, "CNY"), UnitValues) is None
 
 
