@@ -57,12 +57,17 @@ def test_a_9610_parcel_is_taxed_released_in_no_book_and_found_by_the_trace(ledge
     assert parcel["duties"]["vat"] == "364.00" and parcel["duties"]["tariff"] == "0.00"
     assert parcel["status"] == "awaiting_payment"
     assert quota_used(ledger, BUYER, year_of(parcel)) == Decimal("4000.00")
-    # The payment releases it, and writes nothing else: no reservation, no book, no lot.
+    # The payment releases it, and writes only that and the parcel's price in the declarant's
+    # own unit-value history (prices count once released): no reservation, no book, no lot.
     before = ledger.log_state()[0]
     r = pay(ledger, shop, parcel["id"], "364.00")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "released"
-    assert ledger.log_state()[0] == before + 1
+    written = ledger.services.app.log.select_log(None, 100_000)[before:]
+    assert [e.topic for e in written] == [
+        "domain.clearance:DutiesPaid",
+        "domain.unit_values:UnitValueReleased",
+    ]
     book = ledger.get(f"/v1/account-books/{shop.book_no}", shop.token_name).json()
     assert all(item["on_hand"] == item["pending_out"] == "0" for item in book["items"])
     # Listed with the declarations of its flow.
