@@ -282,3 +282,17 @@ def test_a_bonded_return_comes_back_as_lots_of_the_lots_that_left():
     with pytest.raises(Conflict) as over:
         w.move(GateIn(return_id=back.return_id, lines=lines((1, "1"))), operator)
     assert over.value.rule == "exceeds_returned_quantity"
+
+
+def test_goods_that_never_left_the_zone_are_not_readmitted():
+    w, uscc = _world()
+    w.admit(uscc, "B1", "2")
+    body = retail_body(uscc, "B1", "2000.00", lines=[line(1, quantity="2", unit_price="1000.00")])
+    body["ecommerce"] = ecommerce("2000.00")
+    view = paid(w, w.submit_body(body), uscc)
+    back = give_back(w, uscc, view.id, {1: "1"})
+    before = w.snapshot()
+    with pytest.raises(Conflict) as early:
+        w.move(GateIn(return_id=back.return_id, lines=lines((1, "1"))), gate("XCBZ"))
+    assert early.value.rule == "returned_goods_not_exited"
+    assert w.snapshot() == before
