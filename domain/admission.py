@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from domain import values
 from domain.declaration import Declaration, GoodsStatus
-from domain.errors import Conflict
+from domain.errors import Conflict, ValidationFailed
 from domain.events import Pending
 from domain.movements import (
     INBOUND,
@@ -41,6 +41,8 @@ def decide_gate_in(
     cmd = req.cmd
     occurred = values.business_time("$.occurred_at", cmd.occurred_at, now)
     movement = uow.new(req.movement_id, MovementState)
+    if cmd.declaration is None:
+        raise ValidationFailed.at("$.declaration", "name the declaration (or the return_id)")
     declaration = declaration_for(uow, cmd.declaration, req.scope)
     state = declaration.state
     assert state is not None

@@ -23,6 +23,7 @@ from domain.declaration import (
     Declaration,
     DeclarationWithdrawn,
     Duties,
+    LineTaxes,
     PayDuties,
     RecordInspection,
     RefuseTransfer,
@@ -30,6 +31,7 @@ from domain.declaration import (
     ReleaseDeclaration,
     Status,
     WithdrawDeclaration,
+    released_at,
 )
 from domain.duties import Assessment
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -88,6 +90,11 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
             ),
             quota_year=self.quota_year,
             outlier_lines=list(self.risk.outlier_lines),
+            released_at=released_at(state, self.status, self.occurred_at),
+            line_taxes={
+                d.line_no: LineTaxes(vat=d.vat, consumption_tax=d.consumption_tax)
+                for d in self.duties.lines
+            },
         )
 
 
@@ -99,7 +106,12 @@ class InspectionRecorded(DomainEvent, frozen=True, kw_only=True):
     status: Status
 
     def apply(self, state: Declaration) -> Declaration:
-        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            status=self.status,
+            released_at=released_at(state, self.status, self.occurred_at),
+        )
 
 
 class ReleaseGranted(DomainEvent, frozen=True, kw_only=True):
@@ -108,7 +120,12 @@ class ReleaseGranted(DomainEvent, frozen=True, kw_only=True):
     status: Status
 
     def apply(self, state: Declaration) -> Declaration:
-        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            status=self.status,
+            released_at=released_at(state, self.status, self.occurred_at),
+        )
 
 
 class DeclarationRejected(DomainEvent, frozen=True, kw_only=True):
@@ -135,7 +152,11 @@ class DutiesPaid(DomainEvent, frozen=True, kw_only=True):
             state.duties, paid=paid, outstanding=state.duties.total - paid
         )
         return msgspec.structs.replace(
-            state, version=self.originator_version, status=self.status, duties=duties
+            state,
+            version=self.originator_version,
+            status=self.status,
+            duties=duties,
+            released_at=released_at(state, self.status, self.occurred_at),
         )
 
 
@@ -146,7 +167,12 @@ class TransferAccepted(DomainEvent, frozen=True, kw_only=True):
     status: Status
 
     def apply(self, state: Declaration) -> Declaration:
-        return msgspec.structs.replace(state, version=self.originator_version, status=self.status)
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            status=self.status,
+            released_at=released_at(state, self.status, self.occurred_at),
+        )
 
 
 class TransferRefused(DomainEvent, frozen=True, kw_only=True):

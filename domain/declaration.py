@@ -195,6 +195,16 @@ class Duties(msgspec.Struct, frozen=True, kw_only=True):
     paid: Decimal
     outstanding: Decimal
     currency: str = "CNY"
+    # What returns of a retail list refunded of its taxes (domain/returns.py).
+    refunded: Decimal = Decimal("0.00")
+
+
+class LineTaxes(msgspec.Struct, frozen=True, kw_only=True):
+    """A retail line's share of its list's VAT and consumption tax: what its returns refund
+    from (domain/duties.py apportions the list's taxes to lines)."""
+
+    vat: Decimal
+    consumption_tax: Decimal
 
 
 class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -255,6 +265,23 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     assessed_with: list[TableUsed] = []
     # Lines whose figures the assessment found absurd: never in the unit-value history.
     outlier_lines: list[int] = []
+    # When it entered `released` (a retail list's return window runs from there).
+    released_at: datetime | None = None
+    # Retail lists: each line's share of the taxes, and what buyers returned per line; the
+    # returned goods readmitted into the zone per line (domain/returns.py).
+    line_taxes: dict[int, LineTaxes] = {}
+    returned: dict[int, Decimal] = {}
+    readmitted: dict[int, Decimal] = {}
+    # The movements of its goods through the gate, in order (the lots a return came from).
+    movement_ids: list[UUID] = []
+
+
+def released_at(state: Declaration, status: str, at: datetime) -> datetime | None:
+    """When a declaration entered `released`: kept from the first time, else `at` if the
+    event releases it (events set it in `apply`, so a replay finds the same instant)."""
+    if state.released_at is not None or status != "released":
+        return state.released_at
+    return at
 
 
 class DeclarationSubmitted(DomainEvent, frozen=True, kw_only=True):

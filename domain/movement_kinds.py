@@ -19,6 +19,7 @@ from domain.exits import GateOut, decide_gate_out
 from domain.movements import GateIn, MovementKind, MovementView
 from domain.papers import MovementRequest
 from domain.processing import Processing, decide_processing
+from domain.readmission import decide_return_gate_in
 from domain.stocktake import Adjustment, decide_adjustment
 from domain.transfers import TransferDispatch, TransferReceipt, decide_dispatch, decide_receipt
 from domain.unit_of_work import Decision, UnitOfWork
@@ -69,6 +70,16 @@ class KindSpec:
     labels: KindLabels
 
 
+def decide_admission(
+    uow: UnitOfWork, req: MovementRequest[GateIn], now: datetime
+) -> Decision[MovementView]:
+    """A gate_in admits goods under a released inbound declaration, or a retail list's
+    returned goods under the return it names (domain/readmission.py)."""
+    if req.cmd.return_id is not None:
+        return decide_return_gate_in(uow, req, now)
+    return decide_gate_in(uow, req, now)
+
+
 GATE = KindRules("operator", "gate movements are recorded by an operator of the zone")
 BOOK = KindRules("enterprise", "processing and adjustments are the book's enterprise's")
 
@@ -77,13 +88,14 @@ KINDS: dict[MovementKind, KindSpec] = {
         "gate_in",
         "admission through the zone's gate",
         GateIn,
-        decide_gate_in,
+        decide_admission,
         GATE,
         KindLabels(
             book_entry="receipt",
             created="admitted",
             drawn=None,
-            edge=None,
+            # Only a return's readmitted lots have parents: the lots that left.
+            edge="return",
             paper_label=None,
             epcis_created=("ADD", "arriving", "in_progress"),
             epcis_drawn=None,

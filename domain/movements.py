@@ -69,7 +69,13 @@ class ExitBody(GateBody, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class GateIn(GateBody, frozen=True, kw_only=True, tag_field="kind", tag="gate_in"):
-    """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone)."""
+    """Body of POST /v1/movements with `kind: gate_in` (an operator of the zone): goods under
+    a released inbound `declaration`, or a retail list's returned goods under `return_id`
+    (domain/readmission.py); exactly one of the two."""
+
+    # Optional here only: a gate_in names its declaration or its return (422 otherwise).
+    declaration: Str64 | None = None  # type: ignore[assignment]
+    return_id: UUID | None = None
 
 
 class LotView(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,7 +132,12 @@ class GoodsMoved(DomainEvent, frozen=True, kw_only=True):
             for line in state.facts.lines
         ]
         facts = msgspec.structs.replace(state.facts, lines=lines)
-        return msgspec.structs.replace(state, version=self.originator_version, facts=facts)
+        return msgspec.structs.replace(
+            state,
+            version=self.originator_version,
+            facts=facts,
+            movement_ids=[*state.movement_ids, self.movement_id],
+        )
 
 
 # -- book items: stock ------------------------------------------------------------------------

@@ -63,6 +63,22 @@ class QuotaReturned(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+class QuotaRestored(DomainEvent, frozen=True, kw_only=True):
+    """A buyer returned goods of a released retail list: the returned share of its order
+    amount is the buyer's quota again (domain/returns.py)."""
+
+    declaration_id: UUID
+    return_id: UUID
+    amount: Decimal
+
+    def apply(self, state: BuyerQuota) -> BuyerQuota:
+        by = dict(state.by_declaration)
+        by[self.declaration_id] = by.get(self.declaration_id, Decimal(0)) - self.amount
+        return msgspec.structs.replace(
+            state, version=self.originator_version, used=state.used - self.amount, by_declaration=by
+        )
+
+
 class QuotaStanding(msgspec.Struct, frozen=True, kw_only=True):
     """A buyer's year as the write side holds it (GET /v1/buyers/{buyer_id}/quota)."""
 

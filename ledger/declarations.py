@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from domain import clearance, quota, values
+from domain import clearance, quota, returns, values
 from domain import declaration as decl
 from domain.assessment import ClearanceRules
 from domain.events import Actor
@@ -87,6 +87,26 @@ class DeclarationCommands:
             return clearance.decide_on_declaration(uow, action, ref, cmd, actor, now)
 
         return self._execute(200, idem, cmd, decide, actor)
+
+    def return_goods(
+        self, ref: str, cmd: returns.ReturnGoods, actor: Actor, idem: Idempotency
+    ) -> Outcome:
+        """A buyer's return of a released retail list's goods (domain/returns.py); the answer
+        (first or replayed) says where the return stands in the log."""
+        stream = returns.return_id(idem.principal, idem.key)
+
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[returns.ReturnView]:
+            return returns.decide_return(uow, ref, cmd, stream, actor, now)
+
+        outcome = self._execute(201, idem, cmd, decide, actor)
+        body = outcome.body
+        records = self.app.log.select_stream(stream)
+        position = records[0].position if records else None
+        if isinstance(body, returns.ReturnView):
+            body = returns.answer(body, position)
+        elif isinstance(body, dict):  # a replay answers the stored response
+            body = {**body, "position": position}
+        return dataclasses.replace(outcome, body=body)
 
     def buyer_quota(self, buyer_id: str, year: int) -> quota.QuotaStanding:
         """A buyer's yearly quota as the next retail list would be checked against it (the

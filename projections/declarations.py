@@ -24,6 +24,7 @@ from domain.declaration import (
 )
 from domain.events import DomainEvent
 from domain.movements import GoodsMoved
+from domain.returns import GoodsReturned, ReturnedGoodsReadmitted
 from domain.scope import Scope
 from domain.transfers import GoodsReceived
 from domain.views import DeclarationDetail, HistoryEntry, declaration_detail
@@ -61,6 +62,8 @@ LATER_EVENTS = (
     TransferRefused,
     GoodsMoved,
     GoodsReceived,
+    GoodsReturned,
+    ReturnedGoodsReadmitted,
 )
 
 

@@ -43,6 +43,7 @@ from domain.declaration import (
 from domain.errors import NotFound
 from domain.events import Actor
 from domain.privacy import BuyerOpener, sees_buyer, shown, tokens
+from domain.returns import ReturnAnswer, ReturnGoods
 from domain.scope import Scope
 from domain.views import DeclarationDetail, DeclarationView
 from ledger.commands import Ledger
@@ -190,6 +191,28 @@ async def withdraw_declaration(request: Request, ref: str) -> Response:
         opening(
             lambda ledger, cmd, idem, actor: ledger.decide_on("withdrawal", ref, cmd, actor, idem)
         ),
+    )
+
+
+@router.post(
+    "/v1/declarations/{ref}/returns",
+    summary="Record a buyer's return of a released retail list's goods (its declarant)",
+    **doc(
+        body=ReturnGoods,
+        ok=(201, ReturnAnswer),
+        errors=(400, 401, 403, 404, 409, 413),
+        idempotency_required=True,
+    ),
+)
+async def return_goods(request: Request, ref: str) -> Response:
+    """Within the return window after release: the taxes refunded pro rata, the returned share
+    of the order back to the buyer's quota, in one write (domain/returns.py)."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        ReturnGoods,
+        lambda ledger, cmd, idem, actor: ledger.return_goods(ref, cmd, actor, required(idem)),
+        key_required=True,
     )
 
 

@@ -20,7 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.samples import book_body, declaration_body, enterprise_body, line, make_uscc
+from tests.samples import (
+    book_body,
+    declaration_body,
+    enterprise_body,
+    line,
+    make_resident_id,
+    make_uscc,
+)
 from tests.support import Ledger
 
 ZONE_X, ZONE_Y = "XCBZ", "XHTZ"
@@ -146,7 +153,8 @@ class World:
         `inspection` (inspection result), `awaiting_payment` (payment), `released_out`
         (gate_out), `transfer_out` (dispatch from the home zone), `transfer_in` (dispatched
         from the partner zone, waiting for the home zone's receipt), `incoming` (C's transfer
-        into the home book, awaiting `t`'s acceptance)."""
+        into the home book, awaiting `t`'s acceptance), `released_retail` (a paid 9610 parcel:
+        returns)."""
         if state == "released_in":
             return self.declare(t, "released", lines=[line(1, quantity="10")])
         if state == "document_review":  # medicaments: yellow under the test rules
@@ -171,6 +179,8 @@ class World:
                 country="NL",
                 lines=[{**line(1, quantity="1"), "origin_country": None}],
             )
+        if state == "released_retail":
+            return self.retail_parcel(t)
         if state == "transfer_out":
             return self.transfer(t, t.zone, t.book, t.partner, t.partner_book)
         if state == "incoming":
@@ -181,6 +191,38 @@ class World:
             t.learn(moved)
             return d
         raise ValueError(state)
+
+    def retail_parcel(self, t: Tenant) -> dict[str, Any]:
+        """A 9610 parcel of one CNY 400.00 laptop to `t`'s home zone, its tax paid: released."""
+        order_no = f"MTX{self.next()}"
+        buyer = make_resident_id(77)
+        body = self.declaration(
+            t,
+            flow="direct_in",
+            trade_mode="9610",
+            currency="CNY",
+            incoterm="DAP",
+            freight=None,
+            insurance=None,
+            lines=[line(1, quantity="1", unit_price="400.00")],
+            ecommerce={
+                "order": {
+                    "order_no": order_no,
+                    "buyer_id": buyer,
+                    "buyer_name": "Matrix Buyer",
+                    "amount": "400.00",
+                },
+                "payment": {"payment_no": f"PAY-{order_no}", "payer_id": buyer, "amount": "400.00"},
+                "waybill": {"waybill_no": f"WB-{order_no}", "consignee_id": buyer},
+            },
+        )
+        del body["account_book"]
+        d = self.write(t.principal, "/v1/declarations", body)
+        paid = {"amount": d["duties"]["outstanding"], "currency": "CNY", "reference": order_no}
+        d = self.write(t.principal, f"/v1/declarations/{d['id']}/payments", paid, status=200)
+        assert d["status"] == "released", d
+        t.learn(d)
+        return d
 
     def transfer(self, t: Tenant, src: str, src_book: str, dst: str, dst_book: str) -> Any:
         return self.declare(

@@ -396,6 +396,18 @@ SPECS: dict[str, Spec] = {
         ),
         "path",
     ),
+    "POST /v1/declarations/{ref}/returns": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/declarations/{w.fresh_declaration(t, 'released_retail')['id']}/returns",
+                body={"lines": [{"line_no": 1, "quantity": "1"}], "reason": "not as described"},
+                key=True,
+                owner=t,
+            )
+        ],
+        "path",
+    ),
     "POST /v1/declarations/{ref}/acceptance": Spec(
         fresh("incoming", "acceptance", body={}), "path"
     ),

@@ -187,6 +187,7 @@ def test_a_4000_cny_retail_laptop_pays_70_percent_of_the_vat_and_is_released_whe
         "paid": "0.00",
         "outstanding": "364.00",
         "currency": "CNY",
+        "refunded": "0.00",
     }
     payload = assessed(ledger, created["id"])
     assert payload["duties"]["mode"] == "retail_within_limits"

@@ -77,7 +77,12 @@ def test_the_movement_kind_registry_names_what_the_read_side_named_by_hand():
         "processing": "consumed",
         "adjustment": "adjusted",
     }
-    assert EDGE_KINDS == {"transfer_receipt": "transfer", "processing": "processing"}
+    # A gate_in's lots have parents only when it readmits a retail return (decision 0024).
+    assert EDGE_KINDS == {
+        "gate_in": "return",
+        "transfer_receipt": "transfer",
+        "processing": "processing",
+    }
     assert OBJECT_EVENTS == {
         "admitted": ("ADD", "arriving", "in_progress"),
         "received": ("ADD", "receiving", "in_progress"),
