@@ -141,6 +141,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 PUBLIC_PATHS = ("/v1/zones", "/v1/reference/", "/healthz", "/metrics")
 
 
+# pydantic writes the bounds of a constrained type it does not know (api/params.py `Integer`)
+# as its own keyword names; JSON Schema (and so clients and the fuzzer) reads these.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(schema: dict[str, Any]) -> None:
+    """Rename `ge`/`le`/`gt`/`lt` to their JSON Schema keywords, in a schema and its `anyOf`."""
+    for option in [schema, *schema.get("anyOf", [])]:
+        for name, keyword in _BOUNDS.items():
+            if name in option:
+                option[keyword] = option.pop(name)
+
+
 def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Bearer auth on every route but the public ones, and every 422 as problem+json.
 
@@ -170,6 +183,8 @@ def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             invalid = operation["responses"].get("422")
             if invalid is not None:
                 invalid["content"] = problem
+            for parameter in operation.get("parameters", []):
+                _json_schema_bounds(parameter.get("schema", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(name, None)
     return schema

@@ -32,7 +32,7 @@ Year = Annotated[Integer | None, Query(ge=2000, le=2099, description="default: t
 
 @router.get(
     "/v1/buyers/{buyer_id}/quota",
-    **doc(ok=(200, QuotaStanding), errors=(401, 403, 422)),
+    **doc(ok=(200, QuotaStanding), errors=(401, 403, 404, 422)),
 )
 async def buyer_quota(
     request: Request, buyer_id: BuyerId, actor: QuotaReader, year: Year = None
