@@ -46,6 +46,15 @@ answers show `assessed_with`. Checked line by line against the previous fixture:
 event and answer is the same, its indexes, positions and `events_after` moved by six; no
 duty, channel or status changed.
 
+Regenerated again for issue #16 from the commit BASE_COMMIT names, and checked against the
+#15 fixture field by field: the 229 events other than unit values are the same but for the
+`assessable` digest of the 15 assessments (the assessable pairs now hold 9610 with
+`direct_in`), the two retail lists' `tables_used` (the positive list), and `assessed_with` /
+`duties.refunded` in the recorded answers; the 18 `UnitValueObserved` (at submission) are 15
+`UnitValueReleased` (at release: the withdrawn and rejected lists' prices never count, two
+move to the payment that released them), so later indexes and positions move; every answer
+is the same but for positions, `assessed_with` and `duties.refunded`.
+
 Fixture lines (JSON, one per line): a `header`; one `event` per stored event in log order
 (`index` from 0, `topic`, `originator_id`, `originator_version` and `state`, the stored bytes
 as UTF-8 text); one `answer` per command (its request, HTTP status, `X-Ledger-Position`,
@@ -75,7 +84,7 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden_log.jsonl"
-BASE_COMMIT = "08beb55"
+BASE_COMMIT = "f2f9d95"
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Xi'an; November has duty rates
 STEP = timedelta(minutes=1)
 
