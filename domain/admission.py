@@ -128,6 +128,7 @@ def admit(
                 parents={},
                 documents=documents,
                 movement_id=movement.id,
+                parent_lots=None,  # an admission's lots have no parents
                 **common,
             )
         )

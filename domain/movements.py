@@ -9,6 +9,7 @@ the new lots and the movement itself. See docs/decisions/0007-stock-and-lots.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -362,10 +363,12 @@ def new_lot_in_stock(
     parents: dict[UUID, Decimal],
     documents: list[Paper],
     movement_id: UUID,
+    parent_lots: Mapping[UUID, Pending[Lot]] | None = None,
     **common: object,
 ) -> LotView:
-    """A new lot and the book item's stock it joins (admission, receipt, processing output);
-    `parents` says how much of each parent lot went into it."""
+    """A new lot and the book item's stock it joins (admission, receipt, processing output,
+    readmission); `parents` says how much of each parent lot went into it, and each parent
+    in `parent_lots` records the child (`ChildLotCreated`), so a trace walks both ways."""
     lot.record(
         LotCreated,
         zone=zone,
@@ -389,6 +392,9 @@ def new_lot_in_stock(
         movement_id=movement_id,
         **common,
     )
+    for parent in parents if parent_lots is not None else ():
+        assert parent_lots is not None
+        parent_lots[parent].record(ChildLotCreated, child=lot.id, movement_id=movement_id, **common)
     return LotView(lot_id=lot.id, item_no=item_no, quantity=quantity)
 
 

@@ -25,7 +25,6 @@ from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import LotDrawn
 from domain.movements import (
-    ChildLotCreated,
     ItemStock,
     Lot,
     LotView,
@@ -217,11 +216,10 @@ def process(
                 parents=consumed,
                 documents=documents,
                 movement_id=movement.id,
+                parent_lots=lots,
                 **common,
             )
         )
-        for parent in consumed:
-            lots[parent].record(ChildLotCreated, child=lot.id, movement_id=movement.id, **common)
     view = MovementView(
         movement_id=movement.id,
         kind="processing",

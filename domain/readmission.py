@@ -19,7 +19,6 @@ from domain.declaration import Declaration
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Pending
 from domain.movements import (
-    ChildLotCreated,
     GateIn,
     ItemStock,
     Lot,
@@ -166,13 +165,10 @@ def decide_return_gate_in(
                 parents=parents,
                 documents=documents,
                 movement_id=movement.id,
+                parent_lots=parent_lots,
                 **common,
             )
         )
-        for parent in parents:
-            parent_lots[parent].record(
-                ChildLotCreated, child=lot.id, movement_id=movement.id, **common
-            )
     ret.record(ReturnReadmitted, movement_id=movement.id, quantities=quantities, **common)
     declaration.record(
         ReturnedGoodsReadmitted,

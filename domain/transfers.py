@@ -23,7 +23,6 @@ from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import decide_leave
 from domain.movements import (
-    ChildLotCreated,
     ExitBody,
     GateBody,
     ItemStock,
@@ -231,13 +230,10 @@ def receive(
                 parents=parents,
                 documents=documents,
                 movement_id=movement.id,
+                parent_lots=parent_lots,
                 **common,
             )
         )
-        for parent in parents:
-            parent_lots[parent].record(
-                ChildLotCreated, child=lot.id, movement_id=movement.id, **common
-            )
     return record_gate_movement(
         movement,
         kind="transfer_receipt",

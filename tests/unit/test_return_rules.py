@@ -18,7 +18,7 @@ from domain.declaration import (
     RejectDeclaration,
     WithdrawDeclaration,
 )
-from domain.errors import Conflict
+from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor
 from domain.exits import GateOut
 from domain.movements import ExitLine, GateIn
@@ -143,6 +143,9 @@ def _submit(w: World, uscc: str, books: Books, goods: Any, red: bool, pay: bool)
         view = w.submit_body(body)
     except Conflict as refused:
         assert refused.rule == "quota_exceeded"
+        return
+    except ValidationFailed as refused:  # more than one item over CNY 5,000: not a retail list
+        assert refused.rule == "over_transaction_limit", refused.errors
         return
     assert view.ecommerce is not None
     books.accepted += view.ecommerce.order.amount
