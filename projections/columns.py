@@ -53,6 +53,14 @@ def movement_papers(view: MovementView) -> list[Paper]:
     return papers
 
 
+# A movement's whole view as `view_movements` keeps it (a movement is recorded once).
+MOVEMENT_VIEW = msgspec.json.Decoder(MovementView)
+
+
+def movement_view_text(view: MovementView) -> str:
+    return _ENCODE.encode(view).decode()
+
+
 def movement_kind(kind: str) -> MovementKind:
     """A movement's kind as a view stores it (text), typed as the registry's kinds
     (domain/movement_kinds.py). Not checked: the folds name whatever kind was recorded."""

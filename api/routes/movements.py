@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
-from api.http import doc, json_response
-from api.routes.common import execute, services
+from api.http import doc, json_response, list_type
+from api.routes.common import (
+    Page,
+    Since,
+    Until,
+    execute,
+    page_body,
+    services,
+    time_param,
+    views_caught_up,
+)
 from domain.movement_kinds import MovementBody
-from domain.movements import MovementAnswer
+from domain.movements import MovementAnswer, MovementKind
+from domain.scope import Scope
 from domain.views import LotDetail, lot_detail
 from ledger.requests import Idempotency
 
 router = APIRouter(tags=["movements"])
+MovementList = list_type(MovementAnswer, "MovementList")
 
 
 @router.post(
@@ -42,6 +56,43 @@ async def record_movement(request: Request) -> Response:
 def _key(idem: Idempotency | None) -> Idempotency:
     assert idem is not None  # execute(key_required=True) answered 400 without one
     return idem
+
+
+@router.get("/v1/movements", **doc(ok=(200, MovementList), errors=(401, 422), position=True))
+async def list_movements(
+    request: Request,
+    actor: Reader,
+    page: Annotated[Page, Depends()],
+    kind: Annotated[MovementKind | None, Query()] = None,
+    flagged: Annotated[bool | None, Query()] = None,
+    account_book: Annotated[str | None, Query(max_length=64)] = None,
+    zone: Annotated[str | None, Query(max_length=16)] = None,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    """Movements in log order, each as `GET /v1/movements/{id}` answers it; `from`/`to` select
+    on business time, half-open. `flagged=true` finds the stocktake decreases flagged for an
+    officer (domain/stocktake.py). An enterprise sees its own books' movements, an operator its
+    zone's, everyone else all of them."""
+    start, end = time_param("from", since), time_param("to", until)
+    position = await views_caught_up(request)
+    filters = {
+        "kind": kind,
+        "flagged": None if flagged is None else int(flagged),
+        "account_book": account_book,
+        "zone": zone,
+    }
+    rows = await run_in_threadpool(
+        lambda: services(request).inventory.movements(
+            after=page.after,
+            limit=page.limit,
+            filters=filters,
+            scope=Scope.of(actor),
+            since=start,
+            until=end,
+        )
+    )
+    return json_response(page_body(rows, page.limit), position=position)
 
 
 @router.get("/v1/movements/{movement_id}", **doc(ok=(200, MovementAnswer), errors=(401, 404)))

@@ -23,7 +23,13 @@ from domain.movements import (
 from domain.processing import InputsConsumed
 from domain.stocktake import StockAdjusted
 from domain.transfers import TransferDispatched, TransitSettled
-from projections.columns import movement_kind, movement_papers, papers_text, utc_text
+from projections.columns import (
+    movement_kind,
+    movement_papers,
+    movement_view_text,
+    papers_text,
+    utc_text,
+)
 from projections.folding import (
     MISSING,
     LogEntry,
@@ -70,7 +76,8 @@ class InventoryProjection:
     name = "inventory"
     # Bump when its tables or rows change: the views are rebuilt (runner.py).
     # 2: view_movements keeps each movement's declaration and business time (GET /v1/stats).
-    version = 2
+    # 3: and whether it is flagged, and its whole view (GET /v1/movements).
+    version = 3
     handles: tuple[type[DomainEvent], ...] = (
         AccountBookOpened,
         AccountBookItemsRegistered,
@@ -183,6 +190,8 @@ class _InventoryFold:
                 declaration,
                 self._time(occurred)[1],
                 occurred.astimezone(SHANGHAI).date().isoformat(),
+                int(view.flagged),
+                movement_view_text(view),
             )
         )
         self.movements[movement_id] = RecordedMovement(view.kind, documents)
@@ -389,7 +398,8 @@ class _InventoryFold:
         )
         writes.add(
             "INSERT INTO view_movements (movement_id, kind, zone, account_book, documents,"
-            " position, declaration, occurred_at_utc, business_day) VALUES (?,?,?,?,?,?,?,?,?)",
+            " position, declaration, occurred_at_utc, business_day, flagged, view)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             self.new_movements,
         )
         self.holds.flush(writes)

@@ -1,5 +1,5 @@
 """Reads of the inventory's tables (tables.py): balances now and as of any past instant,
-account-book entries and statements; tenancy is applied in the query."""
+account-book entries, statements and the movements; tenancy is applied in the query."""
 
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ from typing import Any
 
 import msgspec
 
+from domain.movements import MovementAnswer, answer
 from domain.scope import Scope
-from projections.columns import PAPER_DICTS, filter_sql, period_sql, tenancy_sql, utc_text
+from projections.columns import (
+    MOVEMENT_VIEW,
+    PAPER_DICTS,
+    filter_sql,
+    period_sql,
+    tenancy_sql,
+    utc_text,
+)
 from projections.folding import chunks
 
 ZERO = Decimal(0)
@@ -19,6 +27,13 @@ RECEIPTS = ("receipt", "transfer_in", "production")
 ISSUES = ("issue", "transfer_out", "consumption")
 # The filters of GET /v1/inventory, and their columns.
 FILTERS = {"zone": "i.zone", "book_no": "i.book_no", "item_no": "i.item_no", "hs_code": "i.hs_code"}
+# The filters of GET /v1/movements, and their columns (`flagged` is stored as 0 or 1).
+MOVEMENT_FILTERS = {
+    "kind": "m.kind",
+    "flagged": "m.flagged",
+    "account_book": "m.account_book",
+    "zone": "m.zone",
+}
 
 
 class InventoryRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +142,37 @@ class InventoryQueries:
         with self.views.read() as cur:
             cur.execute(sql, params)
             return [(int(r["item_key"]), _row(r)) for r in cur.fetchall()]
+
+    def movements(
+        self,
+        *,
+        after: int,
+        limit: int,
+        filters: dict[str, Any],
+        scope: Scope,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[int, MovementAnswer]]:
+        """(cursor, movement as GET /v1/movements/{id} answers it) in log order, those `scope`
+        sees (an enterprise: its own books' movements, as `GET /v1/movements/{id}` decides; an
+        operator: its zone's); business time in `[since, until)`; `filters` by
+        MOVEMENT_FILTERS' names."""
+        sql = (
+            "SELECT m.position, m.view FROM view_movements m"
+            " JOIN view_books b ON b.book_no = m.account_book WHERE m.position > ?"
+        )
+        params: list[Any] = [after]
+        sql += filter_sql(params, filters, MOVEMENT_FILTERS)
+        sql += period_sql(params, since=since, until=until, column="m.occurred_at_utc")
+        sql += tenancy_sql(scope, params, enterprise=("b.enterprise",), zone=("m.zone",))
+        sql += " ORDER BY m.position LIMIT ?"
+        params.append(limit)
+        with self.views.read() as cur:
+            cur.execute(sql, params)
+            return [
+                (int(r["position"]), answer(MOVEMENT_VIEW.decode(r["view"]), int(r["position"])))
+                for r in cur.fetchall()
+            ]
 
     def book_as_of(
         self, book_no: str, as_of: datetime

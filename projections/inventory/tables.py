@@ -11,7 +11,9 @@
   quantity and the item's running `balance_after` in log order;
 - `view_movements`: each movement's kind and papers (a movement's `MovementRecorded` comes
   first in its write, so its stock events find it), its declaration (empty for processing and
-  stocktake adjustments) and its business time, which the statistics count by.
+  stocktake adjustments) and its business time, which the statistics count by; whether it is
+  a flagged stocktake decrease, and the whole recorded view (JSON: a movement is written once,
+  so GET /v1/movements lists it without reading the log).
 
 Quantities are stored as decimal text and added in Python: exact, and the same on both stores.
 """
@@ -60,8 +62,10 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS view_movements ("
     " movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL, zone TEXT NOT NULL,"
     " account_book TEXT NOT NULL, documents TEXT NOT NULL, position BIGINT NOT NULL,"
-    " declaration TEXT NOT NULL, occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL)",
+    " declaration TEXT NOT NULL, occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL,"
+    " flagged BIGINT NOT NULL, view TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_movements_time ON view_movements (occurred_at_utc)",
+    "CREATE INDEX IF NOT EXISTS view_movements_position ON view_movements (position)",
 )
 
 BOOKS = ViewTable("view_books", ("book_no",))
