@@ -188,6 +188,17 @@ def check_declarations(world: World, scope: Scope, body: Any) -> None:
     assert len(seen) == len(set(seen)) and set(seen) == expected and expected
 
 
+def check_movements(world: World, scope: Scope, body: Any) -> None:
+    """Exactly the movements the caller may see: an enterprise's books', an operator's zone's
+    (as GET /v1/movements/{id} decides), in log order."""
+    every = admin_list(world, "/v1/movements")
+    expected = [m["movement_id"] for m in every if scope.sees_book(m["account_book"], m["zone"])]
+    seen = [m["movement_id"] for m in body["items"]]
+    assert seen == expected and expected
+    positions = [m["position"] for m in body["items"]]
+    assert positions == sorted(positions)
+
+
 def check_inventory(world: World, scope: Scope, body: Any) -> None:
     rows = admin_list(world, "/v1/inventory")
     expected = {
@@ -454,6 +465,7 @@ SPECS: dict[str, Spec] = {
         "body",
         "account_book",
     ),
+    "GET /v1/movements": Spec(get("/v1/movements", limit=1000), "list", check=check_movements),
     "GET /v1/movements/{movement_id}": Spec(
         lambda w, t: [
             Call("GET", f"/v1/movements/{t.movements['gate_in']['movement_id']}", owner=t)
@@ -725,6 +737,8 @@ def test_no_list_shows_anything_of_the_other_tenant(world: World, viewer: str) -
     reads: list[tuple[str, dict[str, Any]]] = [
         ("/v1/declarations", {"limit": 1000}),
         ("/v1/inventory", {"limit": 1000}),
+        ("/v1/movements", {"limit": 1000}),
+        ("/v1/movements", {"kind": "adjustment", "flagged": "true"}),
         ("/v1/inventory", {"hs_code": "8471300000", "item_no": 1}),
         *[("/v1/stats", {"group_by": g}) for g in ("day", "month", "trade_mode", "flow")],
         *[
@@ -780,7 +794,9 @@ def test_no_list_shows_anything_of_the_other_tenant(world: World, viewer: str) -
         ("/v1/inventory", {"zone": other.zone}),
         ("/v1/inventory", {"zone": other.partner}),
         ("/v1/stats", {"zone": other.zone}),
+        ("/v1/movements", {"zone": other.zone}),
         *[("/v1/inventory", {"account_book": b}) for b in sorted(theirs.books)],
+        *[("/v1/movements", {"account_book": b}) for b in sorted(theirs.books)],
     ]
     for path, params in empty:
         r = viewer_get(world, viewer, path, **params)

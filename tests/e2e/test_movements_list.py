@@ -10,6 +10,7 @@ movements, an operator its zone's, officers, auditors and admins all of them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.services import open_views
+from ledger.database import parse_database_url
 from tests.e2e.test_credit_and_stats import START, TestClock, at
 from tests.e2e.test_stats_movements import D1, World, _tell
 from tests.support import Ledger, new_key, running_ledger
@@ -243,3 +246,34 @@ def test_pages_concatenated_are_the_filtered_movements_the_caller_sees_once_each
 
     assert got == [m for m in every if kept(m)]
     assert len(set(ids(got))) == len(got)
+
+
+def test_views_of_the_previous_inventory_version_are_rebuilt_and_list_movements(
+    database_url, caplog
+):
+    caplog.set_level(logging.WARNING, logger="customs_ledger.projections")
+    with running_ledger(database_url) as ledger:
+        ledger.services.ledger.clock = TestClock(START)
+        world = _tell(ledger)
+        every = logged(ledger)
+        assert listed(ledger, "officer") == every
+    # The views as version 2 left them: view_movements without `flagged` or the view.
+    views = open_views(parse_database_url(database_url))
+    try:
+        with views.transaction() as cur:
+            cur.execute("DROP TABLE view_movements")
+            cur.execute(
+                "CREATE TABLE view_movements (movement_id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+                " zone TEXT NOT NULL, account_book TEXT NOT NULL, documents TEXT NOT NULL,"
+                " position BIGINT NOT NULL, declaration TEXT NOT NULL,"
+                " occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL)"
+            )
+            cur.execute("UPDATE view_versions SET version = 2 WHERE projection = 'inventory'")
+    finally:
+        views.close()
+    with running_ledger(database_url) as ledger:
+        assert listed(ledger, "officer") == every
+        (flagged,) = listed(ledger, "officer", flagged="true")
+        assert flagged["account_book"] == world.a.book_no
+    rebuilt = [r.getMessage() for r in caplog.records if "rebuilt from the log" in r.getMessage()]
+    assert len(rebuilt) == 1 and "inventory stored 2 -> code 3" in rebuilt[0]

@@ -29,6 +29,7 @@ from domain.declaration import SHANGHAI
 from domain.scope import Scope
 from ledger.database import parse_database_url
 from projections.columns import utc_text
+from projections.inventory.fold import InventoryProjection
 from projections.replay import rebuild
 from projections.stats import StatsQueries
 from tests.e2e.test_credit_and_stats import START, TestClock, at, open_second_book
@@ -401,6 +402,7 @@ def test_views_of_the_previous_inventory_version_are_rebuilt_and_count_movements
             assert movements_by_key(got) == expect(world, group_by)
         with ledger.services.views.read() as cur:
             cur.execute("SELECT version FROM view_versions WHERE projection = 'inventory'")
-            assert int(cur.fetchone()["version"]) == 2
+            assert int(cur.fetchone()["version"]) == InventoryProjection.version
     rebuilt = [r.getMessage() for r in caplog.records if "rebuilt from the log" in r.getMessage()]
-    assert len(rebuilt) == 1 and "inventory stored 1 -> code 2" in rebuilt[0]
+    assert len(rebuilt) == 1
+    assert f"inventory stored 1 -> code {InventoryProjection.version}" in rebuilt[0]
