@@ -159,7 +159,7 @@ class InventoryQueries:
         MOVEMENT_FILTERS' names."""
         sql = (
             "SELECT m.position, m.view FROM view_movements m"
-            " JOIN view_books b ON b.book_no = m.account_book WHERE m.position > ?"
+            " LEFT JOIN view_books b ON b.book_no = m.account_book WHERE m.position > ?"
         )
         params: list[Any] = [after]
         sql += filter_sql(params, filters, MOVEMENT_FILTERS)
