@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -41,6 +41,8 @@ from domain.movements import (
 )
 from domain.papers import MovementRequest, check_lines, declaration_for, line_stocks
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
+
+LotKey = TypeVar("LotKey")
 
 
 class TransferDispatch(
@@ -104,8 +106,9 @@ class TransitSettled(DomainEvent, frozen=True, kw_only=True):
         return msgspec.structs.replace(state, version=self.originator_version, in_transit=transit)
 
 
-def settled(moving: dict[UUID, Decimal], quantity: Decimal) -> dict[UUID, Decimal]:
-    """Which in-transit lots `quantity` settles, and how much of each: in dispatch order."""
+def settled(moving: dict[LotKey, Decimal], quantity: Decimal) -> dict[LotKey, Decimal]:
+    """Which in-transit lots `quantity` settles, and how much of each: in dispatch order (the
+    trace's fold settles its own copy, keyed by lot id as text, by the same rule)."""
     left, taken = quantity, {}
     for lot, held in moving.items():
         if left <= 0:

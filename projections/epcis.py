@@ -66,6 +66,10 @@ EXITS: dict[str, EpcisMapping] = {
     "second_line_out": ("OBSERVE", "entering_exiting", None),
 }
 TRANSFORMATION = ("consumed", "produced")
+# Goods written off as lost in transit (projections/trace/transit.py): the CBV has no "lost"
+# (`destroyed` and `stolen` each claim a cause the ledger does not know, `unknown` says
+# nothing), so the disposition is ours; `DELETE`: the quantity leaves the chain for good.
+LOST = ("DELETE", "stock_taking", EXTENSION + "disp/lost")
 # Where the goods are after the event: omitted when they left the zone (the zone is then
 # only where the event was seen, `readPoint`).
 LEAVING = ("exited", "dispatched")
@@ -121,9 +125,12 @@ def epcis_document(
     facts = declarations or {}
     lots = {lot.lot_id: lot for lot in trace.lots}
     balances = _balances(trace.events)
+    sources = _lost_sources(trace)
     events = [
         _transformation(group, lots)
         if group[0].type in TRANSFORMATION
+        else _lost_event(group, lots, sources)
+        if group[0].type == "lost"
         else _object_event(group, lots, facts, balances)
         for group in _by_movement(trace.events)
     ]
@@ -209,6 +216,44 @@ def _object_event(
     if first.type in ("surplus", "adjusted"):
         deltas = [(e.lot_id, e.quantity) for e in group]
         body["cl:quantityDeltaList"] = _quantities(deltas, lots)
+    if first.movement_id:
+        body["cl:movement"] = movement_uri(first.movement_id)
+    return body
+
+
+def _lost_sources(trace: Trace) -> dict[str, list[tuple[str, Decimal]]]:
+    """Each lost node's goods as the lots they were dispatched from (its `lost` edges)."""
+    sources: dict[str, list[tuple[str, Decimal]]] = {}
+    for edge in trace.edges:
+        if edge.kind == "lost" and edge.quantity is not None:
+            sources.setdefault(edge.to, []).append((edge.from_, edge.quantity))
+    return sources
+
+
+def _lost_event(
+    group: list[TraceEvent],
+    lots: Mapping[str, TraceLot],
+    sources: Mapping[str, list[tuple[str, Decimal]]],
+) -> dict[str, Any]:
+    """Goods written off as lost in transit: the dispatched lots' classes and the quantity of
+    each that never arrived (the node itself when the trace holds no edge to it); seen where
+    the write-off was booked, at no location after it."""
+    first = group[0]
+    amounts: list[tuple[str, Decimal]] = []
+    for e in group:
+        amounts += sources.get(e.lot_id) or [(e.lot_id, abs(e.quantity))]
+    action, step, disposition = LOST
+    body: dict[str, Any] = {
+        "type": "ObjectEvent",
+        **_when(first),
+        "eventID": _event_id(first, "object"),
+        "action": action,
+        "bizStep": step,
+        "disposition": disposition,
+        "quantityList": _quantities(amounts, lots),
+        "readPoint": {"id": zone_uri(first.zone)},
+    }
+    body.update(_papers(group))
     if first.movement_id:
         body["cl:movement"] = movement_uri(first.movement_id)
     return body

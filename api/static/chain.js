@@ -2,7 +2,7 @@
 
 import { SVG_NS, clip, instant, lotName, s, shortId, when } from "./dom.js";
 
-const EDGE_KINDS = ["transfer", "processing", "split"];
+const EDGE_KINDS = ["transfer", "processing", "split", "lost"];
 const NODE_W = 176;
 const NODE_H = 58;
 const COL_GAP = 110;
@@ -128,16 +128,24 @@ export function chain(trace, geometry, onSelect) {
   return svg;
 }
 
+// Goods written off as lost in transit are a node of their own (origin `lost`): what never
+// arrived, in the source zone's lane, at the time the stocktake wrote it off.
 function lotNode(lot, p) {
   const name = lotName(lot);
   const amount = lot.quantity_in + " " + lot.unit;
-  const label =
-    name + ", lot " + shortId(lot.lot_id) + ", " + amount + ", " + lot.goods_status +
-    ", in " + lot.zone + " since " + when(lot.occurred_at);
+  const lost = lot.origin === "lost";
+  const label = lost
+    ? name + ", " + amount + " " + lot.goods_status + " lost in transit (node " +
+      shortId(lot.lot_id) + "), written off in " + lot.zone + " on " + when(lot.occurred_at)
+    : name + ", lot " + shortId(lot.lot_id) + ", " + amount + ", " + lot.goods_status +
+      ", in " + lot.zone + " since " + when(lot.occurred_at);
+  const status = lost ? "lost in transit" : lot.goods_status;
+  const meta = lost ? "written off \u00b7 " + shortId(lot.lot_id) : "lot " + shortId(lot.lot_id) +
+    " \u00b7 on hand " + lot.on_hand;
   return s(
     "g",
     {
-      class: "lot " + lot.goods_status,
+      class: "lot " + lot.goods_status + (lost ? " lost" : ""),
       "data-lot-id": lot.lot_id,
       tabindex: 0,
       role: "button",
@@ -148,9 +156,8 @@ function lotNode(lot, p) {
     s("title", {}, label),
     s("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
     s("text", { class: "lot-name", x: 10, y: 17 }, clip(name, 24)),
-    s("text", { class: "lot-qty", x: 10, y: 33 }, amount + " \u00b7 " + lot.goods_status),
-    s("text", { class: "lot-meta", x: 10, y: 49 }, "lot " + shortId(lot.lot_id) +
-      " \u00b7 on hand " + lot.on_hand),
+    s("text", { class: "lot-qty", x: 10, y: 33 }, amount + " \u00b7 " + status),
+    s("text", { class: "lot-meta", x: 10, y: 49 }, meta),
   );
 }
 

@@ -259,7 +259,7 @@ function showDetails(lot) {
     ["Goods status", lot.goods_status],
     ["Quantity in", lot.quantity_in + " " + lot.unit],
     ["On hand", lot.on_hand + " " + lot.unit],
-    ["Made by", lot.origin],
+    ["Made by", lot.origin === "lost" ? "lost in transit, written off by a stocktake" : lot.origin],
     ["Movement", lot.movement_id],
     ["Since", when(lot.occurred_at)],
   ];

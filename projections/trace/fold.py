@@ -17,12 +17,14 @@ from domain.declaration import DeclarationSubmitted
 from domain.events import Actor, DomainEvent
 from domain.exits import LotDrawn
 from domain.movement_kinds import created_labels, drawn_labels, edge_kinds
-from domain.movements import LotCreated, MovementKind, MovementRecorded, Paper
+from domain.movements import LotCreated, MovementKind, MovementRecorded, MovementView, Paper
 from domain.stocktake import LotAdjusted
+from domain.transfers import TransferDispatched, TransitSettled
 from projections.columns import PAPERS, movement_kind, movement_papers, papers_text
 from projections.folding import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
 from projections.trace.parcels import INSERT_PARCEL, parcel_row
 from projections.trace.tables import DDL, EVENTS_PER_POSITION, RETIRED_TABLES, TABLES
+from projections.trace.transit import LOST_EDGE, LOST_EVENT, LOST_ORIGIN, InTransit, lost_node_id
 
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
 
@@ -74,8 +76,9 @@ class TraceProjection:
     name = "trace"
     # 2: references stored per paper (declaration, movement), not per lot; the trace keeps
     # its own books and movements (views of version 1 are rebuilt from the log). 3: parcels
-    # (declarations that move no book, parcels.py).
-    version = 3
+    # (declarations that move no book, parcels.py). 4: goods lost in transit as nodes
+    # (transit.py; the trace keeps its own copy of what is in transit).
+    version = 4
     retired_tables = RETIRED_TABLES
     tables = TABLES
     handles: tuple[type[DomainEvent], ...] = (
@@ -85,6 +88,8 @@ class TraceProjection:
         LotCreated,
         LotDrawn,
         LotAdjusted,
+        TransferDispatched,
+        TransitSettled,
     )
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
@@ -129,6 +134,10 @@ class _TraceFold:
         self.times: dict[tuple[datetime, Any], str] = {}
         self.actors: dict[Actor, str] = {}
         self.text = Texts()
+        self.transit: InTransit = InTransit(cur, p.transit if p else None)
+        # The last movement recorded: a stocktake's that writes goods off comes just before
+        # the `TransitSettled` of its write (its papers and reason go on the lost node).
+        self.last_view: MovementView | None = p.last_view if p else None
         self._last_movement: tuple[int, Movement | None] = (-1, None)
         self._last_time: tuple[datetime | None, str] = (None, "")
 
@@ -149,7 +158,7 @@ class _TraceFold:
         elif isinstance(event, LotCreated):
             self._lot_created(entry, event)
         elif isinstance(event, MovementRecorded):
-            view = event.view
+            view = self.last_view = event.view
             movement_id = str(view.movement_id)
             papers = movement_papers(view)
             text = papers_text(papers)
@@ -167,6 +176,17 @@ class _TraceFold:
             parcel = parcel_row(entry, event)
             if parcel is not None:
                 self.parcels.append(parcel)
+        elif isinstance(event, TransferDispatched):
+            declaration = self.text[event.declaration_id]
+            for lot, quantity in event.by_lot.items():
+                lot_id = self.text[lot]
+                key = (declaration, entry.stream_id, self._lot_facts(lot_id)[4])
+                self.transit.dispatched(key, lot_id, quantity)
+        elif isinstance(event, TransitSettled):
+            key = (self.text[event.declaration_id], entry.stream_id, event.goods_status)
+            taken = self.transit.settle(key, event.quantity)
+            if event.outcome == "lost" and taken:
+                self._lost(entry, event, taken)
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
             self.new_books.append((event.book_no, event.enterprise))
@@ -250,6 +270,46 @@ class _TraceFold:
             documents = movement.papers_text if movement else "[]"
         moved = movement.movement_id if movement else self._movement_text(event)
         self._event(entry, lot_id, lot.zone, DRAWN.get(kind, kind), event, change, documents, moved)
+
+    def _lost(self, entry: LogEntry, event: TransitSettled, taken: dict[str, Decimal]) -> None:
+        """A node for goods written off as lost in transit, with an edge from each lot they
+        came from and one chain event with the stocktake's papers (transit.py)."""
+        node = lost_node_id(entry.stream_id, event.originator_version)
+        zone, book, enterprise, item_no, _ = self._lot_facts(next(iter(taken)))
+        declaration = self.text[event.declaration_id]
+        view = self.last_view
+        if (
+            view is not None
+            and view.kind == "adjustment"
+            and view.declaration == event.declaration_id
+        ):
+            movement_id = self.text[view.movement_id]
+            reason = Paper("adjustment", movement_id, view.reason or "")
+            papers = [*movement_papers(view), reason]
+        else:  # never expected: the stocktake's movement is recorded in the same write
+            movement_id, papers = "", [Paper("declaration", declaration, "")]
+        row: tuple[Any, ...] = (node, zone, book, enterprise, item_no, event.goods_status)
+        row += (str(event.quantity), LOST_ORIGIN, movement_id, entry.position)
+        row += (self._time(event.occurred_at),)
+        self.lots[node] = _Lot(zone, Decimal(0), None, row)
+        for parent, quantity in taken.items():
+            self.edges.append((parent, node, LOST_EDGE, str(quantity), movement_id, entry.position))
+        documents = papers_text(papers)
+        self._event(entry, node, zone, LOST_EVENT, event, -event.quantity, documents, movement_id)
+
+    def _lot_facts(self, lot_id: str) -> tuple[str, str, str, int, str]:
+        """A lot's zone, book, enterprise, item and customs status (made in this page or
+        stored)."""
+        lot = self.lots.get(lot_id)
+        if lot is not MISSING and lot.row is not None:
+            return lot.row[1], lot.row[2], lot.row[3], lot.row[4], lot.row[5]
+        self.cur.execute(
+            "SELECT zone, account_book, enterprise, item_no, goods_status FROM view_trace_lots"
+            " WHERE lot_id = ?",
+            (lot_id,),
+        )
+        r = self.cur.fetchone()
+        return r["zone"], r["account_book"], r["enterprise"], int(r["item_no"]), r["goods_status"]
 
     def _event(
         self,
@@ -390,6 +450,7 @@ class _TraceFold:
             self.events,
         )
         writes.add(INSERT_PARCEL, self.parcels)
+        self.transit.flush(writes)
         self.edges, self.events, self.refs = [], [], {}
         self.new_books, self.new_movements, self.parcels = [], [], []
         return writes

@@ -14,7 +14,10 @@ reference indexed.
   later pages, a lot event's movement being recorded in its write, and for the references);
 - `view_trace_books`: each book's enterprise;
 - `view_trace_parcels`: each declaration that moves no book (a 9610 parcel, parcels.py), a
-  node of its own that its references find.
+  node of its own that its references find;
+- `view_trace_transit`: what of each dispatched lot is still in transit under a transfer
+  (transit.py), so that goods written off as lost become a node (`origin` `lost`) of
+  `view_trace_lots` with `lost` edges from the lots they came from.
 A reference finds its lots through its paper: a movement's lots are the lots of its events in
 `view_trace_events`, a declaration's those of its movements (a lot id finds its lot directly).
 A reference is stored once per paper, never once per lot.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from projections.folding import ViewTable
 from projections.trace.parcels import PARCELS_DDL
+from projections.trace.transit import TRANSIT_DDL
 
 # A chain event's key: its event's log position (one lot per lot event).
 EVENTS_PER_POSITION = 1_000_000
@@ -56,6 +60,7 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS view_trace_movements_declaration"
     " ON view_trace_movements (declaration)",
     *PARCELS_DDL,
+    *TRANSIT_DDL,
 )
 # The tables in the order the read model's digest covers them.
 TABLES: tuple[ViewTable, ...] = (
@@ -66,6 +71,7 @@ TABLES: tuple[ViewTable, ...] = (
     ViewTable("view_trace_books", ("book_no",)),
     ViewTable("view_trace_movements", ("movement_id",)),
     ViewTable("view_trace_parcels", ("declaration_id",)),
+    ViewTable("view_trace_transit", ("declaration_id", "stock_id", "goods_status", "lot_id")),
 )
 # The tables of version 1 that version 2 no longer has (dropped with the rest on a rebuild).
 RETIRED_TABLES = ("view_trace_declarations",)

@@ -241,3 +241,33 @@ def test_the_page_needs_no_token_loads_nothing_from_elsewhere_and_sets_a_strict_
             assert missing.status_code == 404, name
             assert missing.headers["content-type"] == "application/problem+json"
         assert not [p for p in ledger.client.get("/openapi.json").json()["paths"] if "/ui/" in p]
+
+
+def test_goods_lost_in_transit_are_drawn_as_their_own_node_with_a_lost_edge(page, story):
+    from tests.e2e.test_trace_lost import REASON, tell_lost_story
+
+    ledger = story["ledger"]
+    _, transfer, dispatched, _, _ = tell_lost_story(ledger)
+    ref = transfer["declaration_no"]
+    answer = ledger.get("/v1/trace", "officer", params={"ref": ref}).json()
+    (lost,) = [lot for lot in answer["lots"] if lot["origin"] == "lost"]
+    page.goto(f"{story['base']}/ui/trace?ref={ref}")
+    page.fill("#token", ledger.tokens["officer"])
+    page.click("#run")
+    node = page.locator(f'svg#chain g.lot.lost[data-lot-id="{lost["lot_id"]}"]')
+    node.wait_for()
+    assert page.locator("svg#chain g.lot.lost").count() == 1
+    assert "3 C62 · lost in transit" in node.text_content()
+    assert "lost in transit" in node.get_attribute("aria-label")
+    # The edge from the lot the goods were dispatched from, labelled with what was lost.
+    edge = page.locator(f'svg#chain g.edge-lost[data-to="{lost["lot_id"]}"]')
+    assert edge.count() == 1
+    assert edge.get_attribute("data-from") == dispatched["lots"][1]["lot_id"]
+    assert edge.locator("text").text_content() == "lost 3"
+    # Its event in the timeline carries the stocktake's reason; the panel says what it is.
+    row = page.locator(f'#timeline tbody tr[data-lot-id="{lost["lot_id"]}"]')
+    assert "lost" in row.inner_text() and REASON in row.inner_text()
+    node.click()
+    details = page.locator("#details-body")
+    assert "lost in transit, written off by a stocktake" in details.inner_text()
+    assert REASON in details.inner_text()

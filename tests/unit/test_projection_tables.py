@@ -54,6 +54,7 @@ def test_the_digest_order_of_each_read_model_is_kept():
             "view_trace_books",
             "view_trace_movements",
             "view_trace_parcels",
+            "view_trace_transit",
         ],
     }
 
