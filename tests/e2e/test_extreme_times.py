@@ -43,6 +43,8 @@ TIME_PARAMETERS = [
     ("/v1/stats", "from"),
     ("/v1/stats", "to"),
     ("/v1/inventory", "as_of"),
+    ("/v1/movements", "from"),
+    ("/v1/movements", "to"),
     *[(f"/v1/reference/{kind}", "as_of") for kind in ("exchange-rates", "tariff")],
     *[(f"/v1/reference/{kind}", "as_of") for kind in ("positive-list", "risk-rules")],
 ]

@@ -34,7 +34,7 @@ def test_head_answers_on_every_get_route_as_its_get_without_a_body(database_url)
         assert head.status_code == 200
         assert int(head.headers["content-length"]) == len(zones.content) > 0
         # A HEAD on a path that answers only POST is still 405, naming what it allows.
-        refused = ledger.client.head("/v1/movements", headers=headers)
+        refused = ledger.client.head("/v1/account-books", headers=headers)
         assert refused.status_code == 405 and "POST" in refused.headers["allow"]
 
 

@@ -278,7 +278,8 @@ def test_any_value_in_any_field_never_causes_a_5xx(world, field, value):
         # A path with a GET answers HEAD too (api/app.py HeadAsGet), so Allow names it.
         ("DELETE", "/v1/enterprises", "GET, HEAD, POST"),
         ("PUT", "/v1/zones", "GET, HEAD"),
-        ("DELETE", "/v1/movements", "POST"),
+        ("DELETE", "/v1/movements", "GET, HEAD, POST"),
+        ("PUT", "/v1/account-books", "POST"),
     ],
 )
 def test_a_wrong_method_is_405_naming_every_method_of_the_path(world, method, path, allowed):
