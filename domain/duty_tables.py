@@ -4,7 +4,8 @@ These are data with stated provenance, not authority. The tariff's rows are in
 domain/data/tariff_2026.csv, each naming its source; figures marked [verify] come from memory
 of public schedules or third-party lookups and must be checked against the Customs Tariff of
 the PRC and the GACC monthly exchange-rate announcement before anyone relies on them; a
-deployment replaces the whole set rather than editing code.
+deployment publishes its own tables (docs/reference-data.md) rather than editing code: these
+are only what a fresh ledger publishes as version 1.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Default risk rules: class policies, a few watched goods and origins, the unit-value test.
 
 Illustrative defaults with their reasoning, not a customs office's real profile (real risk
-profiles are confidential). Every figure is configurable: LEDGER_RISK_RULES_FILE replaces the
-whole set with a JSON `RiskRules` (without a seed: docs/decisions/0021), and the outcome
-records the version of the rules it used.
+profiles are confidential). Every figure is data: a fresh ledger publishes these (or
+LEDGER_RISK_RULES_FILE's JSON `RiskRules`, without a seed: docs/decisions/0021) as version 1 of
+the `risk-rules` reference table, officers publish later versions (docs/reference-data.md), and
+each outcome records the version of the rules it used.
 """
 
 from __future__ import annotations
