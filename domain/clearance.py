@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from domain import quota, values
+from domain.checklists import file_on_release
 from domain.declaration import (
     FINAL_STATUSES,
     AcceptTransfer,
@@ -373,6 +374,7 @@ def decide_on_declaration(
     saves: list[Pending[Any]] = [pending]
     saves += reserve_on_release(uow, before.status, pending, actor, now)
     saves += observe_on_release(uow, before.status, pending, actor, now)
+    saves += file_on_release(uow, before.status, pending, actor, now)
     e = before.facts.ecommerce
     if rule.gives_quota_back and before.quota_year is not None and e is not None:
         buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)

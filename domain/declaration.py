@@ -274,6 +274,8 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     readmitted: dict[int, Decimal] = {}
     # The movements of its goods through the gate, in order (the lots a return came from).
     movement_ids: list[UUID] = []
+    # The checklist it filed when it entered `released` (domain/checklists.py).
+    checklist_no: str | None = None
 
 
 def released_at(state: Declaration, status: str, at: datetime) -> datetime | None:

@@ -19,6 +19,7 @@ from domain.assessment import (
     check_zone_permits,
     is_retail,
 )
+from domain.checklists import file_on_release
 from domain.declaration import (
     SHANGHAI,
     Declaration,
@@ -103,8 +104,9 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     assessed = assess_submission(uow, declaration, inputs)
     observed = observe_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    checklist = file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
-    saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks]
+    saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks, *checklist]
     return Decision(saves, declaration_view(declaration.state))
 
 

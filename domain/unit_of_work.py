@@ -46,6 +46,10 @@ class UnitOfWork(Protocol):
         """A declaration's stream from its id or its 18-digit number."""
         ...
 
+    def numbered(self, series: UUID, serial: int) -> UUID | None:
+        """The document a checklist or gate-pass series gave `serial` (domain/documents.py)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Decision(Generic[R]):

@@ -86,6 +86,8 @@ class DeclarationView(msgspec.Struct, frozen=True, kw_only=True):
     ecommerce: Ecommerce | None
     client_ref: str | None
     occurred_at: datetime
+    # The checklist (核注清单) it filed when released, if it moves a book (domain/checklists.py).
+    checklist_no: str | None = None
 
 
 class DeclarationDetail(DeclarationView, frozen=True, kw_only=True):
@@ -167,6 +169,7 @@ def declaration_view(d: Declaration) -> DeclarationView:
         ecommerce=f.ecommerce,
         client_ref=f.client_ref,
         occurred_at=d.submitted_at,
+        checklist_no=d.checklist_no,
     )
 
 

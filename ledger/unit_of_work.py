@@ -90,6 +90,14 @@ class CommandUnitOfWork:
         except ValueError:
             return None
 
+    def numbered(self, series: UUID, serial: int) -> UUID | None:
+        """Version n of a document number series issued serial n and names its document."""
+        for event in self._app.events.get(series, gt=serial - 1, lte=serial):
+            # The library types stored events as its protocol: this is a DocumentNumberIssued.
+            found: UUID = event.document_id  # type: ignore[attr-defined]
+            return found
+        return None
+
     def _state(self, stream: UUID) -> AggregateState | None:
         """The committed state (kept, prefetched or read) with this process's pending events."""
         app = self._app

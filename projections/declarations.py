@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from domain.checklists import ChecklistFiled
 from domain.clearance import (
     DeclarationAssessed,
     DeclarationRejected,
@@ -64,6 +65,7 @@ LATER_EVENTS = (
     GoodsReceived,
     GoodsReturned,
     ReturnedGoodsReadmitted,
+    ChecklistFiled,
 )
 
 
@@ -73,7 +75,8 @@ class DeclarationsProjection:
     name = "declarations"
     # Bump when its tables or rows change: the views are rebuilt (runner.py). 2: a `direct_in`
     # (9610) parcel has no account book, so `account_book` may be NULL.
-    version = 2
+    # 3: a released declaration's checklist (`ChecklistFiled`, its `checklist_no`).
+    version = 3
     handles: tuple[type[DomainEvent], ...] = (DeclarationSubmitted, *LATER_EVENTS)
     tables = TABLES
 

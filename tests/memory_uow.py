@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from domain.declaration import DeclarationNumberIssued, number_series_id
+from domain.documents import DocumentNumberIssued
 from domain.events import AggregateState, DomainEvent, Pending, project
 from domain.unit_of_work import Decision, UnitOfWork
 
@@ -60,6 +61,11 @@ class MemoryUnitOfWork:
             return UUID(ref)
         except ValueError:
             return None
+
+    def numbered(self, series: UUID, serial: int) -> UUID | None:
+        events = self.streams.get(series, [])
+        found = events[serial - 1] if 1 <= serial <= len(events) else None
+        return found.document_id if isinstance(found, DocumentNumberIssued) else None
 
     def commit(self, decision: Decision[R]) -> R:
         """Append the saved states' events in one write (all or nothing); the answer."""

@@ -35,6 +35,10 @@ def test_an_enterprise_declares_goods_and_reads_them_back(ledger):
     assert created["lines"][0]["quantity"] == "1000"
     assert created["lines"][0]["quantity_moved"] == "0"
     assert created["freight"] == "1200.00"
+    # Released at once, it filed its checklist (核注清单) in the same write.
+    checklist_no = created["checklist_no"]
+    assert checklist_no.startswith("QD9007") and checklist_no[8] == "I"
+    assert len(checklist_no) == 18 and checklist_no[9:].isdigit()
 
     for ref in (created["id"], number):
         r = ledger.get(f"/v1/declarations/{ref}", tenant.token_name)
@@ -44,7 +48,9 @@ def test_an_enterprise_declares_goods_and_reads_them_back(ledger):
         assert [h["type"] for h in detail["history"]] == [
             "DeclarationSubmitted",
             "DeclarationAssessed",
+            "ChecklistFiled",
         ]
+        assert detail["checklist_no"] == checklist_no
         assert detail["history"][0]["actor"] == {
             "name": tenant.token_name,
             "role": "enterprise",

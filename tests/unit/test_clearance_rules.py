@@ -20,6 +20,7 @@ from domain.declaration import (
     ReleaseDeclaration,
     WithdrawDeclaration,
 )
+from domain.documents import series_id
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor
 from domain.movements import item_stock_id
@@ -280,7 +281,13 @@ def test_a_release_reserves_the_outbound_stock_and_records_its_prices_in_the_sam
     assert w.stock("B1", 3).pending_out == 0
     decision = decide_on_declaration(w.uow, "release", str(export.id), RELEASE, OFFICER, NOW)
     history = unit_values_id("B1", 3, "EUR")
-    assert [p.id for p in decision.saves] == [export.id, item_stock_id("B1", 3), history]
+    checklists = series_id("checklist", export.declaration_no[:4], 2026, "E")
+    assert [p.id for p in decision.saves] == [
+        export.id,
+        item_stock_id("B1", 3),
+        history,
+        checklists,
+    ]
     w.uow.commit(decision)
     stock = w.stock("B1", 3)
     assert stock.reserved[export.id].quantity == D(15)

@@ -19,6 +19,7 @@ from domain.declaration import (
     WithdrawDeclaration,
     number_series_id,
 )
+from domain.documents import series_id
 from domain.duty_tables import DEFAULT_TABLES
 from domain.errors import Conflict, FieldError, ValidationFailed
 from domain.quota import BuyerQuota
@@ -61,7 +62,9 @@ def test_a_submission_takes_the_next_serial_of_its_series_in_the_same_write():
     decision = decide_submission(w.uow, sub, NOW)
     series = number_series_id("9007", 2026, "1")
     history = unit_values_id("B1", 1, "EUR")
-    assert [p.id for p in decision.saves] == [series, sub.declaration_id, history]
+    # Released at once, it files its checklist from the checklist series in the same write.
+    checklists = series_id("checklist", "9007", 2026, "I")
+    assert [p.id for p in decision.saves] == [series, sub.declaration_id, history, checklists]
     assert decision.answer.declaration_no == "900720261000000001"
     assert decision.answer.status == "released" and decision.answer.channel == "green"
     w.uow.commit(decision)
