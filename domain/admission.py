@@ -58,6 +58,7 @@ def decide_gate_in(
         quantities=quantities,
         actor=req.actor,
         occurred_at=occurred,
+        gate_pass=req.gate_pass,
     )
     return Decision([movement, declaration, *stocks.values(), *lots.values()], view)
 
@@ -96,6 +97,7 @@ def admit(
     quantities: dict[int, Decimal],
     actor: object,
     occurred_at: datetime,
+    gate_pass: str | None = None,
 ) -> MovementView:
     """Record the admission: moved quantities, stock, lots and the movement, one write."""
     state = declaration.state
@@ -103,6 +105,10 @@ def admit(
     f = state.facts
     goods_status: GoodsStatus = "bonded" if f.flow == "first_line_in" else "domestic"
     documents = [Paper("declaration", str(state.id), f.declaration_no)]
+    if state.checklist_no:
+        documents.append(Paper("checklist", state.checklist_no, state.checklist_no))
+    if gate_pass:
+        documents.append(Paper("gate_pass", gate_pass, gate_pass))
     if cmd.gate_note:
         documents.append(Paper("gate_note", cmd.gate_note, cmd.gate_note))
     if f.transport.reference:
@@ -141,6 +147,7 @@ def admit(
         cmd=cmd,
         container=container,
         lots=created,
+        gate_pass=gate_pass,
         **common,
     )
     return view

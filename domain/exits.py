@@ -236,6 +236,7 @@ def leave(
     cmd: ExitBody,
     actor: object,
     occurred_at: datetime,
+    gate_pass: str | None = None,
 ) -> MovementView:
     """Goods leave a book under a released declaration (`gate_out`, or `transfer_dispatch`
     with `TransferDispatched`): moved quantities, the item's stock event, lots drawn (the named
@@ -296,6 +297,7 @@ def leave(
         cmd=cmd,
         container=cmd.container or d.facts.transport.container,
         lots=[v for line_no in quantities for v in drawn[line_no]],
+        gate_pass=gate_pass,
         **common,
     )
 
@@ -332,6 +334,7 @@ def decide_leave(
         cmd=cmd,
         actor=req.actor,
         occurred_at=occurred,
+        gate_pass=req.gate_pass,
     )
     return Decision([movement, declaration, *stocks.values(), *lots.values()], view)
 

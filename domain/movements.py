@@ -104,6 +104,10 @@ class MovementView(msgspec.Struct, frozen=True, kw_only=True):
     flagged: bool = False
     # Processing under a registered bill of materials.
     bom_ref: str | None = None
+    # The checklist (核注清单) its declaration filed, and the gate pass (核放单) whose passage
+    # recorded it (domain/checklists.py, domain/gate_passes.py).
+    checklist_no: str | None = None
+    gate_pass: str | None = None
 
 
 class MovementAnswer(MovementView, frozen=True, kw_only=True):
@@ -429,9 +433,12 @@ def record_gate_movement(
     cmd: GateBody,
     container: str | None,
     lots: list[LotView],
+    gate_pass: str | None = None,
     **common: Any,
 ) -> MovementView:
-    """Record a gate movement (admission, exit, dispatch, receipt) with the gate's papers."""
+    """Record a gate movement (admission, exit, dispatch, receipt) with the gate's papers: a
+    movement out of (or into) the declaration's own book names its checklist; a transfer's
+    receipt is the destination's, which the source's checklist does not cover."""
     view = MovementView(
         movement_id=movement.id,
         kind=kind,
@@ -444,6 +451,8 @@ def record_gate_movement(
         vehicle=cmd.vehicle,
         container=container,
         lots=lots,
+        checklist_no=declaration.checklist_no if kind != "transfer_receipt" else None,
+        gate_pass=gate_pass,
     )
     movement.record(MovementRecorded, view=view, **common)
     return view

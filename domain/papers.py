@@ -32,6 +32,8 @@ class MovementRequest(Generic[C]):
     movement_id: UUID
     actor: Actor
     zones: Mapping[str, Zone]
+    # Set when a gate pass's passage records the movement (domain/gate_passes.py).
+    gate_pass: str | None = None
 
     @property
     def scope(self) -> Scope:

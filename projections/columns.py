@@ -42,12 +42,17 @@ def papers_text(papers: list[Paper]) -> str:
 
 
 def movement_papers(view: MovementView) -> list[Paper]:
-    """The papers a movement moved goods under: its declaration, gate note and container."""
+    """The papers a movement moved goods under: its declaration, gate note, checklist, gate
+    pass and container."""
     papers = []
     if view.declaration is not None:
         papers.append(Paper("declaration", str(view.declaration), view.declaration_no or ""))
     if view.gate_note:
         papers.append(Paper("gate_note", view.gate_note, view.gate_note))
+    if view.checklist_no:
+        papers.append(Paper("checklist", view.checklist_no, view.checklist_no))
+    if view.gate_pass:
+        papers.append(Paper("gate_pass", view.gate_pass, view.gate_pass))
     if view.container:
         papers.append(Paper("container", view.container, view.container))
     return papers

@@ -41,11 +41,12 @@ BTT = {
     "declaration": EXTENSION + "btt/customs_declaration",
     "checklist": EXTENSION + "btt/customs_checklist",
     "gate_note": EXTENSION + "btt/gate_release_note",
+    "gate_pass": EXTENSION + "btt/gate_pass",
     "transport": EXTENSION + "btt/transport_reference",
     "order": "po",
     "waybill": "bol",
 }
-PATHS = {"gate_note": "gate-note"}
+PATHS = {"gate_note": "gate-note", "gate_pass": "gate-pass"}
 
 
 class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from domain.account_book import AccountBookOpened
+from domain.checklists import ChecklistFiled
 from domain.declaration import DeclarationSubmitted
 from domain.events import Actor, DomainEvent
 from domain.exits import LotDrawn
@@ -23,6 +24,7 @@ from domain.transfers import TransferDispatched, TransitSettled
 from projections.columns import PAPERS, movement_kind, movement_papers, papers_text
 from projections.folding import MISSING, LogEntry, RowCache, Texts, Writes, chunks, create
 from projections.trace.parcels import INSERT_PARCEL, parcel_row
+from projections.trace.refs import declaration_refs, movement_refs
 from projections.trace.tables import DDL, EVENTS_PER_POSITION, RETIRED_TABLES, TABLES
 from projections.trace.transit import LOST_EDGE, LOST_EVENT, LOST_ORIGIN, InTransit, lost_node_id
 
@@ -52,24 +54,6 @@ class Movement(NamedTuple):
     papers_text: str  # the papers as the chain shows them (JSON)
 
 
-def declaration_refs(event: DeclarationSubmitted) -> list[list[str]]:
-    """[kind, ref, canonical id] for every reference a declaration carries."""
-    f = event.facts
-    did = str(event.originator_id)
-    refs = [["declaration", did, did], ["declaration", f.declaration_no, did]]
-    if f.transport.reference:
-        refs.append(["transport", f.transport.reference, f.transport.reference])
-    if f.transport.container:
-        refs.append(["container", f.transport.container, f.transport.container])
-    if f.ecommerce is not None:
-        order = f.ecommerce.order.order_no
-        refs.append(["order", order, order])
-        waybill = getattr(f.ecommerce.waybill, "waybill_no", None)
-        if waybill:
-            refs.append(["waybill", waybill, waybill])
-    return refs
-
-
 class TraceProjection:
     """Applies lot, movement and declaration events to the trace graph."""
 
@@ -77,8 +61,9 @@ class TraceProjection:
     # 2: references stored per paper (declaration, movement), not per lot; the trace keeps
     # its own books and movements (views of version 1 are rebuilt from the log). 3: parcels
     # (declarations that move no book, parcels.py). 4: goods lost in transit as nodes
-    # (transit.py; the trace keeps its own copy of what is in transit).
-    version = 4
+    # (transit.py; the trace keeps its own copy of what is in transit). 5: checklists and gate
+    # passes are references (refs.py).
+    version = 5
     retired_tables = RETIRED_TABLES
     tables = TABLES
     handles: tuple[type[DomainEvent], ...] = (
@@ -90,6 +75,7 @@ class TraceProjection:
         LotAdjusted,
         TransferDispatched,
         TransitSettled,
+        ChecklistFiled,
     )
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
@@ -165,10 +151,8 @@ class _TraceFold:
             self.movements[movement_id] = Movement(movement_id, view.kind, papers, text)
             declaration = self.text[view.declaration] if view.declaration is not None else ""
             self.new_movements.append((movement_id, view.kind, text, declaration))
-            if view.gate_note:
-                self.refs[(view.gate_note, "gate_note", movement_id)] = view.gate_note
-            if view.container:
-                self.refs[(view.container, "container", movement_id)] = view.container
+            for ref, kind, canonical in movement_refs(view):
+                self.refs[(ref, kind, movement_id)] = canonical
         elif isinstance(event, DeclarationSubmitted):
             paper = entry.stream_id
             for kind, ref, canonical in declaration_refs(event):
@@ -187,6 +171,9 @@ class _TraceFold:
             taken = self.transit.settle(key, event.quantity)
             if event.outcome == "lost" and taken:
                 self._lost(entry, event, taken)
+        elif isinstance(event, ChecklistFiled):
+            # A checklist finds what its declaration moved.
+            self.refs[(event.checklist_no, "checklist", entry.stream_id)] = event.checklist_no
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
             self.new_books.append((event.book_no, event.enterprise))
