@@ -34,6 +34,7 @@ from ledger.reference import BUILTIN_RULES_SINCE
 from ledger.selection_seed import SelectionSeed
 from ledger.watch import TamperWatch
 from projections.declarations import DeclarationQueries
+from projections.documents import DocumentQueries
 from projections.enterprises import EnterpriseQueries
 from projections.folding import LogEntry
 from projections.inventory.queries import InventoryQueries
@@ -238,6 +239,7 @@ class Services:
     stats: StatsQueries
     inventory: InventoryQueries
     trace: TraceQueries
+    documents: DocumentQueries
     vault: BuyerKeys
     watch: TamperWatch | None = None
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
@@ -294,6 +296,7 @@ class Services:
             stats=StatsQueries(views),
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
+            documents=DocumentQueries(views),
             vault=vault,
             watch=watch,
         )

@@ -126,7 +126,7 @@ def decide_return_gate_in(
     quantities = readmitted_quantities(cmd, r, d)
     by_no = {line.line_no: line for line in d.facts.lines}
     drawn = drawn_lots(uow, d)
-    common = {"actor": actor, "occurred_at": occurred}
+    common: dict[str, Any] = {"actor": actor, "occurred_at": occurred}
     documents = [
         Paper("declaration", str(d.id), d.facts.declaration_no),
         Paper("return", str(r.id), str(r.id)),

@@ -186,7 +186,7 @@ def receive(
     if f.destination_zone is None or f.destination_account_book is None:
         raise ValidationFailed.at("$.declaration", "the transfer names no destination")
     receivable(d, quantities)
-    common = {"actor": actor, "occurred_at": occurred_at}
+    common: dict[str, Any] = {"actor": actor, "occurred_at": occurred_at}
     by_no = {line.line_no: line for line in f.lines}
     declaration.record(GoodsReceived, movement_id=movement.id, quantities=quantities, **common)
     documents = [Paper("declaration", str(d.id), f.declaration_no)]

@@ -28,6 +28,7 @@ from ledger.application import LedgerApplication
 from ledger.boms import BomCommands
 from ledger.buyer_keys import BuyerKeys
 from ledger.declarations import DeclarationCommands
+from ledger.documents import DocumentCommands
 from ledger.erasure import PrivacyCommands
 from ledger.movements import MovementCommands
 from ledger.reference import ReferenceCommands
@@ -41,7 +42,12 @@ def utcnow() -> datetime:
 
 
 class Ledger(
-    DeclarationCommands, MovementCommands, BomCommands, PrivacyCommands, ReferenceCommands
+    DeclarationCommands,
+    MovementCommands,
+    DocumentCommands,
+    BomCommands,
+    PrivacyCommands,
+    ReferenceCommands,
 ):
     """The write side's commands and the reads that must see the latest write."""
 

@@ -7,6 +7,7 @@ each over the tables its projection names (`Projection.tables`).
 from __future__ import annotations
 
 from projections.declarations import DeclarationsProjection
+from projections.documents import DocumentsProjection
 from projections.enterprises import EnterprisesProjection
 from projections.folding import Projection, ViewTable
 from projections.inventory.fold import InventoryProjection
@@ -20,6 +21,7 @@ def read_model_projections() -> list[Projection]:
         EnterprisesProjection(),
         InventoryProjection(),
         TraceProjection(),
+        DocumentsProjection(),
     ]
 
 

@@ -1,0 +1,128 @@
+"""Checklists (核注清单) and gate passes (核放单): domain/checklists.py, domain/gate_passes.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import ENTERPRISE, Reader
+from api.http import doc, json_response, list_type
+from api.routes.common import Page, execute, page_body, services, views_caught_up
+from domain.checklists import ChecklistKind, ChecklistStatus, ChecklistView
+from domain.gate_passes import FileGatePass, GatePassView, PassDirection, RecordPassage
+from domain.scope import Scope
+from ledger.requests import Idempotency
+
+router = APIRouter(tags=["checklists and gate passes"])
+ChecklistList = list_type(ChecklistView, "ChecklistList")
+GatePassList = list_type(GatePassView, "GatePassList")
+OPERATOR = ("operator",)
+
+
+@router.get("/v1/checklists", **doc(ok=(200, ChecklistList), errors=(401, 422), position=True))
+async def list_checklists(
+    request: Request,
+    actor: Reader,
+    page: Annotated[Page, Depends()],
+    account_book: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[ChecklistStatus | None, Query()] = None,
+    kind: Annotated[ChecklistKind | None, Query()] = None,
+    zone: Annotated[str | None, Query(max_length=16)] = None,
+    direction: Annotated[Literal["I", "E"] | None, Query()] = None,
+) -> Response:
+    """Checklists in filing order, each as `GET /v1/checklists/{no}` answers it: an
+    enterprise sees those of its own books, an operator its zone's, everyone else all."""
+    position = await views_caught_up(request)
+    filters: dict[str, str | None] = {
+        "account_book": account_book,
+        "status": status,
+        "kind": kind,
+        "zone": zone,
+        "direction": direction,
+    }
+    rows = await run_in_threadpool(
+        lambda: services(request).documents.checklists(
+            after=page.after, limit=page.limit, filters=filters, scope=Scope.of(actor)
+        )
+    )
+    return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.get("/v1/checklists/{checklist_no}", **doc(ok=(200, ChecklistView), errors=(401, 404)))
+def get_checklist(request: Request, checklist_no: str, actor: Reader) -> Response:
+    """A checklist as it stands: its lines and what has passed the gate under each."""
+    return json_response(services(request).ledger.checklist(checklist_no, actor))
+
+
+@router.post(
+    "/v1/gate-passes",
+    **doc(
+        body=FileGatePass,
+        ok=(201, GatePassView),
+        errors=(400, 401, 403, 409, 413),
+        idempotency_required=True,
+    ),
+)
+async def file_gate_pass(request: Request) -> Response:
+    """One vehicle through a zone's gate, carrying all or part of one or more of the
+    enterprise's checklists; the answer has the pass number (`pass_no`)."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        FileGatePass,
+        lambda ledger, cmd, idem, actor: ledger.file_gate_pass(cmd, actor, _key(idem)),
+        key_required=True,
+    )
+
+
+def _key(idem: Idempotency | None) -> Idempotency:
+    assert idem is not None  # execute(key_required=True) answered 400 without one
+    return idem
+
+
+@router.get("/v1/gate-passes", **doc(ok=(200, GatePassList), errors=(401, 422), position=True))
+async def list_gate_passes(
+    request: Request,
+    actor: Reader,
+    page: Annotated[Page, Depends()],
+    zone: Annotated[str | None, Query(max_length=16)] = None,
+    status: Annotated[Literal["filed", "passed"] | None, Query()] = None,
+    direction: Annotated[PassDirection | None, Query()] = None,
+) -> Response:
+    """Gate passes in filing order: the filing enterprise's, an operator's zone's, or all."""
+    position = await views_caught_up(request)
+    filters: dict[str, str | None] = {"zone": zone, "status": status, "direction": direction}
+    rows = await run_in_threadpool(
+        lambda: services(request).documents.gate_passes(
+            after=page.after, limit=page.limit, filters=filters, scope=Scope.of(actor)
+        )
+    )
+    return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.get("/v1/gate-passes/{pass_no}", **doc(ok=(200, GatePassView), errors=(401, 404)))
+def get_gate_pass(request: Request, pass_no: str, actor: Reader) -> Response:
+    return json_response(services(request).ledger.gate_pass(pass_no, actor))
+
+
+@router.post(
+    "/v1/gate-passes/{pass_no}/passage",
+    **doc(
+        body=RecordPassage,
+        ok=(200, GatePassView),
+        errors=(400, 401, 403, 404, 409, 413),
+        idempotency_required=False,
+    ),
+)
+async def record_passage(request: Request, pass_no: str) -> Response:
+    """The zone's operator records the vehicle's passage with the weight the gate measured:
+    every checklist's movement, lots and book entries in one write."""
+    return await execute(
+        request,
+        OPERATOR,
+        RecordPassage,
+        lambda ledger, cmd, idem, actor: ledger.record_passage(pass_no, cmd, actor, idem),
+    )

@@ -1,0 +1,95 @@
+"""Checklist and gate-pass commands (domain/checklists.py, domain/gate_passes.py) and the
+write-side reads of both: a number finds its document through its series (domain/documents.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from domain import gate_passes as gp
+from domain.checklists import ChecklistView, checklist_view
+from domain.declaration import Declaration
+from domain.documents import parse
+from domain.errors import NotFound
+from domain.events import Actor
+from domain.reference import Zone
+from domain.scope import Scope
+from domain.unit_of_work import Decision, UnitOfWork
+from ledger.application import LedgerApplication
+from ledger.requests import Execute, Idempotency, Outcome
+
+
+class DocumentCommands:
+    """Mixed into `Ledger`, which provides the application, the zones and `_execute`."""
+
+    app: LedgerApplication
+    zones: dict[str, Zone]
+    _execute: Execute
+
+    def file_gate_pass(self, cmd: gp.FileGatePass, actor: Actor, idem: Idempotency) -> Outcome:
+        stream = gp.gate_pass_id(idem.principal, idem.key)
+
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[gp.GatePassView]:
+            return gp.decide_filing(uow, cmd, stream, self.zones, actor, now)
+
+        return self._with_position(self._execute(201, idem, cmd, decide, actor), stream)
+
+    def record_passage(
+        self, number: str, cmd: gp.RecordPassage, actor: Actor, idem: Idempotency | None
+    ) -> Outcome:
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[gp.GatePassView]:
+            return gp.decide_passage(uow, number, cmd, self.zones, actor, now)
+
+        outcome = self._execute(200, idem, cmd, decide, actor)
+        stream = self._document(number)
+        return self._with_position(outcome, stream) if stream is not None else outcome
+
+    def _with_position(self, outcome: Outcome, stream: UUID) -> Outcome:
+        """The answer (first or replayed) with the position of the pass's last record."""
+        records = self.app.log.select_stream(stream)
+        position = records[-1].position if records else None
+        body = outcome.body
+        if isinstance(body, gp.GatePassView):
+            body = msgspec.structs.replace(body, position=position)
+        elif isinstance(body, dict) and "pass_no" in body:  # a stored answer, replayed
+            body = {**body, "position": position}
+        return dataclasses.replace(outcome, body=body)
+
+    def _document(self, number: str) -> UUID | None:
+        parsed = parse(number)
+        if parsed is None:
+            return None
+        _kind, series, serial = parsed
+        for event in self.app.events.get(series, gt=serial - 1, lte=serial):
+            found: UUID = event.document_id  # type: ignore[attr-defined]
+            return found
+        return None
+
+    def gate_pass(self, number: str, actor: Actor) -> gp.GatePassView:
+        stream = self._document(number) if number.startswith("HF") else None
+        state = self.app.load(stream, gp.GatePass) if stream else None
+        if state is None or state.pass_no != number or not gp.sees_pass(Scope.of(actor), state):
+            raise NotFound(f"no gate pass {number}")
+        records = self.app.log.select_stream(state.id)
+        return gp.view(state, position=records[-1].position if records else None)
+
+    def checklist(self, number: str, actor: Actor) -> ChecklistView:
+        """A checklist as the write side knows it: the enterprise whose book it moves, the
+        operators of its zone, officers and auditors see it."""
+        stream = self._document(number) if number.startswith("QD") else None
+        state = self.app.load(stream, Declaration) if stream else None
+        if state is None or state.checklist_no != number:
+            raise NotFound(f"no checklist {number}")
+        scope = Scope.of(actor)
+        visible = (
+            scope.enterprise == state.facts.declarant
+            if scope.role == "enterprise"
+            else scope.sees_zone(state.facts.zone)
+        )
+        if not visible:
+            raise NotFound(f"no checklist {number}")
+        return checklist_view(state)

@@ -1,0 +1,263 @@
+"""The zone documents' view: checklists (核注清单) and gate passes (核放单), for their lists.
+
+- `view_checklists`: one row per checklist with its state as GET /v1/checklists/{no} answers
+  it (`ChecklistView`); a declaration's checklist gains what passed the gate under it from the
+  declaration's `GoodsMoved` events, and closes when every line has passed in full;
+- `view_gate_passes`: one row per gate pass (`GatePassView`), filed then passed.
+Both are listed in filing order (`first_position`, the list's cursor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from domain.checklists import ChecklistFiled, ChecklistView
+from domain.events import DomainEvent
+from domain.gate_passes import GatePassFiled, GatePassPassed, GatePassView
+from domain.movements import GoodsMoved
+from domain.scope import Scope
+from projections.columns import filter_sql, tenancy_sql
+from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
+
+_CHECKLIST = msgspec.json.Decoder(ChecklistView)
+_PASS = msgspec.json.Decoder(GatePassView)
+_ENCODE = msgspec.json.Encoder(decimal_format="string")
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS view_checklists ("
+    " checklist_no TEXT PRIMARY KEY, document_id TEXT NOT NULL, kind TEXT NOT NULL,"
+    " direction TEXT NOT NULL, status TEXT NOT NULL, account_book TEXT NOT NULL,"
+    " zone TEXT NOT NULL, enterprise TEXT NOT NULL, first_position BIGINT NOT NULL,"
+    " position BIGINT NOT NULL, state TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_checklists_document ON view_checklists (document_id)",
+    "CREATE INDEX IF NOT EXISTS view_checklists_first ON view_checklists (first_position)",
+    "CREATE TABLE IF NOT EXISTS view_gate_passes ("
+    " pass_no TEXT PRIMARY KEY, pass_id TEXT NOT NULL, zone TEXT NOT NULL,"
+    " direction TEXT NOT NULL, status TEXT NOT NULL, enterprise TEXT NOT NULL,"
+    " first_position BIGINT NOT NULL, position BIGINT NOT NULL, state TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_gate_passes_id ON view_gate_passes (pass_id)",
+    "CREATE INDEX IF NOT EXISTS view_gate_passes_first ON view_gate_passes (first_position)",
+)
+TABLES: tuple[ViewTable, ...] = (
+    ViewTable("view_checklists", ("checklist_no",)),
+    ViewTable("view_gate_passes", ("pass_no",)),
+)
+CHECKLIST_FILTERS = {
+    "account_book": "account_book",
+    "status": "status",
+    "kind": "kind",
+    "zone": "zone",
+    "direction": "direction",
+}
+PASS_FILTERS = {"zone": "zone", "status": "status", "direction": "direction"}
+
+
+class DocumentsProjection:
+    name = "documents"
+    version = 1
+    handles: tuple[type[DomainEvent], ...] = (
+        ChecklistFiled,
+        GoodsMoved,
+        GatePassFiled,
+        GatePassPassed,
+    )
+    tables = TABLES
+
+    def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
+        create(cur, DDL, indexes=indexes)
+
+    def begin(self, cur: Any, previous: _DocumentsFold | None) -> _DocumentsFold:
+        return _DocumentsFold(cur, previous)
+
+
+class _Row:
+    __slots__ = ("changed", "first_position", "inserted", "position", "state")
+
+    def __init__(self, state: Any, first_position: int, *, inserted: bool) -> None:
+        self.state = state
+        self.first_position = first_position
+        self.position = first_position
+        self.inserted = inserted
+        self.changed = inserted
+
+
+class _DocumentsFold:
+    def __init__(self, cur: Any, previous: _DocumentsFold | None) -> None:
+        self.cur = cur
+        # A declaration's (or a pass's) stream id -> its row (None: it filed no checklist).
+        self.checklists: RowCache[str, _Row | None] = RowCache(
+            previous.checklists if previous else None
+        )
+        self.passes: RowCache[str, _Row] = RowCache(previous.passes if previous else None)
+
+    def apply(self, entry: LogEntry, event: DomainEvent) -> None:
+        stream = entry.stream_id
+        if isinstance(event, ChecklistFiled):
+            state = ChecklistView(
+                checklist_no=event.checklist_no,
+                kind=event.kind,
+                direction=event.direction,
+                status="approved",
+                account_book=event.account_book,
+                zone=event.zone,
+                enterprise=event.enterprise,
+                lines=list(event.lines),
+                filed_at=event.occurred_at,
+                declaration=event.originator_id,
+                declaration_no=event.declaration_no,
+            )
+            self.checklists[stream] = _Row(state, entry.position, inserted=True)
+        elif isinstance(event, GoodsMoved):
+            row = self._checklist(stream)
+            if row is not None:
+                row.state = passed(row.state, event)
+                row.position, row.changed = entry.position, True
+        elif isinstance(event, GatePassFiled):
+            filed = GatePassView(
+                pass_no=event.pass_no,
+                zone=event.zone,
+                direction=event.direction,
+                status="filed",
+                enterprise=event.enterprise,
+                vehicle=event.vehicle,
+                gross_weight_kg=event.gross_weight_kg,
+                tare_weight_kg=event.tare_weight_kg,
+                checklists=list(event.checklists),
+                filed_at=event.occurred_at,
+            )
+            self.passes[stream] = _Row(filed, entry.position, inserted=True)
+        elif isinstance(event, GatePassPassed):
+            row = self._pass(stream)
+            row.state = msgspec.structs.replace(row.state, status="passed", passage=event.passage())
+            row.position, row.changed = entry.position, True
+
+    def _checklist(self, stream: str) -> _Row | None:
+        found = self.checklists.get(stream)
+        if found is not MISSING:
+            return found
+        self.cur.execute(
+            "SELECT state, first_position, position FROM view_checklists WHERE document_id = ?",
+            (stream,),
+        )
+        r = self.cur.fetchone()
+        row = None
+        if r is not None:
+            row = _Row(_CHECKLIST.decode(r["state"]), int(r["first_position"]), inserted=False)
+            row.position = int(r["position"])
+        self.checklists[stream] = row
+        return row
+
+    def _pass(self, stream: str) -> _Row:
+        found = self.passes.get(stream)
+        if found is not MISSING:
+            return found
+        self.cur.execute(
+            "SELECT state, first_position, position FROM view_gate_passes WHERE pass_id = ?",
+            (stream,),
+        )
+        r = self.cur.fetchone()
+        if r is None:
+            raise LookupError(f"gate pass {stream} passed but was never filed in the log")
+        row = _Row(_PASS.decode(r["state"]), int(r["first_position"]), inserted=False)
+        row.position = int(r["position"])
+        self.passes[stream] = row
+        return row
+
+    def flush(self) -> Writes:
+        writes = Writes()
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for stream, row in self.checklists.now.items():
+            if row is None or not row.changed:
+                continue
+            s: ChecklistView = row.state
+            text = _ENCODE.encode(s).decode()
+            if row.inserted:
+                head = (s.checklist_no, stream, s.kind, s.direction, s.status, s.account_book)
+                inserts.append(
+                    (*head, s.zone, s.enterprise, row.first_position, row.position, text)
+                )
+            else:
+                updates.append((s.status, row.position, text, s.checklist_no))
+            row.inserted = row.changed = False
+        writes.add(
+            "INSERT INTO view_checklists (checklist_no, document_id, kind, direction, status,"
+            " account_book, zone, enterprise, first_position, position, state)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            inserts,
+        )
+        writes.add(
+            "UPDATE view_checklists SET status = ?, position = ?, state = ? WHERE checklist_no = ?",
+            updates,
+        )
+        passes: list[tuple[Any, ...]] = []
+        changes: list[tuple[Any, ...]] = []
+        for stream, prow in self.passes.now.items():
+            if not prow.changed:
+                continue
+            p: GatePassView = prow.state
+            text = _ENCODE.encode(p).decode()
+            if prow.inserted:
+                first = (p.pass_no, stream, p.zone, p.direction, p.status, p.enterprise)
+                passes.append((*first, prow.first_position, prow.position, text))
+            else:
+                changes.append((p.status, prow.position, text, p.pass_no))
+            prow.inserted = prow.changed = False
+        writes.add(
+            "INSERT INTO view_gate_passes (pass_no, pass_id, zone, direction, status,"
+            " enterprise, first_position, position, state) VALUES (?,?,?,?,?,?,?,?,?)",
+            passes,
+        )
+        writes.add(
+            "UPDATE view_gate_passes SET status = ?, position = ?, state = ? WHERE pass_no = ?",
+            changes,
+        )
+        return writes
+
+
+def passed(state: ChecklistView, event: GoodsMoved) -> ChecklistView:
+    """A declaration's checklist after goods moved under it: what passed per line, and closed
+    once every line has passed in full."""
+    lines = [
+        msgspec.structs.replace(line, passed=line.passed + event.quantities.get(line.line_no, 0))
+        for line in state.lines
+    ]
+    done = all(line.passed >= line.quantity for line in lines)
+    return msgspec.structs.replace(state, lines=lines, status="closed" if done else state.status)
+
+
+class DocumentQueries:
+    """Reads of the documents view, with the caller's tenancy applied in the query."""
+
+    def __init__(self, views: Any) -> None:
+        self.views = views
+
+    def checklists(
+        self, *, after: int, limit: int, filters: dict[str, str | None], scope: Scope
+    ) -> list[tuple[int, ChecklistView]]:
+        sql = "SELECT first_position, state FROM view_checklists WHERE first_position > ?"
+        params: list[Any] = [after]
+        sql += filter_sql(params, filters, CHECKLIST_FILTERS)
+        sql += tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",))
+        sql += " ORDER BY first_position LIMIT ?"
+        params.append(limit)
+        with self.views.read() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return [(int(r["first_position"]), _CHECKLIST.decode(r["state"])) for r in rows]
+
+    def gate_passes(
+        self, *, after: int, limit: int, filters: dict[str, str | None], scope: Scope
+    ) -> list[tuple[int, GatePassView]]:
+        sql = "SELECT first_position, state FROM view_gate_passes WHERE first_position > ?"
+        params: list[Any] = [after]
+        sql += filter_sql(params, filters, PASS_FILTERS)
+        sql += tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",))
+        sql += " ORDER BY first_position LIMIT ?"
+        params.append(limit)
+        with self.views.read() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return [(int(r["first_position"]), _PASS.decode(r["state"])) for r in rows]
