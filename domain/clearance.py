@@ -370,7 +370,7 @@ def decide_on_declaration(
     before = pending.state
     if not may_decide(rule, before, actor):
         raise NotFound(f"no declaration {ref}")
-    state = rule.transition(pending, cmd, actor, now)
+    rule.transition(pending, cmd, actor, now)
     saves: list[Pending[Any]] = [pending]
     saves += reserve_on_release(uow, before.status, pending, actor, now)
     saves += observe_on_release(uow, before.status, pending, actor, now)
@@ -380,4 +380,4 @@ def decide_on_declaration(
         buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)
         quota.give_back(buyer, pending.id, actor=actor, occurred_at=now)
         saves.append(buyer)
-    return Decision(saves, declaration_view(state))
+    return Decision(saves, declaration_view(pending.current))

@@ -88,7 +88,7 @@ class TraceProjection:
 class _Lot:
     """A lot's zone and on-hand quantity while a page is folded."""
 
-    __slots__ = ("on_hand", "row", "stored", "zone")
+    __slots__ = ("facts", "on_hand", "row", "stored", "zone")
 
     def __init__(
         self, zone: str, on_hand: Decimal, stored: str | None, row: tuple[Any, ...] | None
@@ -97,6 +97,11 @@ class _Lot:
         self.on_hand = on_hand
         self.stored = stored  # on_hand as stored before the page (None: a new lot)
         self.row = row  # the columns of a lot created in this page
+        # Zone, book, enterprise, item and status of a lot made in this page or the one before:
+        # kept after the flush, since a replay folds the next page before this one commits.
+        self.facts: tuple[str, str, str, int, str] | None = (
+            (row[1], row[2], row[3], row[4], row[5]) if row is not None else None
+        )
 
 
 class _TraceFold:
@@ -288,8 +293,8 @@ class _TraceFold:
         """A lot's zone, book, enterprise, item and customs status (made in this page or
         stored)."""
         lot = self.lots.get(lot_id)
-        if lot is not MISSING and lot.row is not None:
-            return lot.row[1], lot.row[2], lot.row[3], lot.row[4], lot.row[5]
+        if lot is not MISSING and lot.facts is not None:
+            return lot.facts
         self.cur.execute(
             "SELECT zone, account_book, enterprise, item_no, goods_status FROM view_trace_lots"
             " WHERE lot_id = ?",

@@ -66,6 +66,7 @@ class Tenant:
     books: set[str] = field(default_factory=set)
     # Every identifier of this tenant's that another tenant must never see.
     secrets: set[str] = field(default_factory=set)
+    gate_pass: dict[str, Any] = field(default_factory=dict)  # one filed, never passed
 
     @property
     def home_lot(self) -> str:
@@ -76,7 +77,8 @@ class Tenant:
         """Remember the identifiers in an answer of one of this tenant's writes."""
         if not isinstance(answer, dict):
             return
-        for name in ("id", "declaration_no", "movement_id", "book_no", "bom_ref", "gate_note"):
+        names = ("id", "declaration_no", "movement_id", "book_no", "bom_ref", "gate_note")
+        for name in (*names, "checklist_no", "pass_no"):
             if isinstance(answer.get(name), str):
                 self.secrets.add(answer[name])
         if isinstance(answer.get("book_no"), str):
@@ -191,6 +193,23 @@ class World:
             t.learn(moved)
             return d
         raise ValueError(state)
+
+    def pass_body(self, t: Tenant, checklist_no: str) -> dict[str, Any]:
+        """A gate pass of one vehicle into `t`'s home zone carrying a whole checklist."""
+        return {
+            "zone": t.zone,
+            "direction": "in",
+            "vehicle": {"plate": f"陕A{self.next():05d}"},
+            "gross_weight_kg": "1000",
+            "checklists": [{"checklist_no": checklist_no}],
+        }
+
+    def fresh_pass(self, t: Tenant) -> dict[str, Any]:
+        """A gate pass of `t`, filed and waiting for its passage."""
+        d = self.fresh_declaration(t, "released_in")
+        filed = self.write(t.principal, "/v1/gate-passes", self.pass_body(t, d["checklist_no"]))
+        t.learn(filed)
+        return filed
 
     def retail_parcel(self, t: Tenant) -> dict[str, Any]:
         """A 9610 parcel of one CNY 400.00 laptop to `t`'s home zone, its tax paid: released."""
@@ -362,6 +381,7 @@ def _fill(world: World, t: Tenant) -> None:
     )
     t.secrets.add(note)
     t.declarations["arrival"] = arrival
+    t.gate_pass = w.fresh_pass(t)
     there = w.declare(
         t, "released", zone=t.partner, account_book=t.partner_book, lines=[line(1, quantity="500")]
     )

@@ -199,6 +199,25 @@ def check_movements(world: World, scope: Scope, body: Any) -> None:
     assert positions == sorted(positions)
 
 
+def check_checklists(world: World, scope: Scope, body: Any) -> None:
+    """Exactly the checklists of the books the caller may see, in filing order."""
+    every = admin_list(world, "/v1/checklists")
+    expected = [c["checklist_no"] for c in every if scope.sees_book(c["account_book"], c["zone"])]
+    assert [c["checklist_no"] for c in body["items"]] == expected and expected
+
+
+def check_passes(world: World, scope: Scope, body: Any) -> None:
+    """Exactly the gate passes of the caller's enterprise or zone, in filing order."""
+    every = admin_list(world, "/v1/gate-passes")
+    expected = [
+        p["pass_no"]
+        for p in every
+        if (scope.tenant is None or p["enterprise"] == scope.tenant.uscc)
+        and (scope.zone is None or p["zone"] == scope.zone)
+    ]
+    assert [p["pass_no"] for p in body["items"]] == expected and expected
+
+
 def check_inventory(world: World, scope: Scope, body: Any) -> None:
     rows = admin_list(world, "/v1/inventory")
     expected = {
@@ -474,6 +493,41 @@ SPECS: dict[str, Spec] = {
     ),
     "GET /v1/lots/{lot_id}": Spec(
         lambda w, t: [Call("GET", f"/v1/lots/{t.home_lot}", owner=t)], "path"
+    ),
+    "GET /v1/checklists": Spec(get("/v1/checklists", limit=1000), "list", check=check_checklists),
+    "GET /v1/checklists/{checklist_no}": Spec(
+        lambda w, t: [
+            Call("GET", f"/v1/checklists/{t.declarations['arrival']['checklist_no']}", owner=t)
+        ],
+        "path",
+    ),
+    "POST /v1/gate-passes": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                "/v1/gate-passes",
+                body=w.pass_body(t, w.fresh_declaration(t, "released_in")["checklist_no"]),
+                key=True,
+                owner=t,
+            )
+        ],
+        "body",
+        "checklists[0].checklist_no",
+    ),
+    "GET /v1/gate-passes": Spec(get("/v1/gate-passes", limit=1000), "list", check=check_passes),
+    "GET /v1/gate-passes/{pass_no}": Spec(
+        lambda w, t: [Call("GET", f"/v1/gate-passes/{t.gate_pass['pass_no']}", owner=t)], "path"
+    ),
+    "POST /v1/gate-passes/{pass_no}/passage": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/gate-passes/{w.fresh_pass(t)['pass_no']}/passage",
+                body={"measured_gross_weight_kg": "1000"},
+                owner=t,
+            )
+        ],
+        "path",
     ),
     "GET /v1/trace": Spec(
         lambda w, t: [Call("GET", "/v1/trace", {"ref": t.transport["reference"]}, owner=t)],

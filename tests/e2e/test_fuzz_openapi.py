@@ -125,6 +125,8 @@ class World:
             ids["lots"] += [lot["lot_id"] for lot in answer["lots"]]
         elif label == "POST /v1/account-books":
             ids["books"].append(answer["book_no"])
+        elif label == "POST /v1/gate-passes":
+            ids["passes"].append(answer["pass_no"])
 
     @property
     def names(self) -> dict[str, str]:
@@ -156,6 +158,17 @@ def sold_into_china(tenant: Tenant, quantity: int) -> dict[str, Any]:
     )
 
 
+def pass_body(checklist_no: str, weight: str = "1000") -> dict[str, Any]:
+    """One vehicle into XCBZ carrying 10 kg of an inbound checklist."""
+    return {
+        "zone": "XCBZ",
+        "direction": "in",
+        "vehicle": {"plate": "陕A00001"},
+        "gross_weight_kg": weight,
+        "checklists": [{"checklist_no": checklist_no, "lines": [{"line_no": 1, "quantity": "10"}]}],
+    }
+
+
 def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
     """The story's world, a BOM and declarations waiting for each officer decision and for
     payment."""
@@ -185,6 +198,18 @@ def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
         *("document_review", "inspection") * 2,
         *("awaiting_payment",) * 2,
     ]
+    # Two coffee imports whose checklists have goods to pass, and a pass filed for one.
+    for _ in range(2):
+        r = ledger.post(
+            "/v1/declarations", tenant.token_name, imported(tenant, 2, 1000), key=new_key()
+        )
+        assert r.status_code == 201 and r.json()["status"] == "released", r.text
+        declarations.append(r.json())
+    open_checklists = [d["checklist_no"] for d in declarations[-2:]]
+    filed = ledger.post(
+        "/v1/gate-passes", tenant.token_name, pass_body(open_checklists[0]), key=new_key()
+    )
+    assert filed.status_code == 201, filed.text
     events = ledger.get("/v1/events", "auditor", params={"limit": 1000}).json()["items"]
     movements = [story.train, story.processing]
     lots = [lot["lot_id"] for m in movements for lot in m["lots"]] + [story.kit_lot]
@@ -203,6 +228,9 @@ def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
         "streams": sorted({e["stream_id"] for e in events}),
         "enterprises": [tenant.uscc],
         "boms": [bom["bom_ref"]],
+        "checklists": [d["checklist_no"] for d in declarations if d.get("checklist_no")],
+        "open_checklists": open_checklists,
+        "passes": [filed.json()["pass_no"]],
         "zones": ["XCBZ", "XEPZ", "XABZ"],
         "references": ["X8024-20261127", "GN-XCBZ-1127", "TGHU1234567", *lots],
     }
@@ -219,6 +247,8 @@ BINDINGS = {
         "stream_id": "streams",
         "uscc": "enterprises",
         "bom_ref": "boms",
+        "checklist_no": "checklists",
+        "pass_no": "passes",
     },
     "query": {
         "ref": "references",
@@ -404,6 +434,20 @@ def valid_requests(world: World, label: str) -> st.SearchStrategy[tuple[dict, An
                 },
                 declarations,
                 st.integers(1, 20),
+            ),
+        ),
+        "POST /v1/gate-passes": pair(
+            {},
+            st.builds(
+                pass_body,
+                st.sampled_from(ids["open_checklists"]),
+                st.sampled_from(["1000", "1000.5", "5000"]),
+            ),
+        ),
+        "POST /v1/gate-passes/{pass_no}/passage": pair(
+            {"pass_no": st.sampled_from(ids["passes"])},
+            st.fixed_dictionaries(
+                {"measured_gross_weight_kg": st.sampled_from(["1000", "990", "2000"])}
             ),
         ),
         "POST /v1/audit/replay": pair({}, st.just({})),

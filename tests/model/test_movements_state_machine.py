@@ -165,6 +165,8 @@ class Decl:
     # A transfer into the other enterprise's book: the status its channel gives once that
     # enterprise accepts it (None: no acceptance needed).
     accepted_status: str | None = None
+    # The checklist (核注清单) it filed when released (domain/checklists.py).
+    checklist: str | None = None
 
 
 def fifo(lots: dict[str, Decimal], status_of: dict[str, Lot], status: str, quantity: Decimal):
@@ -331,6 +333,7 @@ class Movements(RuleBasedStateMachine):
         }
         self.lots: dict[str, Lot] = {}
         self.decls: dict[str, Decl] = {}
+        self.checklists: dict[str, str] = {}
         self.dirty_books: set[str] = set()
         self.dirty_lots: set[str] = set()
         self.heads: list[tuple[int, str | None]] = []
@@ -594,12 +597,26 @@ class Movements(RuleBasedStateMachine):
         assert (d.outstanding > 0) == dutiable, answer["duties"]
         d.id, d.number = answer["id"], answer["declaration_no"]
         self.decls[d.id] = d
+        self.filed(d, answer)
         if first == "released":
             if flow in OUTBOUND:
                 self.reserve(d)
         else:
             self.drive(d)
         return d
+
+    def filed(self, d: Decl, answer: dict[str, Any]) -> None:
+        """A declaration files its checklist in the write that releases it, and only then:
+        a `QD` number of its zone's office and direction, never one another has."""
+        number = answer.get("checklist_no")
+        if d.status != "released":
+            assert number is None, answer
+            return
+        assert number is not None and number.startswith("QD"), answer
+        assert number[8] == ("I" if d.flow in INBOUND else "E"), (d.flow, number)
+        assert number not in self.checklists, f"checklist {number} filed twice"
+        self.checklists[number] = d.id
+        d.checklist = number
 
     def drive(self, d: Decl) -> None:
         """The destination's acceptance, officer release, conforming inspection and payment
@@ -636,6 +653,7 @@ class Movements(RuleBasedStateMachine):
                 return
             assert answer["status"] == after, (d.status, path, answer)
             d.status = after
+            self.filed(d, answer)
             if paid:
                 d.outstanding = ZERO
             if after == "released" and d.flow in OUTBOUND:
@@ -752,6 +770,10 @@ class Movements(RuleBasedStateMachine):
         )
         if answer is None:
             return
+        self.admitted(d, moves, answer)
+
+    def admitted(self, d: Decl, moves: dict[int, Decimal], answer: dict[str, Any]) -> None:
+        """The model after a gate_in of `moves` answered `answer`."""
         assert answer["kind"] == "gate_in" and answer["account_book"] == d.book.book_no
         new = self.expect_lots(answer, [(None, d.lines[n].item, q) for n, q in moves.items()])
         status = "bonded" if d.flow == "first_line_in" else "domestic"
@@ -855,6 +877,19 @@ class Movements(RuleBasedStateMachine):
         answer = self.call(f"gate-{d.book.zone}", "/v1/movements", body, refused=refusal)
         if answer is None:
             return False
+        self.left(d, kind, moves, drawn, order, answer)
+        return True
+
+    def left(
+        self,
+        d: Decl,
+        kind: str,
+        moves: dict[int, Decimal],
+        drawn: dict[int, dict[str, Decimal]],
+        order: list[int],
+        answer: dict[str, Any],
+    ) -> None:
+        """The model after goods left under `d` (gate_out or transfer_dispatch)."""
         assert answer["kind"] == kind and answer["account_book"] == d.book.book_no
         self.expect_lots(
             answer,
@@ -878,7 +913,106 @@ class Movements(RuleBasedStateMachine):
                 for lot, taken_q in drawn[n].items():
                     moving[lot] = moving.get(lot, ZERO) + taken_q
         self.dirty_books.add(d.book.book_no)
-        return True
+
+    # -- rules: gate passes ------------------------------------------------------------------
+
+    def new_checklist(self, data: Any, direction: str) -> Decl | None:
+        """A declaration released for a pass to carry: an import nothing of which has passed,
+        or an exit (None when its release is refused)."""
+        if direction == "out":
+            return self.new_exit(data, data.draw(st.sampled_from(GATE_EXITS), label="flow"))
+        flow = data.draw(st.sampled_from(INBOUND), label="flow")
+        items = data.draw(st.lists(st.sampled_from(ITEMS), min_size=1, max_size=2), label="items")
+        status = "bonded" if flow == "first_line_in" else "domestic"
+        lines = [
+            (i, self.quantity(data, i, 8 * QUANTUM[i], "declared"), status, None) for i in items
+        ]
+        zone = data.draw(st.sampled_from(ZONES), label="zone")
+        return self.declare(flow, self.books[zone], lines)
+
+    @rule(data=st.data(), direction=st.sampled_from(("in", "out")))
+    def gate_pass(self, data: Any, direction: str) -> None:
+        """One vehicle carries all or part of one or two released checklists of one zone;
+        now and then more than a checklist has left (409 at filing), a weight the gate does
+        not confirm (409 `weight_mismatch`, nothing moves), a second passage (409
+        `already_passed`). The passage is each checklist's movement, in the pass's order."""
+        flows = INBOUND if direction == "in" else OUTBOUND
+        ready = [
+            d
+            for d in self.decls.values()
+            if d.flow in flows and d.status == "released" and d.checklist is not None
+        ]
+        first = self.pick(data, ready, "checklist") or self.new_checklist(data, direction)
+        if first is None or first.checklist is None:
+            return
+        zone = first.book.zone
+        others = [d for d in ready if d.book.zone == zone and d is not first]
+        chosen = [first]
+        if others and data.draw(st.booleans(), label="two checklists"):
+            chosen.append(data.draw(st.sampled_from(others), label="second checklist"))
+        too_much = self.rarely(data, "too much")
+        carried: list[tuple[Decl, dict[int, Decimal]]] = []
+        entries = []
+        for d in chosen:
+            left = {n: x.quantity - x.moved for n, x in d.lines.items()}
+            if data.draw(st.booleans(), label="whole checklist"):
+                moves = {n: q for n, q in left.items() if q > 0}
+                entries.append({"checklist_no": d.checklist})
+            else:
+                moves = {}
+                for n in self.lines_of(data, d, sorted(d.lines), lambda x: x.quantity - x.moved):
+                    over = too_much and not carried and not moves
+                    moves[n] = self.quantity(data, d.lines[n].item, left[n], "q", over=over)
+                lines = [{"line_no": n, "quantity": str(q)} for n, q in moves.items()]
+                entries.append({"checklist_no": d.checklist, "lines": lines})
+            carried.append((d, moves))
+        refusal = None
+        if any(
+            not moves or any(q > d.lines[n].quantity - d.lines[n].moved for n, q in moves.items())
+            for d, moves in carried
+        ):
+            refusal = "exceeds_checklist_quantity"
+        body = {
+            "zone": zone,
+            "direction": direction,
+            "vehicle": {"plate": "陕A00001"},
+            "gross_weight_kg": "10000",
+            "checklists": entries,
+        }
+        filed = self.call(first.book.owner, "/v1/gate-passes", body, refused=refusal)
+        if filed is None:
+            return
+        assert [c["checklist_no"] for c in filed["checklists"]] == [d.checklist for d in chosen]
+        path, gate = f"/v1/gate-passes/{filed['pass_no']}/passage", f"gate-{zone}"
+        if self.rarely(data, "wrong weight"):
+            heavy = {"measured_gross_weight_kg": "10501"}
+            self.call(gate, path, heavy, refused="weight_mismatch", status=200, key=False)
+        answer = self.call(
+            gate, path, {"measured_gross_weight_kg": "9500"}, refused=None, status=200, key=False
+        )
+        movements = answer["movements"]
+        assert len(movements) == len(carried), answer
+        for (d, moves), movement in zip(carried, movements, strict=True):
+            assert (movement["checklist_no"], movement["gate_pass"]) == (
+                d.checklist,
+                filed["pass_no"],
+            )
+            if direction == "in":
+                self.admitted(d, moves, movement)
+                continue
+            drawn: dict[int, dict[str, Decimal]] = {}
+            lots = {item: dict(self.stock(d.book, item).lots) for item in ITEMS}
+            for n, q in moves.items():
+                x = d.lines[n]
+                taken = fifo(lots[x.item], self.lots, x.status, q)
+                assert taken is not None, "a released checklist's reservation holds its goods"
+                take(lots[x.item], taken)
+                drawn[n] = taken
+            kind = "transfer_dispatch" if d.flow == "transfer" else "gate_out"
+            self.left(d, kind, moves, drawn, list(moves), movement)
+        if self.rarely(data, "second passage"):
+            again = {"measured_gross_weight_kg": "10000"}
+            self.call(gate, path, again, refused="already_passed", status=200, key=False)
 
     # -- rules: transfers --------------------------------------------------------------------
 
