@@ -55,6 +55,15 @@ Regenerated again for issue #16 from the commit BASE_COMMIT names, and checked a
 move to the payment that released them), so later indexes and positions move; every answer
 is the same but for positions, `assessed_with` and `duties.refunded`.
 
+Regenerated again for issue #17 (checklists and gate passes, docs/decisions/0025) from the
+commit BASE_COMMIT names, and checked against the #16 fixture field by field: 22 new events,
+the `DocumentNumberIssued` and `ChecklistFiled` of each of the 11 declarations that moved a
+book when they were released (so those declarations' later events sit one version higher);
+movement records and answers gain `checklist_no` (the declaration's checklist, or null) and
+`gate_pass` (null: the story files no pass); the 10 lots admitted under a checklist name it
+among their papers; declaration answers gain `checklist_no`. Nothing else changed: no duty,
+status, quantity or lot; indexes, positions and `events_after` moved accordingly.
+
 Fixture lines (JSON, one per line): a `header`; one `event` per stored event in log order
 (`index` from 0, `topic`, `originator_id`, `originator_version` and `state`, the stored bytes
 as UTF-8 text); one `answer` per command (its request, HTTP status, `X-Ledger-Position`,
@@ -84,7 +93,7 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden_log.jsonl"
-BASE_COMMIT = "f2f9d95"
+BASE_COMMIT = "7cd7c00"
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Xi'an; November has duty rates
 STEP = timedelta(minutes=1)
 
