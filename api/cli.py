@@ -340,7 +340,7 @@ It reads the read models (views) of LEDGER_DATABASE_URL as they are and never fe
 they are behind the log, a warning on stderr says both positions."""
 # How each paper of an event reads in the chain: a gate note as such, a movement's own paper
 # as its kind names it (domain/movement_kinds.py, read when a chain is printed).
-PAPER_LABELS = {"gate_note": "gate note"}
+PAPER_LABELS = {"gate_note": "gate note", "gate_pass": "gate pass"}
 
 
 def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:

@@ -98,6 +98,12 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     declaration: UUID | None = None
     declaration_no: str | None = None
     position: int | None = None
+    # A checklist filed on its own (domain/standalone_checklists.py): an `enter_first` one's
+    # declaration deadline and whether it has passed undeclared; a rejection's or withdrawal's
+    # reason.
+    declaration_due_by: datetime | None = None
+    overdue: bool = False
+    reason: str | None = None
 
 
 def lines_of(d: Declaration) -> list[ChecklistLine]:

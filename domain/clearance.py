@@ -35,6 +35,7 @@ from domain.declaration import (
     released_at,
 )
 from domain.duties import Assessment
+from domain.enter_first import declare_on_release
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
 from domain.exits import reserve_on_release
@@ -375,6 +376,7 @@ def decide_on_declaration(
     saves += reserve_on_release(uow, before.status, pending, actor, now)
     saves += observe_on_release(uow, before.status, pending, actor, now)
     saves += file_on_release(uow, before.status, pending, actor, now)
+    saves += declare_on_release(uow, before.status, pending, actor, now)
     e = before.facts.ecommerce
     if rule.gives_quota_back and before.quota_year is not None and e is not None:
         buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)

@@ -123,6 +123,8 @@ class SubmitDeclaration(_Body, frozen=True, kw_only=True):
     ecommerce: Ecommerce | None = None
     client_ref: Str64 | None = None
     occurred_at: AwareDatetime | None = None
+    # A first_line_in declaring goods that entered first: their checklist (domain/enter_first.py).
+    checklist: Str64 | None = None
 
 
 class WithdrawDeclaration(_Body, frozen=True, kw_only=True):

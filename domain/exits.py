@@ -119,6 +119,15 @@ def reserve(
     for (item_no, status), quantity in needs(d).items():
         stock = stocks[item_no].state
         available = stock.available_of(status) if stock is not None else Decimal(0)
+        held = stock.held_of(status) if stock is not None else Decimal(0)
+        if available < quantity <= available + held:
+            raise Conflict(
+                f"item {item_no} has {available} {status} available in book "
+                f"{d.facts.account_book}; {held} more entered first and waits for its "
+                "declaration",
+                rule="declaration_pending",
+                current_status=status_before,
+            )
         if quantity > available:
             raise Conflict(
                 f"item {item_no} has {available} {status} available in book "

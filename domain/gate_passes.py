@@ -22,9 +22,10 @@ from uuid import UUID
 
 import msgspec
 
-from domain import values
-from domain.checklists import FILED_BY_FLOW, ChecklistLine, checklist_status, lines_of
-from domain.declaration import AwareDatetime, Declaration, NumberSeries, Str64
+from domain import enter_first, values
+from domain.checklist_docs import ChecklistDoc, find
+from domain.checklists import ChecklistLine
+from domain.declaration import AwareDatetime, NumberSeries, Str64
 from domain.documents import (
     DocumentNumberIssued,
     china_year,
@@ -40,6 +41,7 @@ from domain.movements import ExitLine, GateIn, MovementKind, MovementLine, Movem
 from domain.papers import MovementRequest
 from domain.reference import Zone
 from domain.scope import Scope
+from domain.standalone_checklists import Checklist
 from domain.transfers import TransferDispatch
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
@@ -95,11 +97,14 @@ class CarriedLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Carried(msgspec.Struct, frozen=True, kw_only=True):
-    """What a pass carries of one checklist: its number, its declaration and the lines."""
+    """What a pass carries of one checklist: its number, its stream (the declaration's for a
+    checklist a declaration filed), its declaration (none yet for goods entering first) and
+    the lines."""
 
     checklist_no: str
-    declaration: UUID
-    declaration_no: str
+    document: UUID
+    declaration: UUID | None
+    declaration_no: str | None
     lines: list[CarriedLine]
 
 
@@ -218,19 +223,6 @@ def movement_id_of(pass_id: UUID, n: int) -> UUID:
 # -- finding documents --------------------------------------------------------------------------
 
 
-def find_checklist(uow: UnitOfWork, number: str) -> Pending[Declaration] | None:
-    """The declaration that filed checklist `number`, read for the decision."""
-    parsed = parse(number)
-    if parsed is None or parsed[0] != "checklist":
-        return None
-    document = uow.numbered(parsed[1], parsed[2])
-    if document is None:
-        return None
-    found = uow.pending(document, Declaration)
-    state = found.state
-    return found if state is not None and state.checklist_no == number else None
-
-
 def find_pass(uow: UnitOfWork, number: str) -> Pending[GatePass] | None:
     parsed = parse(number)
     if parsed is None or parsed[0] != "gate_pass":
@@ -284,10 +276,10 @@ def weight(loc: str, value: Decimal) -> Decimal:
     return values.decimal_value(loc, value, places=3, positive=True)
 
 
-def carried_lines(entry: PassChecklist, d: Declaration, at: str) -> list[CarriedLine]:
+def carried_lines(entry: PassChecklist, doc: ChecklistDoc, at: str) -> list[CarriedLine]:
     """What the pass carries of one checklist: the lines named (each within what the line
     still lists) or everything not yet passed."""
-    listed = {line.line_no: line for line in lines_of(d)}
+    listed = {line.line_no: line for line in doc.lines}
     if entry.lines is None:
         left = [
             CarriedLine(line_no=n, item_no=line.item_no, quantity=line.quantity - line.passed)
@@ -337,34 +329,44 @@ def carried_checklist(
     uow: UnitOfWork, entry: PassChecklist, n: int, cmd: FileGatePass, scope: Scope
 ) -> Carried:
     at = f"$.checklists[{n}]"
-    found = find_checklist(uow, entry.checklist_no)
-    d = found.state if found is not None else None
-    if d is None or d.facts.declarant != scope.enterprise:
+    doc = find(uow, entry.checklist_no)
+    if doc is None or doc.enterprise != scope.enterprise:
         raise ValidationFailed.at(f"{at}.checklist_no", "no such checklist of yours")
-    f = d.facts
-    if f.zone != cmd.zone:
+    if doc.zone != cmd.zone:
         raise Conflict(
-            f"checklist {entry.checklist_no} moves goods of {f.zone}, not {cmd.zone}",
+            f"checklist {entry.checklist_no} moves goods of {doc.zone}, not {cmd.zone}",
             rule="zone_mismatch",
         )
-    _kind, direction = FILED_BY_FLOW[f.flow]
+    direction = doc.direction
     if direction != CHECKLIST_DIRECTION[cmd.direction]:
         raise Conflict(
             f"checklist {entry.checklist_no} is {'inbound' if direction == 'I' else 'outbound'}"
             f"; a pass `{cmd.direction}` cannot carry it",
             rule="wrong_direction",
         )
-    if checklist_status(d) == "closed":
-        raise Conflict(
-            f"checklist {entry.checklist_no} is closed: all it lists has passed",
-            rule="exceeds_checklist_quantity",
-        )
+    check_open(doc)
     return Carried(
         checklist_no=entry.checklist_no,
-        declaration=d.id,
-        declaration_no=f.declaration_no,
-        lines=carried_lines(entry, d, at),
+        document=doc.stream,
+        declaration=doc.declaration,
+        declaration_no=doc.declaration_no,
+        lines=carried_lines(entry, doc, at),
     )
+
+
+def check_open(doc: ChecklistDoc) -> None:
+    """Only an approved checklist's goods pass; a closed one has nothing left."""
+    if doc.status == "closed":
+        raise Conflict(
+            f"checklist {doc.number} is closed: all it lists has passed",
+            rule="exceeds_checklist_quantity",
+        )
+    if doc.status != "approved":
+        raise Conflict(
+            f"checklist {doc.number} is {doc.status}: only an approved one's goods pass",
+            rule="checklist_not_approved",
+            current_status=doc.status,
+        )
 
 
 def decide_filing(
@@ -414,6 +416,7 @@ def movement_of(direction: PassDirection, flow: str) -> MovementKind:
 def movement_body(
     kind: MovementKind, c: Carried, state: GatePass, occurred: datetime
 ) -> GateIn | GateOut | TransferDispatch:
+    assert c.declaration is not None
     common: dict[str, Any] = {
         "declaration": str(c.declaration),
         "occurred_at": occurred,
@@ -463,12 +466,29 @@ def decide_passage(
     others: dict[int, Pending[Any]] = {}
     views: list[MovementView] = []
     for n, carried in enumerate(state.checklists):
-        declaration = uow.load(carried.declaration, Declaration)
-        assert declaration is not None
-        listed = {line.line_no: line for line in lines_of(declaration)}
+        doc = find(uow, carried.checklist_no)
+        assert doc is not None
+        check_open(doc)
+        listed = {line.line_no: line for line in doc.lines}
         for line in carried.lines:
             check_within(carried.checklist_no, listed[line.line_no], line.quantity)
-        kind = movement_of(state.direction, declaration.facts.flow)
+        if doc.flow is None:  # goods entering first, under no declaration yet
+            movement, touched, moved = enter_first.admit(
+                uow,
+                uow.pending(doc.stream, Checklist),
+                {x.line_no: x.quantity for x in carried.lines},
+                movement_id=movement_id_of(found.id, n),
+                pass_no=number,
+                vehicle=state.vehicle.plate,
+                actor=actor,
+                occurred_at=occurred,
+            )
+            movements.append(movement)
+            for pending in touched:
+                others.setdefault(id(pending), pending)
+            views.append(moved)
+            continue
+        kind = movement_of(state.direction, doc.flow)
         req = MovementRequest(
             cmd=movement_body(kind, carried, state, occurred),
             movement_id=movement_id_of(found.id, n),

@@ -173,6 +173,13 @@ class ItemStock(AggregateState, frozen=True, kw_only=True):
     reserved: dict[UUID, Reservation] = {}
     # Dispatched by transfer declarations and not yet received (or explained): per lot.
     in_transit: dict[UUID, dict[UUID, Decimal]] = {}
+    # Of `reserved`, what holds goods that entered first until their declaration, by checklist
+    # (domain/enter_first.py): no outbound declaration may reserve them meanwhile.
+    held: dict[UUID, Decimal] = {}
+
+    def held_of(self, goods_status: GoodsStatus) -> Decimal:
+        """Goods of this status waiting for their declaration (entered first: bonded)."""
+        return sum(self.held.values(), Decimal(0)) if goods_status == "bonded" else Decimal(0)
 
     @property
     def in_transit_out(self) -> Decimal:
@@ -280,6 +287,7 @@ class GoodsAdmitted(DomainEvent, frozen=True, kw_only=True):
             lots=lots,
             reserved=dict(state.reserved) if state else {},
             in_transit=dict(state.in_transit) if state else {},
+            held=dict(state.held) if state else {},
         )
 
 

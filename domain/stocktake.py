@@ -94,6 +94,7 @@ class StockAdjusted(DomainEvent, frozen=True, kw_only=True):
             lots=lots,
             reserved=dict(state.reserved) if state else {},
             in_transit=dict(state.in_transit) if state else {},
+            held=dict(state.held) if state else {},
         )
 
 

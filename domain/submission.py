@@ -34,6 +34,7 @@ from domain.declaration import (
     number_series_id,
     series_of,
 )
+from domain.enter_first import ChecklistNamed, check_naming, declare_on_release
 from domain.enterprise import Enterprise, enterprise_id
 from domain.events import Actor, Pending
 from domain.exits import reserve_on_release
@@ -98,13 +99,30 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     office, year, direction = series_of(zone, cmd.flow, now)
     series = uow.counter(number_series_id(office, year, direction), NumberSeries)
     declaration = uow.new(sub.declaration_id, Declaration)
+    if cmd.checklist is not None:
+        check_naming(
+            uow,
+            cmd.checklist,
+            flow=cmd.flow,
+            declarant=cmd.declarant,
+            book=cmd.account_book,
+            lines=cmd.lines,
+        )
     state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
+    if cmd.checklist is not None:
+        declaration.record(
+            ChecklistNamed,
+            checklist_no=cmd.checklist,
+            actor=sub.actor,
+            occurred_at=state.submitted_at,
+        )
     rules = rules_in_force(registers, sub.rules, day)
     inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers)
     assessed = assess_submission(uow, declaration, inputs)
     observed = observe_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     checklist = file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    checklist += declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
     saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks, *checklist]
     return Decision(saves, declaration_view(declaration.state))

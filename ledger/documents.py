@@ -5,16 +5,18 @@ write-side reads of both: a number finds its document through its series (domain
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
 from domain import gate_passes as gp
+from domain import standalone_checklists as sc
 from domain.checklists import ChecklistView, checklist_view
 from domain.declaration import Declaration
 from domain.documents import parse
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.events import Actor
 from domain.reference import Zone
 from domain.scope import Scope
@@ -28,6 +30,7 @@ class DocumentCommands:
 
     app: LedgerApplication
     zones: dict[str, Zone]
+    clock: Callable[[], datetime]
     _execute: Execute
 
     def file_gate_pass(self, cmd: gp.FileGatePass, actor: Actor, idem: Idempotency) -> Outcome:
@@ -53,9 +56,9 @@ class DocumentCommands:
         records = self.app.log.select_stream(stream)
         position = records[-1].position if records else None
         body = outcome.body
-        if isinstance(body, gp.GatePassView):
+        if isinstance(body, gp.GatePassView | ChecklistView):
             body = msgspec.structs.replace(body, position=position)
-        elif isinstance(body, dict) and "pass_no" in body:  # a stored answer, replayed
+        elif isinstance(body, dict) and ("pass_no" in body or "checklist_no" in body):
             body = {**body, "position": position}
         return dataclasses.replace(outcome, body=body)
 
@@ -69,6 +72,43 @@ class DocumentCommands:
             return found
         return None
 
+    def file_checklist(self, cmd: sc.FileChecklist, actor: Actor, idem: Idempotency) -> Outcome:
+        stream = sc.checklist_id(idem.principal, idem.key)
+
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[ChecklistView]:
+            return sc.decide_filing(uow, cmd, stream, self.zones, actor, now)
+
+        return self._with_position(self._execute(201, idem, cmd, decide, actor), stream)
+
+    def decide_on_checklist(
+        self,
+        number: str,
+        action: str,
+        cmd: sc.DecideChecklist,
+        actor: Actor,
+        idem: Idempotency | None,
+    ) -> Outcome:
+        """Approval, rejection or withdrawal of a checklist filed on its own; a declaration's
+        checklist follows its declaration (409 `invalid_transition`)."""
+        stream = self._document(number) if number.startswith("QD") else None
+
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[ChecklistView]:
+            state = uow.load(stream, sc.Checklist) if stream else None
+            if state is None or state.checklist_no != number:
+                d = uow.load(stream, Declaration) if stream else None
+                if d is not None and d.checklist_no == number and _sees(actor, d):
+                    raise Conflict(
+                        f"checklist {number} follows its declaration {d.facts.declaration_no}",
+                        rule="invalid_transition",
+                        current_status=checklist_view(d).status,
+                    )
+                raise NotFound(f"no checklist {number}")
+            pending = uow.pending(state.id, sc.Checklist)
+            return sc.decide_on_checklist(uow, pending, action, cmd, actor, now)
+
+        outcome = self._execute(200, idem, cmd, decide, actor)
+        return self._with_position(outcome, stream) if stream is not None else outcome
+
     def gate_pass(self, number: str, actor: Actor) -> gp.GatePassView:
         stream = self._document(number) if number.startswith("HF") else None
         state = self.app.load(stream, gp.GatePass) if stream else None
@@ -81,15 +121,22 @@ class DocumentCommands:
         """A checklist as the write side knows it: the enterprise whose book it moves, the
         operators of its zone, officers and auditors see it."""
         stream = self._document(number) if number.startswith("QD") else None
-        state = self.app.load(stream, Declaration) if stream else None
-        if state is None or state.checklist_no != number:
+        if stream is None:
             raise NotFound(f"no checklist {number}")
-        scope = Scope.of(actor)
-        visible = (
-            scope.enterprise == state.facts.declarant
-            if scope.role == "enterprise"
-            else scope.sees_zone(state.facts.zone)
-        )
-        if not visible:
+        records = self.app.log.select_stream(stream)
+        position = records[-1].position if records else None
+        own = self.app.load(stream, sc.Checklist)
+        if own is not None and own.checklist_no == number and sc.sees(Scope.of(actor), own):
+            return sc.view(own, self.clock(), position)
+        state = self.app.load(stream, Declaration)
+        if state is None or state.checklist_no != number or not _sees(actor, state):
             raise NotFound(f"no checklist {number}")
-        return checklist_view(state)
+        return checklist_view(state, position)
+
+
+def _sees(actor: Actor, d: Declaration) -> bool:
+    """A declaration's checklist: the declarant, the zone's operators, everyone else."""
+    scope = Scope.of(actor)
+    if scope.role == "enterprise":
+        return scope.enterprise == d.facts.declarant
+    return scope.sees_zone(d.facts.zone)

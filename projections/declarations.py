@@ -23,6 +23,7 @@ from domain.declaration import (
     DeclarationSubmitted,
     DeclarationWithdrawn,
 )
+from domain.enter_first import ChecklistNamed
 from domain.events import DomainEvent
 from domain.movements import GoodsMoved
 from domain.returns import GoodsReturned, ReturnedGoodsReadmitted
@@ -66,6 +67,7 @@ LATER_EVENTS = (
     GoodsReturned,
     ReturnedGoodsReadmitted,
     ChecklistFiled,
+    ChecklistNamed,
 )
 
 

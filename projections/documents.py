@@ -9,16 +9,18 @@ Both are listed in filing order (`first_position`, the list's cursor).
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import msgspec
 
+from domain import standalone_checklists as sc
 from domain.checklists import ChecklistFiled, ChecklistView
 from domain.events import DomainEvent
 from domain.gate_passes import GatePassFiled, GatePassPassed, GatePassView
 from domain.movements import GoodsMoved
 from domain.scope import Scope
-from projections.columns import filter_sql, tenancy_sql
+from projections.columns import filter_sql, tenancy_sql, utc_text
 from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
 
 _CHECKLIST = msgspec.json.Decoder(ChecklistView)
@@ -30,7 +32,7 @@ DDL = (
     " checklist_no TEXT PRIMARY KEY, document_id TEXT NOT NULL, kind TEXT NOT NULL,"
     " direction TEXT NOT NULL, status TEXT NOT NULL, account_book TEXT NOT NULL,"
     " zone TEXT NOT NULL, enterprise TEXT NOT NULL, first_position BIGINT NOT NULL,"
-    " position BIGINT NOT NULL, state TEXT NOT NULL)",
+    " position BIGINT NOT NULL, due_by_utc TEXT, declaration_no TEXT, state TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_checklists_document ON view_checklists (document_id)",
     "CREATE INDEX IF NOT EXISTS view_checklists_first ON view_checklists (first_position)",
     "CREATE TABLE IF NOT EXISTS view_gate_passes ("
@@ -54,11 +56,22 @@ CHECKLIST_FILTERS = {
 PASS_FILTERS = {"zone": "zone", "status": "status", "direction": "direction"}
 
 
+STANDALONE_EVENTS = (
+    sc.ChecklistApproved,
+    sc.ChecklistRejected,
+    sc.ChecklistWithdrawn,
+    sc.ChecklistPassed,
+    sc.ChecklistDeclared,
+)
+
+
 class DocumentsProjection:
     name = "documents"
     version = 1
     handles: tuple[type[DomainEvent], ...] = (
         ChecklistFiled,
+        sc.StandaloneChecklistFiled,
+        *STANDALONE_EVENTS,
         GoodsMoved,
         GatePassFiled,
         GatePassPassed,
@@ -109,6 +122,14 @@ class _DocumentsFold:
                 declaration_no=event.declaration_no,
             )
             self.checklists[stream] = _Row(state, entry.position, inserted=True)
+        elif isinstance(event, sc.StandaloneChecklistFiled):
+            filed_alone = sc.view(event.apply(None), event.occurred_at)
+            self.checklists[stream] = _Row(filed_alone, entry.position, inserted=True)
+        elif isinstance(event, STANDALONE_EVENTS):
+            row = self._checklist(stream)
+            assert row is not None, f"checklist {stream} changed before it was filed"
+            row.state = moved_on(row.state, event)
+            row.position, row.changed = entry.position, True
         elif isinstance(event, GoodsMoved):
             row = self._checklist(stream)
             if row is not None:
@@ -174,22 +195,25 @@ class _DocumentsFold:
                 continue
             s: ChecklistView = row.state
             text = _ENCODE.encode(s).decode()
+            due = utc_text(s.declaration_due_by) if s.declaration_due_by else None
             if row.inserted:
                 head = (s.checklist_no, stream, s.kind, s.direction, s.status, s.account_book)
-                inserts.append(
-                    (*head, s.zone, s.enterprise, row.first_position, row.position, text)
-                )
+                tail = (s.zone, s.enterprise, row.first_position, row.position, due)
+                inserts.append((*head, *tail, s.declaration_no, text))
             else:
-                updates.append((s.status, row.position, text, s.checklist_no))
+                updates.append(
+                    (s.status, row.position, due, s.declaration_no, text, s.checklist_no)
+                )
             row.inserted = row.changed = False
         writes.add(
             "INSERT INTO view_checklists (checklist_no, document_id, kind, direction, status,"
-            " account_book, zone, enterprise, first_position, position, state)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " account_book, zone, enterprise, first_position, position, due_by_utc,"
+            " declaration_no, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             inserts,
         )
         writes.add(
-            "UPDATE view_checklists SET status = ?, position = ?, state = ? WHERE checklist_no = ?",
+            "UPDATE view_checklists SET status = ?, position = ?, due_by_utc = ?,"
+            " declaration_no = ?, state = ? WHERE checklist_no = ?",
             updates,
         )
         passes: list[tuple[Any, ...]] = []
@@ -217,6 +241,29 @@ class _DocumentsFold:
         return writes
 
 
+def moved_on(view: ChecklistView, event: DomainEvent) -> ChecklistView:
+    """A checklist filed on its own after one more of its events, by the domain's own `apply`
+    on the state the view holds."""
+    state = sc.Checklist(
+        id=event.originator_id,
+        version=event.originator_version - 1,
+        checklist_no=view.checklist_no,
+        kind=view.kind,
+        direction=view.direction,
+        account_book=view.account_book,
+        zone=view.zone,
+        enterprise=view.enterprise,
+        lines=list(view.lines),
+        status=view.status,
+        filed_at=view.filed_at,
+        declaration_due_by=view.declaration_due_by,
+        declaration=view.declaration,
+        declaration_no=view.declaration_no,
+        reason=view.reason,
+    )
+    return sc.view(event.apply(state), view.filed_at)
+
+
 def passed(state: ChecklistView, event: GoodsMoved) -> ChecklistView:
     """A declaration's checklist after goods moved under it: what passed per line, and closed
     once every line has passed in full."""
@@ -228,6 +275,21 @@ def passed(state: ChecklistView, event: GoodsMoved) -> ChecklistView:
     return msgspec.structs.replace(state, lines=lines, status="closed" if done else state.status)
 
 
+T = TypeVar("T", ChecklistView, GatePassView)
+
+
+def _at(view: T, row: Any) -> T:
+    """A listed document with the log position of the last event that changed it."""
+    return msgspec.structs.replace(view, position=int(row["position"]))
+
+
+def _late(view: ChecklistView, now: datetime) -> ChecklistView:
+    """Whether it is overdue depends on the time of the read."""
+    due = view.declaration_due_by
+    late = due is not None and view.declaration_no is None and now >= due
+    return msgspec.structs.replace(view, overdue=late) if late != view.overdue else view
+
+
 class DocumentQueries:
     """Reads of the documents view, with the caller's tenancy applied in the query."""
 
@@ -235,23 +297,42 @@ class DocumentQueries:
         self.views = views
 
     def checklists(
-        self, *, after: int, limit: int, filters: dict[str, str | None], scope: Scope
+        self,
+        *,
+        after: int,
+        limit: int,
+        filters: dict[str, str | None],
+        scope: Scope,
+        overdue: bool | None = None,
+        now: datetime | None = None,
     ) -> list[tuple[int, ChecklistView]]:
-        sql = "SELECT first_position, state FROM view_checklists WHERE first_position > ?"
+        """`overdue`: True, only goods that entered first and are undeclared past their
+        deadline at `now`; False, every other checklist."""
+        sql = "SELECT first_position, position, state FROM view_checklists WHERE first_position > ?"
         params: list[Any] = [after]
         sql += filter_sql(params, filters, CHECKLIST_FILTERS)
+        moment = now or datetime.now(UTC)
+        if overdue is not None:
+            late = "(declaration_no IS NULL AND due_by_utc IS NOT NULL AND due_by_utc <= ?)"
+            sql += f" AND {late}" if overdue else f" AND NOT {late}"
+            params.append(utc_text(moment))
         sql += tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",))
         sql += " ORDER BY first_position LIMIT ?"
         params.append(limit)
         with self.views.read() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
-        return [(int(r["first_position"]), _CHECKLIST.decode(r["state"])) for r in rows]
+        return [
+            (int(r["first_position"]), _late(_at(_CHECKLIST.decode(r["state"]), r), moment))
+            for r in rows
+        ]
 
     def gate_passes(
         self, *, after: int, limit: int, filters: dict[str, str | None], scope: Scope
     ) -> list[tuple[int, GatePassView]]:
-        sql = "SELECT first_position, state FROM view_gate_passes WHERE first_position > ?"
+        sql = (
+            "SELECT first_position, position, state FROM view_gate_passes WHERE first_position > ?"
+        )
         params: list[Any] = [after]
         sql += filter_sql(params, filters, PASS_FILTERS)
         sql += tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",))
@@ -260,4 +341,4 @@ class DocumentQueries:
         with self.views.read() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
-        return [(int(r["first_position"]), _PASS.decode(r["state"])) for r in rows]
+        return [(int(r["first_position"]), _at(_PASS.decode(r["state"]), r)) for r in rows]

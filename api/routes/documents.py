@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ENTERPRISE, Reader
+from api.auth import ENTERPRISE, OFFICER, Reader
 from api.http import doc, json_response, list_type
 from api.routes.common import Page, execute, page_body, services, views_caught_up
 from domain.checklists import ChecklistKind, ChecklistStatus, ChecklistView
 from domain.gate_passes import FileGatePass, GatePassView, PassDirection, RecordPassage
 from domain.scope import Scope
+from domain.standalone_checklists import DecideChecklist, FileChecklist
 from ledger.requests import Idempotency
 
 router = APIRouter(tags=["checklists and gate passes"])
@@ -32,9 +33,11 @@ async def list_checklists(
     kind: Annotated[ChecklistKind | None, Query()] = None,
     zone: Annotated[str | None, Query(max_length=16)] = None,
     direction: Annotated[Literal["I", "E"] | None, Query()] = None,
+    overdue: Annotated[bool | None, Query()] = None,
 ) -> Response:
     """Checklists in filing order, each as `GET /v1/checklists/{no}` answers it: an
-    enterprise sees those of its own books, an operator its zone's, everyone else all."""
+    enterprise sees those of its own books, an operator its zone's, everyone else all.
+    `overdue=true`: goods that entered first and are still undeclared after their deadline."""
     position = await views_caught_up(request)
     filters: dict[str, str | None] = {
         "account_book": account_book,
@@ -45,10 +48,67 @@ async def list_checklists(
     }
     rows = await run_in_threadpool(
         lambda: services(request).documents.checklists(
-            after=page.after, limit=page.limit, filters=filters, scope=Scope.of(actor)
+            after=page.after,
+            limit=page.limit,
+            filters=filters,
+            scope=Scope.of(actor),
+            overdue=overdue,
+            now=services(request).ledger.clock(),
         )
     )
     return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.post(
+    "/v1/checklists",
+    **doc(
+        body=FileChecklist,
+        ok=(201, ChecklistView),
+        errors=(400, 401, 403, 409, 413),
+        idempotency_required=True,
+    ),
+)
+async def file_checklist(request: Request) -> Response:
+    """A checklist of the caller's own book filed on its own (`enter_first`); the answer has
+    its number (`checklist_no`) and `status: "filed"`."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        FileChecklist,
+        lambda ledger, cmd, idem, actor: ledger.file_checklist(cmd, actor, _key(idem)),
+        key_required=True,
+    )
+
+
+def _decision(action: str, roles: tuple[str, ...]) -> Any:
+    async def route(request: Request, checklist_no: str) -> Response:
+        return await execute(
+            request,
+            roles,
+            DecideChecklist,
+            lambda ledger, cmd, idem, actor: ledger.decide_on_checklist(
+                checklist_no, action, cmd, actor, idem
+            ),
+        )
+
+    return route
+
+
+for _action, _roles, _summary in (
+    ("approval", OFFICER, "An officer approves a filed checklist: its goods may pass the gate"),
+    ("rejection", OFFICER, "An officer rejects a filed checklist (`reason`)"),
+    ("withdrawal", ENTERPRISE, "The enterprise withdraws its checklist (`reason`)"),
+):
+    router.post(
+        f"/v1/checklists/{{checklist_no}}/{_action}",
+        summary=_summary,
+        **doc(
+            body=DecideChecklist,
+            ok=(200, ChecklistView),
+            errors=(400, 401, 403, 404, 409, 413),
+            idempotency_required=False,
+        ),
+    )(_decision(_action, _roles))
 
 
 @router.get("/v1/checklists/{checklist_no}", **doc(ok=(200, ChecklistView), errors=(401, 404)))

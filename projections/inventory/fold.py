@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from domain.account_book import AccountBookItemsRegistered, AccountBookOpened, BookItem
 from domain.declaration import SHANGHAI
+from domain.enter_first import ReservationReleased
 from domain.events import DomainEvent
 from domain.exits import GoodsExited, StockReserved
 from domain.movement_kinds import book_entries
@@ -54,6 +55,7 @@ DRAW_KINDS: dict[type[DomainEvent], str] = {
 }
 StockEvents = (
     StockReserved,
+    ReservationReleased,
     GoodsExited,
     TransferDispatched,
     TransitSettled,
@@ -76,8 +78,9 @@ class InventoryProjection:
     name = "inventory"
     # Bump when its tables or rows change: the views are rebuilt (runner.py).
     # 2: view_movements keeps each movement's declaration and business time (GET /v1/stats).
-    # 3: and whether it is flagged, and its whole view (GET /v1/movements).
-    version = 3
+    # 3: and whether it is flagged, and its whole view (GET /v1/movements). 4: goods that
+    # entered first are held for their declaration, then let go (`ReservationReleased`).
+    version = 4
     handles: tuple[type[DomainEvent], ...] = (
         AccountBookOpened,
         AccountBookItemsRegistered,
@@ -209,7 +212,9 @@ class _InventoryFold:
             declaration = getattr(event, "declaration_id", None)
             if declaration is None:
                 continue
-            if isinstance(event, StockReserved | GoodsExited | TransferDispatched):
+            if isinstance(
+                event, StockReserved | GoodsExited | TransferDispatched | ReservationReleased
+            ):
                 holds[(RESERVED, stream, self.text[declaration])] = None
             if isinstance(event, TransferDispatched | TransitSettled):
                 holds[(IN_TRANSIT, stream, self.text[declaration])] = None
@@ -260,6 +265,9 @@ class _InventoryFold:
         if isinstance(event, StockReserved):
             declaration = text[event.declaration_id]
             pending_out += self.holds.change(RESERVED, stream, declaration, event.quantity)
+        elif isinstance(event, ReservationReleased):
+            declaration = text[event.declaration_id]
+            pending_out += self.holds.change(RESERVED, stream, declaration, -event.quantity)
         elif isinstance(event, TransitSettled):
             declaration = text[event.declaration_id]
             in_transit += self.holds.change(IN_TRANSIT, stream, declaration, -event.quantity)

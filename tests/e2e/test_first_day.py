@@ -220,7 +220,8 @@ def test_the_readme_session_runs_as_pasted_twice_in_a_row(database_url):
         assert run.returncode == 0, run.stderr
         assert "error" not in run.stderr.lower() and '"status":4' not in out, run.stderr + out
         assert f'"status":"{shown.group(1)}"' in out  # the status the README shows
-        assert '"on_hand":"598"' in out and '"closing":"598"' in out
+        assert '"on_hand":"998"' in out and '"closing":"998"' in out
+        assert '"status":"passed"' in out and '"status":"closed"' in out
         assert "ok: true" in out and out.rstrip().endswith("exit 0")
         checked.append(int(re.findall(r"^events_checked: (\d+)$", out, re.M)[-1]))
     # The second run replays every write and gives the five keys new tokens: 5 events.
