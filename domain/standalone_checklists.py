@@ -328,6 +328,10 @@ def decide_on_checklist(
     allowed, _who = TRANSITIONS[action]
     if not sees(Scope.of(actor), state):
         raise NotFound(f"no checklist {state.checklist_no}")
+    if action != "approval":
+        if not cmd.reason:
+            raise ValidationFailed.at("$.reason", f"a {action} states its reason")
+        values.text("$.reason", cmd.reason)
     if state.status not in allowed or (
         action == "withdrawal" and any(line.passed for line in state.lines)
     ):
@@ -337,8 +341,6 @@ def decide_on_checklist(
             rule="invalid_transition",
             current_status=state.status,
         )
-    if action != "approval" and not cmd.reason:
-        raise ValidationFailed.at("$.reason", f"a {action} states its reason")
     common: dict[str, Any] = {"actor": actor, "occurred_at": now}
     if action == "approval":
         checklist.record(ChecklistApproved, **common)

@@ -204,6 +204,17 @@ class World:
             "checklists": [{"checklist_no": checklist_no}],
         }
 
+    def checklist_body(self, t: Tenant) -> dict[str, Any]:
+        """An enter_first checklist of ten laptops into `t`'s home book."""
+        lines = [{"item_no": 1, "quantity": "10"}]
+        return {"direction": "I", "account_book": t.book, "kind": "enter_first", "lines": lines}
+
+    def fresh_checklist(self, t: Tenant) -> dict[str, Any]:
+        """An enter_first checklist of `t`, filed and waiting for an officer."""
+        filed = self.write(t.principal, "/v1/checklists", self.checklist_body(t))
+        t.learn(filed)
+        return filed
+
     def fresh_pass(self, t: Tenant) -> dict[str, Any]:
         """A gate pass of `t`, filed and waiting for its passage."""
         d = self.fresh_declaration(t, "released_in")

@@ -494,6 +494,36 @@ SPECS: dict[str, Spec] = {
     "GET /v1/lots/{lot_id}": Spec(
         lambda w, t: [Call("GET", f"/v1/lots/{t.home_lot}", owner=t)], "path"
     ),
+    "POST /v1/checklists": Spec(
+        lambda w, t: [Call("POST", "/v1/checklists", body=w.checklist_body(t), key=True, owner=t)],
+        "body",
+        "account_book",
+    ),
+    "POST /v1/checklists/{checklist_no}/approval": Spec(
+        lambda w, t: [
+            Call("POST", f"/v1/checklists/{w.fresh_checklist(t)['checklist_no']}/approval", body={})
+        ]
+    ),
+    "POST /v1/checklists/{checklist_no}/rejection": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/checklists/{w.fresh_checklist(t)['checklist_no']}/rejection",
+                body={"reason": "the manifest does not match"},
+            )
+        ]
+    ),
+    "POST /v1/checklists/{checklist_no}/withdrawal": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/checklists/{w.fresh_checklist(t)['checklist_no']}/withdrawal",
+                body={"reason": "filed twice"},
+                owner=t,
+            )
+        ],
+        "path",
+    ),
     "GET /v1/checklists": Spec(get("/v1/checklists", limit=1000), "list", check=check_checklists),
     "GET /v1/checklists/{checklist_no}": Spec(
         lambda w, t: [

@@ -127,6 +127,9 @@ class World:
             ids["books"].append(answer["book_no"])
         elif label == "POST /v1/gate-passes":
             ids["passes"].append(answer["pass_no"])
+        elif label == "POST /v1/checklists":
+            ids["checklists"].append(answer["checklist_no"])
+            ids["filed_checklists"].append(answer["checklist_no"])
 
     @property
     def names(self) -> dict[str, str]:
@@ -169,6 +172,12 @@ def pass_body(checklist_no: str, weight: str = "1000") -> dict[str, Any]:
     }
 
 
+def checklist_body(book_no: str, quantity: str = "10") -> dict[str, Any]:
+    """An enter_first checklist of laptops into the tenant's book."""
+    lines = [{"item_no": 1, "quantity": quantity}]
+    return {"direction": "I", "account_book": book_no, "kind": "enter_first", "lines": lines}
+
+
 def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
     """The story's world, a BOM and declarations waiting for each officer decision and for
     payment."""
@@ -206,6 +215,12 @@ def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
         assert r.status_code == 201 and r.json()["status"] == "released", r.text
         declarations.append(r.json())
     open_checklists = [d["checklist_no"] for d in declarations[-2:]]
+    filed_alone = [
+        ledger.post(
+            "/v1/checklists", tenant.token_name, checklist_body(tenant.book_no), key=new_key()
+        ).json()["checklist_no"]
+        for _ in range(3)
+    ]
     filed = ledger.post(
         "/v1/gate-passes", tenant.token_name, pass_body(open_checklists[0]), key=new_key()
     )
@@ -228,7 +243,9 @@ def seed(ledger: Ledger) -> tuple[Story, dict[str, list[str]]]:
         "streams": sorted({e["stream_id"] for e in events}),
         "enterprises": [tenant.uscc],
         "boms": [bom["bom_ref"]],
-        "checklists": [d["checklist_no"] for d in declarations if d.get("checklist_no")],
+        "checklists": [d["checklist_no"] for d in declarations if d.get("checklist_no")]
+        + filed_alone,
+        "filed_checklists": filed_alone,
         "open_checklists": open_checklists,
         "passes": [filed.json()["pass_no"]],
         "zones": ["XCBZ", "XEPZ", "XABZ"],
@@ -443,6 +460,21 @@ def valid_requests(world: World, label: str) -> st.SearchStrategy[tuple[dict, An
                 st.sampled_from(ids["open_checklists"]),
                 st.sampled_from(["1000", "1000.5", "5000"]),
             ),
+        ),
+        "POST /v1/checklists": pair(
+            {},
+            st.builds(lambda q: checklist_body(tenant.book_no, str(q)), st.integers(1, 500)),
+        ),
+        "POST /v1/checklists/{checklist_no}/approval": pair(
+            {"checklist_no": st.sampled_from(ids["filed_checklists"])}, st.just({})
+        ),
+        "POST /v1/checklists/{checklist_no}/rejection": pair(
+            {"checklist_no": st.sampled_from(ids["filed_checklists"])},
+            st.fixed_dictionaries({"reason": TEXT}),
+        ),
+        "POST /v1/checklists/{checklist_no}/withdrawal": pair(
+            {"checklist_no": st.sampled_from(ids["filed_checklists"])},
+            st.fixed_dictionaries({"reason": TEXT}),
         ),
         "POST /v1/gate-passes/{pass_no}/passage": pair(
             {"pass_no": st.sampled_from(ids["passes"])},
