@@ -258,9 +258,9 @@ def declare_on_release(
         ChecklistDeclared, declaration_id=d.id, declaration_no=d.facts.declaration_no, **common
     )
     stocks = []
-    for item_no in sorted({line.item_no for line in c.lines}):
+    for item_no in sorted({line.item_no for line in c.lines if line.passed}):
         stock = uow.pending(item_stock_id(c.account_book, item_no), ItemStock)
-        held = stock.current.held.get(found.id, Decimal(0))
+        held = stock.state.held.get(found.id, Decimal(0)) if stock.state else Decimal(0)
         if held:
             stock.record(
                 ReservationReleased,

@@ -18,6 +18,7 @@ from typing import Any
 from api.services import open_views
 from ledger.database import parse_database_url
 from projections.declarations import DeclarationsProjection
+from projections.documents import DocumentsProjection
 from projections.digest import views_digest
 from projections.enterprises import EnterprisesProjection
 from projections.folding import version_of
@@ -28,7 +29,13 @@ from tests.stories import run_story
 from tests.support import Ledger, running_ledger
 from tests.together import CHILD_TIMES, assert_overlapped, run_together, times_of
 
-PROJECTIONS = (DeclarationsProjection, EnterprisesProjection, InventoryProjection, TraceProjection)
+PROJECTIONS = (
+    DeclarationsProjection,
+    EnterprisesProjection,
+    InventoryProjection,
+    TraceProjection,
+    DocumentsProjection,
+)
 HAND_CHANGED = "999"
 # A server of a release whose trace is at version argv[2], starting when told to
 # (tests/together.py) and saying when its start began and ended.

@@ -167,6 +167,19 @@ class Decl:
     accepted_status: str | None = None
     # The checklist (核注清单) it filed when released (domain/checklists.py).
     checklist: str | None = None
+    # The enter_first checklist whose goods it declares (domain/enter_first.py).
+    named: str | None = None
+
+
+@dataclass
+class EnterFirst:
+    """An enter_first checklist: its book, lines (item, quantity), what passed, declared."""
+
+    number: str
+    book: Book
+    lines: dict[int, tuple[int, Decimal]]
+    passed: dict[int, Decimal]
+    declared: bool = False
 
 
 def fifo(lots: dict[str, Decimal], status_of: dict[str, Lot], status: str, quantity: Decimal):
@@ -334,6 +347,7 @@ class Movements(RuleBasedStateMachine):
         self.lots: dict[str, Lot] = {}
         self.decls: dict[str, Decl] = {}
         self.checklists: dict[str, str] = {}
+        self.entered: dict[str, EnterFirst] = {}
         self.dirty_books: set[str] = set()
         self.dirty_lots: set[str] = set()
         self.heads: list[tuple[int, str | None]] = []
@@ -521,6 +535,142 @@ class Movements(RuleBasedStateMachine):
             for (item, status), q in needs.items()
         )
 
+    def refusal(self, d: Decl) -> str | None:
+        """Why the release of an outbound declaration is refused, as the ledger checks it
+        (per item and status in the order of the lines): goods held for their declaration
+        (entered first) would cover it - `declaration_pending`; nothing would -
+        `insufficient_stock`."""
+        needs: Counter[tuple[int, str]] = Counter()
+        for x in d.lines.values():
+            needs[(x.item, x.status)] += x.quantity
+        for (item, status), q in needs.items():
+            s = self.stock(d.book, item)
+            available = self.available_of(s, status)
+            held = sum(
+                (v for (k, st_), v in s.reserved.items() if st_ == status and k in self.entered),
+                ZERO,
+            )
+            if available < q <= available + held:
+                return "declaration_pending"
+            if q > available:
+                return "insufficient_stock"
+        return None
+
+    def declared_entered(self, d: Decl) -> None:
+        """A released declaration naming an enter_first checklist: the holds go, its lines
+        count as moved."""
+        if d.named is None:
+            return
+        ef = self.entered[d.named]
+        assert not ef.declared
+        ef.declared = True
+        for item, _q in ef.lines.values():
+            self.stock(ef.book, item).reserved.pop((ef.number, "bonded"), None)
+        for x in d.lines.values():
+            x.moved = x.quantity
+        self.dirty_books.add(ef.book.book_no)
+
+    # -- rules: enter first, declare later -----------------------------------------------------
+
+    @rule(data=st.data(), zone=st.sampled_from(ZONES))
+    def enter_first(self, data: Any, zone: str) -> None:
+        """Goods with their manifest enter first on an approved enter_first checklist (a pass
+        before the approval is refused) and wait, held, for their declaration."""
+        book = self.books[zone]
+        items = data.draw(st.lists(st.sampled_from(ITEMS), min_size=1, max_size=2), label="items")
+        lines = {
+            n: (i, self.quantity(data, i, 8 * QUANTUM[i], "listed")) for n, i in enumerate(items, 1)
+        }
+        body = {
+            "direction": "I",
+            "account_book": book.book_no,
+            "kind": "enter_first",
+            "lines": [{"item_no": i, "quantity": str(q)} for i, q in lines.values()],
+        }
+        filed = self.call(book.owner, "/v1/checklists", body, refused=None)
+        assert filed["status"] == "filed" and filed["checklist_no"][8] == "I", filed
+        ef = EnterFirst(filed["checklist_no"], book, lines, dict.fromkeys(lines, ZERO))
+        self.entered[ef.number] = ef
+        if self.rarely(data, "pass before approval"):
+            self.call(
+                book.owner,
+                "/v1/gate-passes",
+                self.pass_body(ef, None),
+                refused="checklist_not_approved",
+            )
+        approved = self.call(
+            "officer",
+            f"/v1/checklists/{ef.number}/approval",
+            {},
+            refused=None,
+            status=200,
+            key=False,
+        )
+        assert approved["status"] == "approved", approved
+        self.pass_entered(data, ef)
+
+    def pass_body(self, ef: EnterFirst, moves: dict[int, Decimal] | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"checklist_no": ef.number}
+        if moves is not None:
+            entry["lines"] = [{"line_no": n, "quantity": str(q)} for n, q in moves.items()]
+        return {
+            "zone": ef.book.zone,
+            "direction": "in",
+            "vehicle": {"plate": "陕A00002"},
+            "gross_weight_kg": "3000",
+            "checklists": [entry],
+        }
+
+    def pass_entered(self, data: Any, ef: EnterFirst) -> None:
+        """A vehicle brings all that is left, or part of one line."""
+        left = {n: q - ef.passed[n] for n, (_i, q) in ef.lines.items() if q > ef.passed[n]}
+        if not left:
+            return
+        if data.draw(st.booleans(), label="all that is left"):
+            moves, named = dict(left), None
+        else:
+            n = data.draw(st.sampled_from(sorted(left)), label="line")
+            moves = {n: self.quantity(data, ef.lines[n][0], left[n], "q")}
+            named = moves
+        filed = self.call(ef.book.owner, "/v1/gate-passes", self.pass_body(ef, named), refused=None)
+        path = f"/v1/gate-passes/{filed['pass_no']}/passage"
+        weighed = {"measured_gross_weight_kg": "3050"}
+        answer = self.call(
+            f"gate-{ef.book.zone}", path, weighed, refused=None, status=200, key=False
+        )
+        (movement,) = answer["movements"]
+        assert movement["declaration"] is None and movement["checklist_no"] == ef.number
+        new = self.expect_lots(movement, [(None, ef.lines[n][0], q) for n, q in moves.items()])
+        for lot, (n, q) in zip(new, moves.items(), strict=True):
+            item = ef.lines[n][0]
+            self.new_lot(lot, ef.book, item, "bonded", q, [])
+            s = self.stock(ef.book, item)
+            s.flows["admitted"] += q
+            key = (ef.number, "bonded")
+            s.reserved[key] = s.reserved.get(key, ZERO) + q
+            ef.passed[n] += q
+        self.dirty_books.add(ef.book.book_no)
+
+    @rule(data=st.data())
+    def declare_entered(self, data: Any) -> None:
+        """More of an enter_first checklist passes, or the first-line declaration naming it
+        declares, per item, exactly what passed (released: the holds go)."""
+        waiting = [ef for ef in self.entered.values() if not ef.declared]
+        if not waiting:
+            return
+        ef = data.draw(st.sampled_from(waiting), label="entered first")
+        if data.draw(st.booleans(), label="more passes"):
+            self.pass_entered(data, ef)
+            return
+        per_item: Counter[int] = Counter()
+        for n, (item, _q) in ef.lines.items():
+            per_item[item] += ef.passed[n]
+        lines = [(i, q, "bonded", None) for i, q in per_item.items() if q > 0]
+        if not lines:
+            return
+        d = self.declare("first_line_in", ef.book, lines, checklist=ef.number)
+        assert d is not None and d.status == "released" and ef.declared
+
     def reserve(self, d: Decl) -> None:
         for x in d.lines.values():
             s = self.stock(d.book, x.item)
@@ -533,6 +683,7 @@ class Movements(RuleBasedStateMachine):
         book: Book,
         lines: list[tuple[int, Decimal, str, int | None]],
         dest: Book | None = None,
+        checklist: str | None = None,
     ) -> Decl | None:
         """Submit a declaration and take it to `released` (officer release, inspection,
         payment); None when the model says its submission is refused."""
@@ -556,6 +707,8 @@ class Movements(RuleBasedStateMachine):
         )
         if dest is not None:
             body |= {"destination_zone": dest.zone, "destination_account_book": dest.book_no}
+        if checklist is not None:
+            body["checklist"] = checklist
         items = {item for item, *_ in lines}
         channel = "red" if 4 in items else "yellow" if 3 in items else "green"
         dutiable = flow == "second_line_out" and any(s == "bonded" for _, _, s, _ in lines)
@@ -583,12 +736,13 @@ class Movements(RuleBasedStateMachine):
             d.accepted_status, d.status = first, "awaiting_acceptance"
             first = d.status
         # Released at once: the release reserves, or the submission is refused as a whole.
-        refused = first == "released" and flow in OUTBOUND and not self.covers(d)
+        d.named = checklist
+        refusal = self.refusal(d) if first == "released" and flow in OUTBOUND else None
         answer = self.call(
             book.owner,
             "/v1/declarations",
             body,
-            refused="insufficient_stock" if refused else None,
+            refused=refusal,
         )
         if answer is None:
             return None
@@ -601,6 +755,7 @@ class Movements(RuleBasedStateMachine):
         if first == "released":
             if flow in OUTBOUND:
                 self.reserve(d)
+            self.declared_entered(d)
         else:
             self.drive(d)
         return d
@@ -609,6 +764,9 @@ class Movements(RuleBasedStateMachine):
         """A declaration files its checklist in the write that releases it, and only then:
         a `QD` number of its zone's office and direction, never one another has."""
         number = answer.get("checklist_no")
+        if d.named is not None:  # it declares goods that entered first: their checklist
+            assert number == d.named, answer
+            return
         if d.status != "released":
             assert number is None, answer
             return
@@ -639,12 +797,12 @@ class Movements(RuleBasedStateMachine):
             after = "released" if paid or d.outstanding == 0 else "awaiting_payment"
             if path == "acceptance":
                 after = str(d.accepted_status)
-            refused = after == "released" and d.flow in OUTBOUND and not self.covers(d)
+            refusal = self.refusal(d) if after == "released" and d.flow in OUTBOUND else None
             answer = self.call(
                 who,
                 f"/v1/declarations/{d.id}/{path}",
                 body,
-                refused="insufficient_stock" if refused else None,
+                refused=refusal,
                 status=200,
                 key=False,
                 current_status=d.status,
@@ -658,6 +816,8 @@ class Movements(RuleBasedStateMachine):
                 d.outstanding = ZERO
             if after == "released" and d.flow in OUTBOUND:
                 self.reserve(d)
+            if after == "released":
+                self.declared_entered(d)
 
     def stocked_zone(self, data: Any) -> str:
         """Mostly a zone whose book holds goods (so that exits and processing can happen)."""
@@ -940,7 +1100,10 @@ class Movements(RuleBasedStateMachine):
         ready = [
             d
             for d in self.decls.values()
-            if d.flow in flows and d.status == "released" and d.checklist is not None
+            if d.flow in flows
+            and d.status == "released"
+            and d.checklist is not None
+            and d.named is None
         ]
         first = self.pick(data, ready, "checklist") or self.new_checklist(data, direction)
         if first is None or first.checklist is None:
