@@ -18,8 +18,8 @@ from typing import Any
 from api.services import open_views
 from ledger.database import parse_database_url
 from projections.declarations import DeclarationsProjection
-from projections.documents import DocumentsProjection
 from projections.digest import views_digest
+from projections.documents import DocumentsProjection
 from projections.enterprises import EnterprisesProjection
 from projections.folding import version_of
 from projections.inventory import InventoryProjection
