@@ -47,6 +47,7 @@ from domain.declaration import ReleaseDeclaration, SubmitDeclaration
 from domain.enterprise import RegisterEnterprise
 from domain.events import Actor
 from domain.exits import GateOut
+from domain.gate_passes import FileGatePass
 from domain.movements import GateIn
 from domain.reference import DEFAULT_ZONES
 from domain.stocktake import Adjustment
@@ -206,6 +207,11 @@ class Writer:
             msgspec.convert(body, GateIn) if kind == "gate_in" else msgspec.convert(body, GateOut)
         )
         return self._done(kind, self.ledger.record_movement(cmd, GATE, self._idem(GATE, PATH)))
+
+    def file_pass(self, book: Book, cmd: FileGatePass) -> Outcome:
+        """File a gate pass (核放单) as the book's enterprise (bench/passages.py)."""
+        idem = self._idem(book.actor, "/v1/gate-passes")
+        return self._done("gate_pass", self.ledger.file_gate_pass(cmd, book.actor, idem))
 
     def adjust(self, book: Book, item_no: int, delta: int, lot_id: str | None = None) -> Outcome:
         cmd = Adjustment(
