@@ -233,10 +233,14 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # The checkout the benchmark runs from is the one served: the venv's console script
+        # (`customs-ledger`) would otherwise import the package where it was installed
+        # (editable), which is another checkout when this one is a git worktree.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **LIMITS_RAISED, **env},
+            env={**os.environ, "PYTHONPATH": path, **LIMITS_RAISED, **env},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

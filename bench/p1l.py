@@ -35,9 +35,9 @@ def _limits_server(cfg: Config, r: int, state: str) -> tuple[Server, str]:
     limits = LIMITS_OFF if state == "off" else LIMITS_RAISED
     env = {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1", **limits}
     log = directory / "server.log"
-    return Server(f"customs-ledger serve (limits {state})", _ledger_argv(port), port, log, env), (
-        tenant.token
-    )
+    assert tenant.token is not None  # prepare_server_database issues the tenant's key
+    server = Server(f"customs-ledger serve (limits {state})", _ledger_argv(port), port, log, env)
+    return server, tenant.token
 
 
 def _slices(cfg: Config, generator: str, r: int, body: bytes) -> dict[str, loadgen.LoadResult]:
@@ -186,7 +186,7 @@ def limiter_cost(requests: int = 100_000) -> float:
         address_per_second=1e9, address_burst=1e9, key_per_second=1e9, key_burst=1e9
     )
     limited = RateLimit(answer, raised)
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "method": "POST",
         "path": PATH,

@@ -62,6 +62,7 @@ def child_replay(url: str, parallel: bool = True) -> dict[str, Any]:
     app = LedgerApplication(database)
     live = open_views(database)
     try:
+        scratch: contextlib.AbstractContextManager[SQLiteViews | PostgresViews]
         if isinstance(live, SQLiteViews):
             scratch = scratch_sqlite(live.path)
         else:
@@ -197,6 +198,9 @@ def postgres_copy(sqlite_path: str) -> Iterator[tuple[str, str, str] | None]:
     url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
     try:
         app = LedgerApplication(parse_database_url(url))
+        from ledger.store.postgres import ChainedPostgresRecorder
+
+        assert isinstance(app.recorder, ChainedPostgresRecorder)  # a postgresql:// URL's
         table = f'"{schema}"."{app.recorder.events_table_name}"'
         try:
             source = sqlite3.connect(sqlite_path)

@@ -420,21 +420,21 @@ def _p1(cfg: Config, result: Result) -> list[Figure]:
         "slower process's."
     )
     several_errors = sum(x.errors for x in several)
-    answered = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())) or "no /metrics"
+    by_status = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())) or "no /metrics"
     result.notes.append(
         f"Ledger, one process: {errors} non-2xx or failed responses of {total}; reference: "
         f"{sum(x.errors for x in ref)}. Events written per accepted request (one process): "
         f"{median(per_request):.2f}; read-model lag right after the load: "
         f"{', '.join(str(x) for x in lags)} events. {SERVERS} processes: {several_errors} "
         f"non-2xx or failed responses of {sum(x.requests for x in several)}, the warm-up "
-        f"included by status ({answered}): a 409 `concurrent_update` is a submission that "
+        f"included by status ({by_status}): a 409 `concurrent_update` is a submission that "
         "lost the race for the number series to the other process 12 times (every "
         "declaration of the zone, year and direction takes the next serial of one stream)."
     )
     if total and errors / total > 0.01:
         result.error = f"{errors} of {total} ledger requests failed: the figures are not valid"
     elif any(status.startswith("5") for status in statuses):
-        result.error = f"server errors with {SERVERS} processes ({answered})"
+        result.error = f"server errors with {SERVERS} processes ({by_status})"
     return figures
 
 

@@ -16,7 +16,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class Run:
     loadgen: str
     machine: dict[str, str]
     results: list[Result]
+    # Benchmark name -> the later run (`--merge`) that measured its section, as the page says.
+    merged: dict[str, str] = field(default_factory=dict)
 
     def figure(self, key: str) -> Figure | None:
         for r in self.results:
@@ -217,8 +219,16 @@ def markdown(
             f"- HTTP load: {run.loadgen}; {run.warmup_seconds:g} s warm-up and "
             f"{run.load_seconds:g} s measured per phase, loopback only"
         )
+    lines.append("- Store: SQLite in a new temporary directory under /tmp (WAL, synchronous=FULL)")
+    if run.merged:
+        lines.append(
+            "- Sections measured in a later run and merged in (`--merge`; the rest of the page "
+            "is the run above):"
+        )
+        for text in dict.fromkeys(run.merged.values()):
+            names = ", ".join(n for n, t in run.merged.items() if t == text)
+            lines.append(f"  - {names}: {text}")
     lines += [
-        "- Store: SQLite in a new temporary directory under /tmp (WAL, synchronous=FULL)",
         "",
         "## The machine",
         "",
@@ -324,6 +334,13 @@ def markdown(
         "- M1 posts movements (stocktake adjustments and 20-line gate_in, in turn) to",
         "  `customs-ledger serve` with P1b's load generator settings and reference endpoint;",
         "  throughput counts 2xx responses only; any error rate above 1% invalidates M1.",
+        "- M2 posts gate-pass passages (`POST /v1/gate-passes/{pass_no}/passage`, each pass",
+        "  once, 20 checklist lines each) with M1's load generator settings and reference",
+        "  endpoint, and counts the transactions a passage takes (in-process with the recorder",
+        "  wrapped, and from the log under load). It is a benchmark of its own rather than a",
+        "  third request of M1's mix because M1's figures and target are those of single",
+        "  movements, which adding passages would change, while a passage is one write over a",
+        "  whole pass with figures of its own.",
         "- P6 builds the log through the chained recorder (`insert_events` in batches), so",
         "  `recorded_at` repeats within a batch, where a log written by single requests",
         "  changes it every three events; a log built one declaration per insert gave the",
@@ -337,7 +354,7 @@ def markdown(
 
 # The throughput figures each shown as a bar beside its reference, with its target.
 THROUGHPUT = re.compile(
-    r"P1a\.declarations|P1b\.throughput|P1L\.throughput|M1\.throughput|P2\.import|P3\.replay|P6\.verify"
+    r"P1a\.declarations|P1b\.throughput|P1L\.throughput|M1\.throughput|M2\.throughput|P2\.import|P3\.replay|P6\.verify"
     r"|P7\.p1(x\d+)?|P7\.p3"
 )
 # Latency percentiles: `<benchmark>.p50`, `.p90`, `.p99` (P1b, P4, P5, M1, P7.p1, ...).
@@ -579,6 +596,33 @@ def write(run: Run, out: Path) -> list[Path]:
     return [out, data, *(path for _, path in plots)]
 
 
+def merge(base: Run, new: Run) -> Run:
+    """`base` (the page's run, read from its JSON) with `new`'s results in place of its own of
+    the same names, a new one placed after the one before it in `new` (else at the end). The
+    page's header stays `base`'s and names the later run for each section it measured."""
+    when = new.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        f"`{new.command}`, {when}, took {new.seconds:.0f} s, "
+        f"{'quick' if new.quick else f'{new.repeats} repeats'}, git {new.machine.get('git', '?')}"
+        + (f"; HTTP load: {new.loadgen}" if new.loadgen else "")
+        + (f"; {new.machine['load']}" if "load" in new.machine else "")
+    )
+    results = list(base.results)
+    merged = dict(base.merged)
+    at = len(results)
+    for r in new.results:
+        r.notes.append(f"Measured in a later run than the page's and merged in: {text}.")
+        found = next((i for i, old in enumerate(results) if old.name == r.name), None)
+        if found is None:
+            results.insert(at, r)
+            at += 1
+        else:
+            results[found] = r
+            at = found + 1
+        merged[r.name] = text
+    return replace(base, results=results, merged=merged)
+
+
 # -- the run as data ----------------------------------------------------------------------------
 
 
@@ -594,6 +638,7 @@ def to_json(run: Run) -> dict[str, Any]:
         "warmup_seconds": run.warmup_seconds,
         "loadgen": run.loadgen,
         "machine": run.machine,
+        "merged": run.merged,
         "results": [
             {
                 "name": r.name,
@@ -641,6 +686,7 @@ def from_json(data: dict[str, Any]) -> Run:
         loadgen=data["loadgen"],
         machine=data["machine"],
         results=results,
+        merged=data.get("merged", {}),
     )
 
 

@@ -3,6 +3,7 @@
     python -m bench.run                 # every benchmark, 3 repeats (`make bench`)
     python -m bench.run --quick         # 1 repeat, shorter load phases
     python -m bench.run --only P1,P6    # P1 selects P1a and P1b
+    python -m bench.run --only M1 --merge   # only M1's section of docs/benchmarks.md
 
 Each figure is the median of its repeats; each reference is measured in the same run, on the
 same machine, and the ratio is median(figure) / median(reference). Progress goes to stderr,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, report
+from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, passages, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -48,6 +50,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("P2", "bulk load: import-events of an export", p2.bulk_load),
         Benchmark("P6", "verify over the whole log", p6.verify_throughput),
         Benchmark("M1", "movements over HTTP, 16 connections", movements.http),
+        Benchmark("M2", "gate-pass passages over HTTP, 16 connections", passages.http),
         # After P3: P7 replays P3's 100k store on PostgreSQL when P3 ran first (else builds one).
         Benchmark("P7", "the suite on PostgreSQL (P1 over HTTP, P3 replay)", p7.postgres_suite),
     )
@@ -91,6 +94,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", default=str(ROOT / "docs" / "benchmarks.md"), help="the report to write"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="write only the chosen benchmarks' sections of the report: the others, the run "
+        "header and the machine stay as its JSON (beside --out) has them",
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not write the report")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
@@ -110,6 +119,9 @@ def command_line(argv: Sequence[str] | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = select(args.only)
+    out = Path(args.out)
+    if args.merge and not out.with_suffix(".json").exists():
+        raise SystemExit(f"--merge: no {out.with_suffix('.json')} to merge into")
     repeats = args.repeats or (1 if args.quick else 3)
     if repeats < 1:
         raise SystemExit("--repeats must be >= 1")
@@ -124,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     progress(f"running {', '.join(b.name for b in chosen)}, {repeats} repeat(s), in {workdir}")
     results: list[Result] = []
     try:
@@ -152,14 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_seconds=cfg.load_seconds,
         warmup_seconds=cfg.warmup_seconds,
         loadgen=loadgen.describe(loadgen.choose(cfg.loadgen), cfg.connections)
-        if any(b.name in ("P1b", "P1L", "M1", "P7") for b in chosen)
+        if any(b.name in ("P1b", "P1L", "M1", "M2", "P7") for b in chosen)
         else "",
         machine=machine(),
         results=results,
     )
     print(report.table(run))
+    if args.merge:
+        # The machine is shared: say how busy it was (the references share the noise).
+        run.machine["load"] = (
+            f"load average (1 min) {load_before:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end, on {run.machine['nproc']} CPUs"
+        )
+        run = report.merge(report.from_json(json.loads(out.with_suffix(".json").read_text())), run)
     if not args.no_docs:
-        written = report.write(run, Path(args.out))  # the page, its plots and its JSON
+        written = report.write(run, out)  # the page, its plots and its JSON
         progress(f"wrote {', '.join(map(str, written))}")
     return 1 if any(r.error for r in results) else 0
 

@@ -31,7 +31,7 @@ def _quartiles(samples: list[float]) -> tuple[float, float, float]:
     return q[0], q[1], q[2]
 
 
-def _prepare(ledger) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _prepare(ledger) -> dict[str, tuple[str, str]]:
     """(another tenant's path, a missing one's) per kind of resource, asked for by B."""
     a = onboard(ledger)
     b = onboard(ledger)
@@ -73,7 +73,7 @@ def _prepare(ledger) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-d
 Timings = dict[str, dict[str, list[float]]]
 
 
-def _pairs(samples: int, other: Callable[[], None], missing: Callable[[], None]) -> dict:  # type: ignore[type-arg]
+def _pairs(samples: int, other: Callable[[], None], missing: Callable[[], None]) -> dict:
     """Microseconds of each call, the two taken in turn in random order, after a warm-up."""
     found: dict[str, list[float]] = {"other": [], "missing": []}
     for _ in range(200):  # warm-up: caches, connections, code paths
@@ -89,7 +89,7 @@ def _pairs(samples: int, other: Callable[[], None], missing: Callable[[], None])
     return found
 
 
-def _over_http(ledger, path: str) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+def _over_http(ledger, path: str) -> Callable[[], None]:
     headers = ledger.headers("asker")
 
     def call() -> None:
@@ -98,7 +98,7 @@ def _over_http(ledger, path: str) -> Callable[[], None]:  # type: ignore[no-unty
     return call
 
 
-def _in_server(ledger, path: str) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+def _in_server(ledger, path: str) -> Callable[[], None]:
     """The route's own work after authentication (what differs between the two answers)."""
     from api.routes.declarations import can_see
     from domain.errors import NotFound
