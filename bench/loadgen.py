@@ -21,9 +21,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bench.common import percentile
+from bench.common import Config, percentile, progress
 
-# `done` reports the run on one line, as both scripts end.
+# Both scripts begin by numbering the threads (`tid`, from 1) and end with `done`, which reports
+# the run on one line.
+_WRK_THREADS = r"""
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+"""
+
 _WRK_DONE = r"""
 function done(summary, latency, requests)
   local e = summary.errors
@@ -41,14 +51,8 @@ end
 # `run_load`: one body (a file) to the URL. Each wrk thread numbers its own requests; the key is
 # prefix-thread-counter.
 WRK_SCRIPT = (
-    r"""
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
+    _WRK_THREADS
+    + r"""
 function init(args)
   local f = assert(io.open(args[1], "rb"))
   body = f:read("*a")
@@ -74,14 +78,8 @@ end
 # round (`shared`) or each at most once, then the `exhausted` path (`once`). The key is
 # prefix-thread-counter, the counter the thread's own.
 REQUESTS_SCRIPT = (
-    r"""
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
+    _WRK_THREADS
+    + r"""
 function init(args)
   reqs = {}
   for line in io.lines(args[1]) do
@@ -169,6 +167,22 @@ def describe(generator: str, connections: int) -> str:
         name = version[0].split(" Copyright")[0] if version else "wrk"
         return f"{name}, {wrk_threads(connections)} threads, {connections} connections, Lua"
     return f"Python http.client, {connections} threads with a keep-alive connection each"
+
+
+def announce(cfg: Config, name: str) -> tuple[str, str]:
+    """The generator `cfg` asks for (`choose`) and its description, told in the progress."""
+    generator = choose(cfg.loadgen)
+    description = describe(generator, cfg.connections)
+    progress(f"{name} load generator: {description}")
+    return generator, description
+
+
+def progress_load(label: str, load: LoadResult, detail: str = "") -> None:
+    """Tell a load's throughput, latencies and errors in the progress, after `label`."""
+    progress(
+        f"{label}: {load.throughput:,.0f} req/s, p50 {load.p50_ms:.1f} ms, "
+        f"p99 {load.p99_ms:.1f} ms, {load.errors} errors of {load.requests}{detail}"
+    )
 
 
 def wrk_threads(connections: int) -> int:

@@ -29,11 +29,9 @@ from bench.common import (
     Config,
     Figure,
     Result,
-    Server,
     free_port,
     latency_figures,
     median,
-    progress,
 )
 from bench.fixtures import ADMIN, ZONE, book_no_of
 from domain.account_book import OpenAccountBook
@@ -300,7 +298,7 @@ def _phase(
     cfg: Config, generator: str, kind: str, r: int, prepared: Prepared | None
 ) -> tuple[loadgen.LoadResult, dict[str, Any]]:
     """Start one server, warm it up, load it, stop it."""
-    from bench.p1 import _ledger_argv, _reference_argv
+    from bench.p1 import ledger_server, reference_server
 
     directory = cfg.workdir / f"m1-{r}-{kind}"
     directory.mkdir()
@@ -309,22 +307,10 @@ def _phase(
     if kind == "ledger":
         url = f"sqlite:///{store}"
         prepared = prepare_database(url)
-        server = Server(
-            "customs-ledger serve",
-            _ledger_argv(port),
-            port,
-            directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        )
+        server = ledger_server(port, directory, url)
         requests = prepared.requests
     else:
-        server = Server(
-            "reference endpoint",
-            _reference_argv(port),
-            port,
-            directory / "server.log",
-            {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
-        )
+        server = reference_server(port, directory)
         assert prepared is not None
         # The reference's one route; it stores any bytes.
         requests = [replace(x, path="/v1/declarations") for x in prepared.requests]
@@ -364,10 +350,8 @@ def _phase(
 
 
 def http(cfg: Config) -> Result:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
     result = Result("M1", f"movements over HTTP, {cfg.connections} connections, SQLite")
-    progress(f"M1 load generator: {description}")
+    generator, description = loadgen.announce(cfg, "M1")
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
     adjustments: list[float] = []
@@ -397,11 +381,7 @@ def http(cfg: Config) -> Result:
             else:
                 ref.append(load)
                 detail = ""
-            progress(
-                f"M1 repeat {r + 1}/{cfg.repeats} {kind}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}{detail}"
-            )
+            loadgen.progress_load(f"M1 repeat {r + 1}/{cfg.repeats} {kind}", load, detail)
     result.figures = [
         Figure(
             "M1.throughput",

@@ -230,7 +230,7 @@ def _phase(
 ) -> tuple[loadgen.LoadResult, dict[str, Any]]:
     """Start one server (on a new prepared database for the ledger), warm it up, load it,
     stop it. The reference reuses the ledger's request bodies (`requests`)."""
-    from bench.p1 import _ledger_argv, _reference_argv
+    from bench.p1 import ledger_server, reference_server
 
     directory = cfg.workdir / f"m2-{r}-{kind}"
     directory.mkdir()
@@ -255,25 +255,13 @@ def _phase(
         requests = [loadgen.Request(prepared.token, passage_path(p), body) for p in prepared.run]
         extra["requests"] = requests
         order: loadgen.Order = "once"
-        server = Server(
-            "customs-ledger serve",
-            _ledger_argv(port),
-            port,
-            directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        )
+        server = ledger_server(port, directory, url)
     else:
         assert requests is not None
         requests = [replace(x, path=REFERENCE_PATH) for x in requests]
         warm_requests = requests
         order = "shared"
-        server = Server(
-            "reference endpoint",
-            _reference_argv(port),
-            port,
-            directory / "server.log",
-            {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
-        )
+        server = reference_server(port, directory)
     try:
         server.wait_ready()
         if cfg.warmup_seconds > 0:
@@ -321,10 +309,8 @@ def _tally(alone: list[list[int]]) -> list[str]:
 
 
 def http(cfg: Config) -> Result:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
     result = Result("M2", f"gate-pass passages over HTTP, {cfg.connections} connections, SQLite")
-    progress(f"M2 load generator: {description}")
+    generator, description = loadgen.announce(cfg, "M2")
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
     lines: list[float] = []
@@ -364,11 +350,7 @@ def http(cfg: Config) -> Result:
             else:
                 ref.append(load)
                 detail = ""
-            progress(
-                f"M2 repeat {r + 1}/{cfg.repeats} {kind}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}{detail}"
-            )
+            loadgen.progress_load(f"M2 repeat {r + 1}/{cfg.repeats} {kind}", load, detail)
     result.figures = [
         Figure(
             "M2.throughput",
