@@ -285,6 +285,49 @@ def run_requests(
     return _run_python(base, pick, seconds, connections)
 
 
+def warm_then_load(
+    cfg: Config,
+    generator: str,
+    base: str,
+    warm: Sequence[Request],
+    requests: Sequence[Request],
+    tag: str,
+    workdir: Path,
+    mark: Callable[[], int],
+    *,
+    order: Order = "each",
+    exhausted: str = "",
+) -> tuple[LoadResult, int]:
+    """`run_requests` of `warm` for the warm-up (if `cfg` has one), then `mark()` (where the
+    measured phase starts: a log position), then of `requests` measured; keys warm<tag>-...
+    and run<tag>-.... The measured load and the mark."""
+    if cfg.warmup_seconds > 0:
+        run_requests(
+            generator,
+            base,
+            warm,
+            f"warm{tag}",
+            cfg.warmup_seconds,
+            cfg.connections,
+            workdir,
+            order=order,
+            exhausted=exhausted,
+        )
+    before = mark()
+    load = run_requests(
+        generator,
+        base,
+        requests,
+        f"run{tag}",
+        cfg.load_seconds,
+        cfg.connections,
+        workdir,
+        order=order,
+        exhausted=exhausted,
+    )
+    return load, before
+
+
 def _run_wrk(
     script_name: str,
     script: str,

@@ -317,25 +317,15 @@ def _phase(
     extra: dict[str, Any] = {"prepared": prepared}
     try:
         server.wait_ready()
-        if cfg.warmup_seconds > 0:
-            loadgen.run_requests(
-                generator,
-                server.base,
-                requests,
-                f"warm{r}{kind[0]}",
-                cfg.warmup_seconds,
-                cfg.connections,
-                directory,
-            )
-        before = int(server.get_json("/healthz")["log_position"])
-        load = loadgen.run_requests(
+        load, before = loadgen.warm_then_load(
+            cfg,
             generator,
             server.base,
             requests,
-            f"run{r}{kind[0]}",
-            cfg.load_seconds,
-            cfg.connections,
+            requests,
+            f"{r}{kind[0]}",
             directory,
+            lambda: int(server.get_json("/healthz")["log_position"]),
         )
         health = server.get_json("/healthz")
         extra["written"] = int(health["log_position"]) - before

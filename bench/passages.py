@@ -264,27 +264,15 @@ def _phase(
         server = reference_server(port, directory)
     try:
         server.wait_ready()
-        if cfg.warmup_seconds > 0:
-            loadgen.run_requests(
-                generator,
-                server.base,
-                warm_requests,
-                f"warm{r}{kind[0]}",
-                cfg.warmup_seconds,
-                cfg.connections,
-                directory,
-                order=order,
-                exhausted=EXHAUSTED,
-            )
-        before = settled(server)
-        load = loadgen.run_requests(
+        load, before = loadgen.warm_then_load(
+            cfg,
             generator,
             server.base,
+            warm_requests,
             requests,
-            f"run{r}{kind[0]}",
-            cfg.load_seconds,
-            cfg.connections,
+            f"{r}{kind[0]}",
             directory,
+            lambda: settled(server),
             order=order,
             exhausted=EXHAUSTED,
         )
