@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import threading
-import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from http import client as http_client
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,12 +29,9 @@ from bench.common import (
     Config,
     Figure,
     Result,
-    Server,
     free_port,
     latency_figures,
     median,
-    percentile,
-    progress,
 )
 from bench.fixtures import ADMIN, ZONE, book_no_of
 from domain.account_book import OpenAccountBook
@@ -236,44 +228,6 @@ def open_ledger(database_url: str) -> tuple[LedgerApplication, Ledger]:
 
 # -- M1: movements over HTTP ------------------------------------------------------------------
 
-# Each wrk thread walks the list of requests (token TAB body per line) from its own offset;
-# the key is prefix-thread-counter. `done` reports as bench/loadgen.py's script does.
-WRK_SCRIPT = r"""
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  reqs = {}
-  for line in io.lines(args[1]) do
-    local tab = line:find("\t", 1, true)
-    table.insert(reqs, {line:sub(1, tab - 1), line:sub(tab + 1)})
-  end
-  prefix = args[2]
-  counter = 0
-  hdrs = {["Content-Type"] = "application/json"}
-end
-
-function request()
-  local r = reqs[((counter + (tid - 1) * 7) % #reqs) + 1]
-  counter = counter + 1
-  if r[1] ~= "-" then hdrs["Authorization"] = "Bearer " .. r[1] end
-  hdrs["Idempotency-Key"] = prefix .. "-" .. tid .. "-" .. counter
-  return wrk.format("POST", nil, hdrs, r[2])
-end
-
-""" + loadgen.WRK_SCRIPT[loadgen.WRK_SCRIPT.index("function done") :]
-
-
-@dataclass(frozen=True)
-class Request:
-    token: str
-    body: bytes
-    kind: str
-
 
 def _encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
@@ -281,7 +235,7 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Prepared:
-    requests: list[Request]
+    requests: list[loadgen.Request]  # to PATH, each with its kind: -1, +1 or gate_in
     stock_book: str
     gate_book: str
 
@@ -311,134 +265,21 @@ def prepare_database(database_url: str) -> Prepared:
             "item_no": n,
             "reason": "stocktake",
         }
-        requests.append(Request(ent, _encode({**adjustment, "quantity_delta": "-1"}), "-1"))
         requests.append(
-            Request(ent, _encode({**adjustment, "quantity_delta": "1", "lot_id": lots[n]}), "+1")
+            loadgen.Request(ent, PATH, _encode({**adjustment, "quantity_delta": "-1"}), "-1")
+        )
+        requests.append(
+            loadgen.Request(
+                ent, PATH, _encode({**adjustment, "quantity_delta": "1", "lot_id": lots[n]}), "+1"
+            )
         )
         gate_in = {
             "kind": "gate_in",
             "declaration": declarations[(n - 1) % len(declarations)],
             "lines": [{"line_no": i, "quantity": "1"} for i in range(1, ITEMS + 1)],
         }
-        requests.append(Request(op, _encode(gate_in), "gate_in"))
+        requests.append(loadgen.Request(op, PATH, _encode(gate_in), "gate_in"))
     return Prepared(requests, stock.book_no, gate.book_no)
-
-
-def _run_wrk(
-    url: str, requests: list[Request], key_prefix: str, seconds: float, connections: int, d: Path
-) -> loadgen.LoadResult:
-    script = d / "movements.lua"
-    script.write_text(WRK_SCRIPT)
-    listing = d / f"requests-{key_prefix}.tsv"
-    listing.write_bytes(b"".join(r.token.encode() + b"\t" + r.body + b"\n" for r in requests))
-    argv = [
-        "wrk",
-        f"-t{loadgen.wrk_threads(connections)}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
-        url,
-        "--",
-        str(listing),
-        key_prefix,
-    ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            r = json.loads(line.removeprefix("BENCH_RESULT "))
-            errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-            return loadgen.LoadResult(
-                generator="wrk",
-                requests=r["requests"],
-                errors=errors,
-                seconds=r["duration_us"] / 1e6,
-                p50_ms=r["p50_us"] / 1000,
-                p99_ms=r["p99_us"] / 1000,
-                max_ms=r["max_us"] / 1000,
-                p90_ms=r["p90_us"] / 1000,
-            )
-    raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {proc.stderr[-500:]}")
-
-
-def _run_python(
-    url: str, requests: list[Request], key_prefix: str, seconds: float, connections: int
-) -> loadgen.LoadResult:
-    """As bench/loadgen.py's Python generator, each thread walking the request list."""
-    parts = urlsplit(url)
-    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0] * connections
-    start_gate = threading.Barrier(connections + 1)
-    deadline = [0.0]
-
-    def worker(i: int) -> None:
-        conn = http_client.HTTPConnection(host, port, timeout=10)
-        mine = latencies[i]
-        n = 0
-        start_gate.wait()
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= deadline[0]:
-                break
-            r = requests[(n + i * 7) % len(requests)]
-            n += 1
-            headers = {
-                "Content-Type": "application/json",
-                "Content-Length": str(len(r.body)),
-                "Authorization": f"Bearer {r.token}",
-                "Idempotency-Key": f"{key_prefix}-{i}-{n}",
-            }
-            try:
-                conn.request("POST", path, body=r.body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = 200 <= response.status < 300
-            except (OSError, http_client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http_client.HTTPConnection(host, port, timeout=10)
-            mine.append(time.perf_counter() - t0)
-            if not ok:
-                errors[i] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
-    for t in threads:
-        t.start()
-    started = time.perf_counter()
-    deadline[0] = started + seconds
-    start_gate.wait()
-    for t in threads:
-        t.join(seconds + 30)
-    elapsed = time.perf_counter() - started
-    all_latencies = sorted(x for per in latencies for x in per)
-    return loadgen.LoadResult(
-        generator="python",
-        requests=len(all_latencies),
-        errors=sum(errors),
-        seconds=elapsed,
-        p50_ms=percentile(all_latencies, 50) * 1000,
-        p99_ms=percentile(all_latencies, 99) * 1000,
-        max_ms=(all_latencies[-1] * 1000) if all_latencies else float("nan"),
-        p90_ms=percentile(all_latencies, 90) * 1000,
-    )
-
-
-def run_load(
-    generator: str,
-    url: str,
-    requests: list[Request],
-    key_prefix: str,
-    seconds: float,
-    connections: int,
-    workdir: Path,
-) -> loadgen.LoadResult:
-    if generator == "wrk":
-        return _run_wrk(url, requests, key_prefix, seconds, connections, workdir)
-    return _run_python(url, requests, key_prefix, seconds, connections)
 
 
 def _written(store: Path, after: int) -> Counter[str]:
@@ -457,7 +298,7 @@ def _phase(
     cfg: Config, generator: str, kind: str, r: int, prepared: Prepared | None
 ) -> tuple[loadgen.LoadResult, dict[str, Any]]:
     """Start one server, warm it up, load it, stop it."""
-    from bench.p1 import _ledger_argv, _reference_argv
+    from bench.p1 import ledger_server, reference_server
 
     directory = cfg.workdir / f"m1-{r}-{kind}"
     directory.mkdir()
@@ -466,47 +307,25 @@ def _phase(
     if kind == "ledger":
         url = f"sqlite:///{store}"
         prepared = prepare_database(url)
-        server = Server(
-            "customs-ledger serve",
-            _ledger_argv(port),
-            port,
-            directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        )
-        target = PATH
+        server = ledger_server(port, directory, url)
+        requests = prepared.requests
     else:
-        server = Server(
-            "reference endpoint",
-            _reference_argv(port),
-            port,
-            directory / "server.log",
-            {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
-        )
-        target = "/v1/declarations"  # the reference's one route; it stores any bytes
-    assert prepared is not None
+        server = reference_server(port, directory)
+        assert prepared is not None
+        # The reference's one route; it stores any bytes.
+        requests = [replace(x, path="/v1/declarations") for x in prepared.requests]
     extra: dict[str, Any] = {"prepared": prepared}
     try:
         server.wait_ready()
-        url = server.base + target
-        if cfg.warmup_seconds > 0:
-            run_load(
-                generator,
-                url,
-                prepared.requests,
-                f"warm{r}{kind[0]}",
-                cfg.warmup_seconds,
-                cfg.connections,
-                directory,
-            )
-        before = int(server.get_json("/healthz")["log_position"])
-        load = run_load(
+        load, before = loadgen.warm_then_load(
+            cfg,
             generator,
-            url,
-            prepared.requests,
-            f"run{r}{kind[0]}",
-            cfg.load_seconds,
-            cfg.connections,
+            server.base,
+            requests,
+            requests,
+            f"{r}{kind[0]}",
             directory,
+            lambda: int(server.get_json("/healthz")["log_position"]),
         )
         health = server.get_json("/healthz")
         extra["written"] = int(health["log_position"]) - before
@@ -521,10 +340,8 @@ def _phase(
 
 
 def http(cfg: Config) -> Result:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
     result = Result("M1", f"movements over HTTP, {cfg.connections} connections, SQLite")
-    progress(f"M1 load generator: {description}")
+    generator, description = loadgen.announce(cfg, "M1")
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
     adjustments: list[float] = []
@@ -554,11 +371,7 @@ def http(cfg: Config) -> Result:
             else:
                 ref.append(load)
                 detail = ""
-            progress(
-                f"M1 repeat {r + 1}/{cfg.repeats} {kind}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}{detail}"
-            )
+            loadgen.progress_load(f"M1 repeat {r + 1}/{cfg.repeats} {kind}", load, detail)
     result.figures = [
         Figure(
             "M1.throughput",

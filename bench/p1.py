@@ -151,6 +151,30 @@ def _reference_argv(port: int, factory: str = "bench.reference_server:create_app
     ]
 
 
+def ledger_server(port: int, directory: Path, database_url: str) -> Server:
+    """`customs-ledger serve` on `database_url` (not yet started), its log in `directory`.
+    Also M1's and M2's (bench/movements.py, bench/passages.py)."""
+    return Server(
+        "customs-ledger serve",
+        _ledger_argv(port),
+        port,
+        directory / "server.log",
+        {"LEDGER_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def reference_server(port: int, directory: Path) -> Server:
+    """The reference endpoint (not yet started), its SQLite database and log in `directory`.
+    Also M1's and M2's."""
+    return Server(
+        "reference endpoint",
+        _reference_argv(port),
+        port,
+        directory / "server.log",
+        {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
+    )
+
+
 def _phase(
     cfg: Config, generator: str, kind: str, r: int, body: bytes
 ) -> tuple[loadgen.LoadResult, int, dict[str, object]]:
@@ -163,22 +187,10 @@ def _phase(
         tenant = prepare_server_database(url)
         token = tenant.token
         assert tenant.body == body
-        server = Server(
-            "customs-ledger serve",
-            _ledger_argv(port),
-            port,
-            directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        )
+        server = ledger_server(port, directory, url)
     else:
         token = "reference-ignores-the-token"
-        server = Server(
-            "reference endpoint",
-            _reference_argv(port),
-            port,
-            directory / "server.log",
-            {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
-        )
+        server = reference_server(port, directory)
     return load_server(cfg, generator, server, token, body, f"{r}{kind[0]}", directory)
 
 
@@ -230,10 +242,8 @@ def load_server(
 
 
 def http(cfg: Config) -> Result:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
     result = Result("P1b", f"declarations over HTTP, {cfg.connections} connections, SQLite")
-    progress(f"P1b load generator: {description}")
+    generator, description = loadgen.announce(cfg, "P1b")
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
     events_per_request: list[float] = []
@@ -253,10 +263,8 @@ def http(cfg: Config) -> Result:
                     result.notes.append(f"projection error: {extra['projection_error']}")
             else:
                 ref.append(load)
-            progress(
-                f"P1b repeat {r + 1}/{cfg.repeats} {kind}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}, {written} rows written"
+            loadgen.progress_load(
+                f"P1b repeat {r + 1}/{cfg.repeats} {kind}", load, f", {written} rows written"
             )
     result.figures = [
         Figure(

@@ -326,9 +326,7 @@ def _phase_servers(
 
 
 def _p1(cfg: Config, result: Result) -> list[Figure]:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
-    progress(f"P7 load generator: {description}")
+    generator, description = loadgen.announce(cfg, "P7")
     body = body_bytes()
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
@@ -358,10 +356,8 @@ def _p1(cfg: Config, result: Result) -> list[Figure]:
                         result.notes.append(f"projection error: {extra['projection_error']}")
                 else:
                     ref.append(load)
-            progress(
-                f"P7 repeat {r + 1}/{cfg.repeats} {label}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}, {written} rows written"
+            loadgen.progress_load(
+                f"P7 repeat {r + 1}/{cfg.repeats} {label}", load, f", {written} rows written"
             )
     reference_what = (
         "bare FastAPI endpoint, one PostgreSQL INSERT+COMMIT of the same body per POST "

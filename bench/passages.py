@@ -24,21 +24,16 @@ ledger/store/__init__.py `chain_rows`), and every one must hold whole passages: 
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import sqlite3
-import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from http import client as http_client
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from bench import loadgen
@@ -50,7 +45,6 @@ from bench.common import (
     free_port,
     latency_figures,
     median,
-    percentile,
     progress,
 )
 from bench.fixtures import ZONE
@@ -165,198 +159,6 @@ def prepare_database(database_url: str, warm: int, run: int) -> Prepared:
     return Prepared(token, passes[:warm], passes[warm : warm + run], written)
 
 
-# -- the load ----------------------------------------------------------------------------------
-
-# Each request line is token TAB path TAB body. Thread t of n takes requests t, t+n, t+2n, ...:
-# `once` - each at most once (then EXHAUSTED, a 404); otherwise round and round (the
-# reference). The key is prefix-thread-counter; `done` reports as bench/loadgen.py's does.
-WRK_SCRIPT = r"""
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  reqs = {}
-  for line in io.lines(args[1]) do
-    local a = line:find("\t", 1, true)
-    local b = line:find("\t", a + 1, true)
-    table.insert(reqs, {line:sub(1, a - 1), line:sub(a + 1, b - 1), line:sub(b + 1)})
-  end
-  prefix = args[2]
-  nthreads = tonumber(args[3])
-  once = args[4] == "once"
-  exhausted = args[5]
-  counter = 0
-  hdrs = {["Content-Type"] = "application/json"}
-end
-
-function request()
-  local i = tid + counter * nthreads
-  counter = counter + 1
-  local r
-  if i <= #reqs then
-    r = reqs[i]
-  elseif once then
-    r = {reqs[1][1], exhausted, reqs[1][3]}
-  else
-    r = reqs[((i - 1) % #reqs) + 1]
-  end
-  hdrs["Authorization"] = "Bearer " .. r[1]
-  hdrs["Idempotency-Key"] = prefix .. "-" .. tid .. "-" .. counter
-  return wrk.format("POST", r[2], hdrs, r[3])
-end
-
-""" + loadgen.WRK_SCRIPT[loadgen.WRK_SCRIPT.index("function done") :]
-
-
-@dataclass(frozen=True)
-class Request:
-    token: str
-    path: str
-    body: bytes
-
-
-def _run_wrk(
-    base: str,
-    requests: list[Request],
-    key_prefix: str,
-    seconds: float,
-    connections: int,
-    once: bool,
-    d: Path,
-) -> loadgen.LoadResult:
-    script = d / "passages.lua"
-    script.write_text(WRK_SCRIPT)
-    listing = d / f"requests-{key_prefix}.tsv"
-    listing.write_bytes(
-        b"".join(f"{r.token}\t{r.path}\t".encode() + r.body + b"\n" for r in requests)
-    )
-    threads = loadgen.wrk_threads(connections)
-    argv = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
-        base + requests[0].path,
-        "--",
-        str(listing),
-        key_prefix,
-        str(threads),
-        "once" if once else "cycle",
-        EXHAUSTED,
-    ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            r = json.loads(line.removeprefix("BENCH_RESULT "))
-            errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-            return loadgen.LoadResult(
-                generator="wrk",
-                requests=r["requests"],
-                errors=errors,
-                seconds=r["duration_us"] / 1e6,
-                p50_ms=r["p50_us"] / 1000,
-                p99_ms=r["p99_us"] / 1000,
-                max_ms=r["max_us"] / 1000,
-                p90_ms=r["p90_us"] / 1000,
-            )
-    raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {proc.stderr[-500:]}")
-
-
-def _run_python(
-    base: str,
-    requests: list[Request],
-    key_prefix: str,
-    seconds: float,
-    connections: int,
-    once: bool,
-) -> loadgen.LoadResult:
-    """As bench/loadgen.py's Python generator, the threads taking the requests in turn."""
-    parts = urlsplit(base)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0] * connections
-    start_gate = threading.Barrier(connections + 1)
-    deadline = [0.0]
-    taken = itertools.count()  # next() is atomic under the GIL
-
-    def worker(i: int) -> None:
-        conn = http_client.HTTPConnection(host, port, timeout=10)
-        mine = latencies[i]
-        start_gate.wait()
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= deadline[0]:
-                break
-            n = next(taken)
-            if n < len(requests) or not once:
-                r = requests[n % len(requests)]
-            else:
-                r = Request(requests[0].token, EXHAUSTED, requests[0].body)
-            headers = {
-                "Content-Type": "application/json",
-                "Content-Length": str(len(r.body)),
-                "Authorization": f"Bearer {r.token}",
-                "Idempotency-Key": f"{key_prefix}-{i}-{n}",
-            }
-            try:
-                conn.request("POST", r.path, body=r.body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = 200 <= response.status < 300
-            except (OSError, http_client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http_client.HTTPConnection(host, port, timeout=10)
-            mine.append(time.perf_counter() - t0)
-            if not ok:
-                errors[i] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
-    for t in threads:
-        t.start()
-    started = time.perf_counter()
-    deadline[0] = started + seconds
-    start_gate.wait()
-    for t in threads:
-        t.join(seconds + 30)
-    elapsed = time.perf_counter() - started
-    all_latencies = sorted(x for per in latencies for x in per)
-    return loadgen.LoadResult(
-        generator="python",
-        requests=len(all_latencies),
-        errors=sum(errors),
-        seconds=elapsed,
-        p50_ms=percentile(all_latencies, 50) * 1000,
-        p99_ms=percentile(all_latencies, 99) * 1000,
-        max_ms=(all_latencies[-1] * 1000) if all_latencies else float("nan"),
-        p90_ms=percentile(all_latencies, 90) * 1000,
-    )
-
-
-def run_load(
-    generator: str,
-    base: str,
-    requests: list[Request],
-    key_prefix: str,
-    seconds: float,
-    connections: int,
-    once: bool,
-    workdir: Path,
-) -> loadgen.LoadResult:
-    if generator == "wrk":
-        return _run_wrk(base, requests, key_prefix, seconds, connections, once, workdir)
-    return _run_python(base, requests, key_prefix, seconds, connections, once)
-
-
 # -- the log -----------------------------------------------------------------------------------
 
 PASSAGE_EVENTS = ("GatePassPassed", "MovementRecorded", "GoodsMoved", "LotCreated", "GoodsAdmitted")
@@ -424,11 +226,11 @@ def settled(server: Server, quiet: float = 0.3, timeout: float = 15.0) -> int:
 
 
 def _phase(
-    cfg: Config, generator: str, kind: str, r: int, requests: list[Request] | None
+    cfg: Config, generator: str, kind: str, r: int, requests: list[loadgen.Request] | None
 ) -> tuple[loadgen.LoadResult, dict[str, Any]]:
     """Start one server (on a new prepared database for the ledger), warm it up, load it,
     stop it. The reference reuses the ledger's request bodies (`requests`)."""
-    from bench.p1 import _ledger_argv, _reference_argv
+    from bench.p1 import ledger_server, reference_server
 
     directory = cfg.workdir / f"m2-{r}-{kind}"
     directory.mkdir()
@@ -447,52 +249,32 @@ def _phase(
             f"in {time.monotonic() - t0:.0f}s"
         )
         extra["written_in_process"] = prepared.written
-        warm_requests = [Request(prepared.token, passage_path(p), body) for p in prepared.warm]
-        requests = [Request(prepared.token, passage_path(p), body) for p in prepared.run]
+        warm_requests = [
+            loadgen.Request(prepared.token, passage_path(p), body) for p in prepared.warm
+        ]
+        requests = [loadgen.Request(prepared.token, passage_path(p), body) for p in prepared.run]
         extra["requests"] = requests
-        once = True
-        server = Server(
-            "customs-ledger serve",
-            _ledger_argv(port),
-            port,
-            directory / "server.log",
-            {"LEDGER_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        )
+        order: loadgen.Order = "once"
+        server = ledger_server(port, directory, url)
     else:
         assert requests is not None
-        requests = [Request(x.token, REFERENCE_PATH, x.body) for x in requests]
+        requests = [replace(x, path=REFERENCE_PATH) for x in requests]
         warm_requests = requests
-        once = False
-        server = Server(
-            "reference endpoint",
-            _reference_argv(port),
-            port,
-            directory / "server.log",
-            {"BENCH_REFERENCE_DB": str(directory / "reference.sqlite3")},
-        )
+        order = "shared"
+        server = reference_server(port, directory)
     try:
         server.wait_ready()
-        if cfg.warmup_seconds > 0:
-            run_load(
-                generator,
-                server.base,
-                warm_requests,
-                f"warm{r}{kind[0]}",
-                cfg.warmup_seconds,
-                cfg.connections,
-                once,
-                directory,
-            )
-        before = settled(server)
-        load = run_load(
+        load, before = loadgen.warm_then_load(
+            cfg,
             generator,
             server.base,
+            warm_requests,
             requests,
-            f"run{r}{kind[0]}",
-            cfg.load_seconds,
-            cfg.connections,
-            once,
+            f"{r}{kind[0]}",
             directory,
+            lambda: settled(server),
+            order=order,
+            exhausted=EXHAUSTED,
         )
         health = server.get_json("/healthz")
         extra["lag"] = health.get("projection_lag_events")
@@ -515,10 +297,8 @@ def _tally(alone: list[list[int]]) -> list[str]:
 
 
 def http(cfg: Config) -> Result:
-    generator = loadgen.choose(cfg.loadgen)
-    description = loadgen.describe(generator, cfg.connections)
     result = Result("M2", f"gate-pass passages over HTTP, {cfg.connections} connections, SQLite")
-    progress(f"M2 load generator: {description}")
+    generator, description = loadgen.announce(cfg, "M2")
     led: list[loadgen.LoadResult] = []
     ref: list[loadgen.LoadResult] = []
     lines: list[float] = []
@@ -529,7 +309,7 @@ def http(cfg: Config) -> Result:
     split = 0
     notes: list[str] = []  # under load, by repeat
     alone: list[list[int]] = []  # in-process: each passage's transactions, their events
-    requests: list[Request] | None = None
+    requests: list[loadgen.Request] | None = None
     for r in range(cfg.repeats):
         # The reference needs the ledger's request bodies: the ledger goes first in repeat 1.
         order = ("ledger", "reference") if r % 2 == 0 else ("reference", "ledger")
@@ -558,11 +338,7 @@ def http(cfg: Config) -> Result:
             else:
                 ref.append(load)
                 detail = ""
-            progress(
-                f"M2 repeat {r + 1}/{cfg.repeats} {kind}: {load.throughput:,.0f} req/s, "
-                f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, "
-                f"{load.errors} errors of {load.requests}{detail}"
-            )
+            loadgen.progress_load(f"M2 repeat {r + 1}/{cfg.repeats} {kind}", load, detail)
     result.figures = [
         Figure(
             "M2.throughput",
