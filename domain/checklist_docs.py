@@ -16,7 +16,7 @@ from domain.checklists import (
     lines_of,
 )
 from domain.declaration import Declaration
-from domain.documents import parse
+from domain.documents import stream_of
 from domain.standalone_checklists import Checklist
 from domain.unit_of_work import UnitOfWork
 
@@ -39,10 +39,7 @@ class ChecklistDoc:
 
 def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
     """The checklist `number` names, as it stands (its stream read for the decision)."""
-    parsed = parse(number)
-    if parsed is None or parsed[0] != "checklist":
-        return None
-    stream = uow.numbered(parsed[1], parsed[2])
+    stream = stream_of(uow, number, "checklist")
     if stream is None:
         return None
     d = uow.load(stream, Declaration)

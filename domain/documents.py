@@ -19,6 +19,7 @@ from uuid import UUID
 
 from domain.declaration import SHANGHAI, NumberSeries
 from domain.events import DomainEvent, stream_id
+from domain.unit_of_work import UnitOfWork
 
 DocumentKind = Literal["checklist", "gate_pass"]
 PREFIX: dict[DocumentKind, str] = {"checklist": "QD", "gate_pass": "HF"}
@@ -58,6 +59,15 @@ def parse(number: str) -> tuple[DocumentKind, UUID, int] | None:
     prefix, office, year, direction, serial = found.groups()
     kind: DocumentKind = "checklist" if prefix == "QD" else "gate_pass"
     return kind, series_id(kind, office, int(year), direction), int(serial)
+
+
+def stream_of(uow: UnitOfWork, number: str, kind: DocumentKind) -> UUID | None:
+    """The stream a checklist or gate-pass number names (None: not such a number, or never
+    issued), read through the decision's unit of work."""
+    parsed = parse(number)
+    if parsed is None or parsed[0] != kind:
+        return None
+    return uow.numbered(parsed[1], parsed[2])
 
 
 def china_year(moment: datetime) -> int:

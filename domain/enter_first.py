@@ -28,7 +28,7 @@ from uuid import UUID
 import msgspec
 
 from domain.declaration import Declaration, DeclarationLine
-from domain.documents import parse
+from domain.documents import stream_of
 from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import StockReserved
@@ -180,10 +180,7 @@ def admit(
 
 def named_checklist(uow: UnitOfWork, number: str) -> Pending[Checklist] | None:
     """The checklist filed on its own that `number` names, read for the decision."""
-    parsed = parse(number)
-    if parsed is None or parsed[0] != "checklist":
-        return None
-    document = uow.numbered(parsed[1], parsed[2])
+    document = stream_of(uow, number, "checklist")
     if document is None or uow.load(document, Checklist) is None:
         return None
     found = uow.pending(document, Checklist)

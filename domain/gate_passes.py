@@ -30,8 +30,8 @@ from domain.documents import (
     DocumentNumberIssued,
     china_year,
     number_of,
-    parse,
     series_id,
+    stream_of,
 )
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
@@ -224,10 +224,7 @@ def movement_id_of(pass_id: UUID, n: int) -> UUID:
 
 
 def find_pass(uow: UnitOfWork, number: str) -> Pending[GatePass] | None:
-    parsed = parse(number)
-    if parsed is None or parsed[0] != "gate_pass":
-        return None
-    document = uow.numbered(parsed[1], parsed[2])
+    document = stream_of(uow, number, "gate_pass")
     if document is None:
         return None
     found = uow.pending(document, GatePass)

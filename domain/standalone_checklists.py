@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -300,11 +300,12 @@ def decide_filing(
 
 # -- decisions on a filed checklist ---------------------------------------------------------------
 
-# action -> (the statuses it may start from, who takes it)
-TRANSITIONS: dict[str, tuple[tuple[ChecklistStatus, ...], Literal["officer", "enterprise"]]] = {
-    "approval": (("filed",), "officer"),
-    "rejection": (("filed",), "officer"),
-    "withdrawal": (("filed", "approved"), "enterprise"),
+# action -> the statuses it may start from (who may take it is the route's: officers approve
+# and reject, the enterprise withdraws; api/routes/documents.py).
+TRANSITIONS: dict[str, tuple[ChecklistStatus, ...]] = {
+    "approval": ("filed",),
+    "rejection": ("filed",),
+    "withdrawal": ("filed", "approved"),
 }
 
 
@@ -325,7 +326,7 @@ def decide_on_checklist(
     """Approval or rejection (an officer), withdrawal (its enterprise, while nothing has
     passed): 409 `invalid_transition` from any other status."""
     state = checklist.current
-    allowed, _who = TRANSITIONS[action]
+    allowed = TRANSITIONS[action]
     if not sees(Scope.of(actor), state):
         raise NotFound(f"no checklist {state.checklist_no}")
     if action != "approval":

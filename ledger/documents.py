@@ -23,6 +23,7 @@ from domain.scope import Scope
 from domain.unit_of_work import Decision, UnitOfWork
 from ledger.application import LedgerApplication
 from ledger.requests import Execute, Idempotency, Outcome
+from ledger.unit_of_work import document_numbered
 
 
 class DocumentCommands:
@@ -64,13 +65,7 @@ class DocumentCommands:
 
     def _document(self, number: str) -> UUID | None:
         parsed = parse(number)
-        if parsed is None:
-            return None
-        _kind, series, serial = parsed
-        for event in self.app.events.get(series, gt=serial - 1, lte=serial):
-            found: UUID = event.document_id  # type: ignore[attr-defined]
-            return found
-        return None
+        return document_numbered(self.app, parsed[1], parsed[2]) if parsed else None
 
     def file_checklist(self, cmd: sc.FileChecklist, actor: Actor, idem: Idempotency) -> Outcome:
         stream = sc.checklist_id(idem.principal, idem.key)

@@ -79,24 +79,17 @@ class CommandUnitOfWork:
         number series stream issued serial n, and names the declaration it numbered."""
         if len(ref) == 18 and ref.isdigit():
             series = number_series_id(ref[:4], int(ref[4:8]), ref[8])
-            serial = int(ref[9:])
-            for event in self._app.events.get(series, gt=serial - 1, lte=serial):
-                # The library types stored events as its protocol: this is a NumberIssued.
-                found: UUID = event.declaration_id  # type: ignore[attr-defined]
-                return found
-            return None
+            issued = issued_event(self._app, series, int(ref[9:]))
+            # This series' events are `DeclarationNumberIssued`.
+            return issued.declaration_id if issued is not None else None
         try:
             return UUID(ref)
         except ValueError:
             return None
 
     def numbered(self, series: UUID, serial: int) -> UUID | None:
-        """Version n of a document number series issued serial n and names its document."""
-        for event in self._app.events.get(series, gt=serial - 1, lte=serial):
-            # The library types stored events as its protocol: this is a DocumentNumberIssued.
-            found: UUID = event.document_id  # type: ignore[attr-defined]
-            return found
-        return None
+        """The document a checklist or gate-pass series gave `serial`."""
+        return document_numbered(self._app, series, serial)
 
     def _state(self, stream: UUID) -> AggregateState | None:
         """The committed state (kept, prefetched or read) with this process's pending events."""
@@ -117,3 +110,18 @@ class CommandUnitOfWork:
     def _saw(self, stream: UUID, state: AggregateState | None) -> AggregateState | None:
         self.seen[stream] = state.version if state is not None else 0
         return state
+
+
+def issued_event(app: LedgerApplication, series: UUID, serial: int) -> Any | None:
+    """The event of a number series that issued `serial`: version n issued serial n, so one
+    indexed read finds it (None: never issued)."""
+    for event in app.events.get(series, gt=serial - 1, lte=serial):
+        return event
+    return None
+
+
+def document_numbered(app: LedgerApplication, series: UUID, serial: int) -> UUID | None:
+    """The stream of the checklist or gate pass a document series gave `serial`."""
+    issued = issued_event(app, series, serial)
+    # The library types stored events as its protocol: this is a DocumentNumberIssued.
+    return issued.document_id if issued is not None else None

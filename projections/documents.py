@@ -21,7 +21,7 @@ from domain.gate_passes import GatePassFiled, GatePassPassed, GatePassView
 from domain.movements import GoodsMoved
 from domain.scope import Scope
 from projections.columns import filter_sql, tenancy_sql, utc_text
-from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
+from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, chunks, create
 
 _CHECKLIST = msgspec.json.Decoder(ChecklistView)
 _PASS = msgspec.json.Decoder(GatePassView)
@@ -96,6 +96,12 @@ class _Row:
         self.changed = inserted
 
 
+def _stored_row(r: Any, decoder: Any) -> _Row:
+    row = _Row(decoder.decode(r["state"]), int(r["first_position"]), inserted=False)
+    row.position = int(r["position"])
+    return row
+
+
 class _DocumentsFold:
     def __init__(self, cur: Any, previous: _DocumentsFold | None) -> None:
         self.cur = cur
@@ -104,6 +110,26 @@ class _DocumentsFold:
             previous.checklists if previous else None
         )
         self.passes: RowCache[str, _Row] = RowCache(previous.passes if previous else None)
+
+    def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
+        """The checklist rows (or their absence) of the page's declarations that moved goods,
+        in a few queries: a replay meets a `GoodsMoved` for every gate movement."""
+        wanted = {
+            entry.stream_id: None
+            for entry, event in page
+            if isinstance(event, GoodsMoved) and entry.stream_id not in self.checklists
+        }
+        for part in chunks(list(wanted)):
+            self.cur.execute(
+                "SELECT document_id, state, first_position, position FROM view_checklists"
+                f" WHERE document_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in self.cur.fetchall():
+                wanted.pop(r["document_id"], None)
+                self.checklists[r["document_id"]] = _stored_row(r, _CHECKLIST)
+        for stream in wanted:  # filed none (yet): a ChecklistFiled later in the page sets it
+            self.checklists[stream] = None
 
     def apply(self, entry: LogEntry, event: DomainEvent) -> None:
         stream = entry.stream_id
@@ -155,36 +181,31 @@ class _DocumentsFold:
             row.position, row.changed = entry.position, True
 
     def _checklist(self, stream: str) -> _Row | None:
+        """The checklist row of a stream (a declaration's, or one filed alone); None when the
+        stream filed none (a declaration released before checklists, or never)."""
         found = self.checklists.get(stream)
-        if found is not MISSING:
-            return found
-        self.cur.execute(
-            "SELECT state, first_position, position FROM view_checklists WHERE document_id = ?",
-            (stream,),
-        )
-        r = self.cur.fetchone()
-        row = None
-        if r is not None:
-            row = _Row(_CHECKLIST.decode(r["state"]), int(r["first_position"]), inserted=False)
-            row.position = int(r["position"])
-        self.checklists[stream] = row
-        return row
+        if found is MISSING:
+            found = self.checklists[stream] = self._stored(
+                "view_checklists", "document_id", stream, _CHECKLIST
+            )
+        return found
 
     def _pass(self, stream: str) -> _Row:
         found = self.passes.get(stream)
         if found is not MISSING:
             return found
+        stored = self._stored("view_gate_passes", "pass_id", stream, _PASS)
+        if stored is None:
+            raise LookupError(f"gate pass {stream} passed but was never filed in the log")
+        self.passes[stream] = stored
+        return stored
+
+    def _stored(self, table: str, column: str, stream: str, decoder: Any) -> _Row | None:
         self.cur.execute(
-            "SELECT state, first_position, position FROM view_gate_passes WHERE pass_id = ?",
-            (stream,),
+            f"SELECT state, first_position, position FROM {table} WHERE {column} = ?", (stream,)
         )
         r = self.cur.fetchone()
-        if r is None:
-            raise LookupError(f"gate pass {stream} passed but was never filed in the log")
-        row = _Row(_PASS.decode(r["state"]), int(r["first_position"]), inserted=False)
-        row.position = int(r["position"])
-        self.passes[stream] = row
-        return row
+        return _stored_row(r, decoder) if r is not None else None
 
     def flush(self) -> Writes:
         writes = Writes()

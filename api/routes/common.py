@@ -220,3 +220,10 @@ def time_param(name: str, value: str | None) -> datetime | None:
             f"{name} must be between 1900 and 9000",
         )
     return moment
+
+
+def required_key(idem: Idempotency | None) -> Idempotency:
+    """The Idempotency-Key of a route that requires one: `execute(key_required=True)` has
+    answered 400 without it."""
+    assert idem is not None
+    return idem

@@ -24,6 +24,7 @@ from api.routes.common import (
     Until,
     execute,
     page_body,
+    required_key,
     services,
     time_param,
     views_caught_up,
@@ -69,15 +70,12 @@ async def submit_declaration(request: Request) -> Response:
         ENTERPRISE,
         SubmitDeclaration,
         opening(
-            lambda ledger, cmd, idem, actor: ledger.submit_declaration(cmd, actor, required(idem))
+            lambda ledger, cmd, idem, actor: ledger.submit_declaration(
+                cmd, actor, required_key(idem)
+            )
         ),
         key_required=True,
     )
-
-
-def required(idem: Idempotency | None) -> Idempotency:
-    assert idem is not None  # execute(key_required=True) answered 400 without one
-    return idem
 
 
 def can_see(actor: Actor, row: dict[str, Any]) -> bool:
@@ -211,7 +209,7 @@ async def return_goods(request: Request, ref: str) -> Response:
         request,
         ENTERPRISE,
         ReturnGoods,
-        lambda ledger, cmd, idem, actor: ledger.return_goods(ref, cmd, actor, required(idem)),
+        lambda ledger, cmd, idem, actor: ledger.return_goods(ref, cmd, actor, required_key(idem)),
         key_required=True,
     )
 

@@ -10,12 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ENTERPRISE, OFFICER, Reader
 from api.http import doc, json_response, list_type
-from api.routes.common import Page, execute, page_body, services, views_caught_up
+from api.routes.common import Page, execute, page_body, required_key, services, views_caught_up
 from domain.checklists import ChecklistKind, ChecklistStatus, ChecklistView
 from domain.gate_passes import FileGatePass, GatePassView, PassDirection, RecordPassage
 from domain.scope import Scope
 from domain.standalone_checklists import DecideChecklist, FileChecklist
-from ledger.requests import Idempotency
 
 router = APIRouter(tags=["checklists and gate passes"])
 ChecklistList = list_type(ChecklistView, "ChecklistList")
@@ -75,7 +74,7 @@ async def file_checklist(request: Request) -> Response:
         request,
         ENTERPRISE,
         FileChecklist,
-        lambda ledger, cmd, idem, actor: ledger.file_checklist(cmd, actor, _key(idem)),
+        lambda ledger, cmd, idem, actor: ledger.file_checklist(cmd, actor, required_key(idem)),
         key_required=True,
     )
 
@@ -133,14 +132,9 @@ async def file_gate_pass(request: Request) -> Response:
         request,
         ENTERPRISE,
         FileGatePass,
-        lambda ledger, cmd, idem, actor: ledger.file_gate_pass(cmd, actor, _key(idem)),
+        lambda ledger, cmd, idem, actor: ledger.file_gate_pass(cmd, actor, required_key(idem)),
         key_required=True,
     )
-
-
-def _key(idem: Idempotency | None) -> Idempotency:
-    assert idem is not None  # execute(key_required=True) answered 400 without one
-    return idem
 
 
 @router.get("/v1/gate-passes", **doc(ok=(200, GatePassList), errors=(401, 422), position=True))

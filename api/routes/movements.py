@@ -16,6 +16,7 @@ from api.routes.common import (
     Until,
     execute,
     page_body,
+    required_key,
     services,
     time_param,
     views_caught_up,
@@ -24,7 +25,6 @@ from domain.movement_kinds import MovementBody
 from domain.movements import MovementAnswer, MovementKind
 from domain.scope import Scope
 from domain.views import LotDetail, lot_detail
-from ledger.requests import Idempotency
 
 router = APIRouter(tags=["movements"])
 MovementList = list_type(MovementAnswer, "MovementList")
@@ -48,14 +48,9 @@ async def record_movement(request: Request) -> Response:
         ("operator", "enterprise"),
         # A tagged union is a valid msgspec body type, but not a `type[T]` to mypy.
         MovementBody,  # type: ignore[arg-type]
-        lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, _key(idem)),
+        lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, required_key(idem)),
         key_required=True,
     )
-
-
-def _key(idem: Idempotency | None) -> Idempotency:
-    assert idem is not None  # execute(key_required=True) answered 400 without one
-    return idem
 
 
 @router.get("/v1/movements", **doc(ok=(200, MovementList), errors=(401, 422), position=True))
