@@ -25,7 +25,6 @@ from domain.unit_of_work import UnitOfWork
 class ChecklistDoc:
     number: str
     stream: UUID
-    kind: str
     zone: str
     enterprise: str
     direction: Direction
@@ -46,11 +45,10 @@ def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
     if d is not None:
         if d.checklist_no != number:
             return None
-        kind, direction = FILED_BY_FLOW[d.facts.flow]
+        _kind, direction = FILED_BY_FLOW[d.facts.flow]
         return ChecklistDoc(
             number=number,
             stream=stream,
-            kind=kind,
             zone=d.facts.zone,
             enterprise=d.facts.declarant,
             direction=direction,
@@ -66,7 +64,6 @@ def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
     return ChecklistDoc(
         number=number,
         stream=stream,
-        kind=c.kind,
         zone=c.zone,
         enterprise=c.enterprise,
         direction=c.direction,

@@ -12,6 +12,7 @@ from uuid import UUID
 import msgspec
 
 from domain import gate_passes as gp
+from domain import passage
 from domain import standalone_checklists as sc
 from domain.checklists import ChecklistView, checklist_view
 from domain.declaration import Declaration
@@ -46,7 +47,7 @@ class DocumentCommands:
         self, number: str, cmd: gp.RecordPassage, actor: Actor, idem: Idempotency | None
     ) -> Outcome:
         def decide(uow: UnitOfWork, now: datetime) -> Decision[gp.GatePassView]:
-            return gp.decide_passage(uow, number, cmd, self.zones, actor, now)
+            return passage.decide_passage(uow, number, cmd, self.zones, actor, now)
 
         outcome = self._execute(200, idem, cmd, decide, actor)
         stream = self._document(number)
