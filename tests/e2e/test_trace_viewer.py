@@ -180,6 +180,8 @@ def screenshot_paths(tmp_path: Path) -> list[Path]:
 
 
 def test_a_wrong_token_shows_the_401_problem_and_an_unknown_reference_the_404(page, story):
+    from playwright.sync_api import expect
+
     expected = story["ledger"].client.get(
         "/v1/trace", params={"ref": TRAIN}, headers={"Authorization": "Bearer wrong"}
     )
@@ -193,9 +195,9 @@ def test_a_wrong_token_shows_the_401_problem_and_an_unknown_reference_the_404(pa
     page.fill("#ref", "nothing-here")
     page.click("#run")
     # The problem panel is rebuilt while the new request runs: wait for its heading to exist.
-    page.wait_for_function(
-        "document.querySelector('#problem h2')?.textContent.startsWith('404') === true"
-    )
+    # A locator wait, not wait_for_function: that one evaluates a string in the page, which
+    # the viewer's CSP (script-src 'self', no 'unsafe-eval') refuses in newer Chromium.
+    expect(problem.locator("h2")).to_have_text(re.compile(r"^404"))
     assert "nothing-here" in problem.inner_text()
 
 
