@@ -45,6 +45,8 @@ class AccountBook(AggregateState, frozen=True, kw_only=True):
     enterprise: str
     zone: str
     items: dict[int, BookItem]
+    # Collect then declare (分送集报): an officer permits it per book (domain/collected.py).
+    collection_permitted: bool = False
 
 
 class AccountBookOpened(DomainEvent, frozen=True, kw_only=True):

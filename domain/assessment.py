@@ -116,6 +116,9 @@ class AssessmentInputs:
     now: datetime
     # The reference registers the rules were taken from (domain/reference_rules.py).
     registers: Registers = field(default_factory=dict)
+    # The China day whose rates assess it, when not the day of the submission: a consolidated
+    # declaration's last exit day (domain/collected.py).
+    on: date | None = None
 
 
 # The key of each published kind in an assessment's `tables` digests.
@@ -165,7 +168,7 @@ def assess_submission(
     state = declaration.state
     assert state is not None
     occurred = state.submitted_at
-    day = inputs.now.astimezone(SHANGHAI).date()
+    day = inputs.on or inputs.now.astimezone(SHANGHAI).date()
     touched: list[Pending[quota.BuyerQuota]] = []
     mode: Retail | None = None
     quota_year = None

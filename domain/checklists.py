@@ -104,6 +104,9 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     declaration_due_by: datetime | None = None
     overdue: bool = False
     reason: str | None = None
+    # A `collected` one's collection period (a month, China time: "2026-11"), from its first
+    # passage (domain/collected.py).
+    period: str | None = None
 
 
 def lines_of(d: Declaration) -> list[ChecklistLine]:
@@ -138,6 +141,8 @@ def files_checklist(d: Declaration) -> bool:
         f.flow in FILED_BY_FLOW
         and f.account_book is not None
         and not (f.trade_mode in RETAIL_TRADE_MODES and f.flow == RETAIL_FLOW[f.trade_mode])
+        # A consolidated declaration's goods left on the collected checklists it names.
+        and not d.collected
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from domain import quota, values
+from domain import collected, quota, values
 from domain.checklists import file_on_release
 from domain.declaration import (
     FINAL_STATUSES,
@@ -377,6 +377,7 @@ def decide_on_declaration(
     saves += observe_on_release(uow, before.status, pending, actor, now)
     saves += file_on_release(uow, before.status, pending, actor, now)
     saves += declare_on_release(uow, before.status, pending, actor, now)
+    saves += collected.declare_on_release(uow, before.status, pending, actor, now)
     e = before.facts.ecommerce
     if rule.gives_quota_back and before.quota_year is not None and e is not None:
         buyer = uow.pending(quota.quota_id(e.order.buyer_id, before.quota_year), quota.BuyerQuota)

@@ -125,6 +125,9 @@ class SubmitDeclaration(_Body, frozen=True, kw_only=True):
     occurred_at: AwareDatetime | None = None
     # A first_line_in declaring goods that entered first: their checklist (domain/enter_first.py).
     checklist: Str64 | None = None
+    # A second_line_out declaring, at a collection period's end, the goods that left on these
+    # `collected` checklists (domain/collected.py).
+    collected_checklists: Annotated[list[Str64], msgspec.Meta(max_length=99)] | None = None
 
 
 class WithdrawDeclaration(_Body, frozen=True, kw_only=True):
@@ -278,6 +281,8 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     movement_ids: list[UUID] = []
     # The checklist it filed when it entered `released` (domain/checklists.py).
     checklist_no: str | None = None
+    # The collected checklists whose goods it declares (domain/collected.py).
+    collected: list[str] = []
 
 
 def released_at(state: Declaration, status: str, at: datetime) -> datetime | None:

@@ -116,22 +116,48 @@ def reserve(
     status_before: str | None = None,
 ) -> None:
     """Reserve a released outbound declaration's quantities, or refuse the release."""
-    for (item_no, status), quantity in needs(d).items():
+    reserve_needs(
+        needs(d),
+        stocks,
+        holder=d.id,
+        book=d.facts.account_book or "",
+        who="the declaration",
+        actor=actor,
+        occurred_at=occurred_at,
+        status_before=status_before,
+    )
+
+
+def reserve_needs(
+    wanted: dict[tuple[int, GoodsStatus], Decimal],
+    stocks: dict[int, Pending[ItemStock]],
+    *,
+    holder: UUID,
+    book: str,
+    who: str,
+    actor: object,
+    occurred_at: datetime,
+    status_before: str | None = None,
+) -> None:
+    """Reserve for `holder` (an outbound declaration, or a collected checklist when it is
+    filed) what it needs of each item and status, or refuse: 409 `declaration_pending` when
+    only goods that entered first and wait for their declaration would cover it, 409
+    `insufficient_stock` otherwise."""
+    for (item_no, status), quantity in wanted.items():
         stock = stocks[item_no].state
         available = stock.available_of(status) if stock is not None else Decimal(0)
         held = stock.held_of(status) if stock is not None else Decimal(0)
         if available < quantity <= available + held:
             raise Conflict(
-                f"item {item_no} has {available} {status} available in book "
-                f"{d.facts.account_book}; {held} more entered first and waits for its "
-                "declaration",
+                f"item {item_no} has {available} {status} available in book {book}; "
+                f"{held} more entered first and waits for its declaration",
                 rule="declaration_pending",
                 current_status=status_before,
             )
         if quantity > available:
             raise Conflict(
-                f"item {item_no} has {available} {status} available in book "
-                f"{d.facts.account_book}; the declaration needs {quantity}",
+                f"item {item_no} has {available} {status} available in book {book}; "
+                f"{who} needs {quantity}",
                 rule="insufficient_stock",
                 current_status=status_before,
             )
@@ -139,7 +165,7 @@ def reserve(
             StockReserved,
             actor=actor,
             occurred_at=occurred_at,
-            declaration_id=d.id,
+            declaration_id=holder,
             quantity=quantity,
             goods_status=status,
         )
@@ -158,8 +184,8 @@ def reserve_on_release(
     assert state is not None
     if state.status != "released" or status_before == "released":
         return []
-    if state.facts.flow not in OUTBOUND:
-        return []
+    if state.facts.flow not in OUTBOUND or state.collected:
+        return []  # a consolidated declaration's goods left already (domain/collected.py)
     stocks: dict[int, Pending[ItemStock]] = {}
     for item_no, _status in needs(state):
         stock_id = item_stock_id(state.facts.book, item_no)

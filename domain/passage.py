@@ -1,8 +1,9 @@
 """The passage of a gate pass (domain/gate_passes.py): the zone's operator records the vehicle
 through the gate with the weight it measured, and one write records, for every checklist the
 pass carries, the gate movement its declaration calls for - through that kind's own decision
-(domain/movement_kinds.py) - or, for goods entering first, their admission under no
-declaration (domain/enter_first.py); then the pass as passed.
+(domain/movement_kinds.py) - or, under no declaration yet, the admission of goods entering
+first (domain/enter_first.py) or the exit of collected goods (domain/collected.py); then the
+pass as passed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from domain import enter_first, values
+from domain import collected, enter_first, values
 from domain.checklist_docs import find
 from domain.errors import Conflict, NotFound
 from domain.events import Actor, Pending
@@ -109,10 +110,14 @@ def decide_passage(
         listed = {line.line_no: line for line in doc.lines}
         for line in carried.lines:
             check_within(carried.checklist_no, listed[line.line_no], line.quantity)
-        if doc.flow is None:  # goods entering first, under no declaration yet
-            movement, touched, moved = enter_first.admit(
+        if doc.flow is None:  # goods entering first, or collected: under no declaration yet
+            checklist = uow.pending(doc.stream, Checklist)
+            decide = (
+                collected.dispatch if checklist.current.kind == "collected" else enter_first.admit
+            )
+            movement, touched, moved = decide(
                 uow,
-                uow.pending(doc.stream, Checklist),
+                checklist,
                 {x.line_no: x.quantity for x in carried.lines},
                 movement_id=movement_id_of(found.id, n),
                 pass_no=number,

@@ -2,10 +2,12 @@
 approves or rejects, the enterprise may withdraw; gate passes carry approved ones.
 
 Kinds built: `enter_first` (先入区后报关: first-line goods arriving with their manifest enter
-the zone on a gate pass before they are declared; domain/enter_first.py). The kinds a
-declaration files (`first_line`, `second_line`, `transfer`) come with its release
-(domain/checklists.py); `in_zone_transfer`, `processing` and `collected` are not accepted yet
-(422 at `$.kind`, docs/movements.md "Not built yet").
+the zone on a gate pass before they are declared; domain/enter_first.py) and `collected`
+(分送集报: bonded goods leave for domestic buyers on gate passes during a month and are
+declared together after it; domain/collected.py, which also moves the stock a collected
+checklist pre-decreases). The kinds a declaration files (`first_line`, `second_line`,
+`transfer`) come with its release (domain/checklists.py); `in_zone_transfer` and `processing`
+are not accepted yet (422 at `$.kind`, docs/movements.md "Not built yet").
 
 Status (docs/movements.md, the transitions table): `filed -> approved -> closed` (closed when
 all it lists has passed the gate), `filed -> rejected` (officer), `filed | approved ->
@@ -15,7 +17,7 @@ withdrawn` (the enterprise, while nothing has passed); anything else is 409
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
@@ -31,7 +33,7 @@ from domain.checklists import (
     ChecklistView,
     Direction,
 )
-from domain.declaration import GoodsStatus, NumberSeries, Str64, Str255
+from domain.declaration import SHANGHAI, GoodsStatus, NumberSeries, Str64, Str255
 from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
@@ -44,7 +46,12 @@ from domain.values import Problems
 # [verify: the deadline GACC sets for 先入区后报关 in the special zones; 14 days is the figure
 # the issue gives as data]
 DECLARATION_DAYS = 14
-BUILT_KINDS: dict[str, Direction] = {"enter_first": "I"}
+# How long after its collection period (a month) the consolidated declaration of a collected
+# checklist may follow. [verify: GACC Order No. 169 (2008), 集中申报管理办法, has centralised
+# declarations of a month filed by the 10th of the next month for general trade and by its end
+# for bonded goods; the special zones' 分送集报 rule may differ]
+COLLECTION_DAYS = 10
+BUILT_KINDS: dict[str, Direction] = {"enter_first": "I", "collected": "E"}
 FILED_BY_DECLARATION = ("first_line", "second_line", "transfer")
 
 
@@ -88,8 +95,12 @@ class Checklist(AggregateState, frozen=True, kw_only=True):
     declaration: UUID | None = None
     declaration_no: str | None = None
     reason: str | None = None
-    # The gate movements that passed its goods, in order.
+    # The gate movements that passed its goods, in order, and the first and last passage.
     movements: list[UUID] = []
+    first_passed_at: datetime | None = None
+    last_passed_at: datetime | None = None
+    # collected: the month its goods leave in (China time, "2026-11"), from the first passage.
+    period: str | None = None
 
 
 class StandaloneChecklistFiled(DomainEvent, frozen=True, kw_only=True):
@@ -142,9 +153,32 @@ class ChecklistWithdrawn(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+def period_of(moment: datetime) -> str:
+    """The collection period (a calendar month in China) a moment falls in."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m")
+
+
+def period_end(period: str) -> datetime:
+    """The first instant after a collection period (midnight China time)."""
+    year, month = int(period[:4]), int(period[5:])
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def first_deadline(kind: str, first_passage: datetime) -> tuple[datetime | None, str | None]:
+    """The declaration deadline a first passage starts, and a collected checklist's period."""
+    if kind == "enter_first":
+        return first_passage + timedelta(days=DECLARATION_DAYS), None
+    if kind == "collected":
+        period = period_of(first_passage)
+        return period_end(period) + timedelta(days=COLLECTION_DAYS), period
+    return None, None
+
+
 class ChecklistPassed(DomainEvent, frozen=True, kw_only=True):
     """Goods of the checklist passed the gate on a pass: how much per line, by which movement.
-    The first passage of an `enter_first` checklist starts its declaration deadline."""
+    The first passage of an `enter_first` or `collected` checklist starts its declaration
+    deadline (and fixes a collected one's period)."""
 
     pass_no: str
     movement_id: UUID
@@ -156,21 +190,25 @@ class ChecklistPassed(DomainEvent, frozen=True, kw_only=True):
             for line in state.lines
         ]
         done = all(line.passed >= line.quantity for line in lines)
-        due = state.declaration_due_by
-        if due is None and state.kind == "enter_first":
-            due = self.occurred_at + timedelta(days=DECLARATION_DAYS)
+        due, period = state.declaration_due_by, state.period
+        if due is None:  # the first passage (the documents view folds from its own copy)
+            due, period = first_deadline(state.kind, self.occurred_at)
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
             lines=lines,
             status="closed" if done else state.status,
             declaration_due_by=due,
+            period=period,
             movements=[*state.movements, self.movement_id],
+            first_passed_at=state.first_passed_at or self.occurred_at,
+            last_passed_at=self.occurred_at,
         )
 
 
 class ChecklistDeclared(DomainEvent, frozen=True, kw_only=True):
-    """The declaration that names the checklist was released: its goods are declared."""
+    """The declaration that names the checklist was released: its goods are declared. A
+    collected checklist closes then: what did not leave was given back in the same write."""
 
     declaration_id: UUID
     declaration_no: str
@@ -181,6 +219,7 @@ class ChecklistDeclared(DomainEvent, frozen=True, kw_only=True):
             version=self.originator_version,
             declaration=self.declaration_id,
             declaration_no=self.declaration_no,
+            status="closed" if state.kind == "collected" else state.status,
         )
 
 
@@ -201,11 +240,13 @@ def view(state: Checklist, now: datetime, position: int | None = None) -> Checkl
         declaration_due_by=state.declaration_due_by,
         overdue=is_overdue(state, now),
         reason=state.reason,
+        period=state.period,
     )
 
 
 def is_overdue(state: Checklist, now: datetime) -> bool:
-    """Goods that entered first and are still undeclared after their deadline."""
+    """Goods that entered first, or left on a collected checklist, still undeclared after
+    their deadline."""
     due = state.declaration_due_by
     return due is not None and state.declaration is None and now >= due
 
@@ -226,14 +267,30 @@ def check_kind(cmd: FileChecklist) -> None:
         )
     if cmd.kind not in BUILT_KINDS:
         raise ValidationFailed.at(
-            "$.kind", f"{cmd.kind} checklists are not accepted yet (only enter_first)"
+            "$.kind",
+            f"{cmd.kind} checklists are not accepted yet (only {' and '.join(BUILT_KINDS)})",
         )
     p = Problems()
-    if cmd.direction != BUILT_KINDS[cmd.kind]:
-        p.add("$.direction", f"an {cmd.kind} checklist is inbound (I)")
+    direction = BUILT_KINDS[cmd.kind]
+    if cmd.direction != direction:
+        p.add(
+            "$.direction",
+            f"a {cmd.kind} checklist is " + ("inbound (I)" if direction == "I" else "outbound (E)"),
+        )
     if cmd.declaration is not None:
-        p.add("$.declaration", "goods enter first: the declaration follows and names the checklist")
+        p.add("$.declaration", f"{FOLLOWS[cmd.kind]}: the declaration follows and names it")
     p.raise_if_any()
+
+
+FOLLOWS = {
+    "enter_first": "goods enter first",
+    "collected": "goods leave first, declared together after their collection period",
+}
+BONDED_ONLY = {
+    "enter_first": "goods entering first from abroad are bonded",
+    "collected": "collect then declare sends bonded goods into China (domestic goods need "
+    "no declaration to leave)",
+}
 
 
 def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ChecklistLine]:
@@ -248,7 +305,7 @@ def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ChecklistLine]:
             p.add(f"{at}.item_no", f"item {line.item_no} is not registered in {book.book_no}")
             continue
         if line.goods_status not in (None, "bonded"):
-            p.add(f"{at}.goods_status", "goods entering first from abroad are bonded")
+            p.add(f"{at}.goods_status", BONDED_ONLY[cmd.kind])
         q = p.check(f"{at}.quantity", values.quantity, line.quantity, item.unit)
         if q is not None:
             lines.append(

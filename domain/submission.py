@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain import privacy, retail, values
+from domain import collected, privacy, retail, values
 from domain.account_book import AccountBook, account_book_id
 from domain.assessment import (
     AssessmentInputs,
@@ -108,6 +108,19 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
             book=cmd.account_book,
             lines=cmd.lines,
         )
+    rules = rules_in_force(registers, sub.rules, day)
+    on = None
+    if cmd.collected_checklists is not None:
+        numbers = cmd.collected_checklists
+        found = collected.named(
+            uow,
+            numbers,
+            flow=cmd.flow,
+            declarant=cmd.declarant,
+            book=cmd.account_book,
+            lines=cmd.lines,
+        )
+        on = collected.assessment_day(found, rules.duties)
     state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
     if cmd.checklist is not None:
         declaration.record(
@@ -116,13 +129,20 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
             actor=sub.actor,
             occurred_at=state.submitted_at,
         )
-    rules = rules_in_force(registers, sub.rules, day)
-    inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers)
+    if cmd.collected_checklists is not None:
+        declaration.record(
+            collected.CollectedChecklistsNamed,
+            checklists=list(cmd.collected_checklists),
+            actor=sub.actor,
+            occurred_at=state.submitted_at,
+        )
+    inputs = AssessmentInputs(cmd, lines, enterprise, rules, sub.actor, now, registers, on)
     assessed = assess_submission(uow, declaration, inputs)
     observed = observe_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     checklist = file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     checklist += declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    checklist += collected.declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
     saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks, *checklist]
     return Decision(saves, declaration_view(declaration.state))

@@ -88,6 +88,8 @@ class DeclarationView(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
     # The checklist (核注清单) it filed when released, if it moves a book (domain/checklists.py).
     checklist_no: str | None = None
+    # A consolidated declaration: the collected checklists it declares (domain/collected.py).
+    collected_checklists: list[str] = []
 
 
 class DeclarationDetail(DeclarationView, frozen=True, kw_only=True):
@@ -170,6 +172,7 @@ def declaration_view(d: Declaration) -> DeclarationView:
         client_ref=f.client_ref,
         occurred_at=d.submitted_at,
         checklist_no=d.checklist_no,
+        collected_checklists=list(d.collected),
     )
 
 

@@ -11,9 +11,10 @@ from uuid import UUID
 
 import msgspec
 
+from domain import collected, passage
 from domain import gate_passes as gp
-from domain import passage
 from domain import standalone_checklists as sc
+from domain.account_book import AccountBook, account_book_id, visible_book
 from domain.checklists import ChecklistView, checklist_view
 from domain.declaration import Declaration
 from domain.documents import parse
@@ -58,9 +59,11 @@ class DocumentCommands:
         records = self.app.log.select_stream(stream)
         position = records[-1].position if records else None
         body = outcome.body
-        if isinstance(body, gp.GatePassView | ChecklistView):
+        if isinstance(body, gp.GatePassView | ChecklistView | collected.CollectionPermissionView):
             body = msgspec.structs.replace(body, position=position)
-        elif isinstance(body, dict) and ("pass_no" in body or "checklist_no" in body):
+        elif isinstance(body, dict) and (
+            "pass_no" in body or "checklist_no" in body or "permitted" in body
+        ):
             body = {**body, "position": position}
         return dataclasses.replace(outcome, body=body)
 
@@ -72,7 +75,7 @@ class DocumentCommands:
         stream = sc.checklist_id(idem.principal, idem.key)
 
         def decide(uow: UnitOfWork, now: datetime) -> Decision[ChecklistView]:
-            return sc.decide_filing(uow, cmd, stream, self.zones, actor, now)
+            return collected.decide_filing(uow, cmd, stream, self.zones, actor, now)
 
         return self._with_position(self._execute(201, idem, cmd, decide, actor), stream)
 
@@ -100,10 +103,33 @@ class DocumentCommands:
                     )
                 raise NotFound(f"no checklist {number}")
             pending = uow.pending(state.id, sc.Checklist)
-            return sc.decide_on_checklist(uow, pending, action, cmd, actor, now)
+            return collected.decide_on_checklist(uow, pending, action, cmd, actor, now)
 
         outcome = self._execute(200, idem, cmd, decide, actor)
         return self._with_position(outcome, stream) if stream is not None else outcome
+
+    def decide_collection(
+        self,
+        book_no: str,
+        cmd: collected.DecideCollection,
+        actor: Actor,
+        idem: Idempotency | None,
+    ) -> Outcome:
+        """An officer permits a book to collect then declare, or withdraws the permission."""
+        book = account_book_id(book_no)
+
+        def decide(uow: UnitOfWork, now: datetime) -> Decision[collected.CollectionPermissionView]:
+            return collected.decide_permission(uow, book_no, cmd, actor, now)
+
+        return self._with_position(self._execute(200, idem, cmd, decide, actor), book)
+
+    def collection_permission(
+        self, book_no: str, actor: Actor
+    ) -> collected.CollectionPermissionView:
+        stream = account_book_id(book_no)
+        book = visible_book(self.app.load(stream, AccountBook), Scope.of(actor))
+        records = self.app.log.select_stream(stream)
+        return collected.permission_view(book, records[-1].position if records else None)
 
     def gate_pass(self, number: str, actor: Actor) -> gp.GatePassView:
         stream = self._document(number) if number.startswith("HF") else None

@@ -40,8 +40,8 @@ class Outcome:
 # hashes: a request that leaves one at its default (None) hashes as it did before the field
 # existed, and a retry sent across an upgrade is still recognised as the same request.
 # (`return_id`: gate_in of a retail return, issue #16; `checklist`: a declaration of goods that
-# entered first, issue #17.)
-ADDED_FIELDS = frozenset({"return_id", "checklist"})
+# entered first, and `collected_checklists`: a consolidated declaration, issue #17.)
+ADDED_FIELDS = frozenset({"return_id", "checklist", "collected_checklists"})
 
 
 def request_hash(method: str, path: str, body: Any) -> str:

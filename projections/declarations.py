@@ -17,6 +17,7 @@ from domain.clearance import (
     TransferAccepted,
     TransferRefused,
 )
+from domain.collected import CollectedChecklistsNamed
 from domain.declaration import (
     SHANGHAI,
     Declaration,
@@ -68,6 +69,7 @@ LATER_EVENTS = (
     ReturnedGoodsReadmitted,
     ChecklistFiled,
     ChecklistNamed,
+    CollectedChecklistsNamed,
 )
 
 

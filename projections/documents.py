@@ -281,6 +281,7 @@ def moved_on(view: ChecklistView, event: DomainEvent) -> ChecklistView:
         declaration=view.declaration,
         declaration_no=view.declaration_no,
         reason=view.reason,
+        period=view.period,
     )
     return sc.view(event.apply(state), view.filed_at)
 
@@ -327,7 +328,7 @@ class DocumentQueries:
         overdue: bool | None = None,
         now: datetime | None = None,
     ) -> list[tuple[int, ChecklistView]]:
-        """`overdue`: True, only goods that entered first and are undeclared past their
+        """`overdue`: True, only goods that entered first or left collected, undeclared past their
         deadline at `now`; False, every other checklist."""
         sql = "SELECT first_position, position, state FROM view_checklists WHERE first_position > ?"
         params: list[Any] = [after]

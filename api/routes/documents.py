@@ -12,6 +12,7 @@ from api.auth import ENTERPRISE, OFFICER, Reader
 from api.http import doc, json_response, list_type
 from api.routes.common import Page, execute, page_body, required_key, services, views_caught_up
 from domain.checklists import ChecklistKind, ChecklistStatus, ChecklistView
+from domain.collected import CollectionPermissionView, DecideCollection
 from domain.gate_passes import FileGatePass, GatePassView, PassDirection, RecordPassage
 from domain.scope import Scope
 from domain.standalone_checklists import DecideChecklist, FileChecklist
@@ -36,7 +37,8 @@ async def list_checklists(
 ) -> Response:
     """Checklists in filing order, each as `GET /v1/checklists/{no}` answers it: an
     enterprise sees those of its own books, an operator its zone's, everyone else all.
-    `overdue=true`: goods that entered first and are still undeclared after their deadline."""
+    `overdue=true`: goods that entered first, or left on a collected checklist, and are still
+    undeclared after their deadline."""
     position = await views_caught_up(request)
     filters: dict[str, str | None] = {
         "account_book": account_book,
@@ -180,3 +182,33 @@ async def record_passage(request: Request, pass_no: str) -> Response:
         RecordPassage,
         lambda ledger, cmd, idem, actor: ledger.record_passage(pass_no, cmd, actor, idem),
     )
+
+
+@router.post(
+    "/v1/account-books/{book_no}/collection-permission",
+    **doc(
+        body=DecideCollection,
+        ok=(200, CollectionPermissionView),
+        errors=(400, 401, 403, 404, 409, 413),
+        idempotency_required=False,
+    ),
+)
+async def decide_collection(request: Request, book_no: str) -> Response:
+    """An officer permits the book's enterprise to collect then declare (分送集报:
+    `collected` checklists), or withdraws the permission (`permitted: false`, with a reason)."""
+    return await execute(
+        request,
+        OFFICER,
+        DecideCollection,
+        lambda ledger, cmd, idem, actor: ledger.decide_collection(book_no, cmd, actor, idem),
+    )
+
+
+@router.get(
+    "/v1/account-books/{book_no}/collection-permission",
+    **doc(ok=(200, CollectionPermissionView), errors=(401, 404)),
+)
+def get_collection_permission(request: Request, book_no: str, actor: Reader) -> Response:
+    """Whether the book may collect then declare: its enterprise, its zone's operators,
+    officers and auditors see it."""
+    return json_response(services(request).ledger.collection_permission(book_no, actor))

@@ -215,6 +215,14 @@ class World:
         t.learn(filed)
         return filed
 
+    def collection_permitted(self, t: Tenant) -> bool:
+        """Whether `t`'s book may collect then declare, as an officer reads it."""
+        r = self.ledger.client.get(
+            f"/v1/account-books/{t.book}/collection-permission", headers=self.headers("officer")
+        )
+        assert r.status_code == 200, r.text
+        return bool(r.json()["permitted"])
+
     def fresh_pass(self, t: Tenant) -> dict[str, Any]:
         """A gate pass of `t`, filed and waiting for its passage."""
         d = self.fresh_declaration(t, "released_in")

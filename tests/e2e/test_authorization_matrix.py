@@ -545,6 +545,22 @@ SPECS: dict[str, Spec] = {
         "checklists[0].checklist_no",
     ),
     "GET /v1/gate-passes": Spec(get("/v1/gate-passes", limit=1000), "list", check=check_passes),
+    "POST /v1/account-books/{book_no}/collection-permission": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/account-books/{t.book}/collection-permission",
+                # The other way from how it stands: every allowed call is a change.
+                body={"permitted": not w.collection_permitted(t), "reason": "matrix"},
+                owner=t,
+            )
+        ],
+        "path",
+    ),
+    "GET /v1/account-books/{book_no}/collection-permission": Spec(
+        lambda w, t: [Call("GET", f"/v1/account-books/{t.book}/collection-permission", owner=t)],
+        "path",
+    ),
     "GET /v1/gate-passes/{pass_no}": Spec(
         lambda w, t: [Call("GET", f"/v1/gate-passes/{t.gate_pass['pass_no']}", owner=t)], "path"
     ),

@@ -463,7 +463,24 @@ def valid_requests(world: World, label: str) -> st.SearchStrategy[tuple[dict, An
         ),
         "POST /v1/checklists": pair(
             {},
-            st.builds(lambda q: checklist_body(tenant.book_no, str(q)), st.integers(1, 500)),
+            st.builds(lambda q: checklist_body(tenant.book_no, str(q)), st.integers(1, 500))
+            | st.builds(
+                lambda q: {
+                    "direction": "E",
+                    "account_book": tenant.book_no,
+                    "kind": "collected",
+                    "lines": [{"item_no": 1, "quantity": str(q)}],
+                },
+                st.integers(1, 50),
+            ),
+        ),
+        "POST /v1/account-books/{book_no}/collection-permission": pair(
+            {"book_no": st.sampled_from(ids["books"])},
+            st.builds(
+                lambda permitted, reason: {"permitted": permitted, "reason": reason},
+                st.booleans(),
+                TEXT,
+            ),
         ),
         "POST /v1/checklists/{checklist_no}/approval": pair(
             {"checklist_no": st.sampled_from(ids["filed_checklists"])}, st.just({})

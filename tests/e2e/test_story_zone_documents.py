@@ -1,13 +1,16 @@
-"""A train's goods through the zone documents, over HTTP on both stores (issue #17's story,
-as far as it is built: collect-then-declare is not).
+"""A train's goods through the zone documents, over HTTP on both stores (issue #17's story).
 
 Day 1: a China-Europe train's containers (600 laptops) enter the Xi'an Comprehensive Bonded
 Zone first, on two gate passes of one `enter_first` checklist (two trucks, 350 and 250). Day 3:
 the first-line declaration naming the checklist is released: the goods are declared. Day 4:
 200 go on to the export processing zone (a transfer: its checklist on an `out` gate pass, the
 receipt at the destination gate); day 5: 150 are exported (a first-line exit on an `out` gate
-pass). Every figure is checked on both books and in the trace (from the QD number, the pass
-numbers and the train).
+pass). Then the rest goes to domestic buyers, collected: an officer permits the book to
+collect then declare, a `collected` checklist of 200 pre-decreases it on day 6, two trucks take
+80 and 70 in December, and on 5 January the consolidated declaration of the 150 that left is
+filed on time, assessed at December's rates; its release closes the checklist and gives the 50
+that never left back. Every figure is checked on both books and in the trace (from the QD
+numbers, the pass numbers and the train).
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ import pytest
 
 from tests import samples
 from tests.samples import declaration_body, line
-from tests.support import Clock, Ledger, Tenant, china, clocked_ledger, new_key, onboard
+from tests.support import (
+    Clock,
+    Ledger,
+    Tenant,
+    china,
+    clocked_ledger,
+    laptop_exit,
+    new_key,
+    onboard,
+)
 
 DAY1 = china("2026-12-07T08:30")
 
@@ -208,3 +220,65 @@ def test_a_train_enters_first_is_declared_and_goes_on(world):
         for d in e["documents"]
     }
     assert {("checklist", qd), ("gate_pass", truck1), ("gate_pass", out2)} <= papers
+
+    # Day 6: the rest goes to domestic buyers, collected. The checklist pre-decreases the book.
+    clock.at = DAY1 + timedelta(days=5)
+    permit = f"/v1/account-books/{t.book_no}/collection-permission"
+    assert ok(ledger.post(permit, "officer", {"permitted": True}))["permitted"] is True
+    body = {
+        "direction": "E",
+        "account_book": t.book_no,
+        "kind": "collected",
+        "lines": [{"item_no": 1, "quantity": "200"}],
+    }
+    collected = ok(ledger.post("/v1/checklists", t.token_name, body, key=new_key()), 201)
+    qd_e = collected["checklist_no"]
+    assert qd_e[8] == "E" and collected["status"] == "filed"
+    assert laptops(ledger, t, t.book_no) == ("250", "200", "0", "50")
+    ok(ledger.post(f"/v1/checklists/{qd_e}/approval", "officer", {}))
+    trucks = []
+    for day, quantity in ((8, "80"), (21, "70")):  # 15 and 28 December
+        clock.at = DAY1 + timedelta(days=day)
+        lines = [{"line_no": 1, "quantity": quantity}]
+        truck = gate_pass(ledger, t, "XCBZ", "out", [{"checklist_no": qd_e, "lines": lines}])
+        left = passage(ledger, "gate-xcbz", truck)["movements"][0]
+        assert (left["kind"], left["declaration"], left["checklist_no"]) == ("gate_out", None, qd_e)
+        assert [(x["lot_id"], x["quantity"]) for x in left["lots"]] == [(lot2["lot_id"], quantity)]
+        trucks.append(truck)
+    assert laptops(ledger, t, t.book_no) == ("100", "50", "0", "50")
+    collected = ok(ledger.get(f"/v1/checklists/{qd_e}", t.token_name))
+    assert (collected["period"], collected["declaration_due_by"]) == (
+        "2026-12",
+        "2027-01-10T16:00:00Z",
+    )
+
+    # 5 January: the consolidated declaration, on time, at December's rates.
+    clock.at = china("2027-01-05T10:00")
+    body = laptop_exit(t)
+    body["lines"][0]["quantity"] = "150"
+    body["collected_checklists"] = [qd_e]
+    consolidated = ok(ledger.post("/v1/declarations", t.token_name, body, key=new_key()), 201)
+    # 150 x 420 EUR x 8.2601 (December) = 520,386.30 CNY; VAT 13% = 67,650.22; MFN 0%.
+    assert consolidated["duties"]["vat"] == "67650.22", consolidated["duties"]
+    assert consolidated["status"] == "awaiting_payment"
+    assert ledger.get("/v1/checklists?overdue=true", "officer").json()["items"] == []
+    paid = {"amount": consolidated["duties"]["outstanding"], "currency": "CNY", "reference": "B1"}
+    r = ledger.post(f"/v1/declarations/{consolidated['id']}/payments", t.token_name, paid)
+    assert ok(r)["status"] == "released"
+    collected = ok(ledger.get(f"/v1/checklists/{qd_e}", t.token_name))
+    assert (collected["status"], collected["declaration_no"]) == (
+        "closed",
+        consolidated["declaration_no"],
+    )
+    assert laptops(ledger, t, t.book_no) == ("100", "0", "0", "100")
+    assert laptops(ledger, t, epz_book) == ("200", "0", "0", "200")
+
+    # The trace from the collected checklist: the second truck's lot of the train, left twice.
+    found = ok(ledger.get(f"/v1/trace?ref={qd_e}&direction=both", "officer"))
+    assert lot2["lot_id"] in {x["lot_id"] for x in found["lots"]}
+    lot = next(x for x in found["lots"] if x["lot_id"] == lot2["lot_id"])
+    assert lot["on_hand"] == "100"
+    exits = [e for e in found["events"] if e["lot_id"] == lot2["lot_id"] and e["type"] == "exited"]
+    assert [e["quantity"] for e in exits] == ["80", "70"]
+    papers = {(d["kind"], d["number"]) for e in exits for d in e["documents"]}
+    assert {("checklist", qd_e), ("gate_pass", trucks[0]), ("gate_pass", trucks[1])} <= papers

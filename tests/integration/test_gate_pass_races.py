@@ -3,13 +3,15 @@
 Two writer processes, each a server application of its own (projections off, as a second
 server would run), start together and, in their own shuffled order and on several threads:
 - submit exports of 10 kg of one item that holds 100 kg, released at once: each release files
-  an outbound checklist that pre-decreases the book in the same write, together asking for
-  twice what is on hand;
+  an outbound checklist that pre-decreases the book in the same write; and file `collected`
+  checklists of 10 kg of the same item (collect then declare), each pre-decreasing the book
+  when it is filed: together asking for three times what is on hand;
 - record the passage of the same four gate passes (one vehicle each), and of two passes filed
   for the same rest of one checklist.
 Afterwards: the book never reserved more than it holds (on hand - pending out >= 0, pending out
-= 10 kg per released export), every released export has its own checklist number and each
-reads back; each pass passed exactly once and the two passes of one rest did not both pass;
+= 10 kg per released export and per filed collected checklist), every released export and
+every filed checklist has its own number of the one outbound series and each reads back;
+each pass passed exactly once and the two passes of one rest did not both pass;
 the inbound item holds exactly what passed; no 5xx; the hash chain is intact.
 
 Run as `python -m tests.integration.test_gate_pass_races JOB.json`, this module is one writer.
@@ -35,7 +37,7 @@ from tests.samples import declaration_body, line
 from tests.support import Ledger, Tenant, admit, new_key, onboard, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
-WRITERS, THREADS, EXPORTS_PER_WRITER = 2, 3, 10
+WRITERS, THREADS, EXPORTS_PER_WRITER, COLLECTED_PER_WRITER = 2, 3, 10, 5
 
 
 def export_body(t: Tenant) -> dict[str, Any]:
@@ -80,6 +82,8 @@ def prepare(ledger: Ledger) -> dict[str, Any]:
     singles = [file_pass(ledger, t, released_import(ledger, t, "10")) for _ in range(4)]
     shared_checklist = released_import(ledger, t, "10")
     rivals = [file_pass(ledger, t, shared_checklist) for _ in range(2)]
+    permit = f"/v1/account-books/{t.book_no}/collection-permission"
+    assert ledger.post(permit, "officer", {"permitted": True}).status_code == 200
     return {
         "owner": t.token_name,
         "uscc": t.uscc,
@@ -90,6 +94,12 @@ def prepare(ledger: Ledger) -> dict[str, Any]:
         "shared_checklist": shared_checklist,
         "tokens": {who: ledger.tokens[who] for who in (t.token_name, gate)},
         "export": export_body(t),
+        "collected": {
+            "direction": "E",
+            "account_book": t.book_no,
+            "kind": "collected",
+            "lines": [{"item_no": 2, "quantity": "10"}],
+        },
     }
 
 
@@ -97,6 +107,10 @@ def steps(s: dict[str, Any], writer: int) -> list[dict[str, Any]]:
     plan = [
         {"who": s["owner"], "path": "/v1/declarations", "body": s["export"], "key": new_key()}
         for _ in range(EXPORTS_PER_WRITER)
+    ]
+    plan += [
+        {"who": s["owner"], "path": "/v1/checklists", "body": s["collected"], "key": new_key()}
+        for _ in range(COLLECTED_PER_WRITER)
     ]
     plan += [
         {
@@ -168,13 +182,17 @@ def test_two_servers_never_pre_decrease_beyond_stock_nor_pass_twice(postgres_url
     exports = [r for r in records if r["path"] == "/v1/declarations"]
     released = [r["json"] for r in exports if r["status"] == 201]
     assert all(d["status"] == "released" for d in released), released
-    refused = Counter(r["json"]["rule"] for r in exports if r["status"] == 409)
+    filings = [r for r in records if r["path"] == "/v1/checklists"]
+    collected = [r["json"] for r in filings if r["status"] == 201]
+    assert all(c["status"] == "filed" for c in collected), collected
+    refused = Counter(r["json"]["rule"] for r in [*exports, *filings] if r["status"] == 409)
     assert set(refused) <= {"insufficient_stock", "concurrent_update"}, refused
-    # 100 kg hold exactly ten; a release refused for a lost race may leave one unused.
-    assert 0 < len(released) <= 10, (len(released), refused)
+    # 100 kg hold exactly ten; a write refused for a lost race may leave one unused.
+    holders = len(released) + len(collected)
+    assert 0 < holders <= 10, (len(released), len(collected), refused)
     if "concurrent_update" not in refused:
-        assert len(released) == 10, refused
-    numbers = [d["checklist_no"] for d in released]
+        assert holders == 10, refused
+    numbers = [d["checklist_no"] for d in [*released, *collected]]
     assert len(set(numbers)) == len(numbers) and all(n[8] == "E" for n in numbers)
 
     passages = [r for r in records if r["path"].endswith("/passage")]
@@ -193,12 +211,14 @@ def test_two_servers_never_pre_decrease_beyond_stock_nor_pass_twice(postgres_url
         book = ledger.get(f"/v1/account-books/{s['book_no']}", s["owner"]).json()
         items = {i["item_no"]: i for i in book["items"]}
         assert Decimal(items[2]["on_hand"]) == 100
-        assert Decimal(items[2]["pending_out"]) == 10 * len(released)
+        assert Decimal(items[2]["pending_out"]) == 10 * holders
         assert Decimal(items[2]["available"]) >= 0
         assert Decimal(items[1]["on_hand"]) == 50  # four singles and one of the rivals
         for n in numbers:
             got = ledger.get(f"/v1/checklists/{n}", s["owner"])
-            assert got.status_code == 200 and got.json()["status"] == "approved", got.text
+            filed_alone = n in {c["checklist_no"] for c in collected}
+            want = "filed" if filed_alone else "approved"
+            assert got.status_code == 200 and got.json()["status"] == want, got.text
         shared = ledger.get(f"/v1/checklists/{s['shared_checklist']}", s["owner"]).json()
         assert shared["status"] == "closed" and shared["lines"][0]["passed"] == "10"
         report = ledger.get("/v1/audit/verify", "auditor").json()
