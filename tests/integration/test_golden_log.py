@@ -64,6 +64,12 @@ movement records and answers gain `checklist_no` (the declaration's checklist, o
 among their papers; declaration answers gain `checklist_no`. Nothing else changed: no duty,
 status, quantity or lot; indexes, positions and `events_after` moved accordingly.
 
+Regenerated again for issue #17's collect then declare (docs/decisions/0026) from the commit
+BASE_COMMIT names, and checked against the previous fixture field by field: the 43 declaration
+answers and stored idempotent responses gain `collected_checklists: []` (the story files no
+consolidated declaration) and the header names the new commit; nothing else changed, not an
+event, index or position.
+
 Fixture lines (JSON, one per line): a `header`; one `event` per stored event in log order
 (`index` from 0, `topic`, `originator_id`, `originator_version` and `state`, the stored bytes
 as UTF-8 text); one `answer` per command (its request, HTTP status, `X-Ledger-Position`,
@@ -93,7 +99,7 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden_log.jsonl"
-BASE_COMMIT = "7cd7c00"
+BASE_COMMIT = "1a025f7"
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Xi'an; November has duty rates
 STEP = timedelta(minutes=1)
 
