@@ -279,6 +279,6 @@ def test_a_train_enters_first_is_declared_and_goes_on(world):
     lot = next(x for x in found["lots"] if x["lot_id"] == lot2["lot_id"])
     assert lot["on_hand"] == "100"
     exits = [e for e in found["events"] if e["lot_id"] == lot2["lot_id"] and e["type"] == "exited"]
-    assert [e["quantity"] for e in exits] == ["80", "70"]
+    assert [e["quantity"] for e in exits] == ["-80", "-70"]  # what left the lot
     papers = {(d["kind"], d["number"]) for e in exits for d in e["documents"]}
     assert {("checklist", qd_e), ("gate_pass", trucks[0]), ("gate_pass", trucks[1])} <= papers
