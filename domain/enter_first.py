@@ -20,6 +20,7 @@ approved `enter_first` checklist, and their declaration follows.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,7 +45,12 @@ from domain.movements import (
     lot_id,
     new_lot_in_stock,
 )
-from domain.standalone_checklists import Checklist, ChecklistDeclared, ChecklistPassed
+from domain.standalone_checklists import (
+    Checklist,
+    ChecklistDeclared,
+    ChecklistPassed,
+    is_overdue,
+)
 from domain.unit_of_work import UnitOfWork
 
 
@@ -94,6 +100,16 @@ class ChecklistNamed(DomainEvent, frozen=True, kw_only=True):
         return msgspec.structs.replace(
             state, version=self.originator_version, checklist_no=self.checklist_no
         )
+
+
+def overdue_in(
+    stocks: Iterable[ItemStock], load: Callable[[UUID], Checklist | None], now: datetime
+) -> list[str]:
+    """The book's flag: the enter_first checklists whose goods its items hold undeclared past
+    their deadline (an item's stock knows the checklists it holds goods for)."""
+    holders = {holder for stock in stocks for holder in stock.held}
+    found = [load(holder) for holder in holders]
+    return sorted(c.checklist_no for c in found if c is not None and is_overdue(c, now))
 
 
 # -- the passage ---------------------------------------------------------------------------------

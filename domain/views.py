@@ -44,11 +44,16 @@ class BookItemView(msgspec.Struct, frozen=True, kw_only=True):
     available: Decimal
 
 
-class AccountBookView(msgspec.Struct, frozen=True, kw_only=True):
+class AccountBookView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     book_no: str
     enterprise: str
     zone: str
     items: list[BookItemView]
+    # The book's flag, present only while it holds goods that entered first and are still
+    # undeclared past their deadline: their enter_first checklists (domain/enter_first.py). Read
+    # from the write side (GET without `as_of`, the answer of registering items); an `as_of`
+    # answer never has it.
+    overdue_checklists: list[str] | None = None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

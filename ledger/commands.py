@@ -17,11 +17,13 @@ from domain import account_book as books
 from domain import enterprise as ent
 from domain import movements as mv
 from domain.assessment import ClearanceRules
+from domain.enter_first import overdue_in
 from domain.errors import IdempotencyKeyReused, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.idempotency import IdempotentRequest, RequestCompleted, idempotency_id
 from domain.reference import Zone
 from domain.scope import Scope
+from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, EnterpriseView, account_book_view, enterprise_view
 from ledger.application import LedgerApplication
@@ -180,12 +182,17 @@ class Ledger(
             state = books.register_items(pending, cmd, actor, now)
             # The answer is the book as `GET` shows it: the balances of the items it had
             # already (a new item has none yet).
-            stock = {}
+            stock, states = {}, []
             for item_no in state.items:
                 found = uow.load(mv.item_stock_id(book_no, item_no), mv.ItemStock)
                 if found is not None:
                     stock[item_no] = (found.on_hand, found.pending_out, found.in_transit_out)
-            return Decision([pending], account_book_view(state, stock))
+                    states.append(found)
+            flag = overdue_in(states, lambda i: uow.load(i, Checklist), now)
+            view = msgspec.structs.replace(
+                account_book_view(state, stock), overdue_checklists=flag or None
+            )
+            return Decision([pending], view)
 
         return self._execute(201, idem, cmd, decide, actor)
 

@@ -4,17 +4,22 @@ movements, lots and stock."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
+import msgspec
+
 from domain import movements as mv
 from domain.account_book import AccountBook, account_book_id
+from domain.enter_first import overdue_in
 from domain.errors import NotFound
 from domain.events import Actor
 from domain.movement_kinds import MovementBody, check_recorder, spec_of
 from domain.papers import MovementRequest
 from domain.reference import Zone
 from domain.scope import Scope
+from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, account_book_view
 from ledger.application import LedgerApplication
@@ -25,6 +30,7 @@ class MovementCommands:
     """Mixed into `Ledger`, which provides the application, the zones and `_execute`."""
 
     app: LedgerApplication
+    clock: Callable[[], datetime]
     zones: dict[str, Zone]
     _execute: Execute
 
@@ -80,13 +86,20 @@ class MovementCommands:
         return book is not None and scope.owns(book.enterprise)
 
     def balances(self, book: AccountBook) -> AccountBookView:
-        """The book with each item's stock, read from its book-item stream."""
+        """The book with each item's stock, read from its book-item stream, and the book's
+        flag: the enter_first checklists whose goods it holds undeclared past their deadline
+        (each item's stock knows the checklists it holds goods for)."""
         stock = {}
+        states = []
         for item_no in book.items:
             state = self.app.load(mv.item_stock_id(book.book_no, item_no), mv.ItemStock)
             if state is not None:
                 stock[item_no] = (state.on_hand, state.pending_out, state.in_transit_out)
-        return account_book_view(book, stock)
+                states.append(state)
+        overdue = overdue_in(states, lambda i: self.app.load(i, Checklist), self.clock())
+        return msgspec.structs.replace(
+            account_book_view(book, stock), overdue_checklists=overdue or None
+        )
 
 
 def _uuid(text: str) -> UUID | None:

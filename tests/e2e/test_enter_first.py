@@ -148,8 +148,15 @@ def test_goods_enter_first_and_their_declaration_follows(world):
     refused(ledger, r, 409, "declaration_pending")
     assert ledger.log_state() == before
 
-    # Fifteen days on, undeclared: overdue for officers.
+    # Not yet due: the book is not flagged.
+    book = f"/v1/account-books/{t.book_no}"
+    assert "overdue_checklists" not in ledger.get(book, t.token_name).json()
+
+    # Fifteen days on, undeclared: overdue for officers, and the book is flagged (not as of
+    # an earlier instant: an as_of answer never carries the flag).
     clock.at = START + timedelta(days=15)
+    assert ledger.get(book, t.token_name).json()["overdue_checklists"] == [qd]
+    assert ledger.get(book, "officer").json()["overdue_checklists"] == [qd]
     r = ledger.get("/v1/checklists?overdue=true", "officer")
     assert [(x["checklist_no"], x["overdue"]) for x in r.json()["items"]] == [(qd, True)]
     assert ledger.get(f"/v1/checklists/{qd}", "officer").json()["overdue"] is True
@@ -182,6 +189,7 @@ def test_goods_enter_first_and_their_declaration_follows(world):
     assert (c["declaration_no"], c["overdue"]) == (d["declaration_no"], False)
     assert ledger.get("/v1/checklists?overdue=true", "officer").json()["items"] == []
     assert item(ledger, t, 1) == ("100", "0", "100")
+    assert "overdue_checklists" not in ledger.get(book, t.token_name).json()
     # Its goods are in already: no gate_in under it; and now they may leave.
     r = ledger.post(
         "/v1/movements",
