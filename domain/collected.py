@@ -57,7 +57,6 @@ from domain.movements import (
     ItemStock,
     Lot,
     LotView,
-    MovementRecorded,
     MovementState,
     MovementView,
     fifo,
@@ -277,25 +276,16 @@ def dispatch(
         for lot, q in taken.items():
             lots[lot].record(LotDrawn, movement_id=movement_id, quantity=q, **common)
             drawn.append(LotView(lot_id=lot, item_no=line.item_no, quantity=q))
-    checklist.record(
-        sc.ChecklistPassed,
-        pass_no=pass_no,
-        movement_id=movement_id,
-        quantities=dict(quantities),
-        **common,
-    )
-    view = MovementView(
-        movement_id=movement_id,
+    view = sc.record_passage(
+        checklist,
+        movement,
         kind="gate_out",
-        zone=c.zone,
-        account_book=c.account_book,
-        occurred_at=occurred_at,
         lots=drawn,
+        quantities=quantities,
+        pass_no=pass_no,
         vehicle=vehicle,
-        checklist_no=c.checklist_no,
-        gate_pass=pass_no,
+        common=common,
     )
-    movement.record(MovementRecorded, view=view, **common)
     return movement, [checklist, *stocks.values(), *lots.values()], view
 
 

@@ -37,7 +37,6 @@ from domain.movements import (
     GoodsMoved,
     ItemStock,
     Lot,
-    MovementRecorded,
     MovementState,
     MovementView,
     Paper,
@@ -48,8 +47,8 @@ from domain.movements import (
 from domain.standalone_checklists import (
     Checklist,
     ChecklistDeclared,
-    ChecklistPassed,
     is_overdue,
+    record_passage,
 )
 from domain.unit_of_work import UnitOfWork
 
@@ -169,25 +168,16 @@ def admit(
             goods_status="bonded",
             **common,
         )
-    checklist.record(
-        ChecklistPassed,
-        pass_no=pass_no,
-        movement_id=movement_id,
-        quantities=dict(quantities),
-        **common,
-    )
-    view = MovementView(
-        movement_id=movement_id,
+    view = record_passage(
+        checklist,
+        movement,
         kind="gate_in",
-        zone=c.zone,
-        account_book=c.account_book,
-        occurred_at=occurred_at,
         lots=created,
+        quantities=quantities,
+        pass_no=pass_no,
         vehicle=vehicle,
-        checklist_no=c.checklist_no,
-        gate_pass=pass_no,
+        common=common,
     )
-    movement.record(MovementRecorded, view=view, **common)
     return movement, [checklist, *stocks.values(), *lots], view
 
 

@@ -37,6 +37,7 @@ from domain.declaration import SHANGHAI, GoodsStatus, NumberSeries, Str64, Str25
 from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
+from domain.movements import LotView, MovementKind, MovementRecorded, MovementState, MovementView
 from domain.reference import Zone
 from domain.scope import Scope
 from domain.unit_of_work import Decision, UnitOfWork
@@ -221,6 +222,42 @@ class ChecklistDeclared(DomainEvent, frozen=True, kw_only=True):
             declaration_no=self.declaration_no,
             status="closed" if state.kind == "collected" else state.status,
         )
+
+
+def record_passage(
+    checklist: Pending[Checklist],
+    movement: Pending[MovementState],
+    *,
+    kind: MovementKind,
+    lots: list[LotView],
+    quantities: dict[int, Decimal],
+    pass_no: str,
+    vehicle: str,
+    common: dict[str, Any],
+) -> MovementView:
+    """Goods of a checklist under no declaration passed the gate on a pass (entered first,
+    or left collected): the checklist counts them, and the movement is recorded."""
+    c = checklist.current
+    checklist.record(
+        ChecklistPassed,
+        pass_no=pass_no,
+        movement_id=movement.id,
+        quantities=dict(quantities),
+        **common,
+    )
+    view = MovementView(
+        movement_id=movement.id,
+        kind=kind,
+        zone=c.zone,
+        account_book=c.account_book,
+        occurred_at=common["occurred_at"],
+        lots=lots,
+        vehicle=vehicle,
+        checklist_no=c.checklist_no,
+        gate_pass=pass_no,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    return view
 
 
 def view(state: Checklist, now: datetime, position: int | None = None) -> ChecklistView:
