@@ -375,8 +375,8 @@ def decide_on_declaration(
     saves: list[Pending[Any]] = [pending]
     saves += reserve_on_release(uow, before.status, pending, actor, now)
     saves += observe_on_release(uow, before.status, pending, actor, now)
+    saves += declare_on_release(uow, before.status, pending, actor, now)  # before any filing
     saves += file_on_release(uow, before.status, pending, actor, now)
-    saves += declare_on_release(uow, before.status, pending, actor, now)
     saves += collected.declare_on_release(uow, before.status, pending, actor, now)
     e = before.facts.ecommerce
     if rule.gives_quota_back and before.quota_year is not None and e is not None:

@@ -140,8 +140,10 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     assessed = assess_submission(uow, declaration, inputs)
     observed = observe_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     stocks = reserve_on_release(uow, None, declaration, sub.actor, state.submitted_at)
-    checklist = file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
-    checklist += declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    # A declaration naming a checklist whose goods entered first declares it before any other
+    # would be filed (it files none); for every other one declare_on_release reads nothing.
+    checklist = declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
+    checklist += file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     checklist += collected.declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
     saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks, *checklist]
