@@ -54,6 +54,16 @@ DECLARATION_DAYS = 14
 COLLECTION_DAYS = 10
 BUILT_KINDS: dict[str, Direction] = {"enter_first": "I", "collected": "E"}
 FILED_BY_DECLARATION = ("first_line", "second_line", "transfer")
+# What each built kind says to a body that gives a declaration, and to non-bonded lines.
+FOLLOWS = {
+    "enter_first": "goods enter first",
+    "collected": "goods leave first, declared together after their collection period",
+}
+BONDED_ONLY = {
+    "enter_first": "goods entering first from abroad are bonded",
+    "collected": "collect then declare sends bonded goods into China (domestic goods need "
+    "no declaration to leave)",
+}
 
 
 class ChecklistLineBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -317,17 +327,6 @@ def check_kind(cmd: FileChecklist) -> None:
     if cmd.declaration is not None:
         p.add("$.declaration", f"{FOLLOWS[cmd.kind]}: the declaration follows and names it")
     p.raise_if_any()
-
-
-FOLLOWS = {
-    "enter_first": "goods enter first",
-    "collected": "goods leave first, declared together after their collection period",
-}
-BONDED_ONLY = {
-    "enter_first": "goods entering first from abroad are bonded",
-    "collected": "collect then declare sends bonded goods into China (domestic goods need "
-    "no declaration to leave)",
-}
 
 
 def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ChecklistLine]:

@@ -111,10 +111,9 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     rules = rules_in_force(registers, sub.rules, day)
     on = None
     if cmd.collected_checklists is not None:
-        numbers = cmd.collected_checklists
         found = collected.named(
             uow,
-            numbers,
+            cmd.collected_checklists,
             flow=cmd.flow,
             declarant=cmd.declarant,
             book=cmd.account_book,

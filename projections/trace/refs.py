@@ -40,6 +40,7 @@ def movement_refs(view: MovementView) -> list[tuple[str, str, str]]:
     if view.gate_pass:
         refs.append((view.gate_pass, "gate_pass", view.gate_pass))
     if view.checklist_no and view.declaration is None:
-        # Goods that entered first (domain/enter_first.py): no declaration finds them yet.
+        # Goods that entered first or left collected (domain/enter_first.py, collected.py): no
+        # declaration finds them.
         refs.append((view.checklist_no, "checklist", view.checklist_no))
     return refs
