@@ -401,13 +401,15 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
         f"{len(trace.lots)} lots, {len(trace.events)} events, {len(trace.edges)} edges",
         "",
     ]
+    # Event types line up (`transferred_out` is wider than the usual ten).
+    width = max([10, *(len(e.type) for e in trace.events)])
     for e in trace.events:
         papers = "; ".join(
             f"{labels.get(d['kind'], d['kind'])} {d.get('number') or d['id']}" for d in e.documents
         )
         when = e.occurred_at.isoformat(sep=" ", timespec="seconds")
         parts = [
-            f"{when}  {e.zone:<5} {e.type:<10} lot {e.lot_id[:8]}",
+            f"{when}  {e.zone:<5} {e.type:<{width}} lot {e.lot_id[:8]}",
             f"{e.quantity:+f} {units.get(e.lot_id, '')}".rstrip(),
             papers,
             f"by {e.actor.name} ({e.actor.role})",
