@@ -34,6 +34,7 @@ class ChecklistDoc:
     flow: str | None
     declaration: UUID | None
     declaration_no: str | None
+    kind: str
 
 
 def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
@@ -45,7 +46,7 @@ def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
     if d is not None:
         if d.checklist_no != number:
             return None
-        _kind, direction = FILED_BY_FLOW[d.facts.flow]
+        kind, direction = FILED_BY_FLOW[d.facts.flow]
         return ChecklistDoc(
             number=number,
             stream=stream,
@@ -57,6 +58,7 @@ def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
             flow=d.facts.flow,
             declaration=d.id,
             declaration_no=d.facts.declaration_no,
+            kind=kind,
         )
     c = uow.load(stream, Checklist)
     if c is None or c.checklist_no != number:
@@ -72,4 +74,5 @@ def find(uow: UnitOfWork, number: str) -> ChecklistDoc | None:
         flow=None,
         declaration=c.declaration,
         declaration_no=c.declaration_no,
+        kind=c.kind,
     )

@@ -9,8 +9,8 @@ declaration's, and what has passed the gate under it is what has moved under the
 
 Retail lists (1210/1239) file none: Golden Customs II sums released retail lists into
 checklists periodically [verify: the summary rule for bonded retail exits], which this ledger
-does not model yet. Standalone checklists (`in_zone_transfer`, `enter_first`, `collected`)
-are not built yet (docs/movements.md, "Checklists").
+does not model yet. Checklists filed on their own (`in_zone_transfer`, `processing`,
+`enter_first`, `collected`) are domain/standalone_checklists.py's.
 
 Status: a declaration's checklist is `approved` when filed (its declaration's release is the
 customs approval) and `closed` once every line has passed the gate in full.
@@ -64,6 +64,14 @@ class ChecklistLine(msgspec.Struct, frozen=True, kw_only=True):
     passed: Decimal = Decimal(0)
 
 
+class ListedLine(ChecklistLine, frozen=True, kw_only=True):
+    """A line as a checklist filed on its own lists it (and as every checklist's view shows
+    it): an `in_zone_transfer` one names the receiving book's item (domain/outbound_checklists.py).
+    A declaration's `ChecklistFiled` keeps the plain line."""
+
+    destination_item_no: int | None = None
+
+
 class ChecklistFiled(DomainEvent, frozen=True, kw_only=True):
     """A checklist was filed for a declaration (recorded on the declaration's stream, in the
     write that released it). It carries its content, so a reader needs nothing else."""
@@ -93,7 +101,7 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     account_book: str
     zone: str
     enterprise: str
-    lines: list[ChecklistLine]
+    lines: list[ListedLine]
     filed_at: datetime
     declaration: UUID | None = None
     declaration_no: str | None = None
@@ -107,6 +115,14 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     # A `collected` one's collection period (a month, China time: "2026-11"), from its first
     # passage (domain/collected.py).
     period: str | None = None
+    # An `in_zone_transfer` one's receiving book and its enterprise.
+    destination_account_book: str | None = None
+    destination_enterprise: str | None = None
+
+
+def listed(lines: list[ChecklistLine]) -> list[ListedLine]:
+    """A declaration's checklist lines as a view lists them."""
+    return [ListedLine(**msgspec.structs.asdict(line)) for line in lines]
 
 
 def lines_of(d: Declaration) -> list[ChecklistLine]:
@@ -205,7 +221,7 @@ def checklist_view(d: Declaration, position: int | None = None) -> ChecklistView
         account_book=f.book,
         zone=f.zone,
         enterprise=f.declarant,
-        lines=lines_of(d),
+        lines=listed(lines_of(d)),
         filed_at=d.released_at,
         declaration=d.id,
         declaration_no=f.declaration_no,

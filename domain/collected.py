@@ -4,13 +4,9 @@ and are declared together after the month they left in.
 - **Permission.** An officer permits it per account book, or withdraws the permission
   (`CollectionPermitted` / `CollectionRevoked` on the book's stream). Filing a `collected`
   checklist for a book without it is 409 `collection_not_permitted`.
-- **Filing pre-decreases the book** (GACC Announcement 2018 No. 23: an outbound checklist
-  reduces the book when it is filed): the checklist reserves its quantities
-  (`StockReserved`, held by the checklist's stream) in the filing write - 409
-  `insufficient_stock`, or `declaration_pending` where only goods that entered first would
-  cover it; rejection or withdrawal gives them back (`ReservationReleased`) in its own write.
-  Every standalone checklist is filed and decided on through this module, so a collected one's
-  stock moves with it (domain/standalone_checklists.py holds the rest).
+- **Filing pre-decreases the book** (GACC Announcement 2018 No. 23), as for every outbound
+  checklist filed on its own (domain/outbound_checklists.py): the checklist reserves its
+  quantities in the filing write; rejection or withdrawal gives them back.
 - **Passage** (an `out` gate pass carrying the approved checklist, domain/passage.py): the
   goods leave under no declaration yet - a `gate_out` movement naming the checklist and the
   pass, lots drawn first-in first-out, the reservation turned into a decrease (`GoodsExited`).
@@ -23,10 +19,12 @@ and are declared together after the month they left in.
   (`collected_checklists`): the declarant's own, of its book and of one period, with goods
   passed and not declared yet; one line per item, declaring exactly what left (422 otherwise).
   It is assessed at the rates in force on the days the goods left: China's exchange rates are
-  set per month, and a period is one month, so they are those of every exit day; the tariff is
-  the one in force on the last exit day, and the declaration is refused (422 at
-  `$.collected_checklists`) if a new tariff took effect between the first and the last exit -
-  declaring such a period needs an assessment by parts, which is not built. When it is
+  set per month, and a period is one month, so they are those of every exit day; and all goods
+  of a checklist leave under one tariff - a passage after a new tariff took effect is 409
+  `tariff_changed` (those goods go on a new collected checklist) - so assessing on the last
+  exit day applies the tariff of every exit day. A declaration naming checklists whose goods
+  left under different tariffs is refused (422 at `$.collected_checklists`): each tariff's
+  checklists are declared on a declaration of their own. When it is
   released, one write declares each checklist (`ChecklistDeclared`, which closes it), gives
   back what did not leave (`ReservationReleased`) and marks its lines as moved (`GoodsMoved`):
   no gate_out may move them again, and the release reserves nothing.
@@ -45,13 +43,12 @@ import msgspec
 from domain import standalone_checklists as sc
 from domain import values
 from domain.account_book import AccountBook, account_book_id, visible_book
-from domain.checklists import ChecklistView
 from domain.declaration import SHANGHAI, Declaration, DeclarationLine, Str255
 from domain.duties import DutyTables
-from domain.enter_first import ReservationReleased, named_checklist
+from domain.enter_first import named_checklist
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
-from domain.exits import GoodsExited, LotDrawn, reserve_needs
+from domain.exits import GoodsExited, LotDrawn
 from domain.movements import (
     GoodsMoved,
     ItemStock,
@@ -62,7 +59,8 @@ from domain.movements import (
     fifo,
     item_stock_id,
 )
-from domain.reference import Zone
+from domain.outbound_checklists import give_back
+from domain.reference_data import ReferenceRegister, register_id
 from domain.scope import Scope
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
@@ -143,87 +141,6 @@ def decide_permission(
     return Decision([book], permission_view(book.current))
 
 
-# -- filing and decisions: the stock a collected checklist holds -------------------------------
-
-
-def decide_filing(
-    uow: UnitOfWork,
-    cmd: sc.FileChecklist,
-    stream: UUID,
-    zones: dict[str, Zone],
-    actor: Actor,
-    now: datetime,
-) -> Decision[ChecklistView]:
-    """File a standalone checklist; a collected one needs the permission and pre-decreases
-    its book in the same write."""
-    decision = sc.decide_filing(uow, cmd, stream, zones, actor, now)
-    if cmd.kind != "collected":
-        return decision
-    book = uow.load(account_book_id(cmd.account_book), AccountBook)
-    assert book is not None  # the filing found it, the caller's own
-    if not book.collection_permitted:
-        raise Conflict(
-            f"book {book.book_no} is not permitted to collect then declare (an officer "
-            "grants it per book)",
-            rule="collection_not_permitted",
-        )
-    wanted: dict[tuple[int, Any], Decimal] = defaultdict(Decimal)
-    for line in decision.answer.lines:
-        wanted[(line.item_no, line.goods_status)] += line.quantity
-    stocks = {
-        item_no: uow.pending(item_stock_id(book.book_no, item_no), ItemStock)
-        for item_no, _status in wanted
-    }
-    reserve_needs(
-        dict(wanted),
-        stocks,
-        holder=stream,
-        book=book.book_no,
-        who="the checklist",
-        actor=actor,
-        occurred_at=now,
-    )
-    return Decision([*decision.saves, *stocks.values()], decision.answer)
-
-
-def give_back(
-    uow: UnitOfWork, checklist: Pending[sc.Checklist], actor: object, now: datetime
-) -> list[Pending[ItemStock]]:
-    """What a collected checklist still holds of its items, released."""
-    c = checklist.current
-    stocks = []
-    for item_no in sorted({line.item_no for line in c.lines}):
-        stock = uow.pending(item_stock_id(c.account_book, item_no), ItemStock)
-        kept = stock.state.reserved.get(checklist.id) if stock.state is not None else None
-        if kept is not None and kept.quantity > 0:
-            stock.record(
-                ReservationReleased,
-                declaration_id=checklist.id,
-                quantity=kept.quantity,
-                goods_status=kept.goods_status,
-                actor=actor,
-                occurred_at=now,
-            )
-            stocks.append(stock)
-    return stocks
-
-
-def decide_on_checklist(
-    uow: UnitOfWork,
-    checklist: Pending[sc.Checklist],
-    action: str,
-    cmd: sc.DecideChecklist,
-    actor: Actor,
-    now: datetime,
-) -> Decision[ChecklistView]:
-    """Approval, rejection or withdrawal; a collected checklist rejected or withdrawn gives
-    its stock back in the same write."""
-    decision = sc.decide_on_checklist(uow, checklist, action, cmd, actor, now)
-    if checklist.current.kind != "collected" or action == "approval":
-        return decision
-    return Decision([*decision.saves, *give_back(uow, checklist, actor, now)], decision.answer)
-
-
 # -- the passage ---------------------------------------------------------------------------------
 
 
@@ -246,6 +163,18 @@ def dispatch(
             f"checklist {c.checklist_no} collects the goods leaving in {c.period}; goods "
             f"leaving in {sc.period_of(occurred_at)} go on a collected checklist of their own",
             rule="collection_period_ended",
+        )
+    tariff_from = tariff_in_force(uow, occurred_at)
+    first = c.first_passed_at
+    # (A checklist first passed before the tariff was recorded on passages: the one of then.)
+    first_tariff = c.tariff_from or (tariff_in_force(uow, first) if first else None)
+    if first is not None and tariff_from != first_tariff:
+        raise Conflict(
+            f"a new tariff (in force from {tariff_from}) took effect after goods of checklist "
+            f"{c.checklist_no} first left (under the tariff from {first_tariff}): goods leaving "
+            "now go on a collected checklist of their own, so that each is assessed at the "
+            "rates of the days its goods left",
+            rule="tariff_changed",
         )
     movement = uow.new(movement_id, MovementState)
     common: dict[str, Any] = {"actor": actor, "occurred_at": occurred_at}
@@ -285,8 +214,17 @@ def dispatch(
         pass_no=pass_no,
         vehicle=vehicle,
         common=common,
+        tariff_from=tariff_from,
     )
     return movement, [checklist, *stocks.values(), *lots.values()], view
+
+
+def tariff_in_force(uow: UnitOfWork, moment: datetime) -> date | None:
+    """The effective date of the tariff in force on a moment's China day (None: none is
+    published, as on a ledger whose first start has not published its built-in tables)."""
+    register = uow.load(register_id("tariff"), ReferenceRegister)
+    found = register.in_force(moment.astimezone(SHANGHAI).date()) if register else None
+    return found.effective_from if found is not None else None
 
 
 # -- the consolidated declaration ---------------------------------------------------------------
@@ -379,8 +317,8 @@ def assessment_day(found: list[sc.Checklist], tables: DutyTables) -> date:
         raise ValidationFailed.at(
             "$.collected_checklists",
             f"a new tariff took effect between the first exit ({first_day}) and the last "
-            f"({last_day}); an assessment by parts is not built: declare the goods that left "
-            "under each tariff on checklists of their own",
+            f"({last_day}): declare the checklists whose goods left under each tariff on "
+            "declarations of their own (a checklist's goods all leave under one tariff)",
         )
     return last_day
 

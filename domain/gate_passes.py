@@ -38,6 +38,7 @@ from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.movements import MovementView
 from domain.reference import Zone
 from domain.scope import Scope
+from domain.standalone_checklists import STAYS_IN_ZONE
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.values import Problems
 
@@ -328,6 +329,12 @@ def carried_checklist(
         raise Conflict(
             f"checklist {entry.checklist_no} moves goods of {doc.zone}, not {cmd.zone}",
             rule="zone_mismatch",
+        )
+    if doc.kind in STAYS_IN_ZONE:
+        raise Conflict(
+            f"checklist {entry.checklist_no} is a {doc.kind} checklist: its goods stay in the "
+            "zone and pass no gate",
+            rule="stays_in_zone",
         )
     direction = doc.direction
     if direction != CHECKLIST_DIRECTION[cmd.direction]:

@@ -16,6 +16,7 @@ from domain.admission import decide_gate_in
 from domain.errors import Forbidden
 from domain.events import Actor
 from domain.exits import GateOut, decide_gate_out
+from domain.in_zone_transfers import InZoneTransfer, decide_in_zone_transfer
 from domain.movements import GateIn, MovementKind, MovementView
 from domain.papers import MovementRequest
 from domain.processing import Processing, decide_processing
@@ -25,7 +26,9 @@ from domain.transfers import TransferDispatch, TransferReceipt, decide_dispatch,
 from domain.unit_of_work import Decision, UnitOfWork
 
 # The body of POST /v1/movements: one tagged Struct per kind (`kind` is the tag).
-MovementBody = GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment
+MovementBody = (
+    GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment | InZoneTransfer
+)
 # A kind's decision: reads through the unit of work, returns what to save and the answer.
 Decide = Callable[[UnitOfWork, MovementRequest[Any], datetime], Decision[MovementView]]
 # (EPCIS action, bizStep, disposition) of a chain event (GS1 CBV 2.0 vocabulary).
@@ -82,6 +85,9 @@ def decide_admission(
 
 GATE = KindRules("operator", "gate movements are recorded by an operator of the zone")
 BOOK = KindRules("enterprise", "processing and adjustments are the book's enterprise's")
+RECEIVER = KindRules(
+    "enterprise", "an in-zone transfer's receipt is recorded by the receiving book's enterprise"
+)
 
 KINDS: dict[MovementKind, KindSpec] = {
     "gate_in": KindSpec(
@@ -179,6 +185,24 @@ KINDS: dict[MovementKind, KindSpec] = {
             paper_label="reason",
             epcis_created=("ADD", "stock_taking", None),
             epcis_drawn=("OBSERVE", "stock_taking", None),
+        ),
+    ),
+    "in_zone_transfer": KindSpec(
+        "in_zone_transfer",
+        "receipt of bonded goods from another book of the zone (区内流转)",
+        InZoneTransfer,
+        decide_in_zone_transfer,
+        RECEIVER,
+        KindLabels(
+            book_entry="transfer_in",
+            created="transferred_in",
+            drawn="transferred_out",
+            edge="transfer",
+            paper_label=None,
+            # The goods change hands inside the zone: they leave one book's custody and are
+            # received into another's (GS1 CBV 2.0 bizSteps `departing` and `receiving`).
+            epcis_created=("ADD", "receiving", "in_progress"),
+            epcis_drawn=("OBSERVE", "departing", "in_progress"),
         ),
     ),
 }

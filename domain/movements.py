@@ -23,7 +23,13 @@ from domain.events import AggregateState, DomainEvent, Pending, stream_id
 INBOUND = ("first_line_in", "second_line_in")
 # Every kind of movement; each is registered in domain/movement_kinds.py.
 MovementKind = Literal[
-    "gate_in", "gate_out", "transfer_dispatch", "transfer_receipt", "processing", "adjustment"
+    "gate_in",
+    "gate_out",
+    "transfer_dispatch",
+    "transfer_receipt",
+    "processing",
+    "adjustment",
+    "in_zone_transfer",
 ]
 
 

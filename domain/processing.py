@@ -5,6 +5,12 @@ and export-processing zones, `simple_processing` (repack, label, sort) also in t
 centre, which may not manufacture. Outputs are bonded when any input is bonded. With `bom_ref`
 the movement is checked against that registered bill of materials of the book (domain/bom.py):
 its one output item, its input items, and each input's consumption within the BOM's tolerance.
+
+With `checklist` the movement consumes under an approved `processing` checklist of the book
+(domain/outbound_checklists.py): the checklist pre-decreased the bonded materials when it was
+filed, so they are drawn from what it holds (`ChecklistInputsConsumed`); every bonded input
+must be listed on it and within what its lines have left (409 `exceeds_checklist_quantity`),
+and it closes once all it lists is consumed. Domestic inputs need no checklist.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -35,11 +41,14 @@ from domain.movements import (
     fifo,
     item_stock_id,
     new_lot_in_stock,
+    release_reservation,
     without,
 )
 from domain.movements import lot_id as new_lot_id
+from domain.outbound_checklists import ChecklistLinesMoved, open_checklist, per_line
 from domain.papers import MovementRequest, own_book
 from domain.reference import Zone
+from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
@@ -77,6 +86,8 @@ class Processing(
     occurred_at: AwareDatetime | None = None
     # A bill of materials registered in the book (POST /v1/account-books/{book_no}/boms).
     bom_ref: Str64 | None = None
+    # An approved `processing` checklist of the book whose materials it consumes.
+    checklist: Str64 | None = None
 
 
 class InputsConsumed(DomainEvent, frozen=True, kw_only=True):
@@ -94,6 +105,50 @@ class InputsConsumed(DomainEvent, frozen=True, kw_only=True):
             on_hand=state.on_hand - self.quantity,
             lots=lots,
         )
+
+
+class ChecklistInputsConsumed(InputsConsumed, frozen=True, kw_only=True):
+    """Processing consumed bonded materials a processing checklist held (pre-decreased at its
+    filing): the holding becomes the decrease."""
+
+    checklist_id: UUID
+
+    def apply(self, state: ItemStock) -> ItemStock:
+        reserved = release_reservation(state.reserved, self.checklist_id, state.lots, self.by_lot)
+        after = super().apply(state)
+        return msgspec.structs.replace(after, reserved=reserved)
+
+
+def under_checklist(
+    uow: UnitOfWork, cmd: Processing, book: AccountBook
+) -> Pending[Checklist] | None:
+    """The processing checklist the movement names, and its lines for the bonded inputs."""
+    if cmd.checklist is None:
+        return None
+    who = book.enterprise
+    found = open_checklist(uow, cmd.checklist, "processing", loc="$.checklist", who=who)
+    c = found.current
+    if c.account_book != book.book_no:
+        raise ValidationFailed.at(
+            "$.checklist", f"checklist {c.checklist_no} is of {c.account_book}"
+        )
+    listed = {line.item_no for line in c.lines}
+    p = Problems()
+    for n, entry in enumerate(cmd.inputs):
+        if entry.goods_status in (None, "bonded") and entry.item_no not in listed:
+            p.add(
+                f"$.inputs[{n}].item_no",
+                f"item {entry.item_no} is not on checklist {c.checklist_no}: bonded materials "
+                "consumed under it are listed on it",
+            )
+    p.raise_if_any()
+    # Beyond what the checklist has left: refused before any stock is looked at.
+    wanted: dict[int, Decimal] = {}
+    for entry in cmd.inputs:
+        if entry.goods_status in (None, "bonded") and entry.lot_id is None:
+            wanted[entry.item_no] = wanted.get(entry.item_no, Decimal(0)) + entry.quantity
+    per_line(c, wanted)
+    return found
 
 
 def check(cmd: Processing, book: AccountBook, zone: Zone | None, day: date) -> None:
@@ -170,8 +225,11 @@ def process(
     movement: Pending[MovementState],
     actor: object,
     occurred_at: datetime,
+    checklist: Pending[Checklist] | None = None,
 ) -> MovementView:
-    common = {"actor": actor, "occurred_at": occurred_at}
+    common: dict[str, Any] = {"actor": actor, "occurred_at": occurred_at}
+    holder = checklist.id if checklist is not None else None
+    bonded_used: dict[int, Decimal] = {}
     consumed: dict[UUID, Decimal] = {}  # lot -> how much of it went in
     view_lots: list[LotView] = []
     statuses: set[str] = set()
@@ -180,6 +238,12 @@ def process(
         held = stock.state
         status, taken = _draw(n, entry, held)
         available = held.available_of(status) if held else Decimal(0)
+        under = holder is not None and status == "bonded"
+        if under and held is not None:  # what the checklist holds is its to consume
+            kept = held.reserved.get(holder)  # type: ignore[arg-type]
+            available += kept.quantity if kept is not None else Decimal(0)
+            used = bonded_used.get(entry.item_no, Decimal(0))
+            bonded_used[entry.item_no] = used + entry.quantity
         if taken is None or entry.quantity > available:
             raise Conflict(
                 f"item {entry.item_no} has {available} {status} available"
@@ -187,13 +251,23 @@ def process(
                 + f"; processing needs {entry.quantity}",
                 rule="insufficient_stock",
             )
-        stock.record(
-            InputsConsumed,
-            movement_id=movement.id,
-            quantity=entry.quantity,
-            by_lot=taken,
-            **common,
-        )
+        if under:
+            stock.record(
+                ChecklistInputsConsumed,
+                movement_id=movement.id,
+                quantity=entry.quantity,
+                by_lot=taken,
+                checklist_id=holder,
+                **common,
+            )
+        else:
+            stock.record(
+                InputsConsumed,
+                movement_id=movement.id,
+                quantity=entry.quantity,
+                by_lot=taken,
+                **common,
+            )
         for lot_id, q in taken.items():
             lots[lot_id].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
             view_lots.append(LotView(lot_id=lot_id, item_no=entry.item_no, quantity=-q))
@@ -202,6 +276,15 @@ def process(
     # Outputs made from any bonded input are bonded (duties stay suspended).
     made: GoodsStatus = "bonded" if "bonded" in statuses else "domestic"
     documents = [Paper("processing", str(movement.id), cmd.operation)]
+    if checklist is not None:
+        c = checklist.current
+        checklist.record(
+            ChecklistLinesMoved,
+            movement_id=movement.id,
+            quantities=per_line(c, bonded_used),
+            **common,
+        )
+        documents.append(Paper("checklist", c.checklist_no, c.checklist_no))
     for n, out in enumerate(cmd.outputs):
         lot = new_lots[n]
         view_lots.append(
@@ -228,6 +311,7 @@ def process(
         occurred_at=occurred_at,
         lots=view_lots,
         bom_ref=cmd.bom_ref,
+        checklist_no=checklist.current.checklist_no if checklist is not None else None,
     )
     movement.record(MovementRecorded, view=view, **common)
     return view
@@ -246,6 +330,7 @@ def decide_processing(
         # The BOM records no event here: it is immutable once registered, so the state read
         # now is still the state at commit (see domain/bom.py check_consumption).
         check_bom(cmd, uow.load(bom_id(book.book_no, cmd.bom_ref), Bom))
+    checklist = under_checklist(uow, cmd, book)
     items = {e.item_no for e in cmd.inputs} | {o.item_no for o in cmd.outputs}
     stocks = {i: uow.pending(item_stock_id(book.book_no, i), ItemStock) for i in items}
     movement = uow.new(req.movement_id, MovementState)
@@ -260,5 +345,7 @@ def decide_processing(
         movement=movement,
         actor=req.actor,
         occurred_at=occurred,
+        checklist=checklist,
     )
-    return Decision([movement, *stocks.values(), *lots.values(), *new_lots.values()], view)
+    saves: list[Pending[Any]] = [movement, *stocks.values(), *lots.values(), *new_lots.values()]
+    return Decision([*saves, checklist] if checklist else saves, view)

@@ -1,13 +1,15 @@
 """Checklists filed on their own (POST /v1/checklists): the enterprise files, an officer
 approves or rejects, the enterprise may withdraw; gate passes carry approved ones.
 
-Kinds built: `enter_first` (先入区后报关: first-line goods arriving with their manifest enter
-the zone on a gate pass before they are declared; domain/enter_first.py) and `collected`
+Kinds: `enter_first` (先入区后报关: first-line goods arriving with their manifest enter
+the zone on a gate pass before they are declared; domain/enter_first.py), `collected`
 (分送集报: bonded goods leave for domestic buyers on gate passes during a month and are
-declared together after it; domain/collected.py, which also moves the stock a collected
-checklist pre-decreases). The kinds a declaration files (`first_line`, `second_line`,
-`transfer`) come with its release (domain/checklists.py); `in_zone_transfer` and `processing`
-are not accepted yet (422 at `$.kind`, docs/movements.md "Not built yet").
+declared together after it; domain/collected.py), `in_zone_transfer` (区内流转: bonded goods
+pass to another book of the same zone, no declaration, no gate; domain/in_zone_transfers.py)
+and `processing` (bonded materials a processing movement of the book will consume;
+domain/processing.py). The outbound ones pre-decrease their book when filed
+(domain/outbound_checklists.py). The kinds a declaration files (`first_line`, `second_line`,
+`transfer`) come with its release (domain/checklists.py).
 
 Status (docs/movements.md, the transitions table): `filed -> approved -> closed` (closed when
 all it lists has passed the gate), `filed -> rejected` (officer), `filed | approved ->
@@ -17,7 +19,7 @@ withdrawn` (the enterprise, while nothing has passed); anything else is 409
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
@@ -28,14 +30,14 @@ from domain import values
 from domain.account_book import AccountBook, account_book_id
 from domain.checklists import (
     ChecklistKind,
-    ChecklistLine,
     ChecklistStatus,
     ChecklistView,
     Direction,
+    ListedLine,
 )
 from domain.declaration import SHANGHAI, GoodsStatus, NumberSeries, Str64, Str255
 from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.movements import LotView, MovementKind, MovementRecorded, MovementState, MovementView
 from domain.reference import Zone
@@ -52,17 +54,29 @@ DECLARATION_DAYS = 14
 # declarations of a month filed by the 10th of the next month for general trade and by its end
 # for bonded goods; the special zones' 分送集报 rule may differ]
 COLLECTION_DAYS = 10
-BUILT_KINDS: dict[str, Direction] = {"enter_first": "I", "collected": "E"}
+BUILT_KINDS: dict[str, Direction] = {
+    "enter_first": "I",
+    "collected": "E",
+    "in_zone_transfer": "E",
+    "processing": "E",
+}
+# Kinds whose goods stay in the zone: no gate pass carries them.
+STAYS_IN_ZONE = ("in_zone_transfer", "processing")
 FILED_BY_DECLARATION = ("first_line", "second_line", "transfer")
 # What each built kind says to a body that gives a declaration, and to non-bonded lines.
 FOLLOWS = {
     "enter_first": "goods enter first",
     "collected": "goods leave first, declared together after their collection period",
+    "in_zone_transfer": "goods passing between books of one zone need no declaration",
+    "processing": "processing in the zone needs no declaration",
 }
 BONDED_ONLY = {
     "enter_first": "goods entering first from abroad are bonded",
     "collected": "collect then declare sends bonded goods into China (domestic goods need "
     "no declaration to leave)",
+    "in_zone_transfer": "an in-zone transfer checklist moves bonded goods (domestic goods "
+    "change hands in the zone without one)",
+    "processing": "a processing checklist lists the bonded materials processing consumes",
 }
 
 
@@ -70,6 +84,8 @@ class ChecklistLineBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     item_no: int
     quantity: Decimal
     goods_status: GoodsStatus | None = None
+    # in_zone_transfer: the receiving book's item (default: the same item number).
+    destination_item_no: int | None = None
 
 
 class FileChecklist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -80,6 +96,8 @@ class FileChecklist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     kind: ChecklistKind
     lines: Annotated[list[ChecklistLineBody], msgspec.Meta(max_length=999)]
     declaration: Str64 | None = None
+    # in_zone_transfer: the book of the zone that receives the goods.
+    destination_account_book: Str64 | None = None
 
 
 class DecideChecklist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -97,7 +115,7 @@ class Checklist(AggregateState, frozen=True, kw_only=True):
     account_book: str
     zone: str
     enterprise: str
-    lines: list[ChecklistLine]
+    lines: list[ListedLine]
     status: ChecklistStatus
     filed_at: datetime
     # enter_first: by when its goods must be declared (from their first passage), and the
@@ -110,8 +128,13 @@ class Checklist(AggregateState, frozen=True, kw_only=True):
     movements: list[UUID] = []
     first_passed_at: datetime | None = None
     last_passed_at: datetime | None = None
-    # collected: the month its goods leave in (China time, "2026-11"), from the first passage.
+    # collected: the month its goods leave in (China time, "2026-11"), and the effective date
+    # of the tariff in force when they first left (domain/collected.py), from the first passage.
     period: str | None = None
+    tariff_from: date | None = None
+    # in_zone_transfer: the receiving book and its enterprise.
+    destination_account_book: str | None = None
+    destination_enterprise: str | None = None
 
 
 class StandaloneChecklistFiled(DomainEvent, frozen=True, kw_only=True):
@@ -123,7 +146,9 @@ class StandaloneChecklistFiled(DomainEvent, frozen=True, kw_only=True):
     account_book: str
     zone: str
     enterprise: str
-    lines: list[ChecklistLine]
+    lines: list[ListedLine]
+    destination_account_book: str | None = None
+    destination_enterprise: str | None = None
 
     def apply(self, state: None) -> Checklist:
         return Checklist(
@@ -138,6 +163,8 @@ class StandaloneChecklistFiled(DomainEvent, frozen=True, kw_only=True):
             lines=list(self.lines),
             status="filed",
             filed_at=self.occurred_at,
+            destination_account_book=self.destination_account_book,
+            destination_enterprise=self.destination_enterprise,
         )
 
 
@@ -194,6 +221,8 @@ class ChecklistPassed(DomainEvent, frozen=True, kw_only=True):
     pass_no: str
     movement_id: UUID
     quantities: dict[int, Decimal]
+    # collected: the effective date of the tariff in force on the day the goods left.
+    tariff_from: date | None = None
 
     def apply(self, state: Checklist) -> Checklist:
         lines = [
@@ -214,6 +243,7 @@ class ChecklistPassed(DomainEvent, frozen=True, kw_only=True):
             movements=[*state.movements, self.movement_id],
             first_passed_at=state.first_passed_at or self.occurred_at,
             last_passed_at=self.occurred_at,
+            tariff_from=state.tariff_from or self.tariff_from,
         )
 
 
@@ -244,6 +274,7 @@ def record_passage(
     pass_no: str,
     vehicle: str,
     common: dict[str, Any],
+    tariff_from: date | None = None,
 ) -> MovementView:
     """Goods of a checklist under no declaration passed the gate on a pass (entered first,
     or left collected): the checklist counts them, and the movement is recorded."""
@@ -253,6 +284,7 @@ def record_passage(
         pass_no=pass_no,
         movement_id=movement.id,
         quantities=dict(quantities),
+        tariff_from=tariff_from,
         **common,
     )
     view = MovementView(
@@ -288,6 +320,8 @@ def view(state: Checklist, now: datetime, position: int | None = None) -> Checkl
         overdue=is_overdue(state, now),
         reason=state.reason,
         period=state.period,
+        destination_account_book=state.destination_account_book,
+        destination_enterprise=state.destination_enterprise,
     )
 
 
@@ -325,11 +359,20 @@ def check_kind(cmd: FileChecklist) -> None:
             f"a {cmd.kind} checklist is " + ("inbound (I)" if direction == "I" else "outbound (E)"),
         )
     if cmd.declaration is not None:
-        p.add("$.declaration", f"{FOLLOWS[cmd.kind]}: the declaration follows and names it")
+        follows = "" if cmd.kind in STAYS_IN_ZONE else ": the declaration follows and names it"
+        p.add("$.declaration", FOLLOWS[cmd.kind] + follows)
+    transfer = cmd.kind == "in_zone_transfer"
+    if transfer and cmd.destination_account_book is None:
+        p.add("$.destination_account_book", "an in-zone transfer names the receiving book")
+    if not transfer and cmd.destination_account_book is not None:
+        p.add("$.destination_account_book", "only an in_zone_transfer checklist has one")
+    for n, line in enumerate(cmd.lines):
+        if not transfer and line.destination_item_no is not None:
+            p.add(f"$.lines[{n}].destination_item_no", "only an in_zone_transfer line has one")
     p.raise_if_any()
 
 
-def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ChecklistLine]:
+def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ListedLine]:
     p = Problems()
     if not cmd.lines:
         p.add("$.lines", "name at least one line")
@@ -345,12 +388,13 @@ def checked_lines(cmd: FileChecklist, book: AccountBook) -> list[ChecklistLine]:
         q = p.check(f"{at}.quantity", values.quantity, line.quantity, item.unit)
         if q is not None:
             lines.append(
-                ChecklistLine(
+                ListedLine(
                     line_no=n + 1,
                     item_no=line.item_no,
                     quantity=q,
                     unit=item.unit,
                     goods_status="bonded",
+                    destination_item_no=line.destination_item_no,
                 )
             )
     p.raise_if_any()
@@ -364,8 +408,11 @@ def decide_filing(
     zones: dict[str, Zone],
     actor: Actor,
     now: datetime,
+    destination: AccountBook | None = None,
 ) -> Decision[ChecklistView]:
-    """File a checklist of the caller's own book: its number and content, one write."""
+    """File a checklist of the caller's own book: its number and content, one write (an
+    in-zone transfer's `destination` book checked by the caller,
+    domain/outbound_checklists.py)."""
     check_kind(cmd)
     book = uow.load(account_book_id(cmd.account_book), AccountBook)
     if book is None or not Scope.of(actor).owns(book.enterprise):
@@ -386,6 +433,8 @@ def decide_filing(
         zone=book.zone,
         enterprise=book.enterprise,
         lines=lines,
+        destination_account_book=destination.book_no if destination else None,
+        destination_enterprise=destination.enterprise if destination else None,
         **common,
     )
     return Decision([series, checklist], view(checklist.current, now))
@@ -403,8 +452,10 @@ TRANSITIONS: dict[str, tuple[ChecklistStatus, ...]] = {
 
 
 def sees(scope: Scope, state: Checklist) -> bool:
+    """Its enterprise (and an in-zone transfer's receiving one), its zone's operators,
+    officers and auditors."""
     if scope.role == "enterprise":
-        return scope.enterprise == state.enterprise
+        return scope.enterprise in (state.enterprise, state.destination_enterprise)
     return scope.sees_zone(state.zone)
 
 
@@ -420,8 +471,11 @@ def decide_on_checklist(
     passed): 409 `invalid_transition` from any other status."""
     state = checklist.current
     allowed = TRANSITIONS[action]
-    if not sees(Scope.of(actor), state):
+    scope = Scope.of(actor)
+    if not sees(scope, state):
         raise NotFound(f"no checklist {state.checklist_no}")
+    if action == "withdrawal" and scope.enterprise != state.enterprise:
+        raise Forbidden("only the enterprise that filed a checklist withdraws it")
     if action != "approval":
         if not cmd.reason:
             raise ValidationFailed.at("$.reason", f"a {action} states its reason")

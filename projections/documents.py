@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from domain import standalone_checklists as sc
-from domain.checklists import ChecklistFiled, ChecklistView
+from domain.checklists import ChecklistFiled, ChecklistView, listed
 from domain.events import DomainEvent
 from domain.gate_passes import GatePassFiled, GatePassPassed, GatePassView
 from domain.movements import GoodsMoved
+from domain.outbound_checklists import ChecklistLinesMoved
 from domain.scope import Scope
 from projections.columns import filter_sql, tenancy_sql, utc_text
 from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, chunks, create
@@ -32,7 +33,8 @@ DDL = (
     " checklist_no TEXT PRIMARY KEY, document_id TEXT NOT NULL, kind TEXT NOT NULL,"
     " direction TEXT NOT NULL, status TEXT NOT NULL, account_book TEXT NOT NULL,"
     " zone TEXT NOT NULL, enterprise TEXT NOT NULL, first_position BIGINT NOT NULL,"
-    " position BIGINT NOT NULL, due_by_utc TEXT, declaration_no TEXT, state TEXT NOT NULL)",
+    " position BIGINT NOT NULL, due_by_utc TEXT, declaration_no TEXT, state TEXT NOT NULL,"
+    " destination_enterprise TEXT)",
     "CREATE INDEX IF NOT EXISTS view_checklists_document ON view_checklists (document_id)",
     "CREATE INDEX IF NOT EXISTS view_checklists_first ON view_checklists (first_position)",
     "CREATE TABLE IF NOT EXISTS view_gate_passes ("
@@ -62,12 +64,14 @@ STANDALONE_EVENTS = (
     sc.ChecklistWithdrawn,
     sc.ChecklistPassed,
     sc.ChecklistDeclared,
+    ChecklistLinesMoved,
 )
 
 
 class DocumentsProjection:
     name = "documents"
-    version = 1
+    # 2: an in-zone transfer's receiving enterprise sees it (`destination_enterprise`).
+    version = 2
     handles: tuple[type[DomainEvent], ...] = (
         ChecklistFiled,
         sc.StandaloneChecklistFiled,
@@ -142,7 +146,7 @@ class _DocumentsFold:
                 account_book=event.account_book,
                 zone=event.zone,
                 enterprise=event.enterprise,
-                lines=list(event.lines),
+                lines=listed(event.lines),
                 filed_at=event.occurred_at,
                 declaration=event.originator_id,
                 declaration_no=event.declaration_no,
@@ -220,7 +224,7 @@ class _DocumentsFold:
             if row.inserted:
                 head = (s.checklist_no, stream, s.kind, s.direction, s.status, s.account_book)
                 tail = (s.zone, s.enterprise, row.first_position, row.position, due)
-                inserts.append((*head, *tail, s.declaration_no, text))
+                inserts.append((*head, *tail, s.declaration_no, text, s.destination_enterprise))
             else:
                 updates.append(
                     (s.status, row.position, due, s.declaration_no, text, s.checklist_no)
@@ -229,7 +233,8 @@ class _DocumentsFold:
         writes.add(
             "INSERT INTO view_checklists (checklist_no, document_id, kind, direction, status,"
             " account_book, zone, enterprise, first_position, position, due_by_utc,"
-            " declaration_no, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " declaration_no, state, destination_enterprise)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             inserts,
         )
         writes.add(
@@ -282,6 +287,8 @@ def moved_on(view: ChecklistView, event: DomainEvent) -> ChecklistView:
         declaration_no=view.declaration_no,
         reason=view.reason,
         period=view.period,
+        destination_account_book=view.destination_account_book,
+        destination_enterprise=view.destination_enterprise,
     )
     return sc.view(event.apply(state), view.filed_at)
 
@@ -338,7 +345,9 @@ class DocumentQueries:
             late = "(declaration_no IS NULL AND due_by_utc IS NOT NULL AND due_by_utc <= ?)"
             sql += f" AND {late}" if overdue else f" AND NOT {late}"
             params.append(utc_text(moment))
-        sql += tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",))
+        sql += tenancy_sql(
+            scope, params, enterprise=("enterprise", "destination_enterprise"), zone=("zone",)
+        )
         sql += " ORDER BY first_position LIMIT ?"
         params.append(limit)
         with self.views.read() as cur:

@@ -13,6 +13,7 @@ from domain.declaration import SHANGHAI
 from domain.enter_first import ReservationReleased
 from domain.events import DomainEvent
 from domain.exits import GoodsExited, StockReserved
+from domain.in_zone_transfers import TransferredInZone
 from domain.movement_kinds import book_entries
 from domain.movements import (
     GoodsAdmitted,
@@ -21,7 +22,7 @@ from domain.movements import (
     MovementView,
     item_stock_id,
 )
-from domain.processing import InputsConsumed
+from domain.processing import ChecklistInputsConsumed, InputsConsumed
 from domain.stocktake import StockAdjusted
 from domain.transfers import TransferDispatched, TransitSettled
 from projections.columns import (
@@ -51,7 +52,9 @@ BOOK_ENTRIES: dict[str, str] = book_entries()
 DRAW_KINDS: dict[type[DomainEvent], str] = {
     GoodsExited: "issue",
     TransferDispatched: "transfer_out",
+    TransferredInZone: "transfer_out",
     InputsConsumed: "consumption",
+    ChecklistInputsConsumed: "consumption",
 }
 StockEvents = (
     StockReserved,
@@ -62,6 +65,16 @@ StockEvents = (
     InputsConsumed,
     GoodsAdmitted,
     StockAdjusted,
+)
+
+
+# Stock events that change what a declaration (or a checklist) holds of an item.
+HOLDING = (
+    StockReserved,
+    GoodsExited,
+    TransferDispatched,
+    ReservationReleased,
+    ChecklistInputsConsumed,
 )
 
 
@@ -80,6 +93,7 @@ class InventoryProjection:
     # 2: view_movements keeps each movement's declaration and business time (GET /v1/stats).
     # 3: and whether it is flagged, and its whole view (GET /v1/movements). 4: goods that
     # entered first are held for their declaration, then let go (`ReservationReleased`).
+    # (In-zone transfers and processing under a checklist add event types, not columns.)
     version = 4
     handles: tuple[type[DomainEvent], ...] = (
         AccountBookOpened,
@@ -209,12 +223,12 @@ class _InventoryFold:
             stream = entry.stream_id
             if stream not in self.items:
                 items[stream] = None
-            declaration = getattr(event, "declaration_id", None)
+            declaration = getattr(event, "declaration_id", None) or getattr(
+                event, "checklist_id", None
+            )
             if declaration is None:
                 continue
-            if isinstance(
-                event, StockReserved | GoodsExited | TransferDispatched | ReservationReleased
-            ):
+            if isinstance(event, HOLDING):
                 holds[(RESERVED, stream, self.text[declaration])] = None
             if isinstance(event, TransferDispatched | TransitSettled):
                 holds[(IN_TRANSIT, stream, self.text[declaration])] = None
@@ -281,6 +295,9 @@ class _InventoryFold:
         else:
             kind = DRAW_KINDS[type(event)]
             lines += [(kind, text[lot], -q) for lot, q in event.by_lot.items()]
+            if isinstance(event, ChecklistInputsConsumed):  # what its checklist held
+                holder = text[event.checklist_id]
+                pending_out += self.holds.change(RESERVED, stream, holder, -event.quantity)
             if isinstance(event, GoodsExited | TransferDispatched):
                 declaration = text[event.declaration_id]
                 pending_out += self.holds.change(RESERVED, stream, declaration, -event.quantity)

@@ -1,13 +1,14 @@
 """The seeded world of the authorization matrix (tests/e2e/test_authorization_matrix.py).
 
-Two tenants, each at home in its own zone: enterprise A in zone X (XCBZ, its transfers go to
-and come from XABZ) and enterprise B in zone Y (XHTZ, its partner zone XXLC), so that neither
-zone's operator ever sees the other tenant's goods or papers. Each tenant has the same things:
-two account books, stock, a BOM, declarations in several states, every kind of movement and
-the lots they made. Both also brought goods on one shared train (`SHARED_TRAIN`): a reference
-that matches goods of both, where each may see only its own. A third enterprise, C, at home in
-XEPZ (a zone neither operator sees), sends transfers into A's and B's home books: each waits for
-its destination's acceptance, and is that destination's to see (never the other tenant's).
+Two tenants, each at home in its own zone: enterprise A in zone X (XCBZ, its transfers go to and
+come from XABZ) and enterprise B in zone Y (XHTZ, its partner zone XXLC), so that neither zone's
+operator ever sees the other tenant's goods or papers. Each tenant has the same things: three
+account books (two in its home zone), stock, a BOM, declarations in several states, every kind
+of movement and the lots they made. Both also brought goods on one shared train
+(`SHARED_TRAIN`): a reference that matches goods of both, where each may see only its own. A
+third enterprise, C, at home in XEPZ (a zone neither operator sees), sends transfers into A's
+and B's home books: each waits for its destination's acceptance, and is that destination's to
+see (never the other tenant's).
 
 The principals the matrix calls with are `PRINCIPALS`; the helpers (`fresh_*`) give each write
 of the matrix a resource of its own, so a write that succeeds never breaks a later cell.
@@ -67,6 +68,11 @@ class Tenant:
     # Every identifier of this tenant's that another tenant must never see.
     secrets: set[str] = field(default_factory=set)
     gate_pass: dict[str, Any] = field(default_factory=dict)  # one filed, never passed
+
+    @property
+    def side_book(self) -> str:
+        """Its second book in the home zone: in-zone transfers go to it from `book`."""
+        return f"{self.book}-S"
 
     @property
     def home_lot(self) -> str:
@@ -213,6 +219,20 @@ class World:
         """An enter_first checklist of `t`, filed and waiting for an officer."""
         filed = self.write(t.principal, "/v1/checklists", self.checklist_body(t))
         t.learn(filed)
+        return filed
+
+    def fresh_in_zone_transfer(self, t: Tenant) -> dict[str, Any]:
+        """An in-zone transfer of one laptop from `t`'s home book to its side book, approved."""
+        body = {
+            "direction": "E",
+            "account_book": t.book,
+            "kind": "in_zone_transfer",
+            "destination_account_book": t.side_book,
+            "lines": [{"item_no": 1, "quantity": "1"}],
+        }
+        filed = self.write(t.principal, "/v1/checklists", body)
+        t.learn(filed)
+        self.write("officer", f"/v1/checklists/{filed['checklist_no']}/approval", {}, 200)
         return filed
 
     def collection_permitted(self, t: Tenant) -> bool:
@@ -384,7 +404,7 @@ def _fill(world: World, t: Tenant) -> None:
     movements of every kind and their lots."""
     w = world
     w.write("admin", "/v1/enterprises", enterprise_body(t.uscc, t.name))
-    for book, zone in ((t.book, t.zone), (t.partner_book, t.partner)):
+    for book, zone in ((t.book, t.zone), (t.partner_book, t.partner), (t.side_book, t.zone)):
         t.learn(w.write("admin", "/v1/account-books", book_body(book, t.uscc, zone)))
     bom = {
         "bom_ref": t.bom_ref,
@@ -432,6 +452,10 @@ def _fill(world: World, t: Tenant) -> None:
     )
     t.movements["processing"] = w.write(t.principal, "/v1/movements", processing(t))
     t.movements["adjustment"] = w.write(t.principal, "/v1/movements", adjustment(t.book))
+    moving = w.fresh_in_zone_transfer(t)["checklist_no"]
+    t.movements["in_zone_transfer"] = w.write(
+        t.principal, "/v1/movements", {"kind": "in_zone_transfer", "checklist": moving}
+    )
     exit_ = w.fresh_declaration(t, "released_out")
     t.movements["gate_out"] = w.write(t.operator, "/v1/movements", gate(exit_, "gate_out"))
     for m in t.movements.values():

@@ -479,6 +479,22 @@ SPECS: dict[str, Spec] = {
         "body",
         "account_book",
     ),
+    "POST /v1/movements kind=in_zone_transfer": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                "/v1/movements",
+                body={
+                    "kind": "in_zone_transfer",
+                    "checklist": w.fresh_in_zone_transfer(t)["checklist_no"],
+                },
+                key=True,
+                owner=t,
+            )
+        ],
+        "body",
+        "checklist",
+    ),
     "POST /v1/movements kind=adjustment": Spec(
         lambda w, t: [Call("POST", "/v1/movements", body=adjustment(t.book), key=True, owner=t)],
         "body",

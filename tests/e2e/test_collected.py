@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from domain.duty_tables import DEFAULT_TABLES
+from ledger.reassess import reassess
 from tests import samples
 from tests.support import (
     Clock,
@@ -258,3 +260,62 @@ def test_the_permission_withdrawn_refuses_new_filings_only(world):
     r = ledger.post(f"/v1/checklists/{kept}/approval", "officer", {})
     assert r.status_code == 200, r.text
     assert book_item(ledger, t) == ("10", "4", "6")
+
+
+def test_goods_leaving_under_a_new_tariff_go_on_a_checklist_of_their_own(world):
+    """All goods of a collected checklist leave under one tariff: a passage after a new tariff
+    took effect is 409 `tariff_changed`, those goods go on a new checklist, and each tariff's
+    checklists are declared apart, each at the rates of the days its goods left."""
+    ledger, clock = world
+    t = onboard(ledger)
+    admit(ledger, t, 1, "100")
+    permit(ledger, t)
+    before_change = file(ledger, t, "30")
+    r = ledger.post(f"/v1/checklists/{before_change}/approval", "officer", {})
+    assert r.status_code == 200, r.text
+    clock.at = china("2026-12-05T10:00")
+    first = out_pass(ledger, t, before_change, "10")
+    r = ledger.post(f"/v1/gate-passes/{first}/passage", GATE, {"measured_gross_weight_kg": "800"})
+    assert r.status_code == 200, r.text
+
+    # Customs publish a tariff in force from 20 December: laptops 5%.
+    rows = [{"hs_prefix": "847130", "tariff_rate": "0.05", "vat_rate": "0.13"}]
+    tariff = {"effective_from": "2026-12-20", "rows": rows, "source": "test: a mid-month change"}
+    r = ledger.post("/v1/reference/tariff", "officer", tariff)
+    assert r.status_code == 201, r.text
+
+    clock.at = china("2026-12-21T10:00")
+    late = out_pass(ledger, t, before_change, "10")
+    before = ledger.log_state()
+    r = ledger.post(f"/v1/gate-passes/{late}/passage", GATE, {"measured_gross_weight_kg": "800"})
+    refused(ledger, before, r, 409, "tariff_changed")
+    assert "2026-12-20" in r.json()["detail"], r.text
+    after_change = file(ledger, t, "10")
+    r = ledger.post(f"/v1/checklists/{after_change}/approval", "officer", {})
+    assert r.status_code == 200, r.text
+    second = out_pass(ledger, t, after_change, "10")
+    r = ledger.post(f"/v1/gate-passes/{second}/passage", GATE, {"measured_gross_weight_kg": "800"})
+    assert r.status_code == 200, r.text
+
+    # Declared together: refused; declared apart, each at its own tariff.
+    clock.at = china("2027-01-02T09:00")
+    before = ledger.log_state()
+    both = consolidated(t, [before_change, after_change], "20")
+    r = ledger.post("/v1/declarations", t.token_name, both, key=new_key())
+    refused(ledger, before, r, 422, loc="$.collected_checklists")
+    answers = {}
+    for qd in (before_change, after_change):
+        body = consolidated(t, [qd], "10")
+        r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
+        assert r.status_code == 201, r.text
+        answers[qd] = r.json()
+    used = {qd: {u["kind"]: u for u in a["assessed_with"]} for qd, a in answers.items()}
+    assert used[before_change]["tariff"]["effective_from"] == "2026-01-01"
+    assert used[after_change]["tariff"]["effective_from"] == "2026-12-20"
+    # 10 x 420 EUR x 8.2601 (December) = 34,692.42 CNY: MFN 0% before, 5% after.
+    assert Decimal(answers[before_change]["duties"]["tariff"]) == 0
+    assert Decimal(answers[after_change]["duties"]["tariff"]) == Decimal("1734.62")
+    assert Decimal(answers[after_change]["duties"]["vat"]) == Decimal("4735.52")
+    # An auditor's reassessment reproduces both from the log's own publications.
+    found = reassess(ledger.services.app.log, DEFAULT_TABLES)
+    assert found.assessments >= 2 and found.reproduced == found.assessments, found.differences

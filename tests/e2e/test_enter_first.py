@@ -57,7 +57,7 @@ def test_goods_enter_first_and_their_declaration_follows(world):
     before = ledger.log_state()
     for wrong, loc in (
         ({**body, "kind": "first_line"}, "$.kind"),
-        ({**body, "kind": "processing"}, "$.kind"),
+        ({**body, "kind": "processing"}, "$.direction"),  # outbound
         ({**body, "direction": "E"}, "$.direction"),
         ({**body, "lines": [{"item_no": 9, "quantity": "1"}]}, "$.lines[0].item_no"),
         ({**body, "lines": [{"item_no": 1, "quantity": "0.5"}]}, "$.lines[0].quantity"),

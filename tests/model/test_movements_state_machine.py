@@ -8,6 +8,11 @@ accepts it), let goods out first-in
 first-out or from named lots, dispatch and receive transfers (shortfalls stay in transit until
 a stocktake `explains` them), process inputs into outputs where the zone permits it (the
 logistics centre XXLC only repacks: 409 `zone_not_permitted`) and adjust stock after a count.
+Checklists filed on their own pre-decrease their book (refused as a release would be) and are
+approved, rejected or withdrawn: collected ones leave on gate passes, in-zone transfers pass
+between the two enterprises' books of XCBZ (the receiver records the receipt), processing ones
+are consumed by processing that names them (beyond what they have left: 409
+`exceeds_checklist_quantity`).
 
 A small in-memory model says what every command must do: accepted (201/200, with the lots it
 creates or draws, in FIFO order) or refused (409 with its `rule`, and the log unchanged). The
@@ -75,6 +80,8 @@ STEPS = {"sqlite": 8, "postgresql": 20}
 D = Decimal
 ZERO = Decimal(0)
 ZONES = ("XCBZ", "XHTZ", "XABZ", "XXLC", "XEPZ")
+# The zone where both enterprises keep a book (in-zone transfers between them).
+NEIGHBOURS = "XCBZ"
 # Which of the two enterprises keeps the book in each zone.
 OWNER = {"XCBZ": 0, "XHTZ": 1, "XABZ": 0, "XXLC": 1, "XEPZ": 0}
 # The permits of domain/reference.py that matter here: every zone may repack and sort, the
@@ -337,14 +344,15 @@ class Movements(RuleBasedStateMachine):
             code, name = enterprises[OWNER[zone]]
             self.books[zone] = Book(f"B{code[-8:]}{zone}", zone=zone, owner=name, uscc=code)
             self.ledger.issue(f"gate-{zone}", "operator", zone=zone)
+        # The other enterprise's book in XCBZ: in-zone transfers go between it and XCBZ's.
+        code, name = enterprises[1 - OWNER[NEIGHBOURS]]
+        self.neighbour = Book(f"B{code[-8:]}{NEIGHBOURS}N", NEIGHBOURS, owner=name, uscc=code)
+        self.every_book = [*self.books.values(), self.neighbour]
         self.posts(
-            [
-                ("/v1/account-books", book_body(b.book_no, b.uscc, b.zone))
-                for b in self.books.values()
-            ]
+            [("/v1/account-books", book_body(b.book_no, b.uscc, b.zone)) for b in self.every_book]
         )
         self.stocks: dict[tuple[str, int], Stock] = {
-            (b.book_no, item): Stock() for b in self.books.values() for item in ITEMS
+            (b.book_no, item): Stock() for b in self.every_book for item in ITEMS
         }
         self.lots: dict[str, Lot] = {}
         self.decls: dict[str, Decl] = {}
@@ -771,6 +779,151 @@ class Movements(RuleBasedStateMachine):
             assert (number, "bonded") not in s.reserved
             c = self.gets([f"/v1/checklists/{number}"])[0]
             assert c["status"] == "closed" and c["declaration_no"] == d.number, c
+
+    def file_outbound(
+        self, data: Any, book: Book, kind: str, item: int, over: bool, **extra: Any
+    ) -> tuple[str, Decimal] | None:
+        """File an outbound checklist of one line (it pre-decreases the book: refused as a
+        release would be); then mostly approved, else rejected or withdrawn (the stock comes
+        back). The approved checklist's number and quantity, or None."""
+        s = self.stock(book, item)
+        most = max(self.available_of(s, "bonded"), QUANTUM[item])
+        q = self.quantity(data, item, most, kind, over=over)
+        body = {
+            "direction": "E",
+            "account_book": book.book_no,
+            "kind": kind,
+            "lines": [{"item_no": item, "quantity": str(q)}],
+            **extra,
+        }
+        probe = Decl(
+            "", "", "first_line_out", book, None, {1: Line(1, item, q, "bonded")}, "", ZERO
+        )
+        filed = self.call(book.owner, "/v1/checklists", body, refused=self.refusal(probe))
+        if filed is None:
+            return None
+        number = filed["checklist_no"]
+        assert number[8] == "E" and filed["status"] == "filed", filed
+        s.reserved[(number, "bonded")] = q
+        self.dirty_books.add(book.book_no)
+        ending = data.draw(st.sampled_from(["approval", "approval", "rejection", "withdrawal"]))
+        if ending != "approval":
+            who = "officer" if ending == "rejection" else book.owner
+            path = f"/v1/checklists/{number}/{ending}"
+            self.call(who, path, {"reason": "not needed"}, refused=None, status=200, key=False)
+            del s.reserved[(number, "bonded")]
+            return None
+        path = f"/v1/checklists/{number}/approval"
+        self.call("officer", path, {}, refused=None, status=200, key=False)
+        return number, q
+
+    def held_by(self, book: Book, item: int, number: str, used: Decimal) -> None:
+        """A checklist's goods moved: what it holds shrinks by `used`."""
+        s = self.stock(book, item)
+        left = s.reserved[(number, "bonded")] - used
+        if left:
+            s.reserved[(number, "bonded")] = left
+        else:
+            del s.reserved[(number, "bonded")]
+        self.dirty_books.add(book.book_no)
+
+    @rule(data=st.data())
+    def transfer_in_zone(self, data: Any) -> None:
+        """An in-zone transfer checklist between the two books of XCBZ pre-decreases the
+        sender's; the receiving enterprise records the receipt of part or all of it (more than
+        is left: 409), the sender's lots drawn first-in first-out and the receiver's made as
+        their children."""
+        home, neighbour = self.books[NEIGHBOURS], self.neighbour
+        stocked = [i for i in ITEMS if self.available_of(self.stock(neighbour, i), "bonded") > 0]
+        if stocked and data.draw(st.booleans(), label="back from the neighbour"):
+            src, dst = neighbour, home
+            item = data.draw(st.sampled_from(stocked), label="item")
+        else:
+            src, dst = home, neighbour
+            item = data.draw(st.sampled_from(ITEMS), label="item")
+            if not self.available_of(self.stock(home, item), "bonded") and not self.rarely(
+                data, "nothing to send"
+            ):
+                self.admit_goods(data, NEIGHBOURS, "first_line_in", [item])
+        over = self.rarely(data, "too much")
+        approved = self.file_outbound(
+            data, src, "in_zone_transfer", item, over, destination_account_book=dst.book_no
+        )
+        if approved is None:
+            return
+        number, q = approved
+        left = q
+        while left > 0:
+            r = self.quantity(data, item, left, "received", over=self.rarely(data, "over"))
+            body = {
+                "kind": "in_zone_transfer",
+                "checklist": number,
+                "lines": [{"line_no": 1, "quantity": str(r)}],
+            }
+            refusal = "exceeds_checklist_quantity" if r > left else None
+            answer = self.call(dst.owner, "/v1/movements", body, refused=refusal)
+            if answer is None:
+                return
+            assert answer["account_book"] == dst.book_no and answer["checklist_no"] == number
+            s = self.stock(src, item)
+            taken = fifo(s.lots, self.lots, "bonded", r)
+            assert taken is not None  # the checklist held them
+            drawn = [(lot, item, -t) for lot, t in taken.items()]
+            (new,) = self.expect_lots(answer, [*drawn, (None, item, r)])
+            self.draw_lots(src, item, taken)
+            # A transfer_out of the sender's book that arrives at once: nothing in transit.
+            s.flows["dispatched"] += r
+            s.flows["arrived"] += r
+            self.held_by(src, item, number, r)
+            self.new_lot(new, dst, item, "bonded", r, list(taken))
+            self.stock(dst, item).flows["received"] += r
+            self.dirty_books.add(dst.book_no)
+            left -= r
+            if not data.draw(st.booleans(), label="receive more"):
+                break
+        c = self.gets([f"/v1/checklists/{number}"])[0]
+        assert c["status"] == ("closed" if left == 0 else "approved"), c
+        assert plain(c["lines"][0]["passed"]) == q - left, c
+
+    @rule(data=st.data())
+    def process_under_checklist(self, data: Any) -> None:
+        """A processing checklist pre-decreases the bonded materials; processing under it
+        consumes what it holds (beyond what it has left: 409), outputs made from them."""
+        zone = self.stocked_zone(data)
+        book = self.books[zone]
+        held = [i for i in ITEMS if self.available_of(self.stock(book, i), "bonded") > 0]
+        item = data.draw(st.sampled_from(held or list(ITEMS)), label="material")
+        approved = self.file_outbound(data, book, "processing", item, self.rarely(data, "too much"))
+        if approved is None:
+            return
+        number, q = approved
+        used = self.quantity(data, item, q, "consumed", over=self.rarely(data, "over"))
+        output = data.draw(st.sampled_from(ITEMS), label="output")
+        made = self.quantity(data, output, 4 * QUANTUM[output], "output")
+        body = {
+            "kind": "processing",
+            "zone": zone,
+            "account_book": book.book_no,
+            "inputs": [{"item_no": item, "quantity": str(used)}],
+            "outputs": [{"item_no": output, "quantity": str(made)}],
+            "operation": "simple_processing",  # permitted in every zone
+            "checklist": number,
+        }
+        refusal = "exceeds_checklist_quantity" if used > q else None
+        answer = self.call(book.owner, "/v1/movements", body, refused=refusal)
+        if answer is None:
+            return
+        s = self.stock(book, item)
+        taken = fifo(s.lots, self.lots, "bonded", used)
+        assert taken is not None
+        consumed = [(lot, item, -t) for lot, t in taken.items()]
+        (new,) = self.expect_lots(answer, [*consumed, (None, output, made)])
+        self.draw_lots(book, item, taken)
+        s.flows["consumed"] += used
+        self.held_by(book, item, number, used)
+        self.new_lot(new, book, output, "bonded", made, list(taken))
+        self.stock(book, output).flows["produced"] += made
+        self.dirty_books.add(book.book_no)
 
     def reserve(self, d: Decl) -> None:
         if d.collected:
@@ -1662,7 +1815,7 @@ class Movements(RuleBasedStateMachine):
         want = (m.zone, m.book, m.item, m.status, m.quantity_in, m.on_hand, m.parents, m.children)
         assert got == want, (lot_id, got, want)
         # 10: a lot is in its book's zone, and descends from lots that existed before it.
-        assert self.books[m.zone].book_no == m.book
+        assert m.book in {b.book_no for b in self.every_book if b.zone == m.zone}
         assert m.on_hand >= 0
         for parent in m.parents:
             assert self.lots[parent].serial < m.serial
@@ -1706,7 +1859,7 @@ class Movements(RuleBasedStateMachine):
         (all lots: below, on the write side's states, where a lot the model does not know
         would show too)."""
         # Books the example never touched have no entries (the inventory shows them empty).
-        books = [b for b in self.books.values() if any(self.stock(b, item).flows for item in ITEMS)]
+        books = [b for b in self.every_book if any(self.stock(b, item).flows for item in ITEMS)]
         decls = list(self.decls)
         answers = self.gets(
             ["/v1/inventory?limit=1000"]

@@ -66,24 +66,28 @@ def test_the_movement_kind_registry_names_what_the_read_side_named_by_hand():
         "transfer_receipt": "transfer_in",
         "processing": "production",
         "adjustment": "adjustment",
+        "in_zone_transfer": "transfer_in",
     }
     assert CREATED == {
         "gate_in": "admitted",
         "transfer_receipt": "received",
         "processing": "produced",
         "adjustment": "surplus",
+        "in_zone_transfer": "transferred_in",
     }
     assert DRAWN == {
         "gate_out": "exited",
         "transfer_dispatch": "dispatched",
         "processing": "consumed",
         "adjustment": "adjusted",
+        "in_zone_transfer": "transferred_out",
     }
     # A gate_in's lots have parents only when it readmits a retail return (decision 0024).
     assert EDGE_KINDS == {
         "gate_in": "return",
         "transfer_receipt": "transfer",
         "processing": "processing",
+        "in_zone_transfer": "transfer",
     }
     assert OBJECT_EVENTS == {
         "admitted": ("ADD", "arriving", "in_progress"),
@@ -91,6 +95,8 @@ def test_the_movement_kind_registry_names_what_the_read_side_named_by_hand():
         "dispatched": ("OBSERVE", "shipping", "in_transit"),
         "surplus": ("ADD", "stock_taking", None),
         "adjusted": ("OBSERVE", "stock_taking", None),
+        "transferred_in": ("ADD", "receiving", "in_progress"),
+        "transferred_out": ("OBSERVE", "departing", "in_progress"),
     }
 
 
