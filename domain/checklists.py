@@ -27,6 +27,7 @@ import msgspec
 
 from domain.declaration import Declaration, GoodsStatus, NumberSeries
 from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
+from domain.errors import Conflict
 from domain.events import DomainEvent, Pending
 from domain.reference import RETAIL_FLOW, RETAIL_TRADE_MODES
 from domain.unit_of_work import UnitOfWork
@@ -118,6 +119,22 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     # An `in_zone_transfer` one's receiving book and its enterprise.
     destination_account_book: str | None = None
     destination_enterprise: str | None = None
+
+
+def require_open(number: str, status: ChecklistStatus, verb: str) -> None:
+    """Only an approved checklist's goods move (`verb`: pass the gate, or move in the zone);
+    a closed one has nothing left."""
+    if status == "closed":
+        raise Conflict(
+            f"checklist {number} is closed: all it lists has {verb}ed",
+            rule="exceeds_checklist_quantity",
+        )
+    if status != "approved":
+        raise Conflict(
+            f"checklist {number} is {status}: only an approved one's goods {verb}",
+            rule="checklist_not_approved",
+            current_status=status,
+        )
 
 
 def listed(lines: list[ChecklistLine]) -> list[ListedLine]:

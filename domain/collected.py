@@ -48,7 +48,7 @@ from domain.duties import DutyTables
 from domain.enter_first import named_checklist
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
-from domain.exits import GoodsExited, LotDrawn
+from domain.exits import GoodsExited
 from domain.movements import (
     GoodsMoved,
     ItemStock,
@@ -56,10 +56,9 @@ from domain.movements import (
     LotView,
     MovementState,
     MovementView,
-    fifo,
     item_stock_id,
 )
-from domain.outbound_checklists import give_back
+from domain.outbound_checklists import draw_held, give_back
 from domain.reference_data import ReferenceRegister, register_id
 from domain.scope import Scope
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
@@ -188,23 +187,18 @@ def dispatch(
         if stock is None:
             stock_id = item_stock_id(c.account_book, line.item_no)
             stock = stocks[line.item_no] = uow.pending(stock_id, ItemStock)
-        taken = fifo(stock.state.lots, line.goods_status, quantity) if stock.state else None
-        if taken is None:  # the checklist reserved them: only if stock changed behind its back
-            raise Conflict(
-                f"the lots of item {line.item_no} do not hold {quantity}",
-                rule="insufficient_stock",
-            )
-        stock.record(
-            GoodsExited,
-            declaration_id=checklist.id,
-            movement_id=movement_id,
+        taken = draw_held(
+            stock,
+            lots,
+            event=GoodsExited,
+            holder=checklist.id,
+            item_no=line.item_no,
+            goods_status=line.goods_status,
             quantity=quantity,
-            by_lot=taken,
-            **common,
+            movement_id=movement_id,
+            common=common,
         )
-        for lot, q in taken.items():
-            lots[lot].record(LotDrawn, movement_id=movement_id, quantity=q, **common)
-            drawn.append(LotView(lot_id=lot, item_no=line.item_no, quantity=q))
+        drawn += [LotView(lot_id=lot, item_no=line.item_no, quantity=q) for lot, q in taken.items()]
     view = sc.record_passage(
         checklist,
         movement,

@@ -24,7 +24,7 @@ import msgspec
 
 from domain import values
 from domain.checklist_docs import ChecklistDoc, find
-from domain.checklists import ChecklistLine
+from domain.checklists import ChecklistLine, require_open
 from domain.declaration import AwareDatetime, NumberSeries, Str64
 from domain.documents import (
     DocumentNumberIssued,
@@ -355,17 +355,7 @@ def carried_checklist(
 
 def check_open(doc: ChecklistDoc) -> None:
     """Only an approved checklist's goods pass; a closed one has nothing left."""
-    if doc.status == "closed":
-        raise Conflict(
-            f"checklist {doc.number} is closed: all it lists has passed",
-            rule="exceeds_checklist_quantity",
-        )
-    if doc.status != "approved":
-        raise Conflict(
-            f"checklist {doc.number} is {doc.status}: only an approved one's goods pass",
-            rule="checklist_not_approved",
-            current_status=doc.status,
-        )
+    require_open(doc.number, doc.status, "pass")
 
 
 def decide_filing(

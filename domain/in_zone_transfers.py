@@ -31,8 +31,9 @@ import msgspec
 
 from domain import values
 from domain.declaration import AwareDatetime, Str64
-from domain.errors import Conflict, ValidationFailed
-from domain.exits import GoodsExited, LotDrawn
+from domain.errors import ValidationFailed
+from domain.exits import GoodsExited
+from domain.gate_passes import check_within
 from domain.movements import (
     ItemStock,
     Lot,
@@ -42,12 +43,11 @@ from domain.movements import (
     MovementState,
     MovementView,
     Paper,
-    fifo,
     item_stock_id,
     lot_id,
     new_lot_in_stock,
 )
-from domain.outbound_checklists import ChecklistLinesMoved, open_checklist
+from domain.outbound_checklists import ChecklistLinesMoved, draw_held, open_checklist
 from domain.papers import MovementRequest
 from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
@@ -103,14 +103,7 @@ def received_lines(cmd: InZoneTransfer, c: Checklist) -> dict[int, Decimal]:
                 quantities[line.line_no] = q
     p.raise_if_any()
     for line_no, q in quantities.items():
-        listed = by_no[line_no]
-        left = listed.quantity - listed.passed
-        if q > left:
-            raise Conflict(
-                f"checklist {c.checklist_no} line {line_no} lists {listed.quantity}, "
-                f"{listed.passed} already received: {q} is more than the {left} left",
-                rule="exceeds_checklist_quantity",
-            )
+        check_within(c.checklist_no, by_no[line_no], q)
     return quantities
 
 
@@ -145,24 +138,20 @@ def decide_in_zone_transfer(
 
     for line_no, quantity in quantities.items():
         line = by_no[line_no]
-        sender = stock(c.account_book, line.item_no)
-        taken = fifo(sender.state.lots, line.goods_status, quantity) if sender.state else None
-        if taken is None:  # the checklist reserved them: only if stock changed behind its back
-            raise Conflict(
-                f"the lots of item {line.item_no} do not hold {quantity}",
-                rule="insufficient_stock",
-            )
-        sender.record(
-            TransferredInZone,
-            declaration_id=checklist.id,
-            movement_id=movement.id,
+        taken = draw_held(
+            stock(c.account_book, line.item_no),
+            lots,
+            event=TransferredInZone,
+            holder=checklist.id,
+            item_no=line.item_no,
+            goods_status=line.goods_status,
             quantity=quantity,
-            by_lot=taken,
-            **common,
+            movement_id=movement.id,
+            common=common,
         )
-        for lot, q in taken.items():
-            lots[lot].record(LotDrawn, movement_id=movement.id, quantity=q, **common)
-            view_lots.append(LotView(lot_id=lot, item_no=line.item_no, quantity=-q))
+        view_lots += [
+            LotView(lot_id=lot, item_no=line.item_no, quantity=-q) for lot, q in taken.items()
+        ]
         item_no = line.destination_item_no or line.item_no
         view_lots.append(
             new_lot_in_stock(

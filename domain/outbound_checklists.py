@@ -34,15 +34,16 @@ import msgspec
 
 from domain import standalone_checklists as sc
 from domain.account_book import AccountBook, account_book_id
-from domain.checklists import ChecklistView
+from domain.checklists import ChecklistView, require_open
+from domain.declaration import GoodsStatus
 from domain.enter_first import ReservationReleased, named_checklist
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
-from domain.exits import reserve_needs
-from domain.movements import ItemStock, item_stock_id
+from domain.exits import GoodsExited, LotDrawn, reserve_needs
+from domain.movements import ItemStock, fifo, item_stock_id
 from domain.reference import Zone
 from domain.scope import Scope
-from domain.unit_of_work import Decision, UnitOfWork
+from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
 PRE_DECREASED = ("collected", "in_zone_transfer", "processing")
@@ -197,23 +198,44 @@ def open_checklist(
     the enterprise that may name it (unknown or not theirs: 422 at `loc`)."""
     found = named_checklist(uow, number)
     c = found.current if found is not None else None
-    mine = c is not None and who in (
-        c.destination_enterprise if kind == "in_zone_transfer" else c.enterprise,
-    )
-    if found is None or c is None or c.kind != kind or not mine:
+    if found is None or c is None or c.kind != kind:
         raise ValidationFailed.at(loc, f"no such {kind} checklist for you")
-    if c.status == "closed":
-        raise Conflict(
-            f"checklist {number} is closed: all it lists has moved",
-            rule="exceeds_checklist_quantity",
-        )
-    if c.status != "approved":
-        raise Conflict(
-            f"checklist {number} is {c.status}: only an approved one's goods move",
-            rule="checklist_not_approved",
-            current_status=c.status,
-        )
+    if who != (c.destination_enterprise if kind == "in_zone_transfer" else c.enterprise):
+        raise ValidationFailed.at(loc, f"no such {kind} checklist for you")
+    require_open(number, c.status, "move")
     return found
+
+
+def draw_held(
+    stock: Pending[ItemStock],
+    lots: LazyPendings,
+    *,
+    event: type[GoodsExited],
+    holder: UUID,
+    item_no: int,
+    goods_status: GoodsStatus,
+    quantity: Decimal,
+    movement_id: UUID,
+    common: dict[str, Any],
+) -> dict[UUID, Decimal]:
+    """Goods a checklist held leave its book: lots drawn first-in first-out, the holding
+    turned into a decrease (`event`: a gate exit, or an in-zone transfer). The lots taken."""
+    taken = fifo(stock.state.lots, goods_status, quantity) if stock.state else None
+    if taken is None:  # the checklist reserved them: only if stock changed behind its back
+        raise Conflict(
+            f"the lots of item {item_no} do not hold {quantity}", rule="insufficient_stock"
+        )
+    stock.record(
+        event,
+        declaration_id=holder,
+        movement_id=movement_id,
+        quantity=quantity,
+        by_lot=taken,
+        **common,
+    )
+    for lot, q in taken.items():
+        lots[lot].record(LotDrawn, movement_id=movement_id, quantity=q, **common)
+    return taken
 
 
 def per_line(c: sc.Checklist, by_item: dict[int, Decimal]) -> dict[int, Decimal]:

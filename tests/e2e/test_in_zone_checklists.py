@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_collected import refused
 from tests.e2e.test_epcis import assert_valid_epcis
 from tests.support import Ledger, Tenant, admit, new_key, onboard, running_ledger
 
@@ -30,15 +31,6 @@ def item(ledger: Ledger, t: Tenant, item_no: int) -> tuple[str, str, str]:
     assert r.status_code == 200, r.text
     found = next(i for i in r.json()["items"] if i["item_no"] == item_no)
     return found["on_hand"], found["pending_out"], found["available"]
-
-
-def refused(ledger: Ledger, before: Any, r: Any, status: int, rule=None, loc=None) -> None:
-    assert r.status_code == status, r.text
-    if rule is not None:
-        assert r.json()["rule"] == rule, r.text
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
-    assert ledger.log_state() == before
 
 
 def transfer_body(t: Tenant, to: Tenant | str, *lines: dict[str, Any], **over: Any) -> dict:
