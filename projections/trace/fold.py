@@ -14,7 +14,9 @@ import msgspec
 
 from domain.account_book import AccountBookOpened
 from domain.checklists import ChecklistFiled
+from domain.collected import CollectedChecklistsNamed
 from domain.declaration import DeclarationSubmitted
+from domain.enter_first import ChecklistNamed
 from domain.events import Actor, DomainEvent
 from domain.exits import LotDrawn
 from domain.movement_kinds import created_labels, drawn_labels, edge_kinds
@@ -62,8 +64,9 @@ class TraceProjection:
     # its own books and movements (views of version 1 are rebuilt from the log). 3: parcels
     # (declarations that move no book, parcels.py). 4: goods lost in transit as nodes
     # (transit.py; the trace keeps its own copy of what is in transit). 5: checklists and gate
-    # passes are references (refs.py).
-    version = 5
+    # passes are references (refs.py). 6: a declaration that names checklists (goods that
+    # entered first, or left collected, before it) finds their goods by its number and id.
+    version = 6
     retired_tables = RETIRED_TABLES
     tables = TABLES
     handles: tuple[type[DomainEvent], ...] = (
@@ -76,6 +79,8 @@ class TraceProjection:
         TransferDispatched,
         TransitSettled,
         ChecklistFiled,
+        ChecklistNamed,
+        CollectedChecklistsNamed,
     )
 
     def create_tables(self, cur: Any, *, indexes: bool = True) -> None:
@@ -122,6 +127,10 @@ class _TraceFold:
         self.edges: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.refs: dict[tuple[str, str, str], str] = {}  # (ref, kind, paper) -> canonical id
+        # A declaration's own references (its id and number -> its canonical id), by stream, for
+        # the checklists it names in the same write: this page's, and the page before's.
+        self.numbers: dict[str, list[tuple[str, str]]] = {}
+        self.numbers_before = p.numbers if p else {}
         self.times: dict[tuple[datetime, Any], str] = {}
         self.actors: dict[Actor, str] = {}
         self.text = Texts()
@@ -162,6 +171,8 @@ class _TraceFold:
             paper = entry.stream_id
             for kind, ref, canonical in declaration_refs(event):
                 self.refs[(ref, kind, paper)] = canonical
+                if kind == "declaration":
+                    self.numbers.setdefault(paper, []).append((ref, canonical))
             parcel = parcel_row(entry, event)
             if parcel is not None:
                 self.parcels.append(parcel)
@@ -179,9 +190,31 @@ class _TraceFold:
         elif isinstance(event, ChecklistFiled):
             # A checklist finds what its declaration moved.
             self.refs[(event.checklist_no, "checklist", entry.stream_id)] = event.checklist_no
+        elif isinstance(event, ChecklistNamed | CollectedChecklistsNamed):
+            self._named(entry.stream_id, event)
         elif isinstance(event, AccountBookOpened):
             self.enterprises[event.book_no] = event.enterprise
             self.new_books.append((event.book_no, event.enterprise))
+
+    def _named(self, stream: str, event: ChecklistNamed | CollectedChecklistsNamed) -> None:
+        """The declaration finds the goods of the checklists it names: its references point to
+        each checklist number, which finds its movements (queries.py)."""
+        named = [event.checklist_no] if isinstance(event, ChecklistNamed) else event.checklists
+        for ref, canonical in self._numbers(stream):
+            for number in named:
+                self.refs[(ref, "declaration", number)] = canonical
+
+    def _numbers(self, stream: str) -> list[tuple[str, str]]:
+        """A declaration's id and number (its submission came in the same write: this page,
+        the one before, or stored)."""
+        found = self.numbers.get(stream) or self.numbers_before.get(stream)
+        if found is None:
+            self.cur.execute(
+                "SELECT ref, id FROM view_trace_refs WHERE paper = ? AND kind = 'declaration'",
+                (stream,),
+            )
+            found = [(r["ref"], r["id"]) for r in self.cur.fetchall()]
+        return found
 
     def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
         """Read the stored lots the page draws from or adjusts in a few queries."""

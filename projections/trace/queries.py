@@ -188,7 +188,10 @@ def _find(scope: Scope, ref: str, params: list[Any], after: int = 0) -> str:
         "WITH papers AS (SELECT kind, id, paper FROM view_trace_refs WHERE ref = ?),"
         " moved AS (SELECT p.kind, p.id, m.movement_id FROM papers p"
         "  JOIN view_trace_movements m ON m.declaration = p.paper"
-        "  UNION SELECT kind, id, paper FROM papers)"
+        "  UNION SELECT kind, id, paper FROM papers"
+        # A declaration naming checklists: the movements those checklist numbers find.
+        "  UNION SELECT p.kind, p.id, c.paper FROM papers p"
+        "  JOIN view_trace_refs c ON c.ref = p.paper AND c.kind = 'checklist')"
         " SELECT mv.kind, mv.id, e.lot_id, NULL AS parcel, l.position FROM moved mv"
         " JOIN view_trace_events e ON e.movement_id = mv.movement_id"
         f" JOIN view_trace_lots l ON l.lot_id = e.lot_id{by_papers}"

@@ -226,6 +226,11 @@ def test_goods_leave_collected_in_a_month_and_are_declared_together(world):
     assert c["overdue"] is False
     assert [x["passed"] for x in c["lines"]] == ["45"]
     assert book_item(ledger, t) == ("55", "0", "55")
+    # The trace from the consolidated declaration's number finds the goods that left.
+    r = ledger.get(f"/v1/trace?ref={d['declaration_no']}", "officer")
+    assert r.status_code == 200, r.text
+    exits = [e for e in r.json()["events"] if e["type"] == "exited"]
+    assert sorted(Decimal(e["quantity"]) for e in exits) == [-25, -20], exits
     overdue = ledger.get("/v1/checklists", "officer", params={"overdue": "true"}).json()
     assert qd not in [x["checklist_no"] for x in overdue["items"]]
     # Its goods left already: no gate_out may move them again; no second declaration.

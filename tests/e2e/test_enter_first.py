@@ -208,6 +208,15 @@ def test_goods_enter_first_and_their_declaration_follows(world):
     r = ledger.get(f"/v1/trace?ref={qd}", "officer")
     assert r.status_code == 200, r.text
     assert sorted(lot["quantity_in"] for lot in r.json()["lots"]) == ["40", "50", "60"]
+    # So does the declaration that followed, by its number or its id (through the checklist),
+    # for the enterprise too; another tenant finds nothing.
+    for ref in (d["declaration_no"], d["id"]):
+        r = ledger.get(f"/v1/trace?ref={ref}", t.token_name)
+        assert r.status_code == 200, r.text
+        found = r.json()
+        assert sorted(lot["quantity_in"] for lot in found["lots"]) == ["40", "50", "60"]
+        assert {(m["kind"], m["id"]) for m in found["matched"]} == {("declaration", d["id"])}
+    assert ledger.get(f"/v1/trace?ref={d['declaration_no']}", other.token_name).status_code == 404
 
 
 def test_a_declaration_of_part_of_a_checklist_that_passed_is_released(world):
