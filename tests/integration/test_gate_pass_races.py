@@ -3,13 +3,14 @@
 Two writer processes, each a server application of its own (projections off, as a second
 server would run), start together and, in their own shuffled order and on several threads:
 - submit exports of 10 kg of one item that holds 100 kg, released at once: each release files
-  an outbound checklist that pre-decreases the book in the same write; and file `collected`
-  checklists of 10 kg of the same item (collect then declare), each pre-decreasing the book
-  when it is filed: together asking for three times what is on hand;
+  an outbound checklist that pre-decreases the book in the same write; and file outbound
+  checklists of 10 kg of the same item on their own - `collected` (collect then declare),
+  `in_zone_transfer` (to another enterprise's book of the zone) and `processing` in turn - each
+  pre-decreasing the book when it is filed: together asking for three times what is on hand;
 - record the passage of the same four gate passes (one vehicle each), and of two passes filed
   for the same rest of one checklist.
 Afterwards: the book never reserved more than it holds (on hand - pending out >= 0, pending out
-= 10 kg per released export and per filed collected checklist), every released export and
+= 10 kg per released export and per filed checklist), every released export and
 every filed checklist has its own number of the one outbound series and each reads back;
 each pass passed exactly once and the two passes of one rest did not both pass;
 the inbound item holds exactly what passed; no 5xx; the hash chain is intact.
@@ -37,7 +38,7 @@ from tests.samples import declaration_body, line
 from tests.support import Ledger, Tenant, admit, new_key, onboard, running_ledger
 
 REPO = Path(__file__).resolve().parents[2]
-WRITERS, THREADS, EXPORTS_PER_WRITER, COLLECTED_PER_WRITER = 2, 3, 10, 5
+WRITERS, THREADS, EXPORTS_PER_WRITER, FILED_ALONE_PER_WRITER = 2, 3, 10, 6
 
 
 def export_body(t: Tenant) -> dict[str, Any]:
@@ -84,6 +85,12 @@ def prepare(ledger: Ledger) -> dict[str, Any]:
     rivals = [file_pass(ledger, t, shared_checklist) for _ in range(2)]
     permit = f"/v1/account-books/{t.book_no}/collection-permission"
     assert ledger.post(permit, "officer", {"permitted": True}).status_code == 200
+    neighbour = onboard(ledger)
+    alone = {
+        "direction": "E",
+        "account_book": t.book_no,
+        "lines": [{"item_no": 2, "quantity": "10"}],
+    }
     return {
         "owner": t.token_name,
         "uscc": t.uscc,
@@ -94,12 +101,11 @@ def prepare(ledger: Ledger) -> dict[str, Any]:
         "shared_checklist": shared_checklist,
         "tokens": {who: ledger.tokens[who] for who in (t.token_name, gate)},
         "export": export_body(t),
-        "collected": {
-            "direction": "E",
-            "account_book": t.book_no,
-            "kind": "collected",
-            "lines": [{"item_no": 2, "quantity": "10"}],
-        },
+        "filed_alone": [
+            {**alone, "kind": "collected"},
+            {**alone, "kind": "in_zone_transfer", "destination_account_book": neighbour.book_no},
+            {**alone, "kind": "processing"},
+        ],
     }
 
 
@@ -108,9 +114,10 @@ def steps(s: dict[str, Any], writer: int) -> list[dict[str, Any]]:
         {"who": s["owner"], "path": "/v1/declarations", "body": s["export"], "key": new_key()}
         for _ in range(EXPORTS_PER_WRITER)
     ]
+    kinds = s["filed_alone"]
     plan += [
-        {"who": s["owner"], "path": "/v1/checklists", "body": s["collected"], "key": new_key()}
-        for _ in range(COLLECTED_PER_WRITER)
+        {"who": s["owner"], "path": "/v1/checklists", "body": kinds[n % 3], "key": new_key()}
+        for n in range(FILED_ALONE_PER_WRITER)
     ]
     plan += [
         {
@@ -183,16 +190,16 @@ def test_two_servers_never_pre_decrease_beyond_stock_nor_pass_twice(postgres_url
     released = [r["json"] for r in exports if r["status"] == 201]
     assert all(d["status"] == "released" for d in released), released
     filings = [r for r in records if r["path"] == "/v1/checklists"]
-    collected = [r["json"] for r in filings if r["status"] == 201]
-    assert all(c["status"] == "filed" for c in collected), collected
+    filed = [r["json"] for r in filings if r["status"] == 201]
+    assert all(c["status"] == "filed" for c in filed), filed
     refused = Counter(r["json"]["rule"] for r in [*exports, *filings] if r["status"] == 409)
     assert set(refused) <= {"insufficient_stock", "concurrent_update"}, refused
     # 100 kg hold exactly ten; a write refused for a lost race may leave one unused.
-    holders = len(released) + len(collected)
-    assert 0 < holders <= 10, (len(released), len(collected), refused)
+    holders = len(released) + len(filed)
+    assert 0 < holders <= 10, (len(released), len(filed), refused)
     if "concurrent_update" not in refused:
         assert holders == 10, refused
-    numbers = [d["checklist_no"] for d in [*released, *collected]]
+    numbers = [d["checklist_no"] for d in [*released, *filed]]
     assert len(set(numbers)) == len(numbers) and all(n[8] == "E" for n in numbers)
 
     passages = [r for r in records if r["path"].endswith("/passage")]
@@ -216,7 +223,7 @@ def test_two_servers_never_pre_decrease_beyond_stock_nor_pass_twice(postgres_url
         assert Decimal(items[1]["on_hand"]) == 50  # four singles and one of the rivals
         for n in numbers:
             got = ledger.get(f"/v1/checklists/{n}", s["owner"])
-            filed_alone = n in {c["checklist_no"] for c in collected}
+            filed_alone = n in {c["checklist_no"] for c in filed}
             want = "filed" if filed_alone else "approved"
             assert got.status_code == 200 and got.json()["status"] == want, got.text
         shared = ledger.get(f"/v1/checklists/{s['shared_checklist']}", s["owner"]).json()
