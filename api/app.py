@@ -35,6 +35,7 @@ from api.routes import (
     inventory,
     movements,
     reference,
+    tax_bills,
     trace,
     ui,
 )
@@ -232,6 +233,7 @@ def create_app(
         buyers.router,
         movements.router,
         documents.router,
+        tax_bills.router,
         boms.router,
         inventory.router,
         trace.router,

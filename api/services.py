@@ -42,6 +42,7 @@ from projections.read_models import read_model_projections
 from projections.runner import DEFAULT_BATCH, CatchUpRunner, LogSource
 from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
+from projections.tax_bills import TaxBillQueries
 from projections.trace.queries import TraceQueries
 
 log = logging.getLogger("customs_ledger")
@@ -240,6 +241,7 @@ class Services:
     inventory: InventoryQueries
     trace: TraceQueries
     documents: DocumentQueries
+    tax_bills: TaxBillQueries
     vault: BuyerKeys
     watch: TamperWatch | None = None
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
@@ -297,6 +299,7 @@ class Services:
             inventory=InventoryQueries(views),
             trace=TraceQueries(views),
             documents=DocumentQueries(views),
+            tax_bills=TaxBillQueries(views),
             vault=vault,
             watch=watch,
         )

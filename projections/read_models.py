@@ -11,6 +11,7 @@ from projections.documents import DocumentsProjection
 from projections.enterprises import EnterprisesProjection
 from projections.folding import Projection, ViewTable
 from projections.inventory.fold import InventoryProjection
+from projections.tax_bills import TaxBillsProjection
 from projections.trace.fold import TraceProjection
 
 
@@ -22,6 +23,7 @@ def read_model_projections() -> list[Projection]:
         InventoryProjection(),
         TraceProjection(),
         DocumentsProjection(),
+        TaxBillsProjection(),
     ]
 
 

@@ -218,6 +218,18 @@ def check_passes(world: World, scope: Scope, body: Any) -> None:
     assert [p["pass_no"] for p in body["items"]] == expected and expected
 
 
+def check_bills(world: World, scope: Scope, body: Any) -> None:
+    """Exactly the tax bills of the caller's declarations or zone, in assessment order."""
+    every = admin_list(world, "/v1/tax-bills")
+    expected = [
+        b["bill_id"]
+        for b in every
+        if (scope.tenant is None or b["enterprise"] == scope.tenant.uscc)
+        and (scope.zone is None or b["zone"] == scope.zone)
+    ]
+    assert [b["bill_id"] for b in body["items"]] == expected and expected
+
+
 def check_inventory(world: World, scope: Scope, body: Any) -> None:
     rows = admin_list(world, "/v1/inventory")
     expected = {
@@ -541,6 +553,7 @@ SPECS: dict[str, Spec] = {
         "path",
     ),
     "GET /v1/checklists": Spec(get("/v1/checklists", limit=1000), "list", check=check_checklists),
+    "GET /v1/tax-bills": Spec(get("/v1/tax-bills", limit=1000), "list", check=check_bills),
     "GET /v1/checklists/{checklist_no}": Spec(
         lambda w, t: [
             Call("GET", f"/v1/checklists/{t.declarations['arrival']['checklist_no']}", owner=t)

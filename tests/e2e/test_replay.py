@@ -29,7 +29,7 @@ from tests.samples import line
 from tests.stories import run_story
 from tests.support import Ledger, admit, declaration_body, new_key, onboard, run_cli, running_ledger
 
-READ_MODELS = {"declarations", "enterprises", "inventory", "trace", "documents"}
+READ_MODELS = {"declarations", "enterprises", "inventory", "trace", "documents", "tax_bills"}
 # A full replay also rebuilds the key table from the keys' events (docs/decisions/0016).
 FULL_REPLAY_MODELS = READ_MODELS | {"api_keys"}
 

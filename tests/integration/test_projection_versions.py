@@ -24,6 +24,7 @@ from projections.enterprises import EnterprisesProjection
 from projections.folding import version_of
 from projections.inventory import InventoryProjection
 from projections.store import ViewStore
+from projections.tax_bills import TaxBillsProjection
 from projections.trace import TraceProjection
 from tests.stories import run_story
 from tests.support import Ledger, running_ledger
@@ -35,6 +36,7 @@ PROJECTIONS = (
     InventoryProjection,
     TraceProjection,
     DocumentsProjection,
+    TaxBillsProjection,
 )
 HAND_CHANGED = "999"
 # A server of a release whose trace is at version argv[2], starting when told to

@@ -57,6 +57,7 @@ def test_the_digest_order_of_each_read_model_is_kept():
             "view_trace_transit",
         ],
         "documents": ["view_checklists", "view_gate_passes"],
+        "tax_bills": ["view_tax_bills"],
     }
 
 
