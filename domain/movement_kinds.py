@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from domain.admission import decide_gate_in
+from domain.destruction import Destruction, decide_destruction
 from domain.errors import Forbidden
 from domain.events import Actor
 from domain.exits import GateOut, decide_gate_out
@@ -27,7 +28,14 @@ from domain.unit_of_work import Decision, UnitOfWork
 
 # The body of POST /v1/movements: one tagged Struct per kind (`kind` is the tag).
 MovementBody = (
-    GateIn | GateOut | TransferDispatch | TransferReceipt | Processing | Adjustment | InZoneTransfer
+    GateIn
+    | GateOut
+    | TransferDispatch
+    | TransferReceipt
+    | Processing
+    | Adjustment
+    | InZoneTransfer
+    | Destruction
 )
 # A kind's decision: reads through the unit of work, returns what to save and the answer.
 Decide = Callable[[UnitOfWork, MovementRequest[Any], datetime], Decision[MovementView]]
@@ -58,7 +66,7 @@ class KindLabels:
 class KindRules:
     """Who records a movement of this kind: the role, and the refusal for anyone else."""
 
-    recorded_by: Literal["operator", "enterprise"]
+    recorded_by: Literal["operator", "enterprise", "officer"]
     refusal: str
 
 
@@ -85,6 +93,7 @@ def decide_admission(
 
 GATE = KindRules("operator", "gate movements are recorded by an operator of the zone")
 BOOK = KindRules("enterprise", "processing and adjustments are the book's enterprise's")
+WITNESS = KindRules("officer", "a destruction is recorded by the officer who witnessed it")
 RECEIVER = KindRules(
     "enterprise", "an in-zone transfer's receipt is recorded by the receiving book's enterprise"
 )
@@ -205,6 +214,24 @@ KINDS: dict[MovementKind, KindSpec] = {
             epcis_drawn=("OBSERVE", "departing", "in_progress"),
         ),
     ),
+    "destruction": KindSpec(
+        "destruction",
+        "destruction of goods in the book, witnessed by customs (销毁)",
+        Destruction,
+        decide_destruction,
+        WITNESS,
+        KindLabels(
+            book_entry=None,
+            created=None,
+            drawn="destroyed",
+            edge=None,
+            paper_label="reason",
+            # The goods cease to exist (GS1 CBV 2.0: bizStep `destroying`, disposition
+            # `destroyed`): the quantity leaves the chain for good.
+            epcis_created=None,
+            epcis_drawn=("DELETE", "destroying", "destroyed"),
+        ),
+    ),
 }
 assert set(KINDS) == set(get_args(MovementKind)), "every movement kind is registered"
 assert {s.command for s in KINDS.values()} == set(get_args(MovementBody)), "one body per kind"
@@ -217,8 +244,9 @@ def spec_of(cmd: object) -> KindSpec:
 
 
 def check_recorder(spec: KindSpec, actor: Actor) -> None:
-    """Gate kinds are recorded by an operator of the zone; processing and stocktake
-    adjustments by the book's enterprise (403 for anyone else)."""
+    """Gate kinds are recorded by an operator of the zone; processing, stocktake adjustments
+    and in-zone receipts by an enterprise; a destruction by the officer who witnessed it (403
+    for anyone else)."""
     if actor.role != spec.rules.recorded_by:
         raise Forbidden(spec.rules.refusal)
 

@@ -30,6 +30,7 @@ MovementKind = Literal[
     "processing",
     "adjustment",
     "in_zone_transfer",
+    "destruction",
 ]
 
 

@@ -157,8 +157,8 @@ async def book_statement(
     as_of: AsOf = None,
 ) -> Response:
     """Per item: opening, receipts (receipt + transfer_in + production), issues (issue +
-    transfer_out + consumption), signed adjustments and closing for the business-time period
-    `[from, to)`; `as_of` answers as the log stood then (record time)."""
+    transfer_out + consumption + destruction), signed adjustments and closing for the
+    business-time period `[from, to)`; `as_of` answers as the log stood then (record time)."""
     _, lines, position, _ = await _statement(request, book_no, actor, since, until, as_of)
     return json_response({"items": lines, "next_cursor": None}, position=position)
 

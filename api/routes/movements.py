@@ -41,11 +41,12 @@ MovementList = list_type(MovementAnswer, "MovementList")
 )
 async def record_movement(request: Request) -> Response:
     """Goods move: `gate_in`, `gate_out`, `transfer_dispatch`, `transfer_receipt` (an operator
-    of the zone), `processing` and `adjustment` (the book's enterprise). The answer is the
-    recorded movement with its log `position` (the same on a replay)."""
+    of the zone), `processing`, `adjustment` (the book's enterprise), `in_zone_transfer` (the
+    receiving book's enterprise) and `destruction` (the officer who witnessed it). The answer is
+    the recorded movement with its log `position` (the same on a replay)."""
     return await execute(
         request,
-        ("operator", "enterprise"),
+        ("operator", "enterprise", "officer"),
         # A tagged union is a valid msgspec body type, but not a `type[T]` to mypy.
         MovementBody,  # type: ignore[arg-type]
         lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, required_key(idem)),

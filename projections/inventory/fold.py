@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from domain.account_book import AccountBookItemsRegistered, AccountBookOpened, BookItem
 from domain.declaration import SHANGHAI
+from domain.destruction import GoodsDestroyed
 from domain.enter_first import ReservationReleased
 from domain.events import DomainEvent
 from domain.exits import GoodsExited, StockReserved
@@ -55,6 +56,7 @@ DRAW_KINDS: dict[type[DomainEvent], str] = {
     TransferredInZone: "transfer_out",
     InputsConsumed: "consumption",
     ChecklistInputsConsumed: "consumption",
+    GoodsDestroyed: "destruction",
 }
 StockEvents = (
     StockReserved,

@@ -24,7 +24,7 @@ from projections.folding import chunks
 
 ZERO = Decimal(0)
 RECEIPTS = ("receipt", "transfer_in", "production")
-ISSUES = ("issue", "transfer_out", "consumption")
+ISSUES = ("issue", "transfer_out", "consumption", "destruction")
 # The filters of GET /v1/inventory, and their columns.
 FILTERS = {"zone": "i.zone", "book_no": "i.book_no", "item_no": "i.item_no", "hs_code": "i.hs_code"}
 # The filters of GET /v1/movements, and their columns (`flagged` is stored as 0 or 1).

@@ -507,6 +507,22 @@ SPECS: dict[str, Spec] = {
         "body",
         "checklist",
     ),
+    "POST /v1/movements kind=destruction": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                "/v1/movements",
+                body={
+                    "kind": "destruction",
+                    "account_book": t.book,
+                    "lines": [{"item_no": 1, "quantity": "1"}],
+                    "reason": "damaged beyond repair",
+                },
+                key=True,
+                owner=t,
+            )
+        ],
+    ),
     "POST /v1/movements kind=adjustment": Spec(
         lambda w, t: [Call("POST", "/v1/movements", body=adjustment(t.book), key=True, owner=t)],
         "body",

@@ -7,7 +7,8 @@ enterprise's book waits in `awaiting_acceptance`, reserving nothing, until that 
 accepts it), let goods out first-in
 first-out or from named lots, dispatch and receive transfers (shortfalls stay in transit until
 a stocktake `explains` them), process inputs into outputs where the zone permits it (the
-logistics centre XXLC only repacks: 409 `zone_not_permitted`) and adjust stock after a count.
+logistics centre XXLC only repacks: 409 `zone_not_permitted`), adjust stock after a count and
+destroy goods under an officer's witness (only the free stock: 409 `insufficient_stock`).
 Checklists filed on their own pre-decrease their book (refused as a release would be) and are
 approved, rejected or withdrawn: collected ones leave on gate passes, in-zone transfers pass
 between the two enterprises' books of XCBZ (the receiver records the receipt), processing ones
@@ -1673,6 +1674,32 @@ class Movements(RuleBasedStateMachine):
             self.stock(book, item).flows["produced"] += q
         self.dirty_books.add(book.book_no)
 
+    @rule(data=st.data())
+    def destroy(self, data: Any) -> None:
+        """An officer witnesses a destruction: first-in first-out among the free lots of one
+        customs status (beyond the free stock: 409), the goods off the book without duty."""
+        book = self.books[self.stocked_zone(data)]
+        item, status, most = self.bucket(data, book)
+        s = self.stock(book, item)
+        q = self.quantity(data, item, most, "destroyed", over=self.rarely(data, "too much"))
+        body = {
+            "kind": "destruction",
+            "account_book": book.book_no,
+            "lines": [{"item_no": item, "quantity": str(q), "goods_status": status}],
+            "reason": "spoiled",
+        }
+        taken = fifo(s.lots, self.lots, status, q)
+        free = self.available_of(s, status)
+        refusal = "insufficient_stock" if taken is None or q > free else None
+        answer = self.call("officer", "/v1/movements", body, refused=refusal)
+        if answer is None:
+            return
+        assert taken is not None
+        self.expect_lots(answer, [(lot, item, -t) for lot, t in taken.items()])
+        self.draw_lots(book, item, taken)
+        s.flows["destroyed"] += q
+        self.dirty_books.add(book.book_no)
+
     @rule(data=st.data(), increase=st.booleans(), named=st.booleans())
     def adjust(self, data: Any, increase: bool, named: bool) -> None:
         """A stocktake: more or less than booked, on a named lot or first-in first-out."""
@@ -1765,6 +1792,7 @@ class Movements(RuleBasedStateMachine):
                 + f["produced"]
                 + f["received"]
                 - f["consumed"]
+                - f["destroyed"]
                 - f["exited"]
                 - f["dispatched"]
                 + f["adjusted"]
@@ -1849,7 +1877,7 @@ class Movements(RuleBasedStateMachine):
         for s in self.stocks.values():
             flows.update(s.flows)
         came_in = flows["admitted"] + flows["produced"] + flows["adjusted"]
-        went_out = flows["consumed"] + flows["exited"] + flows["lost"]
+        went_out = flows["consumed"] + flows["exited"] + flows["lost"] + flows["destroyed"]
         assert total == came_in - went_out, (total, flows)
 
     # -- checks at the end of every example --------------------------------------------------
@@ -1904,6 +1932,7 @@ class Movements(RuleBasedStateMachine):
             "production": "produced",
             "transfer_in": "received",
             "consumption": "consumed",
+            "destruction": "destroyed",
             "issue": "exited",
             "transfer_out": "dispatched",
             "adjustment": "adjusted",
@@ -1913,7 +1942,8 @@ class Movements(RuleBasedStateMachine):
         for e in entries:
             q = plain(e["quantity"])
             flow = kinds[e["entry_kind"]]
-            sums[e["item_no"]][flow] += -q if flow in ("consumed", "exited", "dispatched") else q
+            leaving = ("consumed", "exited", "dispatched", "destroyed")
+            sums[e["item_no"]][flow] += -q if flow in leaving else q
             last[e["item_no"]] = plain(e["balance_after"])
             assert self.lots[e["lot_id"]].book == book.book_no, e
         for item in ITEMS:

@@ -82,6 +82,7 @@ def test_the_movement_kind_registry_names_what_the_read_side_named_by_hand():
         "processing": "consumed",
         "adjustment": "adjusted",
         "in_zone_transfer": "transferred_out",
+        "destruction": "destroyed",
     }
     # A gate_in's lots have parents only when it readmits a retail return (decision 0024).
     assert EDGE_KINDS == {
@@ -98,6 +99,7 @@ def test_the_movement_kind_registry_names_what_the_read_side_named_by_hand():
         "adjusted": ("OBSERVE", "stock_taking", None),
         "transferred_in": ("ADD", "receiving", "in_progress"),
         "transferred_out": ("OBSERVE", "departing", "in_progress"),
+        "destroyed": ("DELETE", "destroying", "destroyed"),
     }
 
 

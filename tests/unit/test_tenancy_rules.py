@@ -34,6 +34,8 @@ def test_gate_kinds_are_recorded_by_an_operator_and_book_kinds_by_the_enterprise
         "adjustment": "enterprise",
         # The receiving book's enterprise (domain/in_zone_transfers.py).
         "in_zone_transfer": "enterprise",
+        # The officer who witnessed it (domain/destruction.py).
+        "destruction": "officer",
     }
 
 
