@@ -40,6 +40,7 @@ ChecklistKind = Literal[
     "processing",
     "enter_first",
     "collected",
+    "destruction",
 ]
 ChecklistStatus = Literal["filed", "approved", "closed", "withdrawn", "rejected"]
 Direction = Literal["I", "E"]

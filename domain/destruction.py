@@ -9,6 +9,13 @@ the book, the goods (first-in first-out within a customs status, or named lots),
 the destruction certificate if there is one. Goods reserved for a declaration or held by a
 checklist cannot be destroyed (409 `insufficient_stock` on what is free).
 
+Or the enterprise applies first: a `destruction` checklist (销毁核注清单 [verify: the Golden
+Customs II checklist for 料件销毁 / 边角料销毁]) lists the bonded goods, which it pre-decreases
+when filed (domain/outbound_checklists.py); the officer's approval is the witness's confirmation,
+and the goods leave the book in the approval's write (a `destruction` movement recorded by that
+officer, drawn first-in first-out from what the checklist held; the checklist closes). No gate
+pass carries it (409 `stays_in_zone`).
+
 The book records a `destruction` entry per lot; the trace shows the lots `destroyed`; EPCIS says
 `DELETE` with the GS1 CBV bizStep `destroying` and disposition `destroyed`.
 """
@@ -22,11 +29,14 @@ from uuid import UUID
 
 import msgspec
 
+from domain import standalone_checklists as sc
 from domain import values
 from domain.account_book import AccountBook, account_book_id
+from domain.checklists import ChecklistView
 from domain.declaration import AwareDatetime, GoodsStatus, Str64, Str255
 from domain.errors import Conflict, ValidationFailed
-from domain.exits import LotDrawn
+from domain.events import Actor, Pending, stream_id
+from domain.exits import GoodsExited, LotDrawn
 from domain.movements import (
     ItemStock,
     Lot,
@@ -37,6 +47,7 @@ from domain.movements import (
     fifo,
     item_stock_id,
 )
+from domain.outbound_checklists import ChecklistLinesMoved, decide_on_checklist, draw_held
 from domain.papers import MovementRequest
 from domain.processing import InputsConsumed
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
@@ -73,6 +84,11 @@ class Destruction(
 class GoodsDestroyed(InputsConsumed, frozen=True, kw_only=True):
     """Goods of this item were destroyed under customs supervision, lot by lot: off the book,
     without duty."""
+
+
+class HeldGoodsDestroyed(GoodsExited, frozen=True, kw_only=True):
+    """Goods a destruction checklist held (`declaration_id`: its stream) were destroyed when an
+    officer approved it: the holding became the decrease."""
 
 
 def _taken(
@@ -158,3 +174,63 @@ def decide_destruction(
     )
     movement.record(MovementRecorded, view=view, **common)
     return Decision([movement, *stocks.values(), *lots.values()], view)
+
+
+def on_checklist(
+    uow: UnitOfWork,
+    checklist: Pending[sc.Checklist],
+    action: str,
+    cmd: sc.DecideChecklist,
+    actor: Actor,
+    now: datetime,
+) -> Decision[ChecklistView]:
+    """A decision on a standalone checklist (domain/outbound_checklists.py); an approved
+    destruction checklist's goods are destroyed in the approval's write, by the approving
+    officer as witness."""
+    decision = decide_on_checklist(uow, checklist, action, cmd, actor, now)
+    if checklist.current.kind != "destruction" or action != "approval":
+        return decision
+    c = checklist.current
+    movement = uow.new(stream_id("movement", f"destruction:{checklist.id}"), MovementState)
+    common: dict[str, Any] = {"actor": actor, "occurred_at": now}
+    stocks: dict[int, Pending[ItemStock]] = {}
+    lots = LazyPendings(uow, Lot)
+    view_lots: list[LotView] = []
+    for line in c.lines:
+        if line.item_no not in stocks:
+            stocks[line.item_no] = uow.pending(
+                item_stock_id(c.account_book, line.item_no), ItemStock
+            )
+        taken = draw_held(
+            stocks[line.item_no],
+            lots,
+            event=HeldGoodsDestroyed,
+            holder=checklist.id,
+            item_no=line.item_no,
+            goods_status=line.goods_status,
+            quantity=line.quantity,
+            movement_id=movement.id,
+            common=common,
+        )
+        view_lots += [
+            LotView(lot_id=lot, item_no=line.item_no, quantity=-q) for lot, q in taken.items()
+        ]
+    checklist.record(
+        ChecklistLinesMoved,
+        movement_id=movement.id,
+        quantities={line.line_no: line.quantity for line in c.lines},
+        **common,
+    )
+    view = MovementView(
+        movement_id=movement.id,
+        kind="destruction",
+        zone=c.zone,
+        account_book=c.account_book,
+        occurred_at=now,
+        lots=view_lots,
+        reason=f"destroyed under checklist {c.checklist_no}",
+        checklist_no=c.checklist_no,
+    )
+    movement.record(MovementRecorded, view=view, **common)
+    saves = [movement, *decision.saves, *stocks.values(), *lots.values()]
+    return Decision(saves, sc.view(checklist.current, now))

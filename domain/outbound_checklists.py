@@ -46,7 +46,7 @@ from domain.scope import Scope
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 
-PRE_DECREASED = ("collected", "in_zone_transfer", "processing")
+PRE_DECREASED = ("collected", "in_zone_transfer", "processing", "destruction")
 
 
 def check_destination(uow: UnitOfWork, cmd: sc.FileChecklist, book: AccountBook) -> AccountBook:

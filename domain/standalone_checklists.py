@@ -59,9 +59,10 @@ BUILT_KINDS: dict[str, Direction] = {
     "collected": "E",
     "in_zone_transfer": "E",
     "processing": "E",
+    "destruction": "E",
 }
 # Kinds whose goods stay in the zone: no gate pass carries them.
-STAYS_IN_ZONE = ("in_zone_transfer", "processing")
+STAYS_IN_ZONE = ("in_zone_transfer", "processing", "destruction")
 FILED_BY_DECLARATION = ("first_line", "second_line", "transfer")
 # What each built kind says to a body that gives a declaration, and to non-bonded lines.
 FOLLOWS = {
@@ -69,6 +70,7 @@ FOLLOWS = {
     "collected": "goods leave first, declared together after their collection period",
     "in_zone_transfer": "goods passing between books of one zone need no declaration",
     "processing": "processing in the zone needs no declaration",
+    "destruction": "goods destroyed under customs supervision need no declaration",
 }
 BONDED_ONLY = {
     "enter_first": "goods entering first from abroad are bonded",
@@ -77,6 +79,8 @@ BONDED_ONLY = {
     "in_zone_transfer": "an in-zone transfer checklist moves bonded goods (domestic goods "
     "change hands in the zone without one)",
     "processing": "a processing checklist lists the bonded materials processing consumes",
+    "destruction": "a destruction checklist lists bonded goods (domestic goods are destroyed "
+    "without one)",
 }
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain import collected, outbound_checklists, passage
+from domain import collected, destruction, outbound_checklists, passage
 from domain import gate_passes as gp
 from domain import standalone_checklists as sc
 from domain.account_book import AccountBook, account_book_id, visible_book
@@ -103,7 +103,7 @@ class DocumentCommands:
                     )
                 raise NotFound(f"no checklist {number}")
             pending = uow.pending(state.id, sc.Checklist)
-            return outbound_checklists.decide_on_checklist(uow, pending, action, cmd, actor, now)
+            return destruction.on_checklist(uow, pending, action, cmd, actor, now)
 
         outcome = self._execute(200, idem, cmd, decide, actor)
         return self._with_position(outcome, stream) if stream is not None else outcome

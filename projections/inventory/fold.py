@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from domain.account_book import AccountBookItemsRegistered, AccountBookOpened, BookItem
 from domain.declaration import SHANGHAI
-from domain.destruction import GoodsDestroyed
+from domain.destruction import GoodsDestroyed, HeldGoodsDestroyed
 from domain.enter_first import ReservationReleased
 from domain.events import DomainEvent
 from domain.exits import GoodsExited, StockReserved
@@ -57,6 +57,7 @@ DRAW_KINDS: dict[type[DomainEvent], str] = {
     InputsConsumed: "consumption",
     ChecklistInputsConsumed: "consumption",
     GoodsDestroyed: "destruction",
+    HeldGoodsDestroyed: "destruction",
 }
 StockEvents = (
     StockReserved,

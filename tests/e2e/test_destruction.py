@@ -96,3 +96,57 @@ def test_an_officer_witnesses_a_destruction_and_the_goods_leave_the_book(ledger)
     )
     listed = ledger.get("/v1/movements?kind=destruction", t.token_name).json()["items"]
     assert [m["movement_id"] for m in listed] == [moved["movement_id"]]
+
+
+def test_a_destruction_checklist_pre_decreases_and_its_approval_destroys(ledger):
+    """The enterprise applies on a destruction checklist (pre-decreased when filed); the
+    officer's approval is the witness's confirmation: the goods are destroyed in its write."""
+    t = onboard(ledger)
+    admit(ledger, t, 1, "10")
+    body = {
+        "direction": "E",
+        "account_book": t.book_no,
+        "kind": "destruction",
+        "lines": [{"item_no": 1, "quantity": "4"}],
+    }
+    r = ledger.post("/v1/checklists", t.token_name, body, key=new_key())
+    assert r.status_code == 201, r.text
+    qd = r.json()["checklist_no"]
+
+    def item() -> tuple[str, str, str]:
+        book = ledger.get(f"/v1/account-books/{t.book_no}", t.token_name).json()
+        found = next(i for i in book["items"] if i["item_no"] == 1)
+        return found["on_hand"], found["pending_out"], found["available"]
+
+    assert item() == ("10", "4", "6")
+    before = ledger.log_state()
+    gate_pass = {
+        "zone": "XCBZ",
+        "direction": "out",
+        "vehicle": {"plate": "陕A54321"},
+        "gross_weight_kg": "100",
+        "checklists": [{"checklist_no": qd}],
+    }
+    r = ledger.post("/v1/gate-passes", t.token_name, gate_pass, key=new_key())
+    refused(ledger, before, r, 409, "stays_in_zone")
+
+    r = ledger.post(f"/v1/checklists/{qd}/approval", "officer", {}, key=new_key())
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "closed" and r.json()["lines"][0]["passed"] == "4"
+    assert item() == ("6", "0", "6")
+    (moved,) = ledger.get("/v1/movements?kind=destruction", t.token_name).json()["items"]
+    assert moved["checklist_no"] == qd and moved["declaration"] is None
+    assert sum(int(x["quantity"]) for x in moved["lots"]) == -4
+    trace = ledger.get(f"/v1/trace?ref={qd}", "officer").json()
+    assert [e["type"] for e in trace["events"]].count("destroyed") == len(moved["lots"])
+    entries = ledger.get(f"/v1/account-books/{t.book_no}/entries?item_no=1", "officer").json()
+    assert [e["entry_kind"] for e in entries["items"]] == ["receipt", "destruction"]
+
+    # A rejected application gives its goods back; nothing is destroyed.
+    r = ledger.post("/v1/checklists", t.token_name, body, key=new_key())
+    assert r.status_code == 201, r.text
+    other = r.json()["checklist_no"]
+    assert item() == ("6", "4", "2")
+    r = ledger.post(f"/v1/checklists/{other}/rejection", "officer", {"reason": "repairable"})
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+    assert item() == ("6", "0", "6")
