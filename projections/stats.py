@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from domain.declaration import SHANGHAI
 from domain.scope import Scope
 from projections.columns import period_sql, tenancy_sql
 from projections.declarations import declarations_sql
@@ -21,6 +22,9 @@ class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
     declarations: int
     movements: int
     value_cny: Decimal
+    # The duties of these declarations still unpaid past their bills' due date, as of the
+    # read's China day (projections/tax_bills.py).
+    overdue_cny: Decimal = Decimal(0)
 
 
 GROUPS: dict[str, Callable[[Any], str]] = {
@@ -64,17 +68,22 @@ class StatsQueries:
         since: datetime | None,
         until: datetime | None,
         scope: Scope,
+        today: date | None = None,
     ) -> list[StatsRow]:
         key_of = GROUPS[group_by]
         counts: dict[str, int] = defaultdict(int)
         values: dict[str, Decimal] = defaultdict(Decimal)
+        overdue: dict[str, Decimal] = defaultdict(Decimal)
         moved: dict[str, int] = defaultdict(int)
+        day = (today or datetime.now(SHANGHAI).date()).isoformat()
         with self.views.read() as cur:
-            cur.execute(*_declarations(zone, since, until, scope))
+            cur.execute(*_declarations(zone, since, until, scope, day))
             for row in cur.fetchall():
                 key = key_of(row)
                 counts[key] += 1
                 values[key] += Decimal(row["value_cny"])
+                if row["overdue"]:
+                    overdue[key] += Decimal(row["tax"]) - Decimal(row["paid"])
             cur.execute(*_movements(zone, since, until, scope))
             for row in cur.fetchall():
                 grouped = {
@@ -84,20 +93,31 @@ class StatsQueries:
                 }
                 moved[key_of(grouped)] += int(row["movements"])
         return [
-            StatsRow(key=k, declarations=counts[k], movements=moved[k], value_cny=values[k])
+            StatsRow(
+                key=k,
+                declarations=counts[k],
+                movements=moved[k],
+                value_cny=values[k],
+                overdue_cny=overdue[k],
+            )
             for k in sorted(counts.keys() | moved.keys())
         ]
 
 
 def _declarations(
-    zone: str | None, since: datetime | None, until: datetime | None, scope: Scope
+    zone: str | None, since: datetime | None, until: datetime | None, scope: Scope, day: str
 ) -> tuple[str, list[Any]]:
-    """The declarations that took effect, in the declarations list's period and tenancy."""
+    """The declarations that took effect, in the declarations list's period and tenancy, each
+    with its bill's tax and payments when the bill is overdue on `day`."""
     sql = (
-        "SELECT business_day, trade_mode, flow, value_cny FROM view_declarations"
+        "SELECT business_day, trade_mode, flow, value_cny, b.tax, b.paid,"
+        " (b.bill_id IS NOT NULL AND b.settled = 0 AND b.cancelled = 0 AND b.due_by < ?)"
+        " AS overdue FROM view_declarations"
+        " LEFT JOIN (SELECT bill_id, tax, paid, settled, cancelled, due_by FROM view_tax_bills)"
+        " b ON b.bill_id = view_declarations.id"
         " WHERE status NOT IN ('withdrawn', 'rejected', 'refused')"
     )
-    params: list[Any] = []
+    params: list[Any] = [day]
     if zone is not None:
         sql += " AND zone = ?"
         params.append(zone)

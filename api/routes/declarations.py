@@ -30,6 +30,7 @@ from api.routes.common import (
     views_caught_up,
 )
 from domain.declaration import (
+    SHANGHAI,
     AcceptTransfer,
     Ecommerce,
     Flow,
@@ -340,16 +341,19 @@ async def stats(
     since: Since = None,
     until: Until = None,
 ) -> Response:
-    """Declarations (not withdrawn, rejected or refused), their CNY value and the movements
-    recorded, grouped; movements under no declaration are `within_zone` by flow or trade mode."""
+    """Declarations (not withdrawn, rejected or refused), their CNY value, their duties overdue
+    as of today (`overdue_cny`, GET /v1/tax-bills) and the movements recorded, grouped;
+    movements under no declaration are `within_zone` by flow or trade mode."""
     position = await views_caught_up(request)
+    svc = services(request)
     rows = await run_in_threadpool(
-        lambda: services(request).stats.stats(
+        lambda: svc.stats.stats(
             group_by=group_by,
             zone=zone,
             since=time_param("from", since),
             until=time_param("to", until),
             scope=Scope.of(actor),
+            today=svc.ledger.clock().astimezone(SHANGHAI).date(),
         )
     )
     return json_response({"items": rows, "next_cursor": None}, position=position)

@@ -582,7 +582,13 @@ def test_stats_count_and_value_declarations_exactly(ledger):
             counts[key_of(row)] += 1
             values[key_of(row)] += row["value"]
         return [
-            {"key": k, "declarations": counts[k], "movements": 0, "value_cny": str(values[k])}
+            {
+                "key": k,
+                "declarations": counts[k],
+                "movements": 0,
+                "value_cny": str(values[k]),
+                "overdue_cny": "0",  # nothing is due yet: bills fall due 15 days on
+            }
             for k in sorted(counts)
         ]
 

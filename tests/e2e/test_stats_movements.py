@@ -220,6 +220,7 @@ def test_each_movement_counts_once_by_its_china_day_and_its_declarations_flow_an
             "declarations": 0,
             "movements": 2,
             "value_cny": "0",
+            "overdue_cny": "0",
         },
     }
     by_mode = movements_by_key(stats(ledger, "officer", group_by="trade_mode"))

@@ -83,6 +83,15 @@ def test_a_bill_falls_due_accrues_a_late_fee_and_stops_when_paid(world):
     (late,) = bills(ledger, t.token_name, status="overdue")
     assert Decimal(late["late_fee"]) == (tax * Decimal("0.0005") * 15).quantize(Decimal("0.01"))
     assert Decimal(late["late_fee"]) == Decimal("338.25")
+    # The statistics add what is overdue, by the declarations' month, within tenancy.
+    (december,) = [
+        row
+        for row in ledger.get("/v1/stats", "officer", params={"group_by": "month"}).json()["items"]
+        if row["key"] == "2026-12"
+    ]
+    assert Decimal(december["overdue_cny"]) == tax
+    mine = ledger.get("/v1/stats", other.token_name, params={"group_by": "month"}).json()
+    assert all(Decimal(row["overdue_cny"]) == 0 for row in mine["items"])
 
     paid = {"amount": str(tax), "currency": "CNY", "reference": "BANK-0105"}
     r = ledger.post(f"/v1/declarations/{d['id']}/payments", t.token_name, paid)
@@ -90,6 +99,8 @@ def test_a_bill_falls_due_accrues_a_late_fee_and_stops_when_paid(world):
     clock.at = clock.at + timedelta(days=30)
     (settled,) = bills(ledger, t.token_name, status="paid")
     assert settled["late_fee"] == late["late_fee"], "paying stops the fee"
+    months = ledger.get("/v1/stats", "officer", params={"group_by": "month"}).json()["items"]
+    assert all(Decimal(row["overdue_cny"]) == 0 for row in months)
     assert settled["payments"] == [{"on": "2027-01-05", "amount": str(tax)}]
     assert bills(ledger, t.token_name, status="overdue") == []
     assert bills(ledger, t.token_name, status="unpaid") == []
