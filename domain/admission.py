@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from domain import values
 from domain.declaration import Declaration, GoodsStatus
@@ -116,7 +117,7 @@ def admit(
     container = cmd.container or f.transport.container
     if container:
         documents.append(Paper("container", container, container))
-    common = {"actor": actor, "occurred_at": occurred_at}
+    common: dict[str, Any] = {"actor": actor, "occurred_at": occurred_at}
     declaration.record(GoodsMoved, movement_id=movement.id, quantities=quantities, **common)
     by_no = {line.line_no: line for line in f.lines}
     created = []

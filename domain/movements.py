@@ -383,7 +383,8 @@ def new_lot_in_stock(
     documents: list[Paper],
     movement_id: UUID,
     parent_lots: Mapping[UUID, Pending[Lot]] | None = None,
-    **common: object,
+    admitted: type[GoodsAdmitted] | None = None,
+    **common: Any,
 ) -> LotView:
     """A new lot and the book item's stock it joins (admission, receipt, processing output,
     readmission); `parents` says how much of each parent lot went into it, and each parent
@@ -402,7 +403,7 @@ def new_lot_in_stock(
         **common,
     )
     stock.record(
-        GoodsAdmitted,
+        admitted or GoodsAdmitted,
         book_no=book_no,
         item_no=item_no,
         lot_id=lot.id,

@@ -31,6 +31,7 @@ from domain.errors import Conflict, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import LotDrawn
 from domain.movements import (
+    GoodsAdmitted,
     ItemStock,
     Lot,
     LotView,
@@ -63,9 +64,32 @@ class Input(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     lot_id: UUID | None = None
 
 
+OutputRole = Literal["product", "by_product", "scrap"]
+
+
 class Output(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An output: the product (default), a by-product (副产品) or scrap (边角料), each a lot of
+    its own; a BOM checks the product only."""
+
     item_no: int
     quantity: Decimal
+    role: OutputRole = "product"
+
+
+class ByProductMade(GoodsAdmitted, frozen=True, kw_only=True):
+    """Processing made a by-product (副产品) of this item, as a new lot."""
+
+
+class ScrapMade(GoodsAdmitted, frozen=True, kw_only=True):
+    """Processing left scrap (边角料) of this item, as a new lot."""
+
+
+# The stock event of each output role (a product's is the plain admission).
+MADE: dict[str, type[GoodsAdmitted] | None] = {
+    "product": None,
+    "by_product": ByProductMade,
+    "scrap": ScrapMade,
+}
 
 
 class Processing(
@@ -191,7 +215,8 @@ def check_bom(cmd: Processing, bom: object) -> None:
         consumed[entry.item_no] = consumed.get(entry.item_no, Decimal(0)) + entry.quantity
     produced: dict[int, Decimal] = {}
     for out in cmd.outputs:
-        produced[out.item_no] = produced.get(out.item_no, Decimal(0)) + out.quantity
+        if out.role == "product":  # by-products and scrap are not the BOM's output
+            produced[out.item_no] = produced.get(out.item_no, Decimal(0)) + out.quantity
     check_consumption(bom, consumed, produced)
 
 
@@ -287,6 +312,9 @@ def process(
         documents.append(Paper("checklist", c.checklist_no, c.checklist_no))
     for n, out in enumerate(cmd.outputs):
         lot = new_lots[n]
+        papers = documents
+        if out.role != "product":
+            papers = [*documents, Paper("output", out.role, out.role)]
         view_lots.append(
             new_lot_in_stock(
                 lot,
@@ -297,9 +325,10 @@ def process(
                 goods_status=made,
                 quantity=out.quantity,
                 parents=consumed,
-                documents=documents,
+                documents=papers,
                 movement_id=movement.id,
                 parent_lots=lots,
+                admitted=MADE[out.role],
                 **common,
             )
         )

@@ -362,6 +362,10 @@ def _papers(group: list[TraceEvent]) -> dict[str, Any]:
                 containers[f"{BASE}container/{quote(number, safe='')}"] = None
             elif kind == "processing":
                 extra["cl:operation"] = number
+            elif kind == "output":  # outputs that are by-products or scrap, not the product
+                roles = extra.setdefault("cl:outputRoles", [])
+                if number not in roles:
+                    roles.append(number)
             elif kind == "adjustment":
                 extra["cl:reason"] = number
             elif kind and number:

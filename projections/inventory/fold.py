@@ -23,7 +23,7 @@ from domain.movements import (
     MovementView,
     item_stock_id,
 )
-from domain.processing import ChecklistInputsConsumed, InputsConsumed
+from domain.processing import ByProductMade, ChecklistInputsConsumed, InputsConsumed, ScrapMade
 from domain.stocktake import StockAdjusted
 from domain.transfers import TransferDispatched, TransitSettled
 from projections.columns import (
@@ -50,6 +50,8 @@ ZERO = Decimal(0)
 
 # What an admission is in the book, by the kind of the movement that made the lot.
 BOOK_ENTRIES: dict[str, str] = book_entries()
+# Processing outputs other than the product have entries of their own.
+MADE_ENTRIES: dict[type[DomainEvent], str] = {ByProductMade: "by_product", ScrapMade: "scrap"}
 DRAW_KINDS: dict[type[DomainEvent], str] = {
     GoodsExited: "issue",
     TransferDispatched: "transfer_out",
@@ -292,7 +294,8 @@ class _InventoryFold:
             found = self._movement(text[event.movement_id])
             if found is None:
                 raise LookupError(f"goods admitted by an unknown movement {event.movement_id}")
-            lines.append((BOOK_ENTRIES[found.kind], text[event.lot_id], event.quantity))
+            entry_kind = MADE_ENTRIES.get(type(event)) or BOOK_ENTRIES[found.kind]
+            lines.append((entry_kind, text[event.lot_id], event.quantity))
         elif isinstance(event, StockAdjusted):
             lines += [("adjustment", text[lot], q) for lot, q in event.by_lot.items()]
         else:

@@ -23,7 +23,7 @@ from projections.columns import (
 from projections.folding import chunks
 
 ZERO = Decimal(0)
-RECEIPTS = ("receipt", "transfer_in", "production")
+RECEIPTS = ("receipt", "transfer_in", "production", "by_product", "scrap")
 ISSUES = ("issue", "transfer_out", "consumption", "destruction")
 # The filters of GET /v1/inventory, and their columns.
 FILTERS = {"zone": "i.zone", "book_no": "i.book_no", "item_no": "i.item_no", "hs_code": "i.hs_code"}

@@ -206,6 +206,21 @@ def test_processing_within_the_tolerance_is_recorded_with_its_bom(ledger, plant)
     # Without a BOM nothing is checked, and the movement names none.
     r = _process(ledger, t, [(1, "1")], [(3, "7")])
     assert r.status_code == 201 and r.json()["bom_ref"] is None
+    # Scrap beside the product is not the BOM's output: only the product is checked (a scrap
+    # line of item 4 would otherwise be 422 at $.outputs, as below).
+    body = {
+        "kind": "processing",
+        "zone": "XEPZ",
+        "account_book": t.book_no,
+        "inputs": [{"item_no": 1, "quantity": "8"}, {"item_no": 2, "quantity": "1.25"}],
+        "outputs": [
+            {"item_no": 3, "quantity": "4"},
+            {"item_no": 4, "quantity": "1", "role": "scrap"},
+        ],
+        "bom_ref": "MED-2026-1",
+    }
+    r = ledger.post("/v1/movements", t.token_name, body, key=new_key())
+    assert r.status_code == 201, r.text
 
 
 def test_processing_outside_the_tolerance_is_refused_and_changes_nothing(ledger, plant):

@@ -115,3 +115,45 @@ def test_the_answer_says_where_the_movement_stands_in_the_log(ledger):
     assert got["position"] == position
     events = ledger.get("/v1/events", "auditor", params={"after": position - 1, "limit": 1})
     assert events.json()["items"][0]["type"] == "MovementRecorded"
+
+
+def test_processing_may_leave_by_products_and_scrap_as_lots_of_their_own(ledger):
+    """Each output is a lot of its own, bonded like the product when an input was; by-products
+    and scrap have book entries of their own (among the statement's receipts), say what they are
+    among their papers, and a BOM checks the product only."""
+    t = onboard(ledger, zone="XEPZ")
+    admit(ledger, t, 1, "6", zone="XEPZ")
+    body = {
+        "kind": "processing",
+        "zone": "XEPZ",
+        "account_book": t.book_no,
+        "inputs": [{"item_no": 1, "quantity": "4"}],
+        "outputs": [
+            {"item_no": 3, "quantity": "2"},
+            {"item_no": 2, "quantity": "1.5", "role": "by_product"},
+            {"item_no": 4, "quantity": "1", "role": "scrap"},
+        ],
+    }
+    r = ledger.post(
+        "/v1/movements",
+        t.token_name,
+        {**body, "outputs": [{"item_no": 3, "quantity": "2", "role": "waste"}]},
+        key=new_key(),
+    )
+    assert r.status_code == 422, r.text
+    r = ledger.post("/v1/movements", t.token_name, body, key=new_key())
+    assert r.status_code == 201, r.text
+    made = [x for x in r.json()["lots"] if not x["quantity"].startswith("-")]
+    assert [(x["item_no"], x["quantity"]) for x in made] == [(3, "2"), (2, "1.5"), (4, "1")]
+    roles = {}
+    for x in made:
+        lot = ledger.get(f"/v1/lots/{x['lot_id']}", "officer").json()
+        assert lot["goods_status"] == "bonded"
+        roles[x["item_no"]] = [d["number"] for d in lot["documents"] if d["kind"] == "output"]
+    assert roles == {3: [], 2: ["by_product"], 4: ["scrap"]}
+    entries = ledger.get(f"/v1/account-books/{t.book_no}/entries", t.token_name).json()["items"]
+    kinds = {(e["item_no"], e["entry_kind"], e["quantity"]) for e in entries}
+    assert {(3, "production", "2"), (2, "by_product", "1.5"), (4, "scrap", "1")} <= kinds
+    statement = ledger.get(f"/v1/account-books/{t.book_no}/statement", t.token_name).json()
+    receipts = {x["item_no"]: x["receipts"] for x in statement["items"]}
+    assert (receipts[2], receipts[4]) == ("1.5", "1")
