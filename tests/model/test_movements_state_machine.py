@@ -95,6 +95,8 @@ ITEMS = (1, 2, 3, 4)
 UNIT = {1: "C62", 2: "KGM", 3: "C62", 4: "C62"}
 QUANTUM = {1: D(1), 2: D("0.5"), 3: D(1), 4: D(1)}
 STATUSES = ("bonded", "domestic")
+# A processing output is the product, a by-product or scrap: a lot of its own either way.
+ROLES = ("product", "by_product", "scrap")
 INBOUND = ("first_line_in", "second_line_in")
 GATE_EXITS = ("first_line_out", "second_line_out")
 OUTBOUND = (*GATE_EXITS, "transfer")
@@ -1644,12 +1646,16 @@ class Movements(RuleBasedStateMachine):
             body_inputs.append(entry)
             plan.append((item, q, status, taken))
         made = [(item, self.quantity(data, item, 4 * QUANTUM[item], "output")) for item in outputs]
+        roles = [data.draw(st.sampled_from(ROLES), label="output role") for _ in made]
         body = {
             "kind": "processing",
             "zone": zone,
             "account_book": book.book_no,
             "inputs": body_inputs,
-            "outputs": [{"item_no": item, "quantity": str(q)} for item, q in made],
+            "outputs": [
+                {"item_no": item, "quantity": str(q), "role": role}
+                for (item, q), role in zip(made, roles, strict=True)
+            ],
             "operation": operation,
         }
         if operation not in PERMITS[zone]:
@@ -1933,6 +1939,8 @@ class Movements(RuleBasedStateMachine):
             "transfer_in": "received",
             "consumption": "consumed",
             "destruction": "destroyed",
+            "by_product": "produced",
+            "scrap": "produced",
             "issue": "exited",
             "transfer_out": "dispatched",
             "adjustment": "adjusted",
