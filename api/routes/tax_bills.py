@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Reader
+from api.auth import ENTERPRISE, Reader
 from api.http import doc, json_response, list_type
-from api.routes.common import Page, page_body, services, views_caught_up
-from domain.declaration import SHANGHAI
+from api.routes.common import Page, execute, page_body, services, views_caught_up
+from api.routes.declarations import ACTION_ERRORS, opening
+from domain.declaration import SHANGHAI, PayDuties
 from domain.scope import Scope
+from domain.views import DeclarationView
 from projections.tax_bills import TaxBillView
 
 router = APIRouter(tags=["tax bills"])
@@ -40,3 +42,26 @@ async def list_tax_bills(
         )
     )
     return json_response(page_body(rows, page.limit), position=position)
+
+
+@router.post(
+    "/v1/tax-bills/{bill_id}/payments",
+    **doc(
+        body=PayDuties,
+        ok=(200, DeclarationView),
+        errors=(*ACTION_ERRORS, 404),
+        idempotency_required=False,
+    ),
+)
+async def pay_bill(request: Request, bill_id: str) -> Response:
+    """Pay a bill (its enterprise): the same payment as `POST /v1/declarations/{id}/payments` of
+    the declaration whose duties it asks for (a bill's id is its declaration's), with the same
+    answer; the bill shows it once the views have it."""
+    return await execute(
+        request,
+        ENTERPRISE,
+        PayDuties,
+        opening(
+            lambda ledger, cmd, idem, actor: ledger.decide_on("payment", bill_id, cmd, actor, idem)
+        ),
+    )

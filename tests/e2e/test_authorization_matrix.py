@@ -438,6 +438,17 @@ SPECS: dict[str, Spec] = {
         ),
         "path",
     ),
+    "POST /v1/tax-bills/{bill_id}/payments": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/tax-bills/{w.fresh_declaration(t, 'awaiting_payment')['id']}/payments",
+                body={"amount": "1.00", "currency": "CNY", "reference": "BANK-MATRIX"},
+                owner=t,
+            )
+        ],
+        "path",
+    ),
     "POST /v1/declarations/{ref}/returns": Spec(
         lambda w, t: [
             Call(

@@ -93,8 +93,12 @@ def test_a_bill_falls_due_accrues_a_late_fee_and_stops_when_paid(world):
     mine = ledger.get("/v1/stats", other.token_name, params={"group_by": "month"}).json()
     assert all(Decimal(row["overdue_cny"]) == 0 for row in mine["items"])
 
+    # The bill is paid by its own id (the declaration's payment); not by anyone else.
     paid = {"amount": str(tax), "currency": "CNY", "reference": "BANK-0105"}
-    r = ledger.post(f"/v1/declarations/{d['id']}/payments", t.token_name, paid)
+    before = ledger.log_state()
+    r = ledger.post(f"/v1/tax-bills/{bill['bill_id']}/payments", other.token_name, paid)
+    assert r.status_code == 404 and ledger.log_state() == before, r.text
+    r = ledger.post(f"/v1/tax-bills/{bill['bill_id']}/payments", t.token_name, paid)
     assert r.status_code == 200 and r.json()["status"] == "released", r.text
     clock.at = clock.at + timedelta(days=30)
     (settled,) = bills(ledger, t.token_name, status="paid")
