@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -431,18 +433,23 @@ def _retail_duties(
     5,000 (Caiguanshui [2018] No. 49) pays the full tariff, consumption tax and VAT.
     """
     within = mode == "retail_within_limits"
-    exact = []
+    # Exact rational arithmetic: dividing by (1 - c) rarely terminates, and a list's total of
+    # truncated line figures can fall just under half a fen where the exact total is on it.
+    exact: list[dict[str, Fraction]] = []
     for n in dutiable:
-        value, rate = shares[n], rates[n]
-        tariff = value * (Decimal(0) if within else rate.tariff_rate)
-        c = rate.consumption_rate
+        value, rate = Fraction(shares[n]), rates[n]
+        tariff = value * (Fraction(0) if within else Fraction(rate.tariff_rate))
+        c = Fraction(rate.consumption_rate)
         consumption = (value + tariff) / (1 - c) * c
-        vat = (value + tariff + consumption) * rate.vat_rate
+        vat = (value + tariff + consumption) * Fraction(rate.vat_rate)
         if within:
-            consumption, vat = consumption * factor, vat * factor
+            consumption, vat = consumption * Fraction(factor), vat * Fraction(factor)
         exact.append({"tariff": tariff, "consumption_tax": consumption, "vat": vat})
     parts = {
-        tax: apportion(cents(sum((e[tax] for e in exact), Decimal(0))), [e[tax] for e in exact])
+        tax: apportion(
+            _fen(sum((e[tax] for e in exact), Fraction(0))),
+            [Decimal(e[tax].numerator) / Decimal(e[tax].denominator) for e in exact],
+        )
         for tax in TAXES
     }
     return [
@@ -458,6 +465,12 @@ def _retail_duties(
         )
         for i, n in enumerate(dutiable)
     ]
+
+
+def _fen(amount: Fraction) -> Decimal:
+    """An exact non-negative amount rounded to the fen, half up."""
+    fen = math.floor(amount * 100 + Fraction(1, 2))
+    return (Decimal(fen) / 100).quantize(CENT)
 
 
 def _statutory(line_no: int, value: Decimal, rate: TariffRate, tariff_rate: Decimal) -> LineDuty:

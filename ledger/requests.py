@@ -40,8 +40,24 @@ class Outcome:
 # hashes: a request that leaves one at its default (None) hashes as it did before the field
 # existed, and a retry sent across an upgrade is still recognised as the same request.
 # (`return_id`: gate_in of a retail return, issue #16; `checklist`: a declaration of goods that
-# entered first, and `collected_checklists`: a consolidated declaration, issue #17.)
+# entered first, and a processing movement's checklist, and `collected_checklists`: a
+# consolidated declaration, issue #17.)
 ADDED_FIELDS = frozenset({"return_id", "checklist", "collected_checklists"})
+# Fields added to one body type only (a name other bodies had from the start stays in theirs),
+# with their defaults, at the top ("") or in each element of a list field: a checklist filed on
+# its own gained its receiving book and items (issue #17), a processing output its role
+# (issue #18).
+ADDED_BY_BODY: dict[str, dict[str, dict[str, Any]]] = {
+    "FileChecklist": {
+        "": {"destination_account_book": None},
+        "lines": {"destination_item_no": None},
+    },
+    "Processing": {"outputs": {"role": "product"}},
+}
+
+
+def _without(fields: dict[str, Any], decoded: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in decoded.items() if k not in fields or v != fields[k]}
 
 
 def request_hash(method: str, path: str, body: Any) -> str:
@@ -49,6 +65,13 @@ def request_hash(method: str, path: str, body: Any) -> str:
     decoded = msgspec.to_builtins(body, order="sorted")
     if isinstance(decoded, dict):
         decoded = {k: v for k, v in decoded.items() if v is not None or k not in ADDED_FIELDS}
+        for where, fields in ADDED_BY_BODY.get(type(body).__name__, {}).items():
+            if not where:
+                decoded = _without(fields, decoded)
+            elif isinstance(decoded.get(where), list):
+                decoded[where] = [
+                    _without(fields, x) if isinstance(x, dict) else x for x in decoded[where]
+                ]
     canonical = _CANONICAL.encode(decoded)
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 

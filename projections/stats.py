@@ -111,9 +111,10 @@ def _declarations(
     with its bill's tax and payments when the bill is overdue on `day`."""
     sql = (
         "SELECT business_day, trade_mode, flow, value_cny, b.tax, b.paid,"
-        " (b.bill_id IS NOT NULL AND b.settled = 0 AND b.cancelled = 0 AND b.due_by < ?)"
+        " (b.billed = 1 AND b.settled = 0 AND b.cancelled = 0 AND b.due_by < ?)"
         " AS overdue FROM view_declarations"
-        " LEFT JOIN (SELECT bill_id, tax, paid, settled, cancelled, due_by FROM view_tax_bills)"
+        " LEFT JOIN (SELECT bill_id, tax, paid, billed, settled, cancelled, due_by"
+        " FROM view_tax_bills)"
         " b ON b.bill_id = view_declarations.id"
         " WHERE status NOT IN ('withdrawn', 'rejected', 'refused')"
     )

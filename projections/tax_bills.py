@@ -40,7 +40,8 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS view_tax_bills ("
     " bill_id TEXT PRIMARY KEY, declaration_no TEXT NOT NULL, enterprise TEXT NOT NULL,"
     " zone TEXT NOT NULL, account_book TEXT, tax TEXT NOT NULL, paid TEXT NOT NULL,"
-    " settled INTEGER NOT NULL, cancelled INTEGER NOT NULL, issued_on TEXT, due_by TEXT,"
+    " billed INTEGER NOT NULL, settled INTEGER NOT NULL, cancelled INTEGER NOT NULL,"
+    " issued_on TEXT, due_by TEXT,"
     " payments TEXT NOT NULL, first_position BIGINT NOT NULL, position BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_tax_bills_first ON view_tax_bills (first_position)",
 )
@@ -79,6 +80,7 @@ class _Bill:
 
     __slots__ = (
         "account_book",
+        "billed",
         "cancelled",
         "changed",
         "declaration_no",
@@ -103,6 +105,7 @@ class _Bill:
     ) -> None:
         self.declaration_no, self.enterprise, self.zone, self.account_book = facts
         self.tax = tax
+        self.billed = 0  # 1 once its assessment asks for duties
         self.paid = Decimal(0)
         self.cancelled = 0
         self.issued_on: date | None = None
@@ -141,12 +144,9 @@ class _TaxBillsFold:
     def __init__(self, cur: Any, previous: _TaxBillsFold | None) -> None:
         self.cur = cur
         p = previous
-        # declaration stream -> its bill (None: it owes nothing)
+        # declaration stream -> its row, made at its submission (`billed` once its assessment
+        # asks for duties; None: a declaration the view never saw submitted)
         self.bills: RowCache[str, _Bill | None] = RowCache(p.bills if p else None)
-        # A declaration's facts from its submission, for its assessment in the same write
-        # (this page's, and the page before's).
-        self.facts: dict[str, tuple[str, str, str, str | None]] = {}
-        self.facts_before = p.facts if p else {}
 
     def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
         return None
@@ -154,17 +154,17 @@ class _TaxBillsFold:
     def apply(self, entry: LogEntry, event: DomainEvent) -> None:
         stream = entry.stream_id
         if isinstance(event, DeclarationSubmitted):
+            # Its assessment may come pages later (a page may end inside a write): the row is
+            # made now, so the assessment finds it in the store.
             f = event.facts
-            self.facts[stream] = (f.declaration_no, f.declarant, f.zone, f.account_book)
+            facts = (f.declaration_no, f.declarant, f.zone, f.account_book)
+            self.bills[stream] = _Bill(facts, Decimal(0), entry.position, inserted=True)
             return
-        if isinstance(event, DeclarationAssessed) and event.duties.total > 0:
-            found = self.facts.get(stream) or self.facts_before.get(stream)
-            if found is None:
-                raise LookupError(f"declaration {stream} assessed before it was submitted")
-            self.bills[stream] = _Bill(found, event.duties.total, entry.position, inserted=True)
         bill = self._bill(stream)
         if bill is None:
-            return
+            raise LookupError(f"declaration {stream} decided on before it was submitted")
+        if isinstance(event, DeclarationAssessed) and event.duties.total > 0:
+            bill.tax, bill.billed = event.duties.total, 1
         if isinstance(event, STATUS_EVENTS) and event.status == "awaiting_payment":
             if bill.issued_on is None:
                 bill.issued_on = _day(event.occurred_at)
@@ -198,23 +198,23 @@ class _TaxBillsFold:
             payments = _ENCODE.encode(bill.payments).decode()
             settled = int(bill.paid >= bill.tax)
             day = issued.isoformat() if issued is not None else None
-            values = (str(bill.paid), settled, bill.cancelled, day)
+            values = (str(bill.paid), bill.billed, settled, bill.cancelled, day)
             if bill.inserted:
                 head = (stream, bill.declaration_no, bill.enterprise, bill.zone)
                 facts = (bill.account_book, str(bill.tax))
                 inserts.append((*head, *facts, *values, due, payments, bill.first, bill.position))
             else:
-                updates.append((*values, due, payments, bill.position, stream))
+                updates.append((str(bill.tax), *values, due, payments, bill.position, stream))
             bill.inserted = bill.changed = False
         writes.add(
             "INSERT INTO view_tax_bills (bill_id, declaration_no, enterprise, zone, account_book,"
-            " tax, paid, settled, cancelled, issued_on, due_by, payments, first_position,"
-            " position) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " tax, paid, billed, settled, cancelled, issued_on, due_by, payments, first_position,"
+            " position) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             inserts,
         )
         writes.add(
-            "UPDATE view_tax_bills SET paid = ?, settled = ?, cancelled = ?, issued_on = ?,"
-            " due_by = ?, payments = ?, position = ? WHERE bill_id = ?",
+            "UPDATE view_tax_bills SET tax = ?, paid = ?, billed = ?, settled = ?, cancelled = ?,"
+            " issued_on = ?, due_by = ?, payments = ?, position = ? WHERE bill_id = ?",
             updates,
         )
         return writes
@@ -224,6 +224,7 @@ def _stored(r: Any) -> _Bill:
     facts = (r["declaration_no"], r["enterprise"], r["zone"], r["account_book"])
     bill = _Bill(facts, Decimal(r["tax"]), int(r["first_position"]), inserted=False)
     bill.paid = Decimal(r["paid"])
+    bill.billed = int(r["billed"])
     bill.cancelled = int(r["cancelled"])
     bill.issued_on = date.fromisoformat(r["issued_on"]) if r["issued_on"] else None
     bill.payments = _PAYMENTS.decode(r["payments"])
@@ -250,8 +251,8 @@ class TaxBillQueries:
         """Issued bills not cancelled, in the order they were assessed; `status` as of `today`
         (a China day): `unpaid` (not yet due), `overdue`, `paid`."""
         sql = (
-            "SELECT * FROM view_tax_bills WHERE first_position > ? AND issued_on IS NOT NULL"
-            " AND cancelled = 0"
+            "SELECT * FROM view_tax_bills WHERE first_position > ? AND billed = 1"
+            " AND issued_on IS NOT NULL AND cancelled = 0"
         )
         params: list[Any] = [after]
         if status is not None:

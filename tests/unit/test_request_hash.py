@@ -46,3 +46,51 @@ def test_a_later_field_that_is_set_is_part_of_the_hash():
     a, b = ({"kind": "gate_in", "return_id": str(uuid4()), "lines": []} for _ in range(2))
     first, second = (msgspec.convert(x, GateIn) for x in (a, b))
     assert request_hash("POST", "/m", first) != request_hash("POST", "/m", second)
+
+
+def test_fields_added_to_one_body_type_leave_its_older_requests_hashes_alone():
+    """A processing output's `role` (issue #18) and a standalone checklist's receiving book and
+    items (issue #17), at their defaults, hash as the bodies did before they existed; set, they
+    count."""
+    from domain.processing import Processing
+    from domain.standalone_checklists import FileChecklist
+
+    output = {"item_no": 3, "quantity": "2"}
+    old = {
+        "kind": "processing",
+        "zone": "XEPZ",
+        "account_book": "B1",
+        "inputs": [{"item_no": 1, "quantity": "4"}],
+        "outputs": [output],
+    }
+    body = msgspec.convert(old, Processing, strict=False)
+    before = msgspec.to_builtins(body)
+    before["outputs"] = [{k: v for k, v in o.items() if k != "role"} for o in before["outputs"]]
+    before = {k: v for k, v in before.items() if k not in ADDED_FIELDS}
+    assert request_hash("POST", "/v1/movements", body) == request_hash(
+        "POST", "/v1/movements", before
+    )
+    scrap = msgspec.convert({**old, "outputs": [{**output, "role": "scrap"}]}, Processing)
+    assert request_hash("POST", "/v1/movements", scrap) != request_hash(
+        "POST", "/v1/movements", body
+    )
+
+    filed = {
+        "direction": "E",
+        "account_book": "B1",
+        "kind": "collected",
+        "lines": [{"item_no": 1, "quantity": "4"}],
+    }
+    checklist = msgspec.convert(filed, FileChecklist, strict=False)
+    then = msgspec.to_builtins(checklist)
+    then.pop("destination_account_book")
+    then["lines"] = [
+        {k: v for k, v in x.items() if k != "destination_item_no"} for x in then["lines"]
+    ]
+    assert request_hash("POST", "/v1/checklists", checklist) == request_hash(
+        "POST", "/v1/checklists", then
+    )
+    # A declaration's own `destination_account_book` (transfers, from the start) still counts.
+    assert request_hash("POST", "/x", {"destination_account_book": None}) != request_hash(
+        "POST", "/x", {}
+    )
