@@ -5,7 +5,7 @@ weekend, accruing 0.05% a day of what is unpaid after that; paying stops the fee
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -81,7 +81,9 @@ def test_a_bill_falls_due_accrues_a_late_fee_and_stops_when_paid(world):
     assert bills(ledger, t.token_name)[0]["status"] == "unpaid"
     clock.at = china("2027-01-05T10:00")  # 15 days late
     (late,) = bills(ledger, t.token_name, status="overdue")
-    assert Decimal(late["late_fee"]) == (tax * Decimal("0.0005") * 15).quantize(Decimal("0.01"))
+    assert Decimal(late["late_fee"]) == (tax * Decimal("0.0005") * 15).quantize(
+        Decimal("0.01"), ROUND_HALF_UP
+    )
     assert Decimal(late["late_fee"]) == Decimal("338.25")
     # The statistics add what is overdue, by the declarations' month, within tenancy.
     (december,) = [

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,7 +65,7 @@ def test_paid_by_the_due_date_costs_no_fee(tax, due, later):
 @given(taxes, days, st.integers(min_value=1, max_value=400))
 def test_unpaid_the_fee_is_the_rate_times_the_days_late(tax, due, late):
     on = due + timedelta(days=late)
-    expected = (tax * Decimal("0.0005") * late).quantize(Decimal("0.01"))
+    expected = (tax * Decimal("0.0005") * late).quantize(Decimal("0.01"), ROUND_HALF_UP)
     fee = late_fee(tax, due, [], on)
     assert fee == (expected if expected >= FEE_THRESHOLD else 0)
     assert status(tax, due, [], on) == "overdue"
