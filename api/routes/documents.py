@@ -70,8 +70,9 @@ async def list_checklists(
     ),
 )
 async def file_checklist(request: Request) -> Response:
-    """A checklist of the caller's own book filed on its own (`enter_first`); the answer has
-    its number (`checklist_no`) and `status: "filed"`."""
+    """A checklist of the caller's own book filed on its own (`enter_first`, `collected`,
+    `in_zone_transfer`, `processing`, `destruction`; the outbound ones pre-decrease the book
+    at once); the answer has its number (`checklist_no`) and `status: "filed"`."""
     return await execute(
         request,
         ENTERPRISE,

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ENTERPRISE, Reader
+from api.auth import Reader
 from api.http import doc, json_response, list_type
-from api.routes.common import Page, execute, page_body, services, views_caught_up
-from api.routes.declarations import ACTION_ERRORS, opening
+from api.routes.common import Page, page_body, services, views_caught_up
+from api.routes.declarations import ACTION_ERRORS, pay_duties
 from domain.declaration import SHANGHAI, PayDuties
 from domain.scope import Scope
 from domain.views import DeclarationView
@@ -57,11 +57,4 @@ async def pay_bill(request: Request, bill_id: str) -> Response:
     """Pay a bill (its enterprise): the same payment as `POST /v1/declarations/{id}/payments` of
     the declaration whose duties it asks for (a bill's id is its declaration's), with the same
     answer; the bill shows it once the views have it."""
-    return await execute(
-        request,
-        ENTERPRISE,
-        PayDuties,
-        opening(
-            lambda ledger, cmd, idem, actor: ledger.decide_on("payment", bill_id, cmd, actor, idem)
-        ),
-    )
+    return await pay_duties(request, bill_id)
