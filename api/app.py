@@ -38,6 +38,7 @@ from api.routes import (
     tax_bills,
     trace,
     ui,
+    write_offs,
 )
 from api.services import Services
 from api.settings import Settings
@@ -234,6 +235,7 @@ def create_app(
         movements.router,
         documents.router,
         tax_bills.router,
+        write_offs.router,
         boms.router,
         inventory.router,
         trace.router,

@@ -44,6 +44,7 @@ from projections.stats import StatsQueries
 from projections.store import PostgresViews, SQLiteViews, ViewStore
 from projections.tax_bills import TaxBillQueries
 from projections.trace.queries import TraceQueries
+from projections.write_offs import WriteOffQueries
 
 log = logging.getLogger("customs_ledger")
 
@@ -242,6 +243,7 @@ class Services:
     trace: TraceQueries
     documents: DocumentQueries
     tax_bills: TaxBillQueries
+    write_offs: WriteOffQueries
     vault: BuyerKeys
     watch: TamperWatch | None = None
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
@@ -300,6 +302,7 @@ class Services:
             trace=TraceQueries(views),
             documents=DocumentQueries(views),
             tax_bills=TaxBillQueries(views),
+            write_offs=WriteOffQueries(views),
             vault=vault,
             watch=watch,
         )

@@ -17,14 +17,17 @@ from typing import Any, Literal
 import msgspec
 
 from domain import collected, quota, values
+from domain import tax_bills as tb
 from domain.checklists import file_on_release
 from domain.declaration import (
     FINAL_STATUSES,
+    SHANGHAI,
     AcceptTransfer,
     Declaration,
     DeclarationWithdrawn,
     Duties,
     LineTaxes,
+    PaidOn,
     PayDuties,
     RecordInspection,
     RefuseTransfer,
@@ -32,11 +35,12 @@ from domain.declaration import (
     ReleaseDeclaration,
     Status,
     WithdrawDeclaration,
+    billed_on,
     released_at,
 )
 from domain.duties import Assessment
 from domain.enter_first import declare_on_release
-from domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from domain.errors import InvalidTransition, NotFound, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
 from domain.exits import reserve_on_release
 from domain.reference_data import TableUsed
@@ -93,6 +97,7 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
             quota_year=self.quota_year,
             outlier_lines=list(self.risk.outlier_lines),
             released_at=released_at(state, self.status, self.occurred_at),
+            billed_on=billed_on(state, self.status, self.occurred_at),
             line_taxes={
                 d.line_no: LineTaxes(vat=d.vat, consumption_tax=d.consumption_tax)
                 for d in self.duties.lines
@@ -113,6 +118,7 @@ class InspectionRecorded(DomainEvent, frozen=True, kw_only=True):
             version=self.originator_version,
             status=self.status,
             released_at=released_at(state, self.status, self.occurred_at),
+            billed_on=billed_on(state, self.status, self.occurred_at),
         )
 
 
@@ -127,6 +133,7 @@ class ReleaseGranted(DomainEvent, frozen=True, kw_only=True):
             version=self.originator_version,
             status=self.status,
             released_at=released_at(state, self.status, self.occurred_at),
+            billed_on=billed_on(state, self.status, self.occurred_at),
         )
 
 
@@ -153,13 +160,26 @@ class DutiesPaid(DomainEvent, frozen=True, kw_only=True):
         duties = msgspec.structs.replace(
             state.duties, paid=paid, outstanding=state.duties.total - paid
         )
+        day = self.occurred_at.astimezone(SHANGHAI).date()
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
             status=self.status,
             duties=duties,
             released_at=released_at(state, self.status, self.occurred_at),
+            billed_on=billed_on(state, self.status, self.occurred_at),
+            paid_on=[*state.paid_on, PaidOn(on=day, amount=self.amount)],
         )
+
+
+class LateFeeFixed(DomainEvent, frozen=True, kw_only=True):
+    """The payment that settled the duties after their due date fixed the late fee owed then
+    (domain/tax_bills.py), so a later change of the fee's rules never rewrites it."""
+
+    amount: Decimal
+
+    def apply(self, state: Declaration) -> Declaration:
+        return msgspec.structs.replace(state, version=self.originator_version, late_fee=self.amount)
 
 
 class TransferAccepted(DomainEvent, frozen=True, kw_only=True):
@@ -174,6 +194,7 @@ class TransferAccepted(DomainEvent, frozen=True, kw_only=True):
             version=self.originator_version,
             status=self.status,
             released_at=released_at(state, self.status, self.occurred_at),
+            billed_on=billed_on(state, self.status, self.occurred_at),
         )
 
 
@@ -289,17 +310,8 @@ def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) ->
         raise InvalidTransition(
             f"a {state.status} declaration takes no payment", current_status=state.status
         )
-    if cmd.currency != "CNY":
-        raise ValidationFailed.at("$.currency", "duties are paid in CNY")
-    amount = values.amount("$.amount", cmd.amount, positive=True)
-    values.text("$.reference", cmd.reference)
     outstanding = _outstanding(state)
-    if amount > outstanding:
-        raise Conflict(
-            f"the payment of {amount} CNY exceeds the {outstanding} CNY outstanding",
-            rule="payment_exceeds_outstanding",
-            current_status=state.status,
-        )
+    amount = cmd.amount_within(outstanding, state.status)
     status: Status = state.status
     if state.status == "awaiting_payment" and amount == outstanding:
         status = "released"
@@ -312,7 +324,20 @@ def pay(d: Pending[Declaration], cmd: PayDuties, actor: Actor, now: datetime) ->
         reference=cmd.reference,
         status=status,
     )
+    fix_late_fee(d, actor, now)
     return d.current
+
+
+def fix_late_fee(d: Pending[Declaration], actor: Actor, now: datetime) -> None:
+    """When a payment settles a bill past its due date, the fee owed that day is fixed."""
+    state = d.current
+    if state.duties is None or state.duties.outstanding != 0 or state.billed_on is None:
+        return
+    today = now.astimezone(SHANGHAI).date()
+    payments = [tb.Payment(p.on, p.amount) for p in state.paid_on]
+    fee = tb.late_fee(state.duties.total, tb.due_by(state.billed_on), payments, today)
+    if fee > 0:
+        d.record(LateFeeFixed, actor=actor, occurred_at=now, amount=fee)
 
 
 Transition = Callable[[Pending[Declaration], Any, Actor, datetime], Declaration]

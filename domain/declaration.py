@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 
-from domain.errors import Conflict
+from domain import values
+from domain.errors import Conflict, ValidationFailed
 from domain.events import AggregateState, DomainEvent, stream_id
 from domain.reference import (
     IMPORT_FLOWS,
@@ -171,6 +172,22 @@ class PayDuties(_Body, frozen=True, kw_only=True):
     currency: Str64
     reference: Str64
 
+    def amount_within(self, outstanding: Decimal, status: str) -> Decimal:
+        """The payment's amount: in CNY (422 at `$.currency`), positive with at most two
+        decimals, a reference given, and never more than is `outstanding` (409
+        `payment_exceeds_outstanding`). The same for a declaration's duties and a liability."""
+        if self.currency != "CNY":
+            raise ValidationFailed.at("$.currency", "duties are paid in CNY")
+        amount = values.amount("$.amount", self.amount, positive=True)
+        values.text("$.reference", self.reference)
+        if amount > outstanding:
+            raise Conflict(
+                f"the payment of {amount} CNY exceeds the {outstanding} CNY outstanding",
+                rule="payment_exceeds_outstanding",
+                current_status=status,
+            )
+        return amount
+
 
 class DeclaredLine(msgspec.Struct, frozen=True, kw_only=True):
     """A line as the ledger keeps it: defaults resolved, and how much has moved under it."""
@@ -281,8 +298,28 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     movement_ids: list[UUID] = []
     # The checklist it filed when it entered `released` (domain/checklists.py).
     checklist_no: str | None = None
+    # Its tax bill (domain/tax_bills.py): the day it was issued, the payments by day, and the
+    # late fee fixed by the payment that settled it (None: none was owed).
+    billed_on: date | None = None
+    paid_on: list[PaidOn] = []
+    late_fee: Decimal | None = None
     # The collected checklists whose goods it declares (domain/collected.py).
     collected: list[str] = []
+
+
+class PaidOn(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment of duties: the China day it was made and how much it paid."""
+
+    on: date
+    amount: Decimal
+
+
+def billed_on(state: Declaration, status: str, at: datetime) -> date | None:
+    """The China day the declaration's tax bill was issued: the first time it entered
+    `awaiting_payment` (domain/tax_bills.py; projections/tax_bills.py keeps the same day)."""
+    if state.billed_on is not None or status != "awaiting_payment":
+        return state.billed_on
+    return at.astimezone(SHANGHAI).date()
 
 
 def released_at(state: Declaration, status: str, at: datetime) -> datetime | None:

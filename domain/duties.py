@@ -143,6 +143,11 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     waiver_cny: Decimal = Decimal("50")
     # Caiguanshui [2016] No. 18: retail imports within limits pay 70% of the statutory amount.
     retail_rate_factor: Decimal = Decimal("0.7")
+    # A stocktake shortage of a lot is flagged (and bears a liability) when its duty reaches
+    # this amount, converted at the month's customs rate (19 CFR 146.53: USD 100; the Chinese
+    # figure is not published as such [verify]).
+    shortage_threshold: Decimal = Decimal("100")
+    shortage_threshold_currency: str = "USD"
 
     def __post_init__(self) -> None:
         days = [t.valid_from for t in self.tariffs]
@@ -406,6 +411,15 @@ def apportion(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
         parts.append(upto - before)
         before = upto
     return parts
+
+
+def line_duty(line_no: int, value: Decimal, rate: TariffRate) -> LineDuty:
+    """The statutory taxes of `value` CNY of goods at `rate`, as a general-trade line (no
+    waiver: that is per declaration); a shortage's liability is assessed so."""
+    with localcontext() as context:
+        context.prec = PRECISION
+        context.rounding = ROUND_HALF_UP
+        return _line_duty(line_no, value, rate)
 
 
 def _line_duty(line_no: int, value: Decimal, rate: TariffRate) -> LineDuty:

@@ -12,6 +12,7 @@ from uuid import UUID
 from domain import values
 from domain.account_book import AccountBook, account_book_id
 from domain.declaration import Declaration, DeclaredLine
+from domain.duties import DutyTables
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, Pending
 from domain.movements import GateBody, ItemStock, item_stock_id
@@ -34,6 +35,9 @@ class MovementRequest(Generic[C]):
     zones: Mapping[str, Zone]
     # Set when a gate pass's passage records the movement (domain/gate_passes.py).
     gate_pass: str | None = None
+    # The configured duty tables (published tables are read in the decision): a stocktake
+    # shortage is judged on the duty it would bear (domain/stocktake.py).
+    duties: DutyTables | None = None
 
     @property
     def scope(self) -> Scope:

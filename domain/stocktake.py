@@ -2,25 +2,37 @@
 
 A shortage draws on lots (the one named, or first-in first-out among lots of one customs status,
 never mixing bonded and domestic); a surplus without a lot creates a new bonded lot whose origin
-is the adjustment. Stock never goes negative. A decrease of at least 1% of what the item held is
-flagged for an officer (the US foreign-trade-zone rule reports shortages of 1% or more; the
-threshold is a constant here until reference data carries it).
+is the adjustment. Stock never goes negative.
+
+Losses with liability (issue #18 item 3): a decrease of bonded goods is judged lot by lot, and
+a lot's shortage is **flagged** when it is at least 1% of the lot's quantity **and** the duty it
+would bear is at least the threshold (`DutyTables.shortage_threshold`, USD 100 at the month's
+customs rate by default: 19 CFR 146.53 reports a shortage of 1% of the lot and USD 100 of
+duty). A flagged shortage creates a duty liability for the flagged quantity
+(domain/liabilities.py, a tax bill) unless an officer accepts a force-majeure reason for it
+(`POST /v1/tax-bills/{id}/force-majeure`); the bill is issued the day the shortage is recorded
+(customs' own time never earns a late fee), even when the count's business time is earlier.
+Goods the ledger cannot value (the item was never released, so it has no price) are flagged on
+the 1% rule alone, for an officer, and bear no liability [not built: an officer valuing such
+a shortage afterwards]. Domestic goods bear no duty and are never flagged.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import cast
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import msgspec
 
+from domain import liabilities as li
 from domain import values
 from domain.account_book import AccountBook
-from domain.declaration import AwareDatetime, Declaration, GoodsStatus, Str64, Str255
+from domain.declaration import SHANGHAI, AwareDatetime, Declaration, GoodsStatus, Str64, Str255
+from domain.duties import DutyTables, rate_month
 from domain.errors import Conflict, ValidationFailed
-from domain.events import DomainEvent, Pending
+from domain.events import Actor, DomainEvent, Pending
 from domain.movements import (
     ItemStock,
     Lot,
@@ -36,10 +48,53 @@ from domain.movements import (
 )
 from domain.movements import lot_id as new_lot_id
 from domain.papers import MovementRequest, own_book
+from domain.reference_rules import duty_tables, read_registers
 from domain.transfers import explain_shortfall
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
+from domain.write_offs import AssessedShortage
 
 FLAG_RATIO = Decimal("0.01")
+
+
+class ShortageJudge:
+    """Judges a bonded decrease lot by lot: the 1% rule on the lot, and the duty its shortage
+    would bear against the threshold at the month's rate (None: it cannot be valued)."""
+
+    def __init__(
+        self, uow: UnitOfWork, tables: DutyTables, book: AccountBook, item_no: int, day: date
+    ) -> None:
+        self.uow, self.tables, self.book, self.item_no, self.day = uow, tables, book, item_no, day
+        self.threshold = _threshold_cny(tables, day)
+
+    def value(self, quantity: Decimal) -> AssessedShortage | None:
+        try:
+            return li.assess_shortage(
+                uow=self.uow,
+                tables=self.tables,
+                book=self.book,
+                item_no=self.item_no,
+                quantity=quantity,
+                on=self.day,
+                given=None,
+            )
+        except ValidationFailed:  # no tariff table or rate for the day: not valued
+            return None
+
+    def flagged(self, lot: Lot, short: Decimal) -> bool:
+        if short < lot.quantity_in * FLAG_RATIO:
+            return False
+        duty = self.value(short)
+        if duty is None or self.threshold is None:
+            return True  # cannot be valued: the 1% rule alone
+        return li.total_tax([duty]) >= self.threshold
+
+
+def _threshold_cny(tables: DutyTables, day: date) -> Decimal | None:
+    amount, currency = tables.shortage_threshold, tables.shortage_threshold_currency
+    try:
+        return amount * tables.cny_per_unit(currency, rate_month(day))
+    except ValidationFailed:
+        return None
 
 
 class Adjustment(
@@ -164,10 +219,14 @@ def adjust(
     lots: dict[UUID, Pending[Lot]],
     new_lot: Pending[Lot],
     movement: Pending[MovementState],
-    actor: object,
+    actor: Actor,
     occurred_at: datetime,
+    judge: ShortageJudge | None = None,
+    liability: Pending[li.Liability] | None = None,
+    now: datetime | None = None,
 ) -> MovementView:
-    """Record the adjustment on the item's stock, the lots and the movement, in one write."""
+    """Record the adjustment on the item's stock, the lots and the movement, in one write; a
+    bonded shortage flagged on any lot makes a liability for the flagged lots' quantity."""
     delta, by_lot, status = plan(cmd, book, stock.state)
     common = {"actor": actor, "occurred_at": occurred_at}
     created: list[LotView] = []
@@ -192,8 +251,27 @@ def adjust(
                 LotAdjusted, movement_id=movement.id, delta=change, reason=cmd.reason, **common
             )
             created.append(LotView(lot_id=lot_id, item_no=cmd.item_no, quantity=change))
-    held = stock.state.on_hand if stock.state else Decimal(0)
-    flagged = delta < 0 and held > 0 and -delta >= held * FLAG_RATIO
+    flagged_quantity = Decimal(0)
+    if delta < 0 and status == "bonded" and judge is not None:
+        for lot_id, change in by_lot.items():
+            state = lots[lot_id].state
+            assert state is not None
+            # The lot's quantity before this decrease was recorded on it.
+            if judge.flagged(state, -change):
+                flagged_quantity -= change
+    flagged = flagged_quantity > 0
+    if flagged and liability is not None and judge is not None:
+        duty = judge.value(flagged_quantity)
+        if duty is not None:
+            subject: tuple[li.SubjectKind, UUID, str] = ("shortage", movement.id, str(movement.id))
+            li.record(
+                liability,
+                subject=subject,
+                book=book,
+                lines=[duty],
+                actor=actor,
+                now=now or occurred_at,
+            )
     stock.record(
         StockAdjusted,
         book_no=book.book_no,
@@ -250,6 +328,12 @@ def decide_adjustment(
     # lots; reading them all made every stocktake O(open lots), issue #14).
     lots = LazyPendings(uow, Lot)
     new_lot = uow.new(new_lot_id(movement.id, 0), Lot)
+    judge = None
+    if req.duties is not None and cmd.quantity_delta < 0:
+        tables = duty_tables(read_registers(uow), req.duties)
+        day = occurred.astimezone(SHANGHAI).date()
+        judge = ShortageJudge(uow, tables, book, cmd.item_no, day)
+    liability = uow.new(shortage_liability_id(movement.id), li.Liability)
     view = adjust(
         cmd=cmd,
         book=book,
@@ -259,9 +343,16 @@ def decide_adjustment(
         movement=movement,
         actor=req.actor,
         occurred_at=occurred,
+        judge=judge,
+        liability=liability,
+        now=now,
     )
-    changed = [p for p in (*lots.values(), new_lot) if p.events]
+    changed = [p for p in (*lots.values(), new_lot, liability) if p.events]
     return Decision([movement, stock, *changed], view)
+
+
+def shortage_liability_id(movement_id: UUID) -> UUID:
+    return uuid5(movement_id, "liability")
 
 
 def explained_transfer(uow: UnitOfWork, cmd: Adjustment, book: AccountBook) -> Declaration:

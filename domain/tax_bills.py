@@ -1,9 +1,11 @@
 """Tax bills that fall due (issue #18 item 4): when a bill's tax is due, and the late fee it
 accrues after that, from the bill's issue day and the payments made on it.
 
-This module is the arithmetic only, with its sources; the bills themselves (declaration duties,
-write-off differences, shortage liabilities), their route and the event that fixes a fee when
-it is paid are not built yet (docs/decisions/0028-tax-bills.md says how they will use it).
+This module is the arithmetic only, with its sources. The bills are the declarations' duties
+(projections/tax_bills.py) and the duty liabilities of write-offs and stocktake shortages
+(domain/liabilities.py); the payment that settles a bill past its due date fixes the fee in an
+event (`LateFeeFixed` on a declaration, `LiabilityPaid.late_fee` on a liability).
+docs/decisions/0028-tax-bills.md.
 
 - **Due date.** The tax is paid within 15 days of the day customs issue the bill (Customs Law of
   the PRC, Art. 60: 自海关填发税款缴款书之日起十五日内缴纳税款). A last day that falls on a

@@ -37,6 +37,7 @@ from ledger.reference import ReferenceCommands
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
 from ledger.selection_seed import SelectionSeed
 from ledger.unit_of_work import CommandUnitOfWork
+from ledger.write_offs import WriteOffCommands
 
 
 def utcnow() -> datetime:
@@ -50,6 +51,7 @@ class Ledger(
     BomCommands,
     PrivacyCommands,
     ReferenceCommands,
+    WriteOffCommands,
 ):
     """The write side's commands and the reads that must see the latest write."""
 

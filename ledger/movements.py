@@ -12,6 +12,7 @@ import msgspec
 
 from domain import movements as mv
 from domain.account_book import AccountBook, account_book_id
+from domain.assessment import ClearanceRules
 from domain.enter_first import overdue_in
 from domain.errors import NotFound
 from domain.events import Actor
@@ -22,6 +23,7 @@ from domain.scope import Scope
 from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, account_book_view
+from domain.write_offs import refuse_written_off
 from ledger.application import LedgerApplication
 from ledger.requests import Execute, Idempotency, Outcome
 
@@ -32,6 +34,7 @@ class MovementCommands:
     app: LedgerApplication
     clock: Callable[[], datetime]
     zones: dict[str, Zone]
+    rules: ClearanceRules
     _execute: Execute
 
     def record_movement(self, cmd: MovementBody, actor: Actor, idem: Idempotency) -> Outcome:
@@ -43,10 +46,13 @@ class MovementCommands:
             movement_id=mv.movement_id(idem.principal, idem.key),
             actor=actor,
             zones=self.zones,
+            duties=self.rules.duties,
         )
 
         def decide(uow: UnitOfWork, now: datetime) -> Decision[mv.MovementView]:
-            return spec.decide(uow, req, now)
+            decision = spec.decide(uow, req, now)
+            refuse_written_off(uow, decision.saves, now)
+            return decision
 
         outcome = self._execute(201, idem, cmd, decide, actor)
         body = outcome.body

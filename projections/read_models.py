@@ -13,6 +13,7 @@ from projections.folding import Projection, ViewTable
 from projections.inventory.fold import InventoryProjection
 from projections.tax_bills import TaxBillsProjection
 from projections.trace.fold import TraceProjection
+from projections.write_offs import WriteOffsProjection
 
 
 def read_model_projections() -> list[Projection]:
@@ -24,6 +25,7 @@ def read_model_projections() -> list[Projection]:
         TraceProjection(),
         DocumentsProjection(),
         TaxBillsProjection(),
+        WriteOffsProjection(),
     ]
 
 

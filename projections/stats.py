@@ -22,7 +22,8 @@ class StatsRow(msgspec.Struct, frozen=True, kw_only=True):
     declarations: int
     movements: int
     value_cny: Decimal
-    # The duties of these declarations still unpaid past their bills' due date, as of the
+    # The duties of these declarations, and the duty liabilities issued under this key (by
+    # trade mode or flow: `within_zone`), still unpaid past their bills' due date, as of the
     # read's China day (projections/tax_bills.py).
     overdue_cny: Decimal = Decimal(0)
 
@@ -75,6 +76,7 @@ class StatsQueries:
         values: dict[str, Decimal] = defaultdict(Decimal)
         overdue: dict[str, Decimal] = defaultdict(Decimal)
         moved: dict[str, int] = defaultdict(int)
+        liable: set[str] = set()
         day = (today or datetime.now(SHANGHAI).date()).isoformat()
         with self.views.read() as cur:
             cur.execute(*_declarations(zone, since, until, scope, day))
@@ -84,6 +86,18 @@ class StatsQueries:
                 values[key] += Decimal(row["value_cny"])
                 if row["overdue"]:
                     overdue[key] += Decimal(row["tax"]) - Decimal(row["paid"])
+            cur.execute(*_liabilities(zone, since, until, scope, day))
+            for row in cur.fetchall():
+                # A liability arises in the zone under no declaration: by trade mode or flow
+                # it counts under `within_zone`, as processing and stocktakes do.
+                grouped = {
+                    "business_day": row["issued_on"],
+                    "trade_mode": WITHIN_ZONE,
+                    "flow": WITHIN_ZONE,
+                }
+                key = key_of(grouped)
+                overdue[key] += Decimal(row["tax"]) - Decimal(row["paid"])
+                liable.add(key)
             cur.execute(*_movements(zone, since, until, scope))
             for row in cur.fetchall():
                 grouped = {
@@ -100,7 +114,7 @@ class StatsQueries:
                 value_cny=values[k],
                 overdue_cny=overdue[k],
             )
-            for k in sorted(counts.keys() | moved.keys())
+            for k in sorted(counts.keys() | moved.keys() | liable)
         ]
 
 
@@ -123,6 +137,28 @@ def _declarations(
         sql += " AND zone = ?"
         params.append(zone)
     return sql + declarations_sql(params, since=since, until=until, scope=scope), params
+
+
+def _liabilities(
+    zone: str | None, since: datetime | None, until: datetime | None, scope: Scope, day: str
+) -> tuple[str, list[Any]]:
+    """The duty liabilities (write-off differences, stocktake shortages) overdue on `day`,
+    issued in the period (China days of `[from, to)`), in the zone and tenancy."""
+    sql = (
+        "SELECT issued_on, tax, paid FROM view_tax_bills WHERE subject_kind <> 'declaration'"
+        " AND billed = 1 AND settled = 0 AND cancelled = 0 AND due_by < ?"
+    )
+    params: list[Any] = [day]
+    if zone is not None:
+        sql += " AND zone = ?"
+        params.append(zone)
+    if since is not None:
+        sql += " AND issued_on >= ?"
+        params.append(since.astimezone(SHANGHAI).date().isoformat())
+    if until is not None:
+        sql += " AND issued_on < ?"
+        params.append(until.astimezone(SHANGHAI).date().isoformat())
+    return sql + tenancy_sql(scope, params, enterprise=("enterprise",), zone=("zone",)), params
 
 
 def _movements(

@@ -1,5 +1,8 @@
-"""Tax bills (issue #18 item 4, first part): one bill per declaration whose duties are owed,
-from the day customs ask for them, with its payments, for `GET /v1/tax-bills`.
+"""Tax bills (issue #18 item 4): one bill per declaration whose duties are owed, from the day
+customs ask for them, and one per duty liability (a write-off's assessed differences, a flagged
+stocktake shortage: domain/liabilities.py, issued when recorded, cancelled by an officer's
+force-majeure waiver), with their payments, for `GET /v1/tax-bills`. The fee a settling payment
+fixed in the log (`LateFeeFixed`, `LiabilityPaid.late_fee`) is the fee shown from then on.
 
 A declaration's bill is issued the first time the declaration enters `awaiting_payment` (its
 assessment on the green channel, or the end of its document review or inspection): customs fill
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -26,22 +29,25 @@ from domain.clearance import (
     DeclarationRejected,
     DutiesPaid,
     InspectionRecorded,
+    LateFeeFixed,
     ReleaseGranted,
     TransferAccepted,
     TransferRefused,
 )
 from domain.declaration import SHANGHAI, DeclarationSubmitted, DeclarationWithdrawn
 from domain.events import DomainEvent
+from domain.liabilities import LiabilityAssessed, LiabilityPaid, LiabilityWaived, SubjectKind
 from domain.scope import Scope
 from projections.columns import tenancy_sql
 from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS view_tax_bills ("
-    " bill_id TEXT PRIMARY KEY, declaration_no TEXT NOT NULL, enterprise TEXT NOT NULL,"
+    " bill_id TEXT PRIMARY KEY, subject_kind TEXT NOT NULL, subject_ref TEXT NOT NULL,"
+    " declaration_no TEXT, enterprise TEXT NOT NULL,"
     " zone TEXT NOT NULL, account_book TEXT, tax TEXT NOT NULL, paid TEXT NOT NULL,"
     " billed INTEGER NOT NULL, settled INTEGER NOT NULL, cancelled INTEGER NOT NULL,"
-    " issued_on TEXT, due_by TEXT,"
+    " issued_on TEXT, due_by TEXT, fixed_fee TEXT,"
     " payments TEXT NOT NULL, first_position BIGINT NOT NULL, position BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS view_tax_bills_first ON view_tax_bills (first_position)",
 )
@@ -59,8 +65,13 @@ class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
 class TaxBillView(msgspec.Struct, frozen=True, kw_only=True):
     """A bill as `GET /v1/tax-bills` lists it, as of the read's China day."""
 
-    bill_id: str  # the declaration's id: one bill per declaration
-    declaration_no: str
+    # A declaration's bill has the declaration's id; a liability's, the liability's.
+    bill_id: str
+    subject_kind: Literal["declaration", SubjectKind]
+    # The declaration's number, or what the liability is for (a write-off's book and
+    # period, a stocktake's movement).
+    subject_ref: str
+    declaration_no: str | None
     enterprise: str
     zone: str
     account_book: str | None
@@ -86,24 +97,30 @@ class _Bill:
         "declaration_no",
         "enterprise",
         "first",
+        "fixed_fee",
         "inserted",
         "issued_on",
+        "kind",
         "paid",
         "payments",
         "position",
+        "ref",
         "tax",
         "zone",
     )
 
     def __init__(
         self,
-        facts: tuple[str, str, str, str | None],
+        facts: tuple[str | None, str, str, str | None],
         tax: Decimal,
         position: int,
         *,
         inserted: bool,
+        subject: tuple[str, str] | None = None,
     ) -> None:
         self.declaration_no, self.enterprise, self.zone, self.account_book = facts
+        self.kind, self.ref = subject or ("declaration", facts[0] or "")
+        self.fixed_fee: Decimal | None = None
         self.tax = tax
         self.billed = 0  # 1 once its assessment asks for duties
         self.paid = Decimal(0)
@@ -124,12 +141,17 @@ def _day(moment: datetime) -> date:
 
 class TaxBillsProjection:
     name = "tax_bills"
-    version = 1
+    # 2: duty liabilities (write-off differences, stocktake shortages) are bills too.
+    version = 2
     handles: tuple[type[DomainEvent], ...] = (
         DeclarationSubmitted,
         *STATUS_EVENTS,
         DutiesPaid,
+        LateFeeFixed,
         *CANCELLING,
+        LiabilityAssessed,
+        LiabilityPaid,
+        LiabilityWaived,
     )
     tables = TABLES
 
@@ -160,6 +182,8 @@ class _TaxBillsFold:
             facts = (f.declaration_no, f.declarant, f.zone, f.account_book)
             self.bills[stream] = _Bill(facts, Decimal(0), entry.position, inserted=True)
             return
+        if isinstance(event, LiabilityAssessed | LiabilityPaid | LiabilityWaived):
+            return self._liability(entry, event)
         bill = self._bill(stream)
         if bill is None:
             raise LookupError(f"declaration {stream} decided on before it was submitted")
@@ -174,9 +198,39 @@ class _TaxBillsFold:
                 *bill.payments,
                 PaymentView(on=_day(event.occurred_at), amount=event.amount),
             ]
+        elif isinstance(event, LateFeeFixed):
+            bill.fixed_fee = event.amount
         elif isinstance(event, CANCELLING) and bill.paid < bill.tax:
             bill.cancelled = 1
         bill.position, bill.changed = entry.position, True
+
+    def _liability(
+        self, entry: LogEntry, event: LiabilityAssessed | LiabilityPaid | LiabilityWaived
+    ) -> None:
+        """A liability is issued when it is recorded; the payment that settles it carries the
+        late fee fixed then; an officer's waiver cancels it."""
+        stream = entry.stream_id
+        if isinstance(event, LiabilityAssessed):
+            v = event.view
+            facts = (None, v.enterprise, v.zone, v.account_book)
+            bill = _Bill(
+                facts, v.tax, entry.position, inserted=True, subject=(v.subject_kind, v.subject_ref)
+            )
+            bill.billed, bill.issued_on = int(v.tax > 0), v.issued_on
+            self.bills[stream] = bill
+            return
+        found = self._bill(stream)
+        if found is None:
+            raise LookupError(f"liability {stream} changed before it was assessed")
+        if isinstance(event, LiabilityPaid):
+            found.paid += event.amount
+            day = _day(event.occurred_at)
+            found.payments = [*found.payments, PaymentView(on=day, amount=event.amount)]
+            if event.late_fee is not None:
+                found.fixed_fee = event.late_fee
+        else:
+            found.cancelled = 1
+        found.position, found.changed = entry.position, True
 
     def _bill(self, stream: str) -> _Bill | None:
         found = self.bills.get(stream)
@@ -198,23 +252,34 @@ class _TaxBillsFold:
             payments = _ENCODE.encode(bill.payments).decode()
             settled = int(bill.paid >= bill.tax)
             day = issued.isoformat() if issued is not None else None
+            fee = str(bill.fixed_fee) if bill.fixed_fee is not None else None
             values = (str(bill.paid), bill.billed, settled, bill.cancelled, day)
             if bill.inserted:
-                head = (stream, bill.declaration_no, bill.enterprise, bill.zone)
+                head = (
+                    stream,
+                    bill.kind,
+                    bill.ref,
+                    bill.declaration_no,
+                    bill.enterprise,
+                    bill.zone,
+                )
                 facts = (bill.account_book, str(bill.tax))
-                inserts.append((*head, *facts, *values, due, payments, bill.first, bill.position))
+                tail = (due, fee, payments, bill.first, bill.position)
+                inserts.append((*head, *facts, *values, *tail))
             else:
-                updates.append((str(bill.tax), *values, due, payments, bill.position, stream))
+                updates.append((str(bill.tax), *values, due, fee, payments, bill.position, stream))
             bill.inserted = bill.changed = False
         writes.add(
-            "INSERT INTO view_tax_bills (bill_id, declaration_no, enterprise, zone, account_book,"
-            " tax, paid, billed, settled, cancelled, issued_on, due_by, payments, first_position,"
-            " position) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO view_tax_bills (bill_id, subject_kind, subject_ref, declaration_no,"
+            " enterprise, zone, account_book, tax, paid, billed, settled, cancelled, issued_on,"
+            " due_by, fixed_fee, payments, first_position, position)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             inserts,
         )
         writes.add(
             "UPDATE view_tax_bills SET tax = ?, paid = ?, billed = ?, settled = ?, cancelled = ?,"
-            " issued_on = ?, due_by = ?, payments = ?, position = ? WHERE bill_id = ?",
+            " issued_on = ?, due_by = ?, fixed_fee = ?, payments = ?, position = ?"
+            " WHERE bill_id = ?",
             updates,
         )
         return writes
@@ -222,7 +287,11 @@ class _TaxBillsFold:
 
 def _stored(r: Any) -> _Bill:
     facts = (r["declaration_no"], r["enterprise"], r["zone"], r["account_book"])
-    bill = _Bill(facts, Decimal(r["tax"]), int(r["first_position"]), inserted=False)
+    subject = (r["subject_kind"], r["subject_ref"])
+    bill = _Bill(
+        facts, Decimal(r["tax"]), int(r["first_position"]), inserted=False, subject=subject
+    )
+    bill.fixed_fee = Decimal(r["fixed_fee"]) if r["fixed_fee"] is not None else None
     bill.paid = Decimal(r["paid"])
     bill.billed = int(r["billed"])
     bill.cancelled = int(r["cancelled"])
@@ -274,8 +343,11 @@ def bill_view(r: Any, today: date) -> TaxBillView:
     due = date.fromisoformat(r["due_by"])
     payments = _PAYMENTS.decode(r["payments"])
     paid_days = [tb.Payment(p.on, p.amount) for p in payments]
+    fixed = r["fixed_fee"]
     return TaxBillView(
         bill_id=r["bill_id"],
+        subject_kind=r["subject_kind"],
+        subject_ref=r["subject_ref"],
         declaration_no=r["declaration_no"],
         enterprise=r["enterprise"],
         zone=r["zone"],
@@ -285,7 +357,8 @@ def bill_view(r: Any, today: date) -> TaxBillView:
         tax=tax,
         paid=paid,
         unpaid=max(tax - paid, Decimal("0.00")),
-        late_fee=tb.late_fee(tax, due, paid_days, today),
+        # Fixed by the payment that settled it, where that payment recorded one.
+        late_fee=Decimal(fixed) if fixed is not None else tb.late_fee(tax, due, paid_days, today),
         status=tb.status(tax, due, paid_days, today),
         payments=payments,
         position=int(r["position"]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from tests.samples import (
@@ -101,6 +102,7 @@ class World:
     revoked: dict[str, str]  # role -> name of a revoked key of that role (bound to A or X)
     c: Tenant | None = None  # the sender of transfers into A's and B's books
     serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    write_offs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def tenants(self) -> tuple[Tenant, Tenant]:
@@ -234,6 +236,45 @@ class World:
         t.learn(filed)
         self.write("officer", f"/v1/checklists/{filed['checklist_no']}/approval", {}, 200)
         return filed
+
+    def fresh_write_off(self, t: Tenant) -> dict[str, Any]:
+        """A write-off of `t`'s home book for a day of its own long past (nothing moved then:
+        nothing to count), submitted and waiting for an officer."""
+        day = (date(2001, 1, 1) + timedelta(days=self.next())).isoformat()
+        body = {"period": {"from": day, "to": day}, "counts": []}
+        filed = self.write(t.principal, f"/v1/account-books/{t.book}/write-offs", body)
+        t.secrets.add(filed["write_off_id"])
+        return filed
+
+    def write_off(self, t: Tenant) -> dict[str, Any]:
+        """One write-off of `t` for the reads (made on first use)."""
+        if t.label not in self.write_offs:
+            self.write_offs[t.label] = self.fresh_write_off(t)
+        return self.write_offs[t.label]
+
+    def fresh_shortage(self, t: Tenant) -> str:
+        """A stocktake shortage in `t`'s home book flagged on its lot (3 of a lot of 10
+        laptops: 30% of the lot, ~1,350 CNY of VAT): the bill of its liability."""
+        d = self.fresh_declaration(t, "released_in")
+        moved = self.write(t.operator, "/v1/movements", gate(d, "gate_in", "10"))
+        t.learn(moved)
+        lot = moved["lots"][0]["lot_id"]
+        body = {
+            "kind": "adjustment",
+            "account_book": t.book,
+            "item_no": 1,
+            "quantity_delta": "-3",
+            "lot_id": lot,
+            "reason": "stocktake: three missing",
+        }
+        short = self.write(t.principal, "/v1/movements", body)
+        assert short["flagged"] is True, short
+        t.learn(short)
+        r = self.ledger.client.get(
+            "/v1/tax-bills", params={"limit": 1000}, headers=self.headers("admin")
+        )
+        (bill,) = [b for b in r.json()["items"] if b["subject_ref"] == short["movement_id"]]
+        return str(bill["bill_id"])
 
     def collection_permitted(self, t: Tenant) -> bool:
         """Whether `t`'s book may collect then declare, as an officer reads it."""

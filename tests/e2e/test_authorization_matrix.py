@@ -218,6 +218,12 @@ def check_passes(world: World, scope: Scope, body: Any) -> None:
     assert [p["pass_no"] for p in body["items"]] == expected and expected
 
 
+def past_day(w: World) -> dict[str, str]:
+    """A period of one day of its own, long past (nothing moved then)."""
+    day = (date(1990, 1, 1) + timedelta(days=w.next())).isoformat()
+    return {"from": day, "to": day}
+
+
 def check_bills(world: World, scope: Scope, body: Any) -> None:
     """Exactly the tax bills of the caller's declarations or zone, in assessment order."""
     every = admin_list(world, "/v1/tax-bills")
@@ -448,6 +454,57 @@ SPECS: dict[str, Spec] = {
             )
         ],
         "path",
+    ),
+    "POST /v1/tax-bills/{bill_id}/force-majeure": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/tax-bills/{w.fresh_shortage(t)}/force-majeure",
+                body={"reason": "roof collapsed in the storm"},
+            )
+        ]
+    ),
+    "POST /v1/account-books/{book_no}/write-offs": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/account-books/{t.book}/write-offs",
+                body={"period": past_day(w), "counts": []},
+                key=True,
+                owner=t,
+            )
+        ],
+        "path",
+    ),
+    "GET /v1/account-books/{book_no}/write-offs": Spec(
+        lambda w, t: [
+            Call("GET", f"/v1/account-books/{w.write_off(t)['account_book']}/write-offs", owner=t)
+        ],
+        "path",
+    ),
+    "GET /v1/write-offs/{write_off_id}": Spec(
+        lambda w, t: [
+            Call("GET", f"/v1/write-offs/{w.write_off(t)['write_off_id']}", owner=t),
+            Call(
+                "GET",
+                f"/v1/write-offs/{w.write_off(t)['write_off_id']}",
+                {"format": "csv"},
+                owner=t,
+            ),
+            Call(
+                "GET", f"/v1/write-offs/{w.write_off(t)['write_off_id']}", {"as_of": now()}, owner=t
+            ),
+        ],
+        "path",
+    ),
+    "POST /v1/write-offs/{write_off_id}/certification": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/write-offs/{w.fresh_write_off(t)['write_off_id']}/certification",
+                body={"result": "accepted", "reason": "nothing moved that day"},
+            )
+        ]
     ),
     "POST /v1/declarations/{ref}/returns": Spec(
         lambda w, t: [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
 
 import pytest
 
@@ -102,6 +103,12 @@ def test_a_bill_falls_due_accrues_a_late_fee_and_stops_when_paid(world):
     assert r.status_code == 404 and ledger.log_state() == before, r.text
     r = ledger.post(f"/v1/tax-bills/{bill['bill_id']}/payments", t.token_name, paid)
     assert r.status_code == 200 and r.json()["status"] == "released", r.text
+    # The settling payment fixed the fee owed that day in the declaration's log.
+    (fixed,) = [
+        e for e in ledger.services.app.events.get(UUID(d["id"]))
+        if type(e).__name__ == "LateFeeFixed"
+    ]  # fmt: skip
+    assert fixed.amount == Decimal("338.25")
     clock.at = clock.at + timedelta(days=30)
     (settled,) = bills(ledger, t.token_name, status="paid")
     assert settled["late_fee"] == late["late_fee"], "paying stops the fee"

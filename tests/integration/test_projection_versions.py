@@ -26,6 +26,7 @@ from projections.inventory import InventoryProjection
 from projections.store import ViewStore
 from projections.tax_bills import TaxBillsProjection
 from projections.trace import TraceProjection
+from projections.write_offs import WriteOffsProjection
 from tests.stories import run_story
 from tests.support import Ledger, running_ledger
 from tests.together import CHILD_TIMES, assert_overlapped, run_together, times_of
@@ -37,6 +38,7 @@ PROJECTIONS = (
     TraceProjection,
     DocumentsProjection,
     TaxBillsProjection,
+    WriteOffsProjection,
 )
 HAND_CHANGED = "999"
 # A server of a release whose trace is at version argv[2], starting when told to

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -380,6 +381,7 @@ class Movements(RuleBasedStateMachine):
             # cut short leaves the model behind the ledger (and its error is on its way out).
             if not self.busy:
                 self.everything_agrees()
+                self.write_off_figures_add_up()
                 self.replay_rebuilds_the_read_models()
                 self.write_side_agrees(self.replay_rebuilds_the_write_side())
                 self.the_log_only_grew_and_verifies()
@@ -1747,12 +1749,15 @@ class Movements(RuleBasedStateMachine):
                 refusal = "insufficient_stock"
             else:
                 change = {k: -v for k, v in taken.items()}
-        held = sum(s.lots.values(), ZERO)
         answer = self.call(book.owner, "/v1/movements", body, refused=refusal)
         if answer is None:
             return
         assert answer["kind"] == "adjustment"
-        assert answer["flagged"] == (not increase and held > 0 and magnitude >= held / 100)
+        # Issue #18 item 3: a bonded decrease is flagged only where a lot lost at least 1% of
+        # its quantity (and its duty reached the threshold: the unit tests pin that side).
+        one_percent = any(-v >= self.lots[k].quantity_in / 100 for k, v in change.items())
+        if increase or status != "bonded" or not one_percent:
+            assert answer["flagged"] is False, (answer, change)
         if change:
             self.expect_lots(answer, [(k, item, v) for k, v in change.items()])
             for k, v in change.items():
@@ -1905,6 +1910,51 @@ class Movements(RuleBasedStateMachine):
             self.entries_agree(book, answer)
         for decl, answer in zip(decls, answers[1 + len(books) :], strict=True):
             self.declaration_agrees(decl, answer)
+
+    def write_off_figures_add_up(self) -> None:
+        """Issue #18: a write-off's figures (projections/write_offs.py) for any period of any
+        touched book add up, per item and goods status, `opening + receipts - issues -
+        consumed + produced - scrap + adjustments = closing_book`; a period ends where the next
+        begins (closing = the next opening); and a period to the end closes on the model's
+        balance of that status (the balance as of the period's end)."""
+        svc = self.ledger.services
+        head = svc.app.log.head()
+        position = head.position if head else 0
+        assert svc.runner.wait_for(position, 30), svc.runner.last_error
+        far = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 1, 1, tzinfo=UTC))
+        for book in self.every_book:
+            if not any(self.stock(book, item).flows for item in ITEMS):
+                continue
+            with svc.views.read() as cur:
+                cur.execute(
+                    "SELECT occurred_at_utc FROM view_book_entries WHERE book_no = ?"
+                    " ORDER BY occurred_at_utc",
+                    (book.book_no,),
+                )
+                times = [r["occurred_at_utc"] for r in cur.fetchall()]
+            split = datetime.fromisoformat(times[len(times) // 2].replace("Z", "+00:00"))
+            periods = [(far[0], split), (split, far[1]), far]
+            answers = [
+                svc.write_offs.figures(book.book_no, start=a, end=b, position=position)[0]
+                for a, b in periods
+            ]
+            rows = [{(f.item_no, f.goods_status): f for f in a} for a in answers]
+            for figures in answers:
+                for f in figures:
+                    flow = (
+                        f.opening + f.receipts - f.issues - f.consumed + f.produced - f.scrap
+                        + f.adjustments
+                    )  # fmt: skip
+                    assert flow == f.closing_book, f
+                    assert f.by_products + f.scrap_made <= f.produced or f.produced < 0, f
+            for key, f in rows[0].items():
+                assert rows[1][key].opening == f.closing_book, (book.book_no, key)
+            for item in ITEMS:
+                s = self.stock(book, item)
+                for status in ("bonded", "domestic"):
+                    found = rows[2].get((item, status))
+                    closing = found.closing_book if found is not None else ZERO
+                    assert closing == self.on_hand_of(s, status), (book.book_no, item, status)
 
     def write_side_agrees(self, states: dict[Any, Any]) -> None:
         """Every lot, book item (its open lots in FIFO order) and declaration as the write

@@ -169,6 +169,7 @@ class World:
             movement_id=movement_id("tests", f"move-{next(self._keys)}"),
             actor=actor,
             zones=ZONES,
+            duties=RULES.duties,
         )
         decide: Callable[..., Decision[MovementView]] = spec.decide
         return self.uow.run(decide, req, now)

@@ -15,9 +15,10 @@ from domain.account_book import AccountBook, account_book_id
 from domain.declaration import GoodsStatus
 from domain.errors import Conflict, FieldError, ValidationFailed
 from domain.exits import GateOut
+from domain.liabilities import Liability
 from domain.movements import ExitLine, Lot, LotCreated, MovementLine
 from domain.processing import Input, Output, Processing
-from domain.stocktake import Adjustment
+from domain.stocktake import Adjustment, shortage_liability_id
 from domain.transfers import TransferDispatch, TransferReceipt
 from domain.unit_of_work import Decision
 from tests.unit.domain_world import ADMIN, NOW, World, company, gate, line
@@ -235,12 +236,32 @@ def test_a_shortage_never_takes_what_released_declarations_reserved():
 
 
 @pytest.mark.parametrize(
-    ("delta", "flagged"), [("-9", False), ("-10", True), ("-400", True), ("500", False)]
+    ("item_no", "delta", "flagged"),
+    [
+        # Laptops at 420 EUR: 10 of a lot of 1,000 (1%) bear ~4,500 CNY of VAT, over USD 100.
+        (1, "-9", False),
+        (1, "-10", True),
+        (1, "-400", True),
+        (1, "500", False),
+        # Coffee at 8.50 EUR/kg: 1% of the lot, but its duty is under USD 100: not flagged.
+        (2, "-10", False),
+        (2, "-200", True),
+    ],
 )
-def test_a_decrease_of_one_percent_or_more_is_flagged_for_an_officer(delta, flagged):
+def test_a_shortage_of_one_percent_of_the_lot_and_usd_100_of_duty_is_flagged(
+    item_no, delta, flagged
+):
     w, uscc = _world()
-    w.admit(uscc, "B1", "1000")
-    assert w.move(_adjust(delta), company(uscc)).flagged is flagged
+    w.admit(uscc, "B1", "1000", item_no=item_no)
+    moved = w.move(_adjust(delta, item_no=item_no), company(uscc))
+    assert moved.flagged is flagged
+    # A flagged shortage is a duty liability, issued the day it was found.
+    liability = w.uow.load(shortage_liability_id(moved.movement_id), Liability)
+    assert (liability is not None) is flagged
+    if liability is not None:
+        assert liability.view.status == "unpaid" and liability.view.tax > 0
+        (line,) = liability.view.lines
+        assert line.quantity == -D(delta) and line.valued_by == "price_history"
 
 
 def test_an_adjustment_names_an_item_of_the_callers_own_book():
