@@ -19,9 +19,10 @@ a shortage afterwards]. Domestic goods bear no duty and are never flagged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 from uuid import UUID, uuid5
 
 import msgspec
@@ -166,6 +167,65 @@ class LotAdjusted(DomainEvent, frozen=True, kw_only=True):
         )
 
 
+class Change:
+    """What an adjustment records of one item, lot by lot, with its reason as the paper: a
+    stocktake's, and a write-off certification's bringing the book to the count."""
+
+    def __init__(self, book: AccountBook, item_no: int, movement_id: UUID, reason: str) -> None:
+        self.book, self.item_no, self.movement_id, self.reason = book, item_no, movement_id, reason
+
+    def surplus_lot(
+        self, lot: Pending[Lot], quantity: Decimal, **common: Any
+    ) -> dict[UUID, Decimal]:
+        """A new bonded lot whose paper is the adjustment: goods found that the book lacked."""
+        lot.record(
+            LotCreated,
+            zone=self.book.zone,
+            account_book=self.book.book_no,
+            item_no=self.item_no,
+            goods_status="bonded",
+            quantity=quantity,
+            parents=[],
+            documents=[Paper("adjustment", str(self.movement_id), self.reason)],
+            movement_id=self.movement_id,
+            **common,
+        )
+        return {lot.id: quantity}
+
+    def lots_adjusted(
+        self, lots: Mapping[UUID, Pending[Lot]], by_lot: dict[UUID, Decimal], **common: Any
+    ) -> None:
+        for lot_id, delta in by_lot.items():
+            lots[lot_id].record(
+                LotAdjusted, movement_id=self.movement_id, delta=delta, reason=self.reason, **common
+            )
+
+    def stock_adjusted(
+        self,
+        stock: Pending[ItemStock],
+        by_lot: dict[UUID, Decimal],
+        goods_status: str,
+        *,
+        flagged: bool,
+        **common: Any,
+    ) -> None:
+        stock.record(
+            StockAdjusted,
+            book_no=self.book.book_no,
+            item_no=self.item_no,
+            movement_id=self.movement_id,
+            delta=sum(by_lot.values(), Decimal(0)),
+            by_lot=by_lot,
+            goods_status=goods_status,
+            reason=self.reason,
+            flagged=flagged,
+            **common,
+        )
+
+    def views(self, by_lot: dict[UUID, Decimal]) -> list[LotView]:
+        return [LotView(lot_id=k, item_no=self.item_no, quantity=q) for k, q in by_lot.items()]
+
+
 def plan(
     cmd: Adjustment, book: AccountBook, stock: ItemStock | None
 ) -> tuple[Decimal, dict[UUID, Decimal], str]:
@@ -229,36 +289,20 @@ def adjust(
     bonded shortage flagged on any lot makes a liability for the flagged lots' quantity."""
     delta, by_lot, status = plan(cmd, book, stock.state)
     common = {"actor": actor, "occurred_at": occurred_at}
-    created: list[LotView] = []
+    change = Change(book, cmd.item_no, movement.id, cmd.reason)
     if delta > 0 and not by_lot:
-        new_lot.record(
-            LotCreated,
-            zone=book.zone,
-            account_book=book.book_no,
-            item_no=cmd.item_no,
-            goods_status="bonded",
-            quantity=delta,
-            parents=[],
-            documents=[Paper("adjustment", str(movement.id), cmd.reason)],
-            movement_id=movement.id,
-            **common,
-        )
-        by_lot = {new_lot.id: delta}
-        created.append(LotView(lot_id=new_lot.id, item_no=cmd.item_no, quantity=delta))
+        by_lot = change.surplus_lot(new_lot, delta, **common)
     else:
-        for lot_id, change in by_lot.items():
-            lots[lot_id].record(
-                LotAdjusted, movement_id=movement.id, delta=change, reason=cmd.reason, **common
-            )
-            created.append(LotView(lot_id=lot_id, item_no=cmd.item_no, quantity=change))
+        change.lots_adjusted(lots, by_lot, **common)
+    created = change.views(by_lot)
     flagged_quantity = Decimal(0)
     if delta < 0 and status == "bonded" and judge is not None:
-        for lot_id, change in by_lot.items():
+        for lot_id, taken in by_lot.items():
             state = lots[lot_id].state
             assert state is not None
             # The lot's quantity before this decrease was recorded on it.
-            if judge.flagged(state, -change):
-                flagged_quantity -= change
+            if judge.flagged(state, -taken):
+                flagged_quantity -= taken
     flagged = flagged_quantity > 0
     if flagged and liability is not None and judge is not None:
         duty = judge.value(flagged_quantity)
@@ -272,18 +316,7 @@ def adjust(
                 actor=actor,
                 now=now or occurred_at,
             )
-    stock.record(
-        StockAdjusted,
-        book_no=book.book_no,
-        item_no=cmd.item_no,
-        movement_id=movement.id,
-        delta=delta,
-        by_lot=by_lot,
-        goods_status=status,
-        reason=cmd.reason,
-        flagged=flagged,
-        **common,
-    )
+    change.stock_adjusted(stock, by_lot, status, flagged=flagged, **common)
     view = MovementView(
         movement_id=movement.id,
         kind="adjustment",

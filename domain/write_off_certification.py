@@ -12,25 +12,24 @@ from uuid import UUID, uuid5
 from domain import liabilities as li
 from domain import values
 from domain.account_book import AccountBook, account_book_id
+from domain.declaration import GoodsStatus
 from domain.duties import NOTHING, DutyTables
 from domain.errors import NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.movements import (
     ItemStock,
     Lot,
-    LotCreated,
     LotView,
     MovementRecorded,
     MovementState,
     MovementView,
-    Paper,
     fifo,
     item_stock_id,
     lot_id,
 )
 from domain.reference_rules import duty_tables, read_registers
 from domain.scope import Scope
-from domain.stocktake import LotAdjusted, StockAdjusted
+from domain.stocktake import Change
 from domain.unit_of_work import Decision, LazyPendings, UnitOfWork
 from domain.values import Problems
 from domain.write_offs import (
@@ -125,6 +124,15 @@ def assess_all(
     return assessed
 
 
+def _drawn(held: ItemStock | None, status: GoodsStatus, short: Decimal) -> dict[UUID, Decimal]:
+    """What a shortage takes of the item's lots of `status`: first-in first-out, as far as
+    what is free of them still goes (negative quantities, as the book writes them)."""
+    free = held.available_of(status) if held is not None else Decimal(0)
+    take = min(short, max(free, Decimal(0)))
+    taken = fifo(held.lots, status, take) if held is not None and take else None
+    return {k: -q for k, q in (taken or {}).items()}
+
+
 def align(
     uow: UnitOfWork,
     view: WriteOffView,
@@ -148,33 +156,15 @@ def align(
             item_stock_id(book.book_no, row.item_no), ItemStock
         )
         stocks[row.item_no] = stock
+        change = Change(book, row.item_no, movement.id, reason)
         if row.difference > 0:
             lot = uow.new(lot_id(movement.id, n), Lot)
-            lot.record(
-                LotCreated,
-                zone=book.zone,
-                account_book=book.book_no,
-                item_no=row.item_no,
-                goods_status="bonded",
-                quantity=row.difference,
-                parents=[],
-                documents=[Paper("adjustment", str(movement.id), reason)],
-                movement_id=movement.id,
-                **common,
-            )
             new_lots.append(lot)
-            by_lot = {lot.id: row.difference}
+            by_lot = change.surplus_lot(lot, row.difference, **common)
             status = "bonded"
         else:
-            held = stock.state
-            free = held.available_of(row.goods_status) if held is not None else Decimal(0)
-            take = min(-row.difference, max(free, Decimal(0)))
-            taken = fifo(held.lots, row.goods_status, take) if held is not None and take else None
-            by_lot = {k: -q for k, q in (taken or {}).items()}
-            for k, q in by_lot.items():
-                lots[k].record(
-                    LotAdjusted, movement_id=movement.id, delta=q, reason=reason, **common
-                )
+            by_lot = _drawn(stock.state, row.goods_status, -row.difference)
+            change.lots_adjusted(lots, by_lot, **common)
             status = row.goods_status
         adjusted = sum(by_lot.values(), Decimal(0))
         rows.append(
@@ -186,21 +176,8 @@ def align(
             )
         )
         if by_lot:
-            stock.record(
-                StockAdjusted,
-                book_no=book.book_no,
-                item_no=row.item_no,
-                movement_id=movement.id,
-                delta=adjusted,
-                by_lot=by_lot,
-                goods_status=status,
-                reason=reason,
-                flagged=False,
-                **common,
-            )
-            view_lots += [
-                LotView(lot_id=k, item_no=row.item_no, quantity=q) for k, q in by_lot.items()
-            ]
+            change.stock_adjusted(stock, by_lot, status, flagged=False, **common)
+            view_lots += change.views(by_lot)
     if view_lots:
         movement.record(
             MovementRecorded,
