@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import msgspec
 
+from api.dispatch import Dispatcher, Schedule
 from api.reference_watch import ReferenceWatch
 from api.settings import Settings
 from domain.assessment import ClearanceRules
@@ -245,6 +246,7 @@ class Services:
     tax_bills: TaxBillQueries
     write_offs: WriteOffQueries
     vault: BuyerKeys
+    dispatcher: Dispatcher
     watch: TamperWatch | None = None
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
     reference: ReferenceWatch = field(init=False)
@@ -287,11 +289,22 @@ class Services:
         vault = open_vault(settings, app)
         seeds = SelectionSeed.beside(database, app.factory.datastore)  # type: ignore[attr-defined]
         rules = rules or load_clearance_rules(settings)
+        ledger = Ledger(app, zones, rules=rules, vault=vault, seeds=seeds)
+        dispatcher = Dispatcher(
+            views,
+            ledger.subscription_secret,
+            settings.webhook_allowed_hosts,
+            schedule=Schedule(
+                retry_base=settings.webhook_retry_base_seconds,
+                give_up=settings.webhook_give_up_seconds,
+            ),
+            active=runner.leads,
+        )
         return cls(
             settings=settings,
             database=database,
             app=app,
-            ledger=Ledger(app, zones, rules=rules, vault=vault, seeds=seeds),
+            ledger=ledger,
             keys=keys,
             views=views,
             runner=runner,
@@ -304,6 +317,7 @@ class Services:
             tax_bills=TaxBillQueries(views),
             write_offs=WriteOffQueries(views),
             vault=vault,
+            dispatcher=dispatcher,
             watch=watch,
         )
 
@@ -311,6 +325,9 @@ class Services:
         publish_builtins(self.ledger, self.settings)
         if self.settings.projections == "inline":
             self.runner.start()
+            # Receipts are delivered where the views are fed: on PostgreSQL by the process that
+            # leads (its runner holds the views' lock), so one dispatcher is active.
+            self.dispatcher.start()
         if self.watch is not None:
             self.watch.start()
 
@@ -327,6 +344,7 @@ class Services:
     def close(self) -> None:
         if self.watch is not None:
             self.watch.stop()
+        self.dispatcher.stop()
         self.runner.stop()
         self.views.close()
         self.vault.close()

@@ -74,6 +74,11 @@ class Settings:
     privacy_key_file: str | None = None
     buyer_retention_years: int = 3
     rate_limits: RateLimits = RateLimits()
+    # Webhooks (api/dispatch.py): the hosts a subscription may name over plain http or on a
+    # private address (comma-separated names or addresses), and the retry schedule.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_base_seconds: float = 5.0
+    webhook_give_up_seconds: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -89,4 +94,15 @@ class Settings:
             privacy_key_file=os.environ.get("LEDGER_PRIVACY_KEY_FILE") or None,
             buyer_retention_years=int(os.environ.get("LEDGER_BUYER_RETENTION_YEARS", "3")),
             rate_limits=RateLimits.from_env(),
+            webhook_allowed_hosts=tuple(
+                h.strip().lower()
+                for h in os.environ.get("LEDGER_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                if h.strip()
+            ),
+            webhook_retry_base_seconds=float(
+                os.environ.get("LEDGER_WEBHOOK_RETRY_BASE_SECONDS", "5")
+            ),
+            webhook_give_up_seconds=float(
+                os.environ.get("LEDGER_WEBHOOK_GIVE_UP_SECONDS", str(24 * 3600))
+            ),
         )

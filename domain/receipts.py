@@ -84,6 +84,18 @@ _DECLARATION_EVENTS = (
 )
 
 
+# Every event type that may be a receipt (what a read model of receipts decodes).
+RECEIPT_EVENTS: tuple[type[DomainEvent], ...] = (
+    *_DECLARATION_EVENTS,
+    MovementRecorded,
+    WriteOffSubmitted,
+    WriteOffCertified,
+    LiabilityAssessed,
+    LiabilityPaid,
+    LiabilityWaived,
+)
+
+
 def _declaration_data(event: DomainEvent) -> tuple[str, dict[str, Any]]:
     if isinstance(event, DeclarationAssessed):
         duties = event.duties

@@ -149,6 +149,7 @@ class BuyerKeys:
         master = self._master(master_key)
         self._wrap = AESGCM(_derive(master, "wrap"))
         self._pseudonym_key = _derive(master, "pseudonym")
+        self._secrets = AESGCM(_derive(master, "webhook secrets"))
 
     @classmethod
     def beside(
@@ -204,6 +205,23 @@ class BuyerKeys:
                 )
         self.master_in_store = True
         return bytes(row["master"])
+
+    # -- other secrets under the same master key --------------------------------------------
+
+    def seal_secret(self, owner: str, secret: str) -> str:
+        """A webhook subscription's signing secret, sealed (AES-GCM, bound to `owner`: the
+        subscription's id) so that the log, its exports and a dump of its database never
+        hold it in clear (docs/decisions/0030)."""
+        nonce = self.random_bytes(NONCE_BYTES)
+        return _b64(nonce + self._secrets.encrypt(nonce, secret.encode(), owner.encode()))
+
+    def open_secret(self, owner: str, sealed: str) -> str:
+        data = _unb64(sealed)
+        try:
+            plain = self._secrets.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], owner.encode())
+        except InvalidTag:
+            raise SealError("the secret was not sealed for this owner by this master key") from None
+        return plain.decode()
 
     # -- BuyerVault ------------------------------------------------------------------------
 

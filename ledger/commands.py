@@ -36,6 +36,7 @@ from ledger.movements import MovementCommands
 from ledger.reference import ReferenceCommands
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
 from ledger.selection_seed import SelectionSeed
+from ledger.subscriptions import SubscriptionCommands
 from ledger.unit_of_work import CommandUnitOfWork
 from ledger.write_offs import WriteOffCommands
 
@@ -52,6 +53,7 @@ class Ledger(
     PrivacyCommands,
     ReferenceCommands,
     WriteOffCommands,
+    SubscriptionCommands,
 ):
     """The write side's commands and the reads that must see the latest write."""
 

@@ -11,6 +11,7 @@ from projections.documents import DocumentsProjection
 from projections.enterprises import EnterprisesProjection
 from projections.folding import Projection, ViewTable
 from projections.inventory.fold import InventoryProjection
+from projections.receipts import ReceiptsProjection
 from projections.tax_bills import TaxBillsProjection
 from projections.trace.fold import TraceProjection
 from projections.write_offs import WriteOffsProjection
@@ -26,6 +27,7 @@ def read_model_projections() -> list[Projection]:
         DocumentsProjection(),
         TaxBillsProjection(),
         WriteOffsProjection(),
+        ReceiptsProjection(),
     ]
 
 

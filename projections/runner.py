@@ -383,6 +383,11 @@ class CatchUpRunner:
         if self.leader is not None:
             self.leader.release()
 
+    def leads(self) -> bool:
+        """Whether this process fed the views at its last round (what the webhook dispatcher
+        asks: one process delivers, the one that feeds)."""
+        return self.leading
+
     def _lead(self) -> bool:
         """Whether this process feeds the views now; logs when that changes."""
         leading = self.leader is None or self.leader.holds()

@@ -103,11 +103,11 @@ class Ledger:
 
 @contextmanager
 def running_ledger(
-    database_url: str, rules: Any = None, limits: RateLimits = RAISED_LIMITS
+    database_url: str, rules: Any = None, limits: RateLimits = RAISED_LIMITS, **more: Any
 ) -> Iterator[Ledger]:
     """The app on a store, with the test risk rules (no random selection) unless given, and
-    the rate limits raised unless given."""
-    settings = Settings(database_url=database_url, rate_limits=limits)
+    the rate limits raised unless given; `more`: other settings."""
+    settings = Settings(database_url=database_url, rate_limits=limits, **more)
     app = create_app(settings, rules=rules or samples.rules_without_draws())
     with TestClient(app) as client:
         services = app.state.services

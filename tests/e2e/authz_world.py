@@ -276,6 +276,21 @@ class World:
         (bill,) = [b for b in r.json()["items"] if b["subject_ref"] == short["movement_id"]]
         return str(bill["bill_id"])
 
+    def fresh_subscription(self, t: Tenant) -> dict[str, Any]:
+        """A webhook subscription of `t`'s to a loopback port nothing listens on (allowlisted
+        in the matrix's server: it is made, and its deliveries fail quietly)."""
+        body = {"url": "http://127.0.0.1:9/receipts", "events": ["declaration.*"]}
+        made = self.write(t.principal, "/v1/subscriptions", body)
+        t.secrets.add(made["id"])
+        return made
+
+    def subscription(self, t: Tenant) -> dict[str, Any]:
+        """One subscription of `t` for the reads (made on first use)."""
+        key = f"subscription-{t.label}"
+        if key not in self.write_offs:
+            self.write_offs[key] = self.fresh_subscription(t)
+        return self.write_offs[key]
+
     def collection_permitted(self, t: Tenant) -> bool:
         """Whether `t`'s book may collect then declare, as an officer reads it."""
         r = self.ledger.client.get(

@@ -506,6 +506,44 @@ SPECS: dict[str, Spec] = {
             )
         ]
     ),
+    "POST /v1/subscriptions": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                "/v1/subscriptions",
+                body={"url": "http://127.0.0.1:9/receipts", "events": ["movement.*"]},
+                key=True,
+            )
+        ]
+    ),
+    "GET /v1/subscriptions": Spec(get("/v1/subscriptions")),
+    "GET /v1/subscriptions/{subscription_id}": Spec(
+        lambda w, t: [Call("GET", f"/v1/subscriptions/{w.subscription(t)['id']}", owner=t)],
+        "path",
+    ),
+    "GET /v1/subscriptions/{subscription_id}/deliveries": Spec(
+        lambda w, t: [
+            Call("GET", f"/v1/subscriptions/{w.subscription(t)['id']}/deliveries", owner=t)
+        ],
+        "path",
+    ),
+    "DELETE /v1/subscriptions/{subscription_id}": Spec(
+        lambda w, t: [
+            Call("DELETE", f"/v1/subscriptions/{w.fresh_subscription(t)['id']}", owner=t)
+        ],
+        "path",
+    ),
+    "POST /v1/subscriptions/{subscription_id}/redeliver": Spec(
+        lambda w, t: [
+            Call(
+                "POST",
+                f"/v1/subscriptions/{w.subscription(t)['id']}/redeliver",
+                body={"from_position": 1},
+                owner=t,
+            )
+        ],
+        "path",
+    ),
     "POST /v1/declarations/{ref}/returns": Spec(
         lambda w, t: [
             Call(
@@ -718,7 +756,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[Wor
     if request.param == "postgres":
         request.getfixturevalue("postgres_available")  # skips (or fails in CI) without one
     workdir = tmp_path_factory.mktemp("matrix")
-    with scratch_database(request.param, workdir) as url, running_ledger(url) as ledger:
+    with (
+        scratch_database(request.param, workdir) as url,
+        running_ledger(url, webhook_allowed_hosts=("127.0.0.1",)) as ledger,
+    ):
         yield seed(ledger)
 
 

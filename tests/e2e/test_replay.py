@@ -37,6 +37,7 @@ READ_MODELS = {
     "documents",
     "tax_bills",
     "write_offs",
+    "receipts",
 }
 # A full replay also rebuilds the key table from the keys' events (docs/decisions/0016).
 FULL_REPLAY_MODELS = READ_MODELS | {"api_keys"}

@@ -23,6 +23,7 @@ from projections.documents import DocumentsProjection
 from projections.enterprises import EnterprisesProjection
 from projections.folding import version_of
 from projections.inventory import InventoryProjection
+from projections.receipts import ReceiptsProjection
 from projections.store import ViewStore
 from projections.tax_bills import TaxBillsProjection
 from projections.trace import TraceProjection
@@ -39,6 +40,7 @@ PROJECTIONS = (
     DocumentsProjection,
     TaxBillsProjection,
     WriteOffsProjection,
+    ReceiptsProjection,
 )
 HAND_CHANGED = "999"
 # A server of a release whose trace is at version argv[2], starting when told to

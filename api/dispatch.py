@@ -1,0 +1,285 @@
+"""The webhook dispatcher (issue #19, docs/decisions/0030): delivers the outbox's receipts
+(projections/receipts.py) to each subscription's URL, at least once and in log order per
+subscription.
+
+Per subscription a cursor (the last position delivered) and the head's attempts are kept in
+`dispatch_state`, every attempt in `dispatch_attempts` (time, status code, latency, error) -
+operational state beside the views, not a read model (a replay neither rebuilds nor compares
+it). One worker per subscription at a time (its order), a pool for all of them (a slow
+receiver holds one worker, never another subscription's deliveries). A delivery is a signed
+POST (api/webhooks.py) with a timeout, redirects never followed, its URL checked again first;
+a 2xx moves the cursor, anything else is tried again after an exponential backoff with jitter
+(from `retry_base` doubling to `retry_cap`) until `give_up` after the first failure, when the
+subscription is `failing` and keeps its backlog until a redelivery. A crash between a delivery
+and its cursor's write sends that receipt again, with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from api.webhooks import Resolver, headers, system_resolver, url_problem
+from projections.store import ViewStore
+
+log = logging.getLogger("customs_ledger.webhooks")
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS dispatch_state ("
+    " subscription_id TEXT PRIMARY KEY, cursor BIGINT NOT NULL, attempts BIGINT NOT NULL,"
+    " next_at DOUBLE PRECISION NOT NULL, first_failure_at DOUBLE PRECISION,"
+    " failing BIGINT NOT NULL, redelivery_seen BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dispatch_attempts ("
+    " subscription_id TEXT NOT NULL, position BIGINT NOT NULL, attempt BIGINT NOT NULL,"
+    " at TEXT NOT NULL, status_code BIGINT, latency_ms DOUBLE PRECISION NOT NULL,"
+    " error TEXT, ok BIGINT NOT NULL, PRIMARY KEY (subscription_id, position, attempt))",
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When to try again (seconds): `retry_base` doubling to `retry_cap`, jittered by up to a
+    fifth either way, until `give_up` after the first failure; `timeout` per attempt."""
+
+    retry_base: float = 5.0
+    retry_cap: float = 3600.0
+    give_up: float = 24 * 3600.0
+    timeout: float = 10.0
+
+    def delay(self, attempts: int, draw: float) -> float:
+        """The wait after the `attempts`th failure; `draw` in [0, 1)."""
+        base = min(self.retry_cap, self.retry_base * 2 ** min(attempts - 1, 40))
+        return base * (0.8 + 0.4 * draw)
+
+
+@dataclass
+class State:
+    cursor: int
+    attempts: int
+    next_at: float
+    first_failure_at: float | None
+    failing: bool
+    redelivery_seen: int
+
+
+class Dispatcher:
+    """Delivers receipts while the server runs (started by the process that feeds the views)."""
+
+    def __init__(
+        self,
+        views: ViewStore,
+        secret_of: Callable[[UUID], str],
+        allowed_hosts: Collection[str],
+        *,
+        schedule: Schedule | None = None,
+        resolver: Resolver = system_resolver,
+        workers: int = 8,
+        clock: Callable[[], float] = time.time,
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.views = views
+        self.secret_of = secret_of
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.schedule = schedule or Schedule()
+        self.resolver = resolver
+        self.clock = clock
+        # Whether this process delivers now (on PostgreSQL: it feeds the views).
+        self.active = active
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook")
+        self.busy: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.client = httpx.Client(follow_redirects=False, timeout=self.schedule.timeout)
+        with views.transaction() as cur:
+            for statement in DDL:
+                cur.execute(statement)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must outlive any one bad round; the next one retries
+                log.exception("webhook dispatcher round failed")
+            self.stopped.wait(0.1)
+
+    def tick(self) -> None:
+        """Hand each active subscription with nothing in flight to a worker."""
+        if not self.active():
+            return
+        with self.views.read() as cur:
+            cur.execute(
+                "SELECT id, url, created_position, redeliver_from, redeliver_position"
+                " FROM view_subscriptions WHERE status = 'active'"
+            )
+            subs = [dict(r) for r in cur.fetchall()]
+        for sub in subs:
+            with self.lock:
+                if sub["id"] in self.busy:
+                    continue
+                self.busy.add(sub["id"])
+            self.pool.submit(self._work, sub)
+
+    def _work(self, sub: dict[str, Any]) -> None:
+        try:
+            while not self.stopped.is_set() and self.deliver_next(sub):
+                pass
+        except Exception:
+            log.exception("webhook delivery for subscription %s failed", sub["id"])
+        finally:
+            with self.lock:
+                self.busy.discard(sub["id"])
+
+    def state(self, sub: dict[str, Any]) -> State:
+        with self.views.read() as cur:
+            cur.execute("SELECT * FROM dispatch_state WHERE subscription_id = ?", (sub["id"],))
+            r = cur.fetchone()
+        if r is None:
+            return State(int(sub["created_position"]), 0, 0.0, None, False, 0)
+        return State(
+            int(r["cursor"]),
+            int(r["attempts"]),
+            float(r["next_at"]),
+            float(r["first_failure_at"]) if r["first_failure_at"] is not None else None,
+            bool(r["failing"]),
+            int(r["redelivery_seen"]),
+        )
+
+    def deliver_next(self, sub: dict[str, Any]) -> bool:
+        """Try the subscription's next receipt; True when it was delivered (try the next)."""
+        s = self.state(sub)
+        if int(sub["redeliver_position"]) > s.redelivery_seen:  # a redelivery was asked
+            s = State(
+                int(sub["redeliver_from"]) - 1, 0, 0.0, None, False, int(sub["redeliver_position"])
+            )
+            self._save(sub["id"], s)
+        now = self.clock()
+        if s.failing or s.next_at > now:
+            return False
+        with self.views.read() as cur:
+            cur.execute(
+                "SELECT position, body FROM view_outbox WHERE subscription_id = ? AND position > ?"
+                " ORDER BY position LIMIT 1",
+                (sub["id"], s.cursor),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return False
+        position, body = int(row["position"]), str(row["body"]).encode()
+        code, error, latency = self._send(sub, position, body)
+        ok = code is not None and 200 <= code < 300
+        self._attempt(sub["id"], position, s.attempts + 1, code, error, latency, ok)
+        if ok:
+            self._save(sub["id"], State(position, 0, 0.0, None, False, s.redelivery_seen))
+            return True
+        first = s.first_failure_at if s.first_failure_at is not None else now
+        failing = now - first >= self.schedule.give_up
+        wait = self.schedule.delay(s.attempts + 1, random.random())
+        self._save(
+            sub["id"],
+            State(s.cursor, s.attempts + 1, now + wait, first, failing, s.redelivery_seen),
+        )
+        return False
+
+    def _send(
+        self, sub: dict[str, Any], position: int, body: bytes
+    ) -> tuple[int | None, str | None, float]:
+        started = time.perf_counter()
+        problem = url_problem(sub["url"], self.allowed_hosts, self.resolver)
+        if problem is not None:
+            return None, f"refused: {problem}", 0.0
+        msg_id = f"{sub['id']}:{position}"
+        signed = headers(self.secret_of(UUID(sub["id"])), msg_id, int(self.clock()), body)
+        try:
+            answer = self.client.post(sub["url"], content=body, headers=signed)
+            code, error = answer.status_code, None
+            if not 200 <= code < 300:
+                error = f"HTTP {code}" + (
+                    " (a redirect is not followed)" if 300 <= code < 400 else ""
+                )
+        except httpx.HTTPError as e:
+            code, error = None, f"{type(e).__name__}: {e}"[:500]
+        return code, error, (time.perf_counter() - started) * 1000
+
+    def _save(self, sub_id: str, s: State) -> None:
+        with self.views.transaction() as cur:
+            cur.execute("DELETE FROM dispatch_state WHERE subscription_id = ?", (sub_id,))
+            cur.execute(
+                "INSERT INTO dispatch_state (subscription_id, cursor, attempts, next_at,"
+                " first_failure_at, failing, redelivery_seen) VALUES (?,?,?,?,?,?,?)",
+                (sub_id, s.cursor, s.attempts, s.next_at, s.first_failure_at, int(s.failing),
+                 s.redelivery_seen),
+            )  # fmt: skip
+
+    def _attempt(
+        self,
+        sub_id: str,
+        position: int,
+        attempt: int,
+        code: int | None,
+        error: str | None,
+        latency: float,
+        ok: bool,
+    ) -> None:
+        at = datetime.now(UTC).isoformat()
+        with self.views.transaction() as cur:
+            cur.execute(
+                "INSERT INTO dispatch_attempts (subscription_id, position, attempt, at,"
+                " status_code, latency_ms, error, ok) VALUES (?,?,?,?,?,?,?,?)",
+                (sub_id, position, attempt, at, code, latency, error, int(ok)),
+            )
+
+
+def deliveries(
+    views: ViewStore, sub_id: str, *, status: str | None, after: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """The subscription's attempts, oldest first (`status`: `ok` or `failed`)."""
+    query = (
+        "SELECT position, attempt, at, status_code, latency_ms, error, ok FROM dispatch_attempts"
+        " WHERE subscription_id = ? AND (position * 1000 + attempt) > ?"
+    )
+    params: list[Any] = [sub_id, after]
+    if status is not None:
+        query += " AND ok = ?"
+        params.append(1 if status == "ok" else 0)
+    query += " ORDER BY position, attempt LIMIT ?"
+    params.append(limit)
+    with views.read() as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    return [
+        (
+            int(r["position"]) * 1000 + int(r["attempt"]),
+            {
+                "position": int(r["position"]),
+                "attempt": int(r["attempt"]),
+                "at": r["at"],
+                "status_code": r["status_code"],
+                "latency_ms": round(float(r["latency_ms"]), 1),
+                "error": r["error"],
+                "status": "ok" if r["ok"] else "failed",
+            },
+        )
+        for r in rows
+    ]
