@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api import cli_log, cli_privacy, cli_reference, cli_replay, cli_risk
+from api import cli_log, cli_privacy, cli_reference, cli_replay, cli_risk, cli_subscriptions
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -549,6 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("privacy", help="buyers' personal data: erase-buyer ID --reason TEXT")
     )
     cli_risk.configure(sub.add_parser("risk", help="the risk engine: rotate-seed"))
+    cli_subscriptions.configure(
+        sub.add_parser(
+            "subscriptions", help="webhook subscriptions: list, pause, resume, redeliver"
+        )
+    )
     cli_reference.configure(
         sub.add_parser("reference", help="publish reference tables from files, export them")
     )
@@ -578,6 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": cli_replay.cmd_replay,
         "privacy": cli_privacy.cmd_privacy,
         "risk": cli_risk.cmd_risk,
+        "subscriptions": cli_subscriptions.cmd_subscriptions,
         "reference": cli_reference.cmd_reference,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -16,6 +16,7 @@ and its cursor's write sends that receipt again, with the same `webhook-id`.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -283,3 +284,41 @@ def deliveries(
         )
         for r in rows
     ]
+
+
+def delivery_figures(views: ViewStore, now: float) -> dict[str, Any]:
+    """What `/metrics` shows of the deliveries (api/observability.py): per active subscription
+    the receipts not yet delivered and how long the oldest has waited since it was recorded;
+    how many subscriptions are failing; attempts so far by result."""
+    with views.read() as cur:
+        cur.execute(
+            "SELECT s.id, COALESCE(d.cursor, s.created_position) AS cursor,"
+            " COALESCE(d.failing, 0) AS failing FROM view_subscriptions s"
+            " LEFT JOIN dispatch_state d ON d.subscription_id = s.id WHERE s.status = 'active'"
+        )
+        subs = [(str(r["id"]), int(r["cursor"]), bool(r["failing"])) for r in cur.fetchall()]
+        backlog: dict[str, tuple[int, float]] = {}
+        for sub_id, cursor, _ in subs:
+            cur.execute(
+                "SELECT count(*) AS n, min(position) AS first FROM view_outbox"
+                " WHERE subscription_id = ? AND position > ?",
+                (sub_id, cursor),
+            )
+            r = cur.fetchone()
+            waited = 0.0
+            if r["n"]:
+                cur.execute(
+                    "SELECT body FROM view_outbox WHERE subscription_id = ? AND position = ?",
+                    (sub_id, r["first"]),
+                )
+                recorded = json.loads(cur.fetchone()["body"])["recorded_at"]
+                at = datetime.fromisoformat(recorded.replace("Z", "+00:00")).timestamp()
+                waited = max(now - at, 0.0)
+            backlog[sub_id] = (int(r["n"]), waited)
+        cur.execute("SELECT ok, count(*) AS n FROM dispatch_attempts GROUP BY ok")
+        attempts = {("ok" if r["ok"] else "failed"): int(r["n"]) for r in cur.fetchall()}
+    return {
+        "backlog": backlog,
+        "failing": sum(1 for _, _, failing in subs if failing),
+        "attempts": attempts,
+    }

@@ -21,7 +21,7 @@ import prometheus_client
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -163,6 +163,7 @@ class Metrics:
         for result in REPLAY_RESULTS:
             self.replay_runs.labels(result)
         registry.register(LogGauges(services))
+        registry.register(WebhookGauges(services))
         # (method, route, status) -> its counter and histogram children: `labels()` takes a
         # lock and builds a key on each call, this dict lookup does not.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -477,3 +478,49 @@ def document_request_id(schema: dict[str, Any]) -> dict[str, Any]:
                 # A new dict: the headers object may be shared between responses.
                 response["headers"] = {**response.get("headers", {}), "X-Request-ID": ref}
     return schema
+
+
+class WebhookGauges(Collector):
+    """The receipts' deliveries (api/dispatch.py), read from the views when Prometheus scrapes:
+    the backlog and the delivery lag per subscription, failing subscriptions, attempts."""
+
+    def __init__(self, services: Callable[[], Any]) -> None:
+        self._services = services
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        svc = self._services()
+        if svc is None:
+            return
+        from api.dispatch import delivery_figures
+
+        try:
+            figures = delivery_figures(svc.views, time.time())
+        except Exception as e:  # a scrape never fails for this: the store's gauge says it
+            log.warning("metrics: webhook figures: %s", e)
+            return
+        backlog = GaugeMetricFamily(
+            "ledger_webhook_backlog",
+            "Receipts not yet delivered, per active subscription",
+            labels=["subscription"],
+        )
+        lag = GaugeMetricFamily(
+            "ledger_webhook_lag_seconds",
+            "How long the oldest receipt not yet delivered has waited since it was recorded",
+            labels=["subscription"],
+        )
+        for sub_id, (count, waited) in sorted(figures["backlog"].items()):
+            backlog.add_metric([sub_id], count)
+            lag.add_metric([sub_id], waited)
+        failing = GaugeMetricFamily(
+            "ledger_webhook_failing", "Subscriptions failing (retries given up until redelivered)"
+        )
+        failing.add_metric([], figures["failing"])
+        attempts = CounterMetricFamily(
+            "ledger_webhook_attempts", "Delivery attempts, by result", labels=["result"]
+        )
+        for result in ("ok", "failed"):
+            attempts.add_metric([result], figures["attempts"].get(result, 0))
+        yield from (backlog, lag, failing, attempts)

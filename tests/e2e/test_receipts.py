@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support import admit, new_key, onboard, running_ledger
+from tests.support import admit, new_key, onboard, run_cli, running_ledger
 
 
 class Receiver:
@@ -162,6 +162,10 @@ def test_a_receiver_that_fails_gets_the_same_receipt_again_until_it_answers(ledg
             f"/v1/subscriptions/{sub['id']}/deliveries", a.token_name, params={"status": "failed"}
         ).json()["items"]
         assert len(failed) == 3
+        # /metrics counts the attempts and shows no backlog once delivered.
+        metrics = ledger.client.get("/metrics").text
+        assert 'ledger_webhook_attempts_total{result="failed"} 3.0' in metrics, metrics[-800:]
+        assert f'ledger_webhook_backlog{{subscription="{sub["id"]}"}} 0.0' in metrics
         # Asked again from the first receipt's position: the same ids come again.
         first = got[-1][1]["position"]
         r = ledger.post(
@@ -227,3 +231,27 @@ def test_a_retry_with_its_key_shows_the_same_secret(ledger):
         for record in page:
             assert first["secret"].encode() not in record.state
         after = page[-1].position
+
+
+def test_the_operator_lists_pauses_resumes_and_redelivers_at_the_command_line(database_url, ledger):
+    a = onboard(ledger)
+    sub = subscribe(ledger, a.token_name, "http://127.0.0.1:9/in", ["declaration.*"])
+    ledger.services.runner.wait_for(ledger.services.app.log.head().position, 10)
+    listed = run_cli(database_url, "subscriptions", "list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [x for x in listed.stdout.splitlines() if sub["id"] in x]
+    assert "active" in line and a.uscc in line and "http://127.0.0.1:9/in" in line
+    paused = run_cli(database_url, "subscriptions", "pause", sub["id"], "--actor", "ops-wang")
+    assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+    state = ledger.get(f"/v1/subscriptions/{sub['id']}", a.token_name).json()
+    assert state["status"] == "paused"
+    again = run_cli(database_url, "subscriptions", "pause", sub["id"])
+    assert again.returncode == 1 and "refused" in again.stderr
+    resumed = run_cli(database_url, "subscriptions", "resume", sub["id"])
+    assert resumed.returncode == 0 and "active" in resumed.stdout
+    redelivered = run_cli(database_url, "subscriptions", "redeliver", sub["id"], "--from", "1")
+    assert redelivered.returncode == 0, redelivered.stderr
+    unknown = run_cli(
+        database_url, "subscriptions", "pause", "00000000-0000-4000-8000-000000000000"
+    )
+    assert unknown.returncode == 1
