@@ -47,6 +47,14 @@ DDL = (
 )
 
 
+def create_tables(views: ViewStore) -> None:
+    """The dispatcher's tables (on PostgreSQL under the views' schema creation lock, with the
+    read models' tables: api/services.py)."""
+    with views.transaction() as cur:
+        for statement in DDL:
+            cur.execute(statement)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When to try again (seconds): `retry_base` doubling to `retry_cap`, jittered by up to a
@@ -102,9 +110,6 @@ class Dispatcher:
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
         self.client = httpx.Client(follow_redirects=False, timeout=self.schedule.timeout)
-        with views.transaction() as cur:
-            for statement in DDL:
-                cur.execute(statement)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)

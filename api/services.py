@@ -12,6 +12,7 @@ from typing import TypeVar
 import msgspec
 
 from api.dispatch import Dispatcher, Schedule
+from api.dispatch import create_tables as create_dispatch_tables
 from api.reference_watch import ReferenceWatch
 from api.settings import Settings
 from domain.assessment import ClearanceRules
@@ -270,6 +271,7 @@ class Services:
         )
         with creating:
             runner = read_models_runner("read-models", views, app)
+            create_dispatch_tables(views)
         if isinstance(views, PostgresViews):
             # Several processes may run this runner (servers, `project --follow`): one feeds.
             runner.leader = views.leader(runner.name)
