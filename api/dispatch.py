@@ -34,6 +34,8 @@ from api.webhooks import Resolver, headers, system_resolver, url_problem
 from projections.store import ViewStore
 
 log = logging.getLogger("customs_ledger.webhooks")
+ROUND_SECONDS = 0.1
+IDLE_SECONDS = 1.0
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS dispatch_state ("
@@ -124,16 +126,20 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self.stopped.is_set():
+            busy = False
             try:
-                self.tick()
+                busy = self.tick()
             except Exception:  # the loop must outlive any one bad round; the next one retries
                 log.exception("webhook dispatcher round failed")
-            self.stopped.wait(0.1)
+            # A tenth of a second while there are subscriptions to serve; a second otherwise
+            # (a ledger without subscriptions costs one query a second).
+            self.stopped.wait(ROUND_SECONDS if busy else IDLE_SECONDS)
 
-    def tick(self) -> None:
-        """Hand each active subscription with nothing in flight to a worker."""
+    def tick(self) -> bool:
+        """Hand each active subscription with nothing in flight to a worker; whether there
+        was any."""
         if not self.active():
-            return
+            return False
         with self.views.read() as cur:
             cur.execute(
                 "SELECT id, url, created_position, redeliver_from, redeliver_position"
@@ -146,6 +152,7 @@ class Dispatcher:
                     continue
                 self.busy.add(sub["id"])
             self.pool.submit(self._work, sub)
+        return bool(subs)
 
     def _work(self, sub: dict[str, Any]) -> None:
         try:
