@@ -319,6 +319,9 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         runner.start()
+        # Receipts are delivered where the views are fed (docs/receipts.md): here, when the
+        # servers leave the views to this process (LEDGER_PROJECTIONS=off).
+        services.dispatcher.start()
         _err(f"following the log on {services.database.display}; Ctrl-C stops")
         try:
             while not stop.wait(1.0):
