@@ -223,7 +223,11 @@ class Dispatcher:
         if problem is not None:
             return None, f"refused: {problem}", 0.0
         msg_id = f"{sub['id']}:{position}"
-        signed = headers(self.secret_of(UUID(sub["id"])), msg_id, int(self.clock()), body)
+        try:
+            secret = self.secret_of(UUID(sub["id"]))
+        except Exception as e:  # e.g. another master key: a failed attempt, retried later
+            return None, f"cannot sign: {type(e).__name__}: {e}"[:500], 0.0
+        signed = headers(secret, msg_id, int(self.clock()), body)
         try:
             answer = self.client.post(sub["url"], content=body, headers=signed)
             code, error = answer.status_code, None

@@ -1,0 +1,62 @@
+"""The dispatcher's rules on their own (api/dispatch.py): the retry schedule, and a receipt it
+cannot sign counted as a failed attempt with its backoff, never retried in a tight loop."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.dispatch import Dispatcher, Schedule, create_tables
+from projections.receipts import ReceiptsProjection
+from projections.store import SQLiteViews
+
+SUB = "6b1b2a4e-0000-4000-8000-000000000001"
+
+
+@given(st.integers(1, 60), st.floats(0, 0.999))
+def test_waits_double_from_the_base_to_the_cap_within_a_fifth(attempts, draw):
+    schedule = Schedule(retry_base=5.0, retry_cap=3600.0)
+    base = min(3600.0, 5.0 * 2 ** (attempts - 1))
+    wait = schedule.delay(attempts, draw)
+    assert 0.8 * base <= wait <= 1.2 * base
+
+
+def test_a_receipt_that_cannot_be_signed_is_a_failed_attempt_with_backoff(tmp_path):
+    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    try:
+        with views.transaction() as cur:
+            ReceiptsProjection().create_tables(cur)
+            cur.execute(
+                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (SUB, "officer", None, "http://127.0.0.1:9/", '["*"]', "active", 1, 0, 0, 1),
+            )
+            cur.execute(
+                "INSERT INTO view_outbox VALUES (?,?,?,?)",
+                (SUB, 2, "movement.gate_in", '{"type": "movement.gate_in"}'),
+            )
+        create_tables(views)
+
+        def no_secret(_):
+            raise ValueError("sealed by another master key")
+
+        now = [1000.0]
+        dispatcher = Dispatcher(
+            views, no_secret, {"127.0.0.1"}, schedule=Schedule(retry_base=5.0), clock=lambda: now[0]
+        )
+        try:
+            sub = {"id": SUB, "url": "http://127.0.0.1:9/", "created_position": 1,
+                   "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
+            assert dispatcher.deliver_next(sub) is False
+            state = dispatcher.state(sub)
+            assert (state.cursor, state.attempts) == (1, 1)
+            assert 1004.0 <= state.next_at <= 1006.0  # 5 s, jittered by a fifth
+            assert dispatcher.deliver_next(sub) is False  # not before its time
+            assert dispatcher.state(sub).attempts == 1
+            with views.read() as cur:
+                cur.execute("SELECT error, ok FROM dispatch_attempts")
+                (row,) = cur.fetchall()
+            assert row["error"].startswith("cannot sign: ValueError") and row["ok"] == 0
+        finally:
+            dispatcher.stop()
+    finally:
+        views.close()
