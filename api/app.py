@@ -35,6 +35,7 @@ from api.routes import (
     inventory,
     movements,
     reference,
+    stream,
     subscriptions,
     tax_bills,
     trace,
@@ -125,7 +126,8 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        # (`ledger.head`: a stream answers its headers and ends, api/routes/stream.py.)
+        await self.app({**scope, "method": "GET", "ledger.head": True}, receive, without_body)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -238,6 +240,7 @@ def create_app(
         tax_bills.router,
         write_offs.router,
         subscriptions.router,
+        stream.router,
         boms.router,
         inventory.router,
         trace.router,

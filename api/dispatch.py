@@ -30,7 +30,7 @@ from uuid import UUID
 
 import httpx
 
-from api.webhooks import Resolver, headers, system_resolver, url_problem
+from api.webhooks import Resolver, check_url, headers, pinned, system_resolver
 from projections.store import ViewStore
 
 log = logging.getLogger("customs_ledger.webhooks")
@@ -97,6 +97,7 @@ class Dispatcher:
         workers: int = 8,
         clock: Callable[[], float] = time.time,
         active: Callable[[], bool] = lambda: True,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.views = views
         self.secret_of = secret_of
@@ -111,7 +112,9 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
-        self.client = httpx.Client(follow_redirects=False, timeout=self.schedule.timeout)
+        self.client = httpx.Client(
+            follow_redirects=False, timeout=self.schedule.timeout, transport=transport
+        )
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
@@ -219,17 +222,22 @@ class Dispatcher:
         self, sub: dict[str, Any], position: int, body: bytes
     ) -> tuple[int | None, str | None, float]:
         started = time.perf_counter()
-        problem = url_problem(sub["url"], self.allowed_hosts, self.resolver)
-        if problem is not None:
-            return None, f"refused: {problem}", 0.0
+        # One resolution per attempt: the address checked is the address connected to.
+        target = check_url(sub["url"], self.allowed_hosts, self.resolver)
+        if target.problem is not None:
+            return None, f"refused: {target.problem}", 0.0
         msg_id = f"{sub['id']}:{position}"
         try:
             secret = self.secret_of(UUID(sub["id"]))
         except Exception as e:  # e.g. another master key: a failed attempt, retried later
             return None, f"cannot sign: {type(e).__name__}: {e}"[:500], 0.0
         signed = headers(secret, msg_id, int(self.clock()), body)
+        url, extensions = sub["url"], {}
+        if target.address is not None:
+            url, signed["host"], sni = pinned(url, target.address)
+            extensions["sni_hostname"] = sni  # the certificate is checked against the name
         try:
-            answer = self.client.post(sub["url"], content=body, headers=signed)
+            answer = self.client.post(url, content=body, headers=signed, extensions=extensions)
             code, error = answer.status_code, None
             if not 200 <= code < 300:
                 error = f"HTTP {code}" + (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -229,6 +230,26 @@ def open_views(db: Database) -> ViewStore:
     return PostgresViews(conninfo, schema=db.schema, pool_size=db.views_pool_size)
 
 
+class Slots:
+    """A count of things held at once, never more than `limit` (thread-safe)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.held >= self.limit:
+                return False
+            self.held += 1
+            return True
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.held -= 1
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -249,10 +270,13 @@ class Services:
     vault: BuyerKeys
     dispatcher: Dispatcher
     watch: TamperWatch | None = None
+    # The live streams this process serves now (GET /v1/stream), at most so many.
+    streams: Slots = field(init=False)
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
     reference: ReferenceWatch = field(init=False)
 
     def __post_init__(self) -> None:
+        self.streams = Slots(self.settings.stream_max_clients)
         self.reference = ReferenceWatch(
             self.ledger.published_tables, positive_list_rows=self.ledger.positive_list_rows
         )

@@ -79,6 +79,12 @@ class Settings:
     webhook_allowed_hosts: tuple[str, ...] = ()
     webhook_retry_base_seconds: float = 5.0
     webhook_give_up_seconds: float = 24 * 3600.0
+    # The live stream (api/routes/stream.py): a heartbeat every so many idle seconds; a
+    # client that takes longer than `stream_send_seconds` to take a write is cut; at most so
+    # many streams per server process.
+    stream_heartbeat_seconds: float = 15.0
+    stream_send_seconds: float = 30.0
+    stream_max_clients: int = 100
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,4 +111,7 @@ class Settings:
             webhook_give_up_seconds=float(
                 os.environ.get("LEDGER_WEBHOOK_GIVE_UP_SECONDS", str(24 * 3600))
             ),
+            stream_heartbeat_seconds=float(os.environ.get("LEDGER_STREAM_HEARTBEAT_SECONDS", "15")),
+            stream_send_seconds=float(os.environ.get("LEDGER_STREAM_SEND_SECONDS", "30")),
+            stream_max_clients=int(os.environ.get("LEDGER_STREAM_MAX_CLIENTS", "100")),
         )

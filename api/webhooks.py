@@ -13,7 +13,10 @@ also be plain `http` and private); no credentials in the URL; every address the 
 to must be public - loopback, private (RFC 1918, RFC 4193), link-local, carrier-grade NAT,
 multicast, reserved and unspecified addresses are refused (cloud metadata services live at
 link-local 169.254.169.254) - checked when the subscription is made and again before each
-delivery, without connecting. Redirects are never followed (the dispatcher's client).
+delivery, without connecting. Redirects are never followed (the dispatcher's client). A
+delivery connects to the address it checked (`Target.address`), never resolving the name
+again (DNS rebinding: a name that answers a public address to the check and a private one to
+the connection), while TLS still verifies the certificate against the host name.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import ipaddress
 import secrets
 import socket
 from collections.abc import Callable, Collection
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the specification's prefix, not a secret
 SECRET_BYTES = 24
@@ -68,40 +72,67 @@ def _public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery may go: why not (`problem`), or the checked `address` to connect to
+    (None: an allowlisted host, connected to by name)."""
+
+    problem: str | None
+    address: str | None = None
+
+
 def url_problem(
     url: str, allowed_hosts: Collection[str], resolve: Resolver = system_resolver
 ) -> str | None:
     """Why the ledger will not call `url`, or None when it may. `allowed_hosts` are the
     allowlisted host names or addresses (lower case)."""
+    return check_url(url, allowed_hosts, resolve).problem
+
+
+def check_url(
+    url: str, allowed_hosts: Collection[str], resolve: Resolver = system_resolver
+) -> Target:
+    """`url_problem`, with the address a delivery connects to when there is none."""
     if len(url) > MAX_URL_LENGTH:
-        return f"at most {MAX_URL_LENGTH} characters"
+        return Target(f"at most {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "not a URL"
+        return Target("not a URL")
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("https", "http") or not host:
-        return "an https URL with a host"
+        return Target("an https URL with a host")
     if parts.username is not None or parts.password is not None:
-        return "must not carry credentials"
+        return Target("must not carry credentials")
     if parts.fragment:
-        return "must not have a fragment"
+        return Target("must not have a fragment")
     allowed = host in allowed_hosts
     if parts.scheme != "https" and not allowed:
-        return "must be https (plain http only to a host on LEDGER_WEBHOOK_ALLOWED_HOSTS)"
+        return Target("must be https (plain http only to a host on LEDGER_WEBHOOK_ALLOWED_HOSTS)")
     if allowed:
-        return None
+        return Target(None)
     try:
         addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
     except (OSError, UnicodeError):
-        return f"the host {host} does not resolve"
+        return Target(f"the host {host} does not resolve")
     if not addresses:
-        return f"the host {host} does not resolve"
+        return Target(f"the host {host} does not resolve")
     private = [a for a in addresses if not _public(a)]
     if private:
-        return (
+        return Target(
             f"the host {host} resolves to a private, loopback or link-local address"
             f" ({private[0]}); only a host on LEDGER_WEBHOOK_ALLOWED_HOSTS may"
         )
-    return None
+    return Target(None, addresses[0])
+
+
+def pinned(url: str, address: str) -> tuple[str, str, str]:
+    """The URL with its host replaced by the checked address, the `Host` header it keeps,
+    and the host name TLS verifies the certificate against (its SNI)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    header = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), header, host

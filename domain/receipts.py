@@ -15,7 +15,12 @@ A receipt's type is `<subject>.<what happened>`:
   `movement.gate_out`, `movement.transfer_dispatch`, ..., every kind of
   domain/movement_kinds.py), with the movement as recorded (its lots);
 - `write_off.<status>`: a write-off submitted or certified (domain/write_offs.py);
-- `tax_bill.<what>`: a duty liability issued, paid or waived (domain/liabilities.py).
+- `tax_bill.<what>`: a duty liability issued, paid or waived (domain/liabilities.py);
+- `checklist.<what>`: a checklist (核注清单) filed (by a declaration's release, or on its own),
+  approved, rejected, withdrawn, its goods passed on a gate pass (`checklist.passed`) or moved
+  in the zone under it (`checklist.moved`), declared by a later declaration
+  (`checklist.declared`);
+- `gate_pass.<what>`: a gate pass (核放单) filed, or its vehicle passed the gate.
 
 A subscription names the types it wants: exactly (`movement.gate_in`), by subject
 (`declaration.*`), or all (`*`).
@@ -28,6 +33,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain.checklists import ChecklistFiled
 from domain.clearance import (
     DeclarationAssessed,
     DeclarationRejected,
@@ -39,13 +45,33 @@ from domain.clearance import (
 )
 from domain.declaration import DeclarationWithdrawn, Status
 from domain.events import DomainEvent
+from domain.gate_passes import GatePassFiled, GatePassPassed
 from domain.liabilities import LiabilityAssessed, LiabilityPaid, LiabilityWaived
 from domain.movements import MovementKind, MovementRecorded
+from domain.outbound_checklists import ChecklistLinesMoved
+from domain.standalone_checklists import (
+    ChecklistApproved,
+    ChecklistDeclared,
+    ChecklistPassed,
+    ChecklistRejected,
+    ChecklistWithdrawn,
+    StandaloneChecklistFiled,
+)
 from domain.values import Problems
 from domain.write_offs import WriteOffCertified, WriteOffSubmitted
 
-SUBJECTS = ("declaration", "movement", "write_off", "tax_bill")
+SUBJECTS = ("declaration", "movement", "write_off", "tax_bill", "checklist", "gate_pass")
 TAX_BILL_RECEIPTS = ("tax_bill.issued", "tax_bill.paid", "tax_bill.waived")
+CHECKLIST_RECEIPTS = (
+    "checklist.filed",
+    "checklist.approved",
+    "checklist.rejected",
+    "checklist.withdrawn",
+    "checklist.passed",
+    "checklist.moved",
+    "checklist.declared",
+)
+GATE_PASS_RECEIPTS = ("gate_pass.filed", "gate_pass.passed")
 WRITE_OFF_RECEIPTS = (
     "write_off.submitted",
     "write_off.accepted",
@@ -57,6 +83,8 @@ RECEIPT_TYPES: tuple[str, ...] = (
     *(f"movement.{k}" for k in get_args(MovementKind)),
     *WRITE_OFF_RECEIPTS,
     *TAX_BILL_RECEIPTS,
+    *CHECKLIST_RECEIPTS,
+    *GATE_PASS_RECEIPTS,
 )
 MAX_PATTERNS = 64
 
@@ -93,6 +121,16 @@ RECEIPT_EVENTS: tuple[type[DomainEvent], ...] = (
     LiabilityAssessed,
     LiabilityPaid,
     LiabilityWaived,
+    ChecklistFiled,
+    StandaloneChecklistFiled,
+    ChecklistApproved,
+    ChecklistRejected,
+    ChecklistWithdrawn,
+    ChecklistPassed,
+    ChecklistLinesMoved,
+    ChecklistDeclared,
+    GatePassFiled,
+    GatePassPassed,
 )
 
 
@@ -150,7 +188,7 @@ def draft(event: DomainEvent) -> Draft | None:
             subject_id=event.originator_id,
             data={"status": status},
         )
-    return _tax_bill(event)
+    return _tax_bill(event) or _checklist(event) or _gate_pass(event)
 
 
 def _tax_bill(event: DomainEvent) -> Draft | None:
@@ -165,6 +203,86 @@ def _tax_bill(event: DomainEvent) -> Draft | None:
     return Draft(
         type=f"tax_bill.{what}",
         subject_kind="tax_bill",
+        subject_id=event.originator_id,
+        data=data,
+    )
+
+
+def _checklist_filed(event: ChecklistFiled | StandaloneChecklistFiled) -> dict[str, Any]:
+    alone = isinstance(event, StandaloneChecklistFiled)
+    return {
+        # A declaration's checklist is approved with its release; one filed alone waits.
+        "status": "filed" if alone else "approved",
+        "checklist": {
+            "checklist_no": event.checklist_no,
+            "kind": event.kind,
+            "direction": event.direction,
+            "account_book": event.account_book,
+            "zone": event.zone,
+            "enterprise": event.enterprise,
+            "declaration_no": getattr(event, "declaration_no", None),
+            "lines": msgspec.to_builtins(event.lines),
+        },
+    }
+
+
+def _checklist(event: DomainEvent) -> Draft | None:
+    data: dict[str, Any]
+    if isinstance(event, ChecklistFiled | StandaloneChecklistFiled):
+        what, data = "filed", _checklist_filed(event)
+    elif isinstance(event, ChecklistApproved):
+        what, data = "approved", {"status": "approved"}
+    elif isinstance(event, ChecklistRejected | ChecklistWithdrawn):
+        what = "rejected" if isinstance(event, ChecklistRejected) else "withdrawn"
+        data = {"status": what, "reason": event.reason}
+    elif isinstance(event, ChecklistPassed | ChecklistLinesMoved):
+        what = "passed" if isinstance(event, ChecklistPassed) else "moved"
+        data = {
+            "movement_id": str(event.movement_id),
+            "quantities": {str(line): str(q) for line, q in sorted(event.quantities.items())},
+        }
+        if isinstance(event, ChecklistPassed):
+            data["pass_no"] = event.pass_no
+    elif isinstance(event, ChecklistDeclared):
+        what, data = "declared", {"declaration_no": event.declaration_no}
+    else:
+        return None
+    return Draft(
+        type=f"checklist.{what}",
+        subject_kind="checklist",
+        subject_id=event.originator_id,
+        data=data,
+    )
+
+
+def _gate_pass(event: DomainEvent) -> Draft | None:
+    data: dict[str, Any]
+    if isinstance(event, GatePassFiled):
+        what = "filed"
+        data = {
+            "status": "filed",
+            "gate_pass": {
+                "pass_no": event.pass_no,
+                "zone": event.zone,
+                "direction": event.direction,
+                "enterprise": event.enterprise,
+                "vehicle": msgspec.to_builtins(event.vehicle),
+                "gross_weight_kg": str(event.gross_weight_kg),
+                "checklists": [c.checklist_no for c in event.checklists],
+            },
+        }
+    elif isinstance(event, GatePassPassed):
+        what = "passed"
+        data = {
+            "status": "passed",
+            "measured_gross_weight_kg": str(event.measured_gross_weight_kg),
+            "movements": [str(m) for m in event.movements],
+        }
+    else:
+        return None
+    return Draft(
+        type=f"gate_pass.{what}",
+        subject_kind="gate_pass",
         subject_id=event.originator_id,
         data=data,
     )

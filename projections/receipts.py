@@ -8,7 +8,9 @@ each receipt is written exactly once per subscription whatever crashes, in log o
   book's enterprise and zone (from its opening), a write-off's and a liability's enterprise;
 - `view_outbox`: one row per receipt per subscription that takes it (its patterns, its owner's
   tenancy, live when the receipt was recorded): the body to send, fixed at that position, so
-  every attempt sends the same bytes.
+  every attempt sends the same bytes;
+- `view_receipt_log`: every receipt once, with the enterprises that may read it, for the live
+  stream (`GET /v1/stream`): the same body a subscription would be sent.
 
 Tenancy is the API's: an enterprise receives what it may read - its declarations (as declarant
 or a transfer's destination), its books' movements, its write-offs and bills; customs'
@@ -23,17 +25,20 @@ import msgspec
 
 from domain import receipts
 from domain.account_book import AccountBookOpened
+from domain.checklists import ChecklistFiled
 from domain.declaration import DeclarationSubmitted
 from domain.events import DomainEvent
+from domain.gate_passes import GatePassFiled
 from domain.liabilities import LiabilityAssessed
 from domain.movements import MovementRecorded
+from domain.standalone_checklists import StandaloneChecklistFiled
 from domain.subscriptions import (
     RedeliveryRequested,
     SubscriptionCreated,
     SubscriptionStatusChanged,
 )
 from domain.write_offs import WriteOffSubmitted
-from projections.folding import LogEntry, ViewTable, Writes, create
+from projections.folding import MISSING, LogEntry, RowCache, ViewTable, Writes, create
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS view_subscriptions ("
@@ -47,11 +52,19 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS view_outbox ("
     " subscription_id TEXT NOT NULL, position BIGINT NOT NULL, type TEXT NOT NULL,"
     " body TEXT NOT NULL, PRIMARY KEY (subscription_id, position))",
+    "CREATE TABLE IF NOT EXISTS view_receipt_log ("
+    " position BIGINT PRIMARY KEY, type TEXT NOT NULL, enterprise TEXT,"
+    " other_enterprise TEXT, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS view_receipt_log_enterprise"
+    " ON view_receipt_log (enterprise, position)",
+    "CREATE INDEX IF NOT EXISTS view_receipt_log_other"
+    " ON view_receipt_log (other_enterprise, position)",
 )
 TABLES: tuple[ViewTable, ...] = (
     ViewTable("view_subscriptions", ("id",)),
     ViewTable("view_receipt_subjects", ("id",)),
     ViewTable("view_outbox", ("subscription_id", "position"), ("position",)),
+    ViewTable("view_receipt_log", ("position",), ("position",)),
 )
 _ENCODE = msgspec.json.Encoder(decimal_format="string")
 _PATTERNS = msgspec.json.Decoder(list[str])
@@ -106,12 +119,29 @@ def _subject_of(event: DomainEvent) -> tuple[str, Subject] | None:
         return str(event.originator_id), Subject(
             "tax_bill", b.subject_ref, b.enterprise, None, b.zone
         )
+    if isinstance(event, StandaloneChecklistFiled):
+        # (A declaration's checklist lives on the declaration's stream: its one receipt,
+        # `checklist.filed`, names its enterprise itself.)
+        return str(event.originator_id), Subject(
+            "checklist",
+            event.checklist_no,
+            event.enterprise,
+            event.destination_enterprise
+            if event.destination_enterprise != event.enterprise
+            else None,
+            event.zone,
+        )
+    if isinstance(event, GatePassFiled):
+        return str(event.originator_id), Subject(
+            "gate_pass", event.pass_no, event.enterprise, None, event.zone
+        )
     return None
 
 
 class ReceiptsProjection:
     name = "receipts"
-    version = 1
+    # 2: checklists' and gate passes' receipts; every receipt once in `view_receipt_log`.
+    version = 2
     handles: tuple[type[DomainEvent], ...] = (
         DeclarationSubmitted,
         AccountBookOpened,
@@ -126,19 +156,25 @@ class ReceiptsProjection:
         create(cur, DDL, indexes=indexes)
 
     def begin(self, cur: Any, previous: _ReceiptsFold | None) -> _ReceiptsFold:
-        return _ReceiptsFold(cur)
+        return _ReceiptsFold(cur, previous)
 
 
 class _ReceiptsFold:
-    def __init__(self, cur: Any) -> None:
+    def __init__(self, cur: Any, previous: _ReceiptsFold | None) -> None:
         self.cur = cur
-        self.subjects: dict[str, Subject | None] = {}
-        self.subs: dict[str, Sub] | None = None  # read on first need, then kept for the page
+        # What the page before made is not in the store yet while a replay's writer commits
+        # it: the subjects and subscriptions come from that page's fold when there is one.
+        self.subjects: RowCache[str, Subject | None] = RowCache(
+            previous.subjects if previous is not None else None
+        )
+        # Read on first need, then kept (and handed to the next page).
+        self.subs: dict[str, Sub] | None = previous.subs if previous is not None else None
         self.new_subjects: list[tuple[Any, ...]] = []
         self.new_subs: list[tuple[Any, ...]] = []
         self.sub_updates: list[tuple[Any, ...]] = []
         self.redeliveries: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[Any, ...]] = []
+        self.log: list[tuple[Any, ...]] = []
 
     def prefetch(self, page: list[tuple[LogEntry, DomainEvent]]) -> None:
         return None
@@ -192,27 +228,23 @@ class _ReceiptsFold:
         return self.subs
 
     def _subject(self, key: str) -> Subject | None:
-        if key not in self.subjects:
+        found = self.subjects.get(key)
+        if found is MISSING:
             self.cur.execute(
                 "SELECT kind, number, enterprise, other_enterprise, zone"
                 " FROM view_receipt_subjects WHERE id = ?",
                 (key,),
             )
             r = self.cur.fetchone()
-            self.subjects[key] = (
+            found = self.subjects[key] = (
                 Subject(r["kind"], r["number"], r["enterprise"], r["other_enterprise"], r["zone"])
                 if r is not None
                 else None
             )
-        return self.subjects[key]
+        return found
 
     def _receipt(self, entry: LogEntry, event: DomainEvent, draft: receipts.Draft) -> None:
-        subs = [s for s in self._subs().values() if s.status != "deleted"]
-        if not subs:
-            return
         number, parties = self._parties(draft, event)
-        if parties is None:
-            return
         body = Receipt(
             type=draft.type,
             position=entry.position,
@@ -221,13 +253,15 @@ class _ReceiptsFold:
             subject={"kind": draft.subject_kind, "id": str(draft.subject_id), "number": number},
             data=draft.data,
         )
-        text: str | None = None
-        for sub in subs:
-            if not receipts.matches(sub.events, draft.type):
+        text = _ENCODE.encode(body).decode()
+        readers = sorted(parties or ())
+        first, other = [*readers, None, None][:2]
+        self.log.append((entry.position, draft.type, first, other, text))
+        for sub in self._subs().values():
+            if sub.status == "deleted" or not receipts.matches(sub.events, draft.type):
                 continue
-            if sub.owner_role == "enterprise" and sub.owner_enterprise not in parties:
+            if sub.owner_role == "enterprise" and sub.owner_enterprise not in (parties or ()):
                 continue
-            text = text or _ENCODE.encode(body).decode()
             self.outbox.append((sub.id, entry.position, draft.type, text))
 
     def _parties(self, draft: receipts.Draft, event: DomainEvent) -> tuple[str, set[str] | None]:
@@ -238,6 +272,8 @@ class _ReceiptsFold:
             book = self._subject(f"book:{view.account_book}")
             number = view.declaration_no or str(view.movement_id)
             return number, {book.enterprise} if book is not None else None
+        if isinstance(event, ChecklistFiled):  # on its declaration's stream, says it all
+            return event.checklist_no, {event.enterprise}
         subject = self._subject(str(draft.subject_id))
         if subject is None:
             return str(draft.subject_id), None
@@ -272,6 +308,11 @@ class _ReceiptsFold:
             "INSERT INTO view_outbox (subscription_id, position, type, body) VALUES (?,?,?,?)",
             self.outbox,
         )
+        writes.add(
+            "INSERT INTO view_receipt_log (position, type, enterprise, other_enterprise, body)"
+            " VALUES (?,?,?,?,?)",
+            self.log,
+        )
         self.new_subjects, self.new_subs, self.sub_updates = [], [], []
-        self.redeliveries, self.outbox = [], []
+        self.redeliveries, self.outbox, self.log = [], [], []
         return writes

@@ -187,16 +187,21 @@ def admit(
 
 @contextmanager
 def serving(
-    database_url: str, read_wait_seconds: float = 2.0, limits: RateLimits = RAISED_LIMITS
+    database_url: str,
+    read_wait_seconds: float = 2.0,
+    limits: RateLimits = RAISED_LIMITS,
+    **more: Any,
 ) -> Iterator[tuple[str, Ledger]]:
     """The ledger over real HTTP on a free port (uvicorn in a thread), with an httpx client
     and tokens for admin, officer and auditor; yields (base URL, ledger). The rate limits
-    are raised unless given."""
+    are raised unless given; `more`: other settings."""
     settings = Settings(
-        database_url=database_url, read_wait_seconds=read_wait_seconds, rate_limits=limits
+        database_url=database_url, read_wait_seconds=read_wait_seconds, rate_limits=limits, **more
     )
     app = create_app(settings, rules=samples.rules_without_draws())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # As `serve` does: a stream left open never holds the stop for long.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

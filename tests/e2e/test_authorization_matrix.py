@@ -533,6 +533,9 @@ SPECS: dict[str, Spec] = {
         ],
         "path",
     ),
+    # A finite read (`follow=false`) of every receipt since the start: another tenant's
+    # identifiers never appear in it (the leak check of every answer).
+    "GET /v1/stream": Spec(get("/v1/stream", follow="false", after="0")),
     "POST /v1/subscriptions/{subscription_id}/redeliver": Spec(
         lambda w, t: [
             Call(

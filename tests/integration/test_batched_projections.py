@@ -37,8 +37,13 @@ PLANS = st.lists(
 
 
 def _more(ledger: Ledger, story: Any) -> None:
-    """Beyond the story: more goods in, a withdrawal, a credit class, stocktakes both ways."""
+    """Beyond the story: receipts' subscriptions (an enterprise's and customs'), more goods
+    in, a withdrawal, a credit class, stocktakes both ways."""
     t = story.tenant
+    for who in (t.token_name, "officer"):  # port 9 (discard): nothing listens, retries later
+        body = {"url": "http://127.0.0.1:9/receipts", "events": ["*"]}
+        r = ledger.post("/v1/subscriptions", who, body, key=new_key())
+        assert r.status_code == 201, r.text
     admit(ledger, t, 2, "7.5")
     body = declaration_body(t.uscc, t.book_no, lines=[line(3, quantity="5")])
     review = ledger.post("/v1/declarations", t.token_name, body, key=new_key()).json()
@@ -77,7 +82,7 @@ def _feed(runners: Sequence[CatchUpRunner], plan: list[tuple[int, str]], make: A
 
 
 def test_any_paging_of_the_log_gives_the_tables_of_one_event_per_page(database_url):
-    with running_ledger(database_url) as ledger:
+    with running_ledger(database_url, webhook_allowed_hosts=("127.0.0.1",)) as ledger:
         _more(ledger, run_story(ledger))
         services = ledger.services
         app = services.app

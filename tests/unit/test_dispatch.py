@@ -3,10 +3,12 @@ cannot sign counted as a failed attempt with its backoff, never retried in a tig
 
 from __future__ import annotations
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
 from api.dispatch import Dispatcher, Schedule, create_tables
+from api.webhooks import pinned
 from projections.receipts import ReceiptsProjection
 from projections.store import SQLiteViews
 
@@ -60,3 +62,72 @@ def test_a_receipt_that_cannot_be_signed_is_a_failed_attempt_with_backoff(tmp_pa
             dispatcher.stop()
     finally:
         views.close()
+
+
+def test_a_delivery_connects_to_the_address_it_checked_and_never_resolves_again(tmp_path):
+    """DNS rebinding: a name that answers a public address to the check and a private one
+    later must not reach the private one. Each attempt resolves once; the request goes to that
+    address, with the name in `Host` and as the TLS server name. (A mock transport: no traffic
+    leaves the test.)"""
+    url = "https://hooks.example.com:8443/customs?erp=1"
+    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    try:
+        with views.transaction() as cur:
+            ReceiptsProjection().create_tables(cur)
+            cur.execute(
+                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (SUB, "officer", None, url, '["*"]', "active", 1, 0, 0, 1),
+            )
+            for position in (2, 3):
+                cur.execute(
+                    "INSERT INTO view_outbox VALUES (?,?,?,?)",
+                    (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
+                )
+        create_tables(views)
+        answers = [["93.184.216.34"], ["10.0.0.7"]]  # public first, then rebound to private
+        asked: list[tuple[str, int]] = []
+
+        def rebinding(host: str, port: int) -> list[str]:
+            asked.append((host, port))
+            return answers[min(len(asked), len(answers)) - 1]
+
+        sent: list[httpx.Request] = []
+
+        def receive(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(204)
+
+        secret = "whsec_" + "A" * 32
+        dispatcher = Dispatcher(
+            views, lambda _: secret, set(), resolver=rebinding,
+            transport=httpx.MockTransport(receive),
+        )  # fmt: skip
+        try:
+            sub = {"id": SUB, "url": url, "created_position": 1,
+                   "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
+            assert dispatcher.deliver_next(sub) is True
+            (request,) = sent
+            assert str(request.url) == "https://93.184.216.34:8443/customs?erp=1"
+            assert request.headers["host"] == "hooks.example.com:8443"
+            assert request.extensions["sni_hostname"] == "hooks.example.com"
+            assert asked == [("hooks.example.com", 8443)]  # once for the check and the connect
+            # The name now answers a private address: refused before any connection.
+            assert dispatcher.deliver_next(sub) is False
+            assert len(sent) == 1 and len(asked) == 2
+            with views.read() as cur:
+                cur.execute("SELECT position, error, ok FROM dispatch_attempts ORDER BY position")
+                rows = [tuple(r) for r in cur.fetchall()]
+            assert rows[0] == (2, None, 1)
+            assert rows[1][0] == 3 and rows[1][2] == 0 and "10.0.0.7" in rows[1][1]
+        finally:
+            dispatcher.stop()
+    finally:
+        views.close()
+
+
+def test_an_address_in_a_url_is_bracketed_when_it_is_ipv6():
+    assert pinned("https://h.example/x", "2606:2800:220:1::1") == (
+        "https://[2606:2800:220:1::1]/x",
+        "h.example",
+        "h.example",
+    )

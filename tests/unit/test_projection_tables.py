@@ -59,7 +59,12 @@ def test_the_digest_order_of_each_read_model_is_kept():
         "documents": ["view_checklists", "view_gate_passes"],
         "tax_bills": ["view_tax_bills"],
         "write_offs": ["view_write_offs", "view_write_off_versions"],
-        "receipts": ["view_subscriptions", "view_receipt_subjects", "view_outbox"],
+        "receipts": [
+            "view_subscriptions",
+            "view_receipt_subjects",
+            "view_outbox",
+            "view_receipt_log",
+        ],
     }
 
 

@@ -1,0 +1,315 @@
+"""The live stream of receipts, `GET /v1/stream` (issue #19, docs/receipts.md): Server-Sent
+Events of the same receipts a webhook subscription is sent, under the caller's tenancy.
+
+Each event is `id: <log position>`, `event: <receipt type>`, `data: <the receipt's JSON>`,
+read from `view_receipt_log` (projections/receipts.py) in log order; a client resumes with
+`Last-Event-ID` (what EventSource sends by itself) and gets every receipt after that position,
+none twice. While nothing happens a comment line (`: heartbeat`) goes every
+`LEDGER_STREAM_HEARTBEAT_SECONDS`, so proxies keep the connection and the client knows it is
+alive.
+
+Back-pressure: the stream reads a page at a time and writes it through uvicorn, which stops
+taking bytes when the socket's buffers are full; nothing is queued for a slow client beyond
+one page. A write that cannot go out within `LEDGER_STREAM_SEND_SECONDS` cuts the
+connection: the client reconnects with `Last-Event-ID` and continues from where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from api.auth import Actor, allow
+from api.http import ERROR_TEXT, RETRY_AFTER_HEADER, _ref, doc
+from api.problems import HttpProblem
+from api.routes.common import services
+from domain import receipts
+from domain.errors import Unavailable
+from domain.subscriptions import SUBSCRIBERS
+from projections.receipts import Receipt
+from projections.store import ViewStore
+
+router = APIRouter(tags=["receipts"])
+log = logging.getLogger("customs_ledger.stream")
+MEDIA_TYPE = "text/event-stream"
+PAGE = 200
+IDLE_SECONDS = 0.25  # how often an idle stream looks for new receipts
+RECONNECT_MS = 2000  # the `retry:` the client's EventSource waits before reconnecting
+MAX_POSITION = 2**62
+Subscriber = Annotated[Actor, allow(*SUBSCRIBERS)]
+
+
+def _types_filter(patterns: list[str]) -> tuple[str, list[Any]]:
+    """SQL for the patterns (already checked: `*`, `<subject>.*` or a receipt type)."""
+    if "*" in patterns:
+        return "", []
+    exact = [p for p in patterns if not p.endswith(".*")]
+    subjects = [p[:-1] + "%" for p in patterns if p.endswith(".*")]
+    terms = [f"type IN ({','.join('?' * len(exact))})"] if exact else []
+    terms += ["type LIKE ?"] * len(subjects)
+    return " AND (" + " OR ".join(terms) + ")", [*exact, *subjects]
+
+
+def page(
+    views: ViewStore, enterprise: str | None, patterns: list[str], after: int, limit: int = PAGE
+) -> list[tuple[int, str, str]]:
+    """The receipts after `after` the reader may see, oldest first: (position, type, body).
+    `enterprise`: an enterprise's own (declarant or destination, its books, its documents);
+    None: customs, every receipt."""
+    where, params = _types_filter(patterns)
+    if enterprise is None:
+        query = (
+            "SELECT position, type, body FROM view_receipt_log WHERE position > ?"
+            f"{where} ORDER BY position LIMIT ?"
+        )
+        args: list[Any] = [after, *params, limit]
+    else:  # each half on its own index
+        query = (
+            "SELECT position, type, body FROM view_receipt_log"
+            f" WHERE enterprise = ? AND position > ?{where}"
+            " UNION ALL SELECT position, type, body FROM view_receipt_log"
+            f" WHERE other_enterprise = ? AND position > ? AND enterprise <> ?{where}"
+            " ORDER BY position LIMIT ?"
+        )
+        args = [enterprise, after, *params, enterprise, after, enterprise, *params, limit]
+    with views.read() as cur:
+        cur.execute(query, args)
+        return [(int(r["position"]), str(r["type"]), str(r["body"])) for r in cur.fetchall()]
+
+
+def frame(position: int, receipt_type: str, body: str) -> bytes:
+    """One SSE event (the body is one line of JSON: no newline to split)."""
+    return f"id: {position}\nevent: {receipt_type}\ndata: {body}\n\n".encode()
+
+
+async def events(
+    views: ViewStore,
+    enterprise: str | None,
+    patterns: list[str],
+    after: int,
+    *,
+    follow: bool,
+    heartbeat: float,
+) -> AsyncIterator[bytes]:
+    """The stream's bytes: the reconnect delay, then each receipt after `after`; with
+    `follow`, forever (heartbeats while idle), else until it has caught up."""
+    loop = asyncio.get_running_loop()
+    yield f"retry: {RECONNECT_MS}\n: receipts after position {after}\n\n".encode()
+    last_write = loop.time()
+    cursor = after
+    while True:
+        rows = await run_in_threadpool(page, views, enterprise, patterns, cursor)
+        if rows:
+            cursor = rows[-1][0]
+            yield b"".join(frame(*row) for row in rows)
+            last_write = loop.time()
+            if len(rows) == PAGE:
+                continue
+        if not follow:
+            return
+        if loop.time() - last_write >= heartbeat:
+            yield b": heartbeat\n\n"
+            last_write = loop.time()
+        await asyncio.sleep(IDLE_SECONDS)
+
+
+class EventStream(Response):
+    """A streaming answer whose every write must go out within `send_seconds`, or the
+    connection is cut (a slow reader is never buffered for). Ends when the client leaves."""
+
+    media_type = MEDIA_TYPE
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        send_seconds: float,
+        on_close: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(content=None, headers=headers, media_type=MEDIA_TYPE)
+        # No length: the body goes on until the client leaves (or, `follow=false`, ends).
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.chunks = chunks
+        self.send_seconds = send_seconds
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        self.scope = scope
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._stream(send, gone)
+        finally:
+            watcher.cancel()
+            await self.chunks.aclose()  # type: ignore[attr-defined]
+            self.on_close()
+
+    async def _stream(self, send: Send, gone: asyncio.Event) -> None:
+        start: Message = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        if not await self._send(send, start, gone):
+            return
+        if scope_is_head(self.scope):
+            await self._send(send, {"type": "http.response.body", "body": b""}, gone)
+            return
+        async for chunk in self.chunks:
+            if gone.is_set():
+                return
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            if not await self._send(send, message, gone):
+                return
+        await self._send(send, {"type": "http.response.body", "body": b""}, gone)
+
+    async def _send(self, send: Send, message: Message, gone: asyncio.Event) -> bool:
+        """Whether the message went out in time (False: the client left, or was cut)."""
+        try:
+            await asyncio.wait_for(send(message), self.send_seconds)
+        except TimeoutError:
+            log.warning("stream cut: the client took more than %.0f s to read", self.send_seconds)
+            return False
+        except OSError:  # the client went away mid-write
+            return False
+        return not gone.is_set()
+
+
+def scope_is_head(scope: Scope) -> bool:
+    return bool(scope.get("ledger.head"))
+
+
+def _start(request: Request, after: int | None) -> int | None:
+    """Where the stream starts: `Last-Event-ID` (a reconnecting EventSource sends it), else
+    `after`, else None (the head: only what comes next)."""
+    raw = request.headers.get("last-event-id")
+    if raw is None:
+        return after
+    value = raw.strip()
+    if not value.isdigit() or len(value) > 18 or int(value) > MAX_POSITION:
+        raise HttpProblem.invalid(
+            "header.Last-Event-ID",
+            "a log position (the id of the last event received)",
+            f"Last-Event-ID {raw[:40]!r} is not a log position",
+        )
+    return int(value)
+
+
+def _doc() -> dict[str, Any]:
+    kwargs = doc(errors=(401, 403, 422))
+    kwargs["responses"][200] = {
+        "description": "Server-Sent Events: `id:` the log position, `event:` the receipt type,"
+        " `data:` the receipt (the body a webhook is sent); `: heartbeat` comments while idle",
+        # Each event (a comment is none): the receipt as JSON in `data`.
+        "content": {
+            MEDIA_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": r"^\d{1,18}$"},
+                        "event": {"type": "string", "enum": list(receipts.RECEIPT_TYPES)},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": _ref(Receipt),
+                        },
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
+    }
+    kwargs["responses"][503] = {
+        "description": ERROR_TEXT[503] + " (here: the server's streams are all taken)",
+        "content": {"application/problem+json": kwargs["responses"][422]["content"][
+            "application/problem+json"
+        ]},
+        "headers": RETRY_AFTER_HEADER,
+    }  # fmt: skip
+    kwargs["response_class"] = Response
+    kwargs["openapi_extra"] = {
+        "parameters": [
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": r"^\d{1,18}$"},
+                "description": "the id (log position) of the last event received: the stream"
+                " goes on after it (an EventSource sends it when it reconnects)",
+            }
+        ]
+    }
+    return kwargs
+
+
+@router.get("/v1/stream", **_doc())
+async def stream(
+    request: Request,
+    actor: Subscriber,
+    types: Annotated[
+        str,
+        Query(
+            max_length=4096,
+            description="comma-separated receipt types, `<subject>.*` or `*` (the default)",
+        ),
+    ] = "*",
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="start after this log position (`Last-Event-ID` wins when both come);"
+            " neither: from now on",
+        ),
+    ] = None,
+    follow: Annotated[
+        Literal["true", "false"],
+        Query(description="`false`: end once caught up (a finite read, for scripts)"),
+    ] = "true",
+) -> Response:
+    """Receipts as they happen (an enterprise: its own; officers and auditors: all), as
+    Server-Sent Events. Resume with `Last-Event-ID`: nothing missed, nothing twice."""
+    patterns = receipts.checked_patterns(
+        "query.types", [t.strip() for t in types.split(",") if t.strip()]
+    )
+    start = _start(request, after)
+    svc = services(request)
+    settings = svc.settings
+    if start is None:
+        head = await run_in_threadpool(svc.app.log.head)
+        start = head.position if head else 0
+    slots = svc.streams
+    if not slots.take():
+        raise Unavailable(
+            f"this server already serves {settings.stream_max_clients} streams; try again",
+            retry_after=5,
+        )
+    enterprise = actor.enterprise if actor.role == "enterprise" else None
+    chunks = events(
+        svc.views,
+        enterprise,
+        patterns,
+        start,
+        follow=follow == "true",
+        heartbeat=settings.stream_heartbeat_seconds,
+    )
+    return EventStream(
+        chunks,
+        send_seconds=settings.stream_send_seconds,
+        on_close=slots.give_back,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
