@@ -210,6 +210,7 @@ def create_app(
             app.state.services = Services.build(settings, rules)
         app.state.services.app.on_appended = metrics.events_appended.inc
         app.state.services.start()
+        app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
         try:
             yield
         finally:

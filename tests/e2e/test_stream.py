@@ -6,7 +6,9 @@ tenant's receipts never appear; heartbeats while idle; the same bodies a webhook
 from __future__ import annotations
 
 import json
+import os
 import queue
+import signal
 import threading
 import time
 from typing import Any
@@ -260,3 +262,30 @@ def test_bad_requests_are_refused_before_any_byte_is_streamed(served):
     r = ledger.client.head("/v1/stream", headers=ledger.headers(a.token_name))
     assert r.status_code == 200 and r.content == b""
     assert r.headers["content-type"].startswith("text/event-stream")
+
+
+def test_a_server_told_to_stop_ends_its_open_streams_at_once_and_cleanly(tmp_path):
+    """`customs-ledger serve` as a process: SIGTERM with a stream open ends the stream (its
+    answer complete, no error logged) and the process, without waiting out the grace."""
+    from tests.soak.server import LedgerServer, free_port, issue_key
+
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}
+    server = LedgerServer(env, free_port(), tmp_path / "server.log")
+    server.start()
+    try:
+        server.wait_healthy()
+        token = issue_key(env, "officer", "officer")
+        stream = Stream(server.url, token, after=0)
+        assert stream.response.status_code == 200
+        wait_for(lambda: stream.comments)
+        assert server.process is not None
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=4)  # under the 5 s grace: nothing had to be cancelled
+        assert time.monotonic() - started < 4
+        assert stream.events.get(timeout=5) is None  # the stream ended, not broken
+        stream.close()
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert "ERROR" not in log and "Exception in ASGI application" not in log, log
