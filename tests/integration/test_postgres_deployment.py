@@ -16,6 +16,12 @@ Then the views catch up (`/healthz` lag 0 on both servers) and agree with the wr
 follower feeding the views is killed and the other one takes over; 5 pieces are found, and
 eight refused requests sent again with their own keys: exactly 5 are accepted (a refusal
 recorded nothing). `customs-ledger verify` and `customs-ledger replay` pass at the end.
+
+Receipts (issue #19) ride along: an auditor's webhook subscription, made before the race, to a
+receiver in the test (loopback, signatures verified with the `standardwebhooks` package). One
+dispatcher delivers - the follower that feeds the views - and the one that takes over after
+the kill loses nothing: in the end the receiver has every receipt of the log after the
+subscription, in log order, at most the one in flight at the kill twice (same `webhook-id`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import pytest
 
 from ledger.database import parse_database_url
 from projections.store import PostgresLeader
+from tests.e2e.test_receipts import Receiver, verified
 from tests.samples import declaration_body, enterprise_body, line, rules_without_draws
 from tests.support import (
     RAISED_LIMITS_ENV,
@@ -187,7 +194,10 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
         "LEDGER_READ_WAIT_SECONDS": "5",
         **RAISED_LIMITS_ENV,  # the load below is one address at full speed
         "PYTHONUNBUFFERED": "1",
+        "LEDGER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "LEDGER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
     }
+    receiver = Receiver()
     ports = [_free_port(), _free_port()]
     bases = [f"http://127.0.0.1:{p}" for p in ports]
     processes: list[Process] = []
@@ -201,6 +211,14 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
         processes += followers
         _wait("both servers up", lambda: all(_health(b) for b in bases), 60, processes)
         _wait("the views caught up", lambda: _caught_up(bases, 1), 30, processes)
+        made = httpx.post(
+            f"{bases[1]}/v1/subscriptions",
+            json={"url": receiver.url("/customs"), "events": ["*"]},
+            headers={"Authorization": f"Bearer {tokens['auditor']}", "Idempotency-Key": new_key()},
+        )
+        assert made.status_code == 201, made.text
+        subscription = made.json()
+        subscribed_at = int(made.headers["X-Ledger-Position"])  # receipts after it are sent
         auth = {"Authorization": f"Bearer {tokens['enterprise']}"}
         plans = [(n % 2, _requests(t, n)) for n in range(CLIENTS)]
         records = _race(bases, auth, plans)
@@ -304,6 +322,26 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
         head = max(r["position"] for r in retried)
         _wait("the views after the retries", lambda: _caught_up(bases, head), 30, processes)
 
+        # Every receipt after the subscription reached the receiver, through the takeover.
+        wanted = _receipt_positions(bases[0], tokens["auditor"], subscribed_at, head)
+        got = _wait(
+            "every receipt delivered",
+            lambda: (
+                (v := verified(receiver, "/customs", subscription["secret"]))
+                and {b["position"] for _, b in v} >= wanted
+                and v
+            ),
+            60,
+            processes,
+        )
+        ids = [webhook_id for webhook_id, _ in got]
+        firsts = [body["position"] for n, (_, body) in enumerate(got) if ids[n] not in ids[:n]]
+        assert firsts == sorted(firsts), "receipts out of log order"
+        assert len(ids) - len(set(ids)) <= 1, Counter(ids).most_common(3)
+        for webhook_id, body in got:
+            assert webhook_id == f"{subscription['id']}:{body['position']}"
+        receipts = len(wanted)
+
         # Verify and replay, as an operator runs them beside the live processes.
         cli_env = {k: v for k, v in env.items() if k != "LEDGER_PROJECTIONS"}
         verify = _cli(["verify"], cli_env)
@@ -315,11 +353,27 @@ def test_two_servers_and_two_followers_share_one_postgresql(postgres_url, tmp_pa
             f"\n{len(records)} requests: {taken} adjustments and {reserved} exports accepted, "
             f"refused {dict(Counter(r['rule'] for r in records if r['status'] == 409))}, "
             f"concurrent_update retries {sum(r['retries'] for r in records)}; "
-            f"log head {head}"
+            f"log head {head}; {receipts} receipts delivered, {len(ids) - len(set(ids))} twice"
         )
     finally:
         for p in processes:
             p.stop()
+        receiver.close()
+
+
+def _receipt_positions(base: str, token: str, after: int, head: int) -> set[int]:
+    """The positions of every receipt after `after` up to `head`, read from the live stream
+    (`follow=false`), which reads the receipts' log, not the dispatcher's outbox."""
+    r = httpx.get(
+        f"{base}/v1/stream",
+        params={"after": after, "follow": "false"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    ids = {int(line[4:]) for line in r.text.splitlines() if line.startswith("id: ")}
+    assert ids and max(ids) <= head + 10, ids
+    return {p for p in ids if p <= head}
 
 
 def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
