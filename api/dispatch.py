@@ -36,6 +36,9 @@ from projections.store import ViewStore
 log = logging.getLogger("customs_ledger.webhooks")
 ROUND_SECONDS = 0.1
 IDLE_SECONDS = 1.0
+BATCH = 200  # receipts read at once per subscription
+FLUSH_EVERY = 50  # deliveries recorded together (attempts and cursor)
+FLUSH_SECONDS = 0.25
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS dispatch_state ("
@@ -159,7 +162,7 @@ class Dispatcher:
 
     def _work(self, sub: dict[str, Any]) -> None:
         try:
-            while not self.stopped.is_set() and self.deliver_next(sub):
+            while not self.stopped.is_set() and self.deliver(sub):
                 pass
         except Exception:
             log.exception("webhook delivery for subscription %s failed", sub["id"])
@@ -184,42 +187,63 @@ class Dispatcher:
 
     def deliver_next(self, sub: dict[str, Any]) -> bool:
         """Try the subscription's next receipt; True when it was delivered (try the next)."""
+        return self.deliver(sub, limit=1)
+
+    def deliver(self, sub: dict[str, Any], limit: int = BATCH) -> bool:
+        """Deliver the subscription's next receipts, up to `limit`, one after another in log
+        order, until one fails; True when all `limit` went (more may wait).
+
+        The receipts are read in one query and their attempts and the cursor written together
+        every FLUSH_EVERY deliveries (or FLUSH_SECONDS), not per delivery: a crash sends those
+        since the last write again, with their `webhook-id`s (at least once, as always)."""
         s = self.state(sub)
         if int(sub["redeliver_position"]) > s.redelivery_seen:  # a redelivery was asked
             s = State(
                 int(sub["redeliver_from"]) - 1, 0, 0.0, None, False, int(sub["redeliver_position"])
             )
-            self._save(sub["id"], s)
-        now = self.clock()
-        if s.failing or s.next_at > now:
+            self._record(sub["id"], [], s)
+        if s.failing or s.next_at > self.clock():
             return False
         with self.views.read() as cur:
             cur.execute(
                 "SELECT position, body FROM view_outbox WHERE subscription_id = ? AND position > ?"
-                " ORDER BY position LIMIT 1",
-                (sub["id"], s.cursor),
+                " ORDER BY position LIMIT ?",
+                (sub["id"], s.cursor, limit),
             )
-            row = cur.fetchone()
-        if row is None:
+            rows = [(int(r["position"]), str(r["body"]).encode()) for r in cur.fetchall()]
+        if not rows:
             return False
-        position, body = int(row["position"]), str(row["body"]).encode()
-        code, error, latency = self._send(sub, position, body)
-        ok = code is not None and 200 <= code < 300
-        self._attempt(sub["id"], position, s.attempts + 1, code, error, latency, ok)
-        if ok:
-            self._save(sub["id"], State(position, 0, 0.0, None, False, s.redelivery_seen))
-            return True
-        first = s.first_failure_at if s.first_failure_at is not None else now
-        failing = now - first >= self.schedule.give_up
-        wait = self.schedule.delay(s.attempts + 1, random.random())
-        self._save(
-            sub["id"],
-            State(s.cursor, s.attempts + 1, now + wait, first, failing, s.redelivery_seen),
-        )
-        return False
+        signer = _Signer(self.secret_of, UUID(sub["id"]))
+        done: list[tuple[Any, ...]] = []
+        flushed = time.monotonic()
+        for n, (position, body) in enumerate(rows):
+            # The head may have failed before; the receipts after it are at their first try.
+            attempt = s.attempts + 1 if n == 0 else 1
+            code, error, latency = self._send(sub, position, body, signer)
+            ok = code is not None and 200 <= code < 300
+            row = (sub["id"], position, attempt, _now(), code, latency, error, int(ok))
+            if not ok:
+                now = self.clock()
+                first = s.first_failure_at if n == 0 and s.first_failure_at is not None else now
+                cursor = rows[n - 1][0] if n else s.cursor
+                failing = now - first >= self.schedule.give_up
+                wait = self.schedule.delay(attempt, random.random())
+                failed = State(cursor, attempt, now + wait, first, failing, s.redelivery_seen)
+                self._record(sub["id"], [*done, row], failed)
+                return False
+            done.append(row)
+            delivered = State(position, 0, 0.0, None, False, s.redelivery_seen)
+            last = n == len(rows) - 1
+            if last or len(done) >= FLUSH_EVERY or time.monotonic() - flushed >= FLUSH_SECONDS:
+                self._record(sub["id"], done, delivered)
+                done, flushed = [], time.monotonic()
+            if self.stopped.is_set() and not last:
+                self._record(sub["id"], done, delivered)
+                return False
+        return len(rows) == limit
 
     def _send(
-        self, sub: dict[str, Any], position: int, body: bytes
+        self, sub: dict[str, Any], position: int, body: bytes, signer: _Signer
     ) -> tuple[int | None, str | None, float]:
         started = time.perf_counter()
         # One resolution per attempt: the address checked is the address connected to.
@@ -228,7 +252,7 @@ class Dispatcher:
             return None, f"refused: {target.problem}", 0.0
         msg_id = f"{sub['id']}:{position}"
         try:
-            secret = self.secret_of(UUID(sub["id"]))
+            secret = signer.secret()
         except Exception as e:  # e.g. another master key: a failed attempt, retried later
             return None, f"cannot sign: {type(e).__name__}: {e}"[:500], 0.0
         signed = headers(secret, msg_id, int(self.clock()), body)
@@ -247,8 +271,15 @@ class Dispatcher:
             code, error = None, f"{type(e).__name__}: {e}"[:500]
         return code, error, (time.perf_counter() - started) * 1000
 
-    def _save(self, sub_id: str, s: State) -> None:
+    def _record(self, sub_id: str, attempts: list[tuple[Any, ...]], s: State) -> None:
+        """The attempts made and where the subscription stands, in one transaction."""
         with self.views.transaction() as cur:
+            if attempts:
+                cur.executemany(
+                    "INSERT INTO dispatch_attempts (subscription_id, position, attempt, at,"
+                    " status_code, latency_ms, error, ok) VALUES (?,?,?,?,?,?,?,?)",
+                    attempts,
+                )
             cur.execute("DELETE FROM dispatch_state WHERE subscription_id = ?", (sub_id,))
             cur.execute(
                 "INSERT INTO dispatch_state (subscription_id, cursor, attempts, next_at,"
@@ -257,23 +288,24 @@ class Dispatcher:
                  s.redelivery_seen),
             )  # fmt: skip
 
-    def _attempt(
-        self,
-        sub_id: str,
-        position: int,
-        attempt: int,
-        code: int | None,
-        error: str | None,
-        latency: float,
-        ok: bool,
-    ) -> None:
-        at = datetime.now(UTC).isoformat()
-        with self.views.transaction() as cur:
-            cur.execute(
-                "INSERT INTO dispatch_attempts (subscription_id, position, attempt, at,"
-                " status_code, latency_ms, error, ok) VALUES (?,?,?,?,?,?,?,?)",
-                (sub_id, position, attempt, at, code, latency, error, int(ok)),
-            )
+
+class _Signer:
+    """A subscription's secret, opened once per batch of deliveries (it is sealed in the
+    log: opening it reads the subscription and decrypts)."""
+
+    def __init__(self, secret_of: Callable[[UUID], str], sub_id: UUID) -> None:
+        self.secret_of = secret_of
+        self.sub_id = sub_id
+        self.opened: str | None = None
+
+    def secret(self) -> str:
+        if self.opened is None:
+            self.opened = self.secret_of(self.sub_id)
+        return self.opened
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def deliveries(
