@@ -131,3 +131,64 @@ def test_an_address_in_a_url_is_bracketed_when_it_is_ipv6():
         "h.example",
         "h.example",
     )
+
+
+def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_path):
+    """Receipts 2..6 read in one batch; the receiver refuses 4: 2 and 3 are delivered (the
+    cursor at 3), 4 is a failed first attempt with its backoff, 5 and 6 wait behind it; the
+    next batch starts again at 4 (its second attempt) once its time comes."""
+    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    try:
+        with views.transaction() as cur:
+            ReceiptsProjection().create_tables(cur)
+            cur.execute(
+                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (SUB, "officer", None, "http://127.0.0.1:9/", '["*"]', "active", 1, 0, 0, 1),
+            )
+            for position in range(2, 7):
+                cur.execute(
+                    "INSERT INTO view_outbox VALUES (?,?,?,?)",
+                    (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
+                )
+        create_tables(views)
+        refuse = {4}
+        sent: list[int] = []
+
+        def receive(request: httpx.Request) -> httpx.Response:
+            position = int(request.headers["webhook-id"].rsplit(":", 1)[1])
+            sent.append(position)
+            return httpx.Response(503 if position in refuse else 204)
+
+        now = [1000.0]
+        dispatcher = Dispatcher(
+            views, lambda _: "whsec_" + "A" * 32, {"127.0.0.1"}, clock=lambda: now[0],
+            schedule=Schedule(retry_base=5.0), transport=httpx.MockTransport(receive),
+        )  # fmt: skip
+        try:
+            sub = {"id": SUB, "url": "http://127.0.0.1:9/", "created_position": 1,
+                   "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
+            assert dispatcher.deliver(sub) is False
+            assert sent == [2, 3, 4]
+            state = dispatcher.state(sub)
+            assert (state.cursor, state.attempts, state.first_failure_at) == (3, 1, 1000.0)
+
+            def attempts() -> list[tuple[int, int, int]]:
+                with views.read() as cur:
+                    cur.execute(
+                        "SELECT position, attempt, ok FROM dispatch_attempts"
+                        " ORDER BY position, attempt"
+                    )
+                    return [tuple(r) for r in cur.fetchall()]
+
+            assert attempts() == [(2, 1, 1), (3, 1, 1), (4, 1, 0)]
+            refuse.clear()
+            now[0] = state.next_at + 0.01
+            assert dispatcher.deliver(sub, limit=2) is True  # a full batch: more may wait
+            assert dispatcher.deliver(sub) is False  # the last one: nothing more
+            assert sent == [2, 3, 4, 4, 5, 6]
+            assert attempts()[3:] == [(4, 2, 1), (5, 1, 1), (6, 1, 1)]
+            assert dispatcher.state(sub).cursor == 6
+        finally:
+            dispatcher.stop()
+    finally:
+        views.close()
