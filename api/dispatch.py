@@ -211,14 +211,23 @@ class Dispatcher:
                 (sub["id"], s.cursor, limit),
             )
             rows = [(int(r["position"]), str(r["body"]).encode()) for r in cur.fetchall()]
-        if not rows:
-            return False
+            if not rows:
+                return False
+            # Attempts are numbered per receipt over its whole life: a redelivery's are the
+            # next after those made before it.
+            cur.execute(
+                "SELECT position, MAX(attempt) AS n FROM dispatch_attempts WHERE"
+                " subscription_id = ? AND position > ? AND position <= ? GROUP BY position",
+                (sub["id"], s.cursor, rows[-1][0]),
+            )
+            tried = {int(r["position"]): int(r["n"]) for r in cur.fetchall()}
         signer = _Signer(self.secret_of, UUID(sub["id"]))
         done: list[tuple[Any, ...]] = []
         flushed = time.monotonic()
         for n, (position, body) in enumerate(rows):
-            # The head may have failed before; the receipts after it are at their first try.
-            attempt = s.attempts + 1 if n == 0 else 1
+            attempt = tried.get(position, 0) + 1
+            # Failures in a row of the head (the backoff's count); those after it have none.
+            failures = s.attempts + 1 if n == 0 else 1
             code, error, latency = self._send(sub, position, body, signer)
             ok = code is not None and 200 <= code < 300
             row = (sub["id"], position, attempt, _now(), code, latency, error, int(ok))
@@ -227,8 +236,8 @@ class Dispatcher:
                 first = s.first_failure_at if n == 0 and s.first_failure_at is not None else now
                 cursor = rows[n - 1][0] if n else s.cursor
                 failing = now - first >= self.schedule.give_up
-                wait = self.schedule.delay(attempt, random.random())
-                failed = State(cursor, attempt, now + wait, first, failing, s.redelivery_seen)
+                wait = self.schedule.delay(failures, random.random())
+                failed = State(cursor, failures, now + wait, first, failing, s.redelivery_seen)
                 self._record(sub["id"], [*done, row], failed)
                 return False
             done.append(row)

@@ -192,3 +192,51 @@ def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_
             dispatcher.stop()
     finally:
         views.close()
+
+
+def test_a_redelivery_sends_again_with_the_next_attempt_numbers_and_moves_on(tmp_path):
+    """Receipts 2..4 delivered; a redelivery from 3 sends 3 and 4 again (attempts 2), records
+    them, and the cursor reaches 4 again - it never loops on the attempts already recorded."""
+    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    try:
+        with views.transaction() as cur:
+            ReceiptsProjection().create_tables(cur)
+            cur.execute(
+                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (SUB, "officer", None, "http://127.0.0.1:9/", '["*"]', "active", 1, 0, 0, 1),
+            )
+            for position in range(2, 5):
+                cur.execute(
+                    "INSERT INTO view_outbox VALUES (?,?,?,?)",
+                    (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
+                )
+        create_tables(views)
+        sent: list[int] = []
+
+        def receive(request: httpx.Request) -> httpx.Response:
+            sent.append(int(request.headers["webhook-id"].rsplit(":", 1)[1]))
+            return httpx.Response(204)
+
+        dispatcher = Dispatcher(
+            views, lambda _: "whsec_" + "A" * 32, {"127.0.0.1"},
+            transport=httpx.MockTransport(receive),
+        )  # fmt: skip
+        try:
+            sub = {"id": SUB, "url": "http://127.0.0.1:9/", "created_position": 1,
+                   "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
+            assert dispatcher.deliver(sub) is False and sent == [2, 3, 4]
+            again = {**sub, "redeliver_from": 3, "redeliver_position": 9}  # asked at position 9
+            assert dispatcher.deliver(again) is False
+            assert dispatcher.deliver(again) is False  # nothing more: not sent a third time
+            assert sent == [2, 3, 4, 3, 4]
+            with views.read() as cur:
+                cur.execute(
+                    "SELECT position, attempt, ok FROM dispatch_attempts ORDER BY position, attempt"
+                )
+                rows = [tuple(r) for r in cur.fetchall()]
+            assert rows == [(2, 1, 1), (3, 1, 1), (3, 2, 1), (4, 1, 1), (4, 2, 1)]
+            assert dispatcher.state(again).cursor == 4
+        finally:
+            dispatcher.stop()
+    finally:
+        views.close()
