@@ -1,15 +1,22 @@
 """After the soak: every acknowledged write is in the log once, reads answer what the writes
-answered, a retry of any of them is a replay, the chain verifies and the views equal a replay."""
+answered, a retry of any of them is a replay, the chain verifies and the views equal a replay;
+every subscription's receiver has every receipt at least once, in log order, signed, and
+nothing of another tenant."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
+from re import M
 from typing import Any
 
 from tests.soak.client import Ack, RetryingClient
+from tests.soak.receiver import Delivery
 from tests.soak.server import cli
 
 AUDITOR = "soak-auditor"
@@ -243,3 +250,286 @@ def check_cli(env: dict[str, str], head_sequence: int) -> tuple[list[str], dict[
     if replay.returncode != 0:
         failures.append(f"replay exited {replay.returncode}: {replay.stdout[-1500:]}")
     return failures, seen
+
+
+# What each kind of receipt event is about (docs/receipts.md's table), written out here rather
+# than asked of the ledger: the soak checks what the outbox computed (projections/receipts.py),
+# so it takes from the ledger only which event types are receipts (domain/receipts.py, pure)
+# and derives the rest - which subscription gets which, in which order - on its own.
+RECEIPT_SUBJECTS = {
+    "DeclarationAssessed": "declaration",
+    "InspectionRecorded": "declaration",
+    "ReleaseGranted": "declaration",
+    "DeclarationRejected": "declaration",
+    "DutiesPaid": "declaration",
+    "DeclarationWithdrawn": "declaration",
+    "TransferAccepted": "declaration",
+    "TransferRefused": "declaration",
+    "MovementRecorded": "movement",
+    "WriteOffSubmitted": "write_off",
+    "WriteOffCertified": "write_off",
+    "LiabilityAssessed": "tax_bill",
+    "LiabilityPaid": "tax_bill",
+    "LiabilityWaived": "tax_bill",
+    "ChecklistFiled": "checklist",
+    "StandaloneChecklistFiled": "checklist",
+    "ChecklistApproved": "checklist",
+    "ChecklistRejected": "checklist",
+    "ChecklistWithdrawn": "checklist",
+    "ChecklistPassed": "checklist",
+    "ChecklistLinesMoved": "checklist",
+    "ChecklistDeclared": "checklist",
+    "GatePassFiled": "gate_pass",
+    "GatePassPassed": "gate_pass",
+}
+# Declaration events without a `status` of their own: the status they leave.
+_LEAVES = {
+    "DeclarationRejected": "rejected",
+    "DeclarationWithdrawn": "withdrawn",
+    "TransferRefused": "refused",
+}
+# Without progress of any subscription's deliveries for this long, the wait gives up.
+STALLED_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription the soak made before its writes, and the receiver's path for it."""
+
+    name: str
+    id: str
+    who: str  # the key that made it
+    tenant: str | None  # the enterprise key whose receipts it takes; None: customs' (all)
+    secret: str
+
+
+def receipt_event_types() -> tuple[set[str], list[str]]:
+    """The log's event types that are receipts (domain/receipts.py's classification), and a
+    failure for each whose subject the soak does not know (RECEIPT_SUBJECTS is out of date)."""
+    from domain.receipts import RECEIPT_EVENTS
+
+    types = {cls.__name__ for cls in RECEIPT_EVENTS}
+    unknown = sorted(types - set(RECEIPT_SUBJECTS))
+    if unknown:
+        return types, [f"tests/soak/checks.py RECEIPT_SUBJECTS lacks receipt events {unknown}"]
+    return types, []
+
+
+def owners(acks: list[Ack]) -> dict[str, str]:
+    """Whose each subject is, from what each tenant itself submitted: a declaration is its
+    declarant's (the key that submitted it), an adjustment the enterprise's that recorded it,
+    a gate_in the declaration's it admits goods of. Subject id -> enterprise key name."""
+    owner = {a.response["id"]: a.who for a in acks if a.kind == "declaration"}
+    for a in acks:
+        if a.kind == "adjustment":
+            owner[a.response["movement_id"]] = a.who
+    for a in acks:
+        if a.kind == "gate_in":
+            owner[a.response["movement_id"]] = owner[a.body["declaration"]]
+    return owner
+
+
+def receipt_type(event: dict[str, Any]) -> str:
+    """The receipt type a log event is (only its subject and a dot for kinds the soak does not
+    write: write-offs and tax bills)."""
+    subject = RECEIPT_SUBJECTS.get(event["type"], "?")
+    payload = event["payload"]
+    if event["type"] == "MovementRecorded":
+        return f"movement.{payload['view']['kind']}"
+    if subject == "declaration":
+        return f"declaration.{_LEAVES.get(event['type']) or payload['status']}"
+    return f"{subject}."
+
+
+def expected_receipts(
+    subs: list[Subscription], events: list[dict[str, Any]], acks: list[Ack]
+) -> tuple[dict[str, dict[int, dict[str, Any]]], list[str]]:
+    """Per subscription (by name) the receipts it must receive: each receipt event of the log
+    after the subscription's SubscriptionCreated, an enterprise's only about its own subjects."""
+    types, failures = receipt_event_types()
+    created = {e["stream_id"]: e["position"] for e in events if e["type"] == "SubscriptionCreated"}
+    owner = owners(acks)
+    receipts = [e for e in events if e["type"] in types]
+    orphans = [f"{e['type']} at {e['position']}" for e in receipts if e["stream_id"] not in owner]
+    if orphans:
+        failures.append(
+            f"{len(orphans)} receipt events are about a subject no acknowledged write made: "
+            f"{_first(orphans)}"
+        )
+    expected: dict[str, dict[int, dict[str, Any]]] = {}
+    for s in subs:
+        if s.id not in created:
+            failures.append(f"subscription {s.name} ({s.id}): no SubscriptionCreated in the log")
+            continue
+        expected[s.name] = {
+            e["position"]: e
+            for e in receipts
+            if e["position"] > created[s.id]
+            and (s.tenant is None or owner.get(e["stream_id"]) == s.tenant)
+        }
+    return expected, failures
+
+
+def webhook_figures(client: RetryingClient) -> dict[str, Any]:
+    """What /metrics says of the deliveries: backlog per subscription, attempts by result."""
+    text = client.get(AUDITOR, "/metrics").text
+    backlog = {
+        m[1]: float(m[2])
+        for m in re.finditer(r'^ledger_webhook_backlog\{subscription="([^"]+)"\} (\S+)$', text, M)
+    }
+    attempts = {
+        m[1]: int(float(m[2]))
+        for m in re.finditer(r'^ledger_webhook_attempts_total\{result="(\w+)"\} (\S+)$', text, M)
+    }
+    return {"backlog": backlog, "attempts": attempts}
+
+
+def wait_receipts_delivered(
+    client: RetryingClient,
+    subs: list[Subscription],
+    expected: dict[str, dict[int, dict[str, Any]]],
+    timeout: float = 600,
+) -> list[str]:
+    """Until every subscription's dispatcher cursor has passed its last expected receipt and
+    its outbox has nothing left (GET /v1/subscriptions/{id}, /metrics); a failure naming each
+    subscription behind when deliveries make no progress for STALLED_SECONDS."""
+    started = last_progress = time.monotonic()
+    seen: dict[str, int] = {}
+    while True:
+        backlog = webhook_figures(client)["backlog"]
+        behind = []
+        for s in subs:
+            state = client.get(AUDITOR, f"/v1/subscriptions/{s.id}").json()
+            delivery = state.get("delivery") or {}
+            through = delivery.get("delivered_through") or 0
+            last = max(expected.get(s.name, {}) or [0])
+            if through != seen.get(s.name):
+                seen[s.name], last_progress = through, time.monotonic()
+            if through < last or backlog.get(s.id, 0) > 0 or state.get("status") != "active":
+                behind.append(
+                    f"{s.name} ({s.id}): status {state.get('status')}, delivered through "
+                    f"{through} of {last}, attempts at the next {delivery.get('attempts')}, "
+                    f"failing {delivery.get('failing')}, backlog {backlog.get(s.id)}"
+                )
+        if not behind:
+            return []
+        now = time.monotonic()
+        if now - last_progress > STALLED_SECONDS or now - started > timeout:
+            return [
+                f"receipts not delivered: no progress for {now - last_progress:.0f} s "
+                f"({now - started:.0f} s waited): {'; '.join(behind)}"
+            ]
+        time.sleep(0.25)
+
+
+def check_receipts(
+    subs: list[Subscription],
+    expected: dict[str, dict[int, dict[str, Any]]],
+    deliveries: list[Delivery],
+    acks: list[Ack],
+) -> tuple[list[str], dict[str, int]]:
+    """What the receiver got: every delivery signed (verified by the `standardwebhooks`
+    package as it arrived), its webhook-id `<subscription>:<position>`, the same body on every
+    delivery of one webhook-id; per subscription every expected receipt accepted at least once,
+    nothing else, the receipts in log order by first arrival, each the type and subject of its
+    log event; an enterprise's subscription nothing about another tenant's subjects."""
+    failures: list[str] = []
+    by_name = {s.name: s for s in subs}
+    owner = owners(acks)
+    unsigned = [
+        f"{d.name} {d.webhook_id}: {d.problem}" for d in deliveries if d.problem and not d.cut
+    ]
+    if unsigned:
+        failures.append(f"{len(unsigned)} deliveries failed verification: {_first(unsigned)}")
+    bodies: dict[tuple[str, str], bytes] = {}
+    changed, misnamed, foreign = [], [], []
+    for d in deliveries:
+        s = by_name.get(d.name)
+        if s is None or d.problem:
+            continue
+        if bodies.setdefault((d.name, d.webhook_id), d.body) != d.body:
+            changed.append(f"{d.name} {d.webhook_id}")
+        receipt = d.receipt()
+        if d.webhook_id != f"{s.id}:{receipt['position']}":
+            misnamed.append(f"{d.name}: webhook-id {d.webhook_id}, position {receipt['position']}")
+        subject = receipt["subject"]["id"]
+        if s.tenant is not None and owner.get(subject) != s.tenant:
+            foreign.append(
+                f"{d.name} got {receipt['type']} at {receipt['position']} about {subject}, "
+                f"which is {owner.get(subject, 'no tenant')}'s"
+            )
+    if changed:
+        failures.append(
+            f"{len(changed)} webhook-ids came again with another body: {_first(changed)}"
+        )
+    if misnamed:
+        failures.append(
+            f"{len(misnamed)} webhook-ids do not name their receipt: {_first(misnamed)}"
+        )
+    if foreign:
+        failures.append(f"{len(foreign)} receipts reached another tenant: {_first(foreign)}")
+    figures: Counter[str] = Counter()
+    for s in subs:
+        failures += _one_subscription(s, expected.get(s.name, {}), deliveries, figures)
+    figures["subscriptions"] = len(subs)
+    figures["expected"] = sum(len(e) for e in expected.values())
+    figures["deliveries"] = sum(1 for d in deliveries if d.name in by_name)
+    figures["answered_503"] = sum(1 for d in deliveries if d.answered == 503)
+    figures["cut_short"] = sum(1 for d in deliveries if d.cut)
+    return failures, dict(figures)
+
+
+def _one_subscription(
+    s: Subscription,
+    expected: dict[int, dict[str, Any]],
+    deliveries: list[Delivery],
+    figures: Counter[str],
+) -> list[str]:
+    failures = []
+    mine = [d for d in deliveries if d.name == s.name and not d.problem]
+    first: dict[str, dict[str, Any]] = {}  # webhook-id -> receipt, in first-arrival order
+    seen: set[str] = set()
+    for d in mine:
+        if d.webhook_id in seen:
+            figures["sent_again"] += 1  # after a failed answer, or a kill before its cursor
+        seen.add(d.webhook_id)
+        if not d.accepted:
+            continue
+        if d.webhook_id in first:
+            figures["duplicates"] += 1  # accepted before: at least once, not exactly once
+        else:
+            first[d.webhook_id] = d.receipt()
+    positions = [r["position"] for r in first.values()]
+    figures["delivered"] += len(positions)
+    backwards = [f"{a} then {b}" for a, b in itertools.pairwise(positions) if b <= a]
+    if backwards:
+        failures.append(
+            f"{s.name}: receipts out of log order ({len(backwards)} times): {_first(backwards)}"
+        )
+    missing = sorted(set(expected) - set(positions))
+    if missing:
+        lost = [f"{expected[p]['type']} at {p}" for p in missing]
+        failures.append(
+            f"{s.name}: {len(missing)} of {len(expected)} receipts never accepted: {_first(lost)}"
+        )
+    extra = sorted(set(positions) - set(expected))
+    if extra:
+        failures.append(
+            f"{s.name}: {len(extra)} receipts it should not have: {_first([str(p) for p in extra])}"
+        )
+    wrong = []
+    for r in first.values():
+        e = expected.get(r["position"])
+        if e is None:
+            continue
+        kind = receipt_type(e)
+        if not (r["type"].startswith(kind) if kind.endswith(".") else r["type"] == kind):
+            wrong.append(f"{r['type']} at {r['position']}: the log's {e['type']} is {kind}")
+        elif (r["subject"]["kind"], r["subject"]["id"]) != (
+            RECEIPT_SUBJECTS.get(e["type"]),
+            e["stream_id"],
+        ):
+            wrong.append(f"{r['type']} at {r['position']}: subject {r['subject']}")
+    if wrong:
+        failures.append(f"{s.name}: {len(wrong)} receipts differ from their event: {_first(wrong)}")
+    return failures

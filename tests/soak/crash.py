@@ -1,6 +1,8 @@
 """Crash soak (R2 in docs/reliability.md): SIGKILL a real server at random moments under
 concurrent writes, restart it, let the clients retry, then prove that no acknowledged write was
-lost or duplicated and that the read models equal a replay.
+lost or duplicated and that the read models equal a replay; and that a webhook receiver that is
+itself intermittently down got every receipt of those writes at least once, in log order per
+subscription, signed, and nothing of another tenant (docs/receipts.md).
 
     python -m tests.soak.crash [--store sqlite|postgres] [--writes N] [--kills K]
                                [--clients C] [--seed S]
@@ -25,6 +27,7 @@ from typing import Any
 from ledger.database import parse_database_url
 from tests.soak import checks
 from tests.soak.client import Aborted, Ack, ClientStats, RetryingClient, Stuck
+from tests.soak.receiver import Receiver
 from tests.soak.server import (
     LedgerServer,
     ServerFailed,
@@ -33,7 +36,7 @@ from tests.soak.server import (
     scratch_database,
     server_env,
 )
-from tests.soak.workload import Planner, key_names, seed, tenants
+from tests.soak.workload import Planner, Tenant, key_names, seed, tenants
 
 
 @dataclass
@@ -62,8 +65,10 @@ class SoakReport:
     stats: ClientStats = field(default_factory=ClientStats)
     events: int = 0
     cli: dict[str, str] = field(default_factory=dict)
+    receipts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     write_seconds: float = 0.0
+    writes_done_at: float = 0.0  # time.monotonic() when the last write was answered
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -92,12 +97,28 @@ class SoakReport:
             f"5xx answers: {len(s.server_errors)})",
             f"  replays seen: {s.replays_seen} (retries answered Idempotency-Replayed: true)",
             f"  events in the log: {self.events}",
+            self._receipts(),
             f"  verify: {self.cli.get('verify', '-')}",
             f"  replay: {self.cli.get('replay', '-')}",
             f"  seconds: {self.seconds:.1f} (writes {self.write_seconds:.1f})",
         ]
         lines += [f"  FAILURE: {f}" for f in self.failures]
         return "\n".join(lines)
+
+    def _receipts(self) -> str:
+        r = self.receipts
+        if not r:
+            return "  receipts: not checked"
+        return (
+            f"  receipts: {r.get('delivered', 0)} of {r.get('expected', 0)} expected accepted by "
+            f"{r.get('subscriptions', 0)} subscriptions; duplicates {r.get('duplicates', 0)}; "
+            f"sent again {r.get('sent_again', 0)} (receiver answered 503 "
+            f"{r.get('answered_503', 0)} times; down {r.get('outages_503', 0)}x 503, "
+            f"{r.get('outages_closed', 0)}x not listening; cut short by a kill "
+            f"{r.get('cut_short', 0)}; dispatcher attempts failed "
+            f"{r.get('attempts_failed', 0)}, ok {r.get('attempts_ok', 0)}; all delivered "
+            f"{r.get('drain_ms', 0) / 1000:.1f} s after the last write)"
+        )
 
 
 class Progress:
@@ -198,25 +219,33 @@ def _soak(config: SoakConfig, url: str, workdir: Path, report: SoakReport, say: 
     server.start()
     stop = threading.Event()
     clients = [RetryingClient(server.url, tokens, stop) for _ in range(config.clients)]
+    # Its own random draws: the writes and the kills are those of the seed without receipts.
+    receiver = Receiver(random.Random(f"receiver-{config.seed}"))
     try:
         server.wait_healthy()
         rng = random.Random(config.seed)
         planner = Planner(tenants(config.tenants), random.Random(rng.random()))
         acks = seed(clients[0], planner)
         report.seeds = len(acks)
+        subs, made = subscribe(clients[0], receiver, planner.tenants)
+        acks += made
         say(
-            f"seeded {len(acks)} writes on {parse_database_url(url).display}; "
+            f"seeded {report.seeds} writes on {parse_database_url(url).display}, "
+            f"{len(subs)} subscriptions; "
             f"{config.writes} writes, {config.kills} kills, {config.clients} clients"
         )
         began = time.monotonic()
+        receiver.flap()
         acks += _write(config, clients, planner, server, rng, report, stop, say)
-        report.write_seconds = time.monotonic() - began
+        report.writes_done_at = time.monotonic()
+        report.write_seconds = report.writes_done_at - began
         _collect(clients, report)
         if not stop.is_set():  # every write was answered: check them all, refused or not
-            _check(config, env, clients, acks, report, say)
+            _check(config, env, clients, acks, subs, receiver, report, say)
     except (ServerFailed, Stuck, AssertionError, RuntimeError, OSError) as e:
         report.failures.append(f"the soak stopped: {type(e).__name__}: {e}")
     finally:
+        receiver.close()
         # What the clients saw since: the checks' retries (each a replay, as they must be).
         checked = ClientStats()
         for c in clients:
@@ -232,6 +261,11 @@ def _soak(config: SoakConfig, url: str, workdir: Path, report: SoakReport, say: 
             f"{len(report.stats.server_errors)} answers were 5xx with the server up, "
             f"{len(errors)} unexpected errors logged: "
             f"{(report.stats.server_errors or errors)[0][:300]}"
+        )
+    dispatcher = server.dispatcher_errors()
+    if dispatcher:
+        report.failures.append(
+            f"the webhook dispatcher logged {len(dispatcher)} errors: {dispatcher[0][:400]}"
         )
     if report.stats.fresh_replays:
         report.failures.append(
@@ -313,11 +347,33 @@ def _write(
     return [a for a in acks if a.acknowledged]
 
 
+def subscribe(
+    client: RetryingClient, receiver: Receiver, tenants: list[Tenant]
+) -> tuple[list[checks.Subscription], list[Ack]]:
+    """Before the writes: each enterprise subscribes to all its receipts, customs (an officer)
+    to everyone's; each to its own path on the receiver, which verifies with its secret."""
+    owners = [(t.enterprise_key, t.enterprise_key) for t in tenants]
+    subs, acks = [], []
+    for n, (who, tenant) in enumerate([*owners, ("soak-officer", None)]):
+        name = tenant or "customs"
+        body = {"url": receiver.url(name), "events": ["*"], "description": f"soak {name}"}
+        ack = client.write("subscription", who, "/v1/subscriptions", body, f"soak-hook-{n}")
+        if ack.status != 201:
+            raise RuntimeError(f"subscribing {name}: {ack.status} {ack.response}")
+        secret = ack.response["secret"]
+        receiver.register(name, secret)
+        subs.append(checks.Subscription(name, ack.response["id"], who, tenant, secret))
+        acks.append(ack)
+    return subs, acks
+
+
 def _check(
     config: SoakConfig,
     env: dict[str, str],
     clients: list[RetryingClient],
     acks: list[Ack],
+    subs: list[checks.Subscription],
+    receiver: Receiver,
     report: SoakReport,
     say: Any,
 ) -> None:
@@ -332,6 +388,44 @@ def _check(
     failures, seen = checks.check_cli(env, len(events))
     report.failures += failures
     report.cli.update(seen)
+    _check_receipts(client, acks, events, subs, receiver, report, say)
+
+
+def _check_receipts(
+    client: RetryingClient,
+    acks: list[Ack],
+    events: list[dict[str, Any]],
+    subs: list[checks.Subscription],
+    receiver: Receiver,
+    report: SoakReport,
+    say: Any,
+) -> None:
+    """The receiver stays up from now; wait until every subscription's backlog is delivered,
+    then check what the receiver got against the log. `drain_ms`: from the last write's
+    answer to the first acceptance of the last receipt accepted."""
+    receiver.steady()  # down now and then until here, while the checks above ran
+    expected, failures = checks.expected_receipts(subs, events, acks)
+    report.failures += failures
+    say(f"waiting for {sum(len(e) for e in expected.values())} receipts to be delivered")
+    stalled = checks.wait_receipts_delivered(client, subs, expected)
+    report.failures += stalled
+    deliveries = receiver.deliveries()
+    failures, figures = checks.check_receipts(subs, expected, deliveries, acks)
+    report.failures += failures + receiver.problems
+    attempts = checks.webhook_figures(client)["attempts"]
+    firsts: dict[tuple[str, str], float] = {}
+    for d in deliveries:
+        if d.accepted:
+            firsts.setdefault((d.name, d.webhook_id), d.at)
+    last = max(firsts.values(), default=report.writes_done_at)
+    figures.update(
+        drain_ms=int(max(last - report.writes_done_at, 0) * 1000),
+        outages_503=receiver.outages["503"],
+        outages_closed=receiver.outages["closed"],
+        attempts_ok=attempts.get("ok", 0),
+        attempts_failed=attempts.get("failed", 0),
+    )
+    report.receipts = figures
 
 
 def parse_args(argv: list[str] | None) -> SoakConfig:

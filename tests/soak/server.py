@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ from ledger.database import parse_database_url
 from tests.support import pg_conninfo
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"
+WEBHOOK_RETRY_BASE_SECONDS = 0.2
 
 
 class ServerFailed(Exception):
@@ -134,6 +137,24 @@ class LedgerServer:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return [line for line in text.splitlines() if "unexpected error" in line]
 
+    def dispatcher_errors(self) -> list[str]:
+        """Where the webhook dispatcher logged a failed round or delivery (api/dispatch.py),
+        each as its message and the exception that ended its traceback."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        found = []
+        for line in text.splitlines():
+            if "webhook delivery for subscription" not in line and "webhook dispatcher" not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                found.append(line.strip())
+                continue
+            exc = str(record.get("exc") or "").strip().splitlines()
+            raised = [x for x in exc if re.match(r"[\w.]+(Error|Exception|Violation)\b", x)]
+            found.append(f"{record.get('msg')}: {(raised or exc or ['no traceback'])[-1]}")
+        return found
+
 
 def postgres_base_url() -> str:
     return os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
@@ -167,7 +188,8 @@ def scratch_database(store: str, workdir: Path) -> Iterator[str]:
 
 def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
     """The server's environment: this database, projections in the server, duty tables that
-    cover the current month (the built-in ones end with 2026-12)."""
+    cover the current month (the built-in ones end with 2026-12), receipts to the soak's
+    receiver on 127.0.0.1 retried after a fifth of a second (doubling), not 5 s."""
     import msgspec
 
     from tests.samples import rules_without_draws
@@ -181,6 +203,8 @@ def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
         LEDGER_PROJECTIONS="inline",
         LEDGER_DUTY_TABLES_FILE=str(tables),
         PYTHONUNBUFFERED="1",
+        LEDGER_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        LEDGER_WEBHOOK_RETRY_BASE_SECONDS=str(WEBHOOK_RETRY_BASE_SECONDS),
     )
     # 16 clients from one address with a few keys, retrying through kills: never limited.
     env.update(RAISED_LIMITS_ENV)
