@@ -16,6 +16,7 @@ and its cursor's write sends that receipt again, with the same `webhook-id`.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -28,9 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import httpx
-
-from api.webhooks import Resolver, check_url, headers, pinned, system_resolver
+from api.delivery import Connections, Opener, describe, endpoint, open_connection
+from api.webhooks import Resolver, check_url, headers, system_resolver
 from projections.store import ViewStore
 
 log = logging.getLogger("customs_ledger.webhooks")
@@ -100,7 +100,7 @@ class Dispatcher:
         workers: int = 8,
         clock: Callable[[], float] = time.time,
         active: Callable[[], bool] = lambda: True,
-        transport: httpx.BaseTransport | None = None,
+        opener: Opener = open_connection,
     ) -> None:
         self.views = views
         self.secret_of = secret_of
@@ -115,9 +115,7 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
-        self.client = httpx.Client(
-            follow_redirects=False, timeout=self.schedule.timeout, transport=transport
-        )
+        self.connections = Connections(self.schedule.timeout, opener)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
@@ -128,7 +126,7 @@ class Dispatcher:
         if self.thread is not None:
             self.thread.join(timeout=5)
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.client.close()
+        self.connections.close()
 
     def _run(self) -> None:
         while not self.stopped.is_set():
@@ -265,19 +263,17 @@ class Dispatcher:
         except Exception as e:  # e.g. another master key: a failed attempt, retried later
             return None, f"cannot sign: {type(e).__name__}: {e}"[:500], 0.0
         signed = headers(secret, msg_id, int(self.clock()), body)
-        url, extensions = sub["url"], {}
-        if target.address is not None:
-            url, signed["host"], sni = pinned(url, target.address)
-            extensions["sni_hostname"] = sni  # the certificate is checked against the name
+        # To the checked address, the name in `Host` and as the TLS server name.
+        ep = endpoint(sub["url"], target.address)
+        code: int | None
         try:
-            answer = self.client.post(url, content=body, headers=signed, extensions=extensions)
-            code, error = answer.status_code, None
+            code, error = self.connections.post(str(sub["id"]), ep, body, signed), None
             if not 200 <= code < 300:
                 error = f"HTTP {code}" + (
                     " (a redirect is not followed)" if 300 <= code < 400 else ""
                 )
-        except httpx.HTTPError as e:
-            code, error = None, f"{type(e).__name__}: {e}"[:500]
+        except (OSError, http.client.HTTPException) as e:
+            code, error = None, describe(e)
         return code, error, (time.perf_counter() - started) * 1000
 
     def _record(self, sub_id: str, attempts: list[tuple[Any, ...]], s: State) -> None:

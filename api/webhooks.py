@@ -14,8 +14,8 @@ to must be public - loopback, private (RFC 1918, RFC 4193), link-local, carrier-
 multicast, reserved and unspecified addresses are refused (cloud metadata services live at
 link-local 169.254.169.254) - checked when the subscription is made and again before each
 delivery, without connecting. Redirects are never followed (the dispatcher's client). A
-delivery connects to the address it checked (`Target.address`), never resolving the name
-again (DNS rebinding: a name that answers a public address to the check and a private one to
+delivery connects to the address it checked (`Target.address`, api/delivery.py), never
+resolving the name again (DNS rebinding: a name that answers a public address to the check and a private one to
 the connection), while TLS still verifies the certificate against the host name.
 """
 
@@ -29,7 +29,7 @@ import secrets
 import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the specification's prefix, not a secret
 SECRET_BYTES = 24
@@ -125,14 +125,3 @@ def check_url(
             f" ({private[0]}); only a host on LEDGER_WEBHOOK_ALLOWED_HOSTS may"
         )
     return Target(None, addresses[0])
-
-
-def pinned(url: str, address: str) -> tuple[str, str, str]:
-    """The URL with its host replaced by the checked address, the `Host` header it keeps,
-    and the host name TLS verifies the certificate against (its SNI)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    literal = f"[{address}]" if ":" in address else address
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    header = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc)), header, host

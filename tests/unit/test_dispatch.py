@@ -3,16 +3,60 @@ cannot sign counted as a failed attempt with its backoff, never retried in a tig
 
 from __future__ import annotations
 
-import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.delivery import endpoint
 from api.dispatch import Dispatcher, Schedule, create_tables
-from api.webhooks import pinned
 from projections.receipts import ReceiptsProjection
 from projections.store import SQLiteViews
 
 SUB = "6b1b2a4e-0000-4000-8000-000000000001"
+
+
+class _Answer:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def read(self, n: int) -> bytes:
+        return b""
+
+    def isclosed(self) -> bool:
+        return True
+
+
+class FakeReceiver:
+    """An opener for the dispatcher's connections that records each request (its endpoint,
+    path, headers and body) and answers `answer(position)`: no traffic leaves the test."""
+
+    def __init__(self, answer=lambda position: 204) -> None:
+        self.requests: list[tuple[object, str, dict[str, str], bytes]] = []
+        self.opened: list[object] = []
+        self.answer = answer
+
+    def positions(self) -> list[int]:
+        return [int(h["webhook-id"].rsplit(":", 1)[1]) for _, _, h, _ in self.requests]
+
+    def __call__(self, ep, timeout):
+        receiver = self
+        receiver.opened.append(ep)
+
+        class Connection:
+            status = 0
+
+            def request(self, method, path, body, headers):
+                assert method == "POST"
+                receiver.requests.append((ep, path, headers, body))
+                position = int(headers["webhook-id"].rsplit(":", 1)[1])
+                self.status = receiver.answer(position)
+
+            def getresponse(self):
+                return _Answer(self.status)
+
+            def close(self):
+                return None
+
+        return Connection()
 
 
 @given(st.integers(1, 60), st.floats(0, 0.999))
@@ -91,29 +135,22 @@ def test_a_delivery_connects_to_the_address_it_checked_and_never_resolves_again(
             asked.append((host, port))
             return answers[min(len(asked), len(answers)) - 1]
 
-        sent: list[httpx.Request] = []
-
-        def receive(request: httpx.Request) -> httpx.Response:
-            sent.append(request)
-            return httpx.Response(204)
-
+        receiver = FakeReceiver()
         secret = "whsec_" + "A" * 32
-        dispatcher = Dispatcher(
-            views, lambda _: secret, set(), resolver=rebinding,
-            transport=httpx.MockTransport(receive),
-        )  # fmt: skip
+        dispatcher = Dispatcher(views, lambda _: secret, set(), resolver=rebinding, opener=receiver)
         try:
             sub = {"id": SUB, "url": url, "created_position": 1,
                    "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
             assert dispatcher.deliver_next(sub) is True
-            (request,) = sent
-            assert str(request.url) == "https://93.184.216.34:8443/customs?erp=1"
-            assert request.headers["host"] == "hooks.example.com:8443"
-            assert request.extensions["sni_hostname"] == "hooks.example.com"
+            ((ep, path, headers, body),) = receiver.requests
+            assert (ep.scheme, ep.connect_to, ep.port) == ("https", "93.184.216.34", 8443)
+            assert ep.server_name == "hooks.example.com"  # the certificate is checked for it
+            assert path == "/customs?erp=1" and body == b'{"position": 2}'
+            assert headers["Host"] == "hooks.example.com:8443"
             assert asked == [("hooks.example.com", 8443)]  # once for the check and the connect
             # The name now answers a private address: refused before any connection.
             assert dispatcher.deliver_next(sub) is False
-            assert len(sent) == 1 and len(asked) == 2
+            assert len(receiver.requests) == 1 and len(asked) == 2
             with views.read() as cur:
                 cur.execute("SELECT position, error, ok FROM dispatch_attempts ORDER BY position")
                 rows = [tuple(r) for r in cur.fetchall()]
@@ -125,12 +162,24 @@ def test_a_delivery_connects_to_the_address_it_checked_and_never_resolves_again(
         views.close()
 
 
-def test_an_address_in_a_url_is_bracketed_when_it_is_ipv6():
-    assert pinned("https://h.example/x", "2606:2800:220:1::1") == (
-        "https://[2606:2800:220:1::1]/x",
+def test_an_endpoint_keeps_the_name_for_host_and_tls_and_brackets_ipv6():
+    ep = endpoint("https://H.example/x?a=1", "2606:2800:220:1::1")
+    assert (ep.connect_to, ep.port, ep.host_header, ep.server_name, ep.path) == (
+        "2606:2800:220:1::1",
+        443,
         "h.example",
         "h.example",
+        "/x?a=1",
     )
+    plain = endpoint("http://127.0.0.1:9", None)
+    assert (plain.scheme, plain.connect_to, plain.port, plain.host_header, plain.path) == (
+        "http",
+        "127.0.0.1",
+        9,
+        "127.0.0.1:9",
+        "/",
+    )
+    assert endpoint("http://[::1]:8080/r", None).host_header == "[::1]:8080"
 
 
 def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_path):
@@ -152,23 +201,18 @@ def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_
                 )
         create_tables(views)
         refuse = {4}
-        sent: list[int] = []
-
-        def receive(request: httpx.Request) -> httpx.Response:
-            position = int(request.headers["webhook-id"].rsplit(":", 1)[1])
-            sent.append(position)
-            return httpx.Response(503 if position in refuse else 204)
+        receiver = FakeReceiver(lambda position: 503 if position in refuse else 204)
 
         now = [1000.0]
         dispatcher = Dispatcher(
             views, lambda _: "whsec_" + "A" * 32, {"127.0.0.1"}, clock=lambda: now[0],
-            schedule=Schedule(retry_base=5.0), transport=httpx.MockTransport(receive),
+            schedule=Schedule(retry_base=5.0), opener=receiver,
         )  # fmt: skip
         try:
             sub = {"id": SUB, "url": "http://127.0.0.1:9/", "created_position": 1,
                    "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
             assert dispatcher.deliver(sub) is False
-            assert sent == [2, 3, 4]
+            assert receiver.positions() == [2, 3, 4]
             state = dispatcher.state(sub)
             assert (state.cursor, state.attempts, state.first_failure_at) == (3, 1, 1000.0)
 
@@ -185,7 +229,8 @@ def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_
             now[0] = state.next_at + 0.01
             assert dispatcher.deliver(sub, limit=2) is True  # a full batch: more may wait
             assert dispatcher.deliver(sub) is False  # the last one: nothing more
-            assert sent == [2, 3, 4, 4, 5, 6]
+            assert receiver.positions() == [2, 3, 4, 4, 5, 6]
+            assert len(receiver.opened) == 1  # one connection, kept alive throughout
             assert attempts()[3:] == [(4, 2, 1), (5, 1, 1), (6, 1, 1)]
             assert dispatcher.state(sub).cursor == 6
         finally:
@@ -211,24 +256,20 @@ def test_a_redelivery_sends_again_with_the_next_attempt_numbers_and_moves_on(tmp
                     (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
                 )
         create_tables(views)
-        sent: list[int] = []
-
-        def receive(request: httpx.Request) -> httpx.Response:
-            sent.append(int(request.headers["webhook-id"].rsplit(":", 1)[1]))
-            return httpx.Response(204)
+        receiver = FakeReceiver()
 
         dispatcher = Dispatcher(
             views, lambda _: "whsec_" + "A" * 32, {"127.0.0.1"},
-            transport=httpx.MockTransport(receive),
+            opener=receiver,
         )  # fmt: skip
         try:
             sub = {"id": SUB, "url": "http://127.0.0.1:9/", "created_position": 1,
                    "redeliver_from": 0, "redeliver_position": 0}  # fmt: skip
-            assert dispatcher.deliver(sub) is False and sent == [2, 3, 4]
+            assert dispatcher.deliver(sub) is False and receiver.positions() == [2, 3, 4]
             again = {**sub, "redeliver_from": 3, "redeliver_position": 9}  # asked at position 9
             assert dispatcher.deliver(again) is False
             assert dispatcher.deliver(again) is False  # nothing more: not sent a third time
-            assert sent == [2, 3, 4, 3, 4]
+            assert receiver.positions() == [2, 3, 4, 3, 4]
             with views.read() as cur:
                 cur.execute(
                     "SELECT position, attempt, ok FROM dispatch_attempts ORDER BY position, attempt"
