@@ -15,8 +15,9 @@ multicast, reserved and unspecified addresses are refused (cloud metadata servic
 link-local 169.254.169.254) - checked when the subscription is made and again before each
 delivery, without connecting. Redirects are never followed (the dispatcher's client). A
 delivery connects to the address it checked (`Target.address`, api/delivery.py), never
-resolving the name again (DNS rebinding: a name that answers a public address to the check and a private one to
-the connection), while TLS still verifies the certificate against the host name.
+resolving the name again (DNS rebinding: a name that answers a public address to the check
+and a private one to the connection), while TLS still verifies the certificate against the
+host name.
 """
 
 from __future__ import annotations
