@@ -78,8 +78,14 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     (
         "P9",
         "receipts: commit to webhook delivery under the P1 load",
-        "p99 <= 1 s; P1 with one subscription >= 0.9 of without (not built yet: issue #19)",
-        (),
+        "p99 <= 1 s; P1 with one subscription >= 0.9 of without",
+        ("P9.p99", "P9.throughput"),
+    ),
+    (
+        "P9a",
+        "P9 with the views and the dispatcher in a `project --follow` process beside the server",
+        "p99 <= 1 s; P1 with one subscription >= 0.9 of without (same setup)",
+        ("P9.apart_p99", "P9.apart_throughput"),
     ),
 ]
 
@@ -341,6 +347,18 @@ def markdown(
         "  third request of M1's mix because M1's figures and target are those of single",
         "  movements, which adding passages would change, while a passage is one write over a",
         "  whole pass with figures of its own.",
+        "- P9 runs P1b's ledger server and load four times per repeat, each phase on a new",
+        "  database: without a subscription, and with one officer's subscription to every",
+        '  receipt (`["*"]`, made before the warm-up) pointing at a receiver the benchmark',
+        "  runs on 127.0.0.1 (`LEDGER_WEBHOOK_ALLOWED_HOSTS=127.0.0.1` on all); then both again",
+        "  with `LEDGER_PROJECTIONS=off` beside a `customs-ledger project --follow` process that",
+        "  feeds the views and delivers (P9a: the second core at work). The receiver",
+        "  answers 204 at once and records each delivery's arrival; a receipt's lag is its",
+        "  arrival minus its `recorded_at`. After the load the benchmark waits (bounded) for",
+        "  the backlog to drain (`/healthz`, `/metrics`), then checks the subscription's outbox",
+        "  against what arrived and every signature (hmac, not the ledger's code). The lag",
+        "  percentiles' reference is P1's request latency at the same percentile in the",
+        "  phase without a subscription; the throughput's is that phase's throughput.",
         "- P6 builds the log through the chained recorder (`insert_events` in batches), so",
         "  `recorded_at` repeats within a batch, where a log written by single requests",
         "  changes it every three events; a log built one declaration per insert gave the",
@@ -355,7 +373,7 @@ def markdown(
 # The throughput figures each shown as a bar beside its reference, with its target.
 THROUGHPUT = re.compile(
     r"P1a\.declarations|P1b\.throughput|P1L\.throughput|M1\.throughput|M2\.throughput|P2\.import|P3\.replay|P6\.verify"
-    r"|P7\.p1(x\d+)?|P7\.p3"
+    r"|P7\.p1(x\d+)?|P7\.p3|P9\.throughput|P9\.apart_throughput"
 )
 # Latency percentiles: `<benchmark>.p50`, `.p90`, `.p99` (P1b, P4, P5, M1, P7.p1, ...).
 PERCENTILE = re.compile(r"(.+)\.p(50|90|99)")

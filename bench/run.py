@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, passages, report
+from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, p9, passages, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("M2", "gate-pass passages over HTTP, 16 connections", passages.http),
         # After P3: P7 replays P3's 100k store on PostgreSQL when P3 ran first (else builds one).
         Benchmark("P7", "the suite on PostgreSQL (P1 over HTTP, P3 replay)", p7.postgres_suite),
+        Benchmark("P9", "receipts: commit to webhook delivery under the P1 load", p9.receipts_lag),
     )
 }
 
@@ -84,7 +85,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 repeat, shorter phases")
     parser.add_argument("--only", metavar="P1,P6", help="comma-separated benchmarks to run")
     parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, quick 1)")
-    parser.add_argument("--load-seconds", type=float, help="P1b measured phase (default 10/5)")
+    parser.add_argument(
+        "--load-seconds",
+        type=float,
+        help="HTTP measured phase: P1b, P1L, M1, M2, P7, P9 (default 10/5)",
+    )
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "python"),
@@ -165,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_seconds=cfg.load_seconds,
         warmup_seconds=cfg.warmup_seconds,
         loadgen=loadgen.describe(loadgen.choose(cfg.loadgen), cfg.connections)
-        if any(b.name in ("P1b", "P1L", "M1", "M2", "P7") for b in chosen)
+        if any(b.name in ("P1b", "P1L", "M1", "M2", "P7", "P9") for b in chosen)
         else "",
         machine=machine(),
         results=results,
