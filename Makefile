@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export LEDGER_DATABASE_URL ?= sqlite:///./var/ledger.sqlite3
 
-.PHONY: run test lint unit bench soak venv clean lock audit
+.PHONY: run test lint unit bench soak venv clean lock audit messages
 
 # The environment installs exactly the locked versions, each checked against its hash
 # (requirements-dev.lock, written by `make lock` from pyproject.toml's bounds), then the
@@ -24,6 +24,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	@mkdir -m 700 -p var
 	$(BIN)/customs-ledger serve --host $(HOST) --port $(PORT)
+
+# The zh-CN catalog (api/i18n.py): every message the code writes for a person (found by
+# api/i18n_extract.py) into api/locale/messages.pot, then merged into the catalog, where a new
+# one waits with an empty translation (tests/unit/test_i18n.py fails until it is written).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
+	  --project customs-ledger -o api/locale/messages.pot domain ledger projections api
+	$(BIN)/pybabel update -i api/locale/messages.pot -d api/locale -l zh_CN \
+	  --no-fuzzy-matching --ignore-obsolete --omit-header
 
 # ruff; the layers (import-linter); types (mypy: strict on domain/ and ledger/, then the whole
 # package set); no function of complexity rank D or worse (radon) in domain/, ledger/, projections/.

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import i18n
 from api.http import doc, json_response
 from api.problems import TYPE_BASE, Problem, problem_response
 from domain.reference_outlook import ReferenceOutlook
@@ -296,6 +297,13 @@ class LogGauges(Collector):
 # -- the middleware ---------------------------------------------------------------------------
 
 
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 class ObservabilityMiddleware:
     """Pure ASGI, outermost: the request id (context and `X-Request-ID` header), the request
     metrics and one access log line per request. Outside the error middleware, so a 500 is
@@ -314,6 +322,8 @@ class ObservabilityMiddleware:
             return
         started = time.perf_counter()
         context = RequestContext(request_id_from(scope["headers"]))
+        # The language of what the answer says to a person (api/i18n.py): for this request.
+        i18n.set_language(i18n.negotiate(_header(scope["headers"], b"accept-language")))
         token = _request.set(context)
         echo = (b"x-request-id", context.request_id.encode("ascii"))
         status = 500  # when the app fails before it answers

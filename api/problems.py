@@ -9,6 +9,7 @@ import msgspec
 from fastapi import Request
 from fastapi.responses import Response
 
+from api import i18n
 from domain.errors import (
     Conflict,
     FieldError,
@@ -69,11 +70,23 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    """The problem+json answer, its `title`, `detail` and each `errors[].msg` in the
+    request's language (api/i18n.py); `type`, `rule` and `loc` as they are."""
+    language = i18n.language()
+    if language != "en":
+        problem = msgspec.structs.replace(
+            problem,
+            title=i18n.translate(problem.title, language),
+            detail=i18n.translate(problem.detail, language),
+            errors=[{**e, "msg": i18n.translate(e["msg"], language)} for e in problem.errors]
+            if problem.errors is not None
+            else None,
+        )
     return Response(
         _ENCODER.encode(problem),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers={**(headers or {}), "Content-Language": language, "Vary": "Accept-Language"},
     )
 
 

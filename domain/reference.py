@@ -41,6 +41,8 @@ class Zone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     kind: str
     customs_office: str
     permits: list[DatedPermit]
+    # The official Chinese name (what officers and clerks read; issue #20).
+    name_zh: str | None = None
 
     def permits_on(self, on: date) -> list[str]:
         return [p.permit for p in self.permits if p.in_force(on)]
@@ -65,11 +67,15 @@ def _permits(*names: str) -> list[DatedPermit]:
 
 # Office codes from a 2017 snapshot, marked [verify] in the domain brief: 9007, 9008, 9013,
 # 9005; the aviation base zone postdates it and uses 9000 (Xi'an district office) until
-# confirmed. Deployments correct them with LEDGER_ZONES_FILE, never in code.
+# confirmed. Deployments correct them with LEDGER_ZONES_FILE, never in code. The Chinese names
+# are the zones' names as the State Council's approvals and the zones' administrations use them
+# [verify: not checked against the approval documents in this repository; a zones file
+# corrects them].
 DEFAULT_ZONES: tuple[Zone, ...] = (
     Zone(
         code="XCBZ",
         name="Xi'an Comprehensive Bonded Zone",
+        name_zh="西安综合保税区",
         kind="comprehensive_bonded_zone",
         customs_office="9007",
         permits=_permits(*_BONDED_ZONE),
@@ -77,6 +83,7 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
     Zone(
         code="XHTZ",
         name="Xi'an High-tech Comprehensive Bonded Zone",
+        name_zh="西安高新综合保税区",
         kind="comprehensive_bonded_zone",
         customs_office="9008",
         permits=_permits(*_BONDED_ZONE),
@@ -84,6 +91,7 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
     Zone(
         code="XABZ",
         name="Xi'an Aviation Base Comprehensive Bonded Zone",
+        name_zh="西安航空基地综合保税区",
         kind="comprehensive_bonded_zone",
         customs_office="9000",
         permits=_permits(*_BONDED_ZONE),
@@ -91,6 +99,7 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
     Zone(
         code="XXLC",
         name="Shaanxi Xixian Bonded Logistics Center (type B)",
+        name_zh="陕西西咸保税物流中心（B型）",  # noqa: RUF001 - the name is written with full-width parentheses
         kind="bonded_logistics_center_b",
         customs_office="9013",
         permits=_permits("storage", "distribution", "bonded_ecommerce", "simple_processing"),
@@ -98,6 +107,7 @@ DEFAULT_ZONES: tuple[Zone, ...] = (
     Zone(
         code="XEPZ",
         name="Xi'an Export Processing Zone",
+        name_zh="西安出口加工区",
         kind="export_processing_zone",
         customs_office="9005",
         permits=_permits("processing", "simple_processing", "storage"),

@@ -24,6 +24,7 @@ class ZoneView(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     customs_office: str
     permits: list[str]
+    name_zh: str | None = None
 
 
 class EnterpriseView(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +111,7 @@ def zone_view(zone: Zone, on: datetime) -> ZoneView:
         kind=zone.kind,
         customs_office=zone.customs_office,
         permits=zone.permits_on(on.date()),
+        name_zh=zone.name_zh,
     )
 
 
