@@ -32,7 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 from api.auth import Actor, allow
 from api.http import ERROR_TEXT, RETRY_AFTER_HEADER, _ref, doc
 from api.problems import HttpProblem
-from api.routes.common import services
+from api.routes.common import services, views_caught_up
 from domain import receipts
 from domain.errors import Unavailable
 from domain.subscriptions import SUBSCRIBERS
@@ -218,6 +218,15 @@ class EventStream(Response):
         return not gone.is_set()
 
 
+def follows(follow: str | None, accept: str | None) -> bool:
+    """Whether the stream follows the log: as asked, else when the client accepts
+    `text/event-stream` by name (a plain GET - a script, a crawler, a test walking every
+    route - gets what there is and an end, never an answer without end)."""
+    if follow is not None:
+        return follow == "true"
+    return MEDIA_TYPE in (accept or "").lower()
+
+
 def scope_is_head(scope: Scope) -> bool:
     return bool(scope.get("ledger.head"))
 
@@ -306,12 +315,18 @@ async def stream(
         ),
     ] = None,
     follow: Annotated[
-        Literal["true", "false"],
-        Query(description="`false`: end once caught up (a finite read, for scripts)"),
-    ] = "true",
+        Literal["true", "false"] | None,
+        Query(
+            description="`true`: follow the log until the client leaves; `false`: end once"
+            " caught up (a finite read). Default: follow when the request accepts"
+            " `text/event-stream` (as EventSource and SSE clients send), else not"
+        ),
+    ] = None,
 ) -> Response:
     """Receipts as they happen (an enterprise: its own; officers and auditors: all), as
-    Server-Sent Events. Resume with `Last-Event-ID`: nothing missed, nothing twice."""
+    Server-Sent Events. Resume with `Last-Event-ID`: nothing missed, nothing twice. A client
+    that accepts `text/event-stream` (EventSource does) follows the log; another gets what
+    there is, unless `follow=true`."""
     patterns = receipts.checked_patterns(
         "query.types", [t.strip() for t in types.split(",") if t.strip()]
     )
@@ -321,19 +336,24 @@ async def stream(
     if start is None:
         head = await run_in_threadpool(svc.app.log.head)
         start = head.position if head else 0
+    following = follows(follow, request.headers.get("accept"))
+    if not following:
+        # A finite read answers what the log holds now, the caller's last write included
+        # (as every view read does: X-Ledger-Min-Position asks for a later position).
+        await views_caught_up(request)
+    enterprise = actor.enterprise if actor.role == "enterprise" else None
     slots = svc.streams
-    if not slots.take():
+    if not slots.take():  # nothing can fail between this and the answer giving it back
         raise Unavailable(
             f"this server already serves {settings.stream_max_clients} streams; try again",
             retry_after=5,
         )
-    enterprise = actor.enterprise if actor.role == "enterprise" else None
     chunks = events(
         svc.views,
         enterprise,
         patterns,
         start,
-        follow=follow == "true",
+        follow=following,
         heartbeat=settings.stream_heartbeat_seconds,
         stopping=getattr(request.app.state, "stopping", None),
     )

@@ -26,7 +26,8 @@ class Stream:
     """An SSE client: a thread reads the answer and parses its events into a queue."""
 
     def __init__(self, base: str, token: str, **params: Any) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+        # What an EventSource sends: the live stream, not a finite read.
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         if "last_event_id" in params:
             headers["Last-Event-ID"] = str(params.pop("last_event_id"))
         self.client = httpx.Client(base_url=base, timeout=httpx.Timeout(10.0, read=None))
@@ -234,6 +235,23 @@ def test_heartbeats_while_idle_and_a_bounded_number_of_streams(served):
         )
     )
     assert r.text.startswith("retry: 2000\n")
+
+
+def test_a_plain_get_reads_what_there_is_and_ends_an_event_stream_client_follows(served):
+    base, ledger = served
+    a = onboard(ledger)
+    admit(ledger, a, 1, "10")
+    # No `follow`, no `Accept: text/event-stream` (a script, a crawler): an end.
+    r = ledger.get("/v1/stream", a.token_name, params={"after": 0})
+    assert r.status_code == 200 and r.text.count("\nevent: ") == 3, r.text
+    # The same with the header EventSource sends: it follows (heartbeats, no end).
+    live = Stream(base, ledger.tokens[a.token_name], after=0)
+    try:
+        assert len(live.take(3)) == 3
+        wait_for(lambda: live.comments.count("heartbeat") >= 1, seconds=5)
+        assert live.events.empty() and live.thread.is_alive()
+    finally:
+        live.close()
 
 
 def test_bad_requests_are_refused_before_any_byte_is_streamed(served):
