@@ -78,7 +78,8 @@ def page(
             "SELECT position, type, body FROM view_receipt_log"
             f" WHERE enterprise = ? AND position > ?{where}"
             " UNION ALL SELECT position, type, body FROM view_receipt_log"
-            f" WHERE other_enterprise = ? AND position > ? AND enterprise <> ?{where}"
+            f" WHERE other_enterprise = ? AND position > ?"
+            f" AND (enterprise IS NULL OR enterprise <> ?){where}"
             " ORDER BY position LIMIT ?"
         )
         args = [enterprise, after, *params, enterprise, after, enterprise, *params, limit]
