@@ -31,6 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from api.auth import Actor, allow
 from api.http import ERROR_TEXT, RETRY_AFTER_HEADER, _ref, doc
+from api.params import Integer
 from api.problems import HttpProblem
 from api.routes.common import services, views_caught_up
 from domain import receipts
@@ -307,7 +308,7 @@ async def stream(
         ),
     ] = "*",
     after: Annotated[
-        int | None,
+        Integer | None,
         Query(
             ge=0,
             le=MAX_POSITION,
