@@ -12,7 +12,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api import cli_log, cli_privacy, cli_reference, cli_replay, cli_risk, cli_subscriptions
+from api import (
+    cli_import,
+    cli_log,
+    cli_privacy,
+    cli_reference,
+    cli_replay,
+    cli_risk,
+    cli_subscriptions,
+)
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -548,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_lot_limit, default=500, help="most lots in the answer (1-5000)"
     )
     cli_log.add_parsers(sub)  # export-events, import-events
+    cli_import.configure(sub)  # import FILE --kind K: a spreadsheet through POST /v1/imports
     cli_privacy.configure(
         sub.add_parser("privacy", help="buyers' personal data: erase-buyer ID --reason TEXT")
     )
@@ -588,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "risk": cli_risk.cmd_risk,
         "subscriptions": cli_subscriptions.cmd_subscriptions,
         "reference": cli_reference.cmd_reference,
+        "import": cli_import.cmd_import,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     missing = missing_schema(settings)

@@ -38,8 +38,11 @@ _CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "Unavailable": ((0,), ("detail",)),
     "Problem": ((), ("title", "detail")),
 }
-# A module-level tuple of templates written as such (api/i18n.py: others' messages).
+# A module-level tuple of templates written as such (api/i18n.py: others' messages), and a
+# table of `str.format` templates by name (domain/imports.py).
 _TEMPLATE_TUPLES = ("EXTERNAL_MESSAGES",)
+_TEMPLATE_TABLES = ("MESSAGES",)
+_CONVERSION = re.compile(r"\{([a-z_][a-z0-9_]*)(?:![rsa])?(?::[^{}]*)?\}")
 # Class attributes that are messages: an error class's `title`.
 _ATTRIBUTES = ("title",)
 _NAME = re.compile(r"[^a-z0-9_]+")
@@ -115,6 +118,18 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
             for element in node.value.elts:
                 if isinstance(element, ast.Constant) and isinstance(element.value, str):
                     yield element.lineno, element.value
+        elif (
+            isinstance(node, ast.Assign | ast.AnnAssign)
+            and isinstance(node.value, ast.Dict)
+            and any(
+                isinstance(t, ast.Name) and t.id in _TEMPLATE_TABLES
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            )
+        ):
+            for value in node.value.values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    # `{kind!r}` renders as the value's repr: the template names it `{kind}`.
+                    yield value.lineno, _CONVERSION.sub(r"{\1}", value.value)
         elif isinstance(node, ast.ClassDef):
             for statement in node.body:
                 if (

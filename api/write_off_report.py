@@ -10,13 +10,13 @@ Both take the items' descriptions (HS code, name, unit) from the caller: the vie
 item numbers, and the book that describes them is the read side's. Item and enterprise names
 are often Chinese, so the PDF sets each run of Chinese in reportlab's built-in CID font
 STSong-Light (Adobe-GB1: no font file to ship, and the text stays extractable; the reader
-supplies the glyphs) and the rest in Helvetica; the CSV starts with a byte order mark so that
-Excel reads it as UTF-8.
+supplies the glyphs) and the rest in Helvetica. The CSV and the XLSX are the same table
+(`sheet`), written by api/spreadsheets.py: the CSV after a byte order mark so that Excel reads
+it as UTF-8, the XLSX with number cells; text cells guarded against formula injection in both.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import re
@@ -40,6 +40,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
     TableStyle,
 )
 
+from api.spreadsheets import Sheet, guard, to_csv
 from domain.write_offs import (
     AssessedShortage,
     Certification,
@@ -70,10 +71,6 @@ CSV_HEADER = (
     "counted",
     "difference",
 )
-# What a spreadsheet takes for the start of a formula, and the blanks it skips before it
-# (the rule of api/routes/account_books.py `_cell`, kept here: api.routes is a layer above).
-_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
-_BLANKS = " \u00a0\u3000\u2007\u202f"
 _NO_ITEM: ItemInfo = ("", "", "")
 
 FONT = "STSong-Light"
@@ -86,13 +83,11 @@ _HEAD_FILL = colors.Color(0.9, 0.9, 0.9)
 _BEYOND_FILL = colors.Color(1.0, 0.88, 0.88)
 
 
-# -- CSV --------------------------------------------------------------------------------------
+# -- CSV and XLSX -----------------------------------------------------------------------------
 
-
-def cell(text: str) -> str:
-    """Text a spreadsheet would run as a formula starts with a quote (OWASP CSV injection)."""
-    first = text.lstrip(_BLANKS)[:1]
-    return "'" + text if first in _FORMULA_START or text[:1] in ("\t", "\r") else text
+# Text a spreadsheet would run as a formula starts with a quote (OWASP CSV injection): the one
+# guard of every file the API writes (api/spreadsheets.py).
+cell = guard
 
 
 def _num(d: Decimal | None) -> str:
@@ -118,19 +113,21 @@ def _figures(i: WriteOffItem) -> tuple[Decimal | None, ...]:
     )
 
 
+def sheet(view: WriteOffView, items: dict[int, ItemInfo]) -> Sheet:
+    """The write-off's rows (header `CSV_HEADER`), in the view's order; an item not counted
+    has `counted` and `difference` empty."""
+    rows = [
+        (i.item_no, *items.get(i.item_no, _NO_ITEM), i.goods_status, *_figures(i))
+        for i in view.items
+    ]
+    return Sheet("write-off", CSV_HEADER, rows)
+
+
 def render_csv(view: WriteOffView, items: dict[int, ItemInfo]) -> str:
     """The write-off's rows as RFC 4180 CSV (header `CSV_HEADER`), in the view's order: the
     decimals in plain notation, an item not counted with `counted` and `difference` empty,
     the text cells guarded against formula injection, after a UTF-8 byte order mark."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; quotes only where needed
-    writer.writerow(CSV_HEADER)
-    for i in view.items:
-        hs_code, name, unit = items.get(i.item_no, _NO_ITEM)
-        described = (cell(hs_code), cell(name), cell(unit))
-        writer.writerow((i.item_no, *described, i.goods_status, *map(_num, _figures(i))))
-    return out.getvalue()
+    return to_csv(sheet(view, items))
 
 
 # -- PDF --------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, p9, passages, report
+from bench import imports, loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, p9, passages, report
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -54,6 +54,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         # After P3: P7 replays P3's 100k store on PostgreSQL when P3 ran first (else builds one).
         Benchmark("P7", "the suite on PostgreSQL (P1 over HTTP, P3 replay)", p7.postgres_suite),
         Benchmark("P9", "receipts: commit to webhook delivery under the P1 load", p9.receipts_lag),
+        Benchmark("I1", "spreadsheet imports: 10,000 retail lists from XLSX", imports.import_rows),
     )
 }
 

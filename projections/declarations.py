@@ -47,10 +47,12 @@ DDL = (
     " occurred_at_utc TEXT NOT NULL, business_day TEXT NOT NULL,"
     " value_cny TEXT NOT NULL DEFAULT '0',"
     " position BIGINT NOT NULL, first_position BIGINT NOT NULL,"
-    " state TEXT NOT NULL, history TEXT NOT NULL)",
+    " state TEXT NOT NULL, history TEXT NOT NULL,"
+    " channel TEXT, released_at_utc TEXT)",
     "CREATE INDEX IF NOT EXISTS view_declarations_declarant ON view_declarations (declarant)",
     "CREATE INDEX IF NOT EXISTS view_declarations_first ON view_declarations (first_position)",
     "CREATE INDEX IF NOT EXISTS view_declarations_time ON view_declarations (occurred_at_utc)",
+    "CREATE INDEX IF NOT EXISTS view_declarations_released ON view_declarations (released_at_utc)",
 )
 TABLES: tuple[ViewTable, ...] = (ViewTable("view_declarations", ("id",)),)
 # Every event of a declaration after its submission: each moves the state and adds history.
@@ -80,7 +82,9 @@ class DeclarationsProjection:
     # Bump when its tables or rows change: the views are rebuilt (runner.py). 2: a `direct_in`
     # (9610) parcel has no account book, so `account_book` may be NULL.
     # 3: a released declaration's checklist (`ChecklistFiled`, its `checklist_no`).
-    version = 3
+    # 4: its risk channel and when it entered `released` as columns (`channel`,
+    # `released_at_utc`: GET /v1/stats/channels and /v1/stats/clearance-time select on them).
+    version = 4
     handles: tuple[type[DomainEvent], ...] = (DeclarationSubmitted, *LATER_EVENTS)
     tables = TABLES
 
@@ -165,17 +169,38 @@ class _DeclarationsFold:
                 continue
             state = _ENCODE.encode(row.state).decode()
             history = _ENCODE.encode(row.history).decode()
+            channel, released = row.state.channel, _released_text(row.state)
             if row.inserted is not None:
                 inserts.append(
-                    (*row.inserted, row.state.status, row.value_cny, row.position, state, history)
+                    (
+                        *row.inserted,
+                        row.state.status,
+                        row.value_cny,
+                        row.position,
+                        state,
+                        history,
+                        channel,
+                        released,
+                    )
                 )
             else:
-                updates.append((row.state.status, row.position, state, history, row.value_cny, did))
+                updates.append(
+                    (
+                        row.state.status,
+                        row.position,
+                        state,
+                        history,
+                        row.value_cny,
+                        channel,
+                        released,
+                        did,
+                    )
+                )
             row.inserted, row.changed = None, False
         writes.add(INSERT, inserts)
         writes.add(
             "UPDATE view_declarations SET status = ?, position = ?, state = ?, history = ?,"
-            " value_cny = ? WHERE id = ?",
+            " value_cny = ?, channel = ?, released_at_utc = ? WHERE id = ?",
             updates,
         )
         return writes
@@ -185,8 +210,14 @@ INSERT = (
     "INSERT INTO view_declarations (id, declaration_no, flow, trade_mode, declarant,"
     " destination_enterprise, zone, destination_zone, account_book, occurred_at, recorded_at,"
     " occurred_at_utc, business_day, first_position, status, value_cny, position, state,"
-    " history) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " history, channel, released_at_utc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def _released_text(state: Declaration) -> str | None:
+    """When the declaration entered `released` (the business time of the event that released
+    it, domain/declaration.py `released_at`), as `utc_text`; None while it never was."""
+    return None if state.released_at is None else utc_text(state.released_at)
 
 
 def _insert_columns(entry: LogEntry, state: Declaration) -> tuple[Any, ...]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +24,18 @@ from api.routes.common import (
     services,
     time_param,
     views_caught_up,
+)
+from api.spreadsheets import (
+    CHINA_TIME,
+    PAPER_HEADER,
+    Format,
+    Sheet,
+    bounded,
+    export_limit,
+    file_part,
+    file_response,
+    paper_cells,
+    with_files,
 )
 from domain.account_book import AccountBook, OpenAccountBook, RegisterItems
 from domain.errors import NotFound
@@ -118,9 +127,47 @@ async def get_account_book(
     return json_response(view, position=position)
 
 
+ENTRY_HEADER = (
+    "position",
+    "recorded_at" + CHINA_TIME,
+    "occurred_at" + CHINA_TIME,
+    "item_no",
+    "hs_code",
+    "name",
+    "unit",
+    "entry_kind",
+    "quantity",
+    "balance_after",
+    "lot_id",
+    "movement_id",
+    *PAPER_HEADER,
+)
+
+
+def _entry_sheet(book: AccountBook, rows: list[tuple[int, BookEntry]]) -> Sheet:
+    def row(e: BookEntry) -> tuple[Any, ...]:
+        item = book.items.get(e.item_no)
+        described = (item.hs_code, item.name, item.unit) if item else (None, None, None)
+        return (
+            e.position,
+            e.recorded_at,
+            e.occurred_at,
+            e.item_no,
+            *described,
+            e.entry_kind,
+            e.quantity,
+            e.balance_after,
+            e.lot_id,
+            e.movement_id,
+            *paper_cells(e.documents),
+        )
+
+    return Sheet("entries", ENTRY_HEADER, [row(e) for _, e in rows])
+
+
 @router.get(
     "/v1/account-books/{book_no}/entries",
-    **doc(ok=(200, EntryList), errors=(401, 404, 422), position=True),
+    **with_files(doc(ok=(200, EntryList), errors=(401, 404, 422), position=True)),
 )
 async def book_entries(
     request: Request,
@@ -130,23 +177,32 @@ async def book_entries(
     item_no: Annotated[Integer | None, Query(ge=1, le=2**31)] = None,
     since: Since = None,
     until: Until = None,
+    format: Format = "json",
 ) -> Response:
     """The book's entries in log order, one per lot an event moved, with the item's running
-    balance after each; `from`/`to` select on business time, half-open."""
-    await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
+    balance after each; `from`/`to` select on business time, half-open. `format=csv` or
+    `xlsx`: a file of the entries from `cursor` on (`limit` is the JSON page's), at most
+    10,000; `X-Next-Cursor` names where the next file starts when more remain."""
+    book = await run_in_threadpool(services(request).ledger.account_book, book_no, actor)
     position = await views_caught_up(request)
     start, end = time_param("from", since), time_param("to", until)
+    limit = page.limit if format == "json" else export_limit()
     rows = await run_in_threadpool(
         lambda: services(request).inventory.entries(
-            book_no, after=page.after, limit=page.limit, item_no=item_no, since=start, until=end
+            book_no, after=page.after, limit=limit, item_no=item_no, since=start, until=end
         )
     )
-    return json_response(page_body(rows, page.limit), position=position)
+    if format == "json":
+        return json_response(page_body(rows, page.limit), position=position)
+    kept, next_cursor = bounded(rows)
+    stem = f"{book_no}-entries-{file_part(start, 'start')}-{file_part(end, 'end')}"
+    sheet = _entry_sheet(book, kept)
+    return await file_response(format, [sheet], stem, position=position, next_cursor=next_cursor)
 
 
 @router.get(
     "/v1/account-books/{book_no}/statement",
-    **doc(ok=(200, StatementList), errors=(401, 404, 422), position=True),
+    **with_files(doc(ok=(200, StatementList), errors=(401, 404, 422), position=True)),
 )
 async def book_statement(
     request: Request,
@@ -155,12 +211,17 @@ async def book_statement(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
+    format: Format = "json",
 ) -> Response:
     """Per item: opening, receipts (receipt + transfer_in + production), issues (issue +
     transfer_out + consumption + destruction), signed adjustments and closing for the
-    business-time period `[from, to)`; `as_of` answers as the log stood then (record time)."""
-    _, lines, position, _ = await _statement(request, book_no, actor, since, until, as_of)
-    return json_response({"items": lines, "next_cursor": None}, position=position)
+    business-time period `[from, to)`; `as_of` answers as the log stood then (record time).
+    `format=csv` is `GET .../statement.csv`; `format=xlsx` the same table with number cells."""
+    book, lines, position, period = await _statement(request, book_no, actor, since, until, as_of)
+    if format == "json":
+        return json_response({"items": lines, "next_cursor": None}, position=position)
+    sheet = _statement_sheet(book, lines)
+    return await file_response(format, [sheet], _statement_stem(book_no, period), position=position)
 
 
 async def _statement(
@@ -189,13 +250,30 @@ async def _statement(
 CSV_HEADER = (
     "item_no", "hs_code", "name", "unit", "opening", "receipts", "issues", "adjustments", "closing"
 )  # fmt: skip
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def _statement_sheet(book: AccountBook, lines: list[StatementLine]) -> Sheet:
+    """The statement's table: each line with its item's registered HS code, name and unit."""
+
+    def row(line: StatementLine) -> tuple[Any, ...]:
+        item = book.items.get(line.item_no)
+        described = (item.hs_code, item.name, item.unit) if item else (None, None, None)
+        figures = (line.opening, line.receipts, line.issues, line.adjustments, line.closing)
+        return (line.item_no, *described, *figures)
+
+    return Sheet("statement", CSV_HEADER, [row(line) for line in lines])
+
+
+def _statement_stem(book_no: str, period: tuple[datetime | None, datetime | None]) -> str:
+    start, end = period
+    return f"{book_no}-statement-{file_part(start, 'start')}-{file_part(end, 'end')}"
 
 
 def _csv_doc() -> dict[str, Any]:
     kwargs = doc(errors=(401, 404, 422), position=True)
     kwargs["responses"][200] = {
-        "description": "The statement as CSV (RFC 4180, UTF-8, a header row, one row per item)",
+        "description": "The statement as CSV (RFC 4180, UTF-8 after a byte order mark, a header"
+        " row, one row per item)",
         "content": {"text/csv": {"schema": {"type": "string"}}},
         "headers": {
             **position_header(required=True),
@@ -209,27 +287,6 @@ def _csv_doc() -> dict[str, Any]:
     return kwargs
 
 
-def _file_part(moment: datetime | None, missing: str) -> str:
-    """An instant in a file name: its date, with the time when it is not midnight."""
-    if moment is None:
-        return missing
-    if (moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0):
-        return moment.date().isoformat()
-    return moment.strftime("%Y-%m-%dT%H%M%S%z")
-
-
-# What a spreadsheet reads as the start of a formula, also past leading blanks (Excel and
-# LibreOffice skip spaces and no-break spaces) and in full width (an IME's U+FF1D = sign, ...).
-_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
-_BLANKS = " \u00a0\u3000\u2007\u202f"
-
-
-def _cell(text: str) -> str:
-    """Text a spreadsheet would run as a formula starts with a quote (OWASP CSV injection)."""
-    first = text.lstrip(_BLANKS)[:1]
-    return "'" + text if first in _FORMULA_START or text[:1] in ("\t", "\r") else text
-
-
 @router.get("/v1/account-books/{book_no}/statement.csv", response_class=Response, **_csv_doc())
 async def book_statement_csv(
     request: Request,
@@ -240,23 +297,9 @@ async def book_statement_csv(
     as_of: AsOf = None,
 ) -> Response:
     """The statement of `GET .../statement` (same readers, period, `as_of` and figures) as a
-    CSV file: `item_no,hs_code,name,unit,opening,receipts,issues,adjustments,closing`, the
-    decimals in plain notation, for spreadsheets and reconciliation tools."""
-    book, lines, position, (start, end) = await _statement(
-        request, book_no, actor, since, until, as_of
-    )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; quotes only where needed
-    writer.writerow(CSV_HEADER)
-    for line in lines:
-        item = book.items.get(line.item_no)
-        described = (item.hs_code, _cell(item.name), item.unit) if item else ("", "", "")
-        figures = (line.opening, line.receipts, line.issues, line.adjustments, line.closing)
-        writer.writerow((line.item_no, *described, *(f"{d:f}" for d in figures)))
-    period = f"{_file_part(start, 'start')}-{_file_part(end, 'end')}"
-    name = re.sub(r"[^A-Za-z0-9._+-]", "_", f"{book_no}-statement-{period}.csv")
-    headers = {
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "X-Ledger-Position": str(position),
-    }
-    return Response(out.getvalue(), media_type=CSV_MEDIA_TYPE, headers=headers)
+    CSV file (UTF-8 after a byte order mark): `item_no,hs_code,name,unit,opening,receipts,
+    issues,adjustments,closing`, the decimals in plain notation, for spreadsheets and
+    reconciliation tools; text cells guarded against formula injection (api/spreadsheets.py)."""
+    book, lines, position, period = await _statement(request, book_no, actor, since, until, as_of)
+    sheet = _statement_sheet(book, lines)
+    return await file_response("csv", [sheet], _statement_stem(book_no, period), position=position)

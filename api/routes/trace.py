@@ -12,10 +12,20 @@ from api.auth import Reader
 from api.http import doc, json_response, position_header
 from api.params import Integer
 from api.routes.common import services, views_caught_up
+from api.spreadsheets import (
+    CHINA_TIME,
+    PAPER_HEADER,
+    Format,
+    Sheet,
+    file_response,
+    paper_cells,
+    with_files,
+)
 from domain.errors import NotFound
 from domain.scope import Scope
 from projections.epcis import MEDIA_TYPE, declaration_facts, encode, epcis_document
 from projections.trace import Trace
+from projections.trace.queries import TraceLot
 
 router = APIRouter(tags=["traceability"])
 Direction = Literal["both", "upstream", "downstream"]
@@ -30,7 +40,83 @@ Cursor = Annotated[
 ]
 
 
-@router.get("/v1/trace", **doc(ok=(200, Trace), errors=(401, 404, 422), position=True))
+LOT_COLUMNS = ("zone", "account_book", "item_no", "hs_code", "name", "unit", "goods_status")
+EVENT_HEADER = (
+    "position",
+    "occurred_at" + CHINA_TIME,
+    "recorded_at" + CHINA_TIME,
+    "type",
+    "lot_id",
+    *LOT_COLUMNS,
+    "quantity",
+    *PAPER_HEADER,
+    "movement_id",
+    "actor",
+    "actor_role",
+)
+LOT_HEADER = (
+    "lot_id",
+    *LOT_COLUMNS,
+    "quantity_in",
+    "on_hand",
+    "origin",
+    "movement_id",
+    "occurred_at" + CHINA_TIME,
+)
+EDGE_HEADER = ("from", "to", "kind", "quantity")
+
+
+def trace_sheets(found: Trace) -> list[Sheet]:
+    """The trace as tables: its events (one row per event, the time-ordered chain, each with
+    its lot's book, item and status: the CSV's one table), its lots and its edges."""
+    lots = {lot.lot_id: lot for lot in found.lots}
+
+    def described(lot: TraceLot | None) -> tuple[Any, ...]:
+        if lot is None:
+            return (None,) * len(LOT_COLUMNS)
+        return tuple(getattr(lot, column) for column in LOT_COLUMNS)
+
+    events = [
+        (
+            e.position,
+            e.occurred_at,
+            e.recorded_at,
+            e.type,
+            e.lot_id,
+            e.zone,
+            *described(lots.get(e.lot_id))[1:],
+            e.quantity,
+            *paper_cells(e.documents),
+            e.movement_id,
+            e.actor.name,
+            e.actor.role,
+        )
+        for e in found.events
+    ]
+    lot_rows = [
+        (
+            lot.lot_id,
+            *described(lot),
+            lot.quantity_in,
+            lot.on_hand,
+            lot.origin,
+            lot.movement_id,
+            lot.occurred_at,
+        )
+        for lot in found.lots
+    ]
+    edges = [(e.from_, e.to, e.kind, e.quantity) for e in found.edges]
+    return [
+        Sheet("events", EVENT_HEADER, events),
+        Sheet("lots", LOT_HEADER, lot_rows),
+        Sheet("edges", EDGE_HEADER, edges),
+    ]
+
+
+@router.get(
+    "/v1/trace",
+    **with_files(doc(ok=(200, Trace), errors=(401, 404, 422), position=True)),
+)
 async def trace(
     request: Request,
     actor: Reader,
@@ -38,13 +124,17 @@ async def trace(
     direction: Annotated[Direction, Query()] = "both",
     limit: Limit = 500,
     cursor: Cursor = None,
+    format: Format = "json",
 ) -> Response:
     """The lots a reference touched (a declaration id or number, a train or flight reference,
     a container, a gate note, a lot id, an e-commerce order number), the lots upstream and/or
     downstream of them through transfers and processing, the edges between them and the
     time-ordered chain of what happened to each. An enterprise sees only lots of its own
     books, an operator its zone's; `truncated` says the answer stopped at `limit` lots, and
-    when the reference itself matched more, `next_cursor` asks for the next ones."""
+    when the reference itself matched more, `next_cursor` asks for the next ones.
+    `format=csv`: the events, one row each with its lot's book, item and status; `format=xlsx`:
+    that sheet, the lots' and the edges'; the same lots as the JSON answer (`limit`, `cursor`),
+    its `next_cursor` in `X-Next-Cursor`."""
     position = await views_caught_up(request)
     scope, after = Scope.of(actor), int(cursor or 0)
     found = await run_in_threadpool(
@@ -54,7 +144,13 @@ async def trace(
     )
     if found is None:
         raise NotFound(f"no goods found for {ref!r}")
-    return json_response(found, position=position)
+    if format == "json":
+        return json_response(found, position=position)
+    sheets = trace_sheets(found)
+    stem = f"trace-{ref}-{direction}"
+    return await file_response(
+        format, sheets, stem, position=position, next_cursor=found.next_cursor
+    )
 
 
 def _epcis_doc() -> dict[str, Any]:

@@ -1,9 +1,12 @@
-"""The trace viewer: a page that draws `GET /v1/trace` in the browser; it holds no data itself.
+"""The browser pages: the trace viewer (draws `GET /v1/trace`) and the monitoring dashboard
+(draws `GET /v1/stats` and the routes beside it, docs/dashboard.md); they hold no data
+themselves.
 
-The page, its script modules and its style sheet are files of the `api` package
-(`api/static/`), served from here: nothing comes from a CDN, so the viewer works offline. They
-need no token (the page asks the API with the one the user enters); they stay out of
-/openapi.json like /docs, since they are not part of the API.
+The pages, their script modules and style sheets, and the chart library the dashboard draws
+with (Apache ECharts, vendored under `api/static/vendor/echarts/` with its licence), are files
+of the `api` package (`api/static/`), served from here: nothing comes from a CDN, so the pages
+work offline. They need no token (a page asks the API with the one the user enters); they stay
+out of /openapi.json like /docs, since they are not part of the API.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ HEADERS = {
 @cache
 def asset(name: str) -> bytes:
     """A file of `api/static/`, read once (it is part of the installed package)."""
-    return resources.files("api").joinpath("static", name).read_bytes()
+    return resources.files("api").joinpath("static", *name.split("/")).read_bytes()
 
 
 def _file(name: str, media_type: str) -> Response:
@@ -54,20 +57,33 @@ def trace_viewer() -> Response:
     return _file("trace.html", "text/html; charset=utf-8")
 
 
-# The viewer's files, by name: the only ones served (an allow-list, so no path is ever built
+@router.get("/ui/dashboard")
+def dashboard() -> Response:
+    """The monitoring dashboard; `?zone=`, `?from=`, `?to=` and `?group_by=` prefill its
+    filters (read by its script)."""
+    return _file("dashboard.html", "text/html; charset=utf-8")
+
+
+# The pages' files, by name: the only ones served (an allow-list, so no path is ever built
 # from the request).
 ASSETS = {
     "trace.js": "text/javascript; charset=utf-8",
     "chain.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",
     "trace.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard-labels.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "echarts.min.js": "text/javascript; charset=utf-8",
 }
+# Where a served name lies under `api/static/` when not at its top.
+PATHS = {"echarts.min.js": "vendor/echarts/echarts.min.js"}
 
 
 @router.get("/ui/static/{name}")
 def trace_viewer_asset(name: str) -> Response:
-    """The page's script modules and style sheet."""
+    """The pages' script modules and style sheets, and the chart library."""
     media_type = ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, "Not Found")
-    return _file(name, media_type)
+    return _file(PATHS.get(name, name), media_type)

@@ -25,7 +25,8 @@ from api.routes.common import (
     views_caught_up,
 )
 from api.services import Services
-from api.write_off_report import ItemInfo, render_csv, render_pdf
+from api.spreadsheets import XLSX_CONTENT, file_response
+from api.write_off_report import ItemInfo, render_pdf, sheet
 from domain import write_offs as wo
 from domain.errors import Conflict, NotFound
 from domain.events import Actor
@@ -143,8 +144,10 @@ def _report_doc() -> dict[str, Any]:
         {
             "text/csv": {"schema": {"type": "string"}},
             "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            **XLSX_CONTENT,
         }
     )
+    kwargs["responses"][200]["description"] = "OK: JSON, or with `format` a CSV, XLSX or PDF file"
     return kwargs
 
 
@@ -154,13 +157,13 @@ async def get_write_off(
     write_off_id: str,
     actor: Reader,
     as_of: AsOf = None,
-    format: Annotated[Literal["json", "csv", "pdf"], Query()] = "json",
+    format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json",
 ) -> Response:
     """A write-off (its book's readers): now, from the write side; `as_of` an instant, as it
     stood then (record time: before its certification, `submitted`; before its submission,
-    404). `format=csv` (UTF-8 with a byte order mark, one row per item and status) or
-    `format=pdf` (the write-off report, with the log position and head hash it was computed
-    at, for an auditor's replay)."""
+    404). `format=csv` (UTF-8 with a byte order mark, one row per item and status),
+    `format=xlsx` (the same table, number cells) or `format=pdf` (the write-off report, with
+    the log position and head hash it was computed at, for an auditor's replay)."""
     svc = services(request)
     moment = time_param("as_of", as_of)
     position = None
@@ -181,11 +184,9 @@ async def get_write_off(
         "_",
         f"{view.account_book}-write-off-{view.period.from_}-{view.period.to}",
     )
+    if format != "pdf":
+        return await file_response(format, [sheet(view, items)], name, position=position)
     headers = {"X-Ledger-Position": str(position)} if position is not None else {}
-    if format == "csv":
-        headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        body = render_csv(view, items)
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
     pdf = await run_in_threadpool(render_pdf, view, items)
     return Response(pdf, media_type="application/pdf", headers=headers)

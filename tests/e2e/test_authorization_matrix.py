@@ -19,6 +19,7 @@ of Y and X list, trace or count, none of the other tenant's identifiers appears.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -261,6 +262,36 @@ def check_stats(world: World, scope: Scope, body: Any) -> None:
     assert all(r["declarations"] or r["movements"] for r in body["items"]), body
 
 
+def check_clearance(world: World, scope: Scope, body: Any) -> None:
+    """Released, by zone: exactly the released declarations the caller may see."""
+    released = Counter(
+        d["zone"]
+        for d in admin_list(world, "/v1/declarations")
+        if scope.sees_declaration(d) and d["status"] == "released"
+    )
+    assert {r["key"]: r["released"] for r in body["items"]} == dict(released) and released
+
+
+def check_channels(world: World, scope: Scope, body: Any) -> None:
+    """By zone: every declaration the caller may see, whatever became of it, by channel."""
+    every = [d for d in admin_list(world, "/v1/declarations") if scope.sees_declaration(d)]
+    for channel in ("green", "yellow", "red"):
+        counted = Counter(d["zone"] for d in every if d["channel"] == channel)
+        assert {r["key"]: r[channel] for r in body["items"] if r[channel]} == dict(counted)
+    counted = Counter(d["zone"] for d in every)
+    assert {r["key"]: r["declarations"] for r in body["items"]} == dict(counted) and counted
+
+
+def check_stock(world: World, scope: Scope, body: Any) -> None:
+    """Only zones where the caller may see a book with goods on hand."""
+    zones = {
+        r["zone"]
+        for r in admin_list(world, "/v1/inventory")
+        if scope.sees_book(r["account_book"], r["zone"]) and float(r["on_hand"]) > 0
+    }
+    assert body["items"] and {r["zone"] for r in body["items"]} <= zones, body
+
+
 def check_quota(world: World, scope: Scope, body: Any) -> None:
     """A buyer the world never sold to: nothing used of 2026."""
     assert body == {"year": 2026, "limit": "26000.00", "used": "0.00", "remaining": "26000.00"}
@@ -331,6 +362,39 @@ def new_declaration(w: World, t: Tenant) -> list[Call]:
     return [Call("POST", "/v1/declarations", body=w.declaration(t), key=True, owner=t)]
 
 
+def import_upload(w: World, t: Tenant) -> dict[str, Any]:
+    """The JSON form of POST /v1/imports: a CSV of one declaration of `t` (as `w.declaration`
+    builds it, its columns read from the body by their paths), submitted for real."""
+    from domain.imports import KINDS
+
+    body = w.declaration(t)
+    columns = KINDS["declarations"].columns
+    cells = []
+    for c in columns:
+        node: Any = body["lines"][0] if c.line else body
+        for name in c.paths[0]:
+            node = node.get(name) if isinstance(node, dict) else None
+        cells.append("" if node is None else str(node))
+    text = ",".join(c.name for c in columns) + "\n" + ",".join(cells) + "\n"
+    return {"kind": "declarations", "file": base64.b64encode(text.encode()).decode()}
+
+
+def new_import(w: World, t: Tenant) -> list[Call]:
+    return [Call("POST", "/v1/imports", body=import_upload(w, t), owner=t)]
+
+
+IMPORTS: dict[str, str] = {}  # tenant label -> an import of its own
+
+
+def import_of(w: World, t: Tenant) -> list[Call]:
+    """A GET of an import `t` uploaded (made once per world and tenant, as a setup write)."""
+    if t.label not in IMPORTS or IMPORTS[t.label] not in t.secrets:
+        job = w.write(t.principal, "/v1/imports", import_upload(w, t))
+        t.learn(job)
+        IMPORTS[t.label] = job["id"]
+    return [Call("GET", f"/v1/imports/{IMPORTS[t.label]}", owner=t)]
+
+
 def declaration_on_other_book(w: World, own: Tenant, other: Tenant) -> list[Call]:
     """Its own declaration, on the other tenant's book in the other's zone: 422; and its
     transfers into the other tenant's book whose line does not fit there (an item kept in
@@ -388,6 +452,7 @@ SPECS: dict[str, Spec] = {
         lambda w, t: [Call("GET", "/ui/trace", {"ref": t.transport["reference"]})]
     ),
     "GET /ui/static/{name}": Spec(get("/ui/static/trace.js")),
+    "GET /ui/dashboard": Spec(get("/ui/dashboard")),
     "POST /v1/enterprises": Spec(
         lambda w, t: [
             Call("POST", "/v1/enterprises", body=enterprise_body(make_uscc(8_500_000 + w.next())))
@@ -580,6 +645,13 @@ SPECS: dict[str, Spec] = {
         fresh("document_review", "rejection", body={"reason": "no licence"}), "path"
     ),
     "GET /v1/stats": Spec(get("/v1/stats", group_by="flow"), "list", check=check_stats),
+    "GET /v1/stats/clearance-time": Spec(
+        get("/v1/stats/clearance-time", group_by="zone"), "list", check=check_clearance
+    ),
+    "GET /v1/stats/channels": Spec(
+        get("/v1/stats/channels", group_by="zone"), "list", check=check_channels
+    ),
+    "GET /v1/stats/stock": Spec(get("/v1/stats/stock"), "list", check=check_stock),
     "GET /v1/buyers/{buyer_id}/quota": Spec(
         get(f"/v1/buyers/{make_resident_id(41)}/quota", year=2026), check=check_quota
     ),
@@ -745,6 +817,9 @@ SPECS: dict[str, Spec] = {
     "GET /v1/audit/verify": Spec(get("/v1/audit/verify")),
     "GET /v1/audit/digest": Spec(get("/v1/audit/digest")),
     "POST /v1/audit/replay": Spec(lambda w, t: [Call("POST", "/v1/audit/replay", body={})]),
+    "POST /v1/imports": Spec(new_import),
+    "GET /v1/imports/{import_id}": Spec(import_of, "path"),
+    "GET /v1/imports/templates/{kind}.xlsx": Spec(get("/v1/imports/templates/retail_lists.xlsx")),
 }
 
 

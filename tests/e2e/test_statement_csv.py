@@ -81,7 +81,8 @@ def test_the_csv_carries_the_json_statement_quoted_and_named(ledger):
         f'attachment; filename="{t.book_no}-statement-{start}-{end}.csv"'
     )
     text = r.content.decode("utf-8")
-    assert text.startswith(HEADER + "\r\n")  # exactly this header, no byte-order mark
+    assert text.startswith("\ufeff" + HEADER + "\r\n")  # a byte order mark, then this header
+    text = text.removeprefix("\ufeff")
     assert '"Valves, ""brass"", 1/2 in"' in text  # RFC 4180 quoting by the csv module
     rows = list(csv.DictReader(io.StringIO(text)))
     as_json = ledger.get(base, "auditor", params=params).json()["items"]
@@ -118,14 +119,18 @@ def test_without_a_period_the_file_is_named_start_end_and_as_of_cuts_on_record_t
     r = ledger.get(path, t.token_name)
     assert r.status_code == 200, r.text
     assert r.headers["content-disposition"].endswith(f'"{t.book_no}-statement-start-end.csv"')
-    rows = {row["item_no"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    rows = {
+        row["item_no"]: row for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))
+    }
     assert (rows["1"]["receipts"], rows["1"]["adjustments"], rows["1"]["closing"]) == (
         "5",
         "-1",
         "4",
     )
     then = ledger.get(path, t.token_name, params={"as_of": before})
-    rows = {row["item_no"]: row for row in csv.DictReader(io.StringIO(then.text))}
+    rows = {
+        row["item_no"]: row for row in csv.DictReader(io.StringIO(then.content.decode("utf-8-sig")))
+    }
     assert (rows["1"]["adjustments"], rows["1"]["closing"]) == ("0", "5")
 
 
@@ -172,6 +177,7 @@ def test_a_formula_behind_blanks_or_in_full_width_is_quoted_too(ledger, name):
     r = ledger.post(f"/v1/account-books/{t.book_no}/items", "admin", items)
     assert r.status_code == 201, r.text
     params = {"from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
-    text = ledger.get(f"/v1/account-books/{t.book_no}/statement.csv", "auditor", params=params).text
+    r = ledger.get(f"/v1/account-books/{t.book_no}/statement.csv", "auditor", params=params)
+    text = r.content.decode("utf-8-sig")
     by_item = {row["item_no"]: row for row in csv.DictReader(io.StringIO(text))}
     assert by_item["9"]["name"] == "'" + name
