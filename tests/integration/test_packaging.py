@@ -45,8 +45,13 @@ def test_the_wheel_holds_exactly_domain_ledger_projections_and_api(tmp_path):
     }
     assert sources - set(names) == set()
     # The trace viewer's page, scripts and style sheet ship with `api` (package data).
-    static = {f"api/static/{p.name}" for p in (ROOT / "api" / "static").iterdir()}
-    assert "api/static/trace.html" in static and static <= set(names)
+    # The pages, their scripts and the vendored ECharts (with its licence); the zh-CN catalog.
+    static = {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "api" / "static").rglob("*") if p.is_file()
+    }
+    assert {"api/static/trace.html", "api/static/vendor/echarts/LICENSE"} <= static
+    assert static <= set(names), static - set(names)
+    assert "api/locale/zh_CN/LC_MESSAGES/messages.po" in names
     # The HS 2022 subheadings and the built-in tariff ship with `domain` (package data).
     assert {"domain/data/hs2022_subheadings.csv", "domain/data/tariff_2026.csv"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
