@@ -57,7 +57,7 @@ def check_order(cmd: SubmitDeclaration, lines: list[DeclaredLine], p: Problems) 
             p.add(
                 "$.currency",
                 f"a retail list is declared in CNY, not {cmd.currency}: its order amount is what"
-                " the CNY 5,000 and CNY 26,000 limits count (Caiguanshui [2016] No. 18)",
+                " the CNY 5,000 and CNY 26,000 limits count (Caiguanshui [2018] No. 49)",
                 rule="retail_currency_not_cny",
             )
         return

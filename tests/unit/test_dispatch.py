@@ -59,6 +59,25 @@ class FakeReceiver:
         return Connection()
 
 
+def outbox(tmp_path, url: str, positions: range) -> SQLiteViews:
+    """Views holding one officer's subscription to `url`, made at position 1, and its receipts
+    at `positions` in the outbox, with the dispatcher's tables."""
+    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    with views.transaction() as cur:
+        ReceiptsProjection().create_tables(cur)
+        cur.execute(
+            "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (SUB, "officer", None, url, '["*"]', "active", 1, 0, 0, 1),
+        )
+        for position in positions:
+            cur.execute(
+                "INSERT INTO view_outbox VALUES (?,?,?,?)",
+                (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
+            )
+    create_tables(views)
+    return views
+
+
 @given(st.integers(1, 60), st.floats(0, 0.999))
 def test_waits_double_from_the_base_to_the_cap_within_a_fifth(attempts, draw):
     schedule = Schedule(retry_base=5.0, retry_cap=3600.0)
@@ -186,20 +205,8 @@ def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_
     """Receipts 2..6 read in one batch; the receiver refuses 4: 2 and 3 are delivered (the
     cursor at 3), 4 is a failed first attempt with its backoff, 5 and 6 wait behind it; the
     next batch starts again at 4 (its second attempt) once its time comes."""
-    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    views = outbox(tmp_path, "http://127.0.0.1:9/", range(2, 7))
     try:
-        with views.transaction() as cur:
-            ReceiptsProjection().create_tables(cur)
-            cur.execute(
-                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (SUB, "officer", None, "http://127.0.0.1:9/", '["*"]', "active", 1, 0, 0, 1),
-            )
-            for position in range(2, 7):
-                cur.execute(
-                    "INSERT INTO view_outbox VALUES (?,?,?,?)",
-                    (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
-                )
-        create_tables(views)
         refuse = {4}
         receiver = FakeReceiver(lambda position: 503 if position in refuse else 204)
 
@@ -242,20 +249,8 @@ def test_a_batch_stops_at_the_first_failure_and_records_what_went_before_it(tmp_
 def test_a_redelivery_sends_again_with_the_next_attempt_numbers_and_moves_on(tmp_path):
     """Receipts 2..4 delivered; a redelivery from 3 sends 3 and 4 again (attempts 2), records
     them, and the cursor reaches 4 again - it never loops on the attempts already recorded."""
-    views = SQLiteViews(str(tmp_path / "views.sqlite3"))
+    views = outbox(tmp_path, "http://127.0.0.1:9/", range(2, 5))
     try:
-        with views.transaction() as cur:
-            ReceiptsProjection().create_tables(cur)
-            cur.execute(
-                "INSERT INTO view_subscriptions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (SUB, "officer", None, "http://127.0.0.1:9/", '["*"]', "active", 1, 0, 0, 1),
-            )
-            for position in range(2, 5):
-                cur.execute(
-                    "INSERT INTO view_outbox VALUES (?,?,?,?)",
-                    (SUB, position, "movement.gate_in", f'{{"position": {position}}}'),
-                )
-        create_tables(views)
         receiver = FakeReceiver()
 
         dispatcher = Dispatcher(
