@@ -34,6 +34,8 @@ _language: ContextVar[Language] = ContextVar("language", default=DEFAULT)
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 # Values that are messages themselves (translated too); any other value is data.
 _MESSAGE_VALUES = ("msg", "detail")
+# How deep a message quoting a message quoting ... is translated.
+_DEPTH = 3
 
 
 # Messages the ledger answers with but does not write itself: msgspec's for a body that does
@@ -142,28 +144,81 @@ def _compile(msgid: str, msgstr: str) -> _Template:
 class Catalog:
     exact: dict[str, str]
     templates: tuple[_Template, ...]
+    # The translations as patterns (placeholders match any text): what an answer in this
+    # language may read, for `untranslated_in_answer`.
+    written: tuple[_Template, ...] = ()
+    written_exact: frozenset[str] = frozenset()
+
+    def _match(self, text: str) -> tuple[_Template, re.Match[str]] | None:
+        """The template that claims `text`: the most literal one that matches."""
+        for t in self.templates:
+            m = t.pattern.match(text)
+            if m is not None:
+                return t, m
+        return None
 
     def translate(self, text: str, depth: int = 0) -> str:
         found = self.exact.get(text)
         if found is not None:
             return found
-        for t in self.templates:
-            m = t.pattern.match(text)
-            if m is None:
-                continue
-            values = {
-                name: (
-                    self.translate(value, depth + 1)
-                    if name in _MESSAGE_VALUES and depth < 3
-                    else value
-                )
-                for name, value in m.groupdict().items()
-            }
-            return t.translation.format(**values)
-        return text
+        claimed = self._match(text)
+        if claimed is None:
+            return text
+        t, m = claimed
+        values = {
+            name: (
+                self.translate(value, depth + 1)
+                if name in _MESSAGE_VALUES and depth < _DEPTH
+                else value
+            )
+            for name, value in m.groupdict().items()
+        }
+        return t.translation.format(**values)
 
     def knows(self, text: str) -> bool:
-        return text in self.exact or any(t.pattern.match(text) for t in self.templates)
+        return text in self.exact or self._match(text) is not None
+
+    def untranslated(self, text: str, depth: int = 0) -> list[str]:
+        """What of the English message `text` `translate` leaves in English: [] when an entry
+        or a template matches it and so does every message quoted in it (`{msg}`,
+        `{detail}`), recursively; else the messages (the whole or a quoted one) no template
+        matches. The other values of a template are data (codes, numbers, names) and count as
+        translated."""
+        if not text or text in self.exact:
+            return []
+        claimed = self._match(text)
+        if claimed is None:
+            return [text]
+        _, m = claimed
+        left: list[str] = []
+        for name, value in m.groupdict().items():
+            if name in _MESSAGE_VALUES:
+                left += self.untranslated(value, depth + 1) if depth < _DEPTH else [value]
+        return left
+
+    def untranslated_in_answer(self, answer: str, depth: int = 0) -> list[str]:
+        """What of `answer`, a message as the ledger wrote it in this language, no
+        translation wrote: [] when it is an entry's translation or reads as a template's (the
+        same placeholders, any values) whose quoted messages are translations too; else the
+        parts that are not (the English a message kept). For an answer whose English is not
+        at hand (the fuzz runs)."""
+        if not answer or answer in self.written_exact:
+            return []
+        first: list[str] | None = None
+        for t in self.written:
+            m = t.pattern.match(answer)
+            if m is None:
+                continue
+            left: list[str] = []
+            for name, value in m.groupdict().items():
+                if name in _MESSAGE_VALUES:
+                    left += (
+                        self.untranslated_in_answer(value, depth + 1) if depth < _DEPTH else [value]
+                    )
+            if not left:
+                return []
+            first = left if first is None else first
+        return first if first is not None else [answer]
 
 
 def _load(language: Language) -> Catalog:
@@ -186,7 +241,10 @@ def _load(language: Language) -> Catalog:
                 "}}", "}"
             )
     templates.sort(key=lambda t: -t.literal)
-    return Catalog(exact, tuple(templates))
+    written = sorted(
+        (_compile(t.translation, t.msgid) for t in templates), key=lambda t: -t.literal
+    )
+    return Catalog(exact, tuple(templates), tuple(written), frozenset(exact.values()))
 
 
 @cache
@@ -200,3 +258,24 @@ def translate(text: str, to: Language | None = None) -> str:
     if target == "en" or not text:
         return text
     return catalog(target).translate(text)
+
+
+def untranslated(text: str, to: Language = "zh-CN") -> list[str]:
+    """What of the English message `text` stays English in `to` (`Catalog.untranslated`):
+    [] when it is translated whole."""
+    if to == "en":
+        return []
+    return catalog(to).untranslated(text)
+
+
+def fully_translated(text: str, to: Language = "zh-CN") -> bool:
+    """Whether `translate(text, to)` leaves no English but the message's values."""
+    return not untranslated(text, to)
+
+
+def untranslated_in_answer(answer: str, language: Language = "zh-CN") -> list[str]:
+    """What of a message answered in `language` no translation wrote
+    (`Catalog.untranslated_in_answer`): [] when all of it did."""
+    if language == "en":
+        return []
+    return catalog(language).untranslated_in_answer(answer)

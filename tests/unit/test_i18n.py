@@ -1,6 +1,7 @@
 """Languages (api/i18n.py, issue #20): which language a request gets, that every message the
-code writes for a person has its zh-CN translation with the same placeholders, and that a
-message is translated by its template whatever its values."""
+code writes for a person has its zh-CN translation with the same placeholders, that a
+message is translated by its template whatever its values, and what `untranslated` tells
+apart."""
 
 from __future__ import annotations
 
@@ -115,3 +116,54 @@ def test_a_message_quoting_another_is_translated_through():
         pytest.skip("the catalog has no translation of pydantic's 'Field required' yet")
     quoted = i18n.translate(f"query.types: {inner}", "zh-CN")
     assert quoted.startswith("query.types") and catalog.exact[inner] in quoted
+
+
+def test_untranslated_names_what_stays_english():
+    assert i18n.untranslated("Field required") == []
+    assert i18n.fully_translated("query.types: Field required")
+    assert i18n.untranslated("query.types: no template says this zzz") == [
+        "no template says this zzz"
+    ]
+    assert i18n.untranslated("no template says this zzz") == ["no template says this zzz"]
+    assert i18n.untranslated("no template says this zzz", "en") == []
+    # A value that is data (a lot, an item number) is not a message: translated around it.
+    assert i18n.fully_translated("no open lot L-1 of item 3 in this book")
+
+
+def test_an_answer_in_chinese_is_told_from_one_that_kept_english():
+    zh = i18n.translate("query.types: Field required", "zh-CN")
+    assert zh != "query.types: Field required" and i18n.untranslated_in_answer(zh) == []
+    kept = i18n.translate("query.types: no template says this zzz", "zh-CN")
+    assert i18n.untranslated_in_answer(kept) == ["no template says this zzz"]
+    assert i18n.untranslated_in_answer("no template says this zzz") == ["no template says this zzz"]
+    assert i18n.untranslated_in_answer("anything", "en") == []
+
+
+INNER = ["Field required", "Invalid UUID", "Not Found"]
+
+
+@given(data=st.data())
+def test_any_message_of_the_catalog_is_translated_whole_and_its_answer_reads_so(data):
+    """Whatever the values, a message made from a template (its quoted messages ones the
+    catalog has) is fully translated, and its translation reads as one; a quoted message
+    no template has is named by both."""
+    catalog = i18n.catalog("zh-CN")
+    t = data.draw(st.sampled_from(catalog.templates))
+    quoted = {"msg", "detail"} & set(t.names)
+    unknown = bool(quoted) and data.draw(st.booleans(), label="an unknown quoted message")
+    values = {
+        name: ("zzz no such message" if unknown else data.draw(st.sampled_from(INNER)))
+        if name in quoted
+        else data.draw(VALUES, label=name)
+        for name in t.names
+    }
+    text = t.msgid.replace("{{", "\x00").replace("}}", "\x01")
+    text = PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    text = text.replace("\x00", "{").replace("\x01", "}")
+    answer = i18n.translate(text, "zh-CN")
+    if unknown:
+        assert "zzz no such message" in i18n.untranslated(text)
+        assert "zzz no such message" in i18n.untranslated_in_answer(answer)
+    else:
+        assert i18n.untranslated(text) == []
+        assert i18n.untranslated_in_answer(answer) == []
