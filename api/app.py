@@ -58,13 +58,12 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
         {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", "invalid"))}
         for e in exc.errors()
     ]
-    detail = f"{errors[0]['loc']}: {errors[0]['msg']}" if errors else "invalid request"
     return problem_response(
         Problem(
             type=TYPE_BASE + "validation",
             title="Invalid content",
             status=422,
-            detail=detail,
+            detail=f"{errors[0]['loc']}: {errors[0]['msg']}" if errors else "invalid request",
             errors=errors,
         )
     )

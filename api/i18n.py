@@ -39,8 +39,9 @@ _DEPTH = 3
 
 
 # Messages the ledger answers with but does not write itself: msgspec's for a body that does
-# not decode (api/problems.py `field_error`) and pydantic's for a query parameter or header
-# FastAPI refuses, as templates (the extraction takes them from here).
+# not decode (api/problems.py `field_error`), pydantic's for a query parameter or header
+# FastAPI refuses, Starlette's for a path or method it has no route for, python-stdnum's for
+# a code whose check digit fails, as templates (the extraction takes them from here).
 EXTERNAL_MESSAGES = (
     "Expected `{expected}`, got `{got}`",
     "Object missing required field `{field}`",
@@ -75,6 +76,11 @@ EXTERNAL_MESSAGES = (
     "Not Found",
     "Method Not Allowed",
     "{loc}: {msg}",
+    # python-stdnum's, quoted by domain/values.py (`not a valid USCC: {msg}`)
+    "The number has an invalid format.",
+    "The number's checksum or check digit is invalid.",
+    "The number has an invalid length.",
+    "One of the parts of the number are invalid or unknown.",
 )
 
 

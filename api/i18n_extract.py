@@ -10,6 +10,14 @@ method reads those calls' message arguments, string literals and f-strings, and 
 a template: an f-string's `{expression}` becomes a named placeholder (`{places}`,
 `{pattern}`), which the translation keeps. At run time api/i18n.py matches a message against
 the templates (placeholders match any text) and writes the translation with the same values.
+
+A message argument may also choose between whole messages (`"a" if x else f"b {n}"`: both are
+read), name a module-level constant (`UNKNOWN_DESTINATION`) or an entry of a module-level
+table of messages (`BONDED_ONLY[kind]`): the constant or every value of the table is read.
+A dict named `MESSAGES` or `..._MESSAGES` holds `str.format` templates (`TABLE[key].format(
+status=...)`), read as they are. `unread` lists the message arguments the extraction cannot
+read (a message built by concatenation or in a variable): tests/unit/test_i18n.py fails on
+one that is not a known pass-through.
 """
 
 from __future__ import annotations
@@ -37,11 +45,19 @@ _CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "ConcurrencyConflict": ((0,), ("detail",)),
     "Unavailable": ((0,), ("detail",)),
     "Problem": ((), ("title", "detail")),
+    "KindRules": ((1,), ("refusal",)),  # who records a movement kind, and the 403 for others
+    "Target": ((0,), ("problem",)),  # api/webhooks.py: why a URL is refused (422 at `$.url`)
+    "DigestError": ((0,), ()),  # ledger/audit.py: a digest that does not parse
+    "ReplayBusy": ((0,), ()),
+    "ReplayFailed": ((0,), ()),
+    "StoreBusy": ((0,), ()),  # ledger/store: quoted by a 503 (`the ledger is busy ({detail})`)
+    "StoreUnavailable": ((0,), ()),  # api/observability.py: /healthz's 503
+    "_unhealthy": ((1,), ("detail",)),  # api/observability.py: /healthz's 503
 }
 # A module-level tuple of templates written as such (api/i18n.py: others' messages), and a
-# table of `str.format` templates by name (domain/imports.py).
+# table of `str.format` templates by name (domain/imports.py `MESSAGES`, any `..._MESSAGES`).
 _TEMPLATE_TUPLES = ("EXTERNAL_MESSAGES",)
-_TEMPLATE_TABLES = ("MESSAGES",)
+_TEMPLATE_TABLE = "MESSAGES"
 _CONVERSION = re.compile(r"\{([a-z_][a-z0-9_]*)(?:![rsa])?(?::[^{}]*)?\}")
 # Class attributes that are messages: an error class's `title`.
 _ATTRIBUTES = ("title",)
@@ -58,7 +74,14 @@ def _called(node: ast.Call) -> str | None:
 
 
 def _placeholder(expr: ast.expr) -> str:
-    """A placeholder's name for an f-string expression: its last name, lower case."""
+    """A placeholder's name for an f-string expression: its last name, lower case; the key of
+    a subscript by a string (`errors[0]['loc']` is `{loc}`)."""
+    if (
+        isinstance(expr, ast.Subscript)
+        and isinstance(expr.slice, ast.Constant)
+        and isinstance(expr.slice.value, str)
+    ):
+        return _NAME.sub("_", expr.slice.value.lower()).strip("_") or "value"
     while isinstance(expr, ast.Subscript | ast.Call | ast.Starred):
         expr = expr.value if isinstance(expr, ast.Subscript | ast.Starred) else expr.func
     if isinstance(expr, ast.Attribute):
@@ -93,21 +116,78 @@ def _worth(text: str) -> bool:
     return bool(re.search(r"[A-Za-z]{2}", re.sub(r"\{[^{}]*\}", "", text)))
 
 
+def _is_table(name: str) -> bool:
+    return name == _TEMPLATE_TABLE or name.endswith("_" + _TEMPLATE_TABLE)
+
+
+def _constants(tree: ast.Module) -> dict[str, ast.expr]:
+    """The module's top-level `NAME = value` assignments (the last one of a name)."""
+    found: dict[str, ast.expr] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target: ast.expr = statement.targets[0]
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target = statement.target
+        else:
+            continue
+        if isinstance(target, ast.Name) and statement.value is not None:
+            found[target.id] = statement.value
+    return found
+
+
+def _read(expr: ast.expr, constants: dict[str, ast.expr], depth: int = 0) -> list[str] | None:
+    """The templates a message argument can be: a literal or an f-string; either branch of a
+    conditional; a module-level constant; any value of a module-level table it indexes; none
+    of its own for a `..._MESSAGES` table's `.format` (the table is read). None when the
+    extraction cannot read it."""
+    found = template(expr)
+    if found is not None:
+        return [found] if _worth(found) else []
+    if isinstance(expr, ast.Constant) and expr.value is None:
+        return []  # no message (`Target(None)`: nothing wrong)
+    if depth > 3:
+        return None
+    if isinstance(expr, ast.IfExp):
+        body, orelse = _read(expr.body, constants, depth + 1), _read(expr.orelse, constants, depth)
+        return None if body is None or orelse is None else body + orelse
+    if isinstance(expr, ast.Name) and expr.id in constants:
+        return _read(constants[expr.id], constants, depth + 1)
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+        table = constants.get(expr.value.id)
+        if isinstance(table, ast.Dict) and not _is_table(expr.value.id):
+            read = [_read(v, constants, depth + 1) for v in table.values]
+            return None if any(r is None for r in read) else [t for r in read for t in r or []]
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "format"
+        and isinstance(expr.func.value, ast.Subscript)
+        and isinstance(expr.func.value.value, ast.Name)
+        and _is_table(expr.func.value.value.id)
+    ):
+        return []
+    return None
+
+
+def _arguments(node: ast.Call) -> list[ast.expr]:
+    """A recognised call's message arguments."""
+    spec = _CALLS.get(_called(node) or "")
+    if spec is None:
+        return []
+    positions, keywords = spec
+    args = [node.args[i] for i in positions if i < len(node.args)]
+    return args + [k.value for k in node.keywords if k.arg in keywords]
+
+
 def messages(source: str) -> Iterator[tuple[int, str]]:
     """(line, template) of every message in a module's source."""
     tree = ast.parse(source)
+    constants = _constants(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            spec = _CALLS.get(_called(node) or "")
-            if spec is None:
-                continue
-            positions, keywords = spec
-            args = [node.args[i] for i in positions if i < len(node.args)]
-            args += [k.value for k in node.keywords if k.arg in keywords]
-            for arg in args:
-                found = template(arg)
-                if found is not None and _worth(found):
-                    yield arg.lineno, found
+            for arg in _arguments(node):
+                for text in _read(arg, constants) or []:
+                    yield arg.lineno, text
         elif (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
@@ -122,7 +202,7 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
             isinstance(node, ast.Assign | ast.AnnAssign)
             and isinstance(node.value, ast.Dict)
             and any(
-                isinstance(t, ast.Name) and t.id in _TEMPLATE_TABLES
+                isinstance(t, ast.Name) and _is_table(t.id)
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
             )
         ):
@@ -141,6 +221,19 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
                     found = template(statement.value)
                     if found is not None and _worth(found):
                         yield statement.lineno, found
+
+
+def unread(source: str) -> Iterator[tuple[int, str, str]]:
+    """(line, call, argument) of every message argument of a recognised call that `messages`
+    cannot read: a message built by concatenation, in a variable, by a function - or a value
+    passed through (`FieldError(loc, msg)` inside the class itself)."""
+    tree = ast.parse(source)
+    constants = _constants(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for arg in _arguments(node):
+                if _read(arg, constants) is None:
+                    yield arg.lineno, _called(node) or "", ast.unparse(arg)
 
 
 def extract_messages(

@@ -32,14 +32,11 @@ class HeaderLimits:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, count: int, size: int) -> None:
-    detail = (
-        f"{count} headers of {size} bytes: at most {MAX_HEADERS} headers and "
-        f"{MAX_HEADER_BYTES} bytes"
-    )
     problem = Problem(
         type=TYPE_BASE + "headers-too-large",
         title="Request header fields too large",
         status=431,
-        detail=detail,
+        detail=f"{count} headers of {size} bytes: at most {MAX_HEADERS} headers and "
+        f"{MAX_HEADER_BYTES} bytes",
     )
     await problem_response(problem, {"Connection": "close"})(scope, receive, send)

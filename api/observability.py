@@ -219,11 +219,11 @@ def _reason(e: Exception) -> str:
 
 def read_log_state(svc: Any) -> LogState:
     """The log head, the views' position and their lag: two or three indexed reads."""
-    unavailable = f"the event store ({svc.database.kind}) did not answer"
+    kind = svc.database.kind
     try:
         head = svc.app.log.head()
     except Exception as e:
-        raise StoreUnavailable(f"{unavailable}: {_reason(e)}") from e
+        raise StoreUnavailable(f"the event store ({kind}) did not answer: {_reason(e)}") from e
     try:
         position = svc.runner.reached()
     except Exception as e:
@@ -231,7 +231,7 @@ def read_log_state(svc: Any) -> LogState:
     try:  # reads the recorded time of the views' last event from the log
         lag = svc.runner.lag_seconds(head.position, head.recorded_at, position) if head else 0.0
     except Exception as e:
-        raise StoreUnavailable(f"{unavailable}: {_reason(e)}") from e
+        raise StoreUnavailable(f"the event store ({kind}) did not answer: {_reason(e)}") from e
     log_position = head.position if head else 0
     return LogState(log_position, position, max(0, log_position - position), lag)
 
@@ -429,20 +429,18 @@ def health_doc() -> dict[str, Any]:
 
 def health(svc: Any) -> Response:
     # A store that does not answer first: the runner then fails too, but because of it.
-    trouble = None
     try:
         state = read_log_state(svc)
     except StoreUnavailable as e:
         log.warning("healthz: %s", e)
-        trouble = ("unavailable", str(e))
-    if trouble is None and svc.alarm is not None:
-        trouble = ("tampered", f"the log failed verification; writes are refused: {svc.alarm}")
-    elif trouble is None and svc.runner.last_error is not None:
-        trouble = ("views-stopped", f"the read models stopped on an error: {svc.runner.last_error}")
-    if trouble is not None:
-        kind, detail = trouble
-        return problem_response(
-            Problem(type=TYPE_BASE + kind, title="Unavailable", status=503, detail=detail)
+        return _unhealthy("unavailable", str(e))
+    if svc.alarm is not None:
+        return _unhealthy(
+            "tampered", f"the log failed verification; writes are refused: {svc.alarm}"
+        )
+    if svc.runner.last_error is not None:
+        return _unhealthy(
+            "views-stopped", f"the read models stopped on an error: {svc.runner.last_error}"
         )
     return json_response(
         HealthView(
@@ -455,6 +453,13 @@ def health(svc: Any) -> Response:
             projection_error=svc.runner.last_error,
             reference=svc.reference.outlook(),
         )
+    )
+
+
+def _unhealthy(kind: str, detail: str) -> Response:
+    """503: what is wrong (`type`), and why (`detail`: a message of the calls above)."""
+    return problem_response(
+        Problem(type=TYPE_BASE + kind, title="Unavailable", status=503, detail=detail)
     )
 
 

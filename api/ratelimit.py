@@ -174,18 +174,20 @@ class RateLimit:
         await self.app(scope, receive, watch)
         self._after(address, token_id, status, current_actor() is not None)
 
-    def _admit(self, address: str, token_id: bytes | None, now: float) -> tuple[str, float] | None:
+    def _admit(
+        self, address: str, token_id: bytes | None, now: float
+    ) -> tuple[str, Buckets, float] | None:
+        """None, or who asked too often (`RATE_MESSAGES`), its buckets and the wait."""
         address_on, key_on, failures_on = self.on
         if address_on and (wait := self.addresses.take(address, now)):
-            return f"too many requests from this address ({_rate(self.addresses)})", wait
+            return "address", self.addresses, wait
         if token_id is None:
             return None
         if token_id in self.keys:
             if key_on and (wait := self.keys.take(token_id, now)):
-                return f"too many requests with this key ({_rate(self.keys)})", wait
+                return "key", self.keys, wait
         elif failures_on and (wait := self.failures.wait(address, now)):
-            detail = f"too many failed authentications from this address ({_rate(self.failures)})"
-            return detail, wait
+            return "failures", self.failures, wait
         return None
 
     def _after(self, address: str, token_id: bytes, status: int, accepted: bool) -> None:
@@ -197,19 +199,30 @@ class RateLimit:
             self.keys.take(token_id, now)
 
 
-def _rate(buckets: Buckets) -> str:
+# A 429's `detail`: who asked too often, and the limit - a rate below one a second is given a
+# minute. One whole message each, so that each has its translation (api/i18n.py).
+RATE_MESSAGES = {
+    "address/second": "too many requests from this address ({rate:g} a second, bursts of"
+    " {burst:g})",
+    "address/minute": "too many requests from this address ({rate:g} a minute, bursts of"
+    " {burst:g})",
+    "key/second": "too many requests with this key ({rate:g} a second, bursts of {burst:g})",
+    "key/minute": "too many requests with this key ({rate:g} a minute, bursts of {burst:g})",
+    "failures/second": "too many failed authentications from this address ({rate:g} a second,"
+    " bursts of {burst:g})",
+    "failures/minute": "too many failed authentications from this address ({rate:g} a minute,"
+    " bursts of {burst:g})",
+}
+
+
+def _too_many(who: str, buckets: Buckets, wait: float) -> Response:
     per_minute = buckets.rate * 60.0
-    if per_minute < 60.0:
-        return f"{per_minute:g} a minute, bursts of {buckets.capacity:g}"
-    return f"{buckets.rate:g} a second, bursts of {buckets.capacity:g}"
-
-
-def _too_many(detail: str, wait: float) -> Response:
+    per, rate = ("minute", per_minute) if per_minute < 60.0 else ("second", buckets.rate)
     problem = Problem(
         type=TYPE_BASE + "rate-limited",
         title="Too many requests",
         status=429,
-        detail=detail,
+        detail=RATE_MESSAGES[f"{who}/{per}"].format(rate=rate, burst=buckets.capacity),
     )
     return problem_response(problem, {"Retry-After": str(max(1, math.ceil(wait)))})
 

@@ -244,13 +244,15 @@ def check_consumption(
     missing = sorted(expected_items - set(inputs_by_item))
     extra = sorted(set(inputs_by_item) - expected_items)
     if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"does not consume item(s) {', '.join(map(str, missing))}")
-        if extra:
-            parts.append(f"consumes item(s) {', '.join(map(str, extra))} outside it")
+        unused, outside = ", ".join(map(str, missing)), ", ".join(map(str, extra))
         raise Conflict(
-            f"the processing {' and '.join(parts)} of BOM {bom.bom_ref}", rule="bom_mismatch"
+            f"the processing does not consume item(s) {unused} and consumes item(s) {outside}"
+            f" outside it of BOM {bom.bom_ref}"
+            if missing and extra
+            else f"the processing does not consume item(s) {unused} of BOM {bom.bom_ref}"
+            if missing
+            else f"the processing consumes item(s) {outside} outside it of BOM {bom.bom_ref}",
+            rule="bom_mismatch",
         )
     for entry in bom.inputs:
         consumed = inputs_by_item[entry.item_no]

@@ -122,17 +122,21 @@ class ChecklistView(msgspec.Struct, frozen=True, kw_only=True):
     destination_enterprise: str | None = None
 
 
-def require_open(number: str, status: ChecklistStatus, verb: str) -> None:
-    """Only an approved checklist's goods move (`verb`: pass the gate, or move in the zone);
-    a closed one has nothing left."""
+def require_open(number: str, status: ChecklistStatus, goods: Literal["pass", "move"]) -> None:
+    """Only an approved checklist's goods move (`goods`: they pass the gate, or move in the
+    zone); a closed one has nothing left."""
     if status == "closed":
         raise Conflict(
-            f"checklist {number} is closed: all it lists has {verb}ed",
+            f"checklist {number} is closed: all it lists has passed"
+            if goods == "pass"
+            else f"checklist {number} is closed: all it lists has moved",
             rule="exceeds_checklist_quantity",
         )
     if status != "approved":
         raise Conflict(
-            f"checklist {number} is {status}: only an approved one's goods {verb}",
+            f"checklist {number} is {status}: only an approved one's goods pass"
+            if goods == "pass"
+            else f"checklist {number} is {status}: only an approved one's goods move",
             rule="checklist_not_approved",
             current_status=status,
         )

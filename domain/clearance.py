@@ -207,10 +207,25 @@ class TransferRefused(DomainEvent, frozen=True, kw_only=True):
         return msgspec.structs.replace(state, version=self.originator_version, status="refused")
 
 
-def _require(state: Declaration, allowed: tuple[str, ...], action: str) -> None:
+# 409 to an officer's or the receiving enterprise's decision the declaration's status
+# (`{status}`, its code) does not take.
+CANNOT_MESSAGES = {
+    "inspection_result": "a declaration in {status} cannot be given an inspection result",
+    "release": "a declaration in {status} cannot be released",
+    "rejection": "a declaration in {status} cannot be rejected",
+    "acceptance": "a declaration in {status} cannot be accepted",
+    "refusal": "a declaration in {status} cannot be refused",
+}
+
+
+def _require(
+    state: Declaration,
+    allowed: tuple[str, ...],
+    action: Literal["inspection_result", "release", "rejection", "acceptance", "refusal"],
+) -> None:
     if state.status not in allowed:
         raise InvalidTransition(
-            f"a declaration in {state.status} cannot be {action}", current_status=state.status
+            CANNOT_MESSAGES[action].format(status=state.status), current_status=state.status
         )
 
 
@@ -223,7 +238,7 @@ def record_inspection(
 ) -> Declaration:
     state = d.state
     assert state is not None
-    _require(state, ("inspection",), "given an inspection result")
+    _require(state, ("inspection",), "inspection_result")
     findings = cmd.findings.strip()
     if cmd.result == "nonconform" and not findings:
         raise ValidationFailed.at("$.findings", "a nonconforming result needs its findings")
@@ -246,7 +261,7 @@ def grant_release(
 ) -> Declaration:
     state = d.state
     assert state is not None
-    _require(state, ("document_review",), "released")
+    _require(state, ("document_review",), "release")
     d.record(ReleaseGranted, actor=actor, occurred_at=now, status=cleared(_outstanding(state)))
     return d.current
 
@@ -256,7 +271,7 @@ def reject(
 ) -> Declaration:
     state = d.state
     assert state is not None
-    _require(state, ("document_review", "inspection"), "rejected")
+    _require(state, ("document_review", "inspection"), "rejection")
     values.text("$.reason", cmd.reason)
     d.record(DeclarationRejected, actor=actor, occurred_at=now, reason=cmd.reason)
     return d.current
@@ -269,7 +284,7 @@ def accept_transfer(
     two books of one enterprise does from its submission (its channel, its duties)."""
     state = d.state
     assert state is not None
-    _require(state, ("awaiting_acceptance",), "accepted")
+    _require(state, ("awaiting_acceptance",), "acceptance")
     assert state.channel is not None  # assessed in the submission's own write
     status = status_after_channel(state.channel, _outstanding(state))
     d.record(TransferAccepted, actor=actor, occurred_at=now, status=status)
@@ -281,7 +296,7 @@ def refuse_transfer(
 ) -> Declaration:
     state = d.state
     assert state is not None
-    _require(state, ("awaiting_acceptance",), "refused")
+    _require(state, ("awaiting_acceptance",), "refusal")
     values.text("$.reason", cmd.reason)
     d.record(TransferRefused, actor=actor, occurred_at=now, reason=cmd.reason)
     return d.current

@@ -46,7 +46,7 @@ from domain.account_book import AccountBook, account_book_id, visible_book
 from domain.declaration import SHANGHAI, Declaration, DeclarationLine, Str255
 from domain.duties import DutyTables
 from domain.enter_first import named_checklist
-from domain.errors import Conflict, ValidationFailed
+from domain.errors import Conflict, FieldError, ValidationFailed
 from domain.events import Actor, DomainEvent, Pending
 from domain.exits import GoodsExited
 from domain.movements import (
@@ -126,7 +126,9 @@ def decide_permission(
     if cmd.permitted == state.collection_permitted:
         now_is = "permitted" if state.collection_permitted else "not_permitted"
         raise Conflict(
-            f"book {book_no} is {now_is.replace('_', ' ')} to collect then declare already",
+            f"book {book_no} is permitted to collect then declare already"
+            if state.collection_permitted
+            else f"book {book_no} is not permitted to collect then declare already",
             rule="invalid_transition",
             current_status=now_is,
         )
@@ -292,13 +294,20 @@ def check_lines(found: list[sc.Checklist], lines: list[DeclarationLine]) -> None
     for c in found:
         for listed in c.lines:
             passed[listed.item_no] += listed.passed
-    declared = {line.item_no: line.quantity for line in lines}
-    wrong = sorted(i for i in set(passed) | set(declared) if passed[i] != declared.get(i, 0))
-    if wrong:
-        said = ", ".join(
-            f"item {i}: {passed[i]} left, {declared.get(i, Decimal(0))} declared" for i in wrong
+    declared: dict[int, Decimal] = defaultdict(Decimal)
+    declared.update((line.item_no, line.quantity) for line in lines)
+    wrong = sorted(i for i in set(passed) | set(declared) if passed[i] != declared[i])
+    if wrong:  # one error per item that differs, each a whole message
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "$.lines",
+                    f"declare what left on the checklists: item {i}: {passed[i]} left,"
+                    f" {declared[i]} declared",
+                )
+                for i in wrong
+            ]
         )
-        raise ValidationFailed.at("$.lines", f"declare what left on the checklists: {said}")
 
 
 def assessment_day(found: list[sc.Checklist], tables: DutyTables) -> date:

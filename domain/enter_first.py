@@ -30,7 +30,7 @@ import msgspec
 
 from domain.declaration import Declaration, DeclarationLine
 from domain.documents import stream_of
-from domain.errors import Conflict, ValidationFailed
+from domain.errors import Conflict, FieldError, ValidationFailed
 from domain.events import DomainEvent, Pending
 from domain.exits import StockReserved
 from domain.movements import (
@@ -228,9 +228,17 @@ def check_naming(
     for body_line in lines:
         declared[body_line.item_no] += body_line.quantity
     wrong = sorted(i for i in set(passed) | set(declared) if passed[i] != declared[i])
-    if wrong:
-        said = ", ".join(f"item {i}: {passed[i]} passed, {declared[i]} declared" for i in wrong)
-        raise ValidationFailed.at("$.lines", f"declare what entered under {number}: {said}")
+    if wrong:  # one error per item that differs, each a whole message
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "$.lines",
+                    f"declare what entered under {number}: item {i}: {passed[i]} passed,"
+                    f" {declared[i]} declared",
+                )
+                for i in wrong
+            ]
+        )
 
 
 def declare_on_release(

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -121,7 +121,7 @@ def reserve(
         stocks,
         holder=d.id,
         book=d.facts.account_book or "",
-        who="the declaration",
+        holder_kind="declaration",
         actor=actor,
         occurred_at=occurred_at,
         status_before=status_before,
@@ -134,7 +134,7 @@ def reserve_needs(
     *,
     holder: UUID,
     book: str,
-    who: str,
+    holder_kind: Literal["declaration", "checklist"],
     actor: object,
     occurred_at: datetime,
     status_before: str | None = None,
@@ -156,8 +156,11 @@ def reserve_needs(
             )
         if quantity > available:
             raise Conflict(
-                f"item {item_no} has {available} {status} available in book {book}; "
-                f"{who} needs {quantity}",
+                f"item {item_no} has {available} {status} available in book {book}; the"
+                f" declaration needs {quantity}"
+                if holder_kind == "declaration"
+                else f"item {item_no} has {available} {status} available in book {book}; the"
+                f" checklist needs {quantity}",
                 rule="insufficient_stock",
                 current_status=status_before,
             )

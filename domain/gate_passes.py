@@ -339,8 +339,10 @@ def carried_checklist(
     direction = doc.direction
     if direction != CHECKLIST_DIRECTION[cmd.direction]:
         raise Conflict(
-            f"checklist {entry.checklist_no} is {'inbound' if direction == 'I' else 'outbound'}"
-            f"; a pass `{cmd.direction}` cannot carry it",
+            f"checklist {entry.checklist_no} is inbound; a pass `{cmd.direction}` cannot carry it"
+            if direction == "I"
+            else f"checklist {entry.checklist_no} is outbound; a pass `{cmd.direction}` cannot"
+            " carry it",
             rule="wrong_direction",
         )
     check_open(doc)

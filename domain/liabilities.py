@@ -275,7 +275,9 @@ def waive(pending: Pending[Liability], reason: str, actor: Actor, now: datetime)
         )
     if v.status != "unpaid" or v.paid > 0:
         raise InvalidTransition(
-            f"the liability is {v.status}" + (" and partly paid" if v.paid > 0 else ""),
+            f"the liability is {v.status} and partly paid"
+            if v.paid > 0
+            else f"the liability is {v.status}",
             current_status=v.status,
         )
     pending.record(

@@ -118,7 +118,7 @@ def decide_filing(
         stocks,
         holder=stream,
         book=book.book_no,
-        who="the checklist",
+        holder_kind="checklist",
         actor=actor,
         occurred_at=now,
     )

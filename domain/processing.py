@@ -232,9 +232,10 @@ def _draw(
     if balance is None or entry.goods_status not in (None, balance.goods_status):
         raise ValidationFailed.at(
             f"$.inputs[{n}].lot_id",
-            f"no open lot {entry.lot_id} of item {entry.item_no}"
-            + (f" with status {entry.goods_status}" if entry.goods_status else "")
-            + " in this book",
+            f"no open lot {entry.lot_id} of item {entry.item_no} with status"
+            f" {entry.goods_status} in this book"
+            if entry.goods_status
+            else f"no open lot {entry.lot_id} of item {entry.item_no} in this book",
         )
     enough = balance.quantity >= entry.quantity
     return balance.goods_status, {entry.lot_id: entry.quantity} if enough else None
@@ -271,9 +272,11 @@ def process(
             bonded_used[entry.item_no] = used + entry.quantity
         if taken is None or entry.quantity > available:
             raise Conflict(
-                f"item {entry.item_no} has {available} {status} available"
-                + (f" (lot {entry.lot_id} too little)" if entry.lot_id else "")
-                + f"; processing needs {entry.quantity}",
+                f"item {entry.item_no} has {available} {status} available (lot {entry.lot_id}"
+                f" too little); processing needs {entry.quantity}"
+                if entry.lot_id
+                else f"item {entry.item_no} has {available} {status} available; processing"
+                f" needs {entry.quantity}",
                 rule="insufficient_stock",
             )
         if under:

@@ -388,17 +388,17 @@ def publish(
     register = pending.state
     before = register.latest(effective_from) if register is not None else None
     if before is not None:
-        what = f"the {kind} of {month or effective_from}"
+        when = month or effective_from
         if before.digest == digest:
             raise Conflict(
-                f"{what} version {before.version} has these figures already",
+                f"the {kind} of {when} version {before.version} has these figures already",
                 rule="reference_unchanged",
             )
         if body.reason is None:
             raise ValidationFailed.at(
                 "$.reason",
-                f"{what} was published already (version {before.version}): a correction"
-                " needs a reason",
+                f"the {kind} of {when} was published already (version {before.version}): a"
+                " correction needs a reason",
             )
     version = before.version + 1 if before is not None else 1
     pending.record(

@@ -66,8 +66,9 @@ STAYS_IN_ZONE = ("in_zone_transfer", "processing", "destruction")
 FILED_BY_DECLARATION = ("first_line", "second_line", "transfer")
 # What each built kind says to a body that gives a declaration, and to non-bonded lines.
 FOLLOWS = {
-    "enter_first": "goods enter first",
-    "collected": "goods leave first, declared together after their collection period",
+    "enter_first": "goods enter first: the declaration follows and names it",
+    "collected": "goods leave first, declared together after their collection period: the"
+    " declaration follows and names it",
     "in_zone_transfer": "goods passing between books of one zone need no declaration",
     "processing": "processing in the zone needs no declaration",
     "destruction": "goods destroyed under customs supervision need no declaration",
@@ -353,18 +354,19 @@ def check_kind(cmd: FileChecklist) -> None:
     if cmd.kind not in BUILT_KINDS:
         raise ValidationFailed.at(
             "$.kind",
-            f"{cmd.kind} checklists are not accepted yet (only {' and '.join(BUILT_KINDS)})",
+            f"{cmd.kind} checklists are not accepted yet (only {', '.join(BUILT_KINDS)})",
         )
     p = Problems()
     direction = BUILT_KINDS[cmd.kind]
     if cmd.direction != direction:
         p.add(
             "$.direction",
-            f"a {cmd.kind} checklist is " + ("inbound (I)" if direction == "I" else "outbound (E)"),
+            f"a {cmd.kind} checklist is inbound (I)"
+            if direction == "I"
+            else f"a {cmd.kind} checklist is outbound (E)",
         )
     if cmd.declaration is not None:
-        follows = "" if cmd.kind in STAYS_IN_ZONE else ": the declaration follows and names it"
-        p.add("$.declaration", FOLLOWS[cmd.kind] + follows)
+        p.add("$.declaration", FOLLOWS[cmd.kind])
     transfer = cmd.kind == "in_zone_transfer"
     if transfer and cmd.destination_account_book is None:
         p.add("$.destination_account_book", "an in-zone transfer names the receiving book")
@@ -453,6 +455,19 @@ TRANSITIONS: dict[str, tuple[ChecklistStatus, ...]] = {
     "rejection": ("filed",),
     "withdrawal": ("filed", "approved"),
 }
+# 409 to a decision the checklist's status (`{status}`, its code) does not take; an approved
+# one says that goods have passed the gate under it.
+CANNOT_MESSAGES = {
+    "approval": "a {status} checklist cannot take an approval",
+    "rejection": "a {status} checklist cannot take a rejection",
+    "withdrawal": "a {status} checklist cannot take a withdrawal",
+    "approval_passed": "a {status} checklist cannot take an approval (goods have passed the"
+    " gate under it)",
+    "rejection_passed": "a {status} checklist cannot take a rejection (goods have passed the"
+    " gate under it)",
+    "withdrawal_passed": "a {status} checklist cannot take a withdrawal (goods have passed the"
+    " gate under it)",
+}
 
 
 def sees(scope: Scope, state: Checklist) -> bool:
@@ -482,14 +497,19 @@ def decide_on_checklist(
         raise Forbidden("only the enterprise that filed a checklist withdraws it")
     if action != "approval":
         if not cmd.reason:
-            raise ValidationFailed.at("$.reason", f"a {action} states its reason")
+            raise ValidationFailed.at(
+                "$.reason",
+                "a rejection states its reason"
+                if action == "rejection"
+                else "a withdrawal states its reason",
+            )
         values.text("$.reason", cmd.reason)
     if state.status not in allowed or (
         action == "withdrawal" and any(line.passed for line in state.lines)
     ):
+        passed = "_passed" if state.status == "approved" else ""
         raise Conflict(
-            f"a {state.status} checklist cannot take a {action}"
-            + (" (goods have passed the gate under it)" if state.status == "approved" else ""),
+            CANNOT_MESSAGES[action + passed].format(status=state.status),
             rule="invalid_transition",
             current_status=state.status,
         )

@@ -150,7 +150,12 @@ def check_transfer(d: Declaration, released: bool, gate_zone: str | None, side: 
         )
     zone = f.zone if side == "source" else f.destination_zone
     if gate_zone is not None and gate_zone != zone:
-        raise Conflict(f"this is the {side} gate of {zone}, not {gate_zone}", rule="zone_mismatch")
+        raise Conflict(
+            f"this is the source gate of {zone}, not {gate_zone}"
+            if side == "source"
+            else f"this is the destination gate of {zone}, not {gate_zone}",
+            rule="zone_mismatch",
+        )
 
 
 def receivable(d: Declaration, quantities: dict[int, Decimal]) -> None:

@@ -201,9 +201,9 @@ def _check(validate: Callable[[str], object], code: str) -> tuple[str, str | Non
 
 
 def _stdnum(loc: str, code: str, validate: Callable[[str], object], what: str) -> str:
-    canonical, error = _checked(validate, code)
-    if error is not None:
-        raise ValidationFailed.at(loc, f"not a valid {what}: {error}")
+    canonical, msg = _checked(validate, code)  # `msg`: python-stdnum's, translated too
+    if msg is not None:
+        raise ValidationFailed.at(loc, f"not a valid {what}: {msg}")
     if canonical != code:
         raise ValidationFailed.at(loc, f"write the {what} as {canonical}, without separators")
     return code
@@ -223,9 +223,9 @@ def container_no(loc: str, code: str) -> str:
         raise ValidationFailed.at(
             loc, "must not contain control, bidirectional or invisible characters"
         )
-    canonical, error = _checked(iso6346.validate, code)
-    if error is not None:
-        raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {error}")
+    canonical, msg = _checked(iso6346.validate, code)
+    if msg is not None:
+        raise ValidationFailed.at(loc, f"not a valid ISO 6346 container number: {msg}")
     return canonical
 
 
@@ -234,7 +234,8 @@ def resident_id(loc: str, code: str) -> str:
     try:
         return str(ric.validate(code))
     except StdnumError as e:
-        raise ValidationFailed.at(loc, f"not a valid resident identity number: {e}") from None
+        msg = str(e)
+        raise ValidationFailed.at(loc, f"not a valid resident identity number: {msg}") from None
 
 
 def book_no(loc: str, code: str) -> str:

@@ -354,9 +354,10 @@ def counted_items(
         if f.closing_book != 0 and k not in counts
     ]
     if missing:
+        not_counted = ", ".join(missing)
         p.add(
             "$.counts",
-            "every item the book holds at the period's end is counted; not: " + ", ".join(missing),
+            f"every item the book holds at the period's end is counted; not: {not_counted}",
         )
     p.raise_if_any()
     for key in counts:

@@ -292,8 +292,9 @@ def _back_off(lost: Group | bool, attempt: int) -> None:
 def _raise_unless_lost(failed: BaseException) -> None:
     """A failed group's error, unless it is a lost race the command decides again after."""
     if isinstance(failed, StoreBusy):
+        detail = str(failed)  # the store's message (StoreBusy's, translated too)
         raise Unavailable(
-            f"the ledger is busy ({failed}); nothing was written, send it again",
+            f"the ledger is busy ({detail}); nothing was written, send it again",
             retry_after=RETRY_AFTER_BUSY,
         ) from failed
     if not isinstance(failed, (IntegrityError, _Abandoned)):

@@ -84,13 +84,17 @@ def digest(log: ChainedLog) -> Digest | None:
     return Digest(head.sequence, head.hash.hex(), head.position, head.recorded_at)
 
 
+class DigestError(ValueError):
+    """A digest that is not `SEQUENCE:HEXHASH` (its message is what a person reads)."""
+
+
 def parse_digest(text: str) -> tuple[int, bytes]:
     """`SEQUENCE:HEXHASH` (as `digest` gives them) -> (sequence, hash bytes)."""
     sequence, sep, hexhash = text.strip().partition(":")
     if not sep or not sequence.isdigit() or int(sequence) < 1:
-        raise ValueError(f"a digest is SEQUENCE:HASH with a SEQUENCE of 1 or more, got {text!r}")
+        raise DigestError(f"a digest is SEQUENCE:HASH with a SEQUENCE of 1 or more, got {text!r}")
     if len(hexhash) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hexhash):
-        raise ValueError(f"a digest's HASH is 64 hex digits (SHA-256), got {hexhash!r}")
+        raise DigestError(f"a digest's HASH is 64 hex digits (SHA-256), got {hexhash!r}")
     return int(sequence), bytes.fromhex(hexhash)
 
 

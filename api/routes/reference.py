@@ -170,8 +170,12 @@ def _add_kind(kind: Kind) -> None:
         register = await run_in_threadpool(_register, request, kind)
         p = register.in_force(day, known_at)
         if p is None:
-            known = f" as known at {known_at.isoformat()}" if known_at else ""
-            raise NotFound(f"no {kind} table in force on {day}{known}")
+            as_known = known_at.isoformat() if known_at else None
+            raise NotFound(
+                f"no {kind} table in force on {day} as known at {as_known}"
+                if as_known
+                else f"no {kind} table in force on {day}"
+            )
         return json_response(table_view(p))
 
     async def all_versions(request: Request) -> Response:

@@ -1,7 +1,7 @@
 """Languages (api/i18n.py, issue #20): which language a request gets, that every message the
 code writes for a person has its zh-CN translation with the same placeholders, that a
-message is translated by its template whatever its values, and what `untranslated` tells
-apart."""
+message is translated by its template whatever its values, that the extraction reads every
+message argument (none built where it cannot see it), and what `untranslated` tells apart."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api import i18n
-from api.i18n_extract import messages
+from api.i18n_extract import messages, unread
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "api" / "locale" / "zh_CN" / "LC_MESSAGES" / "messages.po"
@@ -167,3 +167,51 @@ def test_any_message_of_the_catalog_is_translated_whole_and_its_answer_reads_so(
     else:
         assert i18n.untranslated(text) == []
         assert i18n.untranslated_in_answer(answer) == []
+
+
+# Message arguments of the recognised calls that the extraction cannot read, each passed
+# through from where it is read (or no message at all): (module, argument) -> where from.
+PASSED_THROUGH = {
+    ("domain/errors.py", "msg"): "ValidationFailed.at(loc, msg) to FieldError",
+    ("domain/values.py", "msg"): "Problems.add(loc, msg) to FieldError",
+    ("domain/movement_kinds.py", "spec.rules.refusal"): "KindRules(role, refusal), read there",
+    ("domain/subscriptions.py", "url_problem"): "api/webhooks.py Target(problem), read there",
+    ("ledger/application.py", "uow.seen"): "a write group's `add`: no message",
+    ("ledger/export.py", "_decode(number, raw)"): "a restore's `add`: no message",
+    ("api/app.py", "str(exc.detail)"): "Starlette's reason phrase (EXTERNAL_MESSAGES)",
+    ("api/http.py", "DECIMAL_GRAMMAR"): "domain/values.py's constant, read there",
+    ("api/observability.py", "detail"): "_unhealthy(kind, detail), read at its calls",
+    ("api/observability.py", "str(e)"): "StoreUnavailable's message, read where raised",
+    ("api/problems.py", "error.title"): "an error class's title, read there",
+    ("api/problems.py", "error.detail"): "an error's detail, read where raised",
+    ("api/problems.py", "msg"): "msgspec's message (EXTERNAL_MESSAGES)",
+    ("api/routes/audit.py", "str(e)"): "DigestError, ReplayBusy, ReplayFailed, read where raised",
+}
+# domain/imports.py `message(name, ...)`: its `MESSAGES` table, read there.
+IMPORT_MESSAGE = re.compile(r"^im\.message\(")
+
+
+def test_every_message_argument_is_one_the_extraction_reads():
+    """A message built by concatenation or in a variable never reaches the catalog and stays
+    English in zh-CN: write it whole at the call (choosing between whole messages with `if`),
+    as a module constant, or in a `..._MESSAGES` table; or say here where it comes from."""
+    found: set[tuple[str, str]] = set()
+    unknown = []
+    for package in ("domain", "ledger", "api"):  # projections refuse nothing (`add`: rows)
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = str(path.relative_to(ROOT))
+            for line, call, argument in unread(path.read_text(encoding="utf-8")):
+                if IMPORT_MESSAGE.match(argument) and module.startswith("api/"):
+                    continue
+                found.add((module, argument))
+                if (module, argument) not in PASSED_THROUGH:
+                    unknown.append(f"{module}:{line}: {call}(... {argument} ...)")
+    assert not unknown, "messages the extraction cannot read:\n" + "\n".join(unknown)
+    assert set(PASSED_THROUGH) <= found, f"no longer passed through: {set(PASSED_THROUGH) - found}"
+
+
+def test_no_template_glues_a_placeholder_to_a_word():
+    """`{verb}ed`, `{day}{known}`: a value carrying words into a sentence, which the
+    translation cannot write in Chinese. Choose between whole messages instead."""
+    glued = [t for t in _catalog() if re.search(r"[A-Za-z0-9_]\{|\}[A-Za-z0-9_]|\}\{", t)]
+    assert not glued, glued
