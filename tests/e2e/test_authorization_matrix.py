@@ -13,8 +13,10 @@ kind or query); each column a role. A cell says what a caller of that role gets:
   party as the caller itself.
 The principals: admin, enterprises A and B, operators of zones X and Y, officer, auditor, no
 token, and a revoked key (of a role the row allows: 401 wherever a token is needed). The world
-they call is tests/e2e/authz_world.py. Then the leak tests: whatever B, A, or the operators
-of Y and X list, trace or count, none of the other tenant's identifiers appears.
+they call is tests/e2e/authz_world.py. Every refusal is asked again in zh-CN: the same `type`,
+`rule` and `loc`, its texts the catalog's translation, none left in English (issue #20). Then
+the leak tests: whatever B, A, or the operators of Y and X list, trace or count, none of the
+other tenant's identifiers appears.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, get_args
 import msgspec
 import pytest
 
+from api import i18n
 from api.app import create_app
 from api.routes.movements import MovementBody
 from api.settings import Settings
@@ -841,8 +844,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[Wor
         yield seed(ledger)
 
 
-def send(world: World, call: Call, token: str | None) -> Any:
+def send(world: World, call: Call, token: str | None, language: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    if language is not None:
+        headers["Accept-Language"] = language
     if call.key:
         headers["Idempotency-Key"] = f"matrix-{uuid.uuid4()}"
     return world.ledger.client.request(
@@ -944,6 +949,32 @@ def plan(world: World, entry: Entry, principal: str) -> tuple[str | None, list[E
     return token, expectations
 
 
+def assert_the_same_refusal_in_chinese(
+    world: World, call: Call, token: str | None, english: Any, shown: str
+) -> None:
+    """The refused request asked again in zh-CN (issue #20, decision 0034): the same status,
+    `type`, `rule`, `current_status` and `errors[].loc`/`rule`, `Content-Language: zh-CN`, and
+    `title`, `detail` and every `errors[].msg` the catalog's translation of the English
+    answer's, which leaves no English but the values (`i18n.untranslated`)."""
+    before = world.ledger.log_state()
+    zh = send(world, call, token, language="zh-CN")
+    assert world.ledger.log_state() == before, f"{shown}: a refusal in zh-CN changed the log"
+    assert zh.status_code == english.status_code, f"{shown}: in zh-CN {zh.status_code} {zh.text}"
+    assert zh.headers["content-language"] == "zh-CN", shown
+    assert english.headers["content-language"] == "en", shown
+    a, b = zh.json(), english.json()
+    same = ("type", "status", "rule", "current_status")
+    assert {k: a.get(k) for k in same} == {k: b.get(k) for k in same}, f"{shown}: {a} / {b}"
+    codes = [{k: v for k, v in x.items() if k != "msg"} for x in b.get("errors") or []]
+    assert [{k: v for k, v in x.items() if k != "msg"} for x in a.get("errors") or []] == codes
+    pairs = zip(b.get("errors") or [], a.get("errors") or [], strict=True)
+    texts = [(b["title"], a["title"]), (b["detail"], a["detail"])]
+    texts += [(x["msg"], y["msg"]) for x, y in pairs]
+    left = [part for text, _ in texts for part in i18n.untranslated(text)]
+    assert not left, f"{shown}: stays English in zh-CN: {left}"
+    assert [zh for _, zh in texts] == [i18n.translate(en, "zh-CN") for en, _ in texts], shown
+
+
 CELLS = [
     pytest.param(entry, principal, id=f"{entry.label}-{principal}")
     for entry in ENTRIES
@@ -968,6 +999,7 @@ def test_cell(world: World, entry: Entry, principal: str) -> None:
                 assert r.headers.get("www-authenticate") == "Bearer", shown
             if e.loc is not None:
                 assert e.loc in [x["loc"] for x in r.json()["errors"]], f"{shown}: {r.text}"
+            assert_the_same_refusal_in_chinese(world, e.call, token, r, shown)
             if e.unknown is not None:
                 # Another tenant's thing gets the answer an unknown one gets, word for word.
                 twin, stand_ins = as_unknown(e.call, e.unknown)
