@@ -44,6 +44,18 @@ _DEPTH = 3
 # a code whose check digit fails, as templates (the extraction takes them from here).
 EXTERNAL_MESSAGES = (
     "Expected `{expected}`, got `{got}`",
+    "Expected `{expected}`",
+    "Expected `{expected}` with a timezone component",
+    "Expected `{expected}` with no timezone component",
+    "Expected `{expected}` that's a multiple of {n}",
+    "Expected `{expected}` of length {n}",
+    "Expected `{expected}` of length {n}, got {got}",
+    "Expected `{expected}` of length {n} to {m}",
+    "Expected `{expected}` of length {n} to {m}, got {got}",
+    "Expected `{expected}` of at least length {n}, got {got}",
+    "Expected `{expected}` of at most length {n}",
+    "Expected `{expected}` of at most length {n}, got {got}",
+    "Expected a hashable value, got `{got}`",
     "Object missing required field `{field}`",
     "Object contains unknown field `{field}`",
     "Expected `{expected}` of length >= {n}",
@@ -55,7 +67,18 @@ EXTERNAL_MESSAGES = (
     "Expected `{expected}` matching regex {regex}",
     "Expected `{expected}` of at least {n} bytes",
     "Invalid enum value {value}",
+    "Invalid value {value}",
     "Invalid RFC3339 encoded datetime",
+    "Invalid RFC3339 encoded date",
+    "Invalid RFC3339 encoded time",
+    "Invalid ISO8601 duration",
+    "Invalid base64 encoded string",
+    "Invalid epoch timestamp",
+    "Invalid UUID bytes",
+    "Integer value out of range",
+    "Number out of range",
+    "Timestamp is out of range",
+    "Duration is out of range",
     "Invalid ISO 8601 date",
     "Invalid decimal string",
     "Invalid UUID",
@@ -71,10 +94,28 @@ EXTERNAL_MESSAGES = (
     "Input should be {choices}",
     "String should have at most {n} characters",
     "String should have at least {n} characters",
+    "String should have at most {n} character",
+    "String should have at least {n} character",
     "String should match pattern '{pattern}'",
+    "String should contain only ASCII characters",
+    "Input should be a valid integer, got a number with a fractional part",
+    "Unable to parse input string as an integer, exceeded maximum size",
+    "Input should be a valid string, unable to parse raw data as a unicode string",
+    "Input should be a valid list",
+    "Input should be a multiple of {n}",
+    "Input should be a finite number",
+    "Value error, {msg}",
     "Field required",
     "Not Found",
     "Method Not Allowed",
+    # Starlette's, for a multipart form it does not read (POST /v1/imports: 400)
+    "Too many fields. Maximum number of fields is {n}.",
+    "Too many files. Maximum number of files is {n}.",
+    "Field exceeded maximum size of {n}KB.",
+    "Part exceeded maximum size of {n}KB.",
+    'The Content-Disposition header field "name" must be provided.',
+    "Missing boundary in multipart.",
+    "Invalid multipart data.",
     "{loc}: {msg}",
     # python-stdnum's, quoted by domain/values.py (`not a valid USCC: {msg}`)
     "The number has an invalid format.",
@@ -135,7 +176,8 @@ def _compile(msgid: str, msgstr: str) -> _Template:
     for m in _PLACEHOLDER.finditer(text):
         parts.append(re.escape(text[last : m.start()]))
         name = m.group(1)
-        parts.append(f"(?P<{name}>.+?)" if name not in names else f"(?P={name})")
+        # Any text, none too: a value may be empty (an empty key, an empty field echoed).
+        parts.append(f"(?P<{name}>.*?)" if name not in names else f"(?P={name})")
         names.append(name)
         last = m.end()
     parts.append(re.escape(text[last:]))

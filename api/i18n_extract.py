@@ -47,6 +47,7 @@ _CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "Problem": ((), ("title", "detail")),
     "KindRules": ((1,), ("refusal",)),  # who records a movement kind, and the 403 for others
     "Target": ((0,), ("problem",)),  # api/webhooks.py: why a URL is refused (422 at `$.url`)
+    "RefusedValue": ((0,), ()),  # domain/errors.py: a field a decoded struct refuses
     "DigestError": ((0,), ()),  # ledger/audit.py: a digest that does not parse
     "ReplayBusy": ((0,), ()),
     "ReplayFailed": ((0,), ()),

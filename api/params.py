@@ -13,12 +13,15 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+from domain.errors import RefusedValue
+
 INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
 
 
 def _ascii_integer(value: Any) -> Any:
     if isinstance(value, str) and not INTEGER_TEXT.fullmatch(value):
-        raise ValueError("must be an integer written in ASCII digits")
+        # pydantic answers "Value error, <message>" (api/i18n.py EXTERNAL_MESSAGES).
+        raise RefusedValue("must be an integer written in ASCII digits")
     return value
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from domain.errors import ValidationFailed
+from domain.errors import RefusedValue, ValidationFailed
 from domain.values import Problems
 
 if TYPE_CHECKING:  # only attributes are read, so domain.declaration may import this module
@@ -54,8 +54,11 @@ def rate_month(on: date) -> str:
 
 def _check_rate(name: str, value: Decimal, *, below_one: bool) -> None:
     if not value.is_finite() or value < 0 or (below_one and value >= 1):
-        bound = "in [0, 1)" if below_one else "at least 0"
-        raise ValueError(f"{name} must be a finite decimal {bound}, not {value}")
+        raise RefusedValue(
+            f"{name} must be a finite decimal in [0, 1), not {value}"
+            if below_one
+            else f"{name} must be a finite decimal at least 0, not {value}"
+        )
 
 
 def _digest(part: object) -> str:
@@ -74,7 +77,7 @@ class TariffRate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     def __post_init__(self) -> None:
         if not HS_PREFIX.match(self.hs_prefix):
-            raise ValueError(f"hs_prefix {self.hs_prefix!r} must be 2 to 10 digits")
+            raise RefusedValue(f"hs_prefix {self.hs_prefix!r} must be 2 to 10 digits")
         _check_rate("tariff_rate", self.tariff_rate, below_one=False)
         _check_rate("vat_rate", self.vat_rate, below_one=True)
         # The composite price divides by (1 - rate): a rate of 1 has no assessable price.
@@ -96,7 +99,7 @@ class TariffTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         _check_rate("default_vat_rate", self.default_vat_rate, below_one=True)
         prefixes = [r.hs_prefix for r in self.rates]
         if len(set(prefixes)) != len(prefixes):
-            raise ValueError(f"tariff table of {self.valid_from} lists a heading twice")
+            raise RefusedValue(f"tariff table of {self.valid_from} lists a heading twice")
 
     def rate_of(self, hs_code: str) -> TariffRate | None:
         """The longest listed prefix of the 10-digit code: a subheading beats its heading."""
@@ -121,12 +124,12 @@ class ExchangeRates(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     def __post_init__(self) -> None:
         if not RATE_MONTH.match(self.month):
-            raise ValueError(f"month {self.month!r} must be YYYY-MM")
+            raise RefusedValue(f"month {self.month!r} must be YYYY-MM")
         for code, rate in self.to_cny.items():
             if not CURRENCY.match(code):
-                raise ValueError(f"{code!r} is not an ISO 4217 code")
+                raise RefusedValue(f"{code!r} is not an ISO 4217 code")
             if not rate.is_finite() or rate <= 0:
-                raise ValueError(f"the {code} rate must be greater than zero")
+                raise RefusedValue(f"the {code} rate must be greater than zero")
 
     def rate_of(self, currency: str) -> Decimal | None:
         return Decimal(1) if currency == "CNY" else self.to_cny.get(currency)
@@ -152,10 +155,10 @@ class DutyTables(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     def __post_init__(self) -> None:
         days = [t.valid_from for t in self.tariffs]
         if len(set(days)) != len(days):
-            raise ValueError("two tariff tables take effect on the same day")
+            raise RefusedValue("two tariff tables take effect on the same day")
         months = [r.month for r in self.exchange_rates]
         if len(set(months)) != len(months):
-            raise ValueError("two exchange-rate tables for the same month")
+            raise RefusedValue("two exchange-rate tables for the same month")
         _check_rate("waiver_cny", self.waiver_cny, below_one=False)
         _check_rate("retail_rate_factor", self.retail_rate_factor, below_one=False)
 

@@ -10,6 +10,9 @@ LedgerError
       +-- AlreadyExists            a business key is taken
       +-- IdempotencyKeyReused     same key, different request
       +-- ConcurrencyConflict      lost a race more times than we retry
+
+RefusedValue (a ValueError) is a field a struct refuses while it is decoded: msgspec makes it
+a 422 at the field.
 """
 
 from __future__ import annotations
@@ -106,6 +109,12 @@ class ConcurrencyConflict(Conflict):
     """Another writer changed the same aggregates more times than a command retries."""
 
     rule = "concurrent_update"
+
+
+class RefusedValue(ValueError):
+    """A value a body's struct refuses in its `__post_init__` (a rate, a channel, an HS
+    prefix of a published table): msgspec answers the message as the field's (422), so it is
+    one a person reads - and the extraction of messages reads it (api/i18n_extract.py)."""
 
 
 class Unavailable(LedgerError):

@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 import pycountry
 
-from domain.errors import ValidationFailed
+from domain.errors import RefusedValue, ValidationFailed
 from domain.value_checks import CHANNELS as CHANNELS
 from domain.value_checks import LineRisk as LineRisk
 from domain.value_checks import UnitValueRule as UnitValueRule
@@ -29,17 +29,17 @@ DRAW_PLACES = 6
 
 def _check_channel(name: str, channel: str) -> None:
     if channel not in SEVERITY:
-        raise ValueError(f"{name} {channel!r} is not one of {', '.join(CHANNELS)}")
+        raise RefusedValue(f"{name} {channel!r} is not one of {', '.join(CHANNELS)}")
 
 
 def _check_reason(reason: str) -> None:
     if not reason.strip() or any(ord(ch) < 32 for ch in reason):
-        raise ValueError("a reason is a non-empty line of text")
+        raise RefusedValue("a reason is a non-empty line of text")
 
 
 def _check_prefix(prefix: str) -> None:
     if not HS_PREFIX.fullmatch(prefix):
-        raise ValueError(f"hs_prefix {prefix!r} must be 2, 4 or 6 to 10 digits")
+        raise RefusedValue(f"hs_prefix {prefix!r} must be 2, 4 or 6 to 10 digits")
 
 
 def _plain(value: Decimal) -> str:
@@ -63,7 +63,7 @@ class ClassPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         _check_channel("selected_channel", self.selected_channel)
         rate = self.selection_rate
         if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
-            raise ValueError(f"selection_rate must be a decimal in [0, 1], not {rate}")
+            raise RefusedValue(f"selection_rate must be a decimal in [0, 1], not {rate}")
 
 
 class WatchedGoods(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -89,7 +89,7 @@ class WatchedOrigin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     def __post_init__(self) -> None:
         if len(self.country) != 2 or pycountry.countries.get(alpha_2=self.country) is None:
-            raise ValueError(f"{self.country!r} is not an ISO 3166 alpha-2 country code")
+            raise RefusedValue(f"{self.country!r} is not an ISO 3166 alpha-2 country code")
         if self.hs_prefix is not None:
             _check_prefix(self.hs_prefix)
         _check_channel("channel", self.channel)
@@ -117,19 +117,19 @@ class RiskRules(
 
     def __post_init__(self) -> None:
         if self.seed and not self.seed.strip():
-            raise ValueError("seed must not be blank (empty: the ledger gives one)")
+            raise RefusedValue("seed must not be blank (empty: the ledger gives one)")
         if not self.classes:
-            raise ValueError("classes must name at least one credit class")
+            raise RefusedValue("classes must name at least one credit class")
         aeo = self.classes.get(ADVANCED_CERTIFIED)
         # AEO enterprises get red only by a rule or by the draw, so never from their class.
         if aeo is not None and aeo.base_channel == "red":
-            raise ValueError(f"{ADVANCED_CERTIFIED} must not have a red base_channel")
+            raise RefusedValue(f"{ADVANCED_CERTIFIED} must not have a red base_channel")
         prefixes = [w.hs_prefix for w in self.watched_goods]
         if len(set(prefixes)) != len(prefixes):
-            raise ValueError("two watched_goods entries share an hs_prefix")
+            raise RefusedValue("two watched_goods entries share an hs_prefix")
         origins = [w.key for w in self.watched_origins]
         if len(set(origins)) != len(origins):
-            raise ValueError("two watched_origins entries share a country and hs_prefix")
+            raise RefusedValue("two watched_origins entries share a country and hs_prefix")
 
     def canonical(self) -> RiskRules:
         """The same rules with their lists sorted: listing order decides nothing, so it is no

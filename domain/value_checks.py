@@ -16,6 +16,7 @@ from decimal import Decimal, localcontext
 
 import msgspec
 
+from domain.errors import RefusedValue
 from domain.unit_values import HISTORY_KEPT
 
 # ASYCUDA's lanes: green = release, yellow = document review, red = physical inspection.
@@ -38,7 +39,7 @@ def _worse(a: str, b: str) -> str:
 
 def _positive(name: str, value: Decimal) -> None:
     if not value.is_finite() or value <= 0:
-        raise ValueError(f"{name} must be a decimal above 0, not {value}")
+        raise RefusedValue(f"{name} must be a decimal above 0, not {value}")
 
 
 class UnitValueRule(
@@ -71,22 +72,22 @@ class UnitValueRule(
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_history <= HISTORY_KEPT:
-            raise ValueError(f"min_history must be from 1 to {HISTORY_KEPT}")
+            raise RefusedValue(f"min_history must be from 1 to {HISTORY_KEPT}")
         if not self.low_ratio.is_finite() or not Decimal(0) < self.low_ratio <= Decimal(1):
-            raise ValueError(f"low_ratio must be in (0, 1], not {self.low_ratio}")
+            raise RefusedValue(f"low_ratio must be in (0, 1], not {self.low_ratio}")
         if not self.high_ratio.is_finite() or self.high_ratio < Decimal(1):
-            raise ValueError(f"high_ratio must be at least 1, not {self.high_ratio}")
+            raise RefusedValue(f"high_ratio must be at least 1, not {self.high_ratio}")
         if self.channel not in CHANNELS:
-            raise ValueError(f"channel {self.channel!r} is not one of {', '.join(CHANNELS)}")
+            raise RefusedValue(f"channel {self.channel!r} is not one of {', '.join(CHANNELS)}")
         if not self.spread_factor.is_finite() or self.spread_factor < 0:
-            raise ValueError(f"spread_factor must not be negative, not {self.spread_factor}")
+            raise RefusedValue(f"spread_factor must not be negative, not {self.spread_factor}")
         _positive("absurd_ratio", self.absurd_ratio)
         if self.absurd_ratio < self.high_ratio or self.absurd_ratio * self.low_ratio < 1:
-            raise ValueError("absurd_ratio must lie beyond high_ratio and 1 / low_ratio")
+            raise RefusedValue("absurd_ratio must lie beyond high_ratio and 1 / low_ratio")
         for name in ("max_unit_price_cny", "max_quantity", "max_value_cny", "first_value_cny"):
             _positive(name, getattr(self, name))
         if self.first_value_cny > self.max_value_cny:
-            raise ValueError("first_value_cny must not exceed max_value_cny")
+            raise RefusedValue("first_value_cny must not exceed max_value_cny")
 
 
 class LineRisk(msgspec.Struct, frozen=True, kw_only=True):
