@@ -20,7 +20,10 @@ takes schemathesis' cases (valid and invalid, and the requests the ledger accept
 Either one field of a request the ledger would accept is made hostile (so the hostile value is
 what the answer is about) or every field of a drawn case is. Every answer must not be a 5xx, must
 conform to the document (status code, content type, headers, body schema), and when it is not a
-2xx must leave the log unchanged (event count and head hash). At the end no event in the log may
+2xx must leave the log unchanged (event count and head hash). About half the hostile requests
+(`asks_chinese`, by their content) carry `Accept-Language: zh-CN`: each problem+json answer to
+one must be in the catalog's Chinese, all of it but its values (issue #20; collected, and the
+run fails at its end listing each with its request). At the end no event in the log may
 hold a control, bidirectional or invisible character, and the run asserts its count.
 
 Speed: the requests go to the app in process (Starlette's TestClient, no sockets), the log state
@@ -56,6 +59,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from api import i18n
 from api.app import create_app
 from api.http import MAX_BODY_BYTES
 from api.settings import Settings
@@ -68,6 +72,7 @@ from tests.e2e.test_fuzz_openapi import (
     ENTERPRISE_MOVEMENTS,
     ROLES,
     World,
+    asks_chinese,
     seed,
     valid_requests,
 )
@@ -352,6 +357,8 @@ class Hostile:
 
 WORLD: list[World] = []
 KEYS = itertools.count(1)
+# The router's 404 (no route for the path), in either language a request asks for.
+ROUTER_404 = ("Not Found", i18n.translate("Not Found", "zh-CN"))
 PLANS: dict[str, list[Hostile]] = {}  # case.id -> its hostile requests
 VALID: dict[str, Any] = {}  # operation -> requests the ledger accepts, as (path, body) draws
 SEEDS = st.integers(0, 2**64 - 1)
@@ -437,6 +444,8 @@ class Run:
             headers["Idempotency-Key"] = f"hostile-{next(KEYS)}"
         if request.min_position is not None:
             headers["X-Ledger-Min-Position"] = request.min_position
+        if asks_chinese(case.operation.label, request):
+            headers["Accept-Language"] = "zh-CN"
         if not isinstance(request.body, NotSet):
             headers["Content-Type"] = "application/json"
         return headers
@@ -462,6 +471,9 @@ class Run:
         if not 200 <= response.status_code < 300:
             assert after == self.state, ("the log changed on a refusal", *where)
         self.state = after
+        if "Accept-Language" in headers:
+            shown = f"{case.operation.label} {request!r}"[:600]
+            self.world.check_chinese(f"{shown} -> {response.status_code}", response)
         case.validate_response(response, checks=CHECKS, headers=headers)
         if request.named_twice and "Authorization" in headers:
             # The caller's token and a fresh key: the body is read, and a key named twice in
@@ -472,7 +484,7 @@ class Run:
                 # past 1 MiB it is refused before it is read.
                 assert response.status_code == 413, where
                 assert response.json()["type"].endswith("/too-large"), where
-            elif response.json().get("detail") != "Not Found":
+            elif response.json().get("detail") not in ROUTER_404:
                 assert response.status_code == 400, where
                 assert response.json()["type"].endswith("/duplicate-key"), where
         elif response.status_code == 201:
@@ -640,3 +652,15 @@ def test_the_hostile_run_sent_at_least_10000_requests_and_logged_no_hostile_text
         ]
         after = page[-1]["position"]
     assert bad == [], bad[:5]
+
+
+def test_every_refusal_asked_in_chinese_was_in_chinese(run):
+    """Runs after the hostile run: each problem+json answer to a request in zh-CN had
+    `Content-Language: zh-CN` and no English left but its values (issue #20)."""
+    world = run.world
+    print(f"\nchecked {world.chinese} problem+json answers in zh-CN")
+    assert world.chinese > 0, "run the whole module: the hostile requests ask in zh-CN"
+    assert not world.untranslated, "stays English in zh-CN:\n" + "\n".join(
+        f"  {left!r} ({times}x), first for {request}"
+        for left, (request, times) in sorted(world.untranslated.items())
+    )
