@@ -48,7 +48,9 @@ def configure(sub: Any) -> None:
     )
     parser.add_argument("file", type=Path)
     parser.add_argument(
-        "--kind", required=True, choices=("declarations", "retail_lists", "checklists")
+        "--kind",
+        required=True,
+        choices=("declarations", "retail_lists", "checklists", "movements"),
     )
     parser.add_argument("--dry-run", action="store_true", help="check only, write nothing")
     parser.add_argument(

@@ -8,7 +8,8 @@ webhook dispatcher's: a SQLite file of its own beside a SQLite log (`<log>.impor
 two tables in a PostgreSQL log's schema. It survives a restart; it is not audited, not
 hash-chained, and a replay neither rebuilds nor compares it.
 
-`import_jobs (id, enterprise, principal, job, updated_at)`: the job as JSON and its owner;
+`import_jobs (id, enterprise, principal, job, updated_at, zone)`: the job as JSON and its
+owner (`zone`: an operator's upload; added to stores made before it, empty for their jobs);
 `import_results (job_id, row, outcome, result)`: one row per document (its first row).
 """
 
@@ -26,7 +27,7 @@ from ledger.database import Database, private_file, schema_creation_lock
 DDL = (
     "CREATE TABLE IF NOT EXISTS {jobs} ("
     " id TEXT PRIMARY KEY, enterprise TEXT, principal TEXT NOT NULL, job TEXT NOT NULL,"
-    " updated_at DOUBLE PRECISION NOT NULL)",
+    " updated_at DOUBLE PRECISION NOT NULL, zone TEXT)",
     "CREATE TABLE IF NOT EXISTS {results} ("
     " job_id TEXT NOT NULL, row BIGINT NOT NULL, outcome TEXT NOT NULL, result TEXT NOT NULL,"
     " PRIMARY KEY (job_id, row))",
@@ -50,6 +51,15 @@ class ImportStore:
             with schema_creation_lock(database, "imports"), self._cursor() as cur:
                 for statement in DDL:
                     cur.execute(self.sql(statement))
+                # A store made before the column: added, empty for its jobs (looked up
+                # first: an ALTER TABLE would lock the table at every start).
+                cur.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+                    " AND table_name = 'import_jobs' AND column_name = 'zone'",
+                    (schema,),
+                )
+                if cur.fetchone() is None:
+                    cur.execute(self.sql("ALTER TABLE {jobs} ADD COLUMN IF NOT EXISTS zone TEXT"))
             return
         path = database.path
         if not (path.startswith(":memory:") or "mode=memory" in path):
@@ -63,6 +73,11 @@ class ImportStore:
         with self._cursor() as cur:
             for statement in DDL:
                 cur.execute(self.sql(statement))
+            # A store made before the column (SQLite has no ADD COLUMN IF NOT EXISTS; the
+            # write lock of this transaction keeps two processes from adding it twice).
+            cur.execute("PRAGMA table_info(import_jobs)")
+            if "zone" not in {r[1] for r in cur.fetchall()}:
+                cur.execute("ALTER TABLE import_jobs ADD COLUMN zone TEXT")
 
     def sql(self, statement: str) -> str:
         text = statement.format(**self.names)
@@ -92,16 +107,18 @@ class ImportStore:
         principal: str,
         job: bytes,
         results: Sequence[tuple[int, str, bytes]] = (),
+        *,
+        zone: str | None = None,
     ) -> None:
         """The job as it stands now and the results since the last save, in one transaction."""
         with self._cursor() as cur:
             cur.execute(
                 self.sql(
-                    "INSERT INTO {jobs} (id, enterprise, principal, job, updated_at)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET job = excluded.job,"
+                    "INSERT INTO {jobs} (id, enterprise, principal, job, updated_at, zone)"
+                    " VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET job = excluded.job,"
                     " updated_at = excluded.updated_at"
                 ),
-                (job_id, enterprise, principal, job.decode(), time.time()),
+                (job_id, enterprise, principal, job.decode(), time.time(), zone),
             )
             for row, outcome, result in results:
                 cur.execute(
@@ -113,17 +130,18 @@ class ImportStore:
                     (job_id, row, outcome, result.decode()),
                 )
 
-    def job(self, job_id: str) -> tuple[str | None, str, float] | None:
-        """(enterprise, job JSON, seconds since the epoch of its last save) or None."""
+    def job(self, job_id: str) -> tuple[str | None, str | None, str, float] | None:
+        """(enterprise, zone, job JSON, seconds since the epoch of its last save) or None."""
         with self._cursor() as cur:
             cur.execute(
-                self.sql("SELECT enterprise, job, updated_at FROM {jobs} WHERE id = ?"), (job_id,)
+                self.sql("SELECT enterprise, zone, job, updated_at FROM {jobs} WHERE id = ?"),
+                (job_id,),
             )
             row = cur.fetchone()
         if row is None:
             return None
-        enterprise, job, updated = _values(row, "enterprise", "job", "updated_at")
-        return enterprise, job, float(updated)
+        enterprise, zone, job, updated = _values(row, "enterprise", "zone", "job", "updated_at")
+        return enterprise, zone, job, float(updated)
 
     def results(
         self, job_id: str, after: int, limit: int, outcome: str | None = None
