@@ -7,7 +7,11 @@ decision on the ledger as it stands - but saves nothing: the command's `_execute
 by one that decides and drops the decision, and the buyers' vault by one that seals nothing
 (a dry run makes no buyer key). A real run submits each document with the Idempotency-Key
 `domain.imports.row_key(kind, sha256, row)` under the caller's principal: a second upload of
-the same file replays every answer and writes nothing.
+the same file replays every answer and writes nothing. Before either, each document's content
+key (`domain.imports.content_keys`: the request it becomes, its kind and the caller's party) is
+looked up among those accepted by earlier imports: a document found there is reported
+`already_imported` (the earlier import and row) and not submitted again, so a corrected file
+uploaded whole adds only the rows that did not go in.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ BUSY_ATTEMPTS = 5
 # Documents of one real run in flight at once (their commits shared).
 WORKERS = 8
 
-Outcome_ = Literal["accepted", "replayed", "refused"]
+Outcome_ = Literal["accepted", "replayed", "refused", "already_imported"]
 
 
 class RowError(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -73,13 +77,22 @@ class RowError(msgspec.Struct, kw_only=True, omit_defaults=True):
     rule: str | None = None
 
 
+class EarlierRow(msgspec.Struct, kw_only=True):
+    """Where a document already imported went in: an earlier import and its row there."""
+
+    import_id: str
+    row: int
+
+
 class RowResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One document of the file: `row` its first row, `rows` all of them. `outcome`:
     `accepted` (a dry run: would be), `replayed` (submitted before, by this file: the first
-    answer again, nothing written), `refused` (`status` and `errors` say why). `id`, `number`
-    (a declaration's `declaration_no`, a checklist's `checklist_no`; a dry run's only when
-    replayed) and `document_status` are the route's answer's; a movement's `id` is its
-    `movement_id`."""
+    answer again, nothing written), `already_imported` (the same document went in by an
+    earlier import, `earlier` says which and where; not submitted again, `status` 200,
+    `detail` says so), `refused` (`status` and `errors` say why). `id`, `number` (a
+    declaration's `declaration_no`, a checklist's `checklist_no`; a dry run's only when
+    replayed) and `document_status` are the route's answer's (already imported: the earlier
+    answer's `id` and `number`); a movement's `id` is its `movement_id`."""
 
     row: int
     rows: list[int]
@@ -88,6 +101,8 @@ class RowResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str | None = None
     number: str | None = None
     document_status: str | None = None
+    earlier: EarlierRow | None = None
+    detail: str | None = None
     errors: list[RowError] = msgspec.field(default_factory=list)
 
 
@@ -99,7 +114,7 @@ class ResultPage(msgspec.Struct, kw_only=True):
 class ImportJob(msgspec.Struct, kw_only=True):
     """An import as it stands. `rows`: the file's rows of data; `documents`: what they make
     (rows with the same grouping value are one document); `done`: documents decided so far,
-    `accepted + replayed + refused` of them."""
+    `accepted + replayed + already_imported + refused` of them."""
 
     id: str
     kind: str
@@ -112,6 +127,7 @@ class ImportJob(msgspec.Struct, kw_only=True):
     done: int = 0
     accepted: int = 0
     replayed: int = 0
+    already_imported: int = 0
     refused: int = 0
     created_at: str
     finished_at: str | None = None
@@ -390,17 +406,30 @@ def _loc_in(detail: str) -> str:
 @dataclass
 class Prepared:
     """A document made ready before any is decided: its body built and decoded as the route
-    decodes it (`cmd`), or its refusal."""
+    decodes it (`cmd`), or its refusal; its content key and, when an earlier import accepted
+    the same content, where (`earlier`: import id, row, principal, Idempotency-Key, result)."""
 
     doc: im.Document
     built: im.Built
     cmd: Any = None
     refusal: RowResult | None = None
+    content: str | None = None
+    earlier: Earlier | None = None
 
 
-def prepare(sheet: Sheet) -> list[Prepared]:
+@dataclass(frozen=True)
+class Earlier:
+    import_id: str
+    row: int
+    principal: str
+    key: str
+    result: RowResult | None
+
+
+def prepare(sheet: Sheet, actor: Actor, store: ImportStore) -> list[Prepared]:
     """Every document's body, decoded by its route's decoder (a refusal when it does not
-    decode or its rows do not fit)."""
+    decode or its rows do not fit), its content key, and the earlier import of the same
+    content by the caller's party, looked up at once for the whole file."""
     route = ROUTES[sheet.kind.path]
     prepared: list[Prepared] = []
     for doc in sheet.documents:
@@ -427,6 +456,14 @@ def prepare(sheet: Sheet) -> list[Prepared]:
             except HttpProblem as e:
                 p.refusal = _refused(sheet, p, from_http_problem(e))
         prepared.append(p)
+    keys = im.content_keys(sheet.kind.name, im.party_of(actor), (p.cmd for p in prepared))
+    found = store.contents([k for k in keys if k is not None])
+    for p, key in zip(prepared, keys, strict=True):
+        p.content = key
+        if key is not None and key in found:
+            import_id, row, principal, idem_key, result = found[key]
+            earlier = _RESULT.decode(result) if result else None
+            p.earlier = Earlier(import_id, row, principal, idem_key, earlier)
     return prepared
 
 
@@ -440,10 +477,24 @@ def decide_document(
     dry: bool = False,
 ) -> RowResult:
     """One document through the route's command (`ledger` a dry one for a dry run):
-    accepted, replayed or refused with its errors at rows and columns."""
+    accepted, replayed, already imported (the same content accepted by an earlier import
+    under another key: not submitted) or refused with its errors at rows and columns."""
     if prepared.refusal is not None:
         return prepared.refusal
     sheet_key = im.row_key(sheet.kind.name, sheet.sha256, prepared.doc.row)
+    earlier = prepared.earlier
+    if earlier is not None and (earlier.principal, earlier.key) != (actor.name, sheet_key):
+        # The same file again (its key and principal) replays below instead.
+        before = earlier.result
+        return _result(
+            prepared,
+            "already_imported",
+            200,
+            id=before.id if before else None,
+            number=before.number if before else None,
+            earlier=EarlierRow(import_id=earlier.import_id, row=earlier.row),
+            detail=im.message("already_imported", row=earlier.row, import_id=earlier.import_id),
+        )
     route = ROUTES[sheet.kind.path]
     idem = Idempotency(principal=actor.name, key=sheet_key, method="POST", path=sheet.kind.path)
     for attempt in range(BUSY_ATTEMPTS):
@@ -497,6 +548,9 @@ class Run:
     sheet: Sheet
     actor: Actor
     pending: list[RowResult] = field(default_factory=list)
+    # The content keys of documents accepted since the last save: (key, row, principal,
+    # Idempotency-Key), saved with their results.
+    contents: list[tuple[str, int, str, str]] = field(default_factory=list)
     saved_at: float = field(default_factory=time.monotonic)
 
 
@@ -555,12 +609,19 @@ class Imports:
     def _do(self, run: Run) -> None:
         ledger = dry_ledger(self.ledger) if run.job.dry_run else self.ledger
         try:
-            prepared = prepare(run.sheet)
-            for result in self._decided(ledger, run, prepared):
+            prepared = prepare(run.sheet, run.actor, self.store)
+            for p, result in self._decided(ledger, run, prepared):
                 job = run.job
                 job.done += 1
                 setattr(job, result.outcome, getattr(job, result.outcome) + 1)
                 run.pending.append(result)
+                if (
+                    not job.dry_run
+                    and p.content is not None
+                    and result.outcome in ("accepted", "replayed")
+                ):
+                    key = im.row_key(run.sheet.kind.name, run.sheet.sha256, result.row)
+                    run.contents.append((p.content, result.row, run.actor.name, key))
                 if (
                     len(run.pending) >= SAVE_EVERY
                     or time.monotonic() - run.saved_at >= SAVE_SECONDS
@@ -577,16 +638,19 @@ class Imports:
             with self.lock:
                 self.running.discard(run.job.id)
 
-    def _decided(self, ledger: Ledger, run: Run, prepared: list[Prepared]) -> Iterator[RowResult]:
+    def _decided(
+        self, ledger: Ledger, run: Run, prepared: list[Prepared]
+    ) -> Iterator[tuple[Prepared, RowResult]]:
         """Each document's result in file order. A real run keeps WORKERS documents in flight,
         so that their writes share the store's group commits (one at a time, each document
         would wait for a commit of its own); a dry run writes nothing, so one at a time, and
         so do the kinds whose order matters (movements: `Kind.ordered`)."""
 
-        def decide(p: Prepared) -> RowResult:
-            return decide_document(
+        def decide(p: Prepared) -> tuple[Prepared, RowResult]:
+            result = decide_document(
                 ledger, run.sheet, p, run.actor, wake=self.wake, dry=run.job.dry_run
             )
+            return p, result
 
         if run.job.dry_run or run.sheet.kind.ordered or len(prepared) == 1:
             yield from map(decide, prepared)
@@ -603,9 +667,11 @@ class Imports:
             actor.name,
             _ENCODE.encode(run.job),
             results,
+            contents=run.contents,
             zone=actor.zone if actor.role == "operator" else None,
         )
         run.pending = []
+        run.contents = []
         run.saved_at = time.monotonic()
 
     def get(self, job_id: str) -> tuple[Owner, ImportJob] | None:

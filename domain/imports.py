@@ -14,19 +14,25 @@ exactly as the route does; this module only
   document's fields once, its rows' line fields arranged as the kind's body has them (lines;
   a movement's inputs and outputs, its lots, or one row's fields at the top);
 - maps an error at a body path (`$.lines[2].quantity`) back to its row and column;
-- derives each document's Idempotency-Key from the file's SHA-256, the kind and its row.
+- derives each document's Idempotency-Key from the file's SHA-256, the kind and its row, and
+  its content key from the request it becomes (a corrected file re-uploaded skips what went
+  in before).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
+import msgspec
+
+from domain.events import Actor
 from domain.movements import MovementKind
 from domain.processing import OutputRole
 
@@ -1284,7 +1290,7 @@ def _column_at(kind: Kind, loc: str) -> str | None:
     return next((c.name for c in fields if any(p[: len(path)] == path for p in c.paths)), None)
 
 
-# -- idempotency keys -------------------------------------------------------------------------
+# -- keys -------------------------------------------------------------------------------------
 
 
 def file_digest(data: bytes) -> str:
@@ -1296,6 +1302,57 @@ def row_key(kind: str, digest: str, row: int) -> str:
     same file (the same bytes, whatever its name) gives the same keys, so a second upload
     replays every answer; any other file, other keys."""
     return f"import:{kind}:{digest}:{row}"
+
+
+def party_of(actor: Actor) -> str:
+    """Whose imports a content key is compared with: an enterprise's keys share them, so do
+    the operators of one zone; anyone else's are their key's own."""
+    if actor.role == "enterprise" and actor.enterprise:
+        return f"enterprise:{actor.enterprise}"
+    if actor.role == "operator" and actor.zone:
+        return f"zone:{actor.zone}"
+    return f"key:{actor.name}"
+
+
+def canonical(request: Any) -> bytes:
+    """A decoded request as canonical JSON: keys sorted, no blanks, decimals in their
+    shortest plain form (`1.50` and `1.5` are one value), times in UTC - the same request
+    whether its cells were typed as text or numbers, in CSV or XLSX."""
+    plain = msgspec.to_builtins(request, builtin_types=(Decimal, datetime))
+    return json.dumps(
+        _normal(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _plain(value.normalize()) if value else "0"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def content_keys(kind: str, party: str, requests: Iterable[Any]) -> list[str | None]:
+    """Each request's content key (None for None: a document that did not decode): the
+    SHA-256 of the kind, the party (`party_of`) and the canonical request, and its occurrence
+    in the file - the second of two identical documents is `...:2`, so a file that holds a
+    document twice is matched twice, never one for both."""
+    seen: dict[str, int] = {}
+    keys: list[str | None] = []
+    for request in requests:
+        if request is None:
+            keys.append(None)
+            continue
+        digest = hashlib.sha256(
+            b"\n".join((kind.encode(), party.encode(), canonical(request)))
+        ).hexdigest()
+        seen[digest] = occurrence = seen.get(digest, 0) + 1
+        keys.append(f"content:{digest}:{occurrence}")
+    return keys
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -1332,6 +1389,7 @@ MESSAGES: dict[str, str] = {
     "processing_role": "a processing row is an input or an output: input, product, by_product"
     " or scrap",
     "one_row_movement": "a movement of kind {kind} is one row: this row has the ref of row {row}",
+    "already_imported": "imported before, as row {row} of import {import_id}: not submitted again",
 }
 
 

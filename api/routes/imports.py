@@ -127,7 +127,9 @@ async def upload(request: Request) -> Response:
     multipart/form-data (`kind`, `dry_run`, `file`) or JSON (`file` in base64). The answer
     is the job: a dry run (`dry_run=true`) checks every document as its route would and
     writes nothing to the ledger; a real run submits each with an Idempotency-Key derived
-    from the file's SHA-256 and its row, so the same file again writes nothing. Files of
+    from the file's SHA-256 and its row, so the same file again writes nothing, and skips a
+    document whose content an earlier import of the caller's enterprise (zone, key) got in
+    (`already_imported`), so a corrected file uploaded whole adds only what is new. Files of
     up to 200 documents are done before the answer; bigger ones go on in the background
     (`status: running`): follow `Location`. Its `results` are the first 100 documents' (GET
     pages them, `?outcome=refused`)."""
@@ -172,6 +174,7 @@ def in_language(job: ImportJob, results: list[RowResult], limit: int) -> ImportA
         results = [
             msgspec.structs.replace(
                 r,
+                detail=i18n.translate(r.detail, language) if r.detail else None,
                 errors=[
                     msgspec.structs.replace(e, msg=i18n.translate(e.msg, language))
                     for e in r.errors

@@ -3,8 +3,10 @@
 
 The issue's test: an XLSX of 1,000 retail lists with 30 faulty rows - the dry run names exactly
 those 30 rows (at their columns) and changes nothing (event count and head hash); the real
-run submits the 970 others; the second upload changes nothing. Movements: an operator's gate
-log, an enterprise's processing and adjustments, exits naming lots. Then CSV in UTF-8 with a BOM
+run submits the 970 others; the second upload changes nothing; the file with the 30 rows
+corrected submits exactly those 30 (the 970 are `already_imported`). Movements: an
+operator's gate log, an enterprise's processing and adjustments, exits naming lots,
+identical rows and a corrected file by another key of the enterprise. Then CSV in UTF-8 with a BOM
 and in GB18030, a template downloaded, filled with openpyxl and imported, a document of
 several rows, bad uploads (each a problem naming its field, nothing written), tenancy, and
 a job read back after a restart of the server.
@@ -204,6 +206,36 @@ def test_1000_retail_lists_with_30_faulty_rows(ledger, tenant):
     again = finished(ledger, who, upload(ledger, who, data, name="renamed.xlsx"))
     assert (again["accepted"], again["replayed"], again["refused"]) == (0, 970, 30)
     assert ledger.log_state() == after, "the same file again wrote to the log"
+
+    # The file with the 30 rows corrected, uploaded whole (a new file: new row keys): the dry
+    # run and the real run find the 970 already imported, by the first real run at the same
+    # rows, and the real run submits exactly the 30.
+    corrected = workbook([retail_row(tenant, n) for n in range(1000)])
+    dry_fix = finished(ledger, who, upload(ledger, who, corrected, dry_run=True))
+    assert ledger.log_state() == after, "a dry run wrote to the log"
+    assert (dry_fix["accepted"], dry_fix["already_imported"], dry_fix["refused"]) == (30, 970, 0)
+    fix = finished(ledger, who, upload(ledger, who, corrected, name="corrected.xlsx"))
+    assert (fix["accepted"], fix["replayed"], fix["already_imported"], fix["refused"]) == (
+        30,
+        0,
+        970,
+        0,
+    )
+    assert {r["row"] for r in results(ledger, who, fix["id"], "accepted")} == set(expected)
+    skipped = results(ledger, who, fix["id"], "already_imported")
+    assert [(r["row"], r["earlier"], r["id"]) for r in skipped] == [
+        (r["row"], {"import_id": real["id"], "row": r["row"]}, r["id"]) for r in accepted
+    ]
+    ordered = orders(ledger, who)
+    assert sorted(ordered) == [f"JD{n:08d}" for n in range(1000)], "a list twice or missing"
+    fixed_state = ledger.log_state()
+    fix_again = finished(ledger, who, upload(ledger, who, corrected))
+    assert (fix_again["accepted"], fix_again["replayed"], fix_again["already_imported"]) == (
+        0,
+        30,
+        970,
+    )
+    assert ledger.log_state() == fixed_state, "the corrected file again wrote to the log"
 
 
 def orders(ledger: Ledger, who: str) -> list[str]:
@@ -622,7 +654,54 @@ def test_an_exit_whose_rows_name_lots(ledger):
     assert [(x["lot_id"], x["quantity"]) for x in movement["lots"]] == [(b, "5"), (a, "3")]
 
 
-# The job store's tables as they were before operators' jobs.
+def test_identical_rows_and_a_corrected_movements_file(ledger, tenant):
+    """Two identical adjustments in one file are two movements; the file corrected (a refused
+    row fixed, a third identical adjustment added) and uploaded whole by another key of the
+    same enterprise adds exactly the fixed row and the third: the rows already in are
+    `already_imported`, naming the import and row that got them in, in the caller's
+    language."""
+    who = tenant.token_name
+    same = {"kind": "adjustment", "account_book": tenant.book_no, "item_no": 1, "quantity": 1}
+    same |= {"reason": "盘盈 found"}
+    bad = {**same, "item_no": 99}
+    first = finished(
+        ledger, who, upload(ledger, who, movement_sheet([same, same, bad]), kind="movements")
+    )
+    assert (first["accepted"], first["refused"]) == (2, 1)
+
+    ledger.issue("clerk-2", "enterprise", enterprise=tenant.uscc)
+    fixed = movement_sheet([same, same, {**bad, "item_no": 2}, same])
+    before = ledger.log_state()
+    dry = finished(
+        ledger, "clerk-2", upload(ledger, "clerk-2", fixed, dry_run=True, kind="movements")
+    )
+    assert ledger.log_state() == before
+    assert (dry["accepted"], dry["already_imported"], dry["refused"]) == (2, 2, 0)
+    real = finished(ledger, "clerk-2", upload(ledger, "clerk-2", fixed, kind="movements"))
+    assert (real["accepted"], real["already_imported"], real["refused"]) == (2, 2, 0)
+    r = ledger.client.get(
+        f"/v1/imports/{real['id']}",
+        params={"outcome": "already_imported"},
+        headers={**ledger.headers("clerk-2"), "Accept-Language": "zh-CN"},
+    )
+    skipped = r.json()["results"]["items"]
+    firsts = by_row(results(ledger, who, first["id"]))
+    assert [(s["row"], s["earlier"]) for s in skipped] == [
+        (2, {"import_id": first["id"], "row": 2}),
+        (3, {"import_id": first["id"], "row": 3}),
+    ]
+    assert [s["id"] for s in skipped] == [firsts[2]["id"], firsts[3]["id"]]
+    assert [(s["status"], s["detail"]) for s in skipped] == [
+        (200, f"已由导入任务 {first['id']} 的第 {row} 行导入，不再重复提交")  # noqa: RUF001
+        for row in (2, 3)
+    ]
+    listed = ledger.get("/v1/movements", who, params={"kind": "adjustment", "limit": 100}).json()[
+        "items"
+    ]
+    assert len(listed) == 4  # 2 + the fixed row + the third identical one
+
+
+# The job store's tables as they were before content keys and operators' jobs.
 OLD_STORE = (
     "CREATE TABLE {jobs} (id TEXT PRIMARY KEY, enterprise TEXT, principal TEXT NOT NULL,"
     " job TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
@@ -677,9 +756,9 @@ def old_job_store(ledger: Ledger, tenant: Tenant) -> str:
     return job_id
 
 
-def test_a_job_store_from_before_operators_jobs_keeps_working(database_url):
-    """A store without the jobs' `zone` column gets it when the server opens it: its old jobs
-    read as before, and new imports are saved."""
+def test_a_job_store_from_before_content_keys_keeps_working(database_url):
+    """A store without the content keys' table and the jobs' `zone` column gets both when the
+    server opens it: its old jobs read as before, and new imports record content keys."""
     with running_ledger(database_url) as ledger:
         tenant = onboard(ledger)
         admit(ledger, tenant, 1, "10")
@@ -687,11 +766,15 @@ def test_a_job_store_from_before_operators_jobs_keeps_working(database_url):
         old = old_job_store(ledger, tenant)
         who = tenant.token_name
         shown = ledger.get(f"/v1/imports/{old}", who).json()
-        assert (shown["status"], shown["accepted"]) == ("done", 1)
+        assert (shown["status"], shown["accepted"], shown["already_imported"]) == ("done", 1, 0)
         assert [r["id"] for r in shown["results"]["items"]] == ["x"]
         first = finished(ledger, who, upload(ledger, who, workbook([retail_row(tenant, 90)])))
         assert first["accepted"] == 1
+        both = workbook([retail_row(tenant, 90), retail_row(tenant, 91)])
+        second = finished(ledger, who, upload(ledger, who, both))
+        assert (second["accepted"], second["already_imported"]) == (1, 1)
     with running_ledger(database_url) as ledger:  # opened again: nothing to add
         ledger.issue("again", "enterprise", enterprise=tenant.uscc)
         assert ledger.get(f"/v1/imports/{old}", "again").json()["accepted"] == 1
-        assert ledger.get(f"/v1/imports/{first['id']}", "again").json()["accepted"] == 1
+        third = finished(ledger, "again", upload(ledger, "again", both))
+        assert (third["accepted"], third["already_imported"]) == (0, 2)

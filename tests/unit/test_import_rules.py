@@ -1,12 +1,13 @@
 """The pure parts of spreadsheet imports (domain/imports.py): row keys, headers, cells, the
 grouping of rows into documents, the movements' layouts (lines, lots, inputs and outputs, one
-row) and the mapping of a body path back to a row and column."""
+row), the mapping of a body path back to a row and column, and content keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -264,3 +265,35 @@ def test_every_movement_kind_has_a_layout_and_an_unknown_kind_is_left_to_the_rou
     assert set(im.MOVEMENT_LAYOUTS) == set(MOVEMENT_KINDS)
     built = movement({"kind": "teleport", "line_no": 1, "quantity": 1})
     assert built.body == {"kind": "teleport", "lines": [{"line_no": 1, "quantity": "1"}]}
+
+
+class Body(msgspec.Struct, kw_only=True):
+    quantity: Decimal
+    at: datetime
+    lines: list[int]
+
+
+def test_content_keys_are_of_the_request_the_kind_and_the_party():
+    a = Body(
+        quantity=Decimal("1.50"), at=datetime.fromisoformat("2026-12-01T09:00:00+08:00"), lines=[1]
+    )
+    same = Body(
+        quantity=Decimal("1.5"), at=datetime.fromisoformat("2026-12-01T01:00:00+00:00"), lines=[1]
+    )
+    other = Body(quantity=Decimal("1.5"), at=a.at, lines=[2])
+    keys = im.content_keys("movements", "enterprise:X", [a, same, None, other, a])
+    assert keys[0] is not None and keys[0].endswith(":1")
+    assert keys[1] == keys[0][:-1] + "2"  # the same request again: its second occurrence
+    assert keys[2] is None
+    assert len(set(keys)) == 5 and keys[4] == keys[0][:-1] + "3"
+    assert im.content_keys("movements", "enterprise:Y", [a]) != keys[:1]
+    assert im.content_keys("checklists", "enterprise:X", [a]) != keys[:1]
+    assert all(1 <= len(k) <= 255 for k in keys if k)
+
+
+def test_the_party_of_a_caller():
+    from domain.events import Actor
+
+    assert im.party_of(Actor(name="k", role="enterprise", enterprise="U")) == "enterprise:U"
+    assert im.party_of(Actor(name="g", role="operator", zone="XCBZ")) == "zone:XCBZ"
+    assert im.party_of(Actor(name="o", role="officer")) == "key:o"
