@@ -184,3 +184,26 @@ def test_verify_on_a_schema_that_does_not_exist_is_refused_in_chinese(postgres_a
         f"中不存在 PostgreSQL 模式 '{schema}'：请先创建（CREATE SCHEMA \"{schema}\";）" in r.stderr
     )
     assert r.stderr.startswith("错误：") and "does not exist" not in r.stderr
+
+
+def test_replay_reads_in_chinese_and_its_json_does_not_change(sqlite_url):
+    with running_ledger(sqlite_url) as ledger:
+        onboard(ledger)
+    r = run_cli(sqlite_url, "replay", **ZH)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("已重放事件数：") and lines[1].startswith("重放至日志位置：")
+    assert any(line.startswith("trace：一致  重放 ") and "  现有视图 " in line for line in lines)
+    assert re.fullmatch(
+        r"重放：[\d,]+ 个事件，至日志位置 [\d,]+，用时 [\d.]+ 秒（重建 [\d,]+ 个事件/秒）：一致\n",
+        r.stderr,
+    ), r.stderr
+    for english in ("events_replayed", "equal", "replayed", "live", "replay:"):
+        assert english not in r.stdout + r.stderr, english
+
+    english = json.loads(run_cli(sqlite_url, "replay", "--json").stdout)
+    chinese = run_cli(sqlite_url, "replay", "--json", **ZH)
+    assert not CJK.search(chinese.stdout)
+    answer = json.loads(chinese.stdout)
+    assert answer.keys() == english.keys()
+    assert answer["projections"] == english["projections"]
