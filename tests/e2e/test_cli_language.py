@@ -12,6 +12,7 @@ import re
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.support import onboard, run_cli, running_ledger
 
 ZH = {"LANG": "zh_CN.UTF-8"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 REF = "X8024-20261127"  # the train of the story
 
 
@@ -207,3 +209,44 @@ def test_replay_reads_in_chinese_and_its_json_does_not_change(sqlite_url):
     answer = json.loads(chinese.stdout)
     assert answer.keys() == english.keys()
     assert answer["projections"] == english["projections"]
+
+
+def test_reference_load_reads_in_chinese(sqlite_url, tmp_path):
+    with running_ledger(sqlite_url):
+        pass  # a ledger that has started once
+    rates = EXAMPLES / "exchange-rates-2027-01.csv"
+    done = run_cli(sqlite_url, "reference", "load", "exchange-rates", str(rates), **ZH)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        r"\[1/1\] 2027-01 的 exchange-rates：已发布为第 1 版（\d+ 种币制，摘要 [0-9a-f]{12}，"
+        r"日志位置 \d+）\n",
+        done.stderr,
+    ), done.stderr
+    assert re.search(r"已发布 1 份，未变化 0 份，被拒绝 0 份（发布人 cli:.+）\n$", done.stdout)
+    again = run_cli(sqlite_url, "reference", "load", "exchange-rates", str(rates), **ZH)
+    assert again.returncode == 0 and "：未变化（" in again.stderr, again.stderr
+    assert "未变化 1 份" in again.stdout and "unchanged" not in again.stdout + again.stderr
+
+    bad = tmp_path / "tariff.csv"
+    bad.write_text(
+        "effective_from,hs_prefix,tariff_rate,vat_rate\n"
+        "2027-03-01,847130,0,0.13\n"
+        "2027-03-01,851712,0,0.13\n"
+        "2027-03-01,950300,0,1.3\n"
+    )
+    refused = run_cli(sqlite_url, "reference", "load", "tariff", str(bad), **ZH)
+    assert refused.returncode == 1
+    assert "[1/1] 2027-03-01 的 tariff：被拒绝\n" in refused.stderr
+    problems = [line for line in refused.stderr.splitlines() if line.startswith("  ")]
+    assert any(p.startswith("  tariff.csv 第 3 行 hs_prefix：") for p in problems), problems
+    assert any(p.startswith("  tariff.csv 第 4 行 vat_rate：") for p in problems), problems
+    assert all(CJK.search(p.partition("：")[2]) for p in problems), problems
+    assert " line " not in refused.stderr and "refused" not in refused.stderr
+
+    missing = run_cli(sqlite_url, "reference", "load", "tariff", str(tmp_path / "none.csv"), **ZH)
+    assert missing.returncode == 2
+    assert missing.stderr == f"错误：{tmp_path / 'none.csv'}：文件或目录不存在\n"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("month,currency,cny_per_unit\n")
+    form = run_cli(sqlite_url, "reference", "load", "exchange-rates", str(empty), **ZH)
+    assert form.returncode == 2 and form.stderr == f"错误：{empty}：文件只有表头，没有数据行\n"
