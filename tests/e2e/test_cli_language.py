@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from api import i18n
 from tests.conftest import PG_URL
+from tests.e2e.test_cli_import import sheet
 from tests.e2e.test_epcis import run_story
-from tests.support import onboard, run_cli, running_ledger
+from tests.support import onboard, run_cli, running_ledger, serving
 
 ZH = {"LANG": "zh_CN.UTF-8"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -250,3 +252,46 @@ def test_reference_load_reads_in_chinese(sqlite_url, tmp_path):
     empty.write_text("month,currency,cny_per_unit\n")
     form = run_cli(sqlite_url, "reference", "load", "exchange-rates", str(empty), **ZH)
     assert form.returncode == 2 and form.stderr == f"错误：{empty}：文件只有表头，没有数据行\n"
+
+
+def test_import_reads_in_chinese_and_asks_the_server_for_chinese(sqlite_url, tmp_path):
+    with serving(sqlite_url) as (base, ledger):
+        tenant = onboard(ledger)
+        token = ledger.tokens[tenant.token_name]
+        path = tmp_path / "declarations.xlsx"
+        path.write_bytes(sheet(tenant, ["10", "1.5", "3"]))  # C62 counts whole pieces
+
+        def run(*args: str, **env: str):
+            command = ["import", str(path), "--kind", "declarations", "--url", base, *args]
+            return run_cli(sqlite_url, *command, **{"LEDGER_TOKEN": token, **ZH, **env})
+
+        dry = run("--dry-run")
+        assert dry.returncode == 1, dry.stderr
+        assert "3/3 份单证" in dry.stderr and "documents" not in dry.stderr
+        assert re.search(
+            r"^declarations\.xlsx：3 行，3 份单证：可接受 2 份，已重放 0 份（此前已导入），"
+            r"将被拒绝 1 份（用时 [\d.]+ 秒；导入任务 \S+）$",
+            dry.stdout,
+            re.M,
+        ), dry.stdout
+        (row,) = [line for line in dry.stdout.splitlines() if line.startswith("第 3 行\t")]
+        # The message is the server's, in the language the command asked for.
+        assert row.split("\t")[1:] == [
+            "申报数量 quantity",
+            i18n.translate("unit C62 counts whole pieces", "zh-CN"),
+        ]
+        assert CJK.search(row.split("\t")[2]), row
+        assert "would be accepted" not in dry.stdout and "row 3" not in dry.stdout
+
+        path.write_bytes(b"not a sheet\x00")
+        bad = run()
+        assert bad.returncode == 2
+        assert bad.stderr.startswith("导入：被拒绝（422）：") and "$.file" in bad.stderr
+        assert all(CJK.search(line) for line in bad.stderr.splitlines()), bad.stderr
+        english = run(LANG="C")
+        assert english.stderr.startswith("import: refused (422): ")
+        assert not CJK.search(english.stderr)
+
+        no_token = run_cli(sqlite_url, "import", str(path), "--kind", "declarations", **ZH)
+        assert no_token.returncode == 2
+        assert no_token.stderr == "导入：请提供令牌：LEDGER_TOKEN=... 或 --token\n"

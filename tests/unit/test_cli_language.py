@@ -24,7 +24,7 @@ from ledger.store import LogRecord
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "api" / "locale" / "zh_CN" / "LC_MESSAGES" / "messages.po"
 CJK = re.compile(r"[\u4e00-\u9fff]")
-COMMANDS = ("api/cli.py", "api/cli_replay.py", "api/cli_reference.py")
+COMMANDS = ("api/cli.py", "api/cli_replay.py", "api/cli_reference.py", "api/cli_import.py")
 
 
 @pytest.fixture
