@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -464,11 +465,13 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 def _trace_lines(trace: Any, limit: int) -> list[str]:
     """The chain as a person reads it: what matched, the zones, one line per event, the edges.
-    Codes stay as they are in any language: event types, edge kinds, roles, zones, units."""
+    In Chinese the event types, edge kinds and roles read as the trace viewer writes them;
+    zones, units, statuses and numbers stay as they are."""
     from domain.movement_kinds import paper_labels
 
     labels = {**PAPER_LABELS, **paper_labels()}
     words = _paper_words()
+    codes = _trace_codes()
     numbers = {d["id"]: d["number"] for e in trace.events for d in e.documents if d.get("number")}
     numbers |= {p.declaration_id: p.declaration_no for p in trace.parcels}
     units = {lot.lot_id: lot.unit for lot in trace.lots}
@@ -487,8 +490,9 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
         ),
         "",
     ]
-    # Event types line up (`transferred_out` is wider than the usual ten).
-    width = max([10, *(len(e.type) for e in trace.events)])
+    # Event types line up (`transferred_out` is wider than the usual ten; a Chinese character
+    # takes two columns of a terminal).
+    width = max([10, *(_columns(codes.get(e.type, e.type)) for e in trace.events)])
     for e in trace.events:
         papers = "; ".join(
             f"{words.get(label, label)} {d.get('number') or d['id']}"
@@ -497,10 +501,13 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
         )
         when = e.occurred_at.isoformat(sep=" ", timespec="seconds")
         parts = [
-            f"{when}  {e.zone:<5} {e.type:<{width}} " + say("lot {lot}", lot=e.lot_id[:8]),
+            f"{when}  {e.zone:<5} {_padded(codes.get(e.type, e.type), width)} "
+            + say("lot {lot}", lot=e.lot_id[:8]),
             f"{e.quantity:+f} {units.get(e.lot_id, '')}".rstrip(),
             papers,
-            say("by {name} ({role})", name=e.actor.name, role=e.actor.role),
+            say(
+                "by {name} ({role})", name=e.actor.name, role=codes.get(e.actor.role, e.actor.role)
+            ),
         ]
         lines.append("  ".join(p for p in parts if p))
     lines += ["", say("edges:") if trace.edges else say("edges: none")]
@@ -513,7 +520,7 @@ def _trace_lines(trace: Any, limit: int) -> list[str]:
                 "  lot {parent} -> lot {child}  {kind}{quantity}",
                 parent=edge.from_[:8],
                 child=edge.to[:8],
-                kind=edge.kind,
+                kind=codes.get(edge.kind, edge.kind),
                 quantity=quantity,
             )
         )
@@ -533,6 +540,44 @@ def _trace_heading(ref: str, direction: str) -> str:
     if direction == "downstream":
         return say("trace of {ref} (downstream)", ref=ref)
     return say("trace of {ref} (both)", ref=ref)
+
+
+def _columns(text: str) -> int:
+    """How many columns of a terminal `text` takes (a wide character, as CJK, takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _padded(text: str, width: int) -> str:
+    return text + " " * (width - _columns(text))
+
+
+def _trace_codes() -> dict[str, str]:
+    """How an event type, an edge kind or a role reads in the command's language (English:
+    the code itself; Chinese: as the trace viewer, api/static/trace-labels.js, writes it);
+    another code stays as it is."""
+    return {
+        "admitted": say("admitted"),
+        "exited": say("exited"),
+        "dispatched": say("dispatched"),
+        "received": say("received"),
+        "produced": say("produced"),
+        "consumed": say("consumed"),
+        "surplus": say("surplus"),
+        "adjusted": say("adjusted"),
+        "transferred_in": say("transferred_in"),
+        "transferred_out": say("transferred_out"),
+        "destroyed": say("destroyed"),
+        "lost": say("lost"),
+        "transfer": say("transfer"),
+        "processing": say("processing"),
+        "split": say("split"),
+        "return": say("return"),
+        "admin": say("admin"),
+        "enterprise": say("enterprise"),
+        "operator": say("operator"),
+        "officer": say("officer"),
+        "auditor": say("auditor"),
+    }
 
 
 def _paper_words() -> dict[str, str]:

@@ -50,17 +50,21 @@ def test_a_trace_reads_in_chinese(story):
     lines = r.stdout.splitlines()
     assert lines[:3] == [f"追溯 {REF}（下游）", f"匹配：运输工具 {REF}", "区域：XCBZ, XEPZ, XABZ"]
     assert re.fullmatch(r"\d+ 个批次，\d+ 个事件，5 条批次关系", lines[3]), lines[3]
-    admitted = [line for line in lines if " admitted " in line]  # event types are codes
+    admitted = [line for line in lines if " 入区 " in line]  # as the trace viewer says it
     assert len(admitted) == 2
     for line in admitted:
-        assert "+08:00  XCBZ  admitted   批次 " in line and "+100 C62" in line, line
-        assert f"报关单 {story.arrival_no}" in line and "过卡记录 GN-XCBZ-1127" in line
+        # A Chinese character takes two columns: the lots still line up.
+        assert "+08:00  XCBZ  入区       批次 " in line and "+100 C62" in line, line
+        assert f"报关单 {story.arrival_no}" in line and "卡口单 GN-XCBZ-1127" in line
         assert f"运输工具 {REF}" in line and "集装箱 TGHU1234567" in line
-        assert line.endswith("操作人 gate-XCBZ（operator）")
-    (adjusted,) = [line for line in lines if " adjusted " in line]
-    assert "原因 damaged, stocktake 2026-11-30" in adjusted
+        assert line.endswith("操作人 gate-XCBZ（区域运营方）")
+    assert any("XABZ  出区       批次 " in line for line in lines), lines
+    (adjusted,) = [line for line in lines if " 盘点调减 " in line]
+    assert "原因 damaged, stocktake 2026-11-30" in adjusted and adjusted.endswith("（企业）")
     edges = lines[lines.index("批次关系：") + 1 : -1]
     assert len(edges) == 5 and all(e.startswith("  批次 ") and " -> 批次 " in e for e in edges)
+    assert sum(e.endswith("  流转 40 C62") for e in edges) == 3
+    assert sum(e.endswith("  加工 40 C62") for e in edges) == 2
     assert lines[-1] == "截断：否"
     for english in (
         "trace of",
@@ -70,8 +74,11 @@ def test_a_trace_reads_in_chinese(story):
         " lot ",
         "declaration ",
         "gate note",
+        "checklist",
     ):
         assert english not in r.stdout, english
+    for code in ("admitted", "exited", "adjusted", "operator", "enterprise", "transfer"):
+        assert code not in r.stdout, code
     assert " by " not in r.stdout and "edges" not in r.stdout and "truncated" not in r.stdout
 
     cut = run_cli(story.url, "trace", REF, "--limit", "2", **ZH)
@@ -88,7 +95,7 @@ def test_a_trace_is_english_without_a_chinese_locale_and_the_same_with_lang(stor
     assert run_cli(story.url, "trace", REF, LC_ALL="C", **ZH).stdout == english.stdout
     assert run_cli(story.url, "--lang", "en", "trace", REF, **ZH).stdout == english.stdout
     chinese = run_cli(story.url, "trace", REF, **ZH)
-    assert chinese.stdout.startswith(f"追溯 {REF}（上游和下游）\n")
+    assert chinese.stdout.startswith(f"追溯 {REF}（双向）\n")
     assert run_cli(story.url, "--lang", "zh-CN", "trace", REF).stdout == chinese.stdout
     assert run_cli(story.url, "trace", REF, LC_MESSAGES="zh_CN.UTF-8").stdout == chinese.stdout
 
