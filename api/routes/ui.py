@@ -68,6 +68,7 @@ def dashboard() -> Response:
 # from the request).
 ASSETS = {
     "trace.js": "text/javascript; charset=utf-8",
+    "trace-labels.js": "text/javascript; charset=utf-8",
     "chain.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",
     "language.js": "text/javascript; charset=utf-8",
