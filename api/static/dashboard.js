@@ -196,6 +196,8 @@ async function ask(url, token) {
     headers: {
       Authorization: "Bearer " + token,
       Accept: "application/json, application/problem+json",
+      // A refusal (problem+json) comes back in the page's language, not the browser's.
+      "Accept-Language": dashboard.language,
     },
   });
   let body = null;
