@@ -46,9 +46,10 @@ def _open_app(settings: Settings) -> LedgerApplication:
     return LedgerApplication(parse_database_url(settings.database_url))
 
 
-def missing_schema(settings: Settings) -> str | None:
-    """The one line that says a PostgreSQL URL's `?schema=` does not exist (None when it
-    does, on SQLite, or when the server cannot be asked: the command then says why itself)."""
+def store_problem(settings: Settings) -> str | None:
+    """The one line that says why a PostgreSQL store cannot be used - the server cannot be
+    reached, the database or the role does not exist, the URL's `?schema=` does not exist -
+    or None (it can, the store is SQLite, or the URL itself is wrong: the command says so)."""
     from ledger.database import DatabaseUrlError, parse_database_url
 
     try:
@@ -67,8 +68,19 @@ def missing_schema(settings: Settings) -> str | None:
             row = conn.execute(
                 "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
             ).fetchone()
-    except psycopg.Error:
-        return None
+    except psycopg.Error as e:
+        # psycopg's text is the server's own (FATAL: database "x" does not exist, Connection
+        # refused ...), quoted as it is, on one line.
+        reason = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        return say(
+            "error: cannot use PostgreSQL database {dbname!r} on {host}:{port} as {user!r}:"
+            " {reason}; check LEDGER_DATABASE_URL and that the server runs",
+            dbname=db.dbname,
+            host=db.host,
+            port=db.port,
+            user=db.user,
+            reason=" ".join(reason).removeprefix("connection failed: ") or type(e).__name__,
+        )
     if row is not None:
         return None
     return say(
@@ -80,6 +92,10 @@ def missing_schema(settings: Settings) -> str | None:
         host=db.host,
         port=db.port,
     )
+
+
+# Commands that never open the store (clients of a running server).
+NO_STORE = frozenset({"import"})
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -778,9 +794,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": cli_import.cmd_import,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    missing = missing_schema(settings)
-    if missing:
-        _err(missing)
+    problem = None if args.command in NO_STORE else store_problem(settings)
+    if problem:
+        _err(problem)
         return 2
     return handlers[args.command](args, settings)
 
