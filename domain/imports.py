@@ -717,7 +717,7 @@ MOVEMENT_COLUMNS: tuple[Column, ...] = (
         False,
         "",
         "gate kinds: the gate's own note",
-        "卡口类:卡口单证编号",
+        "卡口类:卡口单编号",
     ),
     _doc(
         "vehicle",
