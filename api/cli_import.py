@@ -192,18 +192,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         "file": args.file.name,
         "seconds": time.monotonic() - started,
         **{k: job[k] for k in ("rows", "documents", "accepted", "replayed", "refused", "id")},
+        # A server from before content keys does not count them: none.
+        "already": job.get("already_imported", 0),
     }
     if job["dry_run"]:
         summary = say(
             "{file}: {rows} rows, {documents} documents: {accepted} would be accepted,"
-            " {replayed} replayed (imported before), {refused} refused ({seconds:.1f} s;"
-            " import {id})",
+            " {replayed} replayed (this file, imported before), {already} already in (from"
+            " an earlier file), {refused} refused ({seconds:.1f} s; import {id})",
             **counts,
         )
     else:
         summary = say(
             "{file}: {rows} rows, {documents} documents: {accepted} accepted, {replayed}"
-            " replayed (imported before), {refused} refused ({seconds:.1f} s; import {id})",
+            " replayed (this file, imported before), {already} already in (from an earlier"
+            " file), {refused} refused ({seconds:.1f} s; import {id})",
             **counts,
         )
     print(summary)

@@ -276,8 +276,8 @@ def test_import_reads_in_chinese_and_asks_the_server_for_chinese(sqlite_url, tmp
         assert dry.returncode == 1, dry.stderr
         assert "3/3 份单证" in dry.stderr and "documents" not in dry.stderr
         assert re.search(
-            r"^declarations\.xlsx：3 行，3 份单证：可接受 2 份，已重放 0 份（此前已导入），"
-            r"将被拒绝 1 份（用时 [\d.]+ 秒；导入任务 \S+）$",
+            r"^declarations\.xlsx：3 行，3 份单证：可接受 2 份，已重放 0 份（本文件此前已导入），"
+            r"已在账 0 份（由此前的文件导入），将被拒绝 1 份（用时 [\d.]+ 秒；导入任务 \S+）$",
             dry.stdout,
             re.M,
         ), dry.stdout
