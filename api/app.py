@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from eventsourcing.persistence import ConnectionUnavailableError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -47,7 +48,7 @@ from api.routes import (
 from api.services import Services
 from api.settings import Settings
 from domain.assessment import ClearanceRules
-from domain.errors import LedgerError
+from domain.errors import LedgerError, Unavailable
 
 log = logging.getLogger("customs_ledger.api")
 
@@ -129,6 +130,39 @@ class HeadAsGet:
 
         # (`ledger.head`: a stream answers its headers and ends, api/routes/stream.py.)
         await self.app({**scope, "method": "GET", "ledger.head": True}, receive, without_body)
+
+
+async def _no_connection(request: Request, exc: Exception) -> Response:
+    # Every store connection stayed in use past the pool's wait (a machine far past its
+    # load): not a bug and not the client's fault; nothing was recorded, and the same request
+    # may be sent again.
+    path = observability.loggable_path(request.url.path)
+    log.warning("no free store connection for %s %s: %s", request.method, path, exc)
+    return await ledger_error_handler(
+        request,
+        Unavailable(
+            "the ledger had no free store connection in time; nothing was recorded, send it"
+            " again",
+            retry_after=1,
+        ),
+    )
+
+
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    # The store could not answer (PostgreSQL: no pooled connection within `pool_timeout`, the
+    # server gone, the connection lost): not the client's fault. A write cut off at its commit
+    # may or may not be recorded; the same request with the same Idempotency-Key is recorded
+    # once either way.
+    path = observability.loggable_path(request.url.path)
+    log.warning("the store failed on %s %s: %s", request.method, path, exc)
+    return await ledger_error_handler(
+        request,
+        Unavailable(
+            "the ledger's store did not answer; send the request again (a write with the same"
+            " Idempotency-Key is recorded once)",
+            retry_after=1,
+        ),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -257,6 +291,8 @@ def create_app(
     app.add_exception_handler(HttpProblem, http_problem_handler)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(ConnectionUnavailableError, _no_connection)
+    app.add_exception_handler(OperationalError, _store_failed)
     app.add_exception_handler(Exception, _unexpected)
 
     @app.get("/healthz", tags=["operations"], **observability.health_doc())

@@ -1,4 +1,9 @@
-"""The `customs-ledger` command: serve, keys, verify, project, trace."""
+"""The `customs-ledger` command: serve, keys, verify, project, trace.
+
+What `trace`, `verify`, `replay`, `reference load` and `import` print for a person is in the
+language of the locale (LC_ALL, LC_MESSAGES, LANG, LANGUAGE as gettext reads them) or of
+`--lang`: each line is `say(template, **values)` (api/i18n.py), English in the code, Chinese
+in the catalog. JSON, EPCIS and CSV output never change with the language."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +26,9 @@ from api import (
     cli_replay,
     cli_risk,
     cli_subscriptions,
+    i18n,
 )
+from api.i18n import say
 from api.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the ledger only when a command needs it (start-up time)
@@ -38,9 +46,10 @@ def _open_app(settings: Settings) -> LedgerApplication:
     return LedgerApplication(parse_database_url(settings.database_url))
 
 
-def missing_schema(settings: Settings) -> str | None:
-    """The one line that says a PostgreSQL URL's `?schema=` does not exist (None when it
-    does, on SQLite, or when the server cannot be asked: the command then says why itself)."""
+def store_problem(settings: Settings) -> str | None:
+    """The one line that says why a PostgreSQL store cannot be used - the server cannot be
+    reached, the database or the role does not exist, the URL's `?schema=` does not exist -
+    or None (it can, the store is SQLite, or the URL itself is wrong: the command says so)."""
     from ledger.database import DatabaseUrlError, parse_database_url
 
     try:
@@ -59,15 +68,34 @@ def missing_schema(settings: Settings) -> str | None:
             row = conn.execute(
                 "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
             ).fetchone()
-    except psycopg.Error:
-        return None
+    except psycopg.Error as e:
+        # psycopg's text is the server's own (FATAL: database "x" does not exist, Connection
+        # refused ...), quoted as it is, on one line.
+        reason = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        return say(
+            "error: cannot use PostgreSQL database {dbname!r} on {host}:{port} as {user!r}:"
+            " {reason}; check LEDGER_DATABASE_URL and that the server runs",
+            dbname=db.dbname,
+            host=db.host,
+            port=db.port,
+            user=db.user,
+            reason=" ".join(reason).removeprefix("connection failed: ") or type(e).__name__,
+        )
     if row is not None:
         return None
-    return (
-        f"error: PostgreSQL schema {db.schema!r} does not exist in database {db.dbname!r} on"
-        f' {db.host}:{db.port}: create it (CREATE SCHEMA "{db.schema}";) or correct ?schema='
-        " in LEDGER_DATABASE_URL"
+    return say(
+        "error: PostgreSQL schema {schema!r} does not exist in database {dbname!r} on"
+        ' {host}:{port}: create it (CREATE SCHEMA "{schema}";) or correct ?schema='
+        " in LEDGER_DATABASE_URL",
+        schema=db.schema,
+        dbname=db.dbname,
+        host=db.host,
+        port=db.port,
     )
+
+
+# Commands that never open the store (clients of a running server).
+NO_STORE = frozenset({"import"})
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -243,7 +271,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         try:
             against = audit.parse_digest(args.against)
         except ValueError as e:
-            _err(f"error: {e}")
+            _err(say("error: {detail}", detail=str(e)))
             return 2
     show = sys.stderr.isatty()
     started = time.monotonic()
@@ -251,7 +279,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     def progress(n: int) -> None:
         if show:
             rate = n / max(time.monotonic() - started, 1e-9)
-            print(f"\rverified {n:,} events ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+            line = say("verified {n:,} events ({rate:,.0f}/s)", n=n, rate=rate)
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
 
     try:
         from ledger.key_audit import KeyCheck
@@ -264,28 +293,78 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         app.close()
     if show:
         print(file=sys.stderr)
-    print(f"ok: {str(report.ok).lower()}")
-    print(f"events_checked: {report.events_checked}")
-    print(f"head_sequence: {report.head_sequence}")
-    print(f"head_position: {report.head_position}")
-    print(f"head_hash: {report.head_hash}")
+    print(say("ok: true") if report.ok else say("ok: false"))
+    print(say("events_checked: {n}", n=report.events_checked))
+    print(say("head_sequence: {sequence}", sequence=report.head_sequence))
+    print(say("head_position: {position}", position=report.head_position))
+    print(say("head_hash: {hash}", hash=report.head_hash))
     for f in report.failures:
+        # The reason is a code (docs/audit.md); the detail, the ledger's words, one or more.
+        problem = _verify_detail(f.detail)
         if f.sequence is None:  # about the log as a whole, or a key row the log does not have
-            print(f"FAILED: {f.reason}: {f.detail}")
+            print(say("FAILED: {reason}: {problem}", reason=f.reason, problem=problem))
             continue
         print(
-            f"FAILED at sequence {f.sequence} (position {f.position}, stream {f.stream_id} "
-            f"v{f.version}): {f.reason}: {f.detail}"
+            say(
+                "FAILED at sequence {sequence} (position {position}, stream {stream} "
+                "v{version}): {reason}: {problem}",
+                sequence=f.sequence,
+                position=f.position,
+                stream=f.stream_id,
+                version=f.version,
+                reason=f.reason,
+                problem=problem,
+            )
         )
     if again is not None:
-        print(f"assessments: {again.assessments}")
-        print(f"assessments_reproduced: {again.reproduced}")
-        print(f"assessments_before_publications: {again.without_tables}")
+        print(say("assessments: {n}", n=again.assessments))
+        print(say("assessments_reproduced: {n}", n=again.reproduced))
+        print(say("assessments_before_publications: {n}", n=again.without_tables))
         for difference in again.differences:
-            print(f"FAILED reassessment at {difference}")
+            print(say("FAILED reassessment at {difference}", difference=difference))
         if again.differences:
             return 1
     return 0 if report.ok else 1
+
+
+# Others' words that the commands quote, as templates for the catalog (api/i18n_extract.py
+# reads every tuple of this name), matched as an HTTP answer's messages are: the ledger's that
+# `verify` prints after a failure's reason (ledger/audit.py, ledger/key_audit.py,
+# ledger/key_table.py) and its refusal of a digest (tests/unit/test_cli_language.py makes each
+# of these failures and checks its Chinese), and the operating system's for a file that cannot
+# be read (`reference load`, `import`).
+QUOTED_MESSAGES = (
+    "a digest is SEQUENCE:HASH with a SEQUENCE of 1 or more, got {text}",
+    "a digest's HASH is 64 hex digits (SHA-256), got {hexhash}",
+    "sequence {sequence} where {expected} was due",
+    "the stored hash is not this event's link to the one before: its content or order changed",
+    "recorded_at {recorded_at} is before the previous {last_time}",
+    "a stored value has the wrong type or form: {error}",
+    "the digest names event {sequence}, the log ends at {head}: its end was cut",
+    "no event has the digest's sequence {sequence}",
+    "event {sequence} has hash {hash}, the published digest says {published}: the log was"
+    " rewritten up to there",
+    "key {name} (its last event: sequence {sequence}): {detail}",
+    "key {name}: {detail}",
+    "the log has it, the key table has no row for it",
+    "the key table has it, the log has no such key",
+    "its stream in the log has gaps",
+    "its events in the log cannot be read ({error})",
+    "the key table's {columns} differs from the log's",
+    "the key table's {columns} differ from the log's",
+    "No such file or directory",
+    "Permission denied",
+    "Is a directory",
+)
+
+
+def _verify_detail(detail: str) -> str:
+    """A failure's detail in the command's language: each of its problems (`; ` between
+    them when one event has several) translated as the ledger's words."""
+    if i18n.command_language() == "en":
+        return detail
+    parts = (i18n.translate(part, i18n.command_language()) for part in detail.split("; "))
+    return "\N{FULLWIDTH SEMICOLON}".join(parts)
 
 
 def _reassessed(app: Any, settings: Settings) -> Any:
@@ -374,15 +453,19 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
         views_position = services.runner.tracked_position()
         if views_position < log_position:
             _err(
-                f"warning: the views reflect the log up to position {views_position}, the log"
-                f" is at {log_position}: later events are missing from this trace (the server"
-                " or `customs-ledger project` brings the views up to date)"
+                say(
+                    "warning: the views reflect the log up to position {views}, the log"
+                    " is at {log}: later events are missing from this trace (the server"
+                    " or `customs-ledger project` brings the views up to date)",
+                    views=views_position,
+                    log=log_position,
+                )
             )
         trace = services.trace.trace(
             args.ref, scope=everyone, direction=args.direction, limit=args.limit
         )
         if trace is None:
-            _err(f"no goods found for {args.ref!r}")
+            _err(say("no goods found for {ref!r}", ref=args.ref))
             return 1
         if args.epcis:
             document = epcis_document(
@@ -397,60 +480,163 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trace_lines(trace: Any, limit: int) -> list[str]:
-    """The chain as a person reads it: what matched, the zones, one line per event, the edges."""
+    """The chain as a person reads it: what matched, the zones, one line per event, the edges.
+    In Chinese the event types, edge kinds and roles read as the trace viewer writes them;
+    zones, units, statuses and numbers stay as they are."""
     from domain.movement_kinds import paper_labels
 
     labels = {**PAPER_LABELS, **paper_labels()}
+    words = _paper_words()
+    codes = _trace_codes()
     numbers = {d["id"]: d["number"] for e in trace.events for d in e.documents if d.get("number")}
     numbers |= {p.declaration_id: p.declaration_no for p in trace.parcels}
     units = {lot.lot_id: lot.unit for lot in trace.lots}
-    matched = ", ".join(f"{m.kind} {numbers.get(m.id, m.id)}" for m in trace.matched)
+    matched = ", ".join(
+        f"{words.get(m.kind, m.kind)} {numbers.get(m.id, m.id)}" for m in trace.matched
+    )
     lines = [
-        f"trace of {trace.ref} ({trace.direction})",
-        f"matched: {matched}",
-        f"zones: {', '.join(trace.zones)}",
-        f"{len(trace.lots)} lots, {len(trace.events)} events, {len(trace.edges)} edges",
+        _trace_heading(trace.ref, trace.direction),
+        say("matched: {matched}", matched=matched),
+        say("zones: {zones}", zones=", ".join(trace.zones)),
+        say(
+            "{lots} lots, {events} events, {edges} edges",
+            lots=len(trace.lots),
+            events=len(trace.events),
+            edges=len(trace.edges),
+        ),
         "",
     ]
-    # Event types line up (`transferred_out` is wider than the usual ten).
-    width = max([10, *(len(e.type) for e in trace.events)])
+    # Event types line up (`transferred_out` is wider than the usual ten; a Chinese character
+    # takes two columns of a terminal).
+    width = max([10, *(_columns(codes.get(e.type, e.type)) for e in trace.events)])
     for e in trace.events:
         papers = "; ".join(
-            f"{labels.get(d['kind'], d['kind'])} {d.get('number') or d['id']}" for d in e.documents
+            f"{words.get(label, label)} {d.get('number') or d['id']}"
+            for d in e.documents
+            for label in [labels.get(d["kind"], d["kind"])]
         )
         when = e.occurred_at.isoformat(sep=" ", timespec="seconds")
         parts = [
-            f"{when}  {e.zone:<5} {e.type:<{width}} lot {e.lot_id[:8]}",
+            f"{when}  {e.zone:<5} {_padded(codes.get(e.type, e.type), width)} "
+            + say("lot {lot}", lot=e.lot_id[:8]),
             f"{e.quantity:+f} {units.get(e.lot_id, '')}".rstrip(),
             papers,
-            f"by {e.actor.name} ({e.actor.role})",
+            say(
+                "by {name} ({role})", name=e.actor.name, role=codes.get(e.actor.role, e.actor.role)
+            ),
         ]
         lines.append("  ".join(p for p in parts if p))
-    lines += ["", "edges:" if trace.edges else "edges: none"]
+    lines += ["", say("edges:") if trace.edges else say("edges: none")]
     for edge in trace.edges:
         quantity = (
             "" if edge.quantity is None else f" {edge.quantity:f} {units.get(edge.from_, '')}"
         )
-        lines.append(f"  lot {edge.from_[:8]} -> lot {edge.to[:8]}  {edge.kind}{quantity}")
+        lines.append(
+            say(
+                "  lot {parent} -> lot {child}  {kind}{quantity}",
+                parent=edge.from_[:8],
+                child=edge.to[:8],
+                kind=codes.get(edge.kind, edge.kind),
+                quantity=quantity,
+            )
+        )
     lines += _parcel_lines(trace.parcels)
     if trace.truncated:
-        lines.append(f"truncated: the answer stopped at {limit} lots (--limit raises it)")
+        lines.append(
+            say("truncated: the answer stopped at {limit} lots (--limit raises it)", limit=limit)
+        )
     else:
-        lines.append("truncated: no")
+        lines.append(say("truncated: no"))
     return lines
+
+
+def _trace_heading(ref: str, direction: str) -> str:
+    if direction == "upstream":
+        return say("trace of {ref} (upstream)", ref=ref)
+    if direction == "downstream":
+        return say("trace of {ref} (downstream)", ref=ref)
+    return say("trace of {ref} (both)", ref=ref)
+
+
+def _columns(text: str) -> int:
+    """How many columns of a terminal `text` takes (a wide character, as CJK, takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _padded(text: str, width: int) -> str:
+    return text + " " * (width - _columns(text))
+
+
+def _trace_codes() -> dict[str, str]:
+    """How an event type, an edge kind or a role reads in the command's language (English:
+    the code itself; Chinese: as the trace viewer, api/static/trace-labels.js, writes it);
+    another code stays as it is."""
+    return {
+        "admitted": say("admitted"),
+        "exited": say("exited"),
+        "dispatched": say("dispatched"),
+        "received": say("received"),
+        "produced": say("produced"),
+        "consumed": say("consumed"),
+        "surplus": say("surplus"),
+        "adjusted": say("adjusted"),
+        "transferred_in": say("transferred_in"),
+        "transferred_out": say("transferred_out"),
+        "destroyed": say("destroyed"),
+        "lost": say("lost"),
+        "transfer": say("transfer"),
+        "processing": say("processing"),
+        "split": say("split"),
+        "return": say("return"),
+        "admin": say("admin"),
+        "enterprise": say("enterprise"),
+        "operator": say("operator"),
+        "officer": say("officer"),
+        "auditor": say("auditor"),
+    }
+
+
+def _paper_words() -> dict[str, str]:
+    """How a paper or a match reads in the command's language, by the word English prints
+    (the kind in `matched:`, the label in an event's papers); another word stays as it is."""
+    return {
+        "declaration": say("declaration"),
+        "transport": say("transport"),
+        "container": say("container"),
+        "order": say("order"),
+        "waybill": say("waybill"),
+        "checklist": say("checklist"),
+        "gate_note": say("gate_note"),
+        "gate note": say("gate note"),
+        "gate_pass": say("gate_pass"),
+        "gate pass": say("gate pass"),
+        "lot": say("lot"),
+        "operation": say("operation"),
+        "reason": say("reason"),
+    }
 
 
 def _parcel_lines(parcels: list[Any]) -> list[str]:
     """The 9610 parcels of a trace, one line each (none: no lines at all)."""
     if not parcels:
         return []
-    lines = ["parcels (declared and cleared one by one, in no book):"]
+    lines = [say("parcels (declared and cleared one by one, in no book):")]
     for p in parcels:
         when = p.occurred_at.isoformat(sep=" ", timespec="seconds")
         lines.append(
-            f"  {when}  {p.zone:<5} {p.trade_mode} declaration {p.declaration_no} {p.status}"
-            f"  transport {p.transport.mode} {p.transport.reference}"
-            f"  order {p.order_no}  waybill {p.waybill_no}"
+            say(
+                "  {when}  {zone:<5} {trade_mode} declaration {declaration_no} {status}"
+                "  transport {mode} {reference}  order {order_no}  waybill {waybill_no}",
+                when=when,
+                zone=p.zone,
+                trade_mode=p.trade_mode,
+                declaration_no=p.declaration_no,
+                status=p.status,
+                mode=p.transport.mode,
+                reference=p.transport.reference,
+                order_no=p.order_no,
+                waybill_no=p.waybill_no,
+            )
         )
     return lines
 
@@ -479,6 +665,13 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customs-ledger", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        help="the language of what trace, verify, replay, reference load and import print for"
+        " a person (default: the locale's, LC_ALL, LC_MESSAGES, LANG, LANGUAGE; else en);"
+        " --help and usage errors are in English",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP API")
@@ -583,6 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    i18n.set_command_language(args.lang or i18n.from_environment(os.environ))
     settings = Settings.from_env()
     handlers = {
         "serve": cmd_serve,
@@ -600,9 +794,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": cli_import.cmd_import,
     }
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    missing = missing_schema(settings)
-    if missing:
-        _err(missing)
+    problem = None if args.command in NO_STORE else store_problem(settings)
+    if problem:
+        _err(problem)
         return 2
     return handlers[args.command](args, settings)
 

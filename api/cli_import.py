@@ -6,6 +6,8 @@ token, as for any request, and does the import (docs/decisions/0032-imports.md).
 the file, follows the job with a progress bar on stderr (documents done of all, their rate),
 then prints a summary and every refused document's errors (row, column, message) on stdout.
 The bar is redrawn in place when stderr is a terminal, and written once, at the end, when not.
+What it prints is in the command's language (api/i18n.py `say`), and it asks the server for
+its messages (a refusal, a row's errors) in that language too (`Accept-Language`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from api.i18n import command_language, say
 from api.settings import Settings
 
 DESCRIPTION = """\
@@ -36,6 +39,13 @@ listed with its row, column and message); 2 bad arguments, an unreadable file, t
 refused or the server unreachable; 3 the import was interrupted (run the same command again:
 the rows done are not written twice)."""
 POLL_SECONDS = 0.5
+# The operating system's words the command quotes when the server cannot be reached, as
+# templates for the catalog (api/i18n_extract.py reads this tuple).
+QUOTED_MESSAGES = (
+    "[Errno {errno}] Connection refused",
+    "timed out",
+    "[Errno -2] Name or service not known",
+)
 
 
 def configure(sub: Any) -> None:
@@ -48,7 +58,9 @@ def configure(sub: Any) -> None:
     )
     parser.add_argument("file", type=Path)
     parser.add_argument(
-        "--kind", required=True, choices=("declarations", "retail_lists", "checklists")
+        "--kind",
+        required=True,
+        choices=("declarations", "retail_lists", "checklists", "movements"),
     )
     parser.add_argument("--dry-run", action="store_true", help="check only, write nothing")
     parser.add_argument(
@@ -68,7 +80,12 @@ def _err(*parts: object) -> None:
 def _request(
     url: str, token: str, *, data: bytes | None = None, content_type: str | None = None
 ) -> tuple[int, Any, dict[str, str]]:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        # The server's messages (a refusal, a row's errors) in the command's language.
+        "Accept-Language": command_language(),
+    }
     if content_type:
         headers["Content-Type"] = content_type
     method = "POST" if data else "GET"
@@ -106,12 +123,21 @@ def _bar(done: int, total: int, started: float) -> str:
     width = 30
     filled = width * done // total if total else width
     rate = done / max(time.monotonic() - started, 1e-6)
-    return f"\r[{'#' * filled}{'-' * (width - filled)}] {done:,}/{total:,} documents  {rate:,.0f}/s"
+    bar = f"[{'#' * filled}{'-' * (width - filled)}]"
+    line = say(
+        "{bar} {done:,}/{total:,} documents  {rate:,.0f}/s",
+        bar=bar,
+        done=done,
+        total=total,
+        rate=rate,
+    )
+    return f"\r{line}"
 
 
 def _problem(status: int, body: Any) -> None:
+    # The server wrote its detail in the language asked (Accept-Language): quoted as it is.
     detail = body.get("detail", "") if isinstance(body, dict) else body
-    _err(f"import: refused ({status}): {detail}")
+    _err(say("import: refused ({status}): {said}", status=status, said=detail))
     for e in (body.get("errors") or []) if isinstance(body, dict) else []:
         _err(f"  {e.get('loc')}: {e.get('msg')}")
 
@@ -119,16 +145,16 @@ def _problem(status: int, body: Any) -> None:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     token = args.token or os.environ.get("LEDGER_TOKEN")
     if not token:
-        _err("import: give a token: LEDGER_TOKEN=... or --token")
+        _err(say("import: give a token: LEDGER_TOKEN=... or --token"))
         return 2
     try:
         data = args.file.read_bytes()
     except OSError as e:
-        _err(f"import: {args.file}: {e.strerror or e}")
+        _err(say("import: {file}: {detail}", file=args.file, detail=str(e.strerror or e)))
         return 2
     base = args.url.rstrip("/")
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
-        _err(f"import: --url {base}: an http:// or https:// address")
+        _err(say("import: --url {url}: an http:// or https:// address", url=base))
         return 2
     body, content_type = _multipart(
         {"kind": args.kind, "dry_run": "true" if args.dry_run else "false"}, args.file.name, data
@@ -160,20 +186,44 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         _err()
         refused = _refused(base + location, token)
     except (urllib.error.URLError, OSError) as e:
-        _err(f"\nimport: {base}: {getattr(e, 'reason', e)}")
+        _err("\n" + say("import: {url}: {detail}", url=base, detail=str(getattr(e, "reason", e))))
         return 2
-    verb = "would be accepted" if job["dry_run"] else "accepted"
-    print(
-        f"{args.file.name}: {job['rows']} rows, {job['documents']} documents: {job['accepted']} "
-        f"{verb}, {job['replayed']} replayed (imported before), {job['refused']} refused"
-        f" ({time.monotonic() - started:.1f} s; import {job['id']})"
-    )
+    counts = {
+        "file": args.file.name,
+        "seconds": time.monotonic() - started,
+        **{k: job[k] for k in ("rows", "documents", "accepted", "replayed", "refused", "id")},
+        # A server from before content keys does not count them: none.
+        "already": job.get("already_imported", 0),
+    }
+    if job["dry_run"]:
+        summary = say(
+            "{file}: {rows} rows, {documents} documents: {accepted} would be accepted,"
+            " {replayed} replayed (this file, imported before), {already} already in (from"
+            " an earlier file), {refused} refused ({seconds:.1f} s; import {id})",
+            **counts,
+        )
+    else:
+        summary = say(
+            "{file}: {rows} rows, {documents} documents: {accepted} accepted, {replayed}"
+            " replayed (this file, imported before), {already} already in (from an earlier"
+            " file), {refused} refused ({seconds:.1f} s; import {id})",
+            **counts,
+        )
+    print(summary)
     for result in refused:
         for error in result.get("errors", []):
             column = error.get("column") or error.get("loc")
-            print(f"row {error['row']}\t{column}\t{error['msg']}")
+            # The message is the server's, in the language asked.
+            print(
+                say(
+                    "row {row}\t{column}\t{said}",
+                    row=error["row"],
+                    column=column,
+                    said=error["msg"],
+                )
+            )
     if job["status"] == "interrupted":
-        _err(f"import: interrupted: {job.get('detail') or ''}")
+        _err(say("import: interrupted: {said}", said=job.get("detail") or ""))
         return 3
     return 1 if job["refused"] else 0
 

@@ -4,7 +4,9 @@ A file is CSV with a header row (docs/reference-data.md gives each kind's column
 docs/examples/) or, for any kind, JSON: one body of `POST /v1/reference/{kind}` or a list of
 them. The risk rules are a nested rule set, not a table: JSON only. Every publication goes
 through the same checks as the API; a file whose rows span several months or effective dates
-makes one publication per month or date, each reported as it is recorded.
+makes one publication per month or date, each reported as it is recorded. What `load` prints
+for a person is in the command's language (api/i18n.py `say`); `export` writes the table as it
+is, in any language.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from api import i18n
+from api.i18n import say
 from api.settings import Settings
-from domain.reference_csv import FileProblem, explain, export_text, read_bodies
+from domain.reference_csv import FileProblem, Lines, export_text, read_bodies
 from domain.reference_data import (
     KINDS,
     PublishExchangeRates,
@@ -101,51 +105,103 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         json = args.file.suffix.lower() == ".json"
         bodies = read_bodies(args.kind, raw, args.source, args.reason, json=json)
     except OSError as e:
-        _err(f"error: {args.file}: {e.strerror or e}")
+        _err(say("error: {file}: {detail}", file=args.file, detail=str(e.strerror or e)))
         return 2
     except (FileProblem, ValidationFailed) as e:
-        _err(f"error: {args.file}: {e}")
+        _err(say("error: {file}: {detail}", file=args.file, detail=str(e)))
         return 2
     try:
         ledger = open_admin_ledger(settings)
     except KeyStoreError as e:
-        _err(f"error: {e}")
+        _err(say("error: {detail}", detail=str(e)))
         return 2
     counts = {"published": 0, "unchanged": 0, "refused": 0}
     try:
         for n, (body, lines) in enumerate(bodies, 1):
-            what = f"[{n}/{len(bodies)}] {args.kind} of {_key(body)}"
+            what = say(
+                "[{n}/{total}] {kind} of {key}",
+                n=n,
+                total=len(bodies),
+                kind=args.kind,
+                key=_key(body),
+            )
             try:
                 outcome = ledger.publish_reference(args.kind, body, actor)
             except Conflict as e:
                 if e.rule != "reference_unchanged":
                     raise
                 counts["unchanged"] += 1
-                _err(f"{what}: unchanged ({e})")
+                _err(say("{what}: unchanged ({detail})", what=what, detail=str(e)))
                 continue
             except ValidationFailed as e:
                 counts["refused"] += 1
-                _err(f"{what}: refused")
+                _err(say("{what}: refused", what=what))
                 for problem in e.errors:
-                    _err(f"  {explain(problem.loc, problem.msg, lines, args.file.name)}")
+                    _err(f"  {_explain(problem.loc, problem.msg, lines, args.file.name)}")
                 continue
             p = outcome.body
             counts["published"] += 1
-            corrects = f", correcting version {p.corrects}" if p.corrects else ""
-            _err(
-                f"{what}: published as version {p.version}{corrects} ({_size(body)}, digest"
-                f" {p.digest[:12]}, log position {p.position})"
-            )
+            facts = {
+                "what": what,
+                "version": p.version,
+                "size": _size(body),
+                "digest": p.digest[:12],
+                "position": p.position,
+            }
+            if p.corrects:
+                _err(
+                    say(
+                        "{what}: published as version {version}, correcting version {corrects}"
+                        " ({size}, digest {digest}, log position {position})",
+                        corrects=p.corrects,
+                        **facts,
+                    )
+                )
+            else:
+                _err(
+                    say(
+                        "{what}: published as version {version} ({size}, digest {digest}, log"
+                        " position {position})",
+                        **facts,
+                    )
+                )
     except LedgerError as e:
-        _err(f"error: {e}")
+        _err(say("error: {detail}", detail=str(e)))
         return 2
     finally:
         close_admin_ledger(ledger)
     print(
-        f"{args.file}: {counts['published']} published, {counts['unchanged']} unchanged,"
-        f" {counts['refused']} refused (by {actor.name})"
+        say(
+            "{file}: {published} published, {unchanged} unchanged, {refused} refused (by {actor})",
+            file=args.file,
+            actor=actor.name,
+            **counts,
+        )
     )
     return 1 if counts["refused"] else 0
+
+
+def _explain(loc: str, msg: str, lines: Lines, name: str) -> str:
+    """A problem as the file's reader says it, in the command's language: where (a row the
+    body names by its place, `rows[3]`, named by its line in the file), and what (as
+    domain/reference_csv.py `explain` says it in English)."""
+    text = i18n.translate(msg, i18n.command_language())
+    for key, line in lines.items():
+        text = text.replace(key, say("line {line}", line=line))
+    inner = loc.removeprefix("$.")
+    for key, line in lines.items():
+        if inner == key or inner.startswith(key + "."):
+            rest = inner[len(key) + 1 :]
+            if rest:
+                return say(
+                    "{file} line {line} {field}: {problem}",
+                    file=name,
+                    line=line,
+                    field=rest,
+                    problem=text,
+                )
+            return say("{file} line {line}: {problem}", file=name, line=line, problem=text)
+    return say("{file} {loc}: {problem}", file=name, loc=loc, problem=text)
 
 
 def _key(body: Any) -> str:
@@ -154,12 +210,12 @@ def _key(body: Any) -> str:
 
 def _size(body: Any) -> str:
     if isinstance(body, PublishExchangeRates):
-        return f"{len(body.rates)} currencies"
+        return say("{n} currencies", n=len(body.rates))
     if isinstance(body, PublishTariff):
-        return f"{len(body.rows)} rows"
+        return say("{n} rows", n=len(body.rows))
     if isinstance(body, PublishPositiveList):
-        return f"{len(body.hs_codes)} HS prefixes"
-    return "a rule set"
+        return say("{n} HS prefixes", n=len(body.hs_codes))
+    return say("a rule set")
 
 
 # -- export --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`customs-ledger replay [--as-of T]`: rebuild every read model from the log and compare.
 
-The wiring (`run_replay`, shared with `POST /v1/audit/replay`) is api.replaying's.
+The wiring (`run_replay`, shared with `POST /v1/audit/replay`) is api.replaying's. What it
+prints for a person is in the command's language (api/i18n.py `say`); `--json` never is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from api.i18n import say
 from api.replaying import WAIT_SECONDS, ReplayFailed, answer, run_replay
 from api.settings import Settings
 
@@ -28,6 +30,20 @@ EPILOG = """exit codes: 0 every read model compared is equal; 1 one differs (the
 rows are printed); 2 bad arguments; 3 the replay could not be done (its second process
 failed). Progress goes to stderr on a terminal; stdout carries the digests (or, with --json,
 the answer POST /v1/audit/replay gives)."""
+
+# The words of others a replay quotes in its notes and its failure (api/replaying.py,
+# projections/replay.py, ledger/helper_process.py), as templates for the catalog
+# (api/i18n_extract.py reads this tuple).
+QUOTED_MESSAGES = (
+    "the live views reflect the log up to position {position}, the log is at {log_position}:"
+    " both were compared at {position} (the server or `customs-ledger project` brings the"
+    " views up to date)",
+    "the live views are at position {live_position}, before the cut ({position}): the {name}"
+    " was not compared",
+    "the replay's second process ({names}) failed: {detail}",
+    "exit status {status}",
+    "it was never started",
+)
 
 
 def _instant(text: str) -> datetime:
@@ -84,17 +100,26 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         if not first:
             first.append((now, position))
         since, start = first[0]
-        rate = f", {(position - start) / (now - since):,.0f}/s" if now > since else ""
         share = 100 * position / end if end else 100.0
-        print(
-            f"\rreplaying: position {position:,} of {end:,} ({share:.0f}%{rate})\033[K",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        if now > since:
+            line = say(
+                "replaying: position {position:,} of {end:,} ({share:.0f}%, {rate:,.0f}/s)",
+                position=position,
+                end=end,
+                share=share,
+                rate=(position - start) / (now - since),
+            )
+        else:
+            line = say(
+                "replaying: position {position:,} of {end:,} ({share:.0f}%)",
+                position=position,
+                end=end,
+                share=share,
+            )
+        print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
 
     if show:
-        print("reading the live views' digests, then rebuilding ...", file=sys.stderr)
+        print(say("reading the live views' digests, then rebuilding ..."), file=sys.stderr)
 
     try:
         report, log_position = run_replay(
@@ -107,7 +132,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except ReplayFailed as e:
         if show:
             print(file=sys.stderr)
-        print(f"replay failed: {e}", file=sys.stderr)
+        print(say("replay failed: {detail}", detail=str(e)), file=sys.stderr)
         return 3
     finally:
         services.close()
@@ -121,38 +146,78 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print("\n".join(_lines(report, log_position)))
-    rate = report.events_replayed / max(report.rebuild_seconds, 1e-9)
-    verdict = "equal" if report.equal else "DIFFERENT"
-    print(
-        f"replay: {report.events_replayed:,} events to position {report.position:,} in "
-        f"{report.seconds:.1f} s (rebuild {rate:,.0f} events/s): {verdict}",
-        file=sys.stderr,
-    )
+    values = {
+        "events": report.events_replayed,
+        "position": report.position,
+        "seconds": report.seconds,
+        "rate": report.events_replayed / max(report.rebuild_seconds, 1e-9),
+    }
+    if report.equal:
+        print(
+            say(
+                "replay: {events:,} events to position {position:,} in {seconds:.1f} s (rebuild"
+                " {rate:,.0f} events/s): equal",
+                **values,
+            ),
+            file=sys.stderr,
+        )
+    else:
+        print(
+            say(
+                "replay: {events:,} events to position {position:,} in {seconds:.1f} s (rebuild"
+                " {rate:,.0f} events/s): DIFFERENT",
+                **values,
+            ),
+            file=sys.stderr,
+        )
     return 0 if report.equal else 1
 
 
 def _lines(report: ReplayReport, log_position: int) -> list[str]:
+    """The report as a person reads it (read model names, tables, keys and digests as they
+    are in any language)."""
     lines = [
-        f"events_replayed: {report.events_replayed}",
-        f"position: {report.position}",
-        f"log_position: {log_position}",
+        say("events_replayed: {n}", n=report.events_replayed),
+        say("position: {position}", position=report.position),
+        say("log_position: {position}", position=log_position),
     ]
     if report.as_of is not None:
-        lines.append(f"as_of: {report.as_of}")
-    lines.append(f"seconds: {report.seconds:.3f}")
+        lines.append(say("as_of: {as_of}", as_of=report.as_of))
+    lines.append(say("seconds: {seconds:.3f}", seconds=report.seconds))
     for name, result in report.projections.items():
         if result.equal is None:
-            state = "not compared (the live views cannot say)"
+            state = say("not compared (the live views cannot say)")
         else:
-            state = "equal" if result.equal else "DIFFERENT"
+            state = say("equal") if result.equal else say("DIFFERENT")
         lines.append(
-            f"{name}: {state}  replayed {result.replayed_digest}  live {result.live_digest or '-'}"
+            say(
+                "{name}: {state}  replayed {replayed}  live {live}",
+                name=name,
+                state=state,
+                replayed=result.replayed_digest,
+                live=result.live_digest or "-",
+            )
         )
         for table, t in result.tables.items():
             if t.equal is False:
-                lines.append(f"  {table}: live {t.live_digest} replayed {t.replayed_digest}")
+                lines.append(
+                    say(
+                        "  {table}: live {live} replayed {replayed}",
+                        table=table,
+                        live=t.live_digest,
+                        replayed=t.replayed_digest,
+                    )
+                )
     for d in report.differences:
         key = ", ".join(f"{k}={v}" for k, v in d.key.items())
-        lines.append(f"difference in {d.table} at {key}: live {d.live} replayed {d.replayed}")
-    lines += [f"note: {note}" for note in report.notes]
+        lines.append(
+            say(
+                "difference in {table} at {key}: live {live} replayed {replayed}",
+                table=d.table,
+                key=key,
+                live=d.live,
+                replayed=d.replayed,
+            )
+        )
+    lines += [say("note: {detail}", detail=note) for note in report.notes]
     return lines

@@ -14,18 +14,24 @@ template matches stays in English (tests/e2e/test_languages.py sends every error
 zh-CN and fails on one).
 
 `type`, `rule` and `loc` of a problem never change with the language: clients branch on them.
+
+The command line (`customs-ledger trace`, `verify`, `replay`, `reference load`, `import`)
+speaks the language of the POSIX locale, as gettext chooses it (`from_environment`), or of
+`--lang`. A command's lines are `say(template, **values)`: the template is extracted into the
+same catalog under the context `cli` and looked up by its exact text (never matched against
+other messages, nor they against it); a value named `msg` or `detail` is a message of the
+ledger's and is translated by matching, as in an HTTP answer.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Literal
-
-from babel.messages.pofile import read_po
 
 Language = Literal["zh-CN", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
@@ -36,6 +42,12 @@ _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _MESSAGE_VALUES = ("msg", "detail")
 # How deep a message quoting a message quoting ... is translated.
 _DEPTH = 3
+# The catalog's context of the command line's lines (api/i18n_extract.py gives it to them).
+CLI_CONTEXT = "cli"
+# The locale variables that name the language of messages, in gettext's order (the first one
+# set and not empty counts); LANGUAGE, a list, goes before them unless the locale is C.
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+_command: list[Language] = [DEFAULT]  # the language of this process's command (`say`)
 
 
 # Messages the ledger answers with but does not write itself: msgspec's for a body that does
@@ -151,6 +163,70 @@ def negotiate(header: str | None) -> Language:
     return DEFAULT
 
 
+def _language_of_locale(name: str) -> Language | None:
+    """zh-CN for a Chinese locale name (`zh`, `zh_CN.UTF-8`, `zh_TW.Big5`, `zh-Hans`), en for
+    an English one, None for any other (a language the ledger does not have)."""
+    language = re.split(r"[_.@-]", name.strip(), maxsplit=1)[0].lower()
+    if language == "zh":
+        return "zh-CN"
+    if language == "en":
+        return "en"
+    return None
+
+
+def from_environment(env: Mapping[str, str]) -> Language:
+    """The language of a command, from the locale variables in `env` as GNU gettext reads
+    them for messages: the locale is the first of LC_ALL, LC_MESSAGES and LANG that is set and
+    not empty; unset, `C`, `C.<codeset>` or `POSIX`, it is en (LANGUAGE is then ignored, as
+    gettext ignores it). Otherwise LANGUAGE, when set, is a colon-separated list of languages
+    in order of preference: the first one the ledger has (Chinese or English) counts, and a
+    list with none of them is en (gettext's messages without a catalog). Without LANGUAGE the
+    locale's language counts: zh-CN for any Chinese locale (`zh_CN.UTF-8`, `zh_TW`, `zh`),
+    en for anything else."""
+    locale = next((env[name] for name in LOCALE_VARIABLES if env.get(name)), "")
+    if locale.split(".")[0] in ("", "C", "POSIX"):  # C.UTF-8 too
+        return DEFAULT
+    preferences = env.get("LANGUAGE", "")
+    if preferences:
+        for entry in preferences.split(":"):
+            found = _language_of_locale(entry)
+            if found is not None:
+                return found
+        return DEFAULT
+    return "zh-CN" if _language_of_locale(locale) == "zh-CN" else DEFAULT
+
+
+def set_command_language(language: Language) -> None:
+    """The language every `say` of this process writes in (the CLI sets it once, before the
+    command runs; a process-wide setting, so progress reported from any thread has it too)."""
+    _command[0] = language
+
+
+def command_language() -> Language:
+    return _command[0]
+
+
+def say(template: str, /, **values: object) -> str:
+    """A line (or part of one) of a command's output, in the command's language: `template`
+    (a `str.format` template written as a literal, so that the extraction finds it) filled
+    with `values`. In zh-CN it is the catalog's translation of that exact template (context
+    `cli`), with the same values; a value named `msg` or `detail` is a message itself and is
+    translated too. A template the catalog does not have is written in English."""
+    language = _command[0]
+    if language == "en":
+        return template.format(**values)
+    found = catalog(language).lines.get(template)
+    if found is None:
+        return template.format(**values)
+    shown = {
+        name: translate(value, language)
+        if name in _MESSAGE_VALUES and isinstance(value, str)
+        else value
+        for name, value in values.items()
+    }
+    return found.format(**shown)
+
+
 def set_language(language: Language) -> None:
     _language.set(language)
 
@@ -192,6 +268,8 @@ def _compile(msgid: str, msgstr: str) -> _Template:
 class Catalog:
     exact: dict[str, str]
     templates: tuple[_Template, ...]
+    # The command line's templates (context `cli`), by their exact text: `say` looks them up.
+    lines: dict[str, str]
     # The translations as patterns (placeholders match any text): what an answer in this
     # language may read, for `untranslated_in_answer`.
     written: tuple[_Template, ...] = ()
@@ -271,16 +349,22 @@ class Catalog:
 
 def _load(language: Language) -> Catalog:
     folder = language.replace("-", "_")
+    from babel.messages.pofile import read_po  # here: a command in English never needs it
+
     source = resources.files("api") / "locale" / folder / "LC_MESSAGES" / "messages.po"
     with source.open("rb") as f:
         po = read_po(f, locale=folder)
     exact: dict[str, str] = {}
     templates: list[_Template] = []
+    lines: dict[str, str] = {}
     for message in po:
         msgid, msgstr = message.id, message.string
         if not msgid or not isinstance(msgid, str) or not isinstance(msgstr, str) or not msgstr:
             continue
         if message.fuzzy:
+            continue
+        if message.context == CLI_CONTEXT:
+            lines[msgid] = msgstr
             continue
         if _PLACEHOLDER.search(msgid.replace("{{", "").replace("}}", "")):
             templates.append(_compile(msgid, msgstr))
@@ -292,7 +376,7 @@ def _load(language: Language) -> Catalog:
     written = sorted(
         (_compile(t.translation, t.msgid) for t in templates), key=lambda t: -t.literal
     )
-    return Catalog(exact, tuple(templates), tuple(written), frozenset(exact.values()))
+    return Catalog(exact, tuple(templates), lines, tuple(written), frozenset(exact.values()))
 
 
 @cache

@@ -11,6 +11,11 @@ a template: an f-string's `{expression}` becomes a named placeholder (`{places}`
 `{pattern}`), which the translation keeps. At run time api/i18n.py matches a message against
 the templates (placeholders match any text) and writes the translation with the same values.
 
+The command line's lines are `say(template, **values)` (api/i18n.py): the literal template
+is given as it is, in the context `cli` of the catalog (a `pgettext` entry), so that a line is
+looked up by its exact text and never matched against the HTTP answers' messages (nor they
+against it).
+
 A message argument may also choose between whole messages (`"a" if x else f"b {n}"`: both are
 read), name a module-level constant (`UNKNOWN_DESTINATION`) or an entry of a module-level
 table of messages (`BONDED_ONLY[kind]`): the constant or every value of the table is read.
@@ -45,6 +50,7 @@ _CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "ConcurrencyConflict": ((0,), ("detail",)),
     "Unavailable": ((0,), ("detail",)),
     "Problem": ((), ("title", "detail")),
+    "FileProblem": ((0,), ()),  # domain/reference_csv.py: a file `reference load` cannot read
     "KindRules": ((1,), ("refusal",)),  # who records a movement kind, and the 403 for others
     "Target": ((0,), ("problem",)),  # api/webhooks.py: why a URL is refused (422 at `$.url`)
     "RefusedValue": ((0,), ()),  # domain/errors.py: a field a decoded struct refuses
@@ -55,14 +61,18 @@ _CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "StoreUnavailable": ((0,), ()),  # api/observability.py: /healthz's 503
     "_unhealthy": ((1,), ("detail",)),  # api/observability.py: /healthz's 503
 }
-# A module-level tuple of templates written as such (api/i18n.py: others' messages), and a
-# table of `str.format` templates by name (domain/imports.py `MESSAGES`, any `..._MESSAGES`).
-_TEMPLATE_TUPLES = ("EXTERNAL_MESSAGES",)
+# A module-level tuple of templates written as such (api/i18n.py: others' messages; the CLI
+# modules: others' words a command quotes), and a table of `str.format` templates by name
+# (domain/imports.py `MESSAGES`, any `..._MESSAGES`).
+_TEMPLATE_TUPLES = ("EXTERNAL_MESSAGES", "QUOTED_MESSAGES")
 _TEMPLATE_TABLE = "MESSAGES"
 _CONVERSION = re.compile(r"\{([a-z_][a-z0-9_]*)(?:![rsa])?(?::[^{}]*)?\}")
 # Class attributes that are messages: an error class's `title`.
 _ATTRIBUTES = ("title",)
 _NAME = re.compile(r"[^a-z0-9_]+")
+# The command line's lines: `say(template, **values)`, the template a literal.
+_LINE_CALLS = ("say",)
+CLI_CONTEXT = "cli"  # as api/i18n.py reads it (not imported: the extraction imports no app)
 
 
 def _called(node: ast.Call) -> str | None:
@@ -181,14 +191,42 @@ def _arguments(node: ast.Call) -> list[ast.expr]:
 
 
 def messages(source: str) -> Iterator[tuple[int, str]]:
-    """(line, template) of every message in a module's source."""
+    """(line, template) of every message in a module's source, the command line's included."""
+    for line, text, _ in found(source):
+        yield line, text
+
+
+def lines(source: str) -> Iterator[tuple[int, str]]:
+    """(line, template) of the command line's lines only (`say` calls; context `cli`)."""
+    for line, text, context in found(source):
+        if context == CLI_CONTEXT:
+            yield line, text
+
+
+def not_literal(source: str) -> Iterator[int]:
+    """The lines of `say` calls whose template is not a literal (the extraction cannot read
+    them: a test fails on any)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and _called(node) in _LINE_CALLS:
+            first = node.args[0] if node.args else None
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                yield node.lineno
+
+
+def found(source: str) -> Iterator[tuple[int, str, str | None]]:
+    """(line, template, context) of every message in a module's source: context `cli` for
+    the command line's lines, None for the others."""
     tree = ast.parse(source)
     constants = _constants(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
+        if isinstance(node, ast.Call) and _called(node) in _LINE_CALLS:
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value:
+                yield first.lineno, first.value, CLI_CONTEXT
+        elif isinstance(node, ast.Call):
             for arg in _arguments(node):
                 for text in _read(arg, constants) or []:
-                    yield arg.lineno, text
+                    yield arg.lineno, text, None
         elif (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
@@ -198,7 +236,7 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
         ):
             for element in node.value.elts:
                 if isinstance(element, ast.Constant) and isinstance(element.value, str):
-                    yield element.lineno, element.value
+                    yield element.lineno, element.value, None
         elif (
             isinstance(node, ast.Assign | ast.AnnAssign)
             and isinstance(node.value, ast.Dict)
@@ -210,7 +248,7 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
             for value in node.value.values:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     # `{kind!r}` renders as the value's repr: the template names it `{kind}`.
-                    yield value.lineno, _CONVERSION.sub(r"{\1}", value.value)
+                    yield value.lineno, _CONVERSION.sub(r"{\1}", value.value), None
         elif isinstance(node, ast.ClassDef):
             for statement in node.body:
                 if (
@@ -219,9 +257,9 @@ def messages(source: str) -> Iterator[tuple[int, str]]:
                     and isinstance(statement.targets[0], ast.Name)
                     and statement.targets[0].id in _ATTRIBUTES
                 ):
-                    found = template(statement.value)
-                    if found is not None and _worth(found):
-                        yield statement.lineno, found
+                    title = template(statement.value)
+                    if title is not None and _worth(title):
+                        yield statement.lineno, title, None
 
 
 def unread(source: str) -> Iterator[tuple[int, str, str]]:
@@ -239,8 +277,12 @@ def unread(source: str) -> Iterator[tuple[int, str, str]]:
 
 def extract_messages(
     fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: dict[str, Any]
-) -> Iterator[tuple[int, str | None, str, list[str]]]:
-    """Babel's extraction method interface."""
+) -> Iterator[tuple[int, str | None, str | list[str], list[str]]]:
+    """Babel's extraction method interface: a line of the command line as Babel's own
+    `pgettext(context, message)` keyword gives it (its context `cli`)."""
     source = fileobj.read().decode(options.get("encoding", "utf-8"))
-    for line, text in messages(source):
-        yield line, None, text, []
+    for line, text, context in found(source):
+        if context is None:
+            yield line, None, text, []
+        else:
+            yield line, "pgettext", [context, text], []

@@ -7,7 +7,11 @@ decision on the ledger as it stands - but saves nothing: the command's `_execute
 by one that decides and drops the decision, and the buyers' vault by one that seals nothing
 (a dry run makes no buyer key). A real run submits each document with the Idempotency-Key
 `domain.imports.row_key(kind, sha256, row)` under the caller's principal: a second upload of
-the same file replays every answer and writes nothing.
+the same file replays every answer and writes nothing. Before either, each document's content
+key (`domain.imports.content_keys`: the request it becomes, its kind and the caller's party) is
+looked up among those accepted by earlier imports: a document found there is reported
+`already_imported` (the earlier import and row) and not submitted again, so a corrected file
+uploaded whole adds only the rows that did not go in.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from domain.declaration import SubmitDeclaration
 from domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
 from domain.events import Actor
 from domain.idempotency import IdempotentRequest, idempotency_id
+from domain.movement_kinds import KINDS as MOVEMENT_KINDS
+from domain.movement_kinds import MovementBody
 from domain.standalone_checklists import FileChecklist
 from ledger.commands import Ledger
 from ledger.requests import Decide, Idempotency, Outcome, request_hash
@@ -57,7 +63,7 @@ BUSY_ATTEMPTS = 5
 # Documents of one real run in flight at once (their commits shared).
 WORKERS = 8
 
-Outcome_ = Literal["accepted", "replayed", "refused"]
+Outcome_ = Literal["accepted", "replayed", "refused", "already_imported"]
 
 
 class RowError(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -71,12 +77,22 @@ class RowError(msgspec.Struct, kw_only=True, omit_defaults=True):
     rule: str | None = None
 
 
+class EarlierRow(msgspec.Struct, kw_only=True):
+    """Where a document already imported went in: an earlier import and its row there."""
+
+    import_id: str
+    row: int
+
+
 class RowResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One document of the file: `row` its first row, `rows` all of them. `outcome`:
     `accepted` (a dry run: would be), `replayed` (submitted before, by this file: the first
-    answer again, nothing written), `refused` (`status` and `errors` say why). `id`,
-    `number` (a declaration's `declaration_no`, a checklist's `checklist_no`; a dry run's only
-    when replayed) and `document_status` are the route's answer's."""
+    answer again, nothing written), `already_imported` (the same document went in by an
+    earlier import, `earlier` says which and where; not submitted again, `status` 200,
+    `detail` says so), `refused` (`status` and `errors` say why). `id`, `number` (a
+    declaration's `declaration_no`, a checklist's `checklist_no`; a dry run's only when
+    replayed) and `document_status` are the route's answer's (already imported: the earlier
+    answer's `id` and `number`); a movement's `id` is its `movement_id`."""
 
     row: int
     rows: list[int]
@@ -85,6 +101,8 @@ class RowResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str | None = None
     number: str | None = None
     document_status: str | None = None
+    earlier: EarlierRow | None = None
+    detail: str | None = None
     errors: list[RowError] = msgspec.field(default_factory=list)
 
 
@@ -96,7 +114,7 @@ class ResultPage(msgspec.Struct, kw_only=True):
 class ImportJob(msgspec.Struct, kw_only=True):
     """An import as it stands. `rows`: the file's rows of data; `documents`: what they make
     (rows with the same grouping value are one document); `done`: documents decided so far,
-    `accepted + replayed + refused` of them."""
+    `accepted + replayed + already_imported + refused` of them."""
 
     id: str
     kind: str
@@ -109,6 +127,7 @@ class ImportJob(msgspec.Struct, kw_only=True):
     done: int = 0
     accepted: int = 0
     replayed: int = 0
+    already_imported: int = 0
     refused: int = 0
     created_at: str
     finished_at: str | None = None
@@ -281,19 +300,40 @@ def read_upload(kind: im.Kind, data: bytes) -> Sheet:
 # -- deciding one document ----------------------------------------------------------------------
 
 Submit = Callable[[Ledger, Any, Actor, Idempotency], Outcome]
-# Per route: the body type its decoder reads, its command, and the answer's number field.
-COMMANDS: dict[str, tuple[type[Any], Submit, str]] = {
-    "/v1/declarations": (
+
+
+@dataclass(frozen=True)
+class Route:
+    """A write route as an import submits to it: the body type its decoder reads (a Struct,
+    or the tagged union of movements), its command, and the answer's fields an import
+    result shows (`id`, the document's number)."""
+
+    body: Any
+    submit: Submit
+    id_field: str = "id"
+    number_field: str | None = None
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/declarations": Route(
         SubmitDeclaration,
         lambda ledger, cmd, actor, idem: ledger.submit_declaration(cmd, actor, idem),
-        "declaration_no",
+        number_field="declaration_no",
     ),
-    "/v1/checklists": (
+    "/v1/checklists": Route(
         FileChecklist,
         lambda ledger, cmd, actor, idem: ledger.file_checklist(cmd, actor, idem),
-        "checklist_no",
+        number_field="checklist_no",
+    ),
+    "/v1/movements": Route(
+        MovementBody,
+        lambda ledger, cmd, actor, idem: ledger.record_movement(cmd, actor, idem),
+        id_field="movement_id",
     ),
 }
+# A movement kind refused to the caller's role (domain/movement_kinds.py `check_recorder`)
+# has no field in its refusal; it is the kind's, so the row's `kind` column.
+_REFUSAL_LOCS = {spec.rules.refusal: "$.kind" for spec in MOVEMENT_KINDS.values()}
 
 
 class _SealsNothing:
@@ -337,98 +377,164 @@ def dry_ledger(ledger: Ledger) -> Ledger:
     return dry
 
 
-def _errors(kind: im.Kind, sheet: Sheet, doc: im.Document, problem: Any) -> list[RowError]:
+def _errors(sheet: Sheet, prepared: Prepared, problem: Any) -> list[RowError]:
     """A refusal's field errors at their rows and columns (the detail when it has none)."""
     fields = problem.errors or [{"loc": _loc_in(problem.detail), "msg": problem.detail}]
-    out = []
-    for e in fields:
-        row, name = im.locate(kind, doc, e["loc"])
-        out.append(
-            RowError(
-                row=row,
-                column=sheet.header.written.get(name) if name else None,
-                loc=e["loc"],
-                msg=e["msg"],
-                rule=e.get("rule"),
-            )
-        )
-    return out
+    return [_row_error(sheet, prepared, e["loc"], e["msg"], e.get("rule")) for e in fields]
+
+
+def _row_error(
+    sheet: Sheet, prepared: Prepared, loc: str, msg: str, rule: str | None = None
+) -> RowError:
+    row, name = im.locate(sheet.kind, prepared.doc, loc, prepared.built.places)
+    return RowError(
+        row=row,
+        column=sheet.header.written.get(name) if name else None,
+        loc=loc,
+        msg=msg,
+        rule=rule,
+    )
 
 
 def _loc_in(detail: str) -> str:
-    """A refusal without field errors that names its field first (`$.declarant must be ...`)."""
+    """A refusal without field errors that names its field first (`$.declarant must be ...`),
+    or one whose field is known (a movement kind the role may not record: `$.kind`)."""
     head = detail.split(" ", 1)[0]
-    return head if head.startswith("$.") else "$"
+    return head if head.startswith("$.") else _REFUSAL_LOCS.get(detail, "$")
+
+
+@dataclass
+class Prepared:
+    """A document made ready before any is decided: its body built and decoded as the route
+    decodes it (`cmd`), or its refusal; its content key and, when an earlier import accepted
+    the same content, where (`earlier`: import id, row, principal, Idempotency-Key, result)."""
+
+    doc: im.Document
+    built: im.Built
+    cmd: Any = None
+    refusal: RowResult | None = None
+    content: str | None = None
+    earlier: Earlier | None = None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    import_id: str
+    row: int
+    principal: str
+    key: str
+    result: RowResult | None
+
+
+def prepare(sheet: Sheet, actor: Actor, store: ImportStore) -> list[Prepared]:
+    """Every document's body, decoded by its route's decoder (a refusal when it does not
+    decode or its rows do not fit), its content key, and the earlier import of the same
+    content by the caller's party, looked up at once for the whole file."""
+    route = ROUTES[sheet.kind.path]
+    prepared: list[Prepared] = []
+    for doc in sheet.documents:
+        built = im.body_of(sheet.kind, doc)
+        p = Prepared(doc, built)
+        if built.errors:
+            written = sheet.header.written
+            errors = [
+                RowError(
+                    row=e.row,
+                    column=written.get(e.column) if e.column else None,
+                    loc=e.loc,
+                    msg=e.msg,
+                    rule=e.rule,
+                )
+                for e in built.errors
+            ]
+            p.refusal = _result(p, "refused", 422, errors=errors)
+        else:
+            try:
+                p.cmd = decode_body(_ENCODE.encode(built.body), route.body)
+            except LedgerError as e:
+                p.refusal = _refused(sheet, p, from_ledger_error(e))
+            except HttpProblem as e:
+                p.refusal = _refused(sheet, p, from_http_problem(e))
+        prepared.append(p)
+    keys = im.content_keys(sheet.kind.name, im.party_of(actor), (p.cmd for p in prepared))
+    found = store.contents([k for k in keys if k is not None])
+    for p, key in zip(prepared, keys, strict=True):
+        p.content = key
+        if key is not None and key in found:
+            import_id, row, principal, idem_key, result = found[key]
+            earlier = _RESULT.decode(result) if result else None
+            p.earlier = Earlier(import_id, row, principal, idem_key, earlier)
+    return prepared
 
 
 def decide_document(
     ledger: Ledger,
     sheet: Sheet,
-    doc: im.Document,
+    prepared: Prepared,
     actor: Actor,
     *,
     wake: Callable[[int | None], None],
     dry: bool = False,
 ) -> RowResult:
-    """One document through the route's decoder and command (`ledger` a dry one for a dry
-    run): accepted, replayed or refused with its errors at rows and columns."""
-    kind = sheet.kind
-    body, conflicts = im.body_of(kind, doc)
-    rows = list(doc.rows)
-    if conflicts:
-        errors = [
-            RowError(
-                row=c.row, column=sheet.header.written.get(c.column or ""), loc=c.loc, msg=c.msg
-            )
-            for c in conflicts
-        ]
-        return RowResult(row=doc.row, rows=rows, outcome="refused", status=422, errors=errors)
-    idem = Idempotency(
-        principal=actor.name,
-        key=im.row_key(kind.name, sheet.sha256, doc.row),
-        method="POST",
-        path=kind.path,
-    )
-    body_type, submit, number = COMMANDS[kind.path]
+    """One document through the route's command (`ledger` a dry one for a dry run):
+    accepted, replayed, already imported (the same content accepted by an earlier import
+    under another key: not submitted) or refused with its errors at rows and columns."""
+    if prepared.refusal is not None:
+        return prepared.refusal
+    sheet_key = im.row_key(sheet.kind.name, sheet.sha256, prepared.doc.row)
+    earlier = prepared.earlier
+    if earlier is not None and (earlier.principal, earlier.key) != (actor.name, sheet_key):
+        # The same file again (its key and principal) replays below instead.
+        before = earlier.result
+        return _result(
+            prepared,
+            "already_imported",
+            200,
+            id=before.id if before else None,
+            number=before.number if before else None,
+            earlier=EarlierRow(import_id=earlier.import_id, row=earlier.row),
+            detail=im.message("already_imported", row=earlier.row, import_id=earlier.import_id),
+        )
+    route = ROUTES[sheet.kind.path]
+    idem = Idempotency(principal=actor.name, key=sheet_key, method="POST", path=sheet.kind.path)
     for attempt in range(BUSY_ATTEMPTS):
         try:
-            cmd = decode_body(_ENCODE.encode(body), body_type)
-            outcome = submit(ledger, cmd, actor, idem)
+            outcome = route.submit(ledger, prepared.cmd, actor, idem)
         except Unavailable as e:
             if attempt + 1 < BUSY_ATTEMPTS:
                 time.sleep(e.retry_after * (attempt + 1))
                 continue
             problem = from_ledger_error(Unavailable(im.message("busy")))
-            return _refused(kind, sheet, doc, problem)
+            return _refused(sheet, prepared, problem)
         except LedgerError as e:
-            return _refused(kind, sheet, doc, from_ledger_error(e))
+            return _refused(sheet, prepared, from_ledger_error(e))
         except HttpProblem as e:
-            return _refused(kind, sheet, doc, from_http_problem(e))
+            return _refused(sheet, prepared, from_http_problem(e))
         wake(outcome.position)
         answer = (
             outcome.body if isinstance(outcome.body, dict) else msgspec.to_builtins(outcome.body)
         )
-        return RowResult(
-            row=doc.row,
-            rows=rows,
-            outcome="replayed" if outcome.replayed else "accepted",
-            status=outcome.status_code,
-            id=str(answer.get("id")) if answer.get("id") is not None else None,
+        number = answer.get(route.number_field) if route.number_field else None
+        found = answer.get(route.id_field)
+        return _result(
+            prepared,
+            "replayed" if outcome.replayed else "accepted",
+            outcome.status_code,
+            id=str(found) if found is not None else None,
             # A dry run's number is only the one the series would give next.
-            number=None if dry and not outcome.replayed else answer.get(number),
+            number=None if dry and not outcome.replayed else number,
             document_status=answer.get("status"),
         )
     raise AssertionError("unreachable")
 
 
-def _refused(kind: im.Kind, sheet: Sheet, doc: im.Document, problem: Any) -> RowResult:
-    return RowResult(
-        row=doc.row,
-        rows=list(doc.rows),
-        outcome="refused",
-        status=problem.status,
-        errors=_errors(kind, sheet, doc, problem),
-    )
+def _result(prepared: Prepared, outcome: Outcome_, status: int, **fields: Any) -> RowResult:
+    doc = prepared.doc
+    return RowResult(row=doc.row, rows=list(doc.rows), outcome=outcome, status=status, **fields)
+
+
+def _refused(sheet: Sheet, prepared: Prepared, problem: Any) -> RowResult:
+    return _result(prepared, "refused", problem.status, errors=_errors(sheet, prepared, problem))
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -442,7 +548,18 @@ class Run:
     sheet: Sheet
     actor: Actor
     pending: list[RowResult] = field(default_factory=list)
+    # The content keys of documents accepted since the last save: (key, row, principal,
+    # Idempotency-Key), saved with their results.
+    contents: list[tuple[str, int, str, str]] = field(default_factory=list)
     saved_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who may read a job besides customs: its enterprise, or its operators' zone."""
+
+    enterprise: str | None
+    zone: str | None
 
 
 class Imports:
@@ -492,16 +609,19 @@ class Imports:
     def _do(self, run: Run) -> None:
         ledger = dry_ledger(self.ledger) if run.job.dry_run else self.ledger
         try:
-            for result in self._decided(ledger, run):
+            prepared = prepare(run.sheet, run.actor, self.store)
+            for p, result in self._decided(ledger, run, prepared):
                 job = run.job
                 job.done += 1
-                if result.outcome == "accepted":
-                    job.accepted += 1
-                elif result.outcome == "replayed":
-                    job.replayed += 1
-                else:
-                    job.refused += 1
+                setattr(job, result.outcome, getattr(job, result.outcome) + 1)
                 run.pending.append(result)
+                if (
+                    not job.dry_run
+                    and p.content is not None
+                    and result.outcome in ("accepted", "replayed")
+                ):
+                    key = im.row_key(run.sheet.kind.name, run.sheet.sha256, result.row)
+                    run.contents.append((p.content, result.row, run.actor.name, key))
                 if (
                     len(run.pending) >= SAVE_EVERY
                     or time.monotonic() - run.saved_at >= SAVE_SECONDS
@@ -518,44 +638,56 @@ class Imports:
             with self.lock:
                 self.running.discard(run.job.id)
 
-    def _decided(self, ledger: Ledger, run: Run) -> Iterator[RowResult]:
+    def _decided(
+        self, ledger: Ledger, run: Run, prepared: list[Prepared]
+    ) -> Iterator[tuple[Prepared, RowResult]]:
         """Each document's result in file order. A real run keeps WORKERS documents in flight,
         so that their writes share the store's group commits (one at a time, each document
-        would wait for a commit of its own); a dry run writes nothing, so one at a time."""
+        would wait for a commit of its own); a dry run writes nothing, so one at a time, and
+        so do the kinds whose order matters (movements: `Kind.ordered`)."""
 
-        def decide(doc: im.Document) -> RowResult:
-            return decide_document(
-                ledger, run.sheet, doc, run.actor, wake=self.wake, dry=run.job.dry_run
+        def decide(p: Prepared) -> tuple[Prepared, RowResult]:
+            result = decide_document(
+                ledger, run.sheet, p, run.actor, wake=self.wake, dry=run.job.dry_run
             )
+            return p, result
 
-        if run.job.dry_run or len(run.sheet.documents) == 1:
-            yield from map(decide, run.sheet.documents)
+        if run.job.dry_run or run.sheet.kind.ordered or len(prepared) == 1:
+            yield from map(decide, prepared)
             return
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="import-row") as pool:
-            yield from pool.map(decide, run.sheet.documents)
+            yield from pool.map(decide, prepared)
 
     def _save(self, run: Run) -> None:
         results = [(r.row, r.outcome, _ENCODE.encode(r)) for r in run.pending]
+        actor = run.actor
         self.store.save(
-            run.job.id, run.actor.enterprise, run.actor.name, _ENCODE.encode(run.job), results
+            run.job.id,
+            actor.enterprise,
+            actor.name,
+            _ENCODE.encode(run.job),
+            results,
+            contents=run.contents,
+            zone=actor.zone if actor.role == "operator" else None,
         )
         run.pending = []
+        run.contents = []
         run.saved_at = time.monotonic()
 
-    def get(self, job_id: str) -> tuple[str | None, ImportJob] | None:
-        """(its enterprise, the job); a running job that nobody has saved for STALE_SECONDS
+    def get(self, job_id: str) -> tuple[Owner, ImportJob] | None:
+        """(who owns it, the job); a running job that nobody has saved for STALE_SECONDS
         was stopped with its server: `interrupted`."""
         found = self.store.job(job_id)
         if found is None:
             return None
-        enterprise, text, updated = found
+        enterprise, zone, text, updated = found
         job = _JOB.decode(text)
         with self.lock:
             here = job_id in self.running
         if job.status == "running" and not here and time.time() - updated > STALE_SECONDS:
             job.status = "interrupted"
             job.detail = im.message("interrupted")
-        return enterprise, job
+        return Owner(enterprise, zone), job
 
     def results(self, job_id: str, after: int, limit: int, outcome: str | None) -> list[RowResult]:
         return [

@@ -5,7 +5,8 @@ languages in one cell ("商品编码 hs_code": a Chinese clerk reads the first w
 and filters one row, and an import takes either language or both), required headers in bold,
 one example row, text columns formatted as text (`@`) so Excel keeps a code's leading zeros.
 Sheet 2 (`说明 columns`): each column's meaning in Chinese and English, its type, whether it
-is required and its example.
+is required and its example; then how rows make a document, and the kind's own notes (a
+movements sheet: which columns each movement kind reads).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def template(kind: im.Kind) -> bytes:
         value=f"One row per goods line; the rows with the same {group.name} are one document. "
         "The first row names the columns, in Chinese, English or both.",
     )
+    for offset, (zh, en) in enumerate(kind.notes):
+        notes.cell(row=last + 2 + 2 * offset, column=1, value=zh)
+        notes.cell(row=last + 3 + 2 * offset, column=1, value=en)
     for letter, width in zip("ABCDEF", (26, 12, 22, 48, 56, 24), strict=True):
         notes.column_dimensions[letter].width = width
     out = io.BytesIO()

@@ -12,7 +12,15 @@ them with `file_response` when the caller asked `?format=csv` or `?format=xlsx`:
   own digits, not a binary float's) with a number format showing its decimals, as long as
   Excel can hold them exactly (at most 15 significant digits); a longer one is a text cell of
   the same digits. Instants are date cells in China time (Excel has no time zones: the header
-  says `(UTC+8)`), to the millisecond (Excel's precision); days are date cells.
+  says `(UTC+8)`, in Chinese `北京时间`), to the millisecond (Excel's precision); days are
+  date cells.
+
+The header row and the worksheets' names are in the request's language (api/i18n.py: zh-CN when
+`Accept-Language` asks for Chinese, else English): a route names its columns by key and
+`Sheet.of` writes each as api/spreadsheet_headers.py says, the one table of every column a
+file of the ledger has. The English headers are the ones the files had before there was a
+Chinese one, so a client that sends no `Accept-Language` reads the same header as ever. The
+data rows never change with the language.
 
 Every text cell, in both formats, goes through `guard`: a text a spreadsheet would run as a
 formula starts with an apostrophe, and so does one that already started with an apostrophe, so
@@ -26,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +51,8 @@ from openpyxl.styles import Font  # type: ignore[import-untyped]
 from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 from starlette.concurrency import run_in_threadpool
 
+from api.i18n import Language, language
+from api.spreadsheet_headers import header, title
 from domain.declaration import SHANGHAI
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -52,8 +63,6 @@ BOM = "\ufeff"
 EXPORT_ROWS = 10_000
 # The significant digits Excel keeps of a number: a decimal with more is written as text.
 EXCEL_DIGITS = 15
-# What the header of an instant's column says: the cells are China time (Asia/Shanghai).
-CHINA_TIME = " (UTC+8)"
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 FileFormat = Literal["csv", "xlsx"]
@@ -106,6 +115,19 @@ class Sheet:
     title: str
     header: Sequence[str]
     rows: Sequence[Sequence[Cell]]
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Cell]],
+        lang: Language | None = None,
+    ) -> Sheet:
+        """Sheet `key` of these columns (keys of api/spreadsheet_headers.py), its name and
+        header in `lang`, by default the request's (`Accept-Language`)."""
+        lang = lang or language()
+        return cls(title(key, lang), tuple(header(c, lang) for c in columns), rows)
 
 
 def china_time(moment: datetime) -> datetime:
@@ -200,6 +222,11 @@ def _title(title: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", "_", title)[:31] or "sheet"
 
 
+def _width(text: str) -> int:
+    """How many character widths a text takes in a column: a Chinese character two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
     """The sheets as an XLSX workbook, one worksheet each, header bold and frozen."""
     wb = Workbook(write_only=True)
@@ -207,7 +234,7 @@ def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
         ws = wb.create_sheet(_title(sheet.title))
         ws.freeze_panes = "A2"
         for n, name in enumerate(sheet.header, start=1):
-            ws.column_dimensions[get_column_letter(n)].width = min(max(len(name) + 2, 10), 40)
+            ws.column_dimensions[get_column_letter(n)].width = min(max(_width(name) + 2, 10), 40)
         head = []
         for name in sheet.header:
             cell = _text_cell(ws, name)
@@ -247,8 +274,13 @@ async def file_response(
     next_cursor: str | None = None,
 ) -> Response:
     """The sheets as a CSV (the first only) or XLSX attachment named `stem`, rendered off the
-    event loop, with `X-Ledger-Position` and, when given, `X-Next-Cursor`."""
-    headers = {"Content-Disposition": f'attachment; filename="{file_name(stem, fmt)}"'}
+    event loop, with `X-Ledger-Position` and, when given, `X-Next-Cursor`. The header row
+    is in the request's language (`Sheet.of`): the answer says which, and that it varies."""
+    headers = {
+        "Content-Disposition": f'attachment; filename="{file_name(stem, fmt)}"',
+        "Content-Language": language(),
+        "Vary": "Accept-Language",
+    }
     if position is not None:
         headers["X-Ledger-Position"] = str(position)
     if next_cursor is not None:
@@ -284,6 +316,12 @@ FILE_HEADERS: dict[str, Any] = {
         "required": False,
         "schema": {"type": "string", "pattern": '^attachment; filename="[^"]+"$'},
     },
+    "Content-Language": {
+        "description": "With `format=csv` or `format=xlsx`: the language of the header row"
+        " (`Accept-Language`: zh-CN for Chinese, en otherwise); the rows never change with it",
+        "required": False,
+        "schema": {"type": "string", "enum": ["en", "zh-CN"]},
+    },
     NEXT_CURSOR_HEADER: {
         "description": "A file that stopped at its bound: the `cursor` the next one starts from",
         "required": False,
@@ -313,12 +351,12 @@ PAPER_COLUMNS = (
     ("transport", "transport_reference"),
     ("container", "container"),
 )
-PAPER_HEADER = (*(name for _, name in PAPER_COLUMNS), "other_documents")
+PAPER_COLUMN_KEYS = (*(name for _, name in PAPER_COLUMNS), "other_documents")
 _PAPER_KINDS = {kind for kind, _ in PAPER_COLUMNS}
 
 
 def paper_cells(documents: Sequence[dict[str, str]]) -> tuple[str | None, ...]:
-    """The papers as the cells of PAPER_HEADER: each kind's numbers (two of a kind joined by
+    """The papers as the cells of PAPER_COLUMN_KEYS: each kind's numbers (two of a kind joined by
     `; `), the others as `kind: number`."""
 
     def joined(values: list[str]) -> str | None:

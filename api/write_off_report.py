@@ -114,13 +114,14 @@ def _figures(i: WriteOffItem) -> tuple[Decimal | None, ...]:
 
 
 def sheet(view: WriteOffView, items: dict[int, ItemInfo]) -> Sheet:
-    """The write-off's rows (header `CSV_HEADER`), in the view's order; an item not counted
-    has `counted` and `difference` empty."""
+    """The write-off's rows (columns `CSV_HEADER`, headed in the request's language: in
+    English the keys themselves), in the view's order; an item not counted has `counted` and
+    `difference` empty."""
     rows = [
         (i.item_no, *items.get(i.item_no, _NO_ITEM), i.goods_status, *_figures(i))
         for i in view.items
     ]
-    return Sheet("write-off", CSV_HEADER, rows)
+    return Sheet.of("write-off", CSV_HEADER, rows)
 
 
 def render_csv(view: WriteOffView, items: dict[int, ItemInfo]) -> str:

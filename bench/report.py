@@ -82,6 +82,12 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("P9.p99", "P9.throughput"),
     ),
     (
+        "I1",
+        "spreadsheet imports: an XLSX of 10,000 retail lists through `POST /v1/imports`",
+        "< 60 s from upload to done for the real run (issue #20)",
+        ("I1.seconds",),
+    ),
+    (
         "P9a",
         "P9 with the views and the dispatcher in a `project --follow` process beside the server",
         "p99 <= 1 s; P1 with one subscription >= 0.9 of without (same setup)",

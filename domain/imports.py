@@ -1,28 +1,40 @@
 """Spreadsheet imports (issue #20 item 2, docs/decisions/0032-imports.md): the pure parts.
 
-A sheet is a table of goods lines as clerks keep them: one row per line, the document's
-fields repeated on each of its lines (or left empty after its first), and a grouping column
-(`ref` of a declaration, `order_no` of a retail list) that gathers the rows of one document.
-Each document becomes the JSON body of the write route (`POST /v1/declarations`), which the
-API layer decodes and submits exactly as the route does; this module only
+A sheet is a table of lines as clerks keep them: one row per line, the document's fields
+repeated on each of its lines (or left empty after its first), and a grouping column (`ref`
+of a declaration, a checklist or a movement, `order_no` of a retail list) that gathers the
+rows of one document. Each document becomes the JSON body of its write route (`POST
+/v1/declarations`, `/v1/checklists`, `/v1/movements`), which the API layer decodes and submits
+exactly as the route does; this module only
 
 - names the columns of each kind (English = the body's field, Chinese = the customs term),
   and matches a sheet's headers in either language or both ("商品编码 hs_code");
 - turns cells into JSON values (numbers into decimal text, Excel's naive times into China
-  time, numeric codes that lost their leading zeros padded back) and rows into bodies;
+  time, numeric codes that lost their leading zeros padded back) and rows into bodies: the
+  document's fields once, its rows' line fields arranged as the kind's body has them (lines;
+  a movement's inputs and outputs, its lots, or one row's fields at the top);
 - maps an error at a body path (`$.lines[2].quantity`) back to its row and column;
-- derives each document's Idempotency-Key from the file's SHA-256, the kind and its row.
+- derives each document's Idempotency-Key from the file's SHA-256, the kind and its row, and
+  its content key from the request it becomes (a corrected file re-uploaded skips what went
+  in before).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from domain.events import Actor
+from domain.movements import MovementKind
+from domain.processing import OutputRole
 
 CHINA = timezone(timedelta(hours=8))
 MAX_ROWS = 20_000
@@ -99,7 +111,93 @@ def _line(
     )
 
 
+def _ref(zh: str, example: str, en_help: str, zh_help: str) -> Column:
+    """A grouping column that is no field of the body (checklists, movements)."""
+    return Column("ref", zh, (), "text", False, example, en_help, zh_help)
+
+
+def _as(column: Column, en_help: str, zh_help: str, **changes: Any) -> Column:
+    """A shared column with this kind's help (and example, requirement ...)."""
+    return replace(column, en_help=en_help, zh_help=zh_help, **changes)
+
+
 # -- the columns of each kind ---------------------------------------------------------------
+# Columns several kinds share are written once; a kind that reads one differently gives it
+# its own help (`_as`).
+
+_ACCOUNT_BOOK = _doc(
+    "account_book",
+    "账册编号",
+    "code",
+    False,
+    "B00000001XCBZ",
+    "The account book; required on every flow but direct_in",
+    "账册编号;除 direct_in(9610直购)外必填",
+)
+_DESTINATION_BOOK = _doc(
+    "destination_account_book",
+    "转入账册",
+    "code",
+    False,
+    "",
+    "A transfer's destination account book",
+    "结转转入账册编号",
+)
+_ITEM_NO = _line(
+    "item_no",
+    "备案序号",
+    "integer",
+    True,
+    1,
+    "The item's number in the account book",
+    "账册备案序号(项号)",
+)
+_QUANTITY = _line(
+    "quantity",
+    "申报数量",
+    "decimal",
+    True,
+    "1000",
+    "Declared quantity in the item's unit (whole for pieces)",
+    "申报数量(按计量单位;件数须为整数)",
+)
+_GOODS_STATUS = _line(
+    "goods_status",
+    "货物状态",
+    "code",
+    False,
+    "",
+    "bonded or domestic (where the flow asks for it)",
+    "货物状态:bonded 保税、domestic 非保税",
+)
+_DESTINATION_ITEM = _line(
+    "destination_item_no",
+    "转入备案序号",
+    "integer",
+    False,
+    "",
+    "A transfer line's item number in the destination book",
+    "结转转入账册备案序号",
+)
+_CONTAINER = _doc(
+    "container",
+    "集装箱号",
+    "text",
+    False,
+    "TGHU1234567",
+    "ISO 6346 container number",
+    "集装箱号(ISO 6346)",
+    ("transport", "container"),
+)
+_OCCURRED_AT = _doc(
+    "occurred_at",
+    "业务时间",
+    "time",
+    False,
+    "",
+    "When it happened (default: now); a time without an offset is China time",
+    "业务发生时间(空:当前时间);未注明时区按北京时间",
+)
 
 _HEAD_COMMON = (
     _doc(
@@ -120,15 +218,7 @@ _HEAD_COMMON = (
         "The zone's code (GET /v1/zones)",
         "海关特殊监管区域代码(见 GET /v1/zones)",
     ),
-    _doc(
-        "account_book",
-        "账册编号",
-        "code",
-        False,
-        "B00000001XCBZ",
-        "The account book; required on every flow but direct_in",
-        "账册编号;除 direct_in(9610直购)外必填",
-    ),
+    _ACCOUNT_BOOK,
 )
 _TRANSPORT = (
     _doc(
@@ -151,16 +241,7 @@ _TRANSPORT = (
         "运输工具编号(车次、航班号、车牌;跨境电商为快递运单号)",
         ("transport", "reference"),
     ),
-    _doc(
-        "container",
-        "集装箱号",
-        "text",
-        False,
-        "TGHU1234567",
-        "ISO 6346 container number",
-        "集装箱号(ISO 6346)",
-        ("transport", "container"),
-    ),
+    _CONTAINER,
 )
 _TERMS = (
     _doc(
@@ -219,15 +300,7 @@ _LINES = (
         "The line's number in its document (empty: 1, 2, ... in row order)",
         "商品序号(空:按行序 1、2、……)",
     ),
-    _line(
-        "item_no",
-        "备案序号",
-        "integer",
-        True,
-        1,
-        "The item's number in the account book",
-        "账册备案序号(料号)",
-    ),
+    _ITEM_NO,
     _line(
         "hs_code",
         "商品编码",
@@ -247,15 +320,7 @@ _LINES = (
         "Description of the goods",
         "商品名称及规格",
     ),
-    _line(
-        "quantity",
-        "申报数量",
-        "decimal",
-        True,
-        "1000",
-        "Declared quantity in the item's unit (whole for pieces)",
-        "申报数量(按计量单位;件数须为整数)",
-    ),
+    _QUANTITY,
     _line(
         "unit",
         "计量单位",
@@ -282,17 +347,6 @@ _LINES = (
         "DE",
         "Country of origin, ISO 3166 alpha-2",
         "原产国(地区)代码,ISO 3166 两位字母",
-    ),
-)
-_TAIL = (
-    _doc(
-        "occurred_at",
-        "业务时间",
-        "time",
-        False,
-        "",
-        "When it happened (default: now); a time without an offset is China time",
-        "业务发生时间(空:当前时间);未注明时区按北京时间",
     ),
 )
 
@@ -339,35 +393,11 @@ DECLARATION_COLUMNS: tuple[Column, ...] = (
         "A transfer's destination zone",
         "结转转入区域代码",
     ),
-    _doc(
-        "destination_account_book",
-        "转入账册",
-        "code",
-        False,
-        "",
-        "A transfer's destination account book",
-        "结转转入账册编号",
-    ),
+    _DESTINATION_BOOK,
     *_LINES,
-    _line(
-        "goods_status",
-        "货物状态",
-        "code",
-        False,
-        "",
-        "bonded or domestic (where the flow asks for it)",
-        "货物状态:bonded 保税、domestic 非保税",
-    ),
-    _line(
-        "destination_item_no",
-        "转入备案序号",
-        "integer",
-        False,
-        "",
-        "A transfer line's item number in the destination book",
-        "结转转入账册备案序号",
-    ),
-    *_TAIL,
+    _GOODS_STATUS,
+    _DESTINATION_ITEM,
+    _OCCURRED_AT,
 )
 
 # A retail list's examples where a declaration's would not do (a parcel to a buyer in China,
@@ -510,17 +540,13 @@ RETAIL_COLUMNS: tuple[Column, ...] = (
         ("ecommerce", "waybill", "consignee_id"),
     ),
     *_retail(_LINES),
-    *_TAIL,
+    _OCCURRED_AT,
 )
 
 
 CHECKLIST_COLUMNS: tuple[Column, ...] = (
-    Column(
-        "ref",
+    _ref(
         "单据编号",
-        (),  # groups rows; not a field of the checklist
-        "text",
-        False,
         "QD-001",
         "Your reference: the rows with the same ref are the lines of one checklist",
         "企业内部单据编号:编号相同的各行为同一核注清单的表体",
@@ -544,15 +570,7 @@ CHECKLIST_COLUMNS: tuple[Column, ...] = (
         "I (goods in) or E (goods out)",
         "进出标志:I 进、E 出",
     ),
-    _doc(
-        "account_book",
-        "账册编号",
-        "code",
-        True,
-        "B00000001XCBZ",
-        "Your account book",
-        "本企业账册编号",
-    ),
+    _as(_ACCOUNT_BOOK, "Your account book", "本企业账册编号", required=True),
     _doc(
         "declaration",
         "关联报关单",
@@ -562,69 +580,469 @@ CHECKLIST_COLUMNS: tuple[Column, ...] = (
         "A declaration it belongs to (its id or 18-digit number), where the kind asks for one",
         "关联报关单(编号或18位报关单号),按清单类型需要时填写",
     ),
-    _doc(
-        "destination_account_book",
-        "转入账册",
-        "code",
-        False,
-        "",
-        "in_zone_transfer: the receiving book",
-        "区内流转:转入账册编号",
-    ),
-    _line(
-        "item_no", "备案序号", "integer", True, 1, "The item's number in the book", "账册备案序号"
-    ),
-    _line(
-        "quantity",
-        "申报数量",
-        "decimal",
-        True,
-        "100",
-        "Quantity in the item's unit",
-        "申报数量(按账册计量单位)",
-    ),
-    _line(
-        "goods_status",
-        "货物状态",
-        "code",
-        False,
-        "",
+    _as(_DESTINATION_BOOK, "in_zone_transfer: the receiving book", "区内流转:转入账册编号"),
+    _as(_ITEM_NO, "The item's number in the book", "账册备案序号"),
+    _as(_QUANTITY, "Quantity in the item's unit", "申报数量(按账册计量单位)", example="100"),
+    _as(
+        _GOODS_STATUS,
         "bonded or domestic (where the kind asks for it)",
         "货物状态:bonded 保税、domestic 非保税",
     ),
-    _line(
-        "destination_item_no",
-        "转入备案序号",
-        "integer",
-        False,
-        "",
+    _as(
+        _DESTINATION_ITEM,
         "in_zone_transfer: the receiving book's item (default: the same number)",
         "区内流转:转入账册备案序号(空为相同序号)",
     ),
 )
 
 
+# Movements (POST /v1/movements): one sheet for every kind, a row per line - of a gate
+# movement, the declaration's line; of processing, an input or an output; of a destruction,
+# an item - and the rows with the same `ref` one movement. The example is an adjustment: a
+# movement an enterprise records with nothing but its book (the template's example row is
+# accepted once it names your book).
+MOVEMENT_COLUMNS: tuple[Column, ...] = (
+    _ref(
+        "单据编号",
+        "PD-001",
+        "Your reference: the rows with the same ref are the lines of one movement (empty: the"
+        " row is a movement of its own)",
+        "单据编号:编号相同的各行为同一笔库存变动的各行;空为单独一笔",
+    ),
+    _doc(
+        "kind",
+        "变动类型",
+        "code",
+        True,
+        "adjustment",
+        "gate_in, gate_out, transfer_dispatch, transfer_receipt (an operator of the zone);"
+        " processing, adjustment, in_zone_transfer (the book's enterprise); destruction (the"
+        " officer who witnessed it)",
+        "gate_in 入区、gate_out 出区、transfer_dispatch 区间流转发出、transfer_receipt 区间流转"
+        "收货(区域运营方);processing 加工、adjustment 盘点调整、in_zone_transfer 区内流转"
+        "(账册企业);destruction 销毁(监督销毁的海关关员)",
+    ),
+    _doc(
+        "declaration",
+        "报关单号",
+        "code",
+        False,
+        "",
+        "gate_in, gate_out, transfer_dispatch, transfer_receipt: the declaration (its id or"
+        " 18-digit number)",
+        "卡口类(gate_in、gate_out、transfer_dispatch、transfer_receipt):报关单编号或18位报关单号",
+    ),
+    _doc(
+        "return_id",
+        "退货单编号",
+        "code",
+        False,
+        "",
+        "gate_in of returned retail goods (1210/1239): the return, instead of a declaration",
+        "退货入区(1210/1239):退货单编号,代替报关单号",
+    ),
+    _doc(
+        "checklist",
+        "核注清单编号",
+        "code",
+        False,
+        "",
+        "in_zone_transfer: its checklist; processing: an approved processing checklist whose"
+        " materials it consumes",
+        "区内流转:核注清单编号;加工:所耗用料件的已审批加工核注清单",
+    ),
+    _doc(
+        "zone",
+        "区域代码",
+        "code",
+        False,
+        "",
+        "processing: the zone (GET /v1/zones)",
+        "加工:海关特殊监管区域代码",
+    ),
+    _as(
+        _ACCOUNT_BOOK,
+        "processing, adjustment, destruction: the account book",
+        "加工、盘点调整、销毁:账册编号",
+    ),
+    _doc(
+        "operation",
+        "加工方式",
+        "code",
+        False,
+        "",
+        "processing: processing (default) or simple_processing",
+        "加工:processing 加工(默认)或 simple_processing 简单加工",
+    ),
+    _doc(
+        "bom_ref",
+        "单耗编号",
+        "text",
+        False,
+        "",
+        "processing: a bill of materials registered in the book",
+        "加工:账册已备案的单耗编号",
+    ),
+    _doc(
+        "reason",
+        "原因",
+        "text",
+        False,
+        "盘盈 stocktake surplus",
+        "adjustment, destruction: why (required there)",
+        "盘点调整、销毁:原因(必填)",
+    ),
+    _doc(
+        "explains",
+        "在途短少报关单",
+        "code",
+        False,
+        "",
+        "adjustment: the transfer declaration whose shortfall in transit this decrease settles",
+        "盘点调整:本次核减所说明的在途短少对应的区间流转报关单",
+    ),
+    _doc(
+        "certificate",
+        "销毁证明编号",
+        "text",
+        False,
+        "",
+        "destruction: its certificate",
+        "销毁:销毁证明编号",
+    ),
+    _doc(
+        "gate_note",
+        "卡口单号",
+        "text",
+        False,
+        "",
+        "gate kinds: the gate's own note",
+        "卡口类:卡口单编号",
+    ),
+    _doc(
+        "vehicle",
+        "车牌号",
+        "text",
+        False,
+        "",
+        "gate kinds: the vehicle (plate, train or flight)",
+        "卡口类:车牌号(或车次、航班号)",
+    ),
+    _as(
+        _CONTAINER,
+        "gate kinds: ISO 6346 container number",
+        "卡口类:集装箱号(ISO 6346)",
+        paths=(("container",),),
+        example="",
+    ),
+    _line(
+        "line_no",
+        "表体行号",
+        "integer",
+        False,
+        "",
+        "gate kinds and in_zone_transfer: the declaration's (or checklist's) line",
+        "卡口类、区内流转:报关单(或核注清单)的表体行号",
+    ),
+    _as(
+        _ITEM_NO,
+        "processing, adjustment, destruction: the item's number in the book",
+        "加工、盘点调整、销毁:账册备案序号(项号)",
+        required=False,
+    ),
+    _as(
+        _QUANTITY,
+        "The quantity in the item's unit; adjustment: the difference counted (negative: a"
+        " loss); in_zone_transfer without line_no and quantity: all that is left",
+        "数量(按计量单位);盘点调整为盘盈盘亏差额(盘亏为负数);区内流转不填表体行号和数量为全部剩余",
+        zh="数量",
+        required=False,
+        example="5",
+    ),
+    _line(
+        "role",
+        "料件/成品",
+        "code",
+        False,
+        "",
+        "processing: input, or the output's role: product, by_product or scrap",
+        "加工:input 料件,或产出 product 成品、by_product 副产品、scrap 边角料",
+    ),
+    _as(
+        _GOODS_STATUS,
+        "processing inputs, destruction: bonded (default) or domestic",
+        "加工料件、销毁:bonded 保税(默认)、domestic 非保税",
+    ),
+    _line(
+        "lot_id",
+        "批次编号",
+        "code",
+        False,
+        "",
+        "The lot to draw on (processing inputs, adjustment, destruction); gate_out and"
+        " transfer_dispatch: the rows of one line_no that name lots are that line's lots",
+        "指定扣减的批次(加工料件、盘点调整、销毁);gate_out、transfer_dispatch:"
+        "同一表体行号下填写批次的各行为该行的各批次",
+    ),
+    _OCCURRED_AT,
+)
+
+
+# -- how a document's rows make its body --------------------------------------------------------
+
+# A document's rows as (sheet row, its line fields as JSON values), in row order.
+Rows = list[tuple[int, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class CellError:
+    """An error of one document at a row and column (`column`: its name, None when the error
+    is the document's as a whole); `loc` is the body path."""
+
+    row: int
+    column: str | None
+    loc: str
+    msg: str
+    rule: str | None = None
+
+
+# Puts a document's rows into its body (which holds the document's fields already); returns
+# where each list item came from (`$.lines[1]` -> its row) and the rows that do not fit.
+Arrange = Callable[[dict[str, Any], Rows], tuple[dict[str, int], list[CellError]]]
+
+
+def _listed(body: dict[str, Any], key: str, rows: Rows) -> dict[str, int]:
+    """Each row one item of the body's list `key`."""
+    body[key] = [fields for _, fields in rows]
+    return {f"$.{key}[{i}]": row for i, (row, _) in enumerate(rows)}
+
+
+def as_lines(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """Each row a line of `lines`."""
+    return _listed(body, "lines", rows), []
+
+
+def as_numbered_lines(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """Each row a line, numbered 1, 2, ... in row order unless its `line_no` is given."""
+    for position, (_, fields) in enumerate(rows, start=1):
+        fields.setdefault("line_no", position)
+    return as_lines(body, rows)
+
+
+def _lines_or_all(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """in_zone_transfer: one row without line fields receives all that is left (no `lines`)."""
+    if len(rows) == 1 and not rows[0][1]:
+        return {}, []
+    return as_lines(body, rows)
+
+
+def _lots(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """gate_out, transfer_dispatch: a row naming a `lot_id` draws its quantity from that lot,
+    and the rows of one `line_no` that name lots are one line (its quantity their sum); a
+    row without a lot is a line drawing first-in first-out."""
+    lines: list[dict[str, Any]] = []
+    places: dict[str, int] = {}
+    by_line: dict[str, int] = {}
+    for row, fields in rows:
+        lot = fields.pop("lot_id", None)
+        if lot is None:
+            places[f"$.lines[{len(lines)}]"] = row
+            lines.append(fields)
+            continue
+        pick: dict[str, Any] = {"lot_id": lot}
+        if "quantity" in fields:
+            pick["quantity"] = fields.pop("quantity")
+        number = fields.get("line_no")
+        at = by_line.get(str(number)) if number is not None else None
+        if at is None:
+            at = len(lines)
+            if number is not None:
+                by_line[str(number)] = at
+            places[f"$.lines[{at}]"] = row
+            # The picks first: an error in one of them is found before the line's sum.
+            lines.append({**({"line_no": number} if number is not None else {}), "lots": []})
+            lines[at].update((k, v) for k, v in fields.items() if k != "line_no")
+        else:
+            # Any other field of a later row goes with its pick: refused there, at its row.
+            pick.update((k, v) for k, v in fields.items() if k != "line_no")
+        places[f"$.lines[{at}].lots[{len(lines[at]['lots'])}]"] = row
+        lines[at]["lots"].append(pick)
+    for line in lines:
+        if "lots" in line:
+            total = _sum(p.get("quantity") for p in line["lots"])
+            if total is not None:
+                line["quantity"] = total
+    body["lines"] = lines
+    return places, []
+
+
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _sum(values: Iterable[Any]) -> str | None:
+    """The sum of decimal texts, None when one is not (the route then refuses that one)."""
+    total = Decimal(0)
+    for value in values:
+        if not isinstance(value, str) or not _DECIMAL_TEXT.fullmatch(value):
+            return None
+        total += Decimal(value)
+    return _plain(total)
+
+
+INPUT = "input"
+OUTPUT_ROLES: tuple[str, ...] = get_args(OutputRole)
+
+
+def _sides(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """processing: each row an input (`role` input) or an output (`role` product, by_product
+    or scrap)."""
+    inputs: Rows = []
+    outputs: Rows = []
+    problems: list[CellError] = []
+    for row, fields in rows:
+        role = fields.pop("role", None)
+        if role == INPUT:
+            inputs.append((row, fields))
+        elif role in OUTPUT_ROLES:
+            outputs.append((row, {**fields, "role": role}))
+        else:
+            problems.append(CellError(row, "role", "$", message("processing_role")))
+    return _listed(body, "inputs", inputs) | _listed(body, "outputs", outputs), problems
+
+
+# A line field that a movement of one row has at its top under another name.
+_TOP_NAMES = {"quantity": "quantity_delta"}
+
+
+def _one_row(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """adjustment: one row, its line fields the movement's own (`quantity` its
+    `quantity_delta`); another row with the same ref is refused at that row."""
+    (first, fields), *more = rows
+    for name, value in fields.items():
+        body[_TOP_NAMES.get(name, name)] = value
+    problems = [
+        CellError(row, "ref", "$", message("one_row_movement", kind=body.get("kind"), row=first))
+        for row, _ in more
+    ]
+    return {}, problems
+
+
+# How each movement kind's rows make its body; a new kind chooses one here.
+MOVEMENT_LAYOUTS: dict[str, Arrange] = {
+    "gate_in": as_lines,
+    "gate_out": _lots,
+    "transfer_dispatch": _lots,
+    "transfer_receipt": as_lines,
+    "processing": _sides,
+    "adjustment": _one_row,
+    "in_zone_transfer": _lines_or_all,
+    "destruction": as_lines,
+}
+assert set(MOVEMENT_LAYOUTS) == set(get_args(MovementKind)), "every movement kind has a layout"
+
+
+def as_movement(body: dict[str, Any], rows: Rows) -> tuple[dict[str, int], list[CellError]]:
+    """A movement's rows as its kind has them (an unknown kind: as lines, for the route to
+    refuse at `$.kind`)."""
+    return MOVEMENT_LAYOUTS.get(str(body.get("kind")), as_lines)(body, rows)
+
+
 @dataclass(frozen=True)
 class Kind:
     """What a sheet of this kind becomes: the route it is submitted to, its columns, the
-    column that groups rows into one document."""
+    column that groups rows into one document, and how its rows make the body (`arrange`).
+    `ordered`: its documents are decided one at a time in file order (movements: which lots
+    an exit draws depends on what came in before it). `aliases`: body fields that a column
+    fills under another name (for mapping an error back to its column). `notes`: lines for
+    the template's explanation sheet, (Chinese, English)."""
 
     name: str
     zh: str
     path: str
     columns: tuple[Column, ...]
     group: str
+    arrange: Arrange = as_lines
+    ordered: bool = False
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[tuple[str, str], ...] = ()
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
 
+MOVEMENT_NOTES = (
+    (
+        "gate_in、transfer_receipt:报关单号(或退货单编号)、每行一个表体行号及数量;卡口单号、车牌号、"
+        "集装箱号可填。",
+        "gate_in, transfer_receipt: declaration (or return_id), a line_no and quantity per row;"
+        " gate_note, vehicle, container optional.",
+    ),
+    (
+        "gate_out、transfer_dispatch:同上;填写批次编号的行从该批次扣减,同一表体行号的各行为一行。",
+        "gate_out, transfer_dispatch: the same; a row with a lot_id draws from that lot, the"
+        " rows of one line_no are one line.",
+    ),
+    (
+        "processing:区域代码、账册编号,每行一项料件或产出(料件/成品、备案序号、数量);"
+        "加工方式、单耗编号、核注清单编号可填。",
+        "processing: zone, account_book, a row per input or output (role, item_no, quantity);"
+        " operation, bom_ref, checklist optional.",
+    ),
+    (
+        "adjustment:一行一笔:账册编号、备案序号、数量(差额)、原因;批次编号、在途短少报关单可填。",
+        "adjustment: one row each: account_book, item_no, quantity (the difference), reason;"
+        " lot_id, explains optional.",
+    ),
+    (
+        "in_zone_transfer:核注清单编号;每行一个表体行号及数量,或一行均不填为全部剩余。",
+        "in_zone_transfer: checklist; a line_no and quantity per row, or one row without them"
+        " for all that is left.",
+    ),
+    (
+        "destruction:账册编号、原因,每行一个备案序号及数量;货物状态、批次编号、销毁证明编号可填。",
+        "destruction: account_book, reason, an item_no and quantity per row; goods_status,"
+        " lot_id, certificate optional.",
+    ),
+    (
+        "每行按其变动类型由相应角色录入:卡口类为区域运营方,加工、盘点调整、区内流转为账册企业,"
+        "销毁为海关关员;其他角色导入的行被拒绝(403)。",
+        "Each row is recorded by its kind's role: gate kinds an operator of the zone; processing,"
+        " adjustment, in_zone_transfer the book's enterprise; destruction an officer. A row of"
+        " another role's kind is refused (403).",
+    ),
+)
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("declarations", "报关单", "/v1/declarations", DECLARATION_COLUMNS, "ref"),
-        Kind("retail_lists", "跨境电商零售清单", "/v1/declarations", RETAIL_COLUMNS, "order_no"),
+        Kind(
+            "declarations",
+            "报关单",
+            "/v1/declarations",
+            DECLARATION_COLUMNS,
+            "ref",
+            as_numbered_lines,
+        ),
+        Kind(
+            "retail_lists",
+            "跨境电商零售清单",
+            "/v1/declarations",
+            RETAIL_COLUMNS,
+            "order_no",
+            as_numbered_lines,
+        ),
         Kind("checklists", "核注清单", "/v1/checklists", CHECKLIST_COLUMNS, "ref"),
+        Kind(
+            "movements",
+            "库存变动",
+            "/v1/movements",
+            MOVEMENT_COLUMNS,
+            "ref",
+            as_movement,
+            ordered=True,
+            aliases={"quantity_delta": "quantity", "lots": "lot_id"},
+            notes=MOVEMENT_NOTES,
+        ),
     )
 }
 
@@ -743,8 +1161,7 @@ def _decimal(value: int | float | Decimal) -> Decimal | None:
 
 
 def _plain(number: Decimal) -> str:
-    text = format(number, "f")
-    return text
+    return format(number, "f")
 
 
 @dataclass(frozen=True)
@@ -774,24 +1191,22 @@ def documents(kind: Kind, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> list
 
 
 @dataclass(frozen=True)
-class CellError:
-    """An error of one document at a row and column (`column`: its header as the file wrote
-    it, None when the error is the document's as a whole); `loc` is the body path."""
+class Built:
+    """A document's body, the errors found in building it (a document field that a later
+    row gives differently from its first; rows that do not fit the kind's layout), and where
+    each list item of the body came from (`$.lines[1]` -> its row)."""
 
-    row: int
-    column: str | None
-    loc: str
-    msg: str
-    rule: str | None = None
+    body: dict[str, Any]
+    errors: list[CellError]
+    places: Mapping[str, int]
 
 
-def body_of(kind: Kind, doc: Document) -> tuple[dict[str, Any], list[CellError]]:
-    """The route's JSON body for a document, and the conflicts between its rows (a document
-    field that a later row gives differently from its first)."""
+def body_of(kind: Kind, doc: Document) -> Built:
+    """The route's JSON body for a document: its document fields once (a later row that gives
+    one differently is an error at that row), its rows' line fields as the kind arranges
+    them."""
     body: dict[str, Any] = {}
-    conflicts: list[CellError] = []
-    lines: list[dict[str, Any]] = []
-    numbered = any(c.line and c.name == "line_no" for c in kind.columns)
+    errors: list[CellError] = []
     for c in kind.columns:
         if c.line or not c.paths:
             continue
@@ -803,7 +1218,7 @@ def body_of(kind: Kind, doc: Document) -> tuple[dict[str, Any], list[CellError]]
             if first is None:
                 first = (number, value)
             elif value != first[1]:
-                conflicts.append(
+                errors.append(
                     CellError(
                         number,
                         c.name,
@@ -815,16 +1230,19 @@ def body_of(kind: Kind, doc: Document) -> tuple[dict[str, Any], list[CellError]]
         if value is not None:
             for path in c.paths:
                 _put(body, path, value)
-    for position, cells in enumerate(doc.cells, start=1):
-        line: dict[str, Any] = {}
-        for c in kind.columns:
-            if c.line and c.name in cells:
-                line[c.name] = cell_value(c, cells[c.name])
-        if numbered:
-            line.setdefault("line_no", position)
-        lines.append(line)
-    body["lines"] = lines
-    return body, conflicts
+    rows: Rows = [
+        (
+            number,
+            {
+                c.name: cell_value(c, cells[c.name])
+                for c in kind.columns
+                if c.line and c.name in cells
+            },
+        )
+        for number, cells in zip(doc.rows, doc.cells, strict=True)
+    ]
+    places, problems = kind.arrange(body, rows)
+    return Built(body, errors + problems, places)
 
 
 def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -834,43 +1252,45 @@ def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-_LOC = re.compile(
-    r"^\$(?P<head>(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?:\.lines\[(?P<i>\d+)\](?P<tail>.*))?$"
-)
+_NAMES = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def locate(kind: Kind, doc: Document, loc: str) -> tuple[int, str | None]:
-    """The row and column (by name) of an error at a body path: a line's field is that line's
-    row, a document's field its first row; the column is the one whose field the path names
-    (or lies within: `$.transport` is its mode's), None when no column does."""
-    match = _LOC.match(loc)
-    if match is None:
-        return doc.row, None
-    if match["i"] is not None and match["head"] == "":
-        index = int(match["i"])
-        row = doc.rows[index] if index < len(doc.rows) else doc.row
-        tail = tuple(p for p in match["tail"].split(".") if p)
-        return row, _line_column(kind, tail)
-    path = tuple(p for p in match["head"].split(".") if p)
-    return doc.row, _document_column(kind, path)
+def locate(
+    kind: Kind, doc: Document, loc: str, places: Mapping[str, int] | None = None
+) -> tuple[int, str | None]:
+    """The row and column (by name) of an error at a body path. The row: the one the
+    innermost list item on the path came from (`places`; by default a document's rows are its
+    `lines` in order), else the document's first. The column: a document column whose field
+    the path is; else the column the path's last field is (or is an alias of); else the first
+    document column within the path (`$.transport` is its mode's); else None."""
+    if places is None:
+        places = {f"$.lines[{i}]": row for i, row in enumerate(doc.rows)}
+    row, best = doc.row, ""
+    for prefix, at in places.items():
+        within = loc == prefix or loc.startswith((prefix + ".", prefix + "["))
+        if within and len(prefix) > len(best):
+            row, best = at, prefix
+    return row, _column_at(kind, loc)
 
 
-def _line_column(kind: Kind, path: tuple[str, ...]) -> str | None:
-    return next((c.name for c in kind.columns if c.line and c.paths[0] == path), None)
-
-
-def _document_column(kind: Kind, path: tuple[str, ...]) -> str | None:
-    """The document column whose field is `path`, else the first one within it."""
-    if not path or path == ("lines",):
+def _column_at(kind: Kind, loc: str) -> str | None:
+    if not loc.startswith("$"):
         return None
-    fields = [c for c in kind.columns if not c.line]
-    exact = next((c.name for c in fields if path in c.paths), None)
-    if exact is not None:
-        return exact
+    path: tuple[str, ...] = tuple(_NAMES.findall(loc))
+    if not path:
+        return None
+    fields = [c for c in kind.columns if not c.line and c.paths]
+    if "[" not in loc:
+        exact = next((c.name for c in fields if path in c.paths), None)
+        if exact is not None:
+            return exact
+    name = kind.aliases.get(path[-1], path[-1])
+    if any(c.name == name for c in kind.columns):
+        return name
     return next((c.name for c in fields if any(p[: len(path)] == path for p in c.paths)), None)
 
 
-# -- idempotency keys -------------------------------------------------------------------------
+# -- keys -------------------------------------------------------------------------------------
 
 
 def file_digest(data: bytes) -> str:
@@ -882,6 +1302,57 @@ def row_key(kind: str, digest: str, row: int) -> str:
     same file (the same bytes, whatever its name) gives the same keys, so a second upload
     replays every answer; any other file, other keys."""
     return f"import:{kind}:{digest}:{row}"
+
+
+def party_of(actor: Actor) -> str:
+    """Whose imports a content key is compared with: an enterprise's keys share them, so do
+    the operators of one zone; anyone else's are their key's own."""
+    if actor.role == "enterprise" and actor.enterprise:
+        return f"enterprise:{actor.enterprise}"
+    if actor.role == "operator" and actor.zone:
+        return f"zone:{actor.zone}"
+    return f"key:{actor.name}"
+
+
+def canonical(request: Any) -> bytes:
+    """A decoded request as canonical JSON: keys sorted, no blanks, decimals in their
+    shortest plain form (`1.50` and `1.5` are one value), times in UTC - the same request
+    whether its cells were typed as text or numbers, in CSV or XLSX."""
+    plain = msgspec.to_builtins(request, builtin_types=(Decimal, datetime))
+    return json.dumps(
+        _normal(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _plain(value.normalize()) if value else "0"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def content_keys(kind: str, party: str, requests: Iterable[Any]) -> list[str | None]:
+    """Each request's content key (None for None: a document that did not decode): the
+    SHA-256 of the kind, the party (`party_of`) and the canonical request, and its occurrence
+    in the file - the second of two identical documents is `...:2`, so a file that holds a
+    document twice is matched twice, never one for both."""
+    seen: dict[str, int] = {}
+    keys: list[str | None] = []
+    for request in requests:
+        if request is None:
+            keys.append(None)
+            continue
+        digest = hashlib.sha256(
+            b"\n".join((kind.encode(), party.encode(), canonical(request)))
+        ).hexdigest()
+        seen[digest] = occurrence = seen.get(digest, 0) + 1
+        keys.append(f"content:{digest}:{occurrence}")
+    return keys
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -915,6 +1386,10 @@ MESSAGES: dict[str, str] = {
     "busy": "the ledger was busy: upload the same file again (the rows done are not written twice)",
     "interrupted": "the server stopped before it finished: upload the same file again (the"
     " rows done are not written twice)",
+    "processing_role": "a processing row is an input or an output: input, product, by_product"
+    " or scrap",
+    "one_row_movement": "a movement of kind {kind} is one row: this row has the ref of row {row}",
+    "already_imported": "imported before, as row {row} of import {import_id}: not submitted again",
 }
 
 

@@ -239,12 +239,18 @@ def pg_conninfo(db: Any) -> str:
     return make_conninfo(**{k: v for k, v in parts.items() if v})
 
 
+# What chooses the language of a command (api/i18n.py `from_environment`).
+LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
 def run_cli(
     url: str, *args: str, timeout: float = 120, **env_vars: str
 ) -> subprocess.CompletedProcess[str]:
     """`customs-ledger ARGS` on the store at `url` (this interpreter, `python -m api.cli`),
-    with extra environment variables; its output captured as text."""
-    env = dict(os.environ, LEDGER_DATABASE_URL=url, **env_vars)
+    with extra environment variables; its output captured as text. The locale variables of
+    the tests' own environment are left out (the command speaks English) unless given."""
+    inherited = {k: v for k, v in os.environ.items() if k not in LOCALE_VARIABLES}
+    env = dict(inherited, LEDGER_DATABASE_URL=url, **env_vars)
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         env=env,

@@ -26,8 +26,7 @@ from api.routes.common import (
     views_caught_up,
 )
 from api.spreadsheets import (
-    CHINA_TIME,
-    PAPER_HEADER,
+    PAPER_COLUMN_KEYS,
     Format,
     Sheet,
     bounded,
@@ -127,10 +126,11 @@ async def get_account_book(
     return json_response(view, position=position)
 
 
-ENTRY_HEADER = (
+# The columns of an entries file, by key (their headers: api/spreadsheet_headers.py).
+ENTRY_COLUMNS = (
     "position",
-    "recorded_at" + CHINA_TIME,
-    "occurred_at" + CHINA_TIME,
+    "recorded_at",
+    "occurred_at",
     "item_no",
     "hs_code",
     "name",
@@ -140,7 +140,7 @@ ENTRY_HEADER = (
     "balance_after",
     "lot_id",
     "movement_id",
-    *PAPER_HEADER,
+    *PAPER_COLUMN_KEYS,
 )
 
 
@@ -162,7 +162,7 @@ def _entry_sheet(book: AccountBook, rows: list[tuple[int, BookEntry]]) -> Sheet:
             *paper_cells(e.documents),
         )
 
-    return Sheet("entries", ENTRY_HEADER, [row(e) for _, e in rows])
+    return Sheet.of("entries", ENTRY_COLUMNS, [row(e) for _, e in rows])
 
 
 @router.get(
@@ -247,7 +247,7 @@ async def _statement(
     return book, lines, position, (start, end)
 
 
-CSV_HEADER = (
+STATEMENT_COLUMNS = (
     "item_no", "hs_code", "name", "unit", "opening", "receipts", "issues", "adjustments", "closing"
 )  # fmt: skip
 
@@ -261,7 +261,7 @@ def _statement_sheet(book: AccountBook, lines: list[StatementLine]) -> Sheet:
         figures = (line.opening, line.receipts, line.issues, line.adjustments, line.closing)
         return (line.item_no, *described, *figures)
 
-    return Sheet("statement", CSV_HEADER, [row(line) for line in lines])
+    return Sheet.of("statement", STATEMENT_COLUMNS, [row(line) for line in lines])
 
 
 def _statement_stem(book_no: str, period: tuple[datetime | None, datetime | None]) -> str:

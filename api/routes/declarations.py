@@ -30,7 +30,6 @@ from api.routes.common import (
     views_caught_up,
 )
 from api.spreadsheets import (
-    CHINA_TIME,
     Format,
     Sheet,
     bounded,
@@ -131,7 +130,7 @@ async def list_declarations(
     )
     if format != "json":
         kept, next_cursor = bounded(rows)
-        sheet = Sheet("declarations", DECLARATION_HEADER, [declaration_row(d) for _, d in kept])
+        sheet = Sheet.of("declarations", DECLARATION_COLUMNS, [declaration_row(d) for _, d in kept])
         stem = f"declarations-{file_part(start, 'start')}-{file_part(end, 'end')}"
         return await file_response(
             format, [sheet], stem, position=position, next_cursor=next_cursor
@@ -144,7 +143,8 @@ async def list_declarations(
     return json_response(page_body(listed, page.limit), position=position)
 
 
-DECLARATION_HEADER = (
+# The columns of a declaration list's file, by key (headers: api/spreadsheet_headers.py).
+DECLARATION_COLUMNS = (
     "id",
     "declaration_no",
     "status",
@@ -166,23 +166,23 @@ DECLARATION_HEADER = (
     "freight",
     "insurance",
     "lines",
-    "tariff (CNY)",
-    "vat (CNY)",
-    "consumption_tax (CNY)",
-    "duties_total (CNY)",
-    "duties_paid (CNY)",
-    "duties_outstanding (CNY)",
+    "tariff",
+    "vat",
+    "consumption_tax",
+    "duties_total",
+    "duties_paid",
+    "duties_outstanding",
     "order_no",
     "waybill_no",
     "client_ref",
     "checklist_no",
-    "occurred_at" + CHINA_TIME,
-    "submitted_at" + CHINA_TIME,
+    "occurred_at",
+    "submitted_at",
 )
 
 
 def declaration_row(d: DeclarationDetail) -> tuple[Any, ...]:
-    """A declaration as a row of DECLARATION_HEADER: what a clerk lists, never a buyer's
+    """A declaration as a row of DECLARATION_COLUMNS: what a clerk lists, never a buyer's
     identity (an e-commerce list's order and waybill numbers only)."""
     t = d.duties
     figures = (

@@ -1,6 +1,7 @@
 """Spreadsheet imports (docs/imports.md, docs/decisions/0032-imports.md): upload an XLSX or CSV
-of declarations or retail lists, check it (dry run) or submit each of its documents through
-the write route's own decoder and command, follow the job, download a template."""
+of declarations, retail lists, checklists or movements, check it (dry run) or submit each of
+its documents through the write route's own decoder and command, follow the job, download a
+template."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import base64
 import binascii
 import threading
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +26,8 @@ from api.imports import (
     ImportJob,
     Imports,
     ImportUpload,
+    Outcome_,
+    Owner,
     RowResult,
     UploadProblem,
     answer,
@@ -37,17 +40,24 @@ from api.problems import HttpProblem
 from api.routes.common import Page, services
 from domain import imports as im
 from domain.errors import NotFound
+from domain.events import Actor
+from domain.movement_kinds import KINDS as MOVEMENT_KINDS
 
 router = APIRouter(tags=["imports"])
-# Who may import each kind: the roles of the route its documents go to.
+# Who may import each kind: the roles of the route its documents go to (movements: every role
+# that records some kind of movement; a row of a kind its role does not record is refused at
+# that row, 403, as POST /v1/movements refuses it).
 KIND_ROLES = {
     "declarations": ("enterprise",),
     "retail_lists": ("enterprise",),
     "checklists": ("enterprise",),
+    "movements": tuple(sorted({s.rules.recorded_by for s in MOVEMENT_KINDS.values()})),
 }
+assert set(KIND_ROLES) == set(im.KINDS), "every import kind says who may import it"
 UPLOADERS = tuple(sorted({r for roles in KIND_ROLES.values() for r in roles}))
-# Who may read a job: its enterprise, and customs (officers, auditors) any.
-READERS = ("enterprise", "officer", "auditor")
+# Who may read a job: its enterprise's keys, the operators of the zone whose operator uploaded
+# it, and customs (officers, auditors) any.
+READERS = ("enterprise", "operator", "officer", "auditor")
 # The multipart or JSON envelope around the file (JSON: base64, a third larger).
 MAX_REQUEST_BYTES = MAX_FILE_BYTES * 4 // 3 + 64 * 1024
 UPLOAD_SECONDS = 120.0
@@ -112,12 +122,15 @@ def _upload_doc() -> dict[str, Any]:
 @router.post("/v1/imports", **_upload_doc())
 async def upload(request: Request) -> Response:
     """Upload an XLSX workbook (its first sheet) or a CSV file (UTF-8 with or without a byte order
-    mark, or GB18030) of `kind` `declarations`, `retail_lists` or `checklists`, as
+    mark, or GB18030) of `kind` `declarations`, `retail_lists`, `checklists` (enterprises) or
+    `movements` (each row's movement kind by the role that records it), as
     multipart/form-data (`kind`, `dry_run`, `file`) or JSON (`file` in base64). The answer
     is the job: a dry run (`dry_run=true`) checks every document as its route would and
     writes nothing to the ledger; a real run submits each with an Idempotency-Key derived
-    from the file's SHA-256 and its row, so the same file again writes nothing. Files of up
-    to 200 documents are done before the answer; bigger ones go on in the background
+    from the file's SHA-256 and its row, so the same file again writes nothing, and skips a
+    document whose content an earlier import of the caller's enterprise (zone, key) got in
+    (`already_imported`), so a corrected file uploaded whole adds only what is new. Files of
+    up to 200 documents are done before the answer; bigger ones go on in the background
     (`status: running`): follow `Location`. Its `results` are the first 100 documents' (GET
     pages them, `?outcome=refused`)."""
     bearer_token(request)
@@ -161,6 +174,7 @@ def in_language(job: ImportJob, results: list[RowResult], limit: int) -> ImportA
         results = [
             msgspec.structs.replace(
                 r,
+                detail=i18n.translate(r.detail, language) if r.detail else None,
                 errors=[
                     msgspec.structs.replace(e, msg=i18n.translate(e.msg, language))
                     for e in r.errors
@@ -270,23 +284,32 @@ async def get_import(
     import_id: str,
     actor: Reader,
     page: Annotated[Page, Depends()],
-    outcome: Annotated[Literal["accepted", "replayed", "refused"] | None, Query()] = None,
+    outcome: Annotated[Outcome_ | None, Query()] = None,
 ) -> Response:
     """An import as it stands (`running`, `done`, or `interrupted` when its server stopped
     first: upload the same file again) and a page of its documents' results in row order;
-    `?outcome=refused` lists the refused ones. Its enterprise's keys and customs (officers,
-    auditors) may read it."""
+    `?outcome=refused` lists the refused ones. Its enterprise's keys (an operator's upload:
+    the operators of its zone) and customs (officers, auditors) may read it."""
     if actor.role not in READERS:
         raise HttpProblem(
             403, "forbidden", "Forbidden", f"the {actor.role} role may not use this route"
         )
     imports = imports_of(request)
     found = await run_in_threadpool(imports.get, import_id)
-    if found is None or (actor.role == "enterprise" and found[0] != actor.enterprise):
+    if found is None or not _reads(actor, found[0]):
         raise NotFound(im.message("no_import", id=import_id))
     _, job = found
     results = await run_in_threadpool(imports.results, job.id, page.after, page.limit, outcome)
     return json_response(in_language(job, results, page.limit))
+
+
+def _reads(actor: Actor, owner: Owner) -> bool:
+    """An enterprise reads its own imports, an operator its zone's operators'; customs any."""
+    if actor.role == "enterprise":
+        return owner.enterprise is not None and owner.enterprise == actor.enterprise
+    if actor.role == "operator":
+        return owner.zone is not None and owner.zone == actor.zone
+    return True
 
 
 def _template_doc() -> dict[str, Any]:
@@ -301,7 +324,8 @@ def _template_doc() -> dict[str, Any]:
 
 @router.get("/v1/imports/templates/{kind}.xlsx", response_class=Response, **_template_doc())
 def import_template(kind: str, actor: Reader) -> Response:
-    """The template of `declarations`, `retail_lists` or `checklists` (any role's token)."""
+    """The template of `declarations`, `retail_lists`, `checklists` or `movements` (any role's
+    token)."""
     found = im.KINDS.get(kind)
     if found is None:
         raise NotFound(im.message("no_template", kind=kind, kinds=", ".join(im.KINDS)))

@@ -339,10 +339,12 @@ async def stream(
         head = await run_in_threadpool(svc.app.log.head)
         start = head.position if head else 0
     following = follows(follow, request.headers.get("accept"))
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     if not following:
         # A finite read answers what the log holds now, the caller's last write included
-        # (as every view read does: X-Ledger-Min-Position asks for a later position).
-        await views_caught_up(request)
+        # (as every view read does: X-Ledger-Min-Position asks for a later position), and
+        # says which position that is.
+        headers["X-Ledger-Position"] = str(await views_caught_up(request))
     enterprise = actor.enterprise if actor.role == "enterprise" else None
     slots = svc.streams
     if not slots.take():  # nothing can fail between this and the answer giving it back
@@ -363,5 +365,5 @@ async def stream(
         chunks,
         send_seconds=settings.stream_send_seconds,
         on_close=slots.give_back,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=headers,
     )

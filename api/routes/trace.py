@@ -13,8 +13,7 @@ from api.http import doc, json_response, position_header
 from api.params import Integer
 from api.routes.common import services, views_caught_up
 from api.spreadsheets import (
-    CHINA_TIME,
-    PAPER_HEADER,
+    PAPER_COLUMN_KEYS,
     Format,
     Sheet,
     file_response,
@@ -41,29 +40,30 @@ Cursor = Annotated[
 
 
 LOT_COLUMNS = ("zone", "account_book", "item_no", "hs_code", "name", "unit", "goods_status")
-EVENT_HEADER = (
+# The columns of a trace's sheets, by key (their headers: api/spreadsheet_headers.py).
+EVENT_COLUMNS = (
     "position",
-    "occurred_at" + CHINA_TIME,
-    "recorded_at" + CHINA_TIME,
+    "occurred_at",
+    "recorded_at",
     "type",
     "lot_id",
     *LOT_COLUMNS,
     "quantity",
-    *PAPER_HEADER,
+    *PAPER_COLUMN_KEYS,
     "movement_id",
     "actor",
     "actor_role",
 )
-LOT_HEADER = (
+LOT_SHEET_COLUMNS = (
     "lot_id",
     *LOT_COLUMNS,
     "quantity_in",
     "on_hand",
     "origin",
     "movement_id",
-    "occurred_at" + CHINA_TIME,
+    "occurred_at",
 )
-EDGE_HEADER = ("from", "to", "kind", "quantity")
+EDGE_COLUMNS = ("from", "to", "kind", "quantity")
 
 
 def trace_sheets(found: Trace) -> list[Sheet]:
@@ -107,9 +107,9 @@ def trace_sheets(found: Trace) -> list[Sheet]:
     ]
     edges = [(e.from_, e.to, e.kind, e.quantity) for e in found.edges]
     return [
-        Sheet("events", EVENT_HEADER, events),
-        Sheet("lots", LOT_HEADER, lot_rows),
-        Sheet("edges", EDGE_HEADER, edges),
+        Sheet.of("events", EVENT_COLUMNS, events),
+        Sheet.of("lots", LOT_SHEET_COLUMNS, lot_rows),
+        Sheet.of("edges", EDGE_COLUMNS, edges),
     ]
 
 

@@ -68,8 +68,10 @@ def dashboard() -> Response:
 # from the request).
 ASSETS = {
     "trace.js": "text/javascript; charset=utf-8",
+    "trace-labels.js": "text/javascript; charset=utf-8",
     "chain.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",
+    "language.js": "text/javascript; charset=utf-8",
     "trace.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard-labels.js": "text/javascript; charset=utf-8",

@@ -1,6 +1,9 @@
 // The chain as SVG: one lane per zone, lots left to right by business time, edges as arrows.
+// Its words are the page's labels in the page's language (`L`, trace-labels.js); its figures
+// and the geometry do not depend on the language.
 
-import { SVG_NS, clip, instant, lotName, s, shortId, when } from "./dom.js";
+import { zoneName } from "./language.js";
+import { SVG_NS, clip, instant, lotName, s, shortId, when, wrap } from "./dom.js";
 
 const EDGE_KINDS = ["transfer", "processing", "split", "lost"];
 const NODE_W = 176;
@@ -8,7 +11,9 @@ const NODE_H = 58;
 const COL_GAP = 110;
 const ROW_GAP = 14;
 const LANE_PAD = 16;
-const LABEL_W = 64;
+const LABEL_W = 100; // the lane's code and the zone's name, left of the first column
+const NAME_COLUMNS = 22; // the zone's name: two lines of about 130 px at 11 px
+const NAME_LINES = 2;
 
 // Lanes in the answer's zone order; columns by distinct business time; lots of one zone at
 // one time stack in their lane, each under the mean height of its parents (fewer crossings).
@@ -59,7 +64,8 @@ export function layout(trace) {
 }
 
 // `onSelect(lotId)` runs when a lot is clicked, or focused and activated with Enter or Space.
-export function chain(trace, geometry, onSelect) {
+// `zones`: the zones of GET /v1/zones by code (a lane's name; none when unknown).
+export function chain(trace, geometry, onSelect, L, zones) {
   const svg = s("svg", {
     id: "chain",
     xmlns: SVG_NS,
@@ -67,7 +73,7 @@ export function chain(trace, geometry, onSelect) {
     height: geometry.height,
     viewBox: "0 0 " + geometry.width + " " + geometry.height,
     role: "group",
-    "aria-label": "The chain of lots, one lane per zone",
+    "aria-label": L.text("chain_label"),
   });
   svg.append(
     s(
@@ -91,10 +97,15 @@ export function chain(trace, geometry, onSelect) {
     ),
   );
   geometry.lanes.forEach((lane, i) => {
+    const name = zoneName(zones.get(lane.zone), L.language);
+    const lines = wrap(name, NAME_COLUMNS, NAME_LINES);
+    // The code, and the name's lines under it, centred in the lane together.
+    const top = lane.y + lane.height / 2 - (16 + 13 * lines.length) / 2;
     svg.append(
       s(
         "g",
         { class: "lane", "data-zone": lane.zone },
+        s("title", {}, L.text("lane", { code: lane.zone, name: name }).trim()),
         s("rect", {
           class: i % 2 ? "lane-b" : "lane-a",
           x: 0,
@@ -102,17 +113,20 @@ export function chain(trace, geometry, onSelect) {
           width: geometry.width,
           height: lane.height,
         }),
-        s("text", { class: "lane-label", x: 12, y: lane.y + lane.height / 2 + 5 }, lane.zone),
+        s("text", { class: "lane-label", x: 12, y: top + 13 }, lane.zone),
+        lines.map((line, n) =>
+          s("text", { class: "lane-name", x: 12, y: top + 29 + 13 * n }, line),
+        ),
       ),
     );
   });
   const edges = s("g", { class: "edges" });
   for (const [edge, at] of labelPositions(trace.edges, geometry.place)) {
-    edges.append(edgeShape(edge, geometry.place, at));
+    edges.append(edgeShape(edge, geometry.place, at, L));
   }
   svg.append(edges);
   const nodes = s("g", { class: "lots" });
-  for (const lot of trace.lots) nodes.append(lotNode(lot, geometry.place.get(lot.lot_id)));
+  for (const lot of trace.lots) nodes.append(lotNode(lot, geometry.place.get(lot.lot_id), L));
   svg.append(nodes);
   svg.addEventListener("click", (event) => {
     const node = event.target.closest(".lot");
@@ -130,18 +144,22 @@ export function chain(trace, geometry, onSelect) {
 
 // Goods written off as lost in transit are a node of their own (origin `lost`): what never
 // arrived, in the source zone's lane, at the time the stocktake wrote it off.
-function lotNode(lot, p) {
-  const name = lotName(lot);
+function lotNode(lot, p, L) {
+  const name = lotName(lot, L);
   const amount = lot.quantity_in + " " + lot.unit;
   const lost = lot.origin === "lost";
-  const label = lost
-    ? name + ", " + amount + " " + lot.goods_status + " lost in transit (node " +
-      shortId(lot.lot_id) + "), written off in " + lot.zone + " on " + when(lot.occurred_at)
-    : name + ", lot " + shortId(lot.lot_id) + ", " + amount + ", " + lot.goods_status +
-      ", in " + lot.zone + " since " + when(lot.occurred_at);
-  const status = lost ? "lost in transit" : lot.goods_status;
-  const meta = lost ? "written off \u00b7 " + shortId(lot.lot_id) : "lot " + shortId(lot.lot_id) +
-    " \u00b7 on hand " + lot.on_hand;
+  const values = {
+    name: name,
+    id: shortId(lot.lot_id),
+    amount: amount,
+    status: L.term("status", lot.goods_status),
+    zone: lot.zone,
+    time: when(lot.occurred_at),
+    on_hand: lot.on_hand,
+  };
+  const label = L.text(lost ? "node_lost" : "node", values);
+  const status = lost ? L.text("lost_status") : values.status;
+  const meta = L.text(lost ? "node_meta_lost" : "node_meta", values);
   return s(
     "g",
     {
@@ -185,7 +203,7 @@ function bezier(p, t) {
   return [mix(0), mix(1)];
 }
 
-function edgeShape(edge, place, at) {
+function edgeShape(edge, place, at, L) {
   const a = place.get(edge.from);
   const b = place.get(edge.to);
   let points;
@@ -209,12 +227,19 @@ function edgeShape(edge, place, at) {
   const d = "M" + points[0] + " C" + points[1] + " " + points[2] + " " + points[3];
   const [lx, ly] = bezier(points, at);
   const kind = EDGE_KINDS.includes(edge.kind) ? edge.kind : "split";
-  const text = edge.quantity === null ? edge.kind : edge.kind + " " + edge.quantity;
+  const text = edgeText(edge, L);
+  const ends = { text: text, from: shortId(edge.from), to: shortId(edge.to) };
   return s(
     "g",
     { class: "edge edge-" + kind, "data-from": edge.from, "data-to": edge.to },
-    s("title", {}, text + ": lot " + shortId(edge.from) + " \u2192 lot " + shortId(edge.to)),
+    s("title", {}, L.text("edge_title", ends)),
     s("path", { d: d, "marker-end": "url(#arrow-" + kind + ")" }),
     s("text", { x: lx, y: ly - 4, "text-anchor": "middle" }, text),
   );
+}
+
+// An edge as its label says it: its kind in the page's language and the quantity, as answered.
+export function edgeText(edge, L) {
+  const kind = L.term("edge", edge.kind);
+  return edge.quantity === null ? kind : kind + " " + edge.quantity;
 }

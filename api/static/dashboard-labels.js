@@ -1,7 +1,10 @@
 // The dashboard's own labels in zh-CN and en. The figures are the ledger's, never translated;
-// keys the ledger answers with (channels, goods statuses, trade modes) are named here.
+// keys the ledger answers with (channels, goods statuses, trade modes) are named here. What the
+// pages share of their languages is language.js.
 
-export const LANGUAGES = ["zh-CN", "en"];
+import { LANGUAGES, lookup } from "./language.js";
+
+export { LANGUAGES };
 
 export const LABELS = {
   "zh-CN": {
@@ -112,6 +115,5 @@ export const LABELS = {
 
 // A key of the ledger's answers shown in the page's language (itself when not named here).
 export function keyLabel(language, key) {
-  const labels = LABELS[language] || LABELS.en;
-  return Object.prototype.hasOwnProperty.call(labels, key) ? labels[key] : String(key);
+  return lookup(LABELS, language, key);
 }

@@ -3,6 +3,7 @@
 // tooltips are drawn on the canvas (no HTML), so the page's strict CSP holds.
 
 import { LABELS, LANGUAGES, keyLabel } from "./dashboard-labels.js";
+import { applyLabels, keepLanguage, preferredLanguage, zoneName } from "./language.js";
 
 const echarts = window.echarts; // static/echarts.min.js, loaded before this module
 const LANGUAGE_KEY = "customs-ledger.dashboard.language";
@@ -51,32 +52,13 @@ function label(key) {
   return keyLabel(dashboard.language, key);
 }
 
-function storedLanguage() {
-  try {
-    const kept = window.localStorage.getItem(LANGUAGE_KEY);
-    if (LANGUAGES.includes(kept)) return kept;
-  } catch (_) {
-    /* storage disabled */
-  }
-  const asked = (navigator.language || "").toLowerCase();
-  return asked.startsWith("zh") ? "zh-CN" : "en";
-}
-
 function setLanguage(language, keep) {
   dashboard.language = LANGUAGES.includes(language) ? language : "en";
-  if (keep) {
-    try {
-      window.localStorage.setItem(LANGUAGE_KEY, dashboard.language);
-    } catch (_) {
-      /* storage disabled: this page view only */
-    }
-  }
+  if (keep) keepLanguage(LANGUAGE_KEY, dashboard.language);
   document.documentElement.lang = dashboard.language;
   document.title = label("page_title");
   ui.lang.value = dashboard.language;
-  for (const element of document.querySelectorAll("[data-label]")) {
-    element.textContent = label(element.dataset.label);
-  }
+  applyLabels(document, label);
   fillZones();
   if (dashboard.answers) {
     draw();
@@ -131,8 +113,7 @@ function fillZones() {
   const options = dashboard.zones.map((z) => {
     const option = document.createElement("option");
     option.value = z.code;
-    const name = dashboard.language === "zh-CN" && z.name_zh ? z.name_zh : z.name;
-    option.textContent = z.code + " " + name;
+    option.textContent = (z.code + " " + zoneName(z, dashboard.language)).trim();
     return option;
   });
   ui.zone.replaceChildren(all, ...options);
@@ -215,6 +196,8 @@ async function ask(url, token) {
     headers: {
       Authorization: "Bearer " + token,
       Accept: "application/json, application/problem+json",
+      // A refusal (problem+json) comes back in the page's language, not the browser's.
+      "Accept-Language": dashboard.language,
     },
   });
   let body = null;
@@ -514,7 +497,7 @@ window.addEventListener("resize", () => {
 });
 
 prefill();
-setLanguage(storedLanguage(), false);
+setLanguage(preferredLanguage(LANGUAGE_KEY), false);
 ui.token.value = storedToken();
 loadZones().then(() => {
   if (ui.token.value) run();

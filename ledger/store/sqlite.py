@@ -50,6 +50,17 @@ class StoreNotEmpty(Exception):
     """A bulk load (a restore) goes only into a store without events."""
 
 
+# The library's pool allows 5 + 10 connections and waits 5 s for one. A server's readers are
+# the worker threads (40: anyio's default), the projection runner, the group commit, the
+# dispatcher and import jobs: with 15, a burst of reads on a starved machine (the CI run that
+# found it had a load of 10 on 2 cores) waited out the 5 s and answered 500. A SQLite
+# connection is a file handle and a page cache; with 5 kept and up to 45 more, no worker
+# thread waits for one, and a wait, if ever, lasts as long as PostgreSQL's (`pool_timeout`).
+POOL_SIZE = 5
+POOL_OVERFLOW = 45
+POOL_TIMEOUT_SECONDS = 30.0
+
+
 class DurableSQLitePool(SQLiteConnectionPool):
     """Connections with synchronous=FULL: an acknowledged write survives a power cut."""
 
@@ -327,7 +338,13 @@ class LedgerSQLiteFactory(SQLiteFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         old = self.datastore.pool
-        self.datastore.pool = DurableSQLitePool(db_name=old.db_name, lock_timeout=old.lock_timeout)
+        self.datastore.pool = DurableSQLitePool(
+            db_name=old.db_name,
+            lock_timeout=old.lock_timeout,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+        )
         old.close()
 
 

@@ -154,6 +154,16 @@ class Spec:
     field: str | None = None
     foreign_request: Callable[[World, Tenant, Tenant], list[Call]] | None = None
     check: Check | None = None
+    # A route whose request depends on the caller's role (an import's kind): `by_role(world,
+    # t, role)` is the request that role makes on t's resource.
+    by_role: Callable[[World, Tenant, str], list[Call]] | None = None
+
+
+def requests(spec: Spec, world: World, t: Tenant, role: str | None = None) -> list[Call]:
+    """The entry's requests on t's resource, as the caller's role makes them."""
+    if spec.by_role is not None and role is not None:
+        return spec.by_role(world, t, role)
+    return spec.request(world, t)
 
 
 def get(path: str, **params: Any) -> Callable[[World, Tenant], list[Call]]:
@@ -382,20 +392,53 @@ def import_upload(w: World, t: Tenant) -> dict[str, Any]:
     return {"kind": "declarations", "file": base64.b64encode(text.encode()).decode()}
 
 
+def movements_upload(w: World, t: Tenant, role: str) -> dict[str, Any]:
+    """The JSON form of POST /v1/imports of a CSV of one movement of `t`'s that `role`
+    records: an operator a gate_in of a new released declaration of `t`, an officer the
+    destruction of a laptop of `t`'s book, an enterprise a stocktake surplus in it."""
+    if role == "operator":
+        d = w.fresh_declaration(t, "released_in")
+        text = f"kind,declaration,line_no,quantity\ngate_in,{d['id']},1,10\n"
+    elif role == "officer":
+        text = f"kind,account_book,item_no,quantity,reason\ndestruction,{t.book},1,1,damaged\n"
+    else:
+        text = f"kind,account_book,item_no,quantity,reason\nadjustment,{t.book},1,1,found\n"
+    return {"kind": "movements", "file": base64.b64encode(text.encode()).decode()}
+
+
 def new_import(w: World, t: Tenant) -> list[Call]:
     return [Call("POST", "/v1/imports", body=import_upload(w, t), owner=t)]
 
 
-IMPORTS: dict[str, str] = {}  # tenant label -> an import of its own
+def new_import_as(w: World, t: Tenant, role: str) -> list[Call]:
+    """An enterprise uploads declarations; an operator or an officer, the movements it records
+    (the only kind it may import)."""
+    if role in ("operator", "officer"):
+        return [Call("POST", "/v1/imports", body=movements_upload(w, t, role), owner=t)]
+    return new_import(w, t)
+
+
+IMPORTS: dict[tuple[str, str], str] = {}  # (tenant label, uploader) -> an import of its own
 
 
 def import_of(w: World, t: Tenant) -> list[Call]:
     """A GET of an import `t` uploaded (made once per world and tenant, as a setup write)."""
-    if t.label not in IMPORTS or IMPORTS[t.label] not in t.secrets:
-        job = w.write(t.principal, "/v1/imports", import_upload(w, t))
+    return import_of_as(w, t, "enterprise")
+
+
+def import_of_as(w: World, t: Tenant, role: str) -> list[Call]:
+    """A GET of an import of `t`'s: its enterprise's, or for an operator one its home zone's
+    operator uploaded (each made once per world, as a setup write)."""
+    uploader = "operator" if role == "operator" else "enterprise"
+    made = IMPORTS.get((t.label, uploader))
+    if made is None or made not in t.secrets:
+        if uploader == "operator":
+            job = w.write(t.operator, "/v1/imports", movements_upload(w, t, "operator"))
+        else:
+            job = w.write(t.principal, "/v1/imports", import_upload(w, t))
         t.learn(job)
-        IMPORTS[t.label] = job["id"]
-    return [Call("GET", f"/v1/imports/{IMPORTS[t.label]}", owner=t)]
+        made = IMPORTS[(t.label, uploader)] = job["id"]
+    return [Call("GET", f"/v1/imports/{made}", owner=t)]
 
 
 def declaration_on_other_book(w: World, own: Tenant, other: Tenant) -> list[Call]:
@@ -820,8 +863,8 @@ SPECS: dict[str, Spec] = {
     "GET /v1/audit/verify": Spec(get("/v1/audit/verify")),
     "GET /v1/audit/digest": Spec(get("/v1/audit/digest")),
     "POST /v1/audit/replay": Spec(lambda w, t: [Call("POST", "/v1/audit/replay", body={})]),
-    "POST /v1/imports": Spec(new_import),
-    "GET /v1/imports/{import_id}": Spec(import_of, "path"),
+    "POST /v1/imports": Spec(new_import, by_role=new_import_as),
+    "GET /v1/imports/{import_id}": Spec(import_of, "path", by_role=import_of_as),
     "GET /v1/imports/templates/{kind}.xlsx": Spec(get("/v1/imports/templates/retail_lists.xlsx")),
 }
 
@@ -915,21 +958,24 @@ def plan(world: World, entry: Entry, principal: str) -> tuple[str | None, list[E
     verdict, party = entry.cell(role)
     token = world.ledger.tokens[principal]
     if verdict in ("401", "403"):
-        return token, [Expectation(c, int(verdict), verdict) for c in spec.request(world, a)]
+        calls = requests(spec, world, a, role)
+        return token, [Expectation(c, int(verdict), verdict) for c in calls]
     if verdict == "yes":
-        return token, [Expectation(c, ok, "yes", Scope()) for c in spec.request(world, a)]
+        calls = requests(spec, world, a, role)
+        return token, [Expectation(c, ok, "yes", Scope()) for c in calls]
     assert verdict in SCOPED.get(role, ()), f"{entry.label}: {verdict!r} for the {role} role"
     own = a if principal in ("enterprise_A", "operator_X") else world.b
     other = world.other(own)
     scope = Scope(tenant=own) if role == "enterprise" else Scope(zone=own.zone)
     expectations = [
-        Expectation(c, ok, f"{verdict}: its own", scope, [other]) for c in spec.request(world, own)
+        Expectation(c, ok, f"{verdict}: its own", scope, [other])
+        for c in requests(spec, world, own, role)
     ]
     if spec.foreign in FOREIGN_STATUS:
         foreign = (
             spec.foreign_request(world, own, other)
             if spec.foreign_request
-            else spec.request(world, other)
+            else requests(spec, world, other, role)
         )
         why = f"{verdict}: the other tenant's ({spec.foreign})"
         expectations += [
@@ -943,7 +989,7 @@ def plan(world: World, entry: Entry, principal: str) -> tuple[str | None, list[E
             for c in foreign
         ]
     if party is not None:
-        for c in spec.request(world, own):
+        for c in requests(spec, world, own, role):
             c.body = {**c.body, party: other.uscc}
             expectations.append(Expectation(c, 403, f"{verdict}: names another {party}"))
     return token, expectations

@@ -264,6 +264,24 @@ def test_a_wrong_token_shows_the_401_problem(page, world):
     assert page.locator("#board").is_hidden()
 
 
+def test_a_refusal_comes_in_the_pages_language_not_the_browsers(page, world):
+    """The browser asks in English (en-US); the page switched to Chinese asks the API in
+    Chinese, so the 401's title is Chinese; switched back, English again."""
+    base, _ = world
+    page.goto(f"{base}/ui/dashboard")
+    titles = {}
+    for language in ("zh-CN", "en"):
+        page.select_option("#lang", language)
+        page.fill("#token", "wrong")
+        page.click("#run")
+        page.wait_for_selector("body[data-state=error]")
+        titles[language] = page.inner_text("#problem h2")
+        page.evaluate("document.body.removeAttribute('data-state')")
+    assert all(t.startswith("401 ") for t in titles.values()), titles
+    assert any("\u4e00" <= c <= "\u9fff" for c in titles["zh-CN"]), titles
+    assert not any("\u4e00" <= c <= "\u9fff" for c in titles["en"]), titles
+
+
 def test_screenshots_in_both_languages(page, world, tmp_path):
     base, w = world
     page.set_viewport_size({"width": 1400, "height": 1100})

@@ -82,6 +82,32 @@ def test_a_missing_postgres_schema_is_one_line_and_exit_2(postgres_url):
         )
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_database_that_cannot_be_used_is_one_line_and_exit_2(postgres_url):
+    """A server that does not answer, a database that does not exist: one line naming the
+    database and the server's own reason, exit 2, no traceback (serve too); in zh-CN as well."""
+    db = parse_database_url(postgres_url)
+    cases = {
+        "no_such_database_15": postgres_url.replace(f"/{db.dbname}?", "/no_such_database_15?"),
+        "Connection refused": re.sub(r":\d+/", f":{_free_port()}/", postgres_url),
+    }
+    for reason, url in cases.items():
+        for command in (["serve", "--port", "1"], ["verify"], ["trace", "X"], ["keys", "list"]):
+            r = cli(url, *command)
+            assert r.returncode == 2 and r.stdout == "", (command, r.stderr)
+            assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (command, r.stderr)
+            assert r.stderr.startswith("error: cannot use PostgreSQL database"), r.stderr
+            assert reason in r.stderr and "LEDGER_DATABASE_URL" in r.stderr, r.stderr
+        zh = run_cli(url, "verify", LANG="zh_CN.UTF-8")
+        assert zh.returncode == 2 and zh.stderr.startswith("错误：无法"), zh.stderr  # noqa: RUF001
+        assert reason in zh.stderr, zh.stderr
+
+
 def test_the_database_shown_keeps_its_schema():
     shown = parse_database_url("postgresql://u:secret@db:5433/ledger?schema=zone_a").display
     assert shown == "postgresql://u@db:5433/ledger?schema=zone_a"

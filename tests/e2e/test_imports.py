@@ -3,7 +3,10 @@
 
 The issue's test: an XLSX of 1,000 retail lists with 30 faulty rows - the dry run names exactly
 those 30 rows (at their columns) and changes nothing (event count and head hash); the real
-run submits the 970 others; the second upload changes nothing. Then CSV in UTF-8 with a BOM
+run submits the 970 others; the second upload changes nothing; the file with the 30 rows
+corrected submits exactly those 30 (the 970 are `already_imported`). Movements: an
+operator's gate log, an enterprise's processing and adjustments, exits naming lots,
+identical rows and a corrected file by another key of the enterprise. Then CSV in UTF-8 with a BOM
 and in GB18030, a template downloaded, filled with openpyxl and imported, a document of
 several rows, bad uploads (each a problem naming its field, nothing written), tenancy, and
 a job read back after a restart of the server.
@@ -16,14 +19,16 @@ import csv
 import io
 import json
 import time
+import uuid
 from typing import Any
 
 import openpyxl
 import pytest
 
 from domain import imports as im
-from tests.samples import make_resident_id
-from tests.support import Ledger, Tenant, admit, onboard, running_ledger
+from domain.movement_kinds import KINDS as MOVEMENT_KINDS
+from tests.samples import declaration_body, line, make_resident_id
+from tests.support import Ledger, Tenant, admit, new_key, onboard, running_ledger
 
 KIND = im.KINDS["retail_lists"]
 HEADERS = [c.header for c in KIND.columns]
@@ -194,14 +199,56 @@ def test_1000_retail_lists_with_30_faulty_rows(ledger, tenant):
     # The dry run named the ids the real run gave (derived from the same keys).
     dry_ids = {r["row"]: r["id"] for r in results(ledger, who, dry["id"], "accepted")}
     assert dry_ids == {r["row"]: r["id"] for r in accepted}
-    listed = ledger.get("/v1/declarations", who, params={"limit": 1000}).json()["items"]
-    ordered = {d["client_ref"] for d in listed if d["client_ref"].startswith("JD")}
-    assert ordered == {f"JD{r - 2:08d}" for r in range(2, 1002) if r not in expected}
+    ordered = orders(ledger, who)
+    assert sorted(ordered) == [f"JD{r - 2:08d}" for r in range(2, 1002) if r not in expected]
 
     after = ledger.log_state()
     again = finished(ledger, who, upload(ledger, who, data, name="renamed.xlsx"))
     assert (again["accepted"], again["replayed"], again["refused"]) == (0, 970, 30)
     assert ledger.log_state() == after, "the same file again wrote to the log"
+
+    # The file with the 30 rows corrected, uploaded whole (a new file: new row keys): the dry
+    # run and the real run find the 970 already imported, by the first real run at the same
+    # rows, and the real run submits exactly the 30.
+    corrected = workbook([retail_row(tenant, n) for n in range(1000)])
+    dry_fix = finished(ledger, who, upload(ledger, who, corrected, dry_run=True))
+    assert ledger.log_state() == after, "a dry run wrote to the log"
+    assert (dry_fix["accepted"], dry_fix["already_imported"], dry_fix["refused"]) == (30, 970, 0)
+    fix = finished(ledger, who, upload(ledger, who, corrected, name="corrected.xlsx"))
+    assert (fix["accepted"], fix["replayed"], fix["already_imported"], fix["refused"]) == (
+        30,
+        0,
+        970,
+        0,
+    )
+    assert {r["row"] for r in results(ledger, who, fix["id"], "accepted")} == set(expected)
+    skipped = results(ledger, who, fix["id"], "already_imported")
+    assert [(r["row"], r["earlier"], r["id"]) for r in skipped] == [
+        (r["row"], {"import_id": real["id"], "row": r["row"]}, r["id"]) for r in accepted
+    ]
+    ordered = orders(ledger, who)
+    assert sorted(ordered) == [f"JD{n:08d}" for n in range(1000)], "a list twice or missing"
+    fixed_state = ledger.log_state()
+    fix_again = finished(ledger, who, upload(ledger, who, corrected))
+    assert (fix_again["accepted"], fix_again["replayed"], fix_again["already_imported"]) == (
+        0,
+        30,
+        970,
+    )
+    assert ledger.log_state() == fixed_state, "the corrected file again wrote to the log"
+
+
+def orders(ledger: Ledger, who: str) -> list[str]:
+    """The order numbers of the retail lists the enterprise has (one entry per list)."""
+    found: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = ledger.get("/v1/declarations", who, params=params).json()
+        found += [d["client_ref"] for d in page["items"] if d["client_ref"].startswith("JD")]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
 
 
 def test_csv_in_utf8_with_a_bom_and_in_gb18030(ledger, tenant):
@@ -432,3 +479,302 @@ def test_each_templates_example_row_is_accepted_once_it_names_your_book(ledger, 
     who = tenant.token_name
     job = finished(ledger, who, upload(ledger, who, out.getvalue(), dry_run=True, kind=kind))
     assert job["accepted"] == 1, results(ledger, who, job["id"])
+
+
+# -- movements ---------------------------------------------------------------------------------
+
+MOVEMENTS = im.KINDS["movements"]
+
+
+def movement_sheet(rows: list[dict[str, Any]]) -> bytes:
+    """An XLSX of movements with the template's headers (one row per line)."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append([c.header for c in MOVEMENTS.columns])
+    for r in rows:
+        unknown = set(r) - {c.name for c in MOVEMENTS.columns}
+        assert not unknown, unknown
+        sheet.append([r.get(c.name) for c in MOVEMENTS.columns])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def released(ledger: Ledger, tenant: Tenant, **overrides: Any) -> dict[str, Any]:
+    """A declaration of the tenant's, released (an officer releases one held for review)."""
+    body = declaration_body(tenant.uscc, tenant.book_no, **overrides)
+    d = ledger.post("/v1/declarations", tenant.token_name, body, key=new_key())
+    assert d.status_code == 201, d.text
+    if d.json()["status"] == "document_review":
+        d = ledger.post(f"/v1/declarations/{d.json()['id']}/release", "officer", {})
+    assert d.json()["status"] == "released", d.text
+    return d.json()  # type: ignore[no-any-return]
+
+
+def by_row(items: list[Any]) -> dict[int, Any]:
+    return {r["row"]: r for r in items}
+
+
+def test_a_gate_log_imported_by_the_zones_operator(ledger, tenant):
+    """An operator's gate log: a gate_in of two lines (two rows of one ref), then rows each
+    refused as POST /v1/movements refuses them - more than the line has left (only the real
+    run, deciding the rows in file order, sees it), a kind the operator does not record (403 at
+    its kind), an unknown declaration, a field the kind does not have - each at its row and
+    column. The same file again writes nothing; another zone's operator cannot read the job."""
+    ledger.issue("gate-xcbz", "operator", zone="XCBZ")
+    ledger.issue("gate-xepz", "operator", zone="XEPZ")
+    d = released(ledger, tenant, lines=[line(1, quantity="10"), line(2, line_no=2, quantity="5")])
+    rows = [
+        {"ref": "G1", "kind": "gate_in", "declaration": d["declaration_no"], "line_no": 1}
+        | {"quantity": 10, "vehicle": "陕A12345", "gate_note": "GN-1"},
+        {"ref": "G1", "line_no": 2, "quantity": "5"},
+        {"ref": "G2", "kind": "gate_in", "declaration": d["id"], "line_no": 1, "quantity": 1},
+        {"ref": "A1", "kind": "adjustment", "account_book": tenant.book_no, "item_no": 1}
+        | {"quantity": 2, "reason": "盘盈"},
+        {"kind": "gate_in", "declaration": "900720269999999999", "line_no": 1, "quantity": 1},
+        {"kind": "gate_in", "declaration": d["id"], "line_no": 2, "quantity": 1, "item_no": 2},
+    ]
+    data = movement_sheet(rows)
+    who = "gate-xcbz"
+
+    before = ledger.log_state()
+    dry = finished(ledger, who, upload(ledger, who, data, dry_run=True, kind="movements"))
+    assert ledger.log_state() == before
+    assert (dry["rows"], dry["documents"], dry["accepted"], dry["refused"]) == (6, 5, 2, 3)
+
+    real = finished(ledger, who, upload(ledger, who, data, kind="movements"))
+    assert (real["accepted"], real["refused"]) == (1, 4), results(ledger, who, real["id"])
+    found = by_row(results(ledger, who, real["id"]))
+    assert (found[2]["outcome"], found[2]["rows"]) == ("accepted", [2, 3])
+    movement = ledger.get(f"/v1/movements/{found[2]['id']}", who).json()
+    assert (movement["kind"], movement["vehicle"], movement["gate_note"]) == (
+        "gate_in",
+        "陕A12345",
+        "GN-1",
+    )
+    assert sorted((x["item_no"], x["quantity"]) for x in movement["lots"]) == [(1, "10"), (2, "5")]
+    # Decided after G1 in file order: line 1 has nothing left.
+    assert found[4]["status"] == 409 and found[4]["errors"][0]["row"] == 4
+    assert [(e["row"], e["column"]) for e in found[5]["errors"]] == [(5, "变动类型 kind")]
+    assert found[5]["status"] == 403
+    assert found[5]["errors"][0]["msg"] == MOVEMENT_KINDS["adjustment"].rules.refusal
+    assert [(e["row"], e["column"]) for e in found[6]["errors"]] == [(6, "报关单号 declaration")]
+    assert [(e["row"], e["column"]) for e in found[7]["errors"]] == [(7, "备案序号 item_no")]
+
+    after = ledger.log_state()
+    again = finished(ledger, who, upload(ledger, who, data, kind="movements"))
+    assert (again["replayed"], again["accepted"], again["refused"]) == (1, 0, 4)
+    assert ledger.log_state() == after
+    path = f"/v1/imports/{real['id']}"
+    assert ledger.get(path, "gate-xepz").status_code == 404
+    assert ledger.get(path, tenant.token_name).status_code == 404
+    assert ledger.get(path, "officer").status_code == 200
+    assert ledger.get(path, who).json()["accepted"] == 1
+
+
+def test_an_enterprises_movements_processing_adjustments_and_what_it_may_not_record(ledger, tenant):
+    """Processing (one row per input or output, by `role`), an adjustment (one row: its
+    quantity the difference), and refusals at their row: a processing row without a role, an
+    adjustment of two rows, a destruction (an officer's)."""
+    who = tenant.token_name
+    book = {"account_book": tenant.book_no}
+    rows = [
+        {"ref": "P1", "kind": "processing", "zone": "XCBZ", **book, "role": "input"}
+        | {"item_no": 1, "quantity": 4},
+        {"ref": "P1", "role": "product", "item_no": 3, "quantity": 2},
+        {"ref": "P1", "role": "scrap", "item_no": 2, "quantity": "0.5"},
+        {"ref": "A1", "kind": "adjustment", **book, "item_no": 1, "quantity": -3}
+        | {"reason": "盘亏 stocktake shortage"},
+        {"ref": "P2", "kind": "processing", "zone": "XCBZ", **book, "role": "input"}
+        | {"item_no": 1, "quantity": 1},
+        {"ref": "P2", "item_no": 3, "quantity": 1},
+        {"ref": "A2", "kind": "adjustment", **book, "item_no": 1, "quantity": 1, "reason": "x"},
+        {"ref": "A2", "item_no": 2, "quantity": 1},
+        {"kind": "destruction", **book, "item_no": 1, "quantity": 1, "reason": "破损"},
+    ]
+    job = finished(ledger, who, upload(ledger, who, movement_sheet(rows), kind="movements"))
+    found = by_row(results(ledger, who, job["id"]))
+    assert {r: x["outcome"] for r, x in found.items()} == {
+        2: "accepted",
+        5: "accepted",
+        6: "refused",
+        8: "refused",
+        10: "refused",
+    }
+    processing = ledger.get(f"/v1/movements/{found[2]['id']}", who).json()
+    assert processing["kind"] == "processing"
+    assert sorted((x["item_no"], x["quantity"]) for x in processing["lots"]) == [
+        (1, "-4"),
+        (2, "0.5"),
+        (3, "2"),
+    ]
+    adjustment = ledger.get(f"/v1/movements/{found[5]['id']}", who).json()
+    assert (adjustment["kind"], adjustment["reason"]) == ("adjustment", "盘亏 stocktake shortage")
+    assert [x["quantity"] for x in adjustment["lots"]] == ["-3"]
+    assert [(e["row"], e["column"]) for e in found[6]["errors"]] == [(7, "料件/成品 role")]
+    assert [(e["row"], e["column"]) for e in found[8]["errors"]] == [(9, "单据编号 ref")]
+    assert found[10]["status"] == 403
+    assert [(e["row"], e["column"]) for e in found[10]["errors"]] == [(10, "变动类型 kind")]
+
+
+def test_an_exit_whose_rows_name_lots(ledger):
+    """gate_out rows of one line that name lots are one line drawing from them (its quantity
+    their sum); an unknown lot is refused at its own row."""
+    ledger.issue("gate-xcbz", "operator", zone="XCBZ")
+    tenant = onboard(ledger)
+    admit(ledger, tenant, 1, "6")
+    admit(ledger, tenant, 1, "6")
+    ins = ledger.get(
+        "/v1/movements", tenant.token_name, params={"kind": "gate_in", "limit": 10}
+    ).json()
+    a, b = (m["lots"][0]["lot_id"] for m in ins["items"])
+    export = released(
+        ledger,
+        tenant,
+        flow="first_line_out",
+        trade_mode="0110",
+        country="KZ",
+        lines=[line(1, quantity="8", origin_country=None)],
+    )
+    head = {"ref": "OUT-1", "kind": "gate_out", "declaration": export["id"], "line_no": 1}
+    who = "gate-xcbz"
+    wrong = str(uuid.uuid4())
+    rows = [head | {"lot_id": b, "quantity": 5}, {"ref": "OUT-1", "line_no": 1, "lot_id": wrong}]
+    rows[1]["quantity"] = 3
+    job = finished(ledger, who, upload(ledger, who, movement_sheet(rows), kind="movements"))
+    (refused,) = results(ledger, who, job["id"])
+    assert [(e["row"], e["column"], e["loc"]) for e in refused["errors"]] == [
+        (3, "批次编号 lot_id", "$.lines[0].lots[1].lot_id")
+    ]
+    rows[1]["lot_id"] = a
+    job = finished(ledger, who, upload(ledger, who, movement_sheet(rows), kind="movements"))
+    (accepted,) = results(ledger, who, job["id"])
+    assert accepted["outcome"] == "accepted", accepted
+    movement = ledger.get(f"/v1/movements/{accepted['id']}", who).json()
+    assert [(x["lot_id"], x["quantity"]) for x in movement["lots"]] == [(b, "5"), (a, "3")]
+
+
+def test_identical_rows_and_a_corrected_movements_file(ledger, tenant):
+    """Two identical adjustments in one file are two movements; the file corrected (a refused
+    row fixed, a third identical adjustment added) and uploaded whole by another key of the
+    same enterprise adds exactly the fixed row and the third: the rows already in are
+    `already_imported`, naming the import and row that got them in, in the caller's
+    language."""
+    who = tenant.token_name
+    same = {"kind": "adjustment", "account_book": tenant.book_no, "item_no": 1, "quantity": 1}
+    same |= {"reason": "盘盈 found"}
+    bad = {**same, "item_no": 99}
+    first = finished(
+        ledger, who, upload(ledger, who, movement_sheet([same, same, bad]), kind="movements")
+    )
+    assert (first["accepted"], first["refused"]) == (2, 1)
+
+    ledger.issue("clerk-2", "enterprise", enterprise=tenant.uscc)
+    fixed = movement_sheet([same, same, {**bad, "item_no": 2}, same])
+    before = ledger.log_state()
+    dry = finished(
+        ledger, "clerk-2", upload(ledger, "clerk-2", fixed, dry_run=True, kind="movements")
+    )
+    assert ledger.log_state() == before
+    assert (dry["accepted"], dry["already_imported"], dry["refused"]) == (2, 2, 0)
+    real = finished(ledger, "clerk-2", upload(ledger, "clerk-2", fixed, kind="movements"))
+    assert (real["accepted"], real["already_imported"], real["refused"]) == (2, 2, 0)
+    r = ledger.client.get(
+        f"/v1/imports/{real['id']}",
+        params={"outcome": "already_imported"},
+        headers={**ledger.headers("clerk-2"), "Accept-Language": "zh-CN"},
+    )
+    skipped = r.json()["results"]["items"]
+    firsts = by_row(results(ledger, who, first["id"]))
+    assert [(s["row"], s["earlier"]) for s in skipped] == [
+        (2, {"import_id": first["id"], "row": 2}),
+        (3, {"import_id": first["id"], "row": 3}),
+    ]
+    assert [s["id"] for s in skipped] == [firsts[2]["id"], firsts[3]["id"]]
+    assert [(s["status"], s["detail"]) for s in skipped] == [
+        (200, f"已由导入任务 {first['id']} 的第 {row} 行导入，不再重复提交")  # noqa: RUF001
+        for row in (2, 3)
+    ]
+    listed = ledger.get("/v1/movements", who, params={"kind": "adjustment", "limit": 100}).json()[
+        "items"
+    ]
+    assert len(listed) == 4  # 2 + the fixed row + the third identical one
+
+
+# The job store's tables as they were before content keys and operators' jobs.
+OLD_STORE = (
+    "CREATE TABLE {jobs} (id TEXT PRIMARY KEY, enterprise TEXT, principal TEXT NOT NULL,"
+    " job TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE {results} (job_id TEXT NOT NULL, row BIGINT NOT NULL, outcome TEXT NOT NULL,"
+    " result TEXT NOT NULL, PRIMARY KEY (job_id, row))",
+)
+
+
+def old_job_store(ledger: Ledger, tenant: Tenant) -> str:
+    """A job store as the first version of imports left it, with one done job of the
+    tenant's: made where the server will look for it, before it opens it; the job's id."""
+    import sqlite3
+
+    db = ledger.services.database
+    job_id = str(uuid.uuid4())
+    job = {
+        "id": job_id,
+        "kind": "retail_lists",
+        "dry_run": False,
+        "status": "done",
+        "file_name": "old.xlsx",
+        "sha256": "0" * 64,
+        "rows": 1,
+        "documents": 1,
+        "done": 1,
+        "accepted": 1,
+        "replayed": 0,
+        "refused": 0,
+        "created_at": "2026-01-05T08:00:00Z",
+        "finished_at": "2026-01-05T08:00:01Z",
+    }
+    result = {"row": 2, "rows": [2], "outcome": "accepted", "status": 201, "id": "x"}
+    rows = (
+        ("INSERT INTO {jobs} VALUES (?,?,?,?,?)", (job_id, tenant.uscc, "old", json.dumps(job), 0)),
+        ("INSERT INTO {results} VALUES (?,?,?,?)", (job_id, 2, "accepted", json.dumps(result))),
+    )
+    if db.kind == "postgresql":
+        names = {"jobs": f'"{db.schema}".import_jobs', "results": f'"{db.schema}".import_results'}
+        with ledger.services.app.factory.datastore.transaction(commit=True) as cur:
+            for statement in OLD_STORE:
+                cur.execute(statement.format(**names))
+            for statement, values in rows:
+                cur.execute(statement.format(**names).replace("?", "%s"), values)
+        return job_id
+    assert db.path.endswith(".sqlite3")
+    names = {"jobs": "import_jobs", "results": "import_results"}
+    with sqlite3.connect(db.path[: -len(".sqlite3")] + ".imports.sqlite3") as conn:
+        for statement in OLD_STORE:
+            conn.execute(statement.format(**names))
+        for statement, values in rows:
+            conn.execute(statement.format(**names), values)
+    return job_id
+
+
+def test_a_job_store_from_before_content_keys_keeps_working(database_url):
+    """A store without the content keys' table and the jobs' `zone` column gets both when the
+    server opens it: its old jobs read as before, and new imports record content keys."""
+    with running_ledger(database_url) as ledger:
+        tenant = onboard(ledger)
+        admit(ledger, tenant, 1, "10")
+        assert getattr(ledger.client.app.state, "imports", None) is None  # not opened yet
+        old = old_job_store(ledger, tenant)
+        who = tenant.token_name
+        shown = ledger.get(f"/v1/imports/{old}", who).json()
+        assert (shown["status"], shown["accepted"], shown["already_imported"]) == ("done", 1, 0)
+        assert [r["id"] for r in shown["results"]["items"]] == ["x"]
+        first = finished(ledger, who, upload(ledger, who, workbook([retail_row(tenant, 90)])))
+        assert first["accepted"] == 1
+        both = workbook([retail_row(tenant, 90), retail_row(tenant, 91)])
+        second = finished(ledger, who, upload(ledger, who, both))
+        assert (second["accepted"], second["already_imported"]) == (1, 1)
+    with running_ledger(database_url) as ledger:  # opened again: nothing to add
+        ledger.issue("again", "enterprise", enterprise=tenant.uscc)
+        assert ledger.get(f"/v1/imports/{old}", "again").json()["accepted"] == 1
+        third = finished(ledger, "again", upload(ledger, "again", both))
+        assert (third["accepted"], third["already_imported"]) == (0, 2)

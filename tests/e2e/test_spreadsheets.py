@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -402,6 +403,12 @@ def test_a_write_off_as_xlsx_carries_the_csv_table_with_number_cells(database_ur
                 else:
                     assert cell.data_type == "n" and _number(cell) == Decimal(text), name
             assert _number(cells[header.index("closing_book")]) == Decimal(item["closing_book"])
+        # Asked in Chinese: the same table under a Chinese header, on a worksheet named 核销.
+        assert header == ENGLISH["write-off"]
+        plain, chinese = _in_languages(ledger, path, t.token_name, {"format": "csv"})
+        _same_csv_but_the_header(plain, chinese, ENGLISH["write-off"])
+        plain, chinese = _in_languages(ledger, path, t.token_name, {"format": "xlsx"})
+        assert _same_xlsx_but_the_header(plain, chinese, ["write-off"]) == ["核销"]
         other = onboard(ledger, zone="XEPZ")
         for fmt in ("json", "csv", "xlsx", "pdf"):
             r = ledger.get(path, other.token_name, params={"format": fmt})
@@ -487,3 +494,219 @@ def test_dates_in_files_are_china_days(ledger):
     assert occurred == late.astimezone(SHANGHAI).replace(tzinfo=None)
     assert occurred.date() == (late + timedelta(hours=8)).date() != late.date()
     assert isinstance(occurred.date(), date)
+
+
+# -- The header row in the request's language ------------------------------------------------
+
+# The header rows the files had before they had Chinese ones (decision 0031), byte for byte: a
+# client that sends no Accept-Language (or asks for English) reads exactly these.
+PAPERS = [
+    "declaration_no",
+    "checklist_no",
+    "gate_pass_no",
+    "gate_note",
+    "transport_reference",
+    "container",
+    "other_documents",
+]
+LOT_DESCRIPTION = ["zone", "account_book", "item_no", "hs_code", "name", "unit", "goods_status"]
+ENGLISH = {
+    "statement": STATEMENT_HEADER,
+    "entries": [
+        "position",
+        "recorded_at (UTC+8)",
+        "occurred_at (UTC+8)",
+        "item_no",
+        "hs_code",
+        "name",
+        "unit",
+        "entry_kind",
+        "quantity",
+        "balance_after",
+        "lot_id",
+        "movement_id",
+        *PAPERS,
+    ],
+    "declarations": [
+        "id",
+        "declaration_no",
+        "status",
+        "channel",
+        "risk_reasons",
+        "flow",
+        "trade_mode",
+        "declarant",
+        "zone",
+        "account_book",
+        "destination_zone",
+        "destination_account_book",
+        "transport_mode",
+        "transport_reference",
+        "container",
+        "country",
+        "currency",
+        "incoterm",
+        "freight",
+        "insurance",
+        "lines",
+        "tariff (CNY)",
+        "vat (CNY)",
+        "consumption_tax (CNY)",
+        "duties_total (CNY)",
+        "duties_paid (CNY)",
+        "duties_outstanding (CNY)",
+        "order_no",
+        "waybill_no",
+        "client_ref",
+        "checklist_no",
+        "occurred_at (UTC+8)",
+        "submitted_at (UTC+8)",
+    ],
+    "events": [
+        "position",
+        "occurred_at (UTC+8)",
+        "recorded_at (UTC+8)",
+        "type",
+        "lot_id",
+        *LOT_DESCRIPTION,
+        "quantity",
+        *PAPERS,
+        "movement_id",
+        "actor",
+        "actor_role",
+    ],
+    "lots": [
+        "lot_id",
+        *LOT_DESCRIPTION,
+        "quantity_in",
+        "on_hand",
+        "origin",
+        "movement_id",
+        "occurred_at (UTC+8)",
+    ],
+    "edges": ["from", "to", "kind", "quantity"],
+    "write-off": [
+        "item_no",
+        "hs_code",
+        "name",
+        "unit",
+        "goods_status",
+        "opening",
+        "receipts",
+        "issues",
+        "consumed",
+        "produced",
+        "by_products",
+        "scrap_made",
+        "scrap",
+        "adjustments",
+        "closing_book",
+        "counted",
+        "difference",
+    ],
+}
+CJK = re.compile("[\u4e00-\u9fff]")
+# What a Chinese browser sends, and an English one that would take Chinese second.
+CHINESE = "zh-CN,zh;q=0.9,en;q=0.8"
+ENGLISH_FIRST = "en-US,en;q=0.9,zh-CN;q=0.8"
+
+
+def _in_languages(ledger, path: str, who: str, params: dict[str, str]) -> tuple[Any, Any]:
+    """The file asked without Accept-Language and asked in Chinese; asked in English first, it
+    is the one without, byte for byte (a CSV; an XLSX, cell for cell)."""
+
+    def ask(language: str | None) -> Any:
+        extra = {"Accept-Language": language} if language else {}
+        return _ok(ledger.client.get(path, params=params, headers={**ledger.headers(who), **extra}))
+
+    plain, chinese, english = ask(None), ask(CHINESE), ask(ENGLISH_FIRST)
+    assert plain.headers["content-language"] == english.headers["content-language"] == "en"
+    assert chinese.headers["content-language"] == "zh-CN"
+    assert "accept-language" in chinese.headers["vary"].lower()
+    if params.get("format") == "xlsx":  # the same cells (a zip's bytes hold its write time)
+        assert _cells(plain) == _cells(english)
+    else:
+        assert plain.content == english.content
+    return plain, chinese
+
+
+def _cells(r: Any) -> dict[str, list[tuple[Any, ...]]]:
+    wb = _workbook(r)
+    return {name: list(wb[name].iter_rows(values_only=True)) for name in wb.sheetnames}
+
+
+def _a_chinese_header(chinese: list[str], english: list[str]) -> None:
+    """As many columns as the English, in its order: each named in Chinese, instants noted as
+    China time in Chinese where the English says (UTC+8)."""
+    assert len(chinese) == len(english), (chinese, english)
+    assert all(CJK.search(name) for name in chinese), chinese
+    assert len(set(chinese)) == len(chinese), chinese
+    for zh, en in zip(chinese, english, strict=True):
+        assert zh.endswith("（北京时间）") == en.endswith(" (UTC+8)"), (zh, en)  # noqa: RUF001
+        assert "(UTC+8)" not in zh and "CNY" not in zh, zh
+        if en.endswith("(CNY)"):
+            assert zh.endswith("（人民币元）"), zh  # noqa: RUF001
+
+
+def _same_csv_but_the_header(plain: Any, chinese: Any, english: list[str]) -> None:
+    assert plain.content.startswith(b"\xef\xbb\xbf") and chinese.content.startswith(b"\xef\xbb\xbf")
+    head_en, _, rows_en = plain.content.decode("utf-8-sig").partition("\r\n")
+    head_zh, _, rows_zh = chinese.content.decode("utf-8-sig").partition("\r\n")
+    assert head_en == ",".join(english)
+    _a_chinese_header(next(csv.reader([head_zh])), english)
+    assert rows_zh == rows_en  # the data rows, byte for byte
+
+
+def _same_xlsx_but_the_header(plain: Any, chinese: Any, sheets: list[str]) -> list[str]:
+    """The worksheets' Chinese names, after checking headers and cells sheet by sheet."""
+    en_wb, zh_wb = _workbook(plain), _workbook(chinese)
+    assert en_wb.sheetnames == sheets
+    assert len(zh_wb.sheetnames) == len(sheets)
+    assert all(CJK.search(name) for name in zh_wb.sheetnames), zh_wb.sheetnames
+    for name, zh_name in zip(sheets, zh_wb.sheetnames, strict=True):
+        en_rows, zh_rows = list(en_wb[name].iter_rows()), list(zh_wb[zh_name].iter_rows())
+        assert [c.value for c in en_rows[0]] == ENGLISH[name]
+        _a_chinese_header([c.value for c in zh_rows[0]], ENGLISH[name])
+        assert all(c.font.b for c in zh_rows[0]) and zh_wb[zh_name].freeze_panes == "A2"
+        typed = [[(c.value, c.data_type, c.number_format) for c in row] for row in en_rows[1:]]
+        assert typed == [
+            [(c.value, c.data_type, c.number_format) for c in row] for row in zh_rows[1:]
+        ]
+        assert len(en_rows) > 1 or name == "edges", name
+    return list(zh_wb.sheetnames)
+
+
+def test_every_file_has_its_header_in_chinese_when_asked_and_the_same_rows(ledger):
+    t, period = _book(ledger)
+    d = _gate_in(ledger, t, 7, "3", datetime.now(UTC))
+    book = f"/v1/account-books/{t.book_no}"
+    reads = [
+        ("statement", f"{book}/statement", period),
+        ("entries", f"{book}/entries", {}),
+        ("declarations", "/v1/declarations", {"declarant": t.uscc}),
+    ]
+    for name, path, params in reads:
+        for fmt in ("csv", "xlsx"):
+            plain, chinese = _in_languages(ledger, path, "auditor", {**params, "format": fmt})
+            if fmt == "csv":
+                _same_csv_but_the_header(plain, chinese, ENGLISH[name])
+            else:
+                _same_xlsx_but_the_header(plain, chinese, [name])
+    plain, chinese = _in_languages(ledger, f"{book}/statement.csv", "auditor", period)
+    _same_csv_but_the_header(plain, chinese, STATEMENT_HEADER)
+    trace = {"ref": d["declaration_no"]}
+    plain, chinese = _in_languages(ledger, "/v1/trace", "auditor", {**trace, "format": "csv"})
+    _same_csv_but_the_header(plain, chinese, ENGLISH["events"])
+    plain, chinese = _in_languages(ledger, "/v1/trace", "auditor", {**trace, "format": "xlsx"})
+    names = _same_xlsx_but_the_header(plain, chinese, ["events", "lots", "edges"])
+    assert names == ["事件", "批次", "批次关联"]
+    # The glossary's terms: 项号 for the book's item number, 账册 for the book.
+    statement = _ok(
+        ledger.client.get(
+            f"{book}/statement.csv",
+            params=period,
+            headers={**ledger.headers("auditor"), "Accept-Language": "zh"},
+        )
+    )
+    head = statement.content.decode("utf-8-sig").partition("\r\n")[0].split(",")
+    assert head[:4] == ["项号", "商品编码", "商品名称", "计量单位"]

@@ -244,6 +244,9 @@ def test_a_plain_get_reads_what_there_is_and_ends_an_event_stream_client_follows
     # No `follow`, no `Accept: text/event-stream` (a script, a crawler): an end.
     r = ledger.get("/v1/stream", a.token_name, params={"after": 0})
     assert r.status_code == 200 and r.text.count("\nevent: ") == 3, r.text
+    # It says the position it read to, as every view read does: its last receipt's or later.
+    ids = [int(line[4:]) for line in r.text.splitlines() if line.startswith("id: ")]
+    assert int(r.headers["X-Ledger-Position"]) >= max(ids) > 0, r.headers
     # The same with the header EventSource sends: it follows (heartbeats, no end).
     live = Stream(base, ledger.tokens[a.token_name], after=0)
     try:

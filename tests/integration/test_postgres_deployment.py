@@ -378,7 +378,7 @@ def _receipt_positions(base: str, token: str, after: int, head: int) -> set[int]
 
 def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *argv],
+        [sys.executable, "-m", "api.cli", "--lang", "en", *argv],  # its text is read
         cwd=REPO,
         env=env,
         capture_output=True,

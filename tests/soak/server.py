@@ -48,9 +48,14 @@ def free_port() -> int:
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `customs-ledger ARGS` against the soak's database."""
+    """Run `customs-ledger ARGS` against the soak's database, in English whatever the locale
+    (the checks read its text, as a script should: `--lang en`)."""
     return subprocess.run(
-        [executable(), *args], env=env, capture_output=True, text=True, timeout=timeout
+        [executable(), "--lang", "en", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

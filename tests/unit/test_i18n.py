@@ -64,6 +64,68 @@ def test_any_header_gives_one_of_the_languages(header):
     assert i18n.negotiate(header) in i18n.LANGUAGES
 
 
+@pytest.mark.parametrize(
+    ("env", "language"),
+    [
+        ({}, "en"),
+        ({"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+        ({"LANG": "zh_TW.Big5"}, "zh-CN"),
+        ({"LANG": "zh"}, "zh-CN"),
+        ({"LANG": "zh_CN.GB18030"}, "zh-CN"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "C"}, "en"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({"LANG": "POSIX"}, "en"),
+        ({"LANG": "fr_FR.UTF-8"}, "en"),
+        ({"LANG": "zha_CN"}, "en"),  # Zhuang is not Chinese
+        ({"LC_ALL": "C", "LANG": "zh_CN.UTF-8"}, "en"),  # LC_ALL overrides everything
+        ({"LC_ALL": "zh_CN.UTF-8", "LANG": "C"}, "zh-CN"),
+        ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh-CN"),
+        ({"LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"}, "zh-CN"),  # empty: unset
+        ({"LC_CTYPE": "zh_CN.UTF-8"}, "en"),  # not a variable of messages
+        ({"LANG": "en_US.UTF-8", "LANGUAGE": "zh_CN:en"}, "zh-CN"),
+        ({"LANG": "zh_CN.UTF-8", "LANGUAGE": "en_GB:zh_CN"}, "en"),
+        ({"LANG": "de_DE.UTF-8", "LANGUAGE": "fr:zh_CN:en"}, "zh-CN"),  # the first we have
+        ({"LANG": "zh_CN.UTF-8", "LANGUAGE": "fr:de"}, "en"),  # gettext: no catalog, English
+        ({"LANG": "C", "LANGUAGE": "zh_CN"}, "en"),  # gettext ignores LANGUAGE in C
+        ({"LANGUAGE": "zh_CN"}, "en"),  # no locale is C
+        ({"LANG": "en_US.UTF-8", "LANGUAGE": ""}, "en"),
+    ],
+)
+def test_the_language_of_a_command(env, language):
+    assert i18n.from_environment(env) == language
+
+
+LOCALES = st.sampled_from(
+    ["", "C", "C.UTF-8", "POSIX", "zh_CN.UTF-8", "zh_TW", "zh", "en_US.UTF-8", "en", "fr_FR"]
+) | st.text(max_size=12)
+
+
+def _expected(env: dict[str, str]) -> str:
+    """GNU gettext's choice for messages, written out again for the test."""
+    locale = env.get("LC_ALL") or env.get("LC_MESSAGES") or env.get("LANG") or ""
+    if locale.split(".")[0] in ("", "C", "POSIX"):
+        return "en"
+    if env.get("LANGUAGE"):
+        for entry in env["LANGUAGE"].split(":"):
+            code = entry.strip().lower()[:3]
+            if code[:2] in ("zh", "en") and (len(code) == 2 or code[2] in "_.@-"):
+                return "zh-CN" if code.startswith("zh") else "en"
+        return "en"
+    code = locale.strip().lower()[:3]
+    return "zh-CN" if code[:2] == "zh" and (len(code) == 2 or code[2] in "_.@-") else "en"
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE", "LC_CTYPE", "HOME"]),
+        LOCALES | st.lists(LOCALES, max_size=3).map(":".join),
+    )
+)
+def test_any_environment_gives_gettexts_language(env):
+    assert i18n.from_environment(env) == _expected(env)
+
+
 def test_every_message_the_code_writes_has_its_chinese_with_the_same_placeholders():
     """Fails on a message added without its translation: `make messages`, then translate."""
     catalog = _catalog()

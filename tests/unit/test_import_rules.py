@@ -1,11 +1,13 @@
 """The pure parts of spreadsheet imports (domain/imports.py): row keys, headers, cells, the
-grouping of rows into documents and the mapping of a body path back to a row and column."""
+grouping of rows into documents, the movements' layouts (lines, lots, inputs and outputs, one
+row), the mapping of a body path back to a row and column, and content keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -97,8 +99,10 @@ def test_rows_gather_into_documents_by_their_grouping_column():
     ]
     docs = im.documents(RETAIL, rows)
     assert [d.rows for d in docs] == [(2, 4), (3,), (5,), (6,)]
-    body, conflicts = im.body_of(RETAIL, docs[0])
-    assert conflicts == []
+    built = im.body_of(RETAIL, docs[0])
+    body = built.body
+    assert built.errors == []
+    assert built.places == {"$.lines[0]": 2, "$.lines[1]": 4}
     assert body["client_ref"] == body["ecommerce"]["order"]["order_no"] == "A"
     assert body["flow"] == "second_line_out"  # the kind's default
     assert body["lines"] == [{"item_no": 1, "line_no": 1}, {"item_no": 2, "line_no": 2}]
@@ -106,7 +110,7 @@ def test_rows_gather_into_documents_by_their_grouping_column():
         RETAIL,
         [(2, {"order_no": "A", "currency": "CNY"}), (3, {"order_no": "A", "currency": "EUR"})],
     )
-    _, conflicts = im.body_of(RETAIL, differs[0])
+    conflicts = im.body_of(RETAIL, differs[0]).errors
     assert [(c.row, c.column, c.loc) for c in conflicts] == [(3, "currency", "$.currency")]
 
 
@@ -146,3 +150,150 @@ def test_messages_are_one_table():
     assert im.message("too_many_rows", limit=im.MAX_ROWS) == "at most 20000 rows of data"
     with pytest.raises(KeyError):
         im.message("no such message")
+
+
+MOVEMENTS = im.KINDS["movements"]
+
+
+def movement(*rows: dict) -> im.Built:
+    (doc,) = im.documents(MOVEMENTS, [(n, {"ref": "M", **r}) for n, r in enumerate(rows, 2)])
+    return im.body_of(MOVEMENTS, doc)
+
+
+def test_a_gate_movements_rows_are_its_lines():
+    built = movement(
+        {"kind": "gate_in", "declaration": "D1", "line_no": 1, "quantity": 10, "vehicle": "陕A1"},
+        {"line_no": 2, "quantity": "2.5"},
+    )
+    assert built.errors == []
+    assert built.body == {
+        "kind": "gate_in",
+        "declaration": "D1",
+        "vehicle": "陕A1",
+        "lines": [{"line_no": 1, "quantity": "10"}, {"line_no": 2, "quantity": "2.5"}],
+    }
+    assert built.places == {"$.lines[0]": 2, "$.lines[1]": 3}
+
+
+def test_exit_rows_naming_lots_are_one_line_per_line_no():
+    built = movement(
+        {"kind": "gate_out", "declaration": "D", "line_no": 1, "lot_id": "A", "quantity": 5},
+        {"line_no": 2, "quantity": 1},
+        {"line_no": 1, "lot_id": "B", "quantity": "3.5"},
+        {"line_no": 1, "lot_id": "C", "quantity": 1, "item_no": 7},
+    )
+    assert built.body["lines"] == [
+        {
+            "line_no": 1,
+            "lots": [
+                {"lot_id": "A", "quantity": "5"},
+                {"lot_id": "B", "quantity": "3.5"},
+                {"lot_id": "C", "quantity": "1", "item_no": 7},
+            ],
+            "quantity": "9.5",
+        },
+        {"line_no": 2, "quantity": "1"},
+    ]
+    doc = im.Document(rows=(2, 3, 4, 5), cells=({},) * 4)
+    assert im.locate(MOVEMENTS, doc, "$.lines[0].lots[2].item_no", built.places) == (5, "item_no")
+    assert im.locate(MOVEMENTS, doc, "$.lines[0].lots[1].lot_id", built.places) == (4, "lot_id")
+    assert im.locate(MOVEMENTS, doc, "$.lines[0].lots", built.places) == (2, "lot_id")
+    assert im.locate(MOVEMENTS, doc, "$.lines[1].quantity", built.places) == (3, "quantity")
+    bad = movement(
+        {"kind": "gate_out", "declaration": "D", "line_no": 1, "lot_id": "A", "quantity": "1,5"},
+        {"line_no": 1, "lot_id": "B", "quantity": 1},
+    )
+    assert "quantity" not in bad.body["lines"][0]  # no sum of a refused number
+
+
+def test_processing_rows_are_inputs_and_outputs_by_their_role():
+    built = movement(
+        {"kind": "processing", "zone": "XCBZ", "account_book": "B", "role": "input"}
+        | {"item_no": 1, "quantity": 4, "lot_id": "L"},
+        {"role": "product", "item_no": 3, "quantity": 2},
+        {"role": "input", "item_no": 2, "quantity": 1, "goods_status": "domestic"},
+        {"item_no": 4, "quantity": 1},
+        {"role": "by_product", "item_no": 5, "quantity": 1},
+    )
+    assert built.body["inputs"] == [
+        {"item_no": 1, "quantity": "4", "lot_id": "L"},
+        {"item_no": 2, "quantity": "1", "goods_status": "domestic"},
+    ]
+    assert built.body["outputs"] == [
+        {"item_no": 3, "quantity": "2", "role": "product"},
+        {"item_no": 5, "quantity": "1", "role": "by_product"},
+    ]
+    assert built.places == {
+        "$.inputs[0]": 2,
+        "$.inputs[1]": 4,
+        "$.outputs[0]": 3,
+        "$.outputs[1]": 6,
+    }
+    assert [(e.row, e.column) for e in built.errors] == [(5, "role")]
+
+
+def test_an_adjustment_is_one_row_its_quantity_the_difference():
+    built = movement(
+        {"kind": "adjustment", "account_book": "B", "item_no": 1, "quantity": -2, "reason": "x"}
+    )
+    assert built.body == {
+        "kind": "adjustment",
+        "account_book": "B",
+        "reason": "x",
+        "item_no": 1,
+        "quantity_delta": "-2",
+    }
+    doc = im.Document(rows=(2,), cells=({},))
+    assert im.locate(MOVEMENTS, doc, "$.quantity_delta", built.places) == (2, "quantity")
+    assert im.locate(MOVEMENTS, doc, "$.item_no", built.places) == (2, "item_no")
+    two = movement({"kind": "adjustment", "item_no": 1}, {"item_no": 2}, {"item_no": 3})
+    assert [(e.row, e.column) for e in two.errors] == [(3, "ref"), (4, "ref")]
+
+
+def test_an_in_zone_transfer_of_one_row_without_lines_receives_all():
+    assert movement({"kind": "in_zone_transfer", "checklist": "C1"}).body == {
+        "kind": "in_zone_transfer",
+        "checklist": "C1",
+    }
+    built = movement({"kind": "in_zone_transfer", "checklist": "C1", "line_no": 2, "quantity": 1})
+    assert built.body["lines"] == [{"line_no": 2, "quantity": "1"}]
+
+
+def test_every_movement_kind_has_a_layout_and_an_unknown_kind_is_left_to_the_route():
+    from domain.movement_kinds import KINDS as MOVEMENT_KINDS
+
+    assert set(im.MOVEMENT_LAYOUTS) == set(MOVEMENT_KINDS)
+    built = movement({"kind": "teleport", "line_no": 1, "quantity": 1})
+    assert built.body == {"kind": "teleport", "lines": [{"line_no": 1, "quantity": "1"}]}
+
+
+class Body(msgspec.Struct, kw_only=True):
+    quantity: Decimal
+    at: datetime
+    lines: list[int]
+
+
+def test_content_keys_are_of_the_request_the_kind_and_the_party():
+    a = Body(
+        quantity=Decimal("1.50"), at=datetime.fromisoformat("2026-12-01T09:00:00+08:00"), lines=[1]
+    )
+    same = Body(
+        quantity=Decimal("1.5"), at=datetime.fromisoformat("2026-12-01T01:00:00+00:00"), lines=[1]
+    )
+    other = Body(quantity=Decimal("1.5"), at=a.at, lines=[2])
+    keys = im.content_keys("movements", "enterprise:X", [a, same, None, other, a])
+    assert keys[0] is not None and keys[0].endswith(":1")
+    assert keys[1] == keys[0][:-1] + "2"  # the same request again: its second occurrence
+    assert keys[2] is None
+    assert len(set(keys)) == 5 and keys[4] == keys[0][:-1] + "3"
+    assert im.content_keys("movements", "enterprise:Y", [a]) != keys[:1]
+    assert im.content_keys("checklists", "enterprise:X", [a]) != keys[:1]
+    assert all(1 <= len(k) <= 255 for k in keys if k)
+
+
+def test_the_party_of_a_caller():
+    from domain.events import Actor
+
+    assert im.party_of(Actor(name="k", role="enterprise", enterprise="U")) == "enterprise:U"
+    assert im.party_of(Actor(name="g", role="operator", zone="XCBZ")) == "zone:XCBZ"
+    assert im.party_of(Actor(name="o", role="officer")) == "key:o"

@@ -19,7 +19,7 @@ from api.spreadsheets import (
     EXCEL_DIGITS,
     FORMULA_START,
     GUARD,
-    PAPER_HEADER,
+    PAPER_COLUMN_KEYS,
     XML_ILLEGAL,
     Sheet,
     file_name,
@@ -247,7 +247,7 @@ def test_papers_are_columns_by_kind():
         {"kind": "container", "id": "MSCU7654321", "number": "MSCU7654321"},
         {"kind": "adjustment", "id": "m1", "number": "stocktake"},
     ]
-    cells = dict(zip(PAPER_HEADER, paper_cells(documents), strict=True))
+    cells = dict(zip(PAPER_COLUMN_KEYS, paper_cells(documents), strict=True))
     assert cells == {
         "declaration_no": "900720261000000042",
         "checklist_no": None,
