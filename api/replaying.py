@@ -254,8 +254,10 @@ class ReplayHelper:
         try:
             self._process.wait(tick)
         except HelperFailed as e:
-            names = ", ".join(self.names)
-            raise ReplayFailed(f"the replay's second process ({names}) failed: {e}") from None
+            # HelperFailed's message is quoted as `{detail}`, translated in turn (the CLI's
+            # QUOTED_MESSAGES hold it: api/cli_replay.py).
+            names, detail = ", ".join(self.names), str(e)
+            raise ReplayFailed(f"the replay's second process ({names}) failed: {detail}") from None
         if isinstance(scratch, SQLiteViews) and self._file is not None:
             scratch.attach(self._file)
 

@@ -69,11 +69,14 @@ def read_bodies(
     wanted = COLUMNS[kind]
     missing = [c for c in wanted if c not in header and c not in OPTIONAL]
     unknown = [c for c in header if c not in wanted]
-    if missing or unknown:
+    if missing or unknown:  # each case a whole message (its translation: api/i18n.py)
+        columns, lacking, extra = ",".join(wanted), ", ".join(missing), ", ".join(unknown)
         raise FileProblem(
-            f"line 1: the header must be {','.join(wanted)}"
-            + (f" (missing: {', '.join(missing)})" if missing else "")
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            f"line 1: the header must be {columns} (missing: {lacking}) (unknown: {extra})"
+            if missing and unknown
+            else f"line 1: the header must be {columns} (missing: {lacking})"
+            if missing
+            else f"line 1: the header must be {columns} (unknown: {extra})"
         )
     rows = []
     for row in reader:
