@@ -141,8 +141,7 @@ async def _no_connection(request: Request, exc: Exception) -> Response:
     return await ledger_error_handler(
         request,
         Unavailable(
-            "the ledger had no free store connection in time; nothing was recorded, send it"
-            " again",
+            "the ledger had no free store connection in time; nothing was recorded, send it again",
             retry_after=1,
         ),
     )
