@@ -122,6 +122,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"  API        {base}/v1   (e.g. {base}/v1/zones)\n"
         f"  API docs   {base}/docs  (OpenAPI: {base}/openapi.json)\n"
         f"  trace UI   {base}/ui/trace?ref=<a declaration, train, container, lot ...>\n"
+        f"  dashboard  {base}/ui/dashboard  (officers and auditors; an enterprise sees its own)\n"
         f"  health     {base}/healthz\n"
         f"  metrics    {base}/metrics  (Prometheus; keep it on a private interface)\n"
         "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin --rotate\n"

@@ -132,10 +132,15 @@ def test_the_serve_banner_keeps_the_schema(postgres_url):
     try:
         assert server.stderr is not None
         banner = server.stderr.readline()
+        # Then where each page is: the API, its docs, the trace viewer and the dashboard.
+        rest = [server.stderr.readline() for _ in range(4)]
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert banner.startswith("customs-ledger on postgresql://")
+    pages = "".join(rest)
+    for path in ("/v1 ", "/docs ", "/ui/trace?ref=", "/ui/dashboard "):
+        assert f"http://127.0.0.1:{port}{path}" in pages, pages
     assert f"?schema={schema.group(1)}" in banner and "postgres:postgres" not in banner
 
 

@@ -133,7 +133,16 @@ class LedgerServer:
         except FileNotFoundError:
             return "(no server log)"
         # Without the banner each start prints (a traceback's indented lines stay).
-        banner = ("customs-ledger on", "  API", "  trace UI", "  health", "  first token", "  (run")
+        banner = (
+            "customs-ledger on",
+            "  API",
+            "  trace UI",
+            "  dashboard",
+            "  health",
+            "  metrics",
+            "  first token",
+            "  (run",
+        )
         kept = [line for line in text.splitlines() if not line.startswith(banner)]
         return "\n".join(kept[-lines:])
 
