@@ -24,43 +24,11 @@ ROWS = 10_000
 TARGET_SECONDS = 60.0
 
 
-def row_values(tenant: Any, n: int) -> dict[str, Any]:
-    """The cells of row `n`: a retail list of one laptop to its own buyer."""
-    from tests.samples import make_resident_id
-
-    buyer = make_resident_id(n)
-    return {
-        "order_no": f"JD{n:08d}",
-        "trade_mode": "1210",
-        "declarant": tenant.uscc,
-        "zone": "XCBZ",
-        "account_book": tenant.book_no,
-        "transport_mode": "express",
-        "transport_reference": f"SF{n:010d}",
-        "country": "CN",
-        "currency": "CNY",
-        "incoterm": "DAP",
-        "buyer_id": buyer,
-        "buyer_name": "李华",
-        "order_amount": 400,
-        "payment_no": f"PAY{n:08d}",
-        "payer_id": buyer,
-        "payment_amount": 400,
-        "waybill_no": f"WB{n:08d}",
-        "consignee_id": make_resident_id(n + 1),
-        "item_no": 1,
-        "hs_code": 8471300000,
-        "description": "笔记本电脑 Laptop",
-        "quantity": 1,
-        "unit": "C62",
-        "unit_price": 400,
-    }
-
-
 def workbook(tenant: Any, rows: int) -> bytes:
     import openpyxl  # type: ignore[import-untyped]  # no type hints: Any here
 
     from domain import imports as im
+    from tests.samples import retail_row
 
     kind = im.KINDS["retail_lists"]
     book = openpyxl.Workbook(write_only=True)
@@ -68,7 +36,7 @@ def workbook(tenant: Any, rows: int) -> bytes:
     sheet.append([c.header for c in kind.columns])
     names = [c.name for c in kind.columns]
     for n in range(rows):
-        row = row_values(tenant, n)
+        row = retail_row(tenant, n)
         sheet.append([row.get(name) for name in names])
     out = io.BytesIO()
     book.save(out)
@@ -78,11 +46,12 @@ def workbook(tenant: Any, rows: int) -> bytes:
 def posted_one_by_one(ledger: Any, tenant: Any, rows: int) -> float:
     """The reference: the bodies the import would build, each posted as JSON; its seconds."""
     from domain import imports as im
+    from tests.samples import retail_row
 
     kind = im.KINDS["retail_lists"]
     bodies = []
     for n in range(rows):
-        cells = {k: v for k, v in row_values(tenant, n).items() if v is not None}
+        cells = {k: v for k, v in retail_row(tenant, n).items() if v is not None}
         values = {c.name: im.cell_value(c, cells[c.name]) for c in kind.columns if c.name in cells}
         (doc,) = im.documents(kind, [(n + 2, values)])
         built = im.body_of(kind, doc)

@@ -141,3 +141,37 @@ def line(item_no: int, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def retail_row(tenant: Any, n: int, **changes: Any) -> dict[str, Any]:
+    """The cells of an import row (domain/imports.py `retail_lists`, by column name): a retail
+    list of one laptop at 400 CNY into the tenant's book, to buyer n (each row its own buyer)."""
+    buyer = make_resident_id(n)
+    row: dict[str, Any] = {
+        "order_no": f"JD{n:08d}",
+        "trade_mode": "1210",
+        "declarant": tenant.uscc,
+        "zone": "XCBZ",
+        "account_book": tenant.book_no,
+        "transport_mode": "express",
+        "transport_reference": f"SF{n:010d}",
+        "country": "CN",
+        "currency": "CNY",
+        "incoterm": "DAP",
+        "buyer_id": buyer,
+        "buyer_name": "李华",
+        "order_amount": 400,
+        "payment_no": f"PAY{n:08d}",
+        "payer_id": buyer,
+        "payment_amount": 400,
+        "waybill_no": f"WB{n:08d}",
+        "consignee_id": make_resident_id(n + 1),
+        "item_no": 1,
+        "hs_code": 8471300000,
+        "description": "笔记本电脑 Laptop",
+        "quantity": 1,
+        "unit": "C62",
+        "unit_price": 400,
+    }
+    row.update(changes)
+    return row

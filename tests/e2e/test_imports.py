@@ -27,44 +27,11 @@ import pytest
 
 from domain import imports as im
 from domain.movement_kinds import KINDS as MOVEMENT_KINDS
-from tests.samples import declaration_body, line, make_resident_id
+from tests.samples import declaration_body, line, make_resident_id, retail_row
 from tests.support import Ledger, Tenant, admit, new_key, onboard, running_ledger
 
 KIND = im.KINDS["retail_lists"]
 HEADERS = [c.header for c in KIND.columns]
-
-
-def retail_row(tenant: Tenant, n: int, **changes: Any) -> dict[str, Any]:
-    """A retail list of one laptop at 400 CNY, to buyer n (each row its own buyer)."""
-    buyer = make_resident_id(n)
-    row: dict[str, Any] = {
-        "order_no": f"JD{n:08d}",
-        "trade_mode": "1210",
-        "declarant": tenant.uscc,
-        "zone": "XCBZ",
-        "account_book": tenant.book_no,
-        "transport_mode": "express",
-        "transport_reference": f"SF{n:010d}",
-        "country": "CN",
-        "currency": "CNY",
-        "incoterm": "DAP",
-        "buyer_id": buyer,
-        "buyer_name": "李华",
-        "order_amount": 400,
-        "payment_no": f"PAY{n:08d}",
-        "payer_id": buyer,
-        "payment_amount": 400,
-        "waybill_no": f"WB{n:08d}",
-        "consignee_id": make_resident_id(n + 1),
-        "item_no": 1,
-        "hs_code": 8471300000,
-        "description": "笔记本电脑 Laptop",
-        "quantity": 1,
-        "unit": "C62",
-        "unit_price": 400,
-    }
-    row.update(changes)
-    return row
 
 
 def workbook(rows: list[dict[str, Any]], headers: list[str] | None = None) -> bytes:
