@@ -132,36 +132,28 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET", "ledger.head": True}, receive, without_body)
 
 
-async def _no_connection(request: Request, exc: Exception) -> Response:
-    # Every store connection stayed in use past the pool's wait (a machine far past its
-    # load): not a bug and not the client's fault; nothing was recorded, and the same request
-    # may be sent again.
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The store could not serve the request: not a bug, not the client's fault; 503 with
+    Retry-After. Either no connection came free within the pool's wait (a machine far past
+    its load: nothing was recorded), or the store stopped answering (PostgreSQL: no pooled
+    connection within `pool_timeout`, the server gone, the connection lost): a write cut off
+    at its commit may or may not be recorded, and the same request with the same
+    Idempotency-Key is recorded once either way."""
     path = observability.loggable_path(request.url.path)
-    log.warning("no free store connection for %s %s: %s", request.method, path, exc)
-    return await ledger_error_handler(
-        request,
+    log.warning("the store failed on %s %s: %s", request.method, path, exc)
+    refusal = (
         Unavailable(
             "the ledger had no free store connection in time; nothing was recorded, send it again",
             retry_after=1,
-        ),
-    )
-
-
-async def _store_failed(request: Request, exc: Exception) -> Response:
-    # The store could not answer (PostgreSQL: no pooled connection within `pool_timeout`, the
-    # server gone, the connection lost): not the client's fault. A write cut off at its commit
-    # may or may not be recorded; the same request with the same Idempotency-Key is recorded
-    # once either way.
-    path = observability.loggable_path(request.url.path)
-    log.warning("the store failed on %s %s: %s", request.method, path, exc)
-    return await ledger_error_handler(
-        request,
-        Unavailable(
+        )
+        if isinstance(exc, ConnectionUnavailableError)
+        else Unavailable(
             "the ledger's store did not answer; send the request again (a write with the same"
             " Idempotency-Key is recorded once)",
             retry_after=1,
-        ),
+        )
     )
+    return await ledger_error_handler(request, refusal)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -290,8 +282,7 @@ def create_app(
     app.add_exception_handler(HttpProblem, http_problem_handler)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_exception_handler(ConnectionUnavailableError, _no_connection)
-    app.add_exception_handler(OperationalError, _store_failed)
+    app.add_exception_handler(OperationalError, _store_failed)  # ConnectionUnavailable too
     app.add_exception_handler(Exception, _unexpected)
 
     @app.get("/healthz", tags=["operations"], **observability.health_doc())
