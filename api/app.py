@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from api import observability, ratelimit
+from api import heap, observability, ratelimit
 from api.http import CHALLENGE_HEADER, SCHEMA_TYPES, merge_components
 from api.problems import (
     TYPE_BASE,
@@ -226,7 +226,12 @@ def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
     rules: ClearanceRules | None = None,
+    *,
+    serving: bool = False,
 ) -> FastAPI:
+    """The app. `serving`: it is the process's one app (`customs-ledger serve`), so once its
+    services have started, what they built is frozen out of the collector's walks
+    (api/heap.py); tests build many apps in one process and leave it off."""
     settings = settings or Settings.from_env()
     metrics = observability.Metrics(lambda: getattr(app.state, "services", None))
 
@@ -237,6 +242,8 @@ def create_app(
         app.state.services.app.on_appended = metrics.events_appended.inc
         app.state.services.start()
         app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
+        if serving:
+            heap.freeze_startup_heap()
         try:
             yield
         finally:

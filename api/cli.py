@@ -151,7 +151,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ[WORKER_LOG_ENV] = f"{log_format}:{LOG_LEVELS[args.log_level]}"
         uvicorn.run("api.cli:worker_app", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(create_app(settings), **options)
+    uvicorn.run(create_app(settings, serving=True), **options)
     return 0
 
 
@@ -169,7 +169,7 @@ def worker_app() -> Any:
 
     log_format, _, level = os.environ.get(WORKER_LOG_ENV, "json:20").partition(":")
     configure_logging(log_format, int(level))
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), serving=True)
 
 
 def cli_actor() -> Any:

@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import i18n
+from api import heap, i18n
 from api.http import doc, json_response
 from api.problems import TYPE_BASE, Problem, problem_response
 from domain.reference_outlook import ReferenceOutlook
@@ -163,6 +163,8 @@ class Metrics:
             self.verify_runs.labels(result)
         for result in REPLAY_RESULTS:
             self.replay_runs.labels(result)
+        registry.register(heap.PAUSES)  # the process's collector pauses (api/heap.py)
+        heap.watch_pauses()
         registry.register(LogGauges(services))
         registry.register(WebhookGauges(services))
         # (method, route, status) -> its counter and histogram children: `labels()` takes a

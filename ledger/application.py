@@ -16,6 +16,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mappe
 
 from domain.errors import ConcurrencyConflict, LedgerError, Unavailable
 from domain.events import AggregateState, DomainEvent, project
+from domain.idempotency import RequestCompleted
 from domain.reference_data import KINDS, register_id
 from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
@@ -322,13 +323,18 @@ class CommittedStates:
             self._states.popitem(last=False)
 
     def advance(self, events: list[Any]) -> None:
-        """Apply committed events to the states they follow; forget any that do not fit."""
+        """Apply committed events to the states they follow; forget any that do not fit.
+
+        A new Idempotency-Key's record is not kept: only a retry reads it again (from the
+        store), and its answer, a tree of lists and dicts, would stay for the collector to
+        walk on every full collection (docs/benchmarks.md, the P1 stall)."""
         for e in events:
             state = self._states.get(e.originator_id)
             if state is not None and state.version == e.originator_version - 1:
                 self._states[e.originator_id] = e.apply(state)
             elif state is None and e.originator_version == 1:
-                self.put(e.originator_id, e.apply(None))
+                if not isinstance(e, RequestCompleted):
+                    self.put(e.originator_id, e.apply(None))
             else:
                 self._states.pop(e.originator_id, None)
 
