@@ -240,6 +240,7 @@ def create_app(
         if not hasattr(app.state, "services"):
             app.state.services = Services.build(settings, rules)
         app.state.services.app.on_appended = metrics.events_appended.inc
+        app.state.services.app.on_command = metrics.command_timed
         app.state.services.start()
         app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
         if serving:

@@ -101,6 +101,8 @@ def current_actor() -> str | None:
 
 # -- metrics ----------------------------------------------------------------------------------
 
+# A command's phases: from a tenth of a millisecond to a second.
+PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of every path no route matches
@@ -142,6 +144,17 @@ class Metrics:
         self.events_appended = Counter(
             "ledger_events_appended", "Events this process appended to the log", registry=registry
         )
+        self.command_phases = Histogram(
+            "ledger_command_phase_seconds",
+            "Each command's time waiting for the decider thread (queued), being decided "
+            "(deciding) and waiting for its group's commit and fsync (committing)",
+            ("phase",),
+            buckets=PHASE_BUCKETS,
+            registry=registry,
+        )
+        self._phases = tuple(
+            self.command_phases.labels(p) for p in ("queued", "deciding", "committing")
+        )
         self.verify_runs = Counter(
             "ledger_verify_runs",
             "Chain verifications run by GET /v1/audit/verify, by result",
@@ -170,6 +183,11 @@ class Metrics:
         # (method, route, status) -> its counter and histogram children: `labels()` takes a
         # lock and builds a key on each call, this dict lookup does not.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def command_timed(self, queued: float, deciding: float, committing: float) -> None:
+        """A command's phases (ledger/application.py `on_command`)."""
+        for histogram, seconds in zip(self._phases, (queued, deciding, committing), strict=True):
+            histogram.observe(seconds)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
