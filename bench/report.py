@@ -93,6 +93,13 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         "p99 <= 1 s; P1 with one subscription >= 0.9 of without (same setup)",
         ("P9.apart_p99", "P9.apart_throughput"),
     ),
+    (
+        "A1",
+        "two pilot areas on two PostgreSQL databases served by one deployment (a drill)",
+        "each area's log, chain and traces its own (checked; a leak fails the run); no speed"
+        " target: both areas together against one area alone, in the same run",
+        ("A1.combined",),
+    ),
 ]
 
 
