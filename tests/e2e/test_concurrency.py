@@ -52,9 +52,9 @@ def test_two_writers_on_one_store_never_share_a_number(database_url):
     from api.services import load_zones
     from domain.declaration import SubmitDeclaration
     from domain.events import Actor
+    from domain.numbering import BLOCK_SIZE
     from ledger.application import LedgerApplication
     from ledger.commands import Idempotency, Ledger
-    from domain.numbering import BLOCK_SIZE
     from ledger.database import parse_database_url
     from ledger.unit_of_work import CommandUnitOfWork
     from tests.samples import rules_without_draws
