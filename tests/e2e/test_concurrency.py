@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from domain.numbering import BLOCK_SIZE
+from tests.samples import line
 from tests.support import declaration_body, new_key, onboard, running_ledger
 
 
@@ -96,3 +100,46 @@ def test_two_writers_on_one_store_never_share_a_number(database_url):
     finally:
         for app in apps:
             app.close()
+
+
+@pytest.mark.postgres
+def test_two_servers_number_from_their_own_blocks_and_find_every_number(postgres_url):
+    """Two servers on one PostgreSQL store, each with its enterprise in the same zone (one
+    series): each numbers from a block of its own, and either finds every declaration and
+    checklist by its number (GET), and acts on a declaration by its number (withdrawal)."""
+    with running_ledger(postgres_url) as a, running_ledger(postgres_url) as b:
+        tenants = {id(a): onboard(a), id(b): onboard(b)}
+        made: list[dict] = []
+        for server in (a, a, b, b, b, a):
+            t = tenants[id(server)]
+            body = declaration_body(t.uscc, t.book_no)
+            r = server.post("/v1/declarations", t.token_name, body, key=new_key())
+            assert r.status_code == 201, r.text
+            made.append({**r.json(), "server": id(server)})
+        serials = {
+            s: [int(x["declaration_no"][9:]) for x in made if x["server"] == s]
+            for s in (id(a), id(b))
+        }
+        # A block each (which is first depends on who reserved first), numbered in order.
+        first_a, first_b = serials[id(a)][0], serials[id(b)][0]
+        assert {first_a, first_b} == {1, 1 + BLOCK_SIZE}
+        assert serials[id(a)] == [first_a, first_a + 1, first_a + 2]
+        assert serials[id(b)] == [first_b, first_b + 1, first_b + 2]
+        for server in (a, b):
+            for x in made:
+                r = server.get(f"/v1/declarations/{x['declaration_no']}", "officer")
+                assert r.status_code == 200 and r.json()["id"] == x["id"], r.text
+                r = server.get(f"/v1/checklists/{x['checklist_no']}", "officer")
+                assert r.status_code == 200, r.text
+                assert r.json()["checklist_no"] == x["checklist_no"]
+        # Medicaments wait in document review: withdrawn by its number, from its block.
+        t = tenants[id(b)]
+        body = declaration_body(t.uscc, t.book_no, lines=[line(3)])
+        created = b.post("/v1/declarations", t.token_name, body, key=new_key()).json()
+        assert int(created["declaration_no"][9:]) == first_b + 3
+        r = b.post(
+            f"/v1/declarations/{created['declaration_no']}/withdrawal",
+            t.token_name,
+            {"reason": "wrong container"},
+        )
+        assert r.status_code == 200 and r.json()["status"] == "withdrawn", r.text
