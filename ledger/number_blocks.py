@@ -47,10 +47,13 @@ def in_blocks(app: LedgerApplication) -> bool:
     return app.database.kind == "postgresql"
 
 
-def hold(app: LedgerApplication, series: UUID, reservation: DomainEvent) -> None:
+def hold(app: LedgerApplication, series: UUID, reservation: DomainEvent) -> int:
+    """Note the block a decision of this process reserved (a `SerialBlockReserved`); its
+    number."""
     block = getattr(reservation, "block", None)
     assert isinstance(block, int), reservation
     _HELD.setdefault(app, {})[series] = _Held(block, reservation)
+    return block
 
 
 def held(app: LedgerApplication, series: UUID) -> int | None:

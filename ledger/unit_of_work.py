@@ -26,7 +26,7 @@ S = TypeVar("S", bound=AggregateState)
 class CommandUnitOfWork:
     """One attempt of one command; it lives while the application's command lock is held."""
 
-    __slots__ = ("_app", "_pendings", "_prefetched", "cached", "reads", "seen")
+    __slots__ = ("_app", "_pendings", "_prefetched", "_reserved", "cached", "reads", "seen")
 
     def __init__(
         self, app: LedgerApplication, prefetched: dict[UUID, AggregateState | None] | None
@@ -34,6 +34,9 @@ class CommandUnitOfWork:
         self._app = app
         self._prefetched = prefetched
         self._pendings: dict[UUID, Pending[Any]] = {}
+        # Blocks this decision reserved, by series: its later numbers come from them (the
+        # process's map knows them only once the decision is enqueued).
+        self._reserved: dict[UUID, int] = {}
         # The version of each stream the decision depends on (0: no events).
         self.seen: dict[UUID, int] = {}
         # Streams read from the store, at the version read.
@@ -85,10 +88,12 @@ class CommandUnitOfWork:
         return number_blocks.in_blocks(self._app)
 
     def held_block(self, series: UUID) -> int | None:
+        if series in self._reserved:
+            return self._reserved[series]
         return number_blocks.held(self._app, series)
 
     def hold_block(self, series: UUID, reservation: DomainEvent) -> None:
-        number_blocks.hold(self._app, series, reservation)
+        self._reserved[series] = number_blocks.hold(self._app, series, reservation)
 
     def declaration_id(self, ref: str) -> UUID | None:
         """A declaration's stream from its id, or from its 18-digit number: the event that

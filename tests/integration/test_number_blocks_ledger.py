@@ -207,3 +207,33 @@ def test_a_log_numbered_before_blocks_still_resolves_and_continues(
         assert replay_digest(app, tmp_path / "views.sqlite3")
     finally:
         app.close()
+
+
+def test_one_decision_takes_consecutive_serials_across_its_blocks(
+    new_store: Callable[[], str],
+) -> None:
+    """A decision numbering several documents (a batch) takes consecutive serials from the
+    block it holds, then from a block it reserves itself, and reserves no block it does not
+    use; the next decision goes on where it stopped."""
+    from domain.declaration import number_series_id
+    from domain.numbering import SerialBlockReserved
+    from tests.unit.test_number_blocks import NS, SERIES, number
+
+    app = LedgerApplication(parse_database_url(new_store()))
+    try:
+        with mock.patch.object(numbering, "BLOCK_SIZE", BLOCK):
+            ids = [uuid.uuid5(NS, str(n)) for n in range(7)]
+            assert app.run(number(ids[:5]))[0] == [1, 2, 3, 4, 5]
+            assert app.run(number(ids[5:]))[0] == [6, 7]
+            reserved = [e for e in app.events.get(SERIES) if isinstance(e, SerialBlockReserved)]
+            assert [(e.block, e.first, e.last) for e in reserved] == [
+                (0, 1, 3),
+                (1, 4, 6),
+                (2, 7, 9),
+            ]
+            uow = CommandUnitOfWork(app, None)
+            assert number_series_id("9007", 2026, "1") == SERIES
+            for serial, one in enumerate(ids, start=1):
+                assert uow.declaration_id(f"900720261{serial:09d}") == one
+    finally:
+        app.close()
