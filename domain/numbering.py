@@ -29,11 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from domain.declaration import NumberSeries
-from domain.events import DomainEvent, Pending, stream_id
+from domain.events import Actor, DomainEvent, Pending, stream_id
 from domain.unit_of_work import UnitOfWork
 
 # Serials per block. Part of the log's format, like a stream's name: a lookup finds the block
@@ -88,7 +89,7 @@ class Taken:
     saves: Sequence[Pending[Any]]
 
 
-def take_serial(uow: UnitOfWork, series: UUID, actor: Any, occurred_at: Any) -> Taken:
+def take_serial(uow: UnitOfWork, series: UUID, actor: Actor, occurred_at: datetime) -> Taken:
     """The next serial of `series` for this decision: from the block this process holds,
     else straight from the series (one writer, no blocks yet), else from a block reserved now
     (recorded on the series, and told to the unit of work for this process's later numbers).
