@@ -16,6 +16,7 @@ refused after all is forgotten the next time it is asked for, and the process re
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,9 +36,11 @@ class _Held:
     committed: bool = False
 
 
-# Per application: series -> the block its process numbers from. Read and written only by
-# commands, under the application's command lock.
+# Per application: series -> the block its process numbers from. An application's map is
+# read and written only by its commands, under its command lock; the lock here only guards
+# adding an application (tests run two in one process).
 _HELD: weakref.WeakKeyDictionary[LedgerApplication, dict[UUID, _Held]] = weakref.WeakKeyDictionary()
+_ADDING = threading.Lock()
 
 
 def in_blocks(app: LedgerApplication) -> bool:
@@ -52,7 +55,11 @@ def hold(app: LedgerApplication, series: UUID, reservation: DomainEvent) -> int:
     number."""
     block = getattr(reservation, "block", None)
     assert isinstance(block, int), reservation
-    _HELD.setdefault(app, {})[series] = _Held(block, reservation)
+    held_by_app = _HELD.get(app)
+    if held_by_app is None:
+        with _ADDING:
+            held_by_app = _HELD.setdefault(app, {})
+    held_by_app[series] = _Held(block, reservation)
     return block
 
 
