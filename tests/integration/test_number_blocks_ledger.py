@@ -156,6 +156,11 @@ def test_two_applications_never_share_a_number(
                 else:
                     found = uow.declaration_id(no)
                 assert str(found) == declaration, no
+            # A serial never issued (a block's unused rest, or past the last) names nothing.
+            issued = {int(no[9:]) for no in given_to if not no.startswith("QD")}
+            prefix = next((no[:9] for no in given_to if not no.startswith("QD")), "")
+            for serial in set(range(1, max(issued, default=0) + BLOCK + 1)) - issued:
+                assert uow.declaration_id(f"{prefix}{serial:09d}") is None
 
 
 def test_a_log_numbered_before_blocks_still_resolves_and_continues(
