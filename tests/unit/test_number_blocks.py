@@ -177,3 +177,33 @@ def test_a_process_numbers_from_its_block_and_a_new_one_reserves_another() -> No
     assert one.declaration_id("900720261000000101") == uuid5(NS, "d")
     assert other.declaration_id("900720261000000004") == uuid5(NS, "e")
     assert one.declaration_id("900720261000000005") is None
+
+
+def test_a_new_year_is_a_new_series_numbered_from_its_own_first_block() -> None:
+    """The process holds a block of 2026's series; 2027's first number reserves block 0 of
+    2027's series (serial 1), and 2026's numbers go on from the block it holds."""
+    one = MemoryUnitOfWork(in_blocks=True)
+    next_year = number_series_id("9007", 2027, "1")
+
+    def number_in(series: UUID, name: str) -> Callable[[UnitOfWork], Decision[int]]:
+        def decide(uow: UnitOfWork) -> Decision[int]:
+            taken = take_serial(uow, series, ACTOR, NOW)
+            taken.issue_on.record(
+                DeclarationNumberIssued,
+                actor=ACTOR,
+                occurred_at=NOW,
+                serial=taken.serial,
+                declaration_id=uuid5(NS, name),
+            )
+            return Decision(taken.saves, taken.serial)
+
+        return decide
+
+    assert one.run(number_in(SERIES, "a")) == 1
+    assert one.run(number_in(SERIES, "b")) == 2
+    assert one.run(number_in(next_year, "c")) == 1
+    assert one.run(number_in(SERIES, "d")) == 3
+    assert one.run(number_in(next_year, "e")) == 2
+    assert one.declaration_id("900720271000000001") == uuid5(NS, "c")
+    assert one.declaration_id("900720261000000003") == uuid5(NS, "d")
+    assert len(one.events_of(next_year)) == len(one.events_of(SERIES)) == 1
