@@ -362,8 +362,10 @@ class DeclarationWithdrawn(DomainEvent, frozen=True, kw_only=True):
 class DeclarationNumberIssued(DomainEvent, frozen=True, kw_only=True):
     """The next serial of a (customs office, year, direction) series went to a declaration.
 
-    The series' state is its last event alone (`apply` ignores the state before it), so the
-    ledger reads only the last event of the stream; serial n is version n of the stream.
+    Recorded on the series stream (numbered straight from the series: serial n is version n)
+    or on the stream of one of its blocks (domain/numbering.py: serial b * BLOCK_SIZE + v is
+    version v of block b). Either stream's state is its last event alone (`apply` ignores the
+    state before it), so the ledger reads only the last event of the stream.
     """
 
     serial: int
@@ -376,9 +378,12 @@ class DeclarationNumberIssued(DomainEvent, frozen=True, kw_only=True):
 
 
 class NumberSeries(AggregateState, frozen=True, kw_only=True):
-    """The last serial issued in one declaration-number series."""
+    """The last serial issued (or, once the series is numbered in blocks, reserved) in one
+    number series or block of one (domain/numbering.py)."""
 
     last_serial: int
+    # Whether the series has reserved a block: from then on it is numbered in blocks only.
+    in_blocks: bool = False
 
 
 def number_series_id(office: str, year: int, direction: str) -> UUID:
