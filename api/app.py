@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 
 from api import heap, observability, ratelimit
@@ -156,6 +157,19 @@ async def _store_failed(request: Request, exc: Exception) -> Response:
     return await ledger_error_handler(request, refusal)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body had all arrived (a load generator
+    stopping, a timeout on its side): nothing was read, so nothing was recorded, and nobody
+    reads the answer. Neither a bug nor a 5xx: 499, as proxies log it."""
+    path = observability.loggable_path(request.url.path)
+    log.info("the client left during %s %s before its body arrived", request.method, path)
+    return Response(status_code=CLIENT_CLOSED)
+
+
+# The status proxies (nginx) log for a request whose client closed the connection first.
+CLIENT_CLOSED = 499
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug, never the client's fault: log it with its traceback, answer without internals.
     path = observability.loggable_path(request.url.path)
@@ -291,6 +305,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(OperationalError, _store_failed)  # ConnectionUnavailable too
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
 
     @app.get("/healthz", tags=["operations"], **observability.health_doc())

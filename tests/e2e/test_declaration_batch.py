@@ -1,4 +1,4 @@
-"""POST /v1/declarations/batch: many submissions, each with its own key and answer (api/batch.py)."""
+"""POST /v1/declarations/batch: many submissions, each with its own key and answer."""
 
 from __future__ import annotations
 
