@@ -238,6 +238,8 @@ def create_app(
         feeder = app.state.services.feeder = getattr(app.state, "feeder", None)
         app.state.services.app.on_appended = metrics.events_appended.inc
         app.state.services.start()
+        if feeder is not None:
+            feeder.release()  # the views process starts its work once this one has
         app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
         try:
             yield

@@ -134,6 +134,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as e:
             _err(say("error: cannot start the views' process: {reason}", reason=str(e)))
             return 1
+        if args.workers > 1:
+            feeder.release()  # else once the server has started (api/app.py, its lifespan)
     try:
         _serve_banner(args, db.display, base, _views_line(settings, feeder))
         return _run_server(args, settings, feeder)
@@ -447,6 +449,11 @@ def _reassessed(app: Any, settings: Settings) -> Any:
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    if args.supervised:
+        from api.feeder import wait_for_go
+
+        if not wait_for_go():  # nothing read yet: the server ended before it started
+            return 0
     from api.logs import configure_logging
     from api.services import Services
 

@@ -92,6 +92,7 @@ class Feeder:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._released = False
         self._watcher: threading.Thread | None = None
 
     @property
@@ -117,8 +118,18 @@ class Feeder:
                 self.argv, stdin=subprocess.PIPE, env=self.env
             )
             self._process = process
-        log.info("views process started (pid %d)", process.pid)
+            if self._released:
+                _go(process)
         return process
+
+    def release(self) -> None:
+        """Let the child start its work (and every later one at once): called once the
+        server has started, so that the child's catching up never slows the server's start
+        (which it does on two cores: a large log to fold, the views' locks)."""
+        with self._lock:
+            self._released = True
+            if self._process is not None:
+                _go(self._process)
 
     def _watch(self) -> None:
         backoff = self.first_backoff
@@ -150,6 +161,7 @@ class Feeder:
                 self._process = process  # the dead one: `wait` answers at once
             else:
                 self.restarts += 1
+                log.warning("views process restarted (pid %d)", self._process.pid)
             backoff = min(backoff * 2, self.max_backoff)
 
     def stop(self) -> None:
@@ -181,6 +193,13 @@ class Feeder:
         log.info("views process (pid %d) stopped", process.pid)
 
 
+def _go(process: subprocess.Popen[bytes]) -> None:
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):  # it died meanwhile: the watch restarts it
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+
+
 def _close_stdin(process: subprocess.Popen[bytes]) -> None:
     if process.stdin is not None:
         with contextlib.suppress(OSError):
@@ -190,10 +209,22 @@ def _close_stdin(process: subprocess.Popen[bytes]) -> None:
 # -- the child's side -------------------------------------------------------------------------
 
 
+def wait_for_go() -> bool:
+    """Wait until the server has started (a line on stdin: `Feeder.release`); False when
+    stdin ends first (the server is gone: nothing to do). Ignores SIGINT from here on (the
+    server stops this process itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        while (byte := os.read(sys.stdin.fileno(), 1)) != b"\n":
+            if not byte:
+                return False
+        return True
+    return False
+
+
 def watch_parent(stop: Callable[[], None]) -> threading.Thread:
     """Call `stop` once stdin ends: the server that started this process has ended (a pipe
-    only it held open). Also ignores SIGINT (the server stops this process itself)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    only it held open)."""
 
     def read() -> None:
         with contextlib.suppress(OSError, ValueError):
