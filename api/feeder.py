@@ -153,7 +153,7 @@ class Feeder:
             if self._stopping.wait(backoff):
                 return
             try:
-                self._spawn()
+                started_again = self._spawn()
             except OSError as e:
                 if self._stopping.is_set():
                     return
@@ -161,7 +161,7 @@ class Feeder:
                 self._process = process  # the dead one: `wait` answers at once
             else:
                 self.restarts += 1
-                log.warning("views process restarted (pid %d)", self._process.pid)
+                log.warning("views process restarted (pid %d)", started_again.pid)
             backoff = min(backoff * 2, self.max_backoff)
 
     def stop(self) -> None:
