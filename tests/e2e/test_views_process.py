@@ -5,6 +5,7 @@ Real processes: the server is started as `make run` starts it (no LEDGER_PROJECT
 soak's helpers (tests/soak/server.py). Checked:
 - the child runs (its parent is the server) and /healthz and /metrics name it;
 - a read with `X-Ledger-Min-Position` of a write sees that write in the views (fed by the child);
+  while the child is down such a read waits no longer than LEDGER_READ_WAIT_SECONDS;
 - SIGKILL of the child: restarted, the views catch up with writes made meanwhile, nothing lost
   (every write in the views, their position the log's head);
 - SIGKILL of the server: the child stops by itself (no orphan);
@@ -17,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,9 +61,16 @@ def _parent(pid: int) -> int | None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[LedgerServer, str]]:
     """A server in the default mode on a new SQLite ledger, and an admin's token."""
+    with serving(tmp_path) as found:
+        yield found
+
+
+@contextmanager
+def serving(tmp_path: Path, **settings: str) -> Iterator[tuple[LedgerServer, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_PROJECTIONS")}
     env["LEDGER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
     admin = issue_key(env, "admin", "admin")
     server = LedgerServer(env, free_port(), tmp_path / "server.log")
     server.start()
@@ -166,6 +175,35 @@ def test_a_killed_views_process_is_restarted_and_the_views_catch_up(served):
     assert health["projection_position"] == health["log_position"]
     text = server.log_path.read_text()
     assert f"views process (pid {first}) exited with status -9; restarting it" in text
+
+
+def test_a_read_waits_no_longer_than_the_read_wait_while_the_views_process_is_down(tmp_path):
+    """The child killed, a write is taken at once; a read asking for it waits at most
+    LEDGER_READ_WAIT_SECONDS (the restart takes longer: 1 s, then the child's start) and answers
+    what the views hold, with their position; once the child is back, the write is there."""
+    with serving(tmp_path, LEDGER_READ_WAIT_SECONDS="0.3") as (server, admin):
+        _register(server, admin, 0)
+        first = _health(server)["projections_pid"]
+        os.kill(first, signal.SIGKILL)
+        position = _register(server, admin, 1)
+        started = time.monotonic()
+        held = _listed(server, admin, position)
+        waited = time.monotonic() - started
+        assert 0.3 <= waited < 1.0, waited
+        assert int(held.headers["X-Ledger-Position"]) < position
+        assert "Views process test 1" not in _names(held)
+        _wait(
+            "a new views process",
+            lambda: (pid := _health(server).get("projections_pid")) not in (None, first) and pid,
+            30,
+            server,
+        )
+        _wait(
+            "the write in the views",
+            lambda: "Views process test 1" in _names(_listed(server, admin, position)),
+            30,
+            server,
+        )
 
 
 def test_a_killed_server_leaves_no_views_process_behind(served):
