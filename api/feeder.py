@@ -1,5 +1,5 @@
 """The views' own process (LEDGER_PROJECTIONS=process, `serve`'s default; issue #21 item 3,
-docs/decisions/0035-projections-process.md).
+docs/decisions/0039-projections-process.md).
 
 `customs-ledger serve` starts one child, `customs-ledger project --follow --supervised`, on the
 same database: it feeds the read models and delivers the webhook receipts in an interpreter of

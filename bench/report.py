@@ -313,7 +313,7 @@ def markdown(
         "  declaration, the idempotency record) in one transaction.",
         "- P1b starts `customs-ledger serve` (uvicorn, 127.0.0.1, a free port, projections",
         "  as `serve` runs them by default: in a child process, LEDGER_PROJECTIONS=process,",
-        "  docs/decisions/0035; the environment's LEDGER_PROJECTIONS when set) on a new",
+        "  docs/decisions/0039; the environment's LEDGER_PROJECTIONS when set) on a new",
         "  database holding one enterprise, its account book and its key;",
         "  the reference is `bench/reference_server.py` under the same uvicorn. The load",
         "  generator posts the same body to both, with a unique Idempotency-Key per request.",

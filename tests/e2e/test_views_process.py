@@ -1,5 +1,5 @@
 """`customs-ledger serve` feeds the views in a child process it supervises by default
-(LEDGER_PROJECTIONS=process, api/feeder.py, docs/decisions/0035-projections-process.md).
+(LEDGER_PROJECTIONS=process, api/feeder.py, docs/decisions/0039-projections-process.md).
 
 Real processes: the server is started as `make run` starts it (no LEDGER_PROJECTIONS), with the
 soak's helpers (tests/soak/server.py). Checked:
