@@ -13,9 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 
-from api import observability, ratelimit
+from api import heap, observability, ratelimit
 from api.http import CHALLENGE_HEADER, SCHEMA_TYPES, merge_components
 from api.problems import (
     TYPE_BASE,
@@ -156,6 +157,19 @@ async def _store_failed(request: Request, exc: Exception) -> Response:
     return await ledger_error_handler(request, refusal)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body had all arrived (a load generator
+    stopping, a timeout on its side): nothing was read, so nothing was recorded, and nobody
+    reads the answer. Neither a bug nor a 5xx: 499, as proxies log it."""
+    path = observability.loggable_path(request.url.path)
+    log.info("the client left during %s %s before its body arrived", request.method, path)
+    return Response(status_code=CLIENT_CLOSED)
+
+
+# The status proxies (nginx) log for a request whose client closed the connection first.
+CLIENT_CLOSED = 499
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug, never the client's fault: log it with its traceback, answer without internals.
     path = observability.loggable_path(request.url.path)
@@ -226,7 +240,12 @@ def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
     rules: ClearanceRules | None = None,
+    *,
+    serving: bool = False,
 ) -> FastAPI:
+    """The app. `serving`: it is the process's one app (`customs-ledger serve`), so once its
+    services have started, what they built is frozen out of the collector's walks
+    (api/heap.py); tests build many apps in one process and leave it off."""
     settings = settings or Settings.from_env()
     metrics = observability.Metrics(lambda: getattr(app.state, "services", None))
 
@@ -237,10 +256,13 @@ def create_app(
         # The views process `serve` supervises (LEDGER_PROJECTIONS=process), for /healthz.
         feeder = app.state.services.feeder = getattr(app.state, "feeder", None)
         app.state.services.app.on_appended = metrics.events_appended.inc
+        app.state.services.app.on_command = metrics.command_timed
         app.state.services.start()
         if feeder is not None:
             feeder.release()  # the views process starts its work once this one has
         app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
+        if serving:
+            heap.freeze_startup_heap()
         try:
             yield
         finally:
@@ -292,6 +314,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(OperationalError, _store_failed)  # ConnectionUnavailable too
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
 
     @app.get("/healthz", tags=["operations"], **observability.health_doc())

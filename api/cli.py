@@ -221,7 +221,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, feeder: Any) -> in
         # views' process, which it started).
         uvicorn.run("api.cli:worker_app", factory=True, workers=args.workers, **options)
         return 0
-    app = create_app(settings)
+    app = create_app(settings, serving=True)
     app.state.feeder = feeder  # /healthz and /metrics name the views' process
     uvicorn.run(app, **options)
     return 0
@@ -241,7 +241,7 @@ def worker_app() -> Any:
 
     log_format, _, level = os.environ.get(WORKER_LOG_ENV, "json:20").partition(":")
     configure_logging(log_format, int(level))
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), serving=True)
 
 
 def cli_actor() -> Any:

@@ -310,7 +310,7 @@ def doc(
         status, cls = ok
         schema = _ref(cls) if cls is not None else {"type": "object"}
         responses[status] = {
-            "description": "OK" if status == 200 else "Created",
+            "description": {200: "OK", 207: "Multi-Status"}.get(status, "Created"),
             "content": {"application/json": {"schema": schema}},
         }
         headers: dict[str, Any] = {}

@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import i18n
+from api import heap, i18n
 from api.http import doc, json_response
 from api.problems import TYPE_BASE, Problem, problem_response
 from domain.reference_outlook import ReferenceOutlook
@@ -101,6 +101,8 @@ def current_actor() -> str | None:
 
 # -- metrics ----------------------------------------------------------------------------------
 
+# A command's phases: from a tenth of a millisecond to a second.
+PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of every path no route matches
@@ -142,6 +144,17 @@ class Metrics:
         self.events_appended = Counter(
             "ledger_events_appended", "Events this process appended to the log", registry=registry
         )
+        self.command_phases = Histogram(
+            "ledger_command_phase_seconds",
+            "Each command's time waiting for the decider thread (queued), being decided "
+            "(deciding) and waiting for its group's commit and fsync (committing)",
+            ("phase",),
+            buckets=PHASE_BUCKETS,
+            registry=registry,
+        )
+        self._phases = tuple(
+            self.command_phases.labels(p) for p in ("queued", "deciding", "committing")
+        )
         self.verify_runs = Counter(
             "ledger_verify_runs",
             "Chain verifications run by GET /v1/audit/verify, by result",
@@ -163,11 +176,18 @@ class Metrics:
             self.verify_runs.labels(result)
         for result in REPLAY_RESULTS:
             self.replay_runs.labels(result)
+        registry.register(heap.PAUSES)  # the process's collector pauses (api/heap.py)
+        heap.watch_pauses()
         registry.register(LogGauges(services))
         registry.register(WebhookGauges(services))
         # (method, route, status) -> its counter and histogram children: `labels()` takes a
         # lock and builds a key on each call, this dict lookup does not.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def command_timed(self, queued: float, deciding: float, committing: float) -> None:
+        """A command's phases (ledger/application.py `on_command`)."""
+        for histogram, seconds in zip(self._phases, (queued, deciding, committing), strict=True):
+            histogram.observe(seconds)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

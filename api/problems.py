@@ -69,24 +69,33 @@ STATUS_OF: tuple[tuple[type[LedgerError], int, str], ...] = (
 _ENCODER = msgspec.json.Encoder()
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    """The problem+json answer, its `title`, `detail` and each `errors[].msg` in the
-    request's language (api/i18n.py); `type`, `rule` and `loc` as they are."""
+def translated(problem: Problem) -> Problem:
+    """The problem's `title`, `detail` and each `errors[].msg` in the request's language
+    (api/i18n.py); `type`, `rule` and `loc` as they are."""
     language = i18n.language()
-    if language != "en":
-        problem = msgspec.structs.replace(
-            problem,
-            title=i18n.translate(problem.title, language),
-            detail=i18n.translate(problem.detail, language),
-            errors=[{**e, "msg": i18n.translate(e["msg"], language)} for e in problem.errors]
-            if problem.errors is not None
-            else None,
-        )
+    if language == "en":
+        return problem
+    return msgspec.structs.replace(
+        problem,
+        title=i18n.translate(problem.title, language),
+        detail=i18n.translate(problem.detail, language),
+        errors=[{**e, "msg": i18n.translate(e["msg"], language)} for e in problem.errors]
+        if problem.errors is not None
+        else None,
+    )
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    """The problem+json answer, in the request's language (`translated`)."""
     return Response(
-        _ENCODER.encode(problem),
+        _ENCODER.encode(translated(problem)),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers={**(headers or {}), "Content-Language": language, "Vary": "Accept-Language"},
+        headers={
+            **(headers or {}),
+            "Content-Language": i18n.language(),
+            "Vary": "Accept-Language",
+        },
     )
 
 

@@ -72,8 +72,8 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     (
         "P8",
         "retail lists through `POST /v1/declarations/batch` (100 per batch)",
-        ">= 10,000 lists/s; p99 per batch <= 100 ms (the route is not built yet: issue #21)",
-        (),
+        ">= 10,000 lists/s; p99 per batch <= 100 ms",
+        ("P8.throughput", "P8.p99"),
     ),
     (
         "P9",
@@ -92,6 +92,13 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
         "P9 with the views and the dispatcher in a `project --follow` process beside the server",
         "p99 <= 1 s; P1 with one subscription >= 0.9 of without (same setup)",
         ("P9.apart_p99", "P9.apart_throughput"),
+    ),
+    (
+        "A1",
+        "two pilot areas on two PostgreSQL databases served by one deployment (a drill)",
+        "each area's log, chain and traces its own (checked; a leak fails the run); no speed"
+        " target: both areas together against one area alone, in the same run",
+        ("A1.combined",),
     ),
 ]
 
@@ -371,6 +378,13 @@ def markdown(
         "  `recorded_at` repeats within a batch, where a log written by single requests",
         "  changes it every three events; a log built one declaration per insert gave the",
         "  same `verify` rate within the noise.",
+        "- A1 is the pilot-areas drill (docs/scaling.md, docs/decisions/0036): per repeat, one",
+        "  area alone (a new PostgreSQL database, one `customs-ledger serve`, P1b's load) and",
+        "  two areas (two new databases, one server each, Xi'an's zones and a second area's",
+        "  own zone and office, the load split 8 and 8 at the same time), in alternating",
+        "  order. After the load, per area: its train's trace holds its lots and nothing of",
+        "  the other area, the other's train and lots are 404, and `customs-ledger verify`",
+        "  checks its database alone (the whole command timed); a leak fails the run.",
         "",
     ]
     return "\n".join(lines)
@@ -381,7 +395,7 @@ def markdown(
 # The throughput figures each shown as a bar beside its reference, with its target.
 THROUGHPUT = re.compile(
     r"P1a\.declarations|P1b\.throughput|P1L\.throughput|M1\.throughput|M2\.throughput|P2\.import|P3\.replay|P6\.verify"
-    r"|P7\.p1(x\d+)?|P7\.p3|P9\.throughput|P9\.apart_throughput"
+    r"|P7\.p1(x\d+)?|P7\.p3|P9\.throughput|P9\.apart_throughput|A1\.combined"
 )
 # Latency percentiles: `<benchmark>.p50`, `.p90`, `.p99` (P1b, P4, P5, M1, P7.p1, ...).
 PERCENTILE = re.compile(r"(.+)\.p(50|90|99)")

@@ -26,7 +26,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import imports, loadgen, movements, p1, p1l, p2, p3, p4, p5, p6, p7, p9, passages, report
+from bench import (
+    areas,
+    imports,
+    loadgen,
+    movements,
+    p1,
+    p1l,
+    p2,
+    p3,
+    p4,
+    p5,
+    p6,
+    p7,
+    p8,
+    p9,
+    passages,
+    report,
+)
 from bench.common import ROOT, Config, Result, machine, progress
 
 
@@ -53,8 +70,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("M2", "gate-pass passages over HTTP, 16 connections", passages.http),
         # After P3: P7 replays P3's 100k store on PostgreSQL when P3 ran first (else builds one).
         Benchmark("P7", "the suite on PostgreSQL (P1 over HTTP, P3 replay)", p7.postgres_suite),
+        Benchmark("P8", "retail lists through batches of 100 over HTTP", p8.batch_intake),
         Benchmark("P9", "receipts: commit to webhook delivery under the P1 load", p9.receipts_lag),
         Benchmark("I1", "spreadsheet imports: 10,000 retail lists from XLSX", imports.import_rows),
+        Benchmark("A1", "two pilot areas on two PostgreSQL databases", areas.pilot_areas),
     )
 }
 
@@ -89,7 +108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--load-seconds",
         type=float,
-        help="HTTP measured phase: P1b, P1L, M1, M2, P7, P9 (default 10/5)",
+        help="HTTP measured phase: P1b, P1L, M1, M2, P7, P8, P9, A1 (default 10/5)",
     )
     parser.add_argument(
         "--loadgen",
@@ -171,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_seconds=cfg.load_seconds,
         warmup_seconds=cfg.warmup_seconds,
         loadgen=loadgen.describe(loadgen.choose(cfg.loadgen), cfg.connections)
-        if any(b.name in ("P1b", "P1L", "M1", "M2", "P7", "P9") for b in chosen)
+        if any(b.name in ("P1b", "P1L", "M1", "M2", "P7", "P8", "P9", "A1") for b in chosen)
         else "",
         machine=machine(),
         results=results,

@@ -25,10 +25,10 @@ from uuid import UUID
 
 import msgspec
 
-from domain.declaration import Declaration, GoodsStatus, NumberSeries
-from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
+from domain.declaration import Declaration, GoodsStatus
+from domain.documents import china_year, issue_number
 from domain.errors import Conflict
-from domain.events import DomainEvent, Pending
+from domain.events import Actor, DomainEvent, Pending
 from domain.reference import RETAIL_FLOW, RETAIL_TRADE_MODES
 from domain.unit_of_work import UnitOfWork
 
@@ -188,12 +188,13 @@ def file_on_release(
     uow: UnitOfWork,
     status_before: str | None,
     declaration: Pending[Declaration],
-    actor: object,
+    actor: Actor,
     now: datetime,
 ) -> list[Pending[Any]]:
     """A declaration that moves a book files its checklist as it enters `released`: the next
-    serial of its series (customs office of the declaration's number, China year, direction)
-    and `ChecklistFiled` on the declaration. Returns the series to save (the declaration is
+    serial of its series (customs office of the declaration's number, China year, direction;
+    or of this process's block of it) and `ChecklistFiled` on the declaration. Returns the
+    number's streams to save (the declaration is
     saved by the caller)."""
     state = declaration.state
     assert state is not None
@@ -204,11 +205,9 @@ def file_on_release(
     f = state.facts
     kind, direction = FILED_BY_FLOW[f.flow]
     office, year = f.declaration_no[:4], china_year(now)
-    series = uow.counter(series_id("checklist", office, year, direction), NumberSeries)
-    serial = (series.state.last_serial if series.state is not None else 0) + 1
-    number = number_of("checklist", office, year, direction, serial)
+    where = (office, year, direction)
+    number, numbered = issue_number(uow, "checklist", where, declaration.id, actor, now)
     common = {"actor": actor, "occurred_at": now}
-    series.record(DocumentNumberIssued, serial=serial, document_id=declaration.id, **common)
     declaration.record(
         ChecklistFiled,
         checklist_no=number,
@@ -221,7 +220,7 @@ def file_on_release(
         lines=[msgspec.structs.replace(line, passed=Decimal(0)) for line in lines_of(state)],
         **common,
     )
-    return [series]
+    return list(numbered)
 
 
 def checklist_status(d: Declaration) -> ChecklistStatus:

@@ -82,10 +82,10 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
         return msgspec.structs.replace(
             state,
             version=self.originator_version,
-            assessed_with=self.tables_used,
+            assessed_with=tuple(self.tables_used),
             status=self.status,
             channel=self.risk.channel,
-            risk_reasons=list(self.risk.reasons),
+            risk_reasons=tuple(self.risk.reasons),
             duties=Duties(
                 tariff=self.duties.tariff,
                 vat=self.duties.vat,
@@ -95,7 +95,7 @@ class DeclarationAssessed(DomainEvent, frozen=True, kw_only=True):
                 outstanding=self.duties.total,
             ),
             quota_year=self.quota_year,
-            outlier_lines=list(self.risk.outlier_lines),
+            outlier_lines=tuple(self.risk.outlier_lines),
             released_at=released_at(state, self.status, self.occurred_at),
             billed_on=billed_on(state, self.status, self.occurred_at),
             line_taxes={
@@ -168,7 +168,7 @@ class DutiesPaid(DomainEvent, frozen=True, kw_only=True):
             duties=duties,
             released_at=released_at(state, self.status, self.occurred_at),
             billed_on=billed_on(state, self.status, self.occurred_at),
-            paid_on=[*state.paid_on, PaidOn(on=day, amount=self.amount)],
+            paid_on=(*state.paid_on, PaidOn(on=day, amount=self.amount)),
         )
 
 

@@ -233,7 +233,7 @@ class CollectedChecklistsNamed(DomainEvent, frozen=True, kw_only=True):
 
     def apply(self, state: Declaration) -> Declaration:
         return msgspec.structs.replace(
-            state, version=self.originator_version, collected=list(self.checklists)
+            state, version=self.originator_version, collected=tuple(self.checklists)
         )
 
 

@@ -189,7 +189,7 @@ class PayDuties(_Body, frozen=True, kw_only=True):
         return amount
 
 
-class DeclaredLine(msgspec.Struct, frozen=True, kw_only=True):
+class DeclaredLine(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A line as the ledger keeps it: defaults resolved, and how much has moved under it."""
 
     line_no: int
@@ -207,7 +207,7 @@ class DeclaredLine(msgspec.Struct, frozen=True, kw_only=True):
     quantity_received: Decimal = Decimal(0)
 
 
-class Duties(msgspec.Struct, frozen=True, kw_only=True):
+class Duties(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Duties of a declaration in CNY (assessed by the clearance rules)."""
 
     tariff: Decimal
@@ -221,7 +221,7 @@ class Duties(msgspec.Struct, frozen=True, kw_only=True):
     refunded: Decimal = Decimal("0.00")
 
 
-class LineTaxes(msgspec.Struct, frozen=True, kw_only=True):
+class LineTaxes(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A retail line's share of its list's VAT and consumption tax: what its returns refund
     from (domain/duties.py apportions the list's taxes to lines)."""
 
@@ -229,7 +229,7 @@ class LineTaxes(msgspec.Struct, frozen=True, kw_only=True):
     consumption_tax: Decimal
 
 
-class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True):
+class DeclarationFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a declaration says, once validated: the content of its submission event."""
 
     declaration_no: str
@@ -273,20 +273,24 @@ def needs_acceptance(facts: DeclarationFacts) -> bool:
 
 
 class Declaration(AggregateState, frozen=True, kw_only=True):
-    """A declaration as the write side knows it."""
+    """A declaration as the write side knows it.
+
+    Its sequences are tuples: a server keeps many declarations, and a tuple of immutable
+    values, unlike a list, is nothing the cyclic garbage collector walks (domain/events.py).
+    """
 
     facts: DeclarationFacts
     status: Status
     submitted_at: datetime
     channel: str | None = None
-    risk_reasons: list[str] = []
+    risk_reasons: tuple[str, ...] = ()
     duties: Duties | None = None
     # The calendar year whose buyer quota a retail list counts against (None otherwise).
     quota_year: int | None = None
     # The published reference tables its assessment read (domain/reference_data.py).
-    assessed_with: list[TableUsed] = []
+    assessed_with: tuple[TableUsed, ...] = ()
     # Lines whose figures the assessment found absurd: never in the unit-value history.
-    outlier_lines: list[int] = []
+    outlier_lines: tuple[int, ...] = ()
     # When it entered `released` (a retail list's return window runs from there).
     released_at: datetime | None = None
     # Retail lists: each line's share of the taxes, and what buyers returned per line; the
@@ -295,19 +299,19 @@ class Declaration(AggregateState, frozen=True, kw_only=True):
     returned: dict[int, Decimal] = {}
     readmitted: dict[int, Decimal] = {}
     # The movements of its goods through the gate, in order (the lots a return came from).
-    movement_ids: list[UUID] = []
+    movement_ids: tuple[UUID, ...] = ()
     # The checklist it filed when it entered `released` (domain/checklists.py).
     checklist_no: str | None = None
     # Its tax bill (domain/tax_bills.py): the day it was issued, the payments by day, and the
     # late fee fixed by the payment that settled it (None: none was owed).
     billed_on: date | None = None
-    paid_on: list[PaidOn] = []
+    paid_on: tuple[PaidOn, ...] = ()
     late_fee: Decimal | None = None
     # The collected checklists whose goods it declares (domain/collected.py).
-    collected: list[str] = []
+    collected: tuple[str, ...] = ()
 
 
-class PaidOn(msgspec.Struct, frozen=True, kw_only=True):
+class PaidOn(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A payment of duties: the China day it was made and how much it paid."""
 
     on: date
@@ -358,8 +362,10 @@ class DeclarationWithdrawn(DomainEvent, frozen=True, kw_only=True):
 class DeclarationNumberIssued(DomainEvent, frozen=True, kw_only=True):
     """The next serial of a (customs office, year, direction) series went to a declaration.
 
-    The series' state is its last event alone (`apply` ignores the state before it), so the
-    ledger reads only the last event of the stream; serial n is version n of the stream.
+    Recorded on the series stream (numbered straight from the series: serial n is version n)
+    or on the stream of one of its blocks (domain/numbering.py: serial b * BLOCK_SIZE + v is
+    version v of block b). Either stream's state is its last event alone (`apply` ignores the
+    state before it), so the ledger reads only the last event of the stream.
     """
 
     serial: int
@@ -372,9 +378,12 @@ class DeclarationNumberIssued(DomainEvent, frozen=True, kw_only=True):
 
 
 class NumberSeries(AggregateState, frozen=True, kw_only=True):
-    """The last serial issued in one declaration-number series."""
+    """The last serial issued (or, once the series is numbered in blocks, reserved) in one
+    number series or block of one (domain/numbering.py)."""
 
     last_serial: int
+    # Whether the series has reserved a block: from then on it is numbered in blocks only.
+    in_blocks: bool = False
 
 
 def number_series_id(office: str, year: int, direction: str) -> UUID:

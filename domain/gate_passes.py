@@ -25,14 +25,8 @@ import msgspec
 from domain import values
 from domain.checklist_docs import ChecklistDoc, find
 from domain.checklists import ChecklistLine, require_open
-from domain.declaration import AwareDatetime, NumberSeries, Str64
-from domain.documents import (
-    DocumentNumberIssued,
-    china_year,
-    number_of,
-    series_id,
-    stream_of,
-)
+from domain.declaration import AwareDatetime, Str64
+from domain.documents import china_year, issue_number, stream_of
 from domain.errors import Conflict, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.movements import MovementView
@@ -374,14 +368,13 @@ def decide_filing(
     carried = [carried_checklist(uow, e, n, cmd, scope) for n, e in enumerate(cmd.checklists)]
     office, year = zones[cmd.zone].customs_office, china_year(now)
     direction = CHECKLIST_DIRECTION[cmd.direction]
-    series = uow.counter(series_id("gate_pass", office, year, direction), NumberSeries)
+    where = (office, year, direction)
+    number, numbered = issue_number(uow, "gate_pass", where, stream, actor, now)
     gate_pass = uow.new(stream, GatePass)
-    serial = (series.state.last_serial if series.state is not None else 0) + 1
     common = {"actor": actor, "occurred_at": now}
-    series.record(DocumentNumberIssued, serial=serial, document_id=stream, **common)
     gate_pass.record(
         GatePassFiled,
-        pass_no=number_of("gate_pass", office, year, direction, serial),
+        pass_no=number,
         zone=cmd.zone,
         direction=cmd.direction,
         enterprise=scope.enterprise or "",
@@ -391,4 +384,4 @@ def decide_filing(
         checklists=carried,
         **common,
     )
-    return Decision([series, gate_pass], view(gate_pass.current))
+    return Decision([*numbered, gate_pass], view(gate_pass.current))

@@ -148,7 +148,7 @@ class GoodsMoved(DomainEvent, frozen=True, kw_only=True):
             state,
             version=self.originator_version,
             facts=facts,
-            movement_ids=[*state.movement_ids, self.movement_id],
+            movement_ids=(*state.movement_ids, self.movement_id),
         )
 
 

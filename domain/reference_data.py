@@ -99,7 +99,7 @@ class Content(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     rules: RiskRules | None = None
 
 
-class TableUsed(msgspec.Struct, frozen=True, kw_only=True):
+class TableUsed(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One published table a decision read: which version, and its digest."""
 
     kind: str

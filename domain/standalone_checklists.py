@@ -35,8 +35,8 @@ from domain.checklists import (
     Direction,
     ListedLine,
 )
-from domain.declaration import SHANGHAI, GoodsStatus, NumberSeries, Str64, Str255
-from domain.documents import DocumentNumberIssued, china_year, number_of, series_id
+from domain.declaration import SHANGHAI, GoodsStatus, Str64, Str255
+from domain.documents import china_year, issue_number
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending, stream_id
 from domain.movements import LotView, MovementKind, MovementRecorded, MovementState, MovementView
@@ -425,14 +425,13 @@ def decide_filing(
         raise ValidationFailed.at("$.account_book", "no such account book of yours")
     lines = checked_lines(cmd, book)
     office, year = zones[book.zone].customs_office, china_year(now)
-    series = uow.counter(series_id("checklist", office, year, cmd.direction), NumberSeries)
-    serial = (series.state.last_serial if series.state is not None else 0) + 1
+    where = (office, year, cmd.direction)
+    number, numbered = issue_number(uow, "checklist", where, stream, actor, now)
     checklist = uow.new(stream, Checklist)
     common: dict[str, Any] = {"actor": actor, "occurred_at": now}
-    series.record(DocumentNumberIssued, serial=serial, document_id=stream, **common)
     checklist.record(
         StandaloneChecklistFiled,
-        checklist_no=number_of("checklist", office, year, cmd.direction, serial),
+        checklist_no=number,
         kind=cmd.kind,
         direction=cmd.direction,
         account_book=book.book_no,
@@ -443,7 +442,7 @@ def decide_filing(
         destination_enterprise=destination.enterprise if destination else None,
         **common,
     )
-    return Decision([series, checklist], view(checklist.current, now))
+    return Decision([*numbered, checklist], view(checklist.current, now))
 
 
 # -- decisions on a filed checklist ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -28,7 +29,6 @@ from domain.declaration import (
     DeclarationNumberIssued,
     DeclarationSubmitted,
     DeclaredLine,
-    NumberSeries,
     SubmitDeclaration,
     format_number,
     number_series_id,
@@ -38,6 +38,7 @@ from domain.enter_first import ChecklistNamed, check_naming, declare_on_release
 from domain.enterprise import Enterprise, enterprise_id
 from domain.events import Actor, Pending
 from domain.exits import reserve_on_release
+from domain.numbering import take_serial
 from domain.quota import TRANSACTION_LIMIT_CNY
 from domain.reference import (
     BOOKLESS_FLOWS,
@@ -97,7 +98,7 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     zone = sub.zones[cmd.zone]
     check_zone_permits(cmd, zone, day)
     office, year, direction = series_of(zone, cmd.flow, now)
-    series = uow.counter(number_series_id(office, year, direction), NumberSeries)
+    series = number_series_id(office, year, direction)
     declaration = uow.new(sub.declaration_id, Declaration)
     if cmd.checklist is not None:
         check_naming(
@@ -120,7 +121,9 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
             lines=cmd.lines,
         )
         on = collected.assessment_day(found, rules.duties)
-    state = submit(declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor)
+    state, numbered = submit(
+        uow, declaration, series, _sealed(cmd, sub.vault), lines, ctx, sub.actor
+    )
     if cmd.checklist is not None:
         declaration.record(
             ChecklistNamed,
@@ -145,7 +148,7 @@ def decide_submission(uow: UnitOfWork, sub: Submission, now: datetime) -> Decisi
     checklist += file_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     checklist += collected.declare_on_release(uow, None, declaration, sub.actor, state.submitted_at)
     assert declaration.state is not None
-    saves: list[Pending[Any]] = [series, declaration, *assessed, *observed, *stocks, *checklist]
+    saves: list[Pending[Any]] = [*numbered, declaration, *assessed, *observed, *stocks, *checklist]
     return Decision(saves, declaration_view(declaration.state))
 
 
@@ -375,24 +378,27 @@ def _check_ecommerce(cmd: SubmitDeclaration, p: Problems) -> None:
 
 
 def submit(
+    uow: UnitOfWork,
     declaration: Pending[Declaration],
-    series: Pending[NumberSeries],
+    series: UUID,
     cmd: SubmitDeclaration,
     lines: list[DeclaredLine],
     ctx: SubmissionContext,
     actor: Actor,
-) -> Declaration:
-    """Number the declaration from its series and record its submission, in one write."""
+) -> tuple[Declaration, Sequence[Pending[Any]]]:
+    """Number the declaration from its series (or this process's block of it,
+    domain/numbering.py) and record its submission, in one write: its state, and the number's
+    streams to save before it."""
     zone = ctx.zones[cmd.zone]
     office, year, direction = series_of(zone, cmd.flow, ctx.now)
-    serial = (series.state.last_serial if series.state else 0) + 1
-    number = format_number(office, year, direction, serial)
     occurred_at = cmd.occurred_at or ctx.now
-    series.record(
+    taken = take_serial(uow, series, actor, occurred_at)
+    number = format_number(office, year, direction, taken.serial)
+    taken.issue_on.record(
         DeclarationNumberIssued,
         actor=actor,
         occurred_at=occurred_at,
-        serial=serial,
+        serial=taken.serial,
         declaration_id=declaration.id,
     )
     facts = DeclarationFacts(
@@ -422,4 +428,4 @@ def submit(
         DeclarationSubmitted, actor=actor, occurred_at=occurred_at, facts=facts, status="submitted"
     )
     assert declaration.state is not None
-    return declaration.state
+    return declaration.state, taken.saves

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from domain.events import AggregateState, Pending
+from domain.events import AggregateState, DomainEvent, Pending
 
 S = TypeVar("S", bound=AggregateState)
 R = TypeVar("R")
@@ -44,6 +44,25 @@ class UnitOfWork(Protocol):
 
     def declaration_id(self, ref: str) -> UUID | None:
         """A declaration's stream from its id or its 18-digit number."""
+        ...
+
+    # Number series taken in blocks (domain/numbering.py). Which block a process numbers from
+    # is the process's own knowledge, kept by the unit of work's owner, not in any state: the
+    # decision is handed it as part of its context, as it is handed the clock.
+    @property
+    def numbers_in_blocks(self) -> bool:
+        """Whether several processes may write the store, so that a series is numbered from
+        blocks (False: one writer, straight from the series while it has no blocks)."""
+        ...
+
+    def held_block(self, series: UUID) -> int | None:
+        """The block of `series` this process reserved and numbers from (None: none), as
+        long as its reservation is committed or still waiting for its group commit."""
+        ...
+
+    def hold_block(self, series: UUID, reservation: DomainEvent) -> None:
+        """The decision reserved a block of `series` (the `SerialBlockReserved` it recorded):
+        this process's later numbers of the series come from it."""
         ...
 
     def numbered(self, series: UUID, serial: int) -> UUID | None:

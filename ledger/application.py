@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, suppress
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -16,6 +18,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mappe
 
 from domain.errors import ConcurrencyConflict, LedgerError, Unavailable
 from domain.events import AggregateState, DomainEvent, project
+from domain.idempotency import RequestCompleted
 from domain.reference_data import KINDS, register_id
 from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
@@ -31,6 +34,8 @@ S = TypeVar("S", bound=AggregateState)
 REFRESHED_STREAMS = frozenset(register_id(kind) for kind in KINDS)
 REFRESH_SECONDS = 1.0
 MAX_ATTEMPTS = 12
+# A batch's commands decided while the open group waits for them, at most: they commit together.
+HELD_TICKETS = 100
 # Seconds a client is told to wait after a write the store was too busy to take (503).
 RETRY_AFTER_BUSY = 1
 
@@ -69,6 +74,13 @@ class LedgerApplication(Application[UUID]):
         self._pending = PendingGroups(self._states)
         # Told how many events each group committed, before its commands answer (metrics).
         self.on_appended: Callable[[int], None] | None = None
+        # Told each command's seconds waiting for the decider, deciding, and waiting for its
+        # group's commit, once it has its answer (metrics).
+        self.on_command: Callable[[float, float, float], None] | None = None
+        self._decider = Decider(self._decide_queued, self._pending.held)
+        # Where buyers' new keys wait to be written with the group that uses them first
+        # (ledger/buyer_keys.py `defer_new_keys`; set by the Ledger).
+        self.new_keys: NewKeys | None = None
         self._committer = threading.Thread(
             target=self._commit_loop, name="ledger-group-commit", daemon=True
         )
@@ -162,46 +174,98 @@ class LedgerApplication(Application[UUID]):
         """Run a command: decide on fresh state, save atomically, retry a lost race.
 
         `decide` reads what it needs through the unit of work it is given and returns the
-        states with new events and its answer. Commands decide one at a time (on the
-        committed state plus the events of commands still waiting for their commit); their
-        events are committed in groups - one transaction and one fsync for all the commands
-        that arrived together - and each command answers only after its group is durable. If
-        a group fails, every command in it and every command decided on top of it runs again.
-
-        `prefetch` names a stream to read before waiting for the command lock (PostgreSQL: a
-        read there is a round trip that every other command of the process waits for; an
-        Idempotency-Key's record, new on nearly every request, is never a kept state). The
-        first attempt uses what was read unless this process keeps a state of the stream; if
-        it has moved on by the commit (a twin request, another process), the write fails on
-        its version and the command decides again.
-        Returns the answer and the log position of the command's last event.
+        states with new events and its answer. Returns the answer and the log position of the
+        command's last event; raises its refusal. See `run_many`.
         """
-        prefetched = (
-            {prefetch: self.stored(prefetch)}
-            if prefetch is not None and self._check_reads
+        ran = self.run_many([Command(decide, prefetch)])[0]
+        if ran.error is not None:
+            raise ran.error
+        return ran.answer, ran.position
+
+    def run_many(self, commands: Sequence[Command[Any]]) -> list[Ran]:
+        """Run commands in the order given, each with its own outcome (one refused never stops
+        the others), committed in as few groups as they fit.
+
+        Every command of the process is decided by one thread (the decider), in the order it
+        reaches its queue, on the committed state plus the events of commands still waiting
+        for their commit; the caller's thread only waits. Events are committed in groups - one
+        transaction and one fsync for all the commands decided while the group before was
+        committing - and a command answers only after its group is durable. If a group fails,
+        every command in it and every command decided on top of it is decided again (after
+        those before it in the list have been, so a retried command may come after a later
+        one: only a lost race does that).
+
+        `Command.prefetch` names a stream to read in the caller's thread before the command
+        is queued (PostgreSQL: a read there is a round trip that every other command would
+        wait for; an Idempotency-Key's record, new on nearly every request, is never kept).
+        The first attempt uses what was read unless this process keeps a state of the stream;
+        if it has moved on by the commit (a twin request, another process), the write fails on
+        its version and the command is decided again.
+        """
+        results: list[Ran | None] = [None] * len(commands)
+        prefetched: list[dict[UUID, AggregateState | None] | None] = [
+            {c.prefetch: self.stored(c.prefetch)}
+            if c.prefetch is not None and self._check_reads
             else None
-        )
+            for c in commands
+        ]
+        todo = list(range(len(commands)))
         for attempt in range(MAX_ATTEMPTS):
-            with self._command_lock:
-                uow = CommandUnitOfWork(self, prefetched)
-                prefetched = None  # for the first attempt only
-                lost, decision = self._decide(uow, decide)
-                if decision is not None:
-                    group, last = self._enqueue(decision, uow)
-            if decision is None:
-                _back_off(lost, attempt)
-                continue
-            if group is None:
-                return decision.answer, None
-            group.wait()
-            if group.failed is None:
-                return decision.answer, (group.positions[last] if last >= 0 else None)
-            _raise_unless_lost(group.failed)
-            # Lost a race with another process, or decided on top of a group that did: again.
-            _back_off(True, attempt)
-        raise ConcurrencyConflict(
-            "other writers changed the same records; retry the request",
-        )
+            tickets = [_Ticket(commands[i].decide, prefetched[i]) for i in todo]
+            prefetched = [None] * len(commands)  # for the first attempt only
+            self._decider.submit(tickets)
+            again, lost = self._settled(todo, tickets, results)
+            if not again:
+                break
+            # Lost a race with another process, or decided on top of a group that failed.
+            _back_off(lost, attempt)
+            todo = again
+        else:
+            for i in todo:
+                results[i] = Ran(
+                    error=ConcurrencyConflict(
+                        "other writers changed the same records; retry the request"
+                    )
+                )
+        # Every command has its result by now (the loop ends with none left to decide again).
+        return [r if r is not None else Ran(error=_Abandoned()) for r in results]
+
+    def _settled(
+        self, todo: list[int], tickets: list[_Ticket], results: list[Ran | None]
+    ) -> tuple[list[int], Group | bool]:
+        """Wait for the tickets' decisions, then for their groups; fill `results` with what is
+        final. Returns the commands to decide again and what the last lost one rests on."""
+        again: list[int] = []
+        lost: Group | bool = False
+        for ticket in tickets:
+            ticket.decided.wait()
+        for i, ticket in zip(todo, tickets, strict=True):
+            if ticket.error is not None:
+                results[i] = Ran(error=ticket.error)
+            elif ticket.decision is None:
+                again.append(i)
+                lost = ticket.lost if isinstance(ticket.lost, Group) or not lost else lost
+            elif ticket.group is None:
+                results[i] = Ran(answer=ticket.decision.answer)
+            else:
+                waited = time.perf_counter()
+                ticket.group.wait()
+                failed = ticket.group.failed
+                if failed is None:
+                    last = ticket.last
+                    position = ticket.group.positions[last] if last >= 0 else None
+                    results[i] = Ran(answer=ticket.decision.answer, position=position)
+                    if self.on_command is not None:
+                        with suppress(Exception):  # an observer's failure changes no answer
+                            self.on_command(
+                                ticket.queued, ticket.deciding, time.perf_counter() - waited
+                            )
+                elif (error := _failure(failed)) is not None:
+                    results[i] = Ran(error=error)
+                else:
+                    again.append(i)
+                    lost = True
+        return again, lost
 
     def _decide(
         self, uow: CommandUnitOfWork, decide: Callable[[CommandUnitOfWork], Decision[T]]
@@ -256,12 +320,36 @@ class LedgerApplication(Application[UUID]):
         latest = next(iter(self.events.get(stream, desc=True, limit=1)), None)
         return latest.originator_version if latest is not None else 0
 
+    def _decide_queued(self, ticket: _Ticket) -> None:
+        """The decider thread's work for one command (ticket): decide it and put its events in
+        the open group, under the lock the committer takes to settle a group."""
+        began = time.perf_counter()
+        ticket.queued = began - ticket.submitted
+        with self._command_lock:
+            uow = CommandUnitOfWork(self, ticket.prefetched)
+            try:
+                ticket.lost, ticket.decision = self._decide(uow, ticket.decide)
+                if ticket.decision is not None:
+                    ticket.group, ticket.last = self._enqueue(ticket.decision, uow)
+            except BaseException as e:  # a refusal, or a bug: the caller raises it
+                ticket.error = e
+        ticket.deciding = time.perf_counter() - began
+        ticket.decided.set()
+
     def _commit_loop(self) -> None:
         while True:
             group = self._pending.next_group()
             if group is None:
                 return
+            keys: list[tuple[str, int, bytes]] = []
+            if self.new_keys is not None:
+                # Every key made so far is used by this group or by the open one: written
+                # first, in one transaction, so no event is durable before its key.
+                with self._command_lock:
+                    keys = self.new_keys.take_new_keys()
             try:
+                if keys and self.new_keys is not None:
+                    self.new_keys.write_new_keys(keys)
                 if self._check_reads:
                     recordings = self.events.put(group.events, expected_versions=group.reads())
                 else:
@@ -270,6 +358,8 @@ class LedgerApplication(Application[UUID]):
             except BaseException as e:  # the group's commands see it and decide again
                 group.failed = e
             with self._command_lock:
+                if keys and self.new_keys is not None:
+                    self.new_keys.settle_new_keys(keys)
                 self._pending.settle(group)
             if group.failed is None and self.on_appended is not None:
                 with suppress(Exception):  # an observer's failure must never stop the commits
@@ -277,6 +367,7 @@ class LedgerApplication(Application[UUID]):
             group.done.set()
 
     def close(self) -> None:
+        self._decider.shut()
         self._pending.shut()
         self._committer.join(timeout=10)
         self.factory.close()
@@ -289,16 +380,121 @@ def _back_off(lost: Group | bool, attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
 
 
-def _raise_unless_lost(failed: BaseException) -> None:
-    """A failed group's error, unless it is a lost race the command decides again after."""
+def _failure(failed: BaseException) -> BaseException | None:
+    """What a failed group's command answers: None for a lost race (it is decided again), a
+    503 for a store too busy to take it, else the error itself."""
     if isinstance(failed, StoreBusy):
         detail = str(failed)  # the store's message (StoreBusy's, translated too)
-        raise Unavailable(
+        error = Unavailable(
             f"the ledger is busy ({detail}); nothing was written, send it again",
             retry_after=RETRY_AFTER_BUSY,
-        ) from failed
-    if not isinstance(failed, (IntegrityError, _Abandoned)):
-        raise failed
+        )
+        error.__cause__ = failed
+        return error
+    if isinstance(failed, (IntegrityError, _Abandoned)):
+        return None
+    return failed
+
+
+class NewKeys(Protocol):
+    """Keys the commands made and the committer writes before their events (BuyerKeys)."""
+
+    def take_new_keys(self) -> list[tuple[str, int, bytes]]: ...
+
+    def write_new_keys(self, keys: list[tuple[str, int, bytes]]) -> None: ...
+
+    def settle_new_keys(self, keys: list[tuple[str, int, bytes]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Command(Generic[T]):
+    """A command for `LedgerApplication.run_many`: its decision, and a stream to prefetch."""
+
+    decide: Callable[[CommandUnitOfWork], Decision[T]]
+    prefetch: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one command of `run_many` came to: its answer and the position of its last event
+    (None: it wrote nothing), or the error it is refused with."""
+
+    answer: Any = None
+    position: int | None = None
+    error: BaseException | None = None
+
+
+class _Ticket:
+    """One attempt of one command, from the caller's thread to the decider and back."""
+
+    __slots__ = (
+        "decide",
+        "decided",
+        "deciding",
+        "decision",
+        "error",
+        "group",
+        "last",
+        "lost",
+        "prefetched",
+        "queued",
+        "submitted",
+    )
+
+    def __init__(
+        self,
+        decide: Callable[[CommandUnitOfWork], Decision[Any]],
+        prefetched: dict[UUID, AggregateState | None] | None,
+    ) -> None:
+        self.decide = decide
+        self.prefetched = prefetched
+        self.decided = threading.Event()
+        self.submitted = time.perf_counter()
+        self.queued = 0.0
+        self.deciding = 0.0
+        self.lost: Group | bool = False
+        self.decision: Decision[Any] | None = None
+        self.group: Group | None = None
+        self.last = -1
+        self.error: BaseException | None = None
+
+
+class Decider:
+    """The one thread that decides the process's commands, in the order they are queued.
+
+    Request threads parse, authenticate and encode in parallel; deciding is serial anyway (a
+    decision reads the pending events of every decision before it), and one thread taking
+    commands from a queue does it without the lock hand-offs of many threads taking turns.
+    """
+
+    def __init__(
+        self, decide: Callable[[_Ticket], None], held: Callable[[], AbstractContextManager[Any]]
+    ) -> None:
+        self._decide = decide
+        self._held = held
+        self._queue: queue.SimpleQueue[list[_Ticket] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="ledger-decider", daemon=True)
+        self._thread.start()
+
+    def submit(self, tickets: list[_Ticket]) -> None:
+        """Queue commands to be decided one after the other, in this order; several (a batch)
+        are decided with the open group held, so that they commit together (up to
+        `HELD_TICKETS` at a time: a long batch must not hold back everyone else's commit)."""
+        self._queue.put(tickets)
+
+    def _loop(self) -> None:
+        while (tickets := self._queue.get()) is not None:
+            if len(tickets) == 1:
+                self._decide(tickets[0])
+                continue
+            for start in range(0, len(tickets), HELD_TICKETS):
+                with self._held():
+                    for ticket in tickets[start : start + HELD_TICKETS]:
+                        self._decide(ticket)
+
+    def shut(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
 
 
 class CommittedStates:
@@ -322,13 +518,18 @@ class CommittedStates:
             self._states.popitem(last=False)
 
     def advance(self, events: list[Any]) -> None:
-        """Apply committed events to the states they follow; forget any that do not fit."""
+        """Apply committed events to the states they follow; forget any that do not fit.
+
+        A new Idempotency-Key's record is not kept: only a retry reads it again (from the
+        store), and its answer, a tree of lists and dicts, would stay for the collector to
+        walk on every full collection (docs/benchmarks.md, the P1 stall)."""
         for e in events:
             state = self._states.get(e.originator_id)
             if state is not None and state.version == e.originator_version - 1:
                 self._states[e.originator_id] = e.apply(state)
             elif state is None and e.originator_version == 1:
-                self.put(e.originator_id, e.apply(None))
+                if not isinstance(e, RequestCompleted):
+                    self.put(e.originator_id, e.apply(None))
             else:
                 self._states.pop(e.originator_id, None)
 
@@ -380,6 +581,7 @@ class PendingGroups:
         self.committing: Group | None = None
         self.by_stream: dict[UUID, dict[int, DomainEvent]] = {}
         self._closed = False
+        self._holds = 0  # while above 0, the open group is not taken for its commit
 
     def add(self, events: list[DomainEvent], seen: dict[UUID, int]) -> tuple[Group, int]:
         with self._ready:
@@ -420,9 +622,21 @@ class PendingGroups:
             return newest.apply(None)
         return committed
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The open group is not committed while this lasts (the decider adds a batch)."""
+        with self._ready:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._ready:
+                self._holds -= 1
+                self._ready.notify()
+
     def next_group(self) -> Group | None:
         with self._ready:
-            while not self.open.events:
+            while not self.open.events or (self._holds and not self._closed):
                 if self._closed:
                     return None
                 self._ready.wait()

@@ -21,6 +21,9 @@ be read again, while the log's bytes - and so its chain - stay as they were.
   identity number cannot be tried against it.
 - Nothing is cached: every seal reads the buyer's current key and every read the keys of
   what it opens, so an erasure by any process (the CLI) takes effect at once everywhere.
+  The one exception: in a server, a key made for a new buyer is kept until the group commit
+  that records the buyer's first list writes it, just before the list (`defer_new_keys`);
+  an erasure meanwhile does not reach that list, which is recorded after it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import hashlib
 import hmac
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +44,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import IntegrityError
 from stdnum.cn import ric
 
 from domain.privacy import ERASED, TOKEN_PREFIX, UNREADABLE, parse_token
@@ -143,6 +148,12 @@ class BuyerKeys:
         # True when the master key is kept in the store: the first seal says so in the log.
         self.master_in_store = False
         self._warned = False
+        # Keys made for new buyers and not written yet (`defer_new_keys`): pseudonym ->
+        # (generation, key, wrapped key). Made by the ledger's decider, written by its
+        # committer: the lock keeps the two apart.
+        self._deferred = False
+        self._made: dict[str, tuple[int, bytes, bytes]] = {}
+        self._made_lock = threading.Lock()
         for statement in DDL:
             with tables.transaction(write=True) as cur:
                 cur.execute(tables.sql(statement))
@@ -250,8 +261,61 @@ class BuyerKeys:
             sealed[field] = head + _b64(nonce + data)
         return sealed
 
+    # -- keys written with the ledger's group commit -----------------------------------------
+
+    def defer_new_keys(self) -> None:
+        """From now on a new buyer's key is kept in memory until the ledger's committer
+        writes it (`take_new_keys`, `write_new_keys`): all the keys a group of commands made
+        in one transaction, before the group's events. Writing each at once cost a commit
+        (an fsync) per new buyer: most of a retail list's time (docs/benchmarks.md, P8)."""
+        self._deferred = True
+
+    def take_new_keys(self) -> list[tuple[str, int, bytes]]:
+        """The keys made and not written yet: (pseudonym, generation, wrapped key). They stay
+        in use (and listed) until `settle_new_keys`."""
+        with self._made_lock:
+            return [(p, g, wrapped) for p, (g, _key, wrapped) in self._made.items()]
+
+    def write_new_keys(self, keys: list[tuple[str, int, bytes]]) -> None:
+        """Write keys taken by `take_new_keys`, in one transaction, before the events that
+        use them. If another process made one of these generations first (with its own
+        key), nothing is written and `IntegrityError` says so: the commands are decided
+        again, on the key that stands."""
+        if not keys:
+            return
+        t = self.tables
+        insert = t.sql(
+            "INSERT INTO {keys} (pseudonym, generation, wrapped, created_at)"
+            " VALUES (?,?,?,?) ON CONFLICT DO NOTHING"
+        )
+        standing = t.sql("SELECT wrapped FROM {keys} WHERE pseudonym = ? AND generation = ?")
+        now = _now()
+        with t.transaction(write=True) as cur:
+            for pseudonym, generation, wrapped in keys:
+                cur.execute(insert, (pseudonym, generation, wrapped, now))
+            for pseudonym, generation, wrapped in keys:
+                cur.execute(standing, (pseudonym, generation))
+                row = cur.fetchone()
+                if row is None or row["wrapped"] is None or bytes(row["wrapped"]) != wrapped:
+                    raise IntegrityError(
+                        f"buyer {pseudonym}: key {generation} was made by another writer"
+                    )
+
+    def settle_new_keys(self, keys: list[tuple[str, int, bytes]]) -> None:
+        """Keys written (or whose group failed: the commands that used them are decided
+        again) are no longer kept here."""
+        with self._made_lock:
+            for pseudonym, generation, _wrapped in keys:
+                made = self._made.get(pseudonym)
+                if made is not None and made[0] == generation:
+                    del self._made[pseudonym]
+
     def _current_key(self, pseudonym: str) -> tuple[int, bytes]:
         """The buyer's live key, made (the next generation) when it has none."""
+        with self._made_lock:
+            made = self._made.get(pseudonym)
+        if made is not None:
+            return made[0], made[1]
         t = self.tables
         latest = t.sql(
             "SELECT generation, wrapped FROM {keys} WHERE pseudonym = ?"
@@ -266,6 +330,10 @@ class BuyerKeys:
         key = self.random_bytes(KEY_BYTES)
         nonce = self.random_bytes(NONCE_BYTES)
         wrapped = nonce + self._wrap.encrypt(nonce, key, f"{pseudonym}.{generation}".encode())
+        if self._deferred:
+            with self._made_lock:
+                self._made[pseudonym] = (generation, key, wrapped)
+            return generation, key
         with t.transaction(write=True) as cur:
             # Another process may make the same generation at once: the first one stands.
             cur.execute(

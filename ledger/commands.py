@@ -7,7 +7,7 @@ on the same stream version and then finds it too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from domain import enterprise as ent
 from domain import movements as mv
 from domain.assessment import ClearanceRules
 from domain.enter_first import overdue_in
-from domain.errors import IdempotencyKeyReused, NotFound, ValidationFailed
+from domain.errors import IdempotencyKeyReused, LedgerError, NotFound, ValidationFailed
 from domain.events import Actor, Pending
 from domain.idempotency import IdempotentRequest, RequestCompleted, idempotency_id
 from domain.reference import Zone
@@ -26,7 +26,7 @@ from domain.scope import Scope
 from domain.standalone_checklists import Checklist
 from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, EnterpriseView, account_book_view, enterprise_view
-from ledger.application import LedgerApplication
+from ledger.application import Command, LedgerApplication
 from ledger.boms import BomCommands
 from ledger.buyer_keys import BuyerKeys
 from ledger.declarations import DeclarationCommands
@@ -34,7 +34,7 @@ from ledger.documents import DocumentCommands
 from ledger.erasure import PrivacyCommands
 from ledger.movements import MovementCommands
 from ledger.reference import ReferenceCommands
-from ledger.requests import Decide, Idempotency, Outcome, request_hash
+from ledger.requests import Decide, Idempotency, Outcome, Prepared, request_hash
 from ledger.selection_seed import SelectionSeed
 from ledger.subscriptions import SubscriptionCommands
 from ledger.unit_of_work import CommandUnitOfWork
@@ -74,6 +74,9 @@ class Ledger(
         self.vault = vault or BuyerKeys.beside(app.database, app.factory.datastore)  # type: ignore[attr-defined]
         # The secret selection seed (ledger/selection_seed.py), made on first start beside the log.
         self.seeds = seeds or SelectionSeed.beside(app.database, app.factory.datastore)  # type: ignore[attr-defined]
+        # A new buyer's key is written with the group commit of its first list.
+        self.vault.defer_new_keys()
+        app.new_keys = self.vault
 
     # -- the command loop ------------------------------------------------------------------
 
@@ -87,6 +90,21 @@ class Ledger(
     ) -> Outcome:
         """Run `decide(uow, now)` as one command: with an Idempotency-Key, a retry answers the
         recorded answer, and the first answer is recorded in the same atomic write."""
+        prepared = self._prepare(status_code, idem, body, decide, actor)
+        outcome = self._outcomes([prepared])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _prepare(
+        self,
+        status_code: int,
+        idem: Idempotency | None,
+        body: Any,
+        decide: Decide,
+        actor: Actor,
+    ) -> Prepared:
+        """The command `_execute` runs, for running alone or with others (`_outcomes`)."""
         digest = request_hash(idem.method, idem.path, body) if idem else ""
         record_id = idempotency_id(idem.principal, idem.key) if idem else None
 
@@ -116,10 +134,48 @@ class Ledger(
             )
             return Decision([*decision.saves, record], decision.answer)
 
-        result, position = self.app.run(command, prefetch=record_id)
-        if isinstance(result, IdempotentRequest):
-            return Outcome(result.status_code, result.response, position, replayed=True)
-        return Outcome(status_code, result, position)
+        return Prepared(status_code, Command(command, prefetch=record_id))
+
+    def _outcomes(self, prepared: list[Prepared]) -> list[Outcome | BaseException]:
+        """Run prepared commands in order, committed together as far as they fit: each one's
+        outcome, or the error it is refused with."""
+        ran = self.app.run_many([p.command for p in prepared])
+        outcomes: list[Outcome | BaseException] = []
+        for p, r in zip(prepared, ran, strict=True):
+            if r.error is not None:
+                outcomes.append(r.error)
+            elif isinstance(r.answer, IdempotentRequest):
+                outcomes.append(
+                    Outcome(r.answer.status_code, r.answer.response, r.position, replayed=True)
+                )
+            else:
+                outcomes.append(Outcome(p.status_code, r.answer, r.position))
+        return outcomes
+
+    def _batch(
+        self,
+        items: Sequence[tuple[Any, Idempotency]],
+        prepare: Callable[[Any, Idempotency], Prepared],
+        finish: Callable[[Outcome], Outcome] | None = None,
+    ) -> list[Outcome | BaseException]:
+        """A batch of one route's commands (api/batch.py): each as the route would answer it,
+        in order, committed together as far as they fit; an item refused never stops the
+        others. `prepare(cmd, idem)` is the route's command before it runs, `finish` its
+        answer's last touch."""
+        results: list[Outcome | BaseException | None] = []
+        prepared: list[Prepared] = []
+        for cmd, idem in items:
+            try:
+                prepared.append(prepare(cmd, idem))
+            except LedgerError as e:
+                results.append(e)
+                continue
+            results.append(None)  # its outcome, once run
+        outcomes = iter(self._outcomes(prepared))
+        done = [r if r is not None else next(outcomes) for r in results]
+        if finish is None:
+            return done
+        return [finish(r) if isinstance(r, Outcome) else r for r in done]
 
     # -- enterprises -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ of work and saves what it returns in one atomic write.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,15 @@ from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import DeclarationView
 from ledger.application import LedgerApplication
 from ledger.buyer_keys import BuyerKeys
-from ledger.requests import Execute, Idempotency, Outcome
+from ledger.requests import (
+    Execute,
+    Idempotency,
+    Outcome,
+    Outcomes,
+    Prepare,
+    Prepared,
+    RunBatch,
+)
 from ledger.selection_seed import SelectionSeed
 
 
@@ -36,6 +45,9 @@ class DeclarationCommands:
     vault: BuyerKeys
     seeds: SelectionSeed
     _execute: Execute
+    _prepare: Prepare
+    _outcomes: Outcomes
+    _batch: RunBatch
 
     # The rules last given the seed, kept while neither the rules nor the seed change: a new
     # RiskRules object per submission would hash its version again every time.
@@ -58,6 +70,26 @@ class DeclarationCommands:
     def submit_declaration(
         self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
     ) -> Outcome:
+        outcome = self._outcomes([self._prepare_submission(cmd, actor, idem)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def submit_declarations(
+        self,
+        items: Sequence[tuple[decl.SubmitDeclaration, Idempotency]],
+        actor: Actor,
+    ) -> list[Outcome | BaseException]:
+        """A batch of submissions (`POST /v1/declarations/batch`): each as `submit_declaration`
+        would answer it, in order, committed together as far as they fit; an item refused
+        never stops the others."""
+        return self._batch(
+            items, lambda cmd, idem: self._prepare_submission(cmd, actor, idem), None
+        )
+
+    def _prepare_submission(
+        self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
+    ) -> Prepared:
         Scope.of(actor).act_as(cmd.declarant, "$.declarant")
         submission = Submission(
             cmd=cmd,
@@ -71,7 +103,7 @@ class DeclarationCommands:
         def decide(uow: UnitOfWork, now: datetime) -> Decision[DeclarationView]:
             return decide_submission(uow, submission, now)
 
-        return self._execute(201, idem, cmd, decide, actor)
+        return self._prepare(201, idem, cmd, decide, actor)
 
     def decide_on(
         self,

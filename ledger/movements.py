@@ -4,7 +4,7 @@ movements, lots and stock."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -25,7 +25,15 @@ from domain.unit_of_work import Decision, UnitOfWork
 from domain.views import AccountBookView, account_book_view
 from domain.write_offs import refuse_written_off
 from ledger.application import LedgerApplication
-from ledger.requests import Execute, Idempotency, Outcome
+from ledger.requests import (
+    Execute,
+    Idempotency,
+    Outcome,
+    Outcomes,
+    Prepare,
+    Prepared,
+    RunBatch,
+)
 
 
 class MovementCommands:
@@ -36,9 +44,27 @@ class MovementCommands:
     zones: dict[str, Zone]
     rules: ClearanceRules
     _execute: Execute
+    _prepare: Prepare
+    _outcomes: Outcomes
+    _batch: RunBatch
 
     def record_movement(self, cmd: MovementBody, actor: Actor, idem: Idempotency) -> Outcome:
         """Record a movement; the answer (first or replayed) says where it stands in the log."""
+        outcome = self._outcomes([self._prepare_movement(cmd, actor, idem)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return self._movement_answer(outcome)
+
+    def record_movements(
+        self, items: Sequence[tuple[MovementBody, Idempotency]], actor: Actor
+    ) -> list[Outcome | BaseException]:
+        """A batch of movements (`POST /v1/movements/batch`), each as `record_movement` would
+        answer it, in order, committed together as far as they fit."""
+        return self._batch(
+            items, lambda cmd, idem: self._prepare_movement(cmd, actor, idem), self._movement_answer
+        )
+
+    def _prepare_movement(self, cmd: MovementBody, actor: Actor, idem: Idempotency) -> Prepared:
         spec = spec_of(cmd)
         check_recorder(spec, actor)
         req = MovementRequest(
@@ -54,7 +80,10 @@ class MovementCommands:
             refuse_written_off(uow, decision.saves, now)
             return decision
 
-        outcome = self._execute(201, idem, cmd, decide, actor)
+        return self._prepare(201, idem, cmd, decide, actor)
+
+    def _movement_answer(self, outcome: Outcome) -> Outcome:
+        """The answer, first or replayed, with the log position of the movement's record."""
         body = outcome.body
         if isinstance(body, mv.MovementView):
             body = mv.answer(body, self._position(body.movement_id))

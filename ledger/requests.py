@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ import msgspec
 
 from domain.events import Actor
 from domain.unit_of_work import Decision, UnitOfWork
+from ledger.application import Command
 
 _CANONICAL = msgspec.json.Encoder(decimal_format="string", order="sorted")
 
@@ -80,3 +81,26 @@ def request_hash(method: str, path: str, body: Any) -> str:
 Decide = Callable[[UnitOfWork, datetime], Decision[Any]]
 # `Ledger._execute(status_code, idem, body, decide, actor)`: one command, idempotent with a key.
 Execute = Callable[[int, Idempotency | None, Any, Decide, Actor], Outcome]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A command ready to run (`Ledger._prepare`, same arguments as `_execute`), alone or
+    with others (`Ledger._outcomes`): the status of its first answer, and the command."""
+
+    status_code: int
+    command: Command[Any]
+
+
+Prepare = Callable[[int, Idempotency | None, Any, Decide, Actor], Prepared]
+# `Ledger._outcomes(prepared)`: each command's outcome, or the error it is refused with.
+Outcomes = Callable[[list[Prepared]], list[Outcome | BaseException]]
+# `Ledger._batch(items, prepare, finish)`: a batch of one route's commands.
+RunBatch = Callable[
+    [
+        Sequence[tuple[Any, Idempotency]],
+        Callable[[Any, Idempotency], Prepared],
+        Callable[[Outcome], Outcome] | None,
+    ],
+    list[Outcome | BaseException],
+]

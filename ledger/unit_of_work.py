@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from domain.declaration import number_series_id
-from domain.events import AggregateState, Pending
+from domain.events import AggregateState, DomainEvent, Pending
+from ledger import number_blocks
+from ledger.number_blocks import issued_event
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -24,7 +26,7 @@ S = TypeVar("S", bound=AggregateState)
 class CommandUnitOfWork:
     """One attempt of one command; it lives while the application's command lock is held."""
 
-    __slots__ = ("_app", "_pendings", "_prefetched", "cached", "reads", "seen")
+    __slots__ = ("_app", "_pendings", "_prefetched", "_reserved", "cached", "reads", "seen")
 
     def __init__(
         self, app: LedgerApplication, prefetched: dict[UUID, AggregateState | None] | None
@@ -32,6 +34,9 @@ class CommandUnitOfWork:
         self._app = app
         self._prefetched = prefetched
         self._pendings: dict[UUID, Pending[Any]] = {}
+        # Blocks this decision reserved, by series: its later numbers come from them (the
+        # process's map knows them only once the decision is enqueued).
+        self._reserved: dict[UUID, int] = {}
         # The version of each stream the decision depends on (0: no events).
         self.seen: dict[UUID, int] = {}
         # Streams read from the store, at the version read.
@@ -56,14 +61,18 @@ class CommandUnitOfWork:
         return found
 
     def counter(self, stream: UUID, kind: type[S]) -> Pending[S]:
-        """A number series gains one event per declaration; folding it from the start would
-        make every submission slower than the one before. Its state is its last serial, so one
-        indexed read of the last event (or the kept state) is enough."""
+        """A number series (or block of one) gains one event per number; folding it from the
+        start would make every submission slower than the one before. Its state is its last
+        serial, so one indexed read of the last event (or the kept state) is enough, and none
+        when this process's own first event of the stream is still waiting for its commit (a
+        block just reserved: the store has nothing else there, or that commit fails)."""
         found = self._pendings.get(stream)
         if found is not None:
             return found
         app = self._app
-        if stream in app.states:
+        if 1 in app.overlay.by_stream.get(stream, {}):
+            state = None
+        elif stream in app.states:
             state = app.states.get(stream)
             self.cached[stream] = state.version
         else:
@@ -74,9 +83,22 @@ class CommandUnitOfWork:
         found = self._pendings[stream] = Pending(state if isinstance(state, kind) else None, stream)
         return found
 
+    @property
+    def numbers_in_blocks(self) -> bool:
+        return number_blocks.in_blocks(self._app)
+
+    def held_block(self, series: UUID) -> int | None:
+        if series in self._reserved:
+            return self._reserved[series]
+        return number_blocks.held(self._app, series)
+
+    def hold_block(self, series: UUID, reservation: DomainEvent) -> None:
+        self._reserved[series] = number_blocks.hold(self._app, series, reservation)
+
     def declaration_id(self, ref: str) -> UUID | None:
-        """A declaration's stream from its id, or from its 18-digit number: version n of the
-        number series stream issued serial n, and names the declaration it numbered."""
+        """A declaration's stream from its id, or from its 18-digit number: the event that
+        issued its serial (on the series or its block, ledger/number_blocks.py) names the
+        declaration it numbered."""
         if len(ref) == 18 and ref.isdigit():
             series = number_series_id(ref[:4], int(ref[4:8]), ref[8])
             issued = issued_event(self._app, series, int(ref[9:]))
@@ -110,14 +132,6 @@ class CommandUnitOfWork:
     def _saw(self, stream: UUID, state: AggregateState | None) -> AggregateState | None:
         self.seen[stream] = state.version if state is not None else 0
         return state
-
-
-def issued_event(app: LedgerApplication, series: UUID, serial: int) -> Any | None:
-    """The event of a number series that issued `serial`: version n issued serial n, so one
-    indexed read finds it (None: never issued)."""
-    for event in app.events.get(series, gt=serial - 1, lte=serial):
-        return event
-    return None
 
 
 def document_numbered(app: LedgerApplication, series: UUID, serial: int) -> UUID | None:

@@ -122,6 +122,24 @@ async def _wait_for_views(svc: Services, target: int) -> None:
         delay = min(delay * 2, 0.02)
 
 
+async def writing(request: Request, roles: Collection[str]) -> tuple[Services, Actor, bytes]:
+    """What every write route does first: the token (its key looked up and its role checked
+    before a byte of the body is read: a bogus token is 401 however slowly its body comes),
+    no write on a log that failed verification, then the body. The services, the caller and
+    the body's bytes."""
+    bearer_token(request)
+    svc = services(request)
+    if svc.alarm is not None:
+        raise HttpProblem(
+            503,
+            "tampered",
+            "Writes refused",
+            f"the log failed verification, so this server takes no writes: {svc.alarm}",
+        )
+    actor = await run_in_threadpool(authenticate, request, roles)
+    return svc, actor, await read_body(request)
+
+
 async def execute(
     request: Request,
     roles: Collection[str],
@@ -136,17 +154,7 @@ async def execute(
     the body, then in one threadpool hop the Idempotency-Key, decoding and the command.
     `empty_body`: what a route that takes an empty body reads it as (None: an empty body is
     400)."""
-    bearer_token(request)
-    svc = services(request)
-    if svc.alarm is not None:
-        raise HttpProblem(
-            503,
-            "tampered",
-            "Writes refused",
-            f"the log failed verification, so this server takes no writes: {svc.alarm}",
-        )
-    actor = await run_in_threadpool(authenticate, request, roles)
-    raw = await read_body(request)
+    svc, actor, raw = await writing(request, roles)
     if empty_body is not None and not raw.strip():
         raw = empty_body
 

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ENTERPRISE, OFFICER, Reader
+from api.batch import Batch, BatchAnswer, run_batch
 from api.http import (
     doc,
     json_response,
@@ -85,6 +86,33 @@ async def submit_declaration(request: Request) -> Response:
             )
         ),
         key_required=True,
+    )
+
+
+@router.post(
+    "/v1/declarations/batch",
+    **doc(
+        body=Batch,
+        ok=(207, BatchAnswer),
+        errors=(400, 401, 403, 413, 503),
+        position=True,
+    ),
+)
+async def submit_declarations(request: Request) -> Response:
+    """Up to 500 declarations or retail lists in one request: `items` of
+    `{idempotency_key, body}`, each what one `POST /v1/declarations` would carry (its key is
+    that route's: the same key there answers the same). 207 with `results` in the items'
+    order, each `{status, body}` as that route would answer (201 and the declaration, or the
+    problem; `replayed: true` for a key already used for the same body). The items are decided
+    in order and committed together; one refused never stops the others; the batch sent again
+    answers each recorded item as first answered."""
+    return await run_batch(
+        request,
+        ENTERPRISE,
+        SubmitDeclaration,
+        "/v1/declarations",
+        lambda ledger, items, actor: ledger.submit_declarations(items, actor),
+        opened,
     )
 
 
@@ -246,22 +274,26 @@ Action = Callable[[Ledger, Any, Idempotency | None, Actor], Outcome]
 
 
 def opening(action: Action) -> Action:
-    """A write route's action whose answer (a declaration, or its recorded copy when the
-    request is replayed) shows the buyer as `for_reader` does: the log keeps it sealed."""
+    """A write route's action whose answer shows the buyer as `for_reader` does (`opened`)."""
 
     def run(ledger: Ledger, cmd: Any, idem: Idempotency | None, actor: Actor) -> Outcome:
-        outcome = action(ledger, cmd, idem, actor)
-        body = outcome.body
-        if isinstance(body, DeclarationView):
-            (body,) = for_reader(ledger.vault, Scope.of(actor), [body])
-        elif isinstance(body, dict) and body.get("ecommerce") is not None:
-            e = msgspec.convert(body["ecommerce"], Ecommerce)
-            whole = sees_buyer(Scope.of(actor), body.get("declarant", ""))
-            opened = ledger.vault.open(tokens(e))
-            body = {**body, "ecommerce": msgspec.to_builtins(shown(e, opened, whole=whole))}
-        return dataclasses.replace(outcome, body=body)
+        return opened(ledger, actor, action(ledger, cmd, idem, actor))
 
     return run
+
+
+def opened(ledger: Ledger, actor: Actor, outcome: Outcome) -> Outcome:
+    """An answer (a declaration, or its recorded copy when the request is replayed) with the
+    buyer shown as `for_reader` does: the log keeps it sealed."""
+    body = outcome.body
+    if isinstance(body, DeclarationView):
+        (body,) = for_reader(ledger.vault, Scope.of(actor), [body])
+    elif isinstance(body, dict) and body.get("ecommerce") is not None:
+        e = msgspec.convert(body["ecommerce"], Ecommerce)
+        whole = sees_buyer(Scope.of(actor), body.get("declarant", ""))
+        keys = ledger.vault.open(tokens(e))
+        body = {**body, "ecommerce": msgspec.to_builtins(shown(e, keys, whole=whole))}
+    return dataclasses.replace(outcome, body=body)
 
 
 @router.get(

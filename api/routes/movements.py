@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
+from api.batch import Batch, BatchAnswer, run_batch
 from api.http import doc, json_response, list_type
 from api.routes.common import (
     Page,
@@ -51,6 +52,33 @@ async def record_movement(request: Request) -> Response:
         MovementBody,  # type: ignore[arg-type]
         lambda ledger, cmd, idem, actor: ledger.record_movement(cmd, actor, required_key(idem)),
         key_required=True,
+    )
+
+
+@router.post(
+    "/v1/movements/batch",
+    **doc(
+        body=Batch,
+        ok=(207, BatchAnswer),
+        errors=(400, 401, 403, 413, 503),
+        position=True,
+    ),
+)
+async def record_movements(request: Request) -> Response:
+    """Up to 500 movements in one request: `items` of `{idempotency_key, body}`, each what one
+    `POST /v1/movements` would carry (its key is that route's). 207 with `results` in the
+    items' order, each `{status, body}` as that route would answer (201 and the movement with
+    its `position`, or the problem; `replayed: true` for a key already used for the same
+    body). Decided in order (a later item sees the goods an earlier one moved) and committed
+    together; one refused never stops the others; the batch sent again answers each recorded
+    item as first answered."""
+    return await run_batch(
+        request,
+        ("operator", "enterprise", "officer"),
+        MovementBody,  # type: ignore[arg-type]  # a tagged union, as for the single route
+        "/v1/movements",
+        lambda ledger, items, actor: ledger.record_movements(items, actor),
+        lambda _ledger, _actor, outcome: outcome,
     )
 
 

@@ -375,6 +375,31 @@ def new_declaration(w: World, t: Tenant) -> list[Call]:
     return [Call("POST", "/v1/declarations", body=w.declaration(t), key=True, owner=t)]
 
 
+def batch_of(path: str, calls: list[Call]) -> list[Call]:
+    """The calls (single-route writes of one tenant) as one batch of `path`."""
+    items = [{"idempotency_key": str(uuid.uuid4()), "body": c.body} for c in calls]
+    return [Call("POST", path, body={"items": items}, owner=calls[0].owner)]
+
+
+def movement_batch_as(w: World, t: Tenant, role: str) -> list[Call]:
+    """A batch of one movement of `t`'s that `role` records (an operator a gate_in, an
+    enterprise an adjustment of its book, an officer a destruction); any other role sends
+    the operator's."""
+    if role == "enterprise":
+        single = [Call("POST", "/v1/movements", body=adjustment(t.book), owner=t)]
+    elif role == "officer":
+        body = {
+            "kind": "destruction",
+            "account_book": t.book,
+            "lines": [{"item_no": 1, "quantity": "1"}],
+            "reason": "damaged beyond repair",
+        }
+        single = [Call("POST", "/v1/movements", body=body, owner=t)]
+    else:
+        single = fresh("released_in", kind="gate_in")(w, t)
+    return batch_of("/v1/movements/batch", single)
+
+
 def import_upload(w: World, t: Tenant) -> dict[str, Any]:
     """The JSON form of POST /v1/imports: a CSV of one declaration of `t` (as `w.declaration`
     builds it, its columns read from the body by their paths), submitted for real."""
@@ -533,6 +558,9 @@ SPECS: dict[str, Spec] = {
     ),
     "POST /v1/declarations": Spec(
         new_declaration, "body", "account_book", foreign_request=declaration_on_other_book
+    ),
+    "POST /v1/declarations/batch": Spec(
+        lambda w, t: batch_of("/v1/declarations/batch", new_declaration(w, t))
     ),
     "GET /v1/declarations": Spec(
         get("/v1/declarations", limit=1000), "list", check=check_declarations
@@ -754,6 +782,9 @@ SPECS: dict[str, Spec] = {
         lambda w, t: [Call("POST", "/v1/movements", body=adjustment(t.book), key=True, owner=t)],
         "body",
         "account_book",
+    ),
+    "POST /v1/movements/batch": Spec(
+        lambda w, t: movement_batch_as(w, t, "operator"), by_role=movement_batch_as
     ),
     "GET /v1/movements": Spec(get("/v1/movements", limit=1000), "list", check=check_movements),
     "GET /v1/movements/{movement_id}": Spec(

@@ -57,6 +57,46 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_writes_nothing(world, mo
     assert ledger.log_state() == before
 
 
+@pytest.mark.parametrize("path", ["/v1/declarations", "/v1/declarations/batch"])
+def test_a_client_that_leaves_before_its_body_is_no_server_error(world, path):
+    """The client closes the connection halfway through its body (a load generator stopping):
+    nothing is recorded, and the server answers no 5xx (499, as proxies log it)."""
+    ledger, t = world
+    body = httpx.Request("POST", "/", json=declaration_body(t.uscc, t.book_no)).content
+    before = ledger.log_state()
+    sent: list[dict[str, object]] = []
+    messages = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = ledger.headers(t.token_name, key="gone-1") | {"content-type": "application/json"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("t", 80),
+    }
+    asyncio.run(ledger.client.app(scope, receive, send))
+    started = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in started] == [499]
+    assert ledger.log_state() == before
+
+
 @pytest.mark.parametrize(
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],

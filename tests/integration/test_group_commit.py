@@ -113,3 +113,41 @@ def test_commands_that_arrive_together_share_a_transaction(sqlite_url):
         _streams_are_gapless(app)
     finally:
         app.close()
+
+
+def test_a_batch_is_decided_in_order_and_committed_in_one_group(database_url):
+    """`Ledger.submit_declarations`: up to HELD_TICKETS items share one group commit, their
+    numbers follow the items' order, and a refused item is its error without stopping the
+    rest; the same batch again is every accepted item's first answer, replayed."""
+    app, ledger, actor, body = _world(database_url)
+    groups: list[int] = []
+    app.on_appended = groups.append
+    other = msgspec.structs.replace(body, declarant="91350100M000100Y43")  # not the caller's
+    items = []
+    for i in range(60):
+        chosen = other if i % 7 == 3 else body
+        items.append((chosen, Idempotency(actor.name, f"batch-{i}", "POST", "/v1/declarations")))
+    try:
+        outcomes = ledger.submit_declarations(items, actor)
+        assert len(groups) == 1
+        refused = [i for i, o in enumerate(outcomes) if isinstance(o, BaseException)]
+        assert refused == [i for i in range(60) if i % 7 == 3]
+        accepted = [o for o in outcomes if not isinstance(o, BaseException)]
+        numbers = [o.body.declaration_no for o in accepted]
+        assert numbers == sorted(numbers)
+        assert len(set(numbers)) == len(numbers)
+        positions = [o.position for o in accepted]
+        assert positions == sorted(positions)
+        state = app.log.count()
+        again = ledger.submit_declarations(items, actor)
+        assert app.log.count() == state
+        for first, second in zip(outcomes, again, strict=True):
+            if isinstance(first, BaseException):
+                assert type(second) is type(first)
+            else:
+                assert second.replayed
+                assert second.body["declaration_no"] == first.body.declaration_no
+        assert verify(app.log).ok
+        _streams_are_gapless(app)
+    finally:
+        app.close()
