@@ -253,16 +253,25 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not hasattr(app.state, "services"):
             app.state.services = Services.build(settings, rules)
+        # The views process `serve` supervises (LEDGER_PROJECTIONS=process), for /healthz.
+        feeder = app.state.services.feeder = getattr(app.state, "feeder", None)
         app.state.services.app.on_appended = metrics.events_appended.inc
         app.state.services.app.on_command = metrics.command_timed
         app.state.services.start()
+        if feeder is not None:
+            feeder.release()  # the views process starts its work once this one has
         app.state.stopping = stream.watch_stop_signals()  # open streams end at SIGTERM
         if serving:
             heap.freeze_startup_heap()
         try:
             yield
         finally:
-            app.state.services.close()
+            try:
+                app.state.services.close()
+            finally:
+                # After the requests, before uvicorn hands SIGTERM back to the process.
+                if feeder is not None:
+                    feeder.stop()
 
     app = FastAPIOffline(
         title="customs-ledger",

@@ -99,10 +99,8 @@ NO_STORE = frozenset({"import"})
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
     from uvicorn.config import LOG_LEVELS
 
-    from api.app import create_app
     from api.logs import configure_logging
     from ledger.database import parse_database_url
 
@@ -116,22 +114,94 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             " set LEDGER_DATABASE_URL to postgresql://... (docs/operations.md)"
         )
         return 2
+    settings, problem = _serve_projections(settings)
+    if problem:
+        _err(problem)
+        return 2
+    # One handler for every record of the process, ours and uvicorn's; our access lines
+    # replace uvicorn's (docs/observability.md). The --workers processes and the views'
+    # process log the same way (WORKER_LOG_ENV).
+    log_format = args.log_format or ("text" if sys.stderr.isatty() else "json")
+    os.environ[WORKER_LOG_ENV] = f"{log_format}:{LOG_LEVELS[args.log_level]}"
+    configure_logging(log_format, LOG_LEVELS[args.log_level])
+    feeder = None
+    if settings.projections == "process":
+        from api.feeder import Feeder, child_argv
+
+        feeder = Feeder(child_argv())
+        try:
+            feeder.start()
+        except OSError as e:
+            _err(say("error: cannot start the views' process: {reason}", reason=str(e)))
+            return 1
+        if args.workers > 1:
+            feeder.release()  # else once the server has started (api/app.py, its lifespan)
+    try:
+        _serve_banner(args, db.display, base, _views_line(settings, feeder))
+        return _run_server(args, settings, feeder)
+    finally:
+        if feeder is not None:
+            feeder.stop()
+
+
+def _serve_projections(settings: Settings) -> tuple[Settings, str | None]:
+    """`serve`'s settings with its default LEDGER_PROJECTIONS (process) when that is not set,
+    and the wake address of the views' process; or the line that says the value is wrong."""
+    import dataclasses
+
+    from api.feeder import WAKE_ENV, wake_address
+    from api.settings import PROJECTION_MODES, SERVE_PROJECTIONS
+
+    mode = os.environ.get("LEDGER_PROJECTIONS", "").strip() or SERVE_PROJECTIONS
+    if mode not in PROJECTION_MODES:
+        return settings, say(
+            "error: LEDGER_PROJECTIONS is {value!r}; it is one of {modes}",
+            value=mode,
+            modes=", ".join(PROJECTION_MODES),
+        )
+    os.environ["LEDGER_PROJECTIONS"] = mode  # the --workers processes read it
+    wake = wake_address(os.getpid()) if mode == "process" else None
+    if wake is not None:
+        os.environ[WAKE_ENV] = wake  # the views' process and the --workers processes read it
+    return dataclasses.replace(settings, projections=mode, projections_wake=wake), None
+
+
+def _views_line(settings: Settings, feeder: Any) -> str:
+    """The banner's line on where the read models are fed."""
+    if feeder is not None:
+        return say(
+            "views      fed in their own process, pid {pid} (LEDGER_PROJECTIONS=process;"
+            " restarted if it dies)",
+            pid=feeder.pid,
+        )
+    if settings.projections == "off":
+        return say(
+            "views      fed by `customs-ledger project --follow` processes (LEDGER_PROJECTIONS=off)"
+        )
+    return say("views      fed in this server process (LEDGER_PROJECTIONS=inline)")
+
+
+def _serve_banner(args: argparse.Namespace, display: str, base: str, views: str) -> None:
     workers = f", {args.workers} worker processes" if args.workers > 1 else ""
     _err(
-        f"customs-ledger on {db.display}{workers}\n"
+        f"customs-ledger on {display}{workers}\n"
         f"  API        {base}/v1   (e.g. {base}/v1/zones)\n"
         f"  API docs   {base}/docs  (OpenAPI: {base}/openapi.json)\n"
         f"  trace UI   {base}/ui/trace?ref=<a declaration, train, container, lot ...>\n"
         f"  dashboard  {base}/ui/dashboard  (officers and auditors; an enterprise sees its own)\n"
         f"  health     {base}/healthz\n"
         f"  metrics    {base}/metrics  (Prometheus; keep it on a private interface)\n"
+        f"  {views}\n"
         "  first token: .venv/bin/customs-ledger keys issue --role admin --name admin --rotate\n"
         "  (run it in another shell; it prints only the token)"
     )
-    # One handler for every record of the process, ours and uvicorn's; our access lines
-    # replace uvicorn's (docs/observability.md).
-    log_format = args.log_format or ("text" if sys.stderr.isatty() else "json")
-    configure_logging(log_format, LOG_LEVELS[args.log_level])
+
+
+def _run_server(args: argparse.Namespace, settings: Settings, feeder: Any) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -147,11 +217,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     }
     if args.workers > 1:
         # uvicorn spawns each worker as a new interpreter that builds its own app from the
-        # environment (LEDGER_*), through `worker_app`; the parent only watches them.
-        os.environ[WORKER_LOG_ENV] = f"{log_format}:{LOG_LEVELS[args.log_level]}"
+        # environment (LEDGER_*), through `worker_app`; the parent only watches them (and the
+        # views' process, which it started).
         uvicorn.run("api.cli:worker_app", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(create_app(settings, serving=True), **options)
+    app = create_app(settings, serving=True)
+    app.state.feeder = feeder  # /healthz and /metrics name the views' process
+    uvicorn.run(app, **options)
     return 0
 
 
@@ -377,10 +449,19 @@ def _reassessed(app: Any, settings: Settings) -> Any:
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    if args.supervised:
+        from api.feeder import wait_for_go
+
+        if not wait_for_go():  # nothing read yet: the server ended before it started
+            return 0
     from api.logs import configure_logging
     from api.services import Services
 
-    if args.follow:
+    if args.supervised:
+        # `serve`'s views process (api/feeder.py): it logs as the server does.
+        log_format, _, level = os.environ.get(WORKER_LOG_ENV, "json:20").partition(":")
+        configure_logging(log_format, int(level))
+    elif args.follow:
         # A long-running worker: its runner's messages (e.g. "this process feeds the views
         # now") go to stderr like the server's, JSON unless stderr is a terminal.
         configure_logging("text" if sys.stderr.isatty() else "json", logging.INFO)
@@ -406,19 +487,43 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        wakes = _supervised(settings, runner, stop) if args.supervised else None
         runner.start()
         # Receipts are delivered where the views are fed (docs/receipts.md): here, when the
-        # servers leave the views to this process (LEDGER_PROJECTIONS=off).
+        # servers leave the views to this process (LEDGER_PROJECTIONS=off or process).
         services.dispatcher.start()
-        _err(f"following the log on {services.database.display}; Ctrl-C stops")
+        if not args.supervised:
+            _err(f"following the log on {services.database.display}; Ctrl-C stops")
         try:
             while not stop.wait(1.0):
                 pass
         except KeyboardInterrupt:
             pass
+        if wakes is not None:
+            wakes.close()
         return 0
     finally:
         services.close()
+
+
+def _supervised(settings: Settings, runner: Any, stop: threading.Event) -> Any:
+    """`project --follow --supervised`, the views process of `serve` (api/feeder.py): stop
+    when the server ends (stdin closes), wake at each of its writes; the wake-ups' receiver
+    (None: none, the runner polls every 50 ms instead)."""
+    from api.feeder import WakeReceiver, watch_parent
+
+    watch_parent(stop.set)
+    if settings.projections_wake is None:
+        runner.poll_interval = 0.05
+        return None
+    try:
+        return WakeReceiver(settings.projections_wake, runner.wake)
+    except OSError as e:
+        logging.getLogger("customs_ledger.feeder").warning(
+            "views process: no wake-ups (%s); polling the log every 50 ms", e
+        )
+        runner.poll_interval = 0.05
+        return None
 
 
 TRACE_DESCRIPTION = """\
@@ -730,6 +835,12 @@ def build_parser() -> argparse.ArgumentParser:
     project = sub.add_parser("project", help="run the read-side projections")
     project.add_argument("--follow", action="store_true", help="keep following the log")
     project.add_argument("--batch-size", type=int, default=0, help="events per transaction")
+    project.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run as the views process `serve` starts (LEDGER_PROJECTIONS=process): stop when"
+        " stdin closes, ignore SIGINT",
+    )
 
     trace = sub.add_parser(
         "trace",

@@ -306,12 +306,39 @@ class LogGauges(Collector):
             )
             days.add_metric(["exchange-rates"], svc.reference.outlook().exchange_rate_days_left)
             yield days
+        if svc is not None:
+            yield from _projections_families(svc)
         if state is None:
             return  # no figures rather than made-up ones
         values = (state.log_position, state.projection_position, state.lag_events)
         for family, value in zip(positions, (*values, state.lag_seconds), strict=True):
             family.add_metric([], value)
             yield family
+
+
+def _projections_families(svc: Any) -> Iterator[GaugeMetricFamily]:
+    """Where the views are fed (LEDGER_PROJECTIONS), and the views process's restarts when
+    this server process supervises it (api/feeder.py)."""
+    mode = GaugeMetricFamily(
+        "ledger_projections_mode",
+        "1 for where the views are fed: process (a child of the server), inline (in the"
+        " server), off (project --follow processes)",
+        labels=["mode"],
+    )
+    mode.add_metric([svc.settings.projections], 1)
+    yield mode
+    if svc.feeder is not None:
+        restarts = GaugeMetricFamily(
+            "ledger_projections_process_restarts",
+            "Times the views process died and was started again since the server started",
+        )
+        restarts.add_metric([], svc.feeder.restarts)
+        yield restarts
+        up = GaugeMetricFamily(
+            "ledger_projections_process_up", "1 when the views process runs, 0 while restarted"
+        )
+        up.add_metric([], 0 if svc.feeder.pid is None else 1)
+        yield up
 
 
 # -- the middleware ---------------------------------------------------------------------------
@@ -433,6 +460,13 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     projection_lag_events: int
     projection_lag_seconds: float
     projection_error: str | None
+    # Where the views are fed (LEDGER_PROJECTIONS): "process", a child of the server (its pid
+    # when this server process supervises it, else null: `--workers`, or between a death and
+    # its restart; `projections_restarts` since the server started); "inline", in the server;
+    # "off", by `project --follow` processes.
+    projections: str
+    projections_pid: int | None = None
+    projections_restarts: int | None = None
     # How far the published reference data reaches (warnings from 7 days before a month
     # without exchange rates; the status stays ok).
     reference: ReferenceOutlook
@@ -471,6 +505,9 @@ def health(svc: Any) -> Response:
             projection_lag_events=state.lag_events,
             projection_lag_seconds=state.lag_seconds,
             projection_error=svc.runner.last_error,
+            projections=svc.settings.projections,
+            projections_pid=None if svc.feeder is None else svc.feeder.pid,
+            projections_restarts=None if svc.feeder is None else svc.feeder.restarts,
             reference=svc.reference.outlook(),
         )
     )

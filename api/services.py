@@ -14,6 +14,7 @@ import msgspec
 
 from api.dispatch import Dispatcher, Schedule
 from api.dispatch import create_tables as create_dispatch_tables
+from api.feeder import Feeder, WakeSender
 from api.reference_watch import ReferenceWatch
 from api.settings import Settings
 from domain.assessment import ClearanceRules
@@ -274,9 +275,16 @@ class Services:
     streams: Slots = field(init=False)
     # The reference data's outlook (/healthz `reference`, the days-left gauge, a daily warning).
     reference: ReferenceWatch = field(init=False)
+    # LEDGER_PROJECTIONS=process: the child that feeds the views, when this process supervises
+    # it (`serve` with one process; with --workers N the parent does and this stays None).
+    feeder: Feeder | None = None
+    # ... and the child's wake-ups after each write (api/feeder.py).
+    waker: WakeSender | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.streams = Slots(self.settings.stream_max_clients)
+        if self.settings.projections == "process" and self.settings.projections_wake:
+            self.waker = WakeSender(self.settings.projections_wake)
         self.reference = ReferenceWatch(
             self.ledger.published_tables, positive_list_rows=self.ledger.positive_list_rows
         )
@@ -349,6 +357,9 @@ class Services:
 
     def start(self) -> None:
         publish_builtins(self.ledger, self.settings)
+        # "process": the child `serve` supervises feeds the views and delivers (api/feeder.py);
+        # "off": `project --follow` processes do. Reads then wait on the views' tracked
+        # position in the database (CatchUpRunner.wait_for), bounded by the read wait.
         if self.settings.projections == "inline":
             self.runner.start()
             # Receipts are delivered where the views are fed: on PostgreSQL by the process that
@@ -366,12 +377,16 @@ class Services:
         """A write happened: wake the runner so the views follow within milliseconds."""
         if position is not None:
             self.runner.wake()
+            if self.waker is not None:
+                self.waker.wake()
 
     def close(self) -> None:
         if self.watch is not None:
             self.watch.stop()
         self.dispatcher.stop()
         self.runner.stop()
+        if self.waker is not None:
+            self.waker.close()
         self.views.close()
         self.vault.close()
         self.ledger.seeds.close()

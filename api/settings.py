@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite3"
+PROJECTION_MODES = ("process", "inline", "off")
+# LEDGER_PROJECTIONS of `customs-ledger serve` when it is not set (docs/operations.md).
+SERVE_PROJECTIONS = "process"
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,13 @@ class Settings:
     zones_file: str | None = None
     risk_rules_file: str | None = None
     duty_tables_file: str | None = None
-    # "inline": the server runs the projection runner in a thread; "off": a separate
-    # `customs-ledger project --follow` process does (PostgreSQL deployments).
+    # Where the read models are fed (PROJECTION_MODES): "inline", the server runs the
+    # projection runner in a thread (an app built in-process: the tests); "process", `serve`
+    # runs it in a child process it supervises (`serve`'s default, api/feeder.py); "off", the
+    # server runs none and `customs-ledger project --follow` processes do.
     projections: str = "inline"
+    # In "process" mode: the address a write wakes the child at (set by `serve`, api/feeder.py).
+    projections_wake: str | None = None
     read_wait_seconds: float = 2.0
     # The tamper watch (ledger/watch.py): the whole chain at start, the tail every so many
     # seconds (0: no watch); and a file of published digests it checks against.
@@ -94,6 +101,7 @@ class Settings:
             risk_rules_file=os.environ.get("LEDGER_RISK_RULES_FILE") or None,
             duty_tables_file=os.environ.get("LEDGER_DUTY_TABLES_FILE") or None,
             projections=os.environ.get("LEDGER_PROJECTIONS", "inline"),
+            projections_wake=os.environ.get("LEDGER_PROJECTIONS_WAKE") or None,
             read_wait_seconds=float(os.environ.get("LEDGER_READ_WAIT_SECONDS", "2")),
             verify_seconds=float(os.environ.get("LEDGER_VERIFY_SECONDS", "60")),
             digest_file=os.environ.get("LEDGER_DIGEST_FILE") or None,

@@ -3,7 +3,9 @@ P1 (issue #19, docs/receipts.md, docs/decisions/0030).
 
 Each repeat runs four phases, each on a new database with a new `customs-ledger serve` exactly as
 P1b starts it (bench/p1.py; LEDGER_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 on both), loaded with P1b's
-load (the same body, load generator, connections, warm-up and measured phase):
+load (the same body, load generator, connections, warm-up and measured phase). `serve` runs the
+views and the dispatcher in a child process by default (LEDGER_PROJECTIONS=process, api/feeder.py);
+`LEDGER_PROJECTIONS=inline python -m bench.run --only P9` measures them in the server:
 
 - **without**: no subscription (the dispatcher idles, one query a second);
 - **with**: one officer's subscription to every receipt (`["*"]`) pointing at a receiver this
@@ -505,8 +507,9 @@ def receipts_lag(cfg: Config) -> Result:
     result.notes.append(f"Load generator: {description}.")
     result.notes.append(
         f"Each repeat: four phases, each a new database and `customs-ledger serve` as P1b "
-        f"starts it (rate limits raised; projections inline, except in the phases `apart` and "
-        f"`apart_without`, "
+        f"starts it (rate limits raised; projections as `serve` runs them by default, in a "
+        f"child process it supervises - LEDGER_PROJECTIONS=process - unless the environment "
+        f"sets LEDGER_PROJECTIONS; except in the phases `apart` and `apart_without`, "
         f"where the server runs with LEDGER_PROJECTIONS=off beside a `customs-ledger project "
         f"--follow` process that feeds the views and delivers), `LEDGER_WEBHOOK_ALLOWED_HOSTS="
         f"{ALLOWED_HOSTS}` on both, one enterprise with its book and key and an officer's key; "

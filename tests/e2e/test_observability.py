@@ -214,6 +214,9 @@ def test_projection_lag_is_positive_while_the_views_are_held_back_and_zero_after
             "projection_lag_events": 0,
             "projection_lag_seconds": 0.0,
             "projection_error": None,
+            "projections": "off",  # as this test's ledger runs (`serve`'s default: process)
+            "projections_pid": None,
+            "projections_restarts": None,
         }
 
 

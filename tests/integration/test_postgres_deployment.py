@@ -596,6 +596,135 @@ def test_serve_with_two_workers_one_feeds_the_views(postgres_url, tmp_path):
     assert server.proc.returncode == 0, server.tail()
 
 
+@pytest.mark.postgres
+def test_two_servers_in_the_default_mode_have_one_views_feeder(postgres_url, tmp_path):
+    """`serve` without LEDGER_PROJECTIONS (process: each server runs one views process, its
+    child): with two servers, one of them `--workers 2`, only the two children ask for the
+    views' lock - no worker runs a runner - and exactly one holds it; the views follow every
+    write on both servers (read-your-writes through either); when the child holding it is
+    killed, its server restarts it and the other child feeds the views meanwhile."""
+    url = f"{postgres_url}&{POOLS}"
+    with running_ledger(url) as ledger:
+        admin = ledger.tokens["admin"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_PROJECTIONS")}
+    env["LEDGER_DATABASE_URL"] = url
+    ports = [_free_port(), _free_port()]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    servers = [
+        Process(
+            f"serve-{n}",
+            ["serve", "--port", str(port), "--log-format", "text", *(["--workers", "2"] * n)],
+            env,
+            tmp_path,
+        )
+        for n, port in enumerate(ports)
+    ]
+    try:
+        for base in bases:
+            _wait("the servers up", lambda b=base: _health(b), 60, servers)
+        feeders = {p.proc.pid: _supervised_children(p.proc.pid) for p in servers}
+        assert all(len(found) == 1 for found in feeders.values()), feeders
+        children = {pid for found in feeders.values() for pid in found}
+        leader = _wait("a views process leading", lambda: _leader_pid(url), 20, servers)
+        assert leader in children
+        ours = children | {p.proc.pid for p in servers}
+        ours |= {w for p in servers for w in _children(p.proc.pid)}
+        # The two children; the servers (and the workers of the second) run no runner.
+        _wait(
+            "both views processes asking",
+            lambda: _leader_sessions(url, ours) == children,
+            10,
+            servers,
+        )
+        for n in range(6):
+            r = httpx.post(
+                f"{bases[n % 2]}/v1/enterprises",
+                json=enterprise_body(make_uscc(), name=f"Default mode {n}"),
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            assert r.status_code == 201, r.text
+            listed = httpx.get(
+                f"{bases[(n + 1) % 2]}/v1/enterprises",
+                headers={
+                    "Authorization": f"Bearer {admin}",
+                    "X-Ledger-Min-Position": r.headers["X-Ledger-Position"],
+                },
+            )
+            assert listed.status_code == 200 and len(listed.json()["items"]) == n + 1, listed.text
+        health = _health(bases[0])
+        assert health is not None and health["projections"] == "process"
+        os.kill(leader, signal.SIGKILL)
+        other = _wait(
+            "the other views process leading",
+            lambda: (pid := _leader_pid(url)) not in (None, leader) and pid,
+            20,
+            servers,
+        )
+        assert other in children
+        r = httpx.post(
+            f"{bases[0]}/v1/enterprises",
+            json=enterprise_body(make_uscc(), name="Default mode after the kill"),
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 201, r.text
+        _wait("the views at the head", lambda: _caught_up(bases, 7), 20, servers)
+        restarted = _wait(
+            "the killed views process restarted",
+            lambda: (
+                (
+                    _supervised_children(servers[0].proc.pid)
+                    | _supervised_children(servers[1].proc.pid)
+                )
+                - children
+            ),
+            30,
+            servers,
+        )
+        assert len(restarted) == 1
+        children |= restarted
+    finally:
+        for server in servers:
+            server.stop()
+    for server in servers:
+        assert server.proc.returncode in (0, -signal.SIGTERM), server.tail()
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), pid
+
+
+def _supervised_children(pid: int) -> set[int]:
+    """The views processes (`project --follow --supervised`) among `pid`'s children."""
+    found = set()
+    for child in _children(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--supervised" in argv:
+            found.add(child)
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _leader_sessions(url: str, ours: set[int]) -> set[int]:
+    """The processes among `ours` with a session that asks for (or holds) the views' lock
+    (projections/leader.py names each `customs-ledger views leader pid <pid>`)."""
+    import psycopg
+
+    db = parse_database_url(url)
+    with psycopg.connect(pg_conninfo(db)) as conn:
+        rows = conn.execute(
+            "SELECT application_name FROM pg_stat_activity"
+            " WHERE application_name LIKE 'customs-ledger views leader pid %'"
+        ).fetchall()
+    return {int(row[0].rsplit(" ", 1)[1]) for row in rows} & ours
+
+
 def _children(pid: int) -> set[int]:
     found = set()
     for status in Path("/proc").glob("[0-9]*/status"):

@@ -140,6 +140,7 @@ class LedgerServer:
             "  dashboard",
             "  health",
             "  metrics",
+            "  views",
             "  first token",
             "  (run",
         )
@@ -201,8 +202,10 @@ def scratch_database(store: str, workdir: Path) -> Iterator[str]:
 
 
 def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
-    """The server's environment: this database, projections in the server, duty tables that
-    cover the current month (the built-in ones end with 2026-12), receipts to the soak's
+    """The server's environment: this database, the views where `serve` feeds them by default
+    (a child process; LEDGER_PROJECTIONS=inline in the soak's environment: in the server; a
+    SIGKILL of the group kills both), duty tables that cover the current month (the built-in
+    ones end with 2026-12), receipts to the soak's
     receiver on 127.0.0.1 retried after a fifth of a second (doubling), not 5 s."""
     import msgspec
 
@@ -214,7 +217,6 @@ def server_env(database_url: str, workdir: Path) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(
         LEDGER_DATABASE_URL=database_url,
-        LEDGER_PROJECTIONS="inline",
         LEDGER_DUTY_TABLES_FILE=str(tables),
         PYTHONUNBUFFERED="1",
         LEDGER_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
