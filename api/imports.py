@@ -3,15 +3,15 @@ checking or submitting each of its documents through the write route's own decod
 command, and the jobs that record how far they got.
 
 A dry run decides every document exactly as the command would - the same decoder, the same
-decision on the ledger as it stands - but saves nothing: the command's `_execute` is replaced
-by one that decides and drops the decision, and the buyers' vault by one that seals nothing
-(a dry run makes no buyer key). A real run submits each document with the Idempotency-Key
-`domain.imports.row_key(kind, sha256, row)` under the caller's principal: a second upload of
-the same file replays every answer and writes nothing. Before either, each document's content
-key (`domain.imports.content_keys`: the request it becomes, its kind and the caller's party) is
-looked up among those accepted by earlier imports: a document found there is reported
-`already_imported` (the earlier import and row) and not submitted again, so a corrected file
-uploaded whole adds only the rows that did not go in.
+decision on the ledger as it stands - but saves nothing: the ledger's `_outcomes` (where every
+command runs) is replaced by one that decides and drops the decision, and the buyers' vault
+by one that seals nothing (a dry run makes no buyer key). A real run submits each document
+with the Idempotency-Key `domain.imports.row_key(kind, sha256, row)` under the caller's
+principal: a second upload of the same file replays every answer and writes nothing. Before
+either, each document's content key (`domain.imports.content_keys`: the request it becomes,
+its kind and the caller's party) is looked up among those accepted by earlier imports: a
+document found there is reported `already_imported` (the earlier import and row) and not
+submitted again, so a corrected file uploaded whole adds only the rows that did not go in.
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ from api.imports_store import ImportStore
 from api.problems import HttpProblem, from_http_problem, from_ledger_error
 from domain import imports as im
 from domain.declaration import SubmitDeclaration
-from domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
+from domain.errors import LedgerError, Unavailable
 from domain.events import Actor
-from domain.idempotency import IdempotentRequest, idempotency_id
+from domain.idempotency import IdempotentRequest
 from domain.movement_kinds import KINDS as MOVEMENT_KINDS
 from domain.movement_kinds import MovementBody
 from domain.standalone_checklists import FileChecklist
 from ledger.commands import Ledger
-from ledger.requests import Decide, Idempotency, Outcome, request_hash
+from ledger.requests import Idempotency, Outcome
+from ledger.requests import Prepared as PreparedCommand
 from ledger.unit_of_work import CommandUnitOfWork
 
 log = logging.getLogger("customs_ledger.imports")
@@ -356,24 +357,28 @@ def dry_ledger(ledger: Ledger) -> Ledger:
     dry = copy.copy(ledger)
     dry.vault = _SealsNothing(ledger.vault)  # type: ignore[assignment]
 
-    def execute(
-        status_code: int, idem: Idempotency | None, body: Any, decide: Decide, actor: Actor
-    ) -> Outcome:
+    def outcomes(prepared: list[PreparedCommand]) -> list[Outcome | BaseException]:
+        # Every command runs through here (`Ledger._outcomes`): each decided as the decider
+        # would (on committed and pending state, under the lock the committer settles
+        # under), its events dropped. A key already used answers its record, as a retry does.
         app = ledger.app
-        with app._command_lock:  # as a command decides: on committed and pending state
-            uow = CommandUnitOfWork(app, None)
-            if idem is not None:
-                record = uow.load(idempotency_id(idem.principal, idem.key), IdempotentRequest)
-                if record is not None:
-                    if record.request_hash != request_hash(idem.method, idem.path, body):
-                        raise IdempotencyKeyReused(
-                            "this Idempotency-Key was used for a different request"
-                        )
-                    return Outcome(record.status_code, record.response, None, replayed=True)
-            decision = decide(uow, ledger.clock())
-        return Outcome(status_code, decision.answer, None)
+        results: list[Outcome | BaseException] = []
+        for one in prepared:
+            with app._command_lock:
+                uow = CommandUnitOfWork(app, None)
+                try:
+                    decision = one.command.decide(uow)
+                except LedgerError as e:
+                    results.append(e)
+                    continue
+            answer = decision.answer
+            if isinstance(answer, IdempotentRequest):
+                results.append(Outcome(answer.status_code, answer.response, None, replayed=True))
+            else:
+                results.append(Outcome(one.status_code, answer, None))
+        return results
 
-    dry._execute = execute  # type: ignore[method-assign]
+    dry._outcomes = outcomes  # type: ignore[method-assign]
     return dry
 
 

@@ -122,11 +122,10 @@ async def _wait_for_views(svc: Services, target: int) -> None:
         delay = min(delay * 2, 0.02)
 
 
-async def writing(request: Request, roles: Collection[str]) -> tuple[Services, Actor, bytes]:
+async def writer(request: Request, roles: Collection[str]) -> tuple[Services, Actor]:
     """What every write route does first: the token (its key looked up and its role checked
     before a byte of the body is read: a bogus token is 401 however slowly its body comes),
-    no write on a log that failed verification, then the body. The services, the caller and
-    the body's bytes."""
+    and no write on a log that failed verification. The services and the caller."""
     bearer_token(request)
     svc = services(request)
     if svc.alarm is not None:
@@ -136,7 +135,12 @@ async def writing(request: Request, roles: Collection[str]) -> tuple[Services, A
             "Writes refused",
             f"the log failed verification, so this server takes no writes: {svc.alarm}",
         )
-    actor = await run_in_threadpool(authenticate, request, roles)
+    return svc, await run_in_threadpool(authenticate, request, roles)
+
+
+async def writing(request: Request, roles: Collection[str]) -> tuple[Services, Actor, bytes]:
+    """`writer`, then the body: the services, the caller and the body's bytes."""
+    svc, actor = await writer(request, roles)
     return svc, actor, await read_body(request)
 
 

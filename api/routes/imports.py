@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api import i18n
-from api.auth import Reader, authenticate, bearer_token
+from api.auth import Reader
 from api.http import SCHEMA_TYPES, doc, is_json, json_response, read_json
 from api.imports import (
     MAX_FILE_BYTES,
@@ -37,7 +37,7 @@ from api.imports import (
 from api.imports_store import ImportStore
 from api.imports_template import template
 from api.problems import HttpProblem
-from api.routes.common import Page, services
+from api.routes.common import Page, services, writer
 from domain import imports as im
 from domain.errors import NotFound
 from domain.events import Actor
@@ -133,16 +133,7 @@ async def upload(request: Request) -> Response:
     up to 200 documents are done before the answer; bigger ones go on in the background
     (`status: running`): follow `Location`. Its `results` are the first 100 documents' (GET
     pages them, `?outcome=refused`)."""
-    bearer_token(request)
-    svc = services(request)
-    if svc.alarm is not None:
-        raise HttpProblem(
-            503,
-            "tampered",
-            "Writes refused",
-            f"the log failed verification, so this server takes no writes: {svc.alarm}",
-        )
-    actor = await run_in_threadpool(authenticate, request, UPLOADERS)
+    _, actor = await writer(request, UPLOADERS)
     upload = await _read_request(request)
     kind = kind_of(upload.kind)
     if actor.role not in KIND_ROLES[kind.name]:
