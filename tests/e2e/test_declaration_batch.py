@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -195,4 +197,20 @@ def test_a_batch_answers_what_its_items_sent_alone_answer(ledger, tenant, kinds)
             assert alone.json() == got["body"]
         else:
             assert alone.json()["type"] == got["body"]["type"]
+    assert ledger.log_state() == state
+
+
+def test_an_items_decimals_keep_the_contract_grammar(ledger, tenant):
+    """A decimal in an item's body is held to the grammar the single route holds it to."""
+    body = declaration_body(tenant.uscc, tenant.book_no)
+    raw = json.dumps({"items": [{"idempotency_key": new_key(), "body": body}]})
+    raw = raw.replace('"quantity": "1000"', '"quantity": "1e3"', 1)
+    assert '"1e3"' in raw
+    state = ledger.log_state()
+    headers = ledger.headers(tenant.token_name) | {"Content-Type": "application/json"}
+    r = ledger.client.post(PATH, content=raw, headers=headers)
+    assert r.status_code == 207
+    (result,) = r.json()["results"]
+    assert result["status"] == 422
+    assert [e["loc"] for e in result["body"]["errors"]] == ["$.lines[0].quantity"]
     assert ledger.log_state() == state
