@@ -99,11 +99,19 @@ def _served_routes(app: Any) -> list[Any]:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route answers on the request's path (GET, HEAD, POST, ...)."""
+    """Every method the request's path is documented with (GET, HEAD, POST, ...): the routes
+    whose template matches it; when one of them is the path itself (`/v1/declarations/batch`),
+    only those, as the OpenAPI document lists them (a `{ref}` template beside it, GET
+    `/v1/declarations/{ref}`, is another resource)."""
+    matching = [
+        route
+        for route in _served_routes(request.app)
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+    ]
+    literal = [route for route in matching if "{" not in route.path]
     methods: set[str] = set()
-    for route in _served_routes(request.app):
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods or set()
+    for route in literal or matching:
+        methods |= route.methods or set()
     if "GET" in methods:
         methods.add("HEAD")  # HeadAsGet answers it
     return ", ".join(sorted(methods))
