@@ -298,12 +298,14 @@ def doc(
     errors: Iterable[int] = (),
     idempotency_required: bool | None = None,
     position: bool | None = None,
+    batch: bool = False,
 ) -> dict[str, Any]:
     """Route decorator keyword arguments describing msgspec bodies in the OpenAPI document.
 
     `position`: a view read, which takes `X-Ledger-Min-Position` and answers
     `X-Ledger-Position` always (True) or only sometimes (False); writes (the routes that take
-    an `Idempotency-Key`) always answer it, and may be replays.
+    an `Idempotency-Key`) always answer it, and may be replays; a `batch` of writes answers it
+    when it recorded an item.
     """
     responses: dict[int | str, Any] = {}
     if ok is not None:
@@ -316,13 +318,17 @@ def doc(
         headers: dict[str, Any] = {}
         if idempotency_required is not None:
             headers = {**position_header(required=True), **REPLAYED_HEADER}
+        elif batch:
+            # A batch (api/batch.py): its items carry their keys; the position of the last
+            # item it recorded, when it recorded one.
+            headers = position_header(required=False)
         elif position is not None:
             headers = position_header(required=position)
         if headers:
             responses[status]["headers"] = headers
     statuses = set(errors) | ({415, 422} if body is not None else set())
     statuses.add(429)  # every route: the rate limits (api/ratelimit.py) come before routing
-    if idempotency_required is not None:
+    if idempotency_required is not None or batch:
         statuses.add(503)  # a write the busy store could not take (Retry-After)
     for status in sorted(statuses):
         responses[status] = {
@@ -331,7 +337,7 @@ def doc(
         }
         if status == 401:
             responses[status]["headers"] = CHALLENGE_HEADER
-        if status == 429 or (status == 503 and idempotency_required is not None):
+        if status == 429 or (status == 503 and (idempotency_required is not None or batch)):
             responses[status]["headers"] = RETRY_AFTER_HEADER
     extra: dict[str, Any] = {}
     if body is not None:

@@ -94,8 +94,8 @@ async def submit_declaration(request: Request) -> Response:
     **doc(
         body=Batch,
         ok=(207, BatchAnswer),
-        errors=(400, 401, 403, 413, 503),
-        position=True,
+        errors=(400, 401, 403, 413),
+        batch=True,
     ),
 )
 async def submit_declarations(request: Request) -> Response:

@@ -60,8 +60,8 @@ async def record_movement(request: Request) -> Response:
     **doc(
         body=Batch,
         ok=(207, BatchAnswer),
-        errors=(400, 401, 403, 413, 503),
-        position=True,
+        errors=(400, 401, 403, 413),
+        batch=True,
     ),
 )
 async def record_movements(request: Request) -> Response:
