@@ -152,7 +152,22 @@ class Receiver:
         self.flapper.start()
 
     def steady(self) -> None:
-        """Stop going down; up (and listening) when this returns."""
+        """Stop going down; up (and listening) when this returns. Each kind of outage has
+        happened at least once by then: a run whose receipts came too few or too fast for the
+        count between outages is taken down the missing ways now, while its receipts are
+        still being delivered (bounded: 15 s)."""
+        deadline = time.monotonic() + 15
+        while self.flapper is not None and time.monotonic() < deadline:
+            with self.lock:
+                if all(self.outages[m] for m in OUTAGES):
+                    break
+                before = sum(self.outages.values())
+            self.due.set()
+            while time.monotonic() < deadline:
+                with self.lock:
+                    if sum(self.outages.values()) > before:
+                        break
+                time.sleep(0.05)
         self.flapping.clear()
         self.due.set()
         if self.flapper is not None:
