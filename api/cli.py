@@ -60,11 +60,8 @@ def store_problem(settings: Settings) -> str | None:
         return None
     import psycopg
 
-    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}"
-    if db.password:
-        conninfo += f" password={db.password}"
     try:
-        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        with psycopg.connect(db.conninfo, connect_timeout=10) as conn:
             row = conn.execute(
                 "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
             ).fetchone()

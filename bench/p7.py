@@ -424,10 +424,10 @@ def _p1(cfg: Config, result: Result) -> list[Figure]:
         f"{', '.join(str(x) for x in lags)} events. {SERVERS} processes: {several_errors} "
         f"non-2xx or failed responses of {sum(x.requests for x in several)}, the warm-up "
         f"included by status ({by_status}): a 409 `concurrent_update` is a submission that "
-        "lost the race for a stream both processes write 12 times. Number series are not "
-        "such streams: each process numbers from a block of serials it reserved (decision "
-        "0035); the one tenant's book item's unit-value history, which every release writes "
-        "(decision 0023), is."
+        "lost the race for a stream both processes write 12 times. Number series and "
+        "unit-value histories are not such streams: each process numbers from a block of "
+        "serials it reserved (decision 0035) and appends released prices to its own shard "
+        "of the item's history (decision 0040)."
     )
     if total and errors / total > 0.01:
         result.error = f"{errors} of {total} ledger requests failed: the figures are not valid"

@@ -32,7 +32,7 @@ from domain.reference_rules import Registers, digests_in_force, tables_used
 from domain.risk import RiskRules, assess_risk
 from domain.risk_rules import DEFAULT_RULES
 from domain.unit_of_work import UnitOfWork
-from domain.unit_values import UnitValues, history_owner, unit_values_id
+from domain.unit_values import history_owner, released_prices
 from domain.value_checks import PRECISION, LineRisk
 
 # Cross-border e-commerce retail import from a bonded zone's stock ("online bonded import":
@@ -141,8 +141,7 @@ def line_risks(
     only: a line enters the history when its declaration is released, domain/unit_values.py)."""
     found = []
     for line in lines:
-        stream = unit_values_id(history_book(cmd), line.item_no, cmd.currency)
-        history = uow.load(stream, UnitValues)
+        history = released_prices(uow, history_book(cmd), line.item_no, cmd.currency)
         found.append(
             LineRisk(
                 line_no=line.line_no,
@@ -151,7 +150,7 @@ def line_risks(
                 origin_country=line.origin_country,
                 quantity=line.quantity,
                 unit_price=line.unit_price,
-                history=list(history.prices) if history else [],
+                history=list(history.prices),
                 cny_rate=rate,
             )
         )

@@ -38,7 +38,7 @@ from domain.duties import CENT, NOTHING, DutyTables, cents, line_duty, rate_mont
 from domain.errors import Conflict, InvalidTransition, ValidationFailed
 from domain.events import Actor, AggregateState, DomainEvent, Pending
 from domain.unit_of_work import UnitOfWork
-from domain.unit_values import UnitValues, unit_values_id
+from domain.unit_values import ReleasedPrices, released_prices
 from domain.write_offs import AssessedShortage, UnitValue
 
 SubjectKind = Literal["write_off", "shortage"]
@@ -141,10 +141,10 @@ def price_basis(
         currencies = ["CNY", *sorted(tables.rates_for(month).to_cny)]
     except ValidationFailed:
         currencies = ["CNY"]
-    best: tuple[int, str, UnitValues] | None = None
+    best: tuple[int, str, ReleasedPrices] | None = None
     for currency in currencies:
-        history = uow.load(unit_values_id(book_no, item_no, currency), UnitValues)
-        if history is None or not history.prices:
+        history = released_prices(uow, book_no, item_no, currency)
+        if not history.prices:
             continue
         if best is None or history.released > best[0]:
             best = (history.released, currency, history)

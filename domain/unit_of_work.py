@@ -46,6 +46,20 @@ class UnitOfWork(Protocol):
         """A declaration's stream from its id or its 18-digit number."""
         ...
 
+    def glance(self, streams: Sequence[UUID], kind: type[S]) -> list[S | None]:
+        """The states of streams this process never writes and the decision only consults
+        (other processes' shards of a unit-value history, decision 0040): committed states at
+        most a second old where other processes write the store, not checked at commit - a
+        write there never makes this decision lose a race. None where a stream has no events
+        or is not a `kind`."""
+        ...
+
+    @property
+    def history_shard(self) -> int:
+        """The shard of unit-value histories this process writes (domain/unit_values.py):
+        0 for a single writer; on PostgreSQL the one the process claimed at start."""
+        ...
+
     # Number series taken in blocks (domain/numbering.py). Which block a process numbers from
     # is the process's own knowledge, kept by the unit of work's owner, not in any state: the
     # decision is handed it as part of its context, as it is handed the clock.

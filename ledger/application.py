@@ -22,6 +22,7 @@ from domain.idempotency import RequestCompleted
 from domain.reference_data import KINDS, register_id
 from domain.unit_of_work import Decision
 from ledger.database import Database, eventsourcing_env, schema_creation_lock
+from ledger.history_shards import ShardClaim
 from ledger.mapper import MsgspecMapper
 from ledger.store import ChainedLog, StoreBusy
 from ledger.unit_of_work import CommandUnitOfWork
@@ -33,6 +34,10 @@ S = TypeVar("S", bound=AggregateState)
 # states are checked against the store before each use.
 REFRESHED_STREAMS = frozenset(register_id(kind) for kind in KINDS)
 REFRESH_SECONDS = 1.0
+# Where other processes write the store, how old a glanced state may be (decision 0040).
+GLANCE_SECONDS = 1.0
+# Glanced states kept, least recently used dropped first.
+GLANCES_KEPT = 100_000
 MAX_ATTEMPTS = 12
 # A batch's commands decided while the open group waits for them, at most: they commit together.
 HELD_TICKETS = 100
@@ -71,6 +76,10 @@ class LedgerApplication(Application[UUID]):
         self._states = CommittedStates(100_000)
         self._check_reads = database.kind == "postgresql"
         self._refreshed: dict[UUID, float] = {}  # when each REFRESHED_STREAMS state was checked
+        # Streams this process consults but never writes (`glance`): when each was read, and
+        # its state then.
+        self._glances: OrderedDict[UUID, tuple[float, AggregateState | None]] = OrderedDict()
+        self._shards = ShardClaim(database)
         self._pending = PendingGroups(self._states)
         # Told how many events each group committed, before its commands answer (metrics).
         self.on_appended: Callable[[int], None] | None = None
@@ -114,6 +123,37 @@ class LedgerApplication(Application[UUID]):
     def states(self) -> CommittedStates:
         """The committed states this process keeps (read and written by commands)."""
         return self._states
+
+    @property
+    def history_shard(self) -> int:
+        """The shard of unit-value histories this process writes (ledger/history_shards.py)."""
+        return self._shards.shard
+
+    def glance(self, streams: Sequence[UUID]) -> list[AggregateState | None]:
+        """Committed states of streams this process never writes, read without the commit's
+        check (decision 0040). On SQLite no other process writes them: each is read once. On
+        PostgreSQL a state is read again once it is GLANCE_SECONDS old, if its stream moved
+        (one query for the versions of all that are due)."""
+        now = time.monotonic()
+        kept = self._glances
+        due = [
+            s
+            for s in streams
+            if s not in kept or (self._check_reads and now - kept[s][0] >= GLANCE_SECONDS)
+        ]
+        if due:
+            versions_of = getattr(self.recorder, "stream_versions", None)  # PostgreSQL
+            versions = versions_of(due) if versions_of is not None else {}
+            for stream in due:
+                before = kept[stream][1] if stream in kept else None
+                unmoved = stream in kept and versions.get(stream, -1) == (
+                    before.version if before is not None else 0
+                )
+                kept[stream] = (now, before if unmoved else self.stored(stream))
+                kept.move_to_end(stream)
+            while len(kept) > GLANCES_KEPT:
+                kept.popitem(last=False)
+        return [kept[s][1] for s in streams]
 
     def kept_is_stale(self, stream: UUID) -> bool:
         """Whether the kept state of a stream that other processes write (the reference
@@ -370,6 +410,7 @@ class LedgerApplication(Application[UUID]):
         self._decider.shut()
         self._pending.shut()
         self._committer.join(timeout=10)
+        self._shards.release()
         self.factory.close()
 
 

@@ -39,6 +39,19 @@ class Database:
     views_pool_size: int = 4
 
     @property
+    def conninfo(self) -> str:
+        """A PostgreSQL connection string for a connection of our own (not the pool's)."""
+        info = f"host={self.host} port={self.port} user={self.user} dbname={self.dbname}"
+        return f"{info} password={self.password}" if self.password else info
+
+    def advisory_key(self, purpose: str) -> int:
+        """A PostgreSQL advisory lock key for `purpose` in this schema (a signed 64-bit
+        integer, as the lock functions take)."""
+        name = f"customs-ledger:{self.schema}:{purpose}"
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+        return key - (1 << 63)
+
+    @property
     def display(self) -> str:
         """The URL without its password, for logs."""
         if self.kind == "sqlite":
@@ -152,13 +165,8 @@ def schema_creation_lock(db: Database, purpose: str) -> Iterator[None]:
     """
     import psycopg
 
-    name = f"customs-ledger:{db.schema}:{purpose}"
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-    key -= 1 << 63  # advisory lock keys are signed 64-bit integers
-    conninfo = f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}"
-    if db.password:
-        conninfo += f" password={db.password}"
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+    key = db.advisory_key(purpose)
+    with psycopg.connect(db.conninfo, autocommit=True, connect_timeout=10) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
             yield

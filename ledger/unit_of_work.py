@@ -9,6 +9,7 @@ recognised and decided again (ledger/application.py `run`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -82,6 +83,16 @@ class CommandUnitOfWork:
         state = self._saw(stream, app.overlay.latest(stream, state))
         found = self._pendings[stream] = Pending(state if isinstance(state, kind) else None, stream)
         return found
+
+    def glance(self, streams: Sequence[UUID], kind: type[S]) -> list[S | None]:
+        app = self._app
+        glanced = zip(streams, app.glance(streams), strict=True)
+        states = (app.overlay.fold(stream, state) for stream, state in glanced)
+        return [state if isinstance(state, kind) else None for state in states]
+
+    @property
+    def history_shard(self) -> int:
+        return self._app.history_shard
 
     @property
     def numbers_in_blocks(self) -> bool:

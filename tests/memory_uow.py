@@ -12,7 +12,7 @@ stream's next) and events recorded on a state the decision does not save.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -39,10 +39,15 @@ class MemoryUnitOfWork:
         # reservation is not in the store (its decision was refused, or lost at commit).
         self.held: dict[UUID, tuple[int, DomainEvent]] = {}
         self._reserving: dict[UUID, tuple[int, DomainEvent]] = {}
+        # The shard of unit-value histories this "process" writes (domain/unit_values.py).
+        self.history_shard = 0
 
     def process(self) -> MemoryUnitOfWork:
-        """Another process writing the same streams: nothing held, numbered in blocks."""
-        return MemoryUnitOfWork(in_blocks=self.in_blocks, streams=self.streams)
+        """Another process writing the same streams: nothing held, numbered in blocks, its own
+        shard of unit-value histories."""
+        other = MemoryUnitOfWork(in_blocks=self.in_blocks, streams=self.streams)
+        other.history_shard = self.history_shard + 1
+        return other
 
     @property
     def numbers_in_blocks(self) -> bool:
@@ -69,6 +74,10 @@ class MemoryUnitOfWork:
     def load(self, stream: UUID, kind: type[S]) -> S | None:
         state = project(None, self.streams.get(stream, []))
         return state if isinstance(state, kind) else None
+
+    def glance(self, streams: Sequence[UUID], kind: type[S]) -> list[S | None]:
+        """The states as committed (another process's writes are seen at once here)."""
+        return [self.load(stream, kind) for stream in streams]
 
     def pending(self, stream: UUID, kind: type[S]) -> Pending[S]:
         if stream not in self._pendings:

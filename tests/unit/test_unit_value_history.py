@@ -3,6 +3,7 @@ declarations count, in the write that releases them, and absurd lines never do."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -11,9 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.declaration import RejectDeclaration, ReleaseDeclaration, WithdrawDeclaration
+from domain.events import stream_id
 from domain.submission import decide_submission
 from domain.unit_of_work import Decision
-from domain.unit_values import UnitValueObserved, UnitValues, unit_values_id
+from domain.unit_values import (
+    HISTORY_KEPT,
+    SHARDS,
+    UnitValueObserved,
+    UnitValueReleased,
+    UnitValues,
+    merged,
+    released_prices,
+    unit_values_id,
+)
 from domain.value_checks import median
 from domain.views import DeclarationView
 from tests.samples import declaration_body
@@ -180,3 +191,66 @@ def test_the_history_is_exactly_the_released_lines_that_were_not_absurd_in_relea
 
 def view_price(w: World, view: DeclarationView) -> Decimal:
     return w.declaration(view.id).facts.lines[0].unit_price
+
+
+def _released(stream: UUID, state: UnitValues | None, n: int, at: datetime, price: D) -> UnitValues:
+    event = UnitValueReleased(
+        originator_id=stream,
+        originator_version=state.version + 1 if state else 1,
+        actor=OFFICER,
+        occurred_at=at,
+        declaration_id=UUID(int=n),
+        line_no=1,
+        unit_price=price,
+    )
+    return event.apply(state)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    releases=st.lists(
+        st.tuples(st.integers(0, SHARDS - 1), st.integers(1, 10**6), st.integers(1, 90)),
+        max_size=2 * HISTORY_KEPT + 20,
+    )
+)
+def test_shards_merged_read_as_the_one_history_a_single_writer_keeps(
+    releases: list[tuple[int, int, int]],
+) -> None:
+    """However releases are spread over shards (several servers, decision 0040), the merged
+    history is the one stream a single writer would have kept: the same count and the last
+    HISTORY_KEPT prices in release order."""
+    one: UnitValues | None = None
+    shards: dict[int, UnitValues] = {}
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    for n, (shard, cents, seconds_later) in enumerate(releases):
+        at += timedelta(seconds=seconds_later)
+        price = D(cents) / 100
+        one = _released(LAPTOPS, one, n, at, price)
+        stream = unit_values_id("B1", 1, "EUR", shard)
+        shards[shard] = _released(stream, shards.get(shard), n, at, price)
+    history = merged([*shards.values(), None])
+    assert history.released == len(releases)
+    assert history.prices == (one.prices if one is not None else [])
+
+
+def test_the_first_shard_is_the_history_stream_of_logs_written_before_shards() -> None:
+    """A log written before shards keeps its history on the stream shard 0 names."""
+    assert unit_values_id("B1", 1, "EUR", 0) == unit_values_id("B1", 1, "EUR")
+    assert unit_values_id("B1", 1, "EUR", 0) == stream_id("unit-values", "B1:1:EUR")
+    others = {unit_values_id("B1", 1, "EUR", k) for k in range(1, SHARDS)}
+    assert len(others) == SHARDS - 1 and LAPTOPS not in others
+
+
+def test_a_second_process_writes_its_own_shard_and_both_read_the_merged_history() -> None:
+    w, uscc = _world()
+    for _ in range(3):
+        _laptops(w, uscc, "420.00")
+    first = w.uow
+    w.uow = first.process()  # another server on the same streams, shard 1
+    for _ in range(2):
+        _laptops(w, uscc, "430.00")
+    assert _prices(w, LAPTOPS) == [D("420.00")] * 3
+    assert _prices(w, unit_values_id("B1", 1, "EUR", 1)) == [D("430.00")] * 2
+    for uow in (first, w.uow):
+        history = released_prices(uow, "B1", 1, "EUR")
+        assert (history.released, history.prices) == (5, [D("420.00")] * 3 + [D("430.00")] * 2)
