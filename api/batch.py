@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import i18n
-from api.http import MAX_KEY_LENGTH, decode_body, json_response
+from api.http import MAX_KEY_LENGTH, decode_body, json_response, valid_idempotency_key
 from api.problems import (
     HttpProblem,
     Problem,
@@ -75,7 +75,7 @@ Shown = Callable[[Ledger, Actor, Outcome], Outcome]
 
 def _key(index: int, key: str) -> str:
     """An item's Idempotency-Key, with the header's rules (422 at the item's key)."""
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    if not valid_idempotency_key(key):
         raise ValidationFailed(
             FieldError(
                 f"$.items[{index}].idempotency_key",

@@ -191,6 +191,13 @@ def outcome_response(outcome: Outcome) -> Response:
     return json_response(outcome.body, outcome.status_code, position=outcome.position, **headers)
 
 
+def valid_idempotency_key(key: str) -> bool:
+    """The rule of an Idempotency-Key, the header's and a batch item's (api/batch.py): 1 to
+    `MAX_KEY_LENGTH` printable characters. Each caller writes its own refusal (the message at
+    its call, where the catalog's extraction reads it)."""
+    return 1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()
+
+
 def idempotency(request: Request, actor: Actor, *, required: bool) -> Idempotency | None:
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -202,7 +209,7 @@ def idempotency(request: Request, actor: Actor, *, required: bool) -> Idempotenc
                 "the Idempotency-Key header is required",
             )
         return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    if not valid_idempotency_key(key):
         raise HttpProblem(
             400,
             "idempotency-key-invalid",

@@ -22,7 +22,6 @@ Without a reachable PostgreSQL the benchmark fails with that reason (no figure i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import subprocess
@@ -32,19 +31,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from bench import loadgen, p1, p3
+from bench import loadgen, p1
 from bench.common import ROOT, Config, Figure, Result, Server, free_port, median, progress
-
-PG_URL = p3.PG_URL
+from bench.postgres import fresh_databases, unreachable
 
 # The second area's one zone; its office code is illustrative, not a checked customs office.
 OTHER_ZONE = {
@@ -81,46 +77,6 @@ def parse_areas(text: str) -> dict[str, str]:
     return areas
 
 
-# -- databases -----------------------------------------------------------------------------------
-
-
-def _conninfo(url: str = PG_URL) -> str:
-    from ledger.database import parse_database_url
-    from tests.support import pg_conninfo
-
-    return pg_conninfo(parse_database_url(url))
-
-
-def _reachable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(_conninfo(), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as e:
-        return f"PostgreSQL at LEDGER_TEST_POSTGRES_URL not reachable ({type(e).__name__}: {e})"
-    return None
-
-
-@contextlib.contextmanager
-def fresh_databases(names: list[str]) -> Iterator[dict[str, str]]:
-    """A new database per name on the PostgreSQL server (the URL's user must be allowed to
-    create databases), dropped afterwards: {name: the ledger's URL for it}."""
-    import psycopg
-
-    made = {n: f"bench_area_{n}_{uuid.uuid4().hex[:8]}" for n in names}
-    parts = urlsplit(PG_URL)
-    with psycopg.connect(_conninfo(), autocommit=True, connect_timeout=5) as conn:
-        for db in made.values():
-            conn.execute(f'CREATE DATABASE "{db}"')
-    try:
-        yield {n: urlunsplit(parts._replace(path=f"/{db}")) for n, db in made.items()}
-    finally:
-        with psycopg.connect(_conninfo(), autocommit=True) as conn:
-            for db in made.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-
 # -- one area: its data, its server --------------------------------------------------------------
 
 
@@ -136,13 +92,19 @@ class Area:
     declaration_no: str = ""
 
 
+def other_zones_file(directory: Path) -> Path:
+    """The second area's zones file (OTHER_ZONE alone), written in `directory`."""
+    zones = directory / "chengdu-zones.json"
+    zones.write_text(json.dumps([OTHER_ZONE]))
+    return zones
+
+
 def _files(directory: Path) -> dict[str, Path]:
     """The zones file of the second area and a risk rules file without random selection
     (every declaration of the drill is released at once, so goods can be admitted)."""
     from domain.risk_rules import DEFAULT_RULES
 
-    zones = directory / "chengdu-zones.json"
-    zones.write_text(json.dumps([OTHER_ZONE]))
+    zones = other_zones_file(directory)
     classes = {
         name: msgspec.structs.replace(policy, selection_rate=Decimal(0))
         for name, policy in DEFAULT_RULES.classes.items()
@@ -398,7 +360,7 @@ def run_phase(
     up, loaded together, checked for isolation, stopped, and each database verified."""
     directory.mkdir(parents=True)
     files = _files(directory)
-    with fresh_databases([s.name for s in specs]) as urls:
+    with fresh_databases([s.name for s in specs], "bench_area") as urls:
         areas = [prepare(s, urls[s.name], files) for s in specs]
         try:
             start(areas, directory)
@@ -426,7 +388,7 @@ def run_phase(
 
 def pilot_areas(cfg: Config) -> Result:
     result = Result("A1", "two pilot areas on two PostgreSQL databases, one deployment")
-    why = _reachable()
+    why = unreachable()
     if why is not None:
         result.error = why
         return result

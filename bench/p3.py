@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Config, Figure, Result, median, progress
+from bench.postgres import PG_URL
 
 P3_RATE = 100_000.0
 P3_STRETCH = 200_000.0
 P3_RSS_MB = 300.0
 SIZES = (100_000, 300_000, 1_000_000)
 PLOT = ROOT / "docs" / "img" / "replay-throughput.png"
-PG_URL = os.environ.get(
-    "LEDGER_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
-)
 
 
 # -- the child: one replay, timed --------------------------------------------------------------

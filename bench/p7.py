@@ -19,11 +19,8 @@ Without a reachable PostgreSQL the benchmark fails with that reason (no figure i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from bench import loadgen, p1, p3
 from bench.common import Config, Figure, Result, Server, free_port, median, progress
 from bench.fixtures import body_bytes, prepare_server_database
+from bench.postgres import conninfo, fresh_schema, unreachable
 
 P7_P1_RATE = 800.0
 P7_P3_RATE = 50_000.0
 P3_SIZE = 100_000
 SERVERS = 2  # the several-process phase
-PG_URL = p3.PG_URL
 
 
 # -- the reference: one PostgreSQL INSERT + COMMIT of the request's bytes per POST -------------
@@ -102,46 +99,6 @@ def create_reference_app() -> FastAPI:
     return app
 
 
-# -- PostgreSQL schemas --------------------------------------------------------------------------
-
-
-def _conninfo() -> str:
-    from ledger.database import parse_database_url
-
-    db = parse_database_url(PG_URL)
-    return f"host={db.host} port={db.port} user={db.user} dbname={db.dbname}" + (
-        f" password={db.password}" if db.password else ""
-    )
-
-
-@contextlib.contextmanager
-def fresh_schema(label: str) -> Iterator[tuple[str, str]]:
-    """A new schema on the PostgreSQL server, dropped afterwards: (its name, the ledger's URL
-    for it)."""
-    import psycopg
-
-    schema = f"bench_p7_{label}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_conninfo(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield schema, f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
-    finally:
-        with psycopg.connect(_conninfo(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def _reachable() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    try:
-        import psycopg
-
-        with psycopg.connect(_conninfo(), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as e:
-        return f"PostgreSQL at LEDGER_TEST_POSTGRES_URL not reachable ({type(e).__name__}: {e})"
-    return None
-
-
 # -- P1 on PostgreSQL ------------------------------------------------------------------------------
 
 
@@ -180,7 +137,7 @@ def _phase(
     """One server (the ledger or the reference) on a new schema, loaded as P1b loads it."""
     directory = cfg.workdir / f"p7-{r}-{kind}"
     directory.mkdir()
-    with fresh_schema(kind) as (schema, url):
+    with fresh_schema(f"bench_p7_{kind}") as (schema, url):
         if kind == "ledger":
             tenant = prepare_server_database(url)
             assert tenant.body == body
@@ -195,7 +152,7 @@ def _phase(
                 port,
                 directory / "server.log",
                 {
-                    "BENCH_REFERENCE_PG": _conninfo(),
+                    "BENCH_REFERENCE_PG": conninfo(),
                     "BENCH_REFERENCE_SCHEMA": schema,
                     "BENCH_REFERENCE_CONNECTIONS": str(cfg.connections),
                 },
@@ -284,7 +241,7 @@ def _phase_servers(
     """n ledger servers on one new schema, the load split between them."""
     directory = cfg.workdir / f"p7-{r}-ledger{n}"
     directory.mkdir()
-    with fresh_schema(f"x{n}") as (_schema, url):
+    with fresh_schema(f"bench_p7_x{n}") as (_schema, url):
         tenant = prepare_server_database(url)
         assert tenant.body == body
         servers = _ledger_servers(url, directory, n)
@@ -511,7 +468,7 @@ def _p3(cfg: Config, result: Result) -> list[Figure]:
 
 def postgres_suite(cfg: Config) -> Result:
     result = Result("P7", "the suite on PostgreSQL: P1 over HTTP and P3 replay")
-    why = _reachable()
+    why = unreachable()
     if why is not None:
         result.error = why
         return result

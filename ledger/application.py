@@ -242,7 +242,7 @@ class LedgerApplication(Application[UUID]):
         if it has moved on by the commit (a twin request, another process), the write fails on
         its version and the command is decided again.
         """
-        results: list[Ran | None] = [None] * len(commands)
+        results: dict[int, Ran] = {}  # by the command's index, once final
         prefetched: list[dict[UUID, AggregateState | None] | None] = [
             {c.prefetch: self.stored(c.prefetch)}
             if c.prefetch is not None and self._check_reads
@@ -267,14 +267,16 @@ class LedgerApplication(Application[UUID]):
                         "other writers changed the same records; retry the request"
                     )
                 )
-        # Every command has its result by now (the loop ends with none left to decide again).
-        return [r if r is not None else Ran(error=_Abandoned()) for r in results]
+        # Every command is final by now: each attempt settles or decides again every one of
+        # `todo`, and the loop ends with none left to decide again (or all of them refused).
+        return [results[i] for i in range(len(commands))]
 
     def _settled(
-        self, todo: list[int], tickets: list[_Ticket], results: list[Ran | None]
+        self, todo: list[int], tickets: list[_Ticket], results: dict[int, Ran]
     ) -> tuple[list[int], Group | bool]:
-        """Wait for the tickets' decisions, then for their groups; fill `results` with what is
-        final. Returns the commands to decide again and what the last lost one rests on."""
+        """Wait for the tickets' decisions, then for their groups; put in `results` what is
+        final, by command index. Returns the commands to decide again and what the last lost
+        one rests on."""
         again: list[int] = []
         lost: Group | bool = False
         for ticket in tickets:

@@ -90,7 +90,11 @@ class Ledger(
     ) -> Outcome:
         """Run `decide(uow, now)` as one command: with an Idempotency-Key, a retry answers the
         recorded answer, and the first answer is recorded in the same atomic write."""
-        prepared = self._prepare(status_code, idem, body, decide, actor)
+        return self._run(self._prepare(status_code, idem, body, decide, actor))
+
+    def _run(self, prepared: Prepared) -> Outcome:
+        """Run one prepared command alone (through `_outcomes`, which a dry run replaces):
+        its outcome, or the error it is refused with, raised."""
         outcome = self._outcomes([prepared])[0]
         if isinstance(outcome, BaseException):
             raise outcome

@@ -28,9 +28,9 @@ from ledger.requests import (
     Execute,
     Idempotency,
     Outcome,
-    Outcomes,
     Prepare,
     Prepared,
+    Run,
     RunBatch,
 )
 from ledger.selection_seed import SelectionSeed
@@ -46,7 +46,7 @@ class DeclarationCommands:
     seeds: SelectionSeed
     _execute: Execute
     _prepare: Prepare
-    _outcomes: Outcomes
+    _run: Run
     _batch: RunBatch
 
     # The rules last given the seed, kept while neither the rules nor the seed change: a new
@@ -70,10 +70,7 @@ class DeclarationCommands:
     def submit_declaration(
         self, cmd: decl.SubmitDeclaration, actor: Actor, idem: Idempotency
     ) -> Outcome:
-        outcome = self._outcomes([self._prepare_submission(cmd, actor, idem)])[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return self._run(self._prepare_submission(cmd, actor, idem))
 
     def submit_declarations(
         self,

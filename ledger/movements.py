@@ -29,9 +29,9 @@ from ledger.requests import (
     Execute,
     Idempotency,
     Outcome,
-    Outcomes,
     Prepare,
     Prepared,
+    Run,
     RunBatch,
 )
 
@@ -45,15 +45,12 @@ class MovementCommands:
     rules: ClearanceRules
     _execute: Execute
     _prepare: Prepare
-    _outcomes: Outcomes
+    _run: Run
     _batch: RunBatch
 
     def record_movement(self, cmd: MovementBody, actor: Actor, idem: Idempotency) -> Outcome:
         """Record a movement; the answer (first or replayed) says where it stands in the log."""
-        outcome = self._outcomes([self._prepare_movement(cmd, actor, idem)])[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return self._movement_answer(outcome)
+        return self._movement_answer(self._run(self._prepare_movement(cmd, actor, idem)))
 
     def record_movements(
         self, items: Sequence[tuple[MovementBody, Idempotency]], actor: Actor

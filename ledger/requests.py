@@ -93,8 +93,8 @@ class Prepared:
 
 
 Prepare = Callable[[int, Idempotency | None, Any, Decide, Actor], Prepared]
-# `Ledger._outcomes(prepared)`: each command's outcome, or the error it is refused with.
-Outcomes = Callable[[list[Prepared]], list[Outcome | BaseException]]
+# `Ledger._run(prepared)`: one prepared command run alone, its error raised.
+Run = Callable[[Prepared], Outcome]
 # `Ledger._batch(items, prepare, finish)`: a batch of one route's commands.
 RunBatch = Callable[
     [

@@ -9,53 +9,25 @@ two areas' declaration numbers never collide.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ledger.database import parse_database_url
+from bench.areas import other_zones_file
+from bench.postgres import fresh_databases
 from tests.conftest import PG_URL
 from tests.samples import book_body, declaration_body, enterprise_body, line
-from tests.support import make_uscc, new_key, pg_conninfo, run_cli, running_ledger
+from tests.support import make_uscc, new_key, run_cli, running_ledger
 
 pytestmark = pytest.mark.postgres
-
-# Area B's one zone. The office code is illustrative (not a checked customs office code).
-OTHER_ZONE = {
-    "code": "CDBZ",
-    "name": "Chengdu Hi-tech Comprehensive Bonded Zone",
-    "kind": "comprehensive_bonded_zone",
-    "customs_office": "7901",
-    "permits": [{"permit": "storage", "valid_from": "2018-01-01"}],
-}
-
-
-def _database_url(name: str) -> str:
-    """PG_URL with another database name (its query, if any, kept)."""
-    parts = urlsplit(PG_URL)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture
 def two_databases(postgres_available: None) -> Iterator[dict[str, str]]:
     """Two new databases on the test server, one per area, dropped afterwards."""
-    import psycopg
-
-    admin = pg_conninfo(parse_database_url(PG_URL))
-    names = {area: f"t_area_{area}_{uuid.uuid4().hex[:8]}" for area in ("xian", "chengdu")}
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in names.values():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {area: _database_url(name) for area, name in names.items()}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in names.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_databases(["xian", "chengdu"], "t_area", PG_URL) as urls:
+        yield urls
 
 
 def _arrive(area, uscc: str, book_no: str, zone: str, train: str) -> dict:
@@ -86,8 +58,7 @@ def _arrive(area, uscc: str, book_no: str, zone: str, train: str) -> dict:
 
 
 def test_two_areas_share_nothing_and_each_verifies_alone(two_databases, tmp_path: Path):
-    zones = tmp_path / "chengdu-zones.json"
-    zones.write_text(json.dumps([OTHER_ZONE]))
+    zones = other_zones_file(tmp_path)  # area B's, as the drill (bench/areas.py) has it
     uscc = make_uscc()  # one enterprise acting in both areas: registered in each
     with (
         running_ledger(two_databases["xian"]) as xian,
