@@ -60,13 +60,21 @@ class Buckets:
             bucket[1] = now
         return bucket
 
-    def take(self, key: object, now: float) -> float:
-        """Take one token: 0.0 when there was one, else the seconds until there is."""
+    def take(self, key: object, now: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens (at most `capacity`): 0.0 when there were that many, else the
+        seconds until there are, taking none."""
         bucket = self._level(key, now)
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
+        if bucket[0] >= cost:
+            bucket[0] -= cost
             return 0.0
-        return (1.0 - bucket[0]) / self.rate
+        return (cost - bucket[0]) / self.rate
+
+    def give(self, key: object, now: float, tokens: float) -> None:
+        """Put back tokens taken before (never above `capacity`; a key without a bucket has a
+        full one)."""
+        if key in self._buckets:
+            bucket = self._level(key, now)
+            bucket[0] = min(self.capacity, bucket[0] + tokens)
 
     def wait(self, key: object, now: float) -> float:
         """Seconds until the bucket has a token (0.0: it has one), taking none. A key without

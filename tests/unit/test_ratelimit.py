@@ -54,6 +54,26 @@ def test_a_full_burst_then_a_refusal_then_the_rate():
     assert buckets.take("a", 0.5) == pytest.approx(0.5)
 
 
+def test_a_cost_is_taken_whole_or_not_at_all():
+    buckets = Buckets(rate=2.0, capacity=10.0, size=4)
+    assert buckets.take("k", 0.0, 4) == 0.0
+    assert buckets.take("k", 0.0, 7) == pytest.approx(0.5)  # 6 left: the 7th in half a second
+    assert buckets.take("k", 0.0, 6) == 0.0  # the refusal took none
+    assert buckets.take("k", 0.5, 1) == 0.0
+
+
+def test_tokens_given_back_never_fill_a_bucket_beyond_its_capacity():
+    buckets = Buckets(rate=1.0, capacity=5.0, size=4)
+    buckets.give("never-seen", 0.0, 3)
+    assert len(buckets) == 0  # no bucket made: it would be full anyway
+    buckets.take("k", 0.0, 4)
+    buckets.give("k", 0.0, 3)
+    assert buckets.take("k", 0.0, 4) == 0.0
+    buckets.give("k", 10.0, 3)  # refilled to 5 by then
+    assert buckets.take("k", 10.0, 5) == 0.0
+    assert buckets.take("k", 10.0, 1) > 0
+
+
 def test_wait_takes_nothing_and_makes_no_bucket():
     buckets = Buckets(rate=1.0, capacity=1.0, size=4)
     assert buckets.wait("never-seen", 0.0) == 0.0
