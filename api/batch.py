@@ -9,6 +9,11 @@ key, its body). The items are decided in order and committed in as few groups as
 and `replayed: true` where the item's key had already been used for the same body. An item
 refused never stops the others, and a batch sent again answers every item it recorded as
 its first answer (the keys are the single route's: an item can be retried alone too).
+
+Each item counts as one request against the caller's key rate limit, replays and items
+refused included, as each sent alone would (api/ratelimit.py `charge`, decision 0019): a
+batch the key's bucket cannot pay for now is 429 whole, one larger than the bucket ever holds
+is 422 at `$.items`, either before any item is decided.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api import i18n
+from api import i18n, ratelimit
 from api.http import MAX_KEY_LENGTH, decode_body, json_response, valid_idempotency_key
 from api.problems import (
     HttpProblem,
@@ -101,12 +106,20 @@ async def run_batch(
     submit_many: SubmitMany,
     shown: Shown,
 ) -> Response:
-    """A batch route: the envelope checked as a whole (400/422 as any body), each item's key
-    and body checked alone (its problem is its result), the valid ones submitted together."""
+    """A batch route: the envelope checked as a whole (400/422 as any body), the key's rate
+    limit charged one request per item (decision 0019, "Batches": 429 for the whole batch, or
+    422 at `$.items` when it is more than the key's burst, before any item is decided), each
+    item's key and body checked alone (its problem is its result), the valid ones submitted
+    together."""
     svc, actor, raw = await writing(request, roles)
+    batch = await run_in_threadpool(decode_body, raw, Batch)
+    # On the event loop, where the buckets live; every item counts, a replay as much as an
+    # item refused alone, as each would have sent alone.
+    refused_whole = ratelimit.charge(request.scope, len(batch.items), "$.items")
+    if refused_whole is not None:
+        return refused_whole
 
     def work() -> tuple[list[ItemResult], int | None]:
-        batch = decode_body(raw, Batch)
         items: list[tuple[Any, Idempotency]] = []
         refused: dict[int, BaseException] = {}
         for index, item in enumerate(batch.items):

@@ -23,12 +23,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.observability import current_actor
 from api.problems import TYPE_BASE, Problem, problem_response
 from api.settings import RateLimits
+from domain.errors import FieldError, ValidationFailed
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_FORWARDED_BYTES = 1024  # an X-Forwarded-For longer than this is cut (its left end)
 # Seconds, for the buckets (a module attribute: the tests stop it).
 clock: Callable[[], float] = time.monotonic
+# Where the middleware leaves a request's `Charge` in its scope, for `charge`.
+SCOPE_KEY = "ledger.rate_limit"
+# The rule of the 422 for a request that costs more than a key's bucket ever holds.
+TOO_LARGE_RULE = "batch_exceeds_rate_limit"
 
 
 class Buckets:
@@ -60,13 +65,21 @@ class Buckets:
             bucket[1] = now
         return bucket
 
-    def take(self, key: object, now: float) -> float:
-        """Take one token: 0.0 when there was one, else the seconds until there is."""
+    def take(self, key: object, now: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens (at most `capacity`): 0.0 when there were that many, else the
+        seconds until there are, taking none."""
         bucket = self._level(key, now)
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
+        if bucket[0] >= cost:
+            bucket[0] -= cost
             return 0.0
-        return (1.0 - bucket[0]) / self.rate
+        return (cost - bucket[0]) / self.rate
+
+    def give(self, key: object, now: float, tokens: float) -> None:
+        """Put back tokens taken before (never above `capacity`; a key without a bucket has a
+        full one)."""
+        if key in self._buckets:
+            bucket = self._level(key, now)
+            bucket[0] = min(self.capacity, bucket[0] + tokens)
 
     def wait(self, key: object, now: float) -> float:
         """Seconds until the bucket has a token (0.0: it has one), taking none. A key without
@@ -126,12 +139,40 @@ def token_digest(token: bytes) -> bytes:
     return hashlib.blake2b(token, digest_size=16).digest()
 
 
+class Charge:
+    """A request's account with its key's bucket: the digest of its token and the tokens it
+    has paid so far (one when the middleware took one, none when the token was not known)."""
+
+    def __init__(self, limiter: RateLimit, token_id: bytes, paid: float) -> None:
+        self.limiter = limiter
+        self.token_id = token_id
+        self.paid = paid
+
+
+def charge(scope: Scope, cost: int, loc: str) -> Response | None:
+    """Charge the request's key `cost` tokens in all instead of the one every request costs:
+    a batch of n items costs n, what its items sent alone would (decision 0019, "Batches").
+    A route calls it once it knows the cost, after authentication accepted the token and
+    before it decides anything, on the event loop (the buckets' only thread).
+
+    None: charged (or no key limit). A 429 answer when the bucket cannot pay the whole cost
+    now: the request then costs nothing, not even its one token, and `Retry-After` is the wait
+    until the whole cost fits. ValidationFailed at `loc` (rule `TOO_LARGE_RULE`) when the cost
+    is more than the bucket ever holds: no wait would help, the request must be smaller."""
+    account = scope.get(SCOPE_KEY)
+    if not isinstance(account, Charge):
+        return None
+    return account.limiter.charge(account, cost, loc)
+
+
 class RateLimit:
     """The middleware. Per request, in this order: the address's bucket; with a token, the
     key's bucket when the token was accepted before, else the address's failure bucket must
     not be empty. After the answer: a 401 to a request with a token takes from the address's
     failure bucket; a token that authentication accepted (`observability.current_actor`:
-    not merely a 2xx from a route that never looked at it) gets a key's bucket."""
+    not merely a 2xx from a route that never looked at it) gets a key's bucket. A request
+    with a token carries its `Charge` in its scope (`SCOPE_KEY`): a route whose request costs
+    more than one (a batch) charges the rest with `charge`."""
 
     def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
@@ -156,6 +197,7 @@ class RateLimit:
         address = self.address(scope)
         token = _bearer(scope)
         token_id = token_digest(token) if token is not None else None
+        paid = 1.0 if self.on[1] and token_id in self.keys else 0.0
         refused = self._admit(address, token_id, now)
         if refused is not None:
             await _too_many(*refused)(scope, receive, send)
@@ -163,6 +205,7 @@ class RateLimit:
         if token_id is None:
             await self.app(scope, receive, send)
             return
+        scope[SCOPE_KEY] = Charge(self, token_id, paid)
         status = 0
 
         async def watch(message: Message) -> None:
@@ -190,6 +233,32 @@ class RateLimit:
             return "failures", self.failures, wait
         return None
 
+    def charge(self, account: Charge, cost: int, loc: str) -> Response | None:
+        """`charge`: the whole cost from the key's bucket, or nothing (what it paid before
+        given back)."""
+        keys = self.keys
+        if not self.on[1]:
+            return None
+        if cost > keys.capacity:
+            per, rate = _per(keys)
+            raise ValidationFailed(
+                FieldError(
+                    loc,
+                    RATE_MESSAGES[f"too-large/{per}"].format(
+                        items=cost, rate=rate, burst=keys.capacity
+                    ),
+                    TOO_LARGE_RULE,
+                )
+            )
+        now = clock()
+        keys.give(account.token_id, now, account.paid)
+        account.paid = 0.0
+        wait = keys.take(account.token_id, now, cost)
+        if wait:
+            return _too_many("batch", keys, wait, items=cost)
+        account.paid = float(cost)
+        return None
+
     def _after(self, address: str, token_id: bytes, status: int, accepted: bool) -> None:
         now = clock()
         if status == 401:
@@ -212,17 +281,34 @@ RATE_MESSAGES = {
     " bursts of {burst:g})",
     "failures/minute": "too many failed authentications from this address ({rate:g} a minute,"
     " bursts of {burst:g})",
+    # A batch (`charge`): 429 while the key's bucket cannot pay for every item, 422 when it
+    # never could.
+    "batch/second": "too many requests with this key for a batch of {items} items, each item"
+    " one request ({rate:g} a second, bursts of {burst:g})",
+    "batch/minute": "too many requests with this key for a batch of {items} items, each item"
+    " one request ({rate:g} a minute, bursts of {burst:g})",
+    "too-large/second": "{items} items are more than one request with this key may carry: at"
+    " most {burst:g}, each item one request ({rate:g} a second, bursts of {burst:g})",
+    "too-large/minute": "{items} items are more than one request with this key may carry: at"
+    " most {burst:g}, each item one request ({rate:g} a minute, bursts of {burst:g})",
 }
 
 
-def _too_many(who: str, buckets: Buckets, wait: float) -> Response:
+def _per(buckets: Buckets) -> tuple[str, float]:
+    """The limit's rate as a message gives it: a second's, or a minute's when below one."""
     per_minute = buckets.rate * 60.0
-    per, rate = ("minute", per_minute) if per_minute < 60.0 else ("second", buckets.rate)
+    return ("minute", per_minute) if per_minute < 60.0 else ("second", buckets.rate)
+
+
+def _too_many(who: str, buckets: Buckets, wait: float, items: int = 1) -> Response:
+    per, rate = _per(buckets)
     problem = Problem(
         type=TYPE_BASE + "rate-limited",
         title="Too many requests",
         status=429,
-        detail=RATE_MESSAGES[f"{who}/{per}"].format(rate=rate, burst=buckets.capacity),
+        detail=RATE_MESSAGES[f"{who}/{per}"].format(
+            items=items, rate=rate, burst=buckets.capacity
+        ),
     )
     return problem_response(problem, {"Retry-After": str(max(1, math.ceil(wait)))})
 

@@ -105,7 +105,9 @@ async def submit_declarations(request: Request) -> Response:
     order, each `{status, body}` as that route would answer (201 and the declaration, or the
     problem; `replayed: true` for a key already used for the same body). The items are decided
     in order and committed together; one refused never stops the others; the batch sent again
-    answers each recorded item as first answered."""
+    answers each recorded item as first answered. Each item counts as one request against the
+    key's rate limit: a batch the key cannot pay for now is 429 whole (nothing decided), one of
+    more items than the key's burst is 422 at `$.items` (`batch_exceeds_rate_limit`)."""
     return await run_batch(
         request,
         ENTERPRISE,

@@ -71,7 +71,9 @@ async def record_movements(request: Request) -> Response:
     its `position`, or the problem; `replayed: true` for a key already used for the same
     body). Decided in order (a later item sees the goods an earlier one moved) and committed
     together; one refused never stops the others; the batch sent again answers each recorded
-    item as first answered."""
+    item as first answered. Each item counts as one request against the key's rate limit: a
+    batch the key cannot pay for now is 429 whole (nothing decided), one of more items than
+    the key's burst is 422 at `$.items` (`batch_exceeds_rate_limit`)."""
     return await run_batch(
         request,
         ("operator", "enterprise", "officer"),

@@ -13,9 +13,11 @@ import time
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from api import i18n, ratelimit
 from api import limits as request_limits
-from api import ratelimit
 from api.settings import RateLimits
 from tests.support import declaration_body, new_key, onboard, running_ledger, serving
 
@@ -247,3 +249,188 @@ def test_over_http_with_the_default_limits_a_flood_of_bad_tokens_is_429(tmp_path
         assert burst <= len(looked_up) <= allowed + 1
         assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
         assert ledger.log_state() == before
+
+
+# -- batches: each item one request (decision 0019, "Batches") ------------------------------
+
+SMALL = RateLimits(key_per_second=2.0, key_burst=10.0)
+DECLARATIONS = "/v1/declarations/batch"
+MOVEMENTS = "/v1/movements/batch"
+
+
+@pytest.fixture
+def small(tmp_path, clock):
+    with running_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3", limits=SMALL) as ledger:
+        t = onboard(ledger)
+        clock.now += 100  # every bucket full again after onboarding's requests
+        yield ledger, t, clock
+
+
+def declarations(t, n: int) -> dict:
+    items = [
+        {"idempotency_key": new_key(), "body": declaration_body(t.uscc, t.book_no)}
+        for _ in range(n)
+    ]
+    return {"items": items}
+
+
+def refused_movements(n: int) -> dict:
+    """Items each refused alone (422: no such kind), so cheap: the batch writes nothing."""
+    return {"items": [{"idempotency_key": new_key(), "body": {"kind": "x"}} for _ in range(n)]}
+
+
+def requests_left(ledger, who: str) -> int:
+    """How many more requests the key's bucket lets through now (the clock is stopped): it
+    is empty afterwards."""
+    n = 0
+    while ledger.get("/v1/declarations", who).status_code == 200:
+        n += 1
+    return n
+
+
+def test_a_batch_of_n_items_costs_its_key_n_requests(small):
+    ledger, t, clock = small
+    r = ledger.post(DECLARATIONS, t.token_name, declarations(t, 4))
+    assert r.status_code == 207
+    assert [x["status"] for x in r.json()["results"]] == [201] * 4
+    assert requests_left(ledger, t.token_name) == 10 - 4
+    # Items refused alone count too, as each refused request does: the other batch route.
+    clock.now += 5
+    r = ledger.post(MOVEMENTS, t.token_name, refused_movements(3))
+    assert [x["status"] for x in r.json()["results"]] == [422] * 3
+    assert requests_left(ledger, t.token_name) == 10 - 3
+
+
+def test_a_key_whose_first_request_is_a_batch_pays_for_it_once(small):
+    ledger, t, clock = small
+    fresh = ledger.issue("batch-first", "enterprise", enterprise=t.uscc)
+    headers = {"Authorization": f"Bearer {fresh}"}
+    r = ledger.client.post(MOVEMENTS, json=refused_movements(10), headers=headers)
+    assert r.status_code == 207
+    assert_429(ledger.get("/v1/declarations", "batch-first"), "this key", retry_after=1)
+    clock.now += 0.5  # one request's worth: the batch was charged 10, not 10 and then 1 more
+    assert requests_left(ledger, "batch-first") == 1
+
+
+def test_replayed_items_count_as_the_single_routes_replays_do(small):
+    ledger, t, clock = small
+    batch = declarations(t, 3)
+    first = ledger.post(DECLARATIONS, t.token_name, batch)
+    again = ledger.post(DECLARATIONS, t.token_name, batch)
+    assert [x.get("replayed") for x in again.json()["results"]] == [True] * 3
+    assert again.json()["results"] == [{**x, "replayed": True} for x in first.json()["results"]]
+    assert requests_left(ledger, t.token_name) == 10 - 6
+    # The single route: a replay is a request like any other.
+    clock.now += 5
+    body, key = declaration_body(t.uscc, t.book_no), new_key()
+    assert ledger.post("/v1/declarations", t.token_name, body, key=key).status_code == 201
+    replay = ledger.post("/v1/declarations", t.token_name, body, key=key)
+    assert replay.headers["Idempotency-Replayed"] == "true"
+    assert requests_left(ledger, t.token_name) == 10 - 2
+
+
+def test_a_batch_the_key_cannot_pay_for_now_is_429_whole_and_writes_nothing(small):
+    ledger, t, clock = small
+    assert all(ledger.get("/v1/declarations", t.token_name).status_code == 200 for _ in range(7))
+    before = ledger.log_state()
+    batch = declarations(t, 9)
+    refused = ledger.post(DECLARATIONS, t.token_name, batch)
+    # 3 left, 9 wanted: 6 more at 2 a second.
+    assert_429(refused, "for a batch of 9 items", retry_after=3)
+    assert ledger.log_state() == before
+    clock.now += 2  # not yet: the wait named is the whole batch's, not one request's
+    assert_429(ledger.post(DECLARATIONS, t.token_name, batch), "batch of 9", retry_after=1)
+    assert ledger.log_state() == before
+    clock.now += 1
+    r = ledger.post(DECLARATIONS, t.token_name, batch)
+    assert r.status_code == 207
+    # Nothing of it had been recorded: every item is new, none a replay.
+    assert [(x["status"], x.get("replayed")) for x in r.json()["results"]] == [(201, None)] * 9
+    # The refused tries cost nothing: 3 + 3 s at 2 a second = 9, all taken by the batch.
+    assert requests_left(ledger, t.token_name) == 0
+
+
+def test_a_batch_larger_than_the_keys_burst_is_422_naming_the_limit(small):
+    ledger, t, clock = small
+    before = ledger.log_state()
+    r = ledger.post(DECLARATIONS, t.token_name, declarations(t, 11))
+    assert r.status_code == 422, r.text
+    assert "retry-after" not in r.headers  # waiting would not help
+    problem = r.json()
+    assert problem["rule"] == "batch_exceeds_rate_limit"
+    assert problem["errors"][0]["loc"] == "$.items"
+    assert "11 items" in problem["errors"][0]["msg"]
+    assert "at most 10" in problem["errors"][0]["msg"]
+    assert "2 a second, bursts of 10" in problem["errors"][0]["msg"]
+    assert ledger.log_state() == before
+    # In Chinese too, every word of it.
+    zh = ledger.client.post(
+        MOVEMENTS,
+        json=refused_movements(11),
+        headers={**ledger.headers(t.token_name), "Accept-Language": "zh-CN"},
+    )
+    assert zh.status_code == 422 and zh.headers["Content-Language"] == "zh-CN"
+    assert i18n.untranslated_in_answer(zh.json()["errors"][0]["msg"]) == []
+    assert "最多 10 项" in zh.json()["errors"][0]["msg"]
+    # Each refusal was one request, as any request refused for its content; a batch of the
+    # burst goes through on a full bucket.
+    assert requests_left(ledger, t.token_name) == 10 - 2
+    clock.now += 5
+    assert ledger.post(DECLARATIONS, t.token_name, declarations(t, 10)).status_code == 207
+
+
+def test_with_the_default_limits_a_batch_carries_at_most_the_keys_burst(world):
+    ledger, t, clock = world
+    burst = int(DEFAULTS.key_burst)
+    clock.now += 100
+    r = ledger.post(MOVEMENTS, t.token_name, refused_movements(burst + 1))
+    assert r.status_code == 422
+    assert f"at most {burst}," in r.json()["errors"][0]["msg"]
+    clock.now += 100
+    assert ledger.post(MOVEMENTS, t.token_name, refused_movements(burst)).status_code == 207
+    assert_429(ledger.get("/v1/declarations", t.token_name), "this key", retry_after=1)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.25, 0.5, 1.0, 3.0]),
+            st.none() | st.integers(min_value=1, max_value=6),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_declarations_recorded_never_exceed_the_keys_allowance(tmp_path_factory, steps):
+    """Property: over any sequence of single submissions and batches (None: a single one),
+    the declarations a key gets recorded never exceed its burst plus its rate times the time
+    gone by; a batch over the burst is 422; a refused request records nothing."""
+    limits = RateLimits(key_per_second=1.0, key_burst=4.0)
+    url = f"sqlite:///{tmp_path_factory.mktemp('allowance')}/ledger.sqlite3"
+    clock = StoppedClock()
+    with pytest.MonkeyPatch.context() as patch, running_ledger(url, limits=limits) as ledger:
+        patch.setattr(ratelimit, "clock", clock)
+        t = onboard(ledger)
+        clock.now += 100
+        start, recorded = clock.now, 0
+        for gap, items in steps:
+            clock.now += gap
+            before = ledger.log_state()
+            if items is None:
+                body = declaration_body(t.uscc, t.book_no)
+                r = ledger.post("/v1/declarations", t.token_name, body, key=new_key())
+                recorded += r.status_code == 201
+            else:
+                r = ledger.post(DECLARATIONS, t.token_name, declarations(t, items))
+                if items > limits.key_burst:
+                    assert r.status_code in (422, 429)
+                if r.status_code == 207:
+                    recorded += sum(x["status"] == 201 for x in r.json()["results"])
+            if r.status_code in (422, 429):
+                assert ledger.log_state() == before
+            assert recorded <= limits.key_burst + limits.key_per_second * (clock.now - start)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api import ratelimit
 from api.ratelimit import Buckets, ClientAddress, RateLimit, parse_networks
 from api.settings import RateLimits, Settings
+from domain.errors import ValidationFailed
 
 rates = st.floats(min_value=0.01, max_value=1000, allow_nan=False)
 capacities = st.integers(min_value=1, max_value=50).map(float)
@@ -52,6 +54,26 @@ def test_a_full_burst_then_a_refusal_then_the_rate():
     assert buckets.take("b", 0.0) == 0.0  # another key: its own bucket
     assert buckets.take("a", 0.5) == 0.0
     assert buckets.take("a", 0.5) == pytest.approx(0.5)
+
+
+def test_a_cost_is_taken_whole_or_not_at_all():
+    buckets = Buckets(rate=2.0, capacity=10.0, size=4)
+    assert buckets.take("k", 0.0, 4) == 0.0
+    assert buckets.take("k", 0.0, 7) == pytest.approx(0.5)  # 6 left: the 7th in half a second
+    assert buckets.take("k", 0.0, 6) == 0.0  # the refusal took none
+    assert buckets.take("k", 0.5, 1) == 0.0
+
+
+def test_tokens_given_back_never_fill_a_bucket_beyond_its_capacity():
+    buckets = Buckets(rate=1.0, capacity=5.0, size=4)
+    buckets.give("never-seen", 0.0, 3)
+    assert len(buckets) == 0  # no bucket made: it would be full anyway
+    buckets.take("k", 0.0, 4)
+    buckets.give("k", 0.0, 3)
+    assert buckets.take("k", 0.0, 4) == 0.0
+    buckets.give("k", 10.0, 3)  # refilled to 5 by then
+    assert buckets.take("k", 10.0, 5) == 0.0
+    assert buckets.take("k", 10.0, 1) > 0
 
 
 def test_wait_takes_nothing_and_makes_no_bucket():
@@ -190,3 +212,106 @@ def test_a_rate_of_zero_turns_that_limit_off(monkeypatch):
     monkeypatch.setattr(ratelimit, "clock", lambda: 0.0)
     limiter = RateLimit(lambda *a: None, RateLimits(address_per_second=0, address_burst=1))
     assert all(limiter._admit("192.0.2.1", None, 0.0) is None for _ in range(100))
+
+
+# -- a request that costs more than one: a batch (ratelimit.charge) ------------------------------
+
+
+def _charging_app(limits: RateLimits) -> RateLimit:
+    """The limiter around a stand-in for the routes: `/one` answers 200; `/batch/<n>` charges
+    n as a batch route does (api/batch.py), 422 when `charge` says the batch can never fit."""
+
+    async def app(scope, receive, send):
+        status = 200
+        if scope["path"].startswith("/batch/"):
+            try:
+                refused = ratelimit.charge(scope, int(scope["path"].split("/")[2]), "$.items")
+            except ValidationFailed as e:
+                assert e.errors[0].loc == "$.items" and e.rule == ratelimit.TOO_LARGE_RULE
+                status = 422
+            else:
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return RateLimit(app, limits)
+
+
+def _send(limiter: RateLimit, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope = _scope("192.0.2.1")
+    scope.update(path=path, method="POST")
+    scope["headers"].append((b"authorization", b"Bearer the-key"))
+    answer: dict[str, Any] = {}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = dict(message["headers"])
+        else:
+            answer["body"] = answer.get("body", b"") + message.get("body", b"")
+
+    asyncio.run(limiter(scope, receive, send))
+    return answer["status"], answer["headers"], answer["body"]
+
+
+# Requests, each after a pause: a single one (cost None) or a batch of n items; `retry`: after
+# a batch's 429, wait its Retry-After and send it again at once.
+requests = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=3, allow_nan=False),
+        st.none() | st.integers(min_value=1, max_value=25),
+        st.booleans(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(min_value=0.05, max_value=20, allow_nan=False),
+    capacity=st.integers(min_value=1, max_value=20).map(float),
+    steps=requests,
+)
+def test_singles_and_batches_never_get_more_items_than_the_keys_allowance(rate, capacity, steps):
+    """Over any sequence of single requests and batches, the items let through never exceed
+    the key's burst plus what its rate refilled since; a batch larger than the burst is 422
+    every time; a batch refused 429 fits after its Retry-After."""
+    now = [0.0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ratelimit, "clock", lambda: now[0])
+        patch.setattr(ratelimit, "current_actor", lambda: "the key's name")
+        _run(rate, capacity, steps, now)
+
+
+def _run(rate: float, capacity: float, steps: list[Any], now: list[float]) -> None:
+    limits = RateLimits(
+        address_per_second=0, key_per_second=rate, key_burst=capacity, auth_failures_per_minute=0
+    )
+    limiter = _charging_app(limits)
+    granted = 0
+    for gap, items, retry in steps:
+        now[0] += gap
+        path = "/one" if items is None else f"/batch/{items}"
+        status, headers, body = _send(limiter, path)
+        cost = 1 if items is None else items
+        if items is not None and items > capacity:
+            assert status in (422, 429)  # 429 only when the request's one token is missing
+        if status == 200:
+            granted += cost
+        if status == 422:
+            granted += 1  # the request itself, as any request refused for its content
+        if status == 429 and retry:
+            now[0] += int(headers[b"retry-after"])
+            retried, _, _ = _send(limiter, path)
+            if b"for a batch of" in body:  # the batch's own wait: the whole batch fits
+                assert retried == 200
+            else:  # the request's one token (the body unread): then the batch is weighed
+                assert retried in (200, 422, 429)
+            granted += cost if retried == 200 else 1 if retried == 422 else 0
+        # Over [0, now]: the burst and what the rate refilled since, never more.
+        assert granted <= capacity + rate * now[0] + 1e-6
