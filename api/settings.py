@@ -21,7 +21,8 @@ class RateLimits:
     address_burst: float = 200.0
     # Every request with one key's token.
     key_per_second: float = 50.0
-    key_burst: float = 100.0
+    # A full batch (api/batch.py MAX_ITEMS) fits a key's burst: a batch costs one per item.
+    key_burst: float = 500.0
     # Failed authentications (401 to a request with a token) from one address: at its
     # limit, a token not accepted before is 429 without being looked up.
     auth_failures_per_minute: float = 10.0
