@@ -467,6 +467,9 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     projections: str
     projections_pid: int | None = None
     projections_restarts: int | None = None
+    # The shard of the unit-value histories this server process appends to (decision 0040):
+    # 0 on SQLite; on PostgreSQL the one it claimed at its first assessment, null before.
+    history_shard: int | None = None
     # How far the published reference data reaches (warnings from 7 days before a month
     # without exchange rates; the status stays ok).
     reference: ReferenceOutlook
@@ -508,6 +511,7 @@ def health(svc: Any) -> Response:
             projections=svc.settings.projections,
             projections_pid=None if svc.feeder is None else svc.feeder.pid,
             projections_restarts=None if svc.feeder is None else svc.feeder.restarts,
+            history_shard=svc.app.claimed_history_shard,
             reference=svc.reference.outlook(),
         )
     )

@@ -306,9 +306,7 @@ def _too_many(who: str, buckets: Buckets, wait: float, items: int = 1) -> Respon
         type=TYPE_BASE + "rate-limited",
         title="Too many requests",
         status=429,
-        detail=RATE_MESSAGES[f"{who}/{per}"].format(
-            items=items, rate=rate, burst=buckets.capacity
-        ),
+        detail=RATE_MESSAGES[f"{who}/{per}"].format(items=items, rate=rate, burst=buckets.capacity),
     )
     return problem_response(problem, {"Retry-After": str(max(1, math.ceil(wait)))})
 

@@ -129,6 +129,11 @@ class LedgerApplication(Application[UUID]):
         """The shard of unit-value histories this process writes (ledger/history_shards.py)."""
         return self._shards.shard
 
+    @property
+    def claimed_history_shard(self) -> int | None:
+        """`history_shard` if this process has claimed it (None: not yet); claims nothing."""
+        return self._shards.claimed
+
     def glance(self, streams: Sequence[UUID]) -> list[AggregateState | None]:
         """Committed states of streams this process never writes, read without the commit's
         check (decision 0040). On SQLite no other process writes them: each is read once. On

@@ -41,6 +41,14 @@ class ShardClaim:
                     self._shard = self._claim()
         return self._shard
 
+    @property
+    def claimed(self) -> int | None:
+        """The shard, if it was asked for already (None: this process has not claimed one
+        yet); never claims one."""
+        if self._shard is None and self._database.kind != "postgresql":
+            return 0
+        return self._shard
+
     def _claim(self) -> int:
         db = self._database
         if db.kind != "postgresql":

@@ -137,7 +137,10 @@ def test_a_glance_is_read_again_only_when_due(two_servers: tuple[Ledger, Ledger]
 def test_a_third_server_finds_the_next_free_shard_and_a_closed_one_frees_its_own(
     postgres_url: str, two_servers: tuple[Ledger, Ledger]
 ) -> None:
+    # Claimed when first asked for (an assessment), not before; /healthz shows the claim.
+    assert [ledger.app.claimed_history_shard for ledger in two_servers] == [None, None]
     assert [ledger.app.history_shard for ledger in two_servers] == [0, 1]
+    assert [ledger.app.claimed_history_shard for ledger in two_servers] == [0, 1]
     third = LedgerApplication(parse_database_url(postgres_url))
     try:
         assert third.history_shard == 2
