@@ -57,7 +57,8 @@ class UnitOfWork(Protocol):
     @property
     def history_shard(self) -> int:
         """The shard of unit-value histories this process writes (domain/unit_values.py):
-        0 for a single writer; on PostgreSQL the one the process claimed at start."""
+        0 for a single writer; on PostgreSQL the one the process claimed the first time it
+        was asked for (its first assessment)."""
         ...
 
     # Number series taken in blocks (domain/numbering.py). Which block a process numbers from

@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # domain.declaration reaches this module through the risk rul
 # genuine change of price within fifty releases, and the state stays small.
 HISTORY_KEPT = 100
 # The shards of one item's history (decision 0040): one per server process writing the store,
-# the first free claimed at start; processes beyond this many share shards (their writes then
-# race on the shard's version and the loser decides again). Never lowered: a history is read
-# from every shard up to this number.
+# the first free one claimed at the process's first assessment; processes beyond this many
+# share shards (their writes then race on the shard's version and the loser decides again).
+# Never lowered: a history is read from every shard up to this number.
 SHARDS = 8
 
 
